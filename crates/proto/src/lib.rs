@@ -1,0 +1,17 @@
+//! The SMTP protocol of Posthorn, without I/O: addresses, commands, replies, message
+//! content decoding and the server session state machine. Nothing here touches a socket,
+//! a clock or a file, so every rule can be tested by feeding bytes and reading replies.
+
+pub mod address;
+pub mod command;
+pub mod data;
+pub mod dsn;
+pub mod reply;
+pub mod session;
+
+pub use address::{ForwardPath, Mailbox, ReversePath};
+pub use command::{BodyType, Command, MailFrom, RcptTo};
+pub use data::{BareNewline, ContentLimits};
+pub use dsn::{Notify, Orcpt, Ret};
+pub use reply::{Reply, Status};
+pub use session::{Action, Hello, Session, SessionConfig, Transaction};

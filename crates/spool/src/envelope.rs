@@ -1,0 +1,161 @@
+//! The envelope of a queued message: who sent it, to whom, with which DSN requests, and
+//! where each recipient's delivery stands. This is what the queue manager schedules and
+//! what a bounce is written from.
+
+use std::net::IpAddr;
+
+use posthorn_proto::{BodyType, Mailbox, Notify, Orcpt, Ret, ReversePath};
+
+use crate::id::QueueId;
+
+/// Everything about a queued message except its content.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Envelope {
+    /// The queue id; also the spool file name.
+    pub id: QueueId,
+    /// MAIL FROM; `Null` for bounces, which are never bounced themselves.
+    pub sender: ReversePath,
+    /// One entry per final recipient (after alias expansion).
+    pub recipients: Vec<Recipient>,
+    /// BODY= of MAIL FROM.
+    pub body: BodyType,
+    /// SMTPUTF8 was given: the next hop must support it.
+    pub smtputf8: bool,
+    /// RET= of MAIL FROM.
+    pub ret: Option<Ret>,
+    /// ENVID= of MAIL FROM, decoded.
+    pub envid: Option<String>,
+    /// When we accepted the message, in seconds since the Unix epoch.
+    pub arrival: u64,
+    /// Who handed us the message.
+    pub client: ClientInfo,
+    /// Header lines we add in front of the content at delivery (Received, and later
+    /// Authentication-Results), each ending in CRLF. Kept apart from the content so the
+    /// content stays byte for byte what the client sent.
+    pub prepend: String,
+    /// Held by the operator: not scheduled until released.
+    #[serde(default)]
+    pub hold: bool,
+    /// A "delayed" DSN has been sent for this message.
+    #[serde(default)]
+    pub delay_notified: bool,
+}
+
+impl Envelope {
+    /// True when no recipient is left to deliver: the message can leave the queue.
+    pub fn is_complete(&self) -> bool {
+        self.recipients.iter().all(|r| r.state.status.is_final())
+    }
+}
+
+/// The client that handed us a message, for Received headers and logs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClientInfo {
+    /// The peer address, absent for locally submitted mail.
+    pub ip: Option<IpAddr>,
+    /// The EHLO/HELO name.
+    pub helo: Option<String>,
+}
+
+/// One final recipient of a message.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Recipient {
+    /// The address to deliver to.
+    pub address: Mailbox,
+    /// Where the address leads.
+    pub route: Route,
+    /// The RCPT TO address this recipient came from (differs after alias expansion).
+    pub rcpt: String,
+    /// NOTIFY= of the RCPT; `None` means the default (failure and delay).
+    pub notify: Option<Notify>,
+    /// ORCPT= of the RCPT.
+    pub orcpt: Option<Orcpt>,
+    /// How delivery stands.
+    pub state: DeliveryState,
+}
+
+/// Where a recipient's mail goes, decided at RCPT time.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Route {
+    /// Into the Maildir of this local account.
+    Local {
+        /// The account name.
+        account: String,
+    },
+    /// To another server, found when delivery is attempted.
+    Remote,
+}
+
+/// Where one recipient's delivery stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeliveryState {
+    /// Pending, or one of the final outcomes.
+    pub status: Status,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// Earliest time of the next attempt, seconds since the epoch; 0 means now.
+    pub next_attempt: u64,
+    /// Time of the last attempt.
+    pub last_attempt: Option<u64>,
+    /// The last reply or error, for the queue listing and for bounces.
+    pub diagnostic: Option<String>,
+}
+
+/// The status of one recipient.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Not delivered yet; attempted at `next_attempt`.
+    #[default]
+    Pending,
+    /// Delivered.
+    Delivered,
+    /// Failed permanently.
+    Failed,
+    /// Given up after the maximum queue lifetime.
+    Expired,
+}
+
+impl Status {
+    /// True for every status but `Pending`.
+    pub fn is_final(self) -> bool {
+        self != Status::Pending
+    }
+}
+
+/// The mutable part of an envelope, stored apart from the message so that a state change
+/// rewrites a few hundred bytes, never the message.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct StateRecord {
+    pub states: Vec<DeliveryState>,
+    pub hold: bool,
+    pub delay_notified: bool,
+}
+
+impl StateRecord {
+    pub fn of(envelope: &Envelope) -> Self {
+        StateRecord {
+            states: envelope
+                .recipients
+                .iter()
+                .map(|r| r.state.clone())
+                .collect(),
+            hold: envelope.hold,
+            delay_notified: envelope.delay_notified,
+        }
+    }
+
+    /// Applies the record; a record that does not match the recipient list is refused.
+    pub fn apply(self, envelope: &mut Envelope) -> bool {
+        if self.states.len() != envelope.recipients.len() {
+            return false;
+        }
+        for (recipient, state) in envelope.recipients.iter_mut().zip(self.states) {
+            recipient.state = state;
+        }
+        envelope.hold = self.hold;
+        envelope.delay_notified = self.delay_notified;
+        true
+    }
+}

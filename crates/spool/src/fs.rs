@@ -1,0 +1,308 @@
+//! The embedded queue store: one file per message in a spool folder, the way Postfix and
+//! qmail keep their queues.
+//!
+//! Layout under the spool folder:
+//! - `tmp/<id>`: a message being received. Never read; wiped at start-up.
+//! - `<id>`: a committed message: the content as received, then the envelope as JSON, then
+//!   a 24-octet footer (magic, content length, envelope length, magic). It appears under
+//!   this name only by a rename after fsync, so a file with this name is always whole.
+//! - `<id>.state`: the recipients' delivery state once it has changed, replaced atomically
+//!   (write to `tmp/`, fsync, rename, fsync the folder).
+//! - `corrupt/<id>`: a file that failed to parse, set aside for the operator, never deleted.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::envelope::{Envelope, StateRecord};
+use crate::id::{IdGenerator, QueueId};
+use crate::{Content, MessageWriter, QueueStore};
+
+const FOOTER_LEN: u64 = 24;
+const MAGIC_HEAD: &[u8; 4] = b"PHQ1";
+const MAGIC_TAIL: &[u8; 4] = b"1QHP";
+const STATE_SUFFIX: &str = ".state";
+
+/// The spool folder and an open handle on it for fsync.
+#[derive(Debug)]
+struct Folder {
+    root: PathBuf,
+    tmp: PathBuf,
+    handle: File,
+}
+
+impl Folder {
+    fn sync(&self) -> io::Result<()> {
+        self.handle.sync_all()
+    }
+
+    fn message(&self, id: &QueueId) -> PathBuf {
+        self.root.join(id.as_str())
+    }
+
+    fn state(&self, id: &QueueId) -> PathBuf {
+        self.root.join(format!("{id}{STATE_SUFFIX}"))
+    }
+}
+
+/// The file-based queue store.
+#[derive(Debug)]
+pub struct FsQueueStore {
+    folder: Arc<Folder>,
+    ids: IdGenerator,
+}
+
+impl FsQueueStore {
+    /// Opens (creating if needed) the spool under `root`. Call `recover` before use.
+    pub fn open(root: impl Into<PathBuf>) -> io::Result<Self> {
+        let root = root.into();
+        let tmp = root.join("tmp");
+        for dir in [&root, &tmp] {
+            fs::create_dir_all(dir)?;
+            fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        }
+        let handle = File::open(&root)?;
+        Ok(FsQueueStore {
+            folder: Arc::new(Folder { root, tmp, handle }),
+            ids: IdGenerator::default(),
+        })
+    }
+
+    /// The spool folder.
+    pub fn root(&self) -> &Path {
+        &self.folder.root
+    }
+
+    fn scan(&self) -> io::Result<(Vec<QueueId>, Vec<QueueId>)> {
+        let mut messages = Vec::new();
+        let mut states = Vec::new();
+        for entry in fs::read_dir(&self.folder.root)? {
+            let name = entry?.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(stem) = name.strip_suffix(STATE_SUFFIX) {
+                if let Ok(id) = QueueId::try_from(stem.to_string()) {
+                    states.push(id);
+                }
+            } else if let Ok(id) = QueueId::try_from(name.to_string()) {
+                messages.push(id);
+            }
+        }
+        messages.sort();
+        Ok((messages, states))
+    }
+}
+
+impl QueueStore for FsQueueStore {
+    fn new_id(&self) -> QueueId {
+        self.ids.next()
+    }
+
+    fn writer(&self, id: QueueId) -> io::Result<Box<dyn MessageWriter>> {
+        Ok(Box::new(FsWriter {
+            folder: Arc::clone(&self.folder),
+            tmp_path: self.folder.tmp.join(id.as_str()),
+            id,
+            file: None,
+            written: 0,
+        }))
+    }
+
+    fn recover(&self) -> io::Result<Vec<QueueId>> {
+        for entry in fs::read_dir(&self.folder.tmp)? {
+            fs::remove_file(entry?.path())?;
+        }
+        let (messages, states) = self.scan()?;
+        for id in &states {
+            if messages.binary_search(id).is_err() {
+                fs::remove_file(self.folder.state(id))?;
+            }
+        }
+        for id in &messages {
+            self.ids.observe(id);
+        }
+        Ok(messages)
+    }
+
+    fn ids(&self) -> io::Result<Vec<QueueId>> {
+        Ok(self.scan()?.0)
+    }
+
+    fn load(&self, id: &QueueId) -> io::Result<Envelope> {
+        let file = File::open(self.folder.message(id))?;
+        let (content_len, envelope_len) = read_footer(&file)?;
+        let mut json = vec![0; envelope_len as usize];
+        file.read_exact_at(&mut json, content_len)?;
+        let mut envelope: Envelope = serde_json::from_slice(&json).map_err(invalid)?;
+        if envelope.id != *id {
+            return Err(invalid("envelope names another queue id"));
+        }
+        match fs::read(self.folder.state(id)) {
+            Ok(bytes) => {
+                let record: StateRecord = serde_json::from_slice(&bytes).map_err(invalid)?;
+                if !record.apply(&mut envelope) {
+                    return Err(invalid("state file does not match the recipients"));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Ok(envelope)
+    }
+
+    fn content(&self, id: &QueueId) -> io::Result<Content> {
+        let mut file = File::open(self.folder.message(id))?;
+        let (len, _) = read_footer(&file)?;
+        file.seek(SeekFrom::Start(0))?;
+        Ok(Content {
+            reader: Box::new(file.take(len)),
+            len,
+        })
+    }
+
+    fn save_state(&self, envelope: &Envelope) -> io::Result<()> {
+        let json = serde_json::to_vec(&StateRecord::of(envelope)).map_err(invalid)?;
+        let tmp = self
+            .folder
+            .tmp
+            .join(format!("{}{STATE_SUFFIX}", envelope.id));
+        let mut file = create_file(&tmp)?;
+        file.write_all(&json)?;
+        file.sync_data()?;
+        fs::rename(&tmp, self.folder.state(&envelope.id))?;
+        self.folder.sync()
+    }
+
+    fn remove(&self, id: &QueueId) -> io::Result<()> {
+        // Message first: a state file left behind alone is cleaned at recovery. Without a
+        // folder fsync a crash may bring the message back; that repeats a delivery, the
+        // one failure the design allows.
+        fs::remove_file(self.folder.message(id))?;
+        match fs::remove_file(self.folder.state(id)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    fn quarantine(&self, id: &QueueId) -> io::Result<()> {
+        let corrupt = self.folder.root.join("corrupt");
+        fs::create_dir_all(&corrupt)?;
+        fs::rename(self.folder.message(id), corrupt.join(id.as_str()))?;
+        if let Err(e) = fs::rename(
+            self.folder.state(id),
+            corrupt.join(format!("{id}{STATE_SUFFIX}")),
+        ) && e.kind() != io::ErrorKind::NotFound
+        {
+            return Err(e);
+        }
+        self.folder.sync()
+    }
+}
+
+/// Receives one message into `tmp/`; the file is created at the first write.
+struct FsWriter {
+    folder: Arc<Folder>,
+    tmp_path: PathBuf,
+    id: QueueId,
+    file: Option<File>,
+    written: u64,
+}
+
+impl FsWriter {
+    fn file(&mut self) -> io::Result<&mut File> {
+        match &mut self.file {
+            Some(file) => Ok(file),
+            slot => Ok(slot.insert(create_file(&self.tmp_path)?)),
+        }
+    }
+}
+
+impl Write for FsWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file()?.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl MessageWriter for FsWriter {
+    fn id(&self) -> &QueueId {
+        &self.id
+    }
+
+    fn commit(mut self: Box<Self>, envelope: &Envelope) -> io::Result<()> {
+        let json = serde_json::to_vec(envelope).map_err(invalid)?;
+        let content_len = self.written;
+        let mut tail = Vec::with_capacity(json.len() + FOOTER_LEN as usize);
+        tail.extend_from_slice(&json);
+        tail.extend_from_slice(MAGIC_HEAD);
+        tail.extend_from_slice(&content_len.to_le_bytes());
+        tail.extend_from_slice(&(json.len() as u64).to_le_bytes());
+        tail.extend_from_slice(MAGIC_TAIL);
+        let file = self.file()?;
+        file.write_all(&tail)?;
+        file.sync_data()?;
+        let path = self.folder.message(&self.id);
+        fs::rename(&self.tmp_path, &path)?;
+        self.file = None;
+        if let Err(e) = self.folder.sync() {
+            // The client will hear 451 and send again: do not deliver this copy as well.
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for FsWriter {
+    /// An abandoned message leaves nothing behind.
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = fs::remove_file(&self.tmp_path);
+        }
+    }
+}
+
+fn create_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Returns (content length, envelope length) after checking the footer.
+fn read_footer(file: &File) -> io::Result<(u64, u64)> {
+    let len = file.metadata()?.len();
+    if len < FOOTER_LEN {
+        return Err(invalid("spool file too short"));
+    }
+    let mut footer = [0u8; FOOTER_LEN as usize];
+    file.read_exact_at(&mut footer, len - FOOTER_LEN)?;
+    let field = |range: std::ops::Range<usize>| {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&footer[range]);
+        u64::from_le_bytes(bytes)
+    };
+    let content_len = field(4..12);
+    let envelope_len = field(12..20);
+    let consistent = &footer[..4] == MAGIC_HEAD
+        && &footer[20..] == MAGIC_TAIL
+        && content_len
+            .checked_add(envelope_len)
+            .and_then(|n| n.checked_add(FOOTER_LEN))
+            == Some(len);
+    if !consistent {
+        return Err(invalid("spool file footer is damaged"));
+    }
+    Ok((content_len, envelope_len))
+}
+
+fn invalid(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, error)
+}

@@ -1,0 +1,68 @@
+//! Durable queue storage for Posthorn.
+//!
+//! The promise of the whole server rests here: a message is accepted only once
+//! [`MessageWriter::commit`] has returned, and by then content and envelope are on disk
+//! with fsync of file and folder. The [`QueueStore`] trait keeps the queue manager
+//! independent of how that is done; [`FsQueueStore`] is the embedded default.
+
+mod envelope;
+mod fs;
+mod id;
+
+use std::io;
+
+pub use envelope::{ClientInfo, DeliveryState, Envelope, Recipient, Route, Status};
+pub use fs::FsQueueStore;
+pub use id::{IdGenerator, QueueId};
+
+/// Durable storage of queued messages. Every method blocks on disk I/O: call it from a
+/// blocking thread, not from an async task.
+pub trait QueueStore: Send + Sync + 'static {
+    /// A fresh queue id, unique across restarts once `recover` has run.
+    fn new_id(&self) -> QueueId;
+
+    /// Starts receiving the content of message `id`. Dropping the writer before `commit`
+    /// discards everything written.
+    fn writer(&self, id: QueueId) -> io::Result<Box<dyn MessageWriter>>;
+
+    /// Start-up: removes half-written files and returns every committed message, oldest
+    /// first.
+    fn recover(&self) -> io::Result<Vec<QueueId>>;
+
+    /// Every committed message, oldest first, without touching anything.
+    fn ids(&self) -> io::Result<Vec<QueueId>>;
+
+    /// The envelope of a message with its latest delivery state.
+    fn load(&self, id: &QueueId) -> io::Result<Envelope>;
+
+    /// The content of a message, exactly as it was received.
+    fn content(&self, id: &QueueId) -> io::Result<Content>;
+
+    /// Stores the delivery state of `envelope`'s recipients (and its hold and
+    /// delay-notified flags) atomically and durably.
+    fn save_state(&self, envelope: &Envelope) -> io::Result<()>;
+
+    /// Removes a message whose recipients are all final.
+    fn remove(&self, id: &QueueId) -> io::Result<()>;
+
+    /// Moves a message that cannot be read out of the queue, keeping it for the operator.
+    fn quarantine(&self, id: &QueueId) -> io::Result<()>;
+}
+
+/// The content of one message being received.
+pub trait MessageWriter: io::Write + Send {
+    /// The id the message will have.
+    fn id(&self) -> &QueueId;
+
+    /// Stores the envelope and makes message and envelope durable; only after this returns
+    /// may the server answer 250.
+    fn commit(self: Box<Self>, envelope: &Envelope) -> io::Result<()>;
+}
+
+/// A reader over a queued message's content.
+pub struct Content {
+    /// The content, from its first octet.
+    pub reader: Box<dyn io::Read + Send>,
+    /// Its length in octets.
+    pub len: u64,
+}

@@ -15,7 +15,7 @@ fuzz_target!(|input: &[u8]| {
     for chunk in input.chunks(97) {
         session.feed(chunk);
         loop {
-            match session.next() {
+            match session.next_action() {
                 Action::NeedInput | Action::Close => break,
                 Action::StartTls => session.tls_established(),
                 Action::Hello(_) | Action::Mail(_) | Action::DataStart => session.accept(),

@@ -1,6 +1,6 @@
 //! The server side of an SMTP session as a sans-IO state machine.
 //!
-//! The driver feeds the bytes it reads (`feed`) and calls `next` until it returns
+//! The driver feeds the bytes it reads (`feed`) and calls `next_action` until it returns
 //! [`Action::NeedInput`], writing `output()` before it blocks on the socket: that is all
 //! RFC 2920 pipelining asks of a server. Decisions that need the outside world (who may
 //! send, which recipients exist, whether the spool took the message) come out as actions;
@@ -379,7 +379,7 @@ impl<R> Session<R> {
     }
 
     /// Runs the session until it needs input or a decision.
-    pub fn next(&mut self) -> Action {
+    pub fn next_action(&mut self) -> Action {
         loop {
             match &mut self.phase {
                 Phase::Closed => return Action::Close,

@@ -41,19 +41,19 @@ fn drive(
             steps += 1;
             assert!(steps < 100_000, "session does not make progress");
             let pick = *verdict.next().unwrap_or(&0);
-            match session.next() {
+            match session.next_action() {
                 Action::NeedInput => break,
                 Action::Close => break 'chunks,
                 Action::StartTls => session.tls_established(),
                 Action::Hello(_) | Action::Mail(_) | Action::DataStart => {
-                    if pick % 5 == 0 {
+                    if pick.is_multiple_of(5) {
                         session.reject(Reply::new(550, 7, 1, "No"));
                     } else {
                         session.accept();
                     }
                 }
                 Action::Rcpt(_) => {
-                    if pick % 4 == 0 {
+                    if pick.is_multiple_of(4) {
                         session.reject(table::unknown_user());
                     } else {
                         session.accept_rcpt(());
@@ -62,7 +62,7 @@ fn drive(
                 Action::Data => session.take_content(&mut content),
                 Action::DataEnd => {
                     messages.push(std::mem::take(&mut content));
-                    if pick % 7 == 0 {
+                    if pick.is_multiple_of(7) {
                         session.finish(table::local_error());
                     } else {
                         session.finish(table::queued("X"));

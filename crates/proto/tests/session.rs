@@ -48,7 +48,7 @@ impl Driver {
 
     fn run(&mut self) -> String {
         loop {
-            let action = self.session.next();
+            let action = self.session.next_action();
             self.actions.push(action.clone());
             match action {
                 Action::NeedInput => break,
@@ -549,9 +549,9 @@ fn driver_rejection_with_421_closes() {
     let mut d = Driver::new();
     d.run();
     d.session.feed(b"EHLO x\r\n");
-    assert_eq!(d.session.next(), Action::Hello("x".into()));
+    assert_eq!(d.session.next_action(), Action::Hello("x".into()));
     d.session.reject(Reply::new(421, 7, 0, "Go away"));
-    assert_eq!(d.session.next(), Action::Close);
+    assert_eq!(d.session.next_action(), Action::Close);
 }
 
 #[test]

@@ -96,7 +96,7 @@ impl FsQueueStore {
 
 impl QueueStore for FsQueueStore {
     fn new_id(&self) -> QueueId {
-        self.ids.next()
+        self.ids.generate()
     }
 
     fn writer(&self, id: QueueId) -> io::Result<Box<dyn MessageWriter>> {

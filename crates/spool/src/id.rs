@@ -81,7 +81,7 @@ impl IdGenerator {
     }
 
     /// A new id.
-    pub fn next(&self) -> QueueId {
+    pub fn generate(&self) -> QueueId {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
@@ -122,7 +122,7 @@ mod tests {
     #[test]
     fn ids_are_unique_and_sorted() {
         let generator = IdGenerator::default();
-        let ids: Vec<QueueId> = (0..10_000).map(|_| generator.next()).collect();
+        let ids: Vec<QueueId> = (0..10_000).map(|_| generator.generate()).collect();
         let mut sorted = ids.clone();
         sorted.sort();
         sorted.dedup();
@@ -134,14 +134,14 @@ mod tests {
         let generator = IdGenerator::default();
         let future = QueueId("1zzzzzzzzzz00000".into());
         generator.observe(&future);
-        assert!(generator.next() > future);
+        assert!(generator.generate() > future);
     }
 
     #[test]
     fn parsing_refuses_paths() {
         assert!(QueueId::try_from("../../etc/passwd".to_string()).is_err());
         assert!(QueueId::try_from("0123456789b0000".to_string()).is_err());
-        let id = IdGenerator::default().next();
+        let id = IdGenerator::default().generate();
         assert_eq!(QueueId::try_from(id.to_string()), Ok(id));
     }
 }

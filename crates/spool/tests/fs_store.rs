@@ -146,7 +146,7 @@ fn recovery_wipes_temporaries_and_orphan_states() {
     let orphan = store.new_id();
     std::fs::write(dir.path().join(format!("{orphan}.state")), b"{}").unwrap();
     let reopened = FsQueueStore::open(dir.path()).unwrap();
-    assert_eq!(reopened.recover().unwrap(), [kept.id.clone()]);
+    assert_eq!(reopened.recover().unwrap(), std::slice::from_ref(&kept.id));
     assert_eq!(
         std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
         0

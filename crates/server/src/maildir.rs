@@ -1,0 +1,190 @@
+//! Writing into Maildir (cr.yp.to/proto/maildir.html): write into `tmp/` under a unique
+//! name, fsync, rename into `new/`, fsync `new/`. A reader never sees half a message and a
+//! crash never loses one that we reported delivered.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+static DELIVERIES: AtomicU64 = AtomicU64::new(0);
+
+/// Creates `cur/`, `new/` and `tmp/` under `root` if they are missing (mode 0700).
+pub fn create(root: &Path) -> io::Result<()> {
+    for sub in ["cur", "new", "tmp"] {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root.join(sub))?;
+    }
+    Ok(())
+}
+
+/// Delivers `header` followed by `content` (of `content_len` octets) into the Maildir at
+/// `root`; returns the path in `new/`. `hostname` goes into the unique file name.
+pub fn deliver(
+    root: &Path,
+    hostname: &str,
+    header: &[u8],
+    content: &mut dyn Read,
+    content_len: u64,
+) -> io::Result<PathBuf> {
+    create(root)?;
+    let size = header.len() as u64 + content_len;
+    let name = unique_name(hostname, size);
+    let tmp = root.join("tmp").join(&name);
+    let result = write_synced(&tmp, header, content, content_len);
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    let new = root.join("new").join(&name);
+    fs::rename(&tmp, &new)?;
+    File::open(root.join("new"))?.sync_all()?;
+    Ok(new)
+}
+
+fn write_synced(path: &Path, header: &[u8], content: &mut dyn Read, len: u64) -> io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(header)?;
+    let copied = io::copy(&mut content.take(len), &mut file)?;
+    if copied != len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "queued message is shorter than its recorded length",
+        ));
+    }
+    file.sync_all()
+}
+
+/// `time.MmicrosPpidQn.host,S=size`: unique per host (time, pid and a counter), with the
+/// size in the name as Maildir++ readers expect for quota.
+fn unique_name(hostname: &str, size: u64) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let n = DELIVERIES.fetch_add(1, Ordering::Relaxed);
+    let host: String = hostname
+        .chars()
+        .map(|c| match c {
+            '/' => "\\057".to_string(),
+            ':' => "\\072".to_string(),
+            c => c.to_string(),
+        })
+        .collect();
+    format!(
+        "{}.M{}P{}Q{}.{},S={}",
+        now.as_secs(),
+        now.subsec_micros(),
+        std::process::id(),
+        n,
+        host,
+        size
+    )
+}
+
+/// Octets used by the messages of a Maildir and its Maildir++ folders (`.Name/`), read
+/// from the `S=` of file names where present.
+pub fn usage(root: &Path) -> io::Result<u64> {
+    let mut total = 0;
+    let mut folders = vec![root.to_path_buf()];
+    match fs::read_dir(root) {
+        Ok(entries) => {
+            for entry in entries {
+                let entry = entry?;
+                if entry.file_name().to_string_lossy().starts_with('.')
+                    && entry.file_type()?.is_dir()
+                {
+                    folders.push(entry.path());
+                }
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    }
+    for folder in folders {
+        for sub in ["cur", "new"] {
+            let entries = match fs::read_dir(folder.join(sub)) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                let entry = entry?;
+                total += size_from_name(&entry.file_name().to_string_lossy())
+                    .map_or_else(|| entry.metadata().map(|m| m.len()), Ok)?;
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// The `S=` field of a Maildir++ file name (`...,S=1234` possibly followed by `:2,FLAGS`).
+fn size_from_name(name: &str) -> Option<u64> {
+    let base = name.split(':').next()?;
+    base.split(',')
+        .find_map(|field| field.strip_prefix("S="))
+        .and_then(|s| s.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivery_lands_in_new_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("alice");
+        let content = b"Subject: hi\r\n\r\nbody\r\n";
+        let path = deliver(
+            &root,
+            "mx.example",
+            b"Delivered-To: a@b\r\n",
+            &mut &content[..],
+            content.len() as u64,
+        )
+        .unwrap();
+        assert!(path.starts_with(root.join("new")));
+        let stored = fs::read(&path).unwrap();
+        assert_eq!(stored, b"Delivered-To: a@b\r\nSubject: hi\r\n\r\nbody\r\n");
+        assert_eq!(fs::read_dir(root.join("tmp")).unwrap().count(), 0);
+        assert_eq!(usage(&root).unwrap(), stored.len() as u64);
+    }
+
+    #[test]
+    fn names_are_unique_and_carry_the_size() {
+        let a = unique_name("h/o:st", 10);
+        let b = unique_name("h/o:st", 10);
+        assert_ne!(a, b);
+        assert!(a.ends_with(".h\\057o\\072st,S=10"), "{a}");
+        assert_eq!(size_from_name(&a), Some(10));
+        assert_eq!(size_from_name("123.M1P2Q3.host,S=77:2,S"), Some(77));
+        assert_eq!(size_from_name("123.host"), None);
+    }
+
+    #[test]
+    fn short_content_is_an_error_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = deliver(dir.path(), "h", b"", &mut &b"abc"[..], 10).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert_eq!(fs::read_dir(dir.path().join("new")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn usage_counts_folders_and_missing_maildir_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(usage(&dir.path().join("none")).unwrap(), 0);
+        create(&dir.path().join(".Sent")).unwrap();
+        fs::write(dir.path().join(".Sent/cur/1.x,S=5:2,S"), b"12345").unwrap();
+        fs::create_dir_all(dir.path().join("cur")).unwrap();
+        fs::write(dir.path().join("cur/2.x"), b"123").unwrap();
+        assert_eq!(usage(dir.path()).unwrap(), 8);
+    }
+}

@@ -1,0 +1,151 @@
+//! Putting the server together: spool, directory, queue manager, listeners; and taking it
+//! apart again on shutdown without losing a session's message.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use posthorn_proto::reply::table;
+use posthorn_spool::{FsQueueStore, QueueStore};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::delivery::Deliverer;
+use crate::directory::Directory;
+use crate::limiter::ConnectionLimiter;
+use crate::queue;
+use crate::smtp::{self, Inbound};
+
+/// Runs the server until `stop` completes, then shuts down gracefully: listeners close at
+/// once, sessions get `shutdown_grace` to finish, deliveries in progress complete.
+pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let data_dir = &config.server.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data folder {}", data_dir.display()))?;
+    let store: Arc<dyn QueueStore> = Arc::new(
+        FsQueueStore::open(data_dir.join("queue"))
+            .with_context(|| format!("cannot open the queue in {}", data_dir.display()))?,
+    );
+    let directory = Arc::new(
+        Directory::build(&config).map_err(|e| anyhow::anyhow!("{}: {}", e.key, e.message))?,
+    );
+    std::fs::create_dir_all(directory.mail_root())
+        .with_context(|| format!("cannot create {}", directory.mail_root().display()))?;
+
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let deliverer = Arc::new(Deliverer::new(
+        Arc::clone(&store),
+        Arc::clone(&directory),
+        config.server.hostname.get_ref().clone(),
+        config.queue.retry_schedule.iter().map(|s| s.0).collect(),
+    ));
+    let (queue, queue_task) = queue::start(
+        Arc::clone(&store),
+        deliverer,
+        config.queue.delivery_concurrency,
+        shutdown.clone(),
+    );
+    let inbound = Arc::new(Inbound {
+        session_config: config.session_config(),
+        command_timeout: config.limits.command_timeout.0,
+        data_timeout: config.limits.data_timeout.0,
+        directory,
+        store,
+        queue,
+    });
+    let limiter = ConnectionLimiter::new(
+        config.limits.max_connections,
+        config.limits.max_connections_per_ip,
+    );
+    let sessions = TaskTracker::new();
+    let mut listeners = Vec::new();
+    for listener in &config.listeners {
+        let socket = TcpListener::bind(listener.address).await.with_context(|| {
+            format!("cannot listen on {} ({})", listener.address, listener.role)
+        })?;
+        let address = socket.local_addr()?;
+        info!(role = %listener.role, %address, "listening");
+        listeners.push(tokio::spawn(accept_loop(
+            socket,
+            Arc::clone(&inbound),
+            Arc::clone(&limiter),
+            sessions.clone(),
+            shutdown.clone(),
+        )));
+    }
+    info!(hostname = %config.server.hostname.get_ref(), "posthorn started");
+
+    stop.await;
+    info!("shutting down");
+    let _ = shutdown_tx.send(true);
+    for listener in listeners {
+        let _ = listener.await;
+    }
+    sessions.close();
+    let grace = config.server.shutdown_grace.0;
+    if tokio::time::timeout(grace, sessions.wait()).await.is_err() {
+        warn!(
+            open = limiter.open(),
+            "grace period over, closing remaining sessions"
+        );
+    }
+    if tokio::time::timeout(Duration::from_secs(30), queue_task)
+        .await
+        .is_err()
+    {
+        warn!("deliveries still running at exit; they will be retried");
+    }
+    info!("stopped");
+    Ok(())
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    inbound: Arc<Inbound>,
+    limiter: Arc<ConnectionLimiter>,
+    sessions: TaskTracker,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => admit(stream, peer, &inbound, &limiter, &sessions, &shutdown),
+            Err(e) => {
+                // Usually out of file descriptors: wait instead of spinning.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+fn admit(
+    stream: TcpStream,
+    peer: SocketAddr,
+    inbound: &Arc<Inbound>,
+    limiter: &Arc<ConnectionLimiter>,
+    sessions: &TaskTracker,
+    shutdown: &watch::Receiver<bool>,
+) {
+    let Some(permit) = limiter.admit(peer.ip()) else {
+        info!(client = %peer.ip(), "refused: too many connections");
+        // Best effort and never blocking: the socket buffer of a new connection is empty.
+        let _ = stream.try_write(&table::too_many_connections().to_bytes());
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    let inbound = Arc::clone(inbound);
+    let shutdown = shutdown.clone();
+    sessions.spawn(async move {
+        smtp::run(inbound, stream, peer, shutdown).await;
+        drop(permit);
+    });
+}

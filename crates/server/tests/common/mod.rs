@@ -1,0 +1,378 @@
+//! Test harness: the real `posthorn` binary on an ephemeral loopback port with its own data
+//! folder, its log captured, and a raw SMTP client for conversations byte by byte.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a test waits for anything before it fails.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Builds the configuration of a test server.
+#[derive(Default, Clone)]
+pub struct Options {
+    /// Extra keys for the `[server]` table.
+    pub server: String,
+    /// Extra tables appended to the file (domains, accounts, limits...).
+    pub config: String,
+}
+
+impl Options {
+    /// Extra `[server]` keys.
+    pub fn server(mut self, keys: &str) -> Self {
+        self.server.push_str(keys);
+        self.server.push('\n');
+        self
+    }
+
+    /// Extra tables.
+    pub fn config(mut self, tables: &str) -> Self {
+        self.config.push_str(tables);
+        self.config.push('\n');
+        self
+    }
+
+    /// Starts a server in a new temporary folder.
+    pub fn start(self) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().to_path_buf();
+        let mut server = TestServer {
+            child: None,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            root,
+            _dir: Some(dir),
+            log: Arc::new(Mutex::new(String::new())),
+            options: self,
+        };
+        server.launch();
+        server
+    }
+}
+
+/// A running `posthorn serve`.
+pub struct TestServer {
+    child: Option<Child>,
+    /// The mx listener.
+    pub addr: SocketAddr,
+    /// Holds `posthorn.toml` and `data/`.
+    pub root: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+    log: Arc<Mutex<String>>,
+    options: Options,
+}
+
+impl TestServer {
+    /// A server on the defaults but for its folder and port.
+    pub fn start() -> TestServer {
+        Options::default().start()
+    }
+
+    /// The configuration file the server runs with.
+    pub fn config_path(&self) -> PathBuf {
+        self.root.join("posthorn.toml")
+    }
+
+    /// The data folder.
+    pub fn data(&self) -> PathBuf {
+        self.root.join("data")
+    }
+
+    fn launch(&mut self) {
+        let config = format!(
+            "[server]\nhostname = \"mx.test\"\ndata_dir = \"{}\"\n{}\n[[listener]]\nrole = \"mx\"\naddress = \"127.0.0.1:0\"\n\n{}",
+            self.data().display(),
+            self.options.server,
+            self.options.config
+        );
+        std::fs::write(self.config_path(), config).expect("write config");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_posthorn"))
+            .arg("serve")
+            .arg("--config")
+            .arg(self.config_path())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start posthorn");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::clone(&self.log);
+        log.lock().unwrap().push_str("--- start ---\n");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        self.child = Some(child);
+        let started = Instant::now();
+        loop {
+            let log = self.log();
+            let last_start = log.rfind("--- start ---").unwrap_or(0);
+            if let Some(address) = log[last_start..]
+                .lines()
+                .filter(|l| l.contains("listening"))
+                .find_map(|l| l.split("address=").nth(1))
+            {
+                self.addr = address.trim().parse().expect("listening address");
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("posthorn exited with {status} at start:\n{log}");
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "posthorn did not start:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the server again on the same folder (after `kill9` or `stop`).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "server still running");
+        self.launch();
+    }
+
+    /// SIGKILL: the crash the spool must survive.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then waits for the process to exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("server running");
+        let pid = child.id() as libc::pid_t;
+        // SAFETY: plain signal to our own child process.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if started.elapsed() > PATIENCE {
+                let _ = child.kill();
+                panic!("posthorn did not stop:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the log contains `needle`.
+    pub fn wait_for_log(&self, needle: &str) {
+        wait_until(&format!("log line {needle:?}"), || {
+            self.log().contains(needle).then_some(())
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", self.log()));
+    }
+
+    /// The Maildir of an account.
+    pub fn maildir(&self, account: &str) -> PathBuf {
+        self.data().join("mail").join(account)
+    }
+
+    /// Every message in an account's Maildir (`new/` and `cur/`), sorted by file name.
+    pub fn messages(&self, account: &str) -> Vec<Vec<u8>> {
+        let mut files = Vec::new();
+        for sub in ["new", "cur"] {
+            if let Ok(entries) = std::fs::read_dir(self.maildir(account).join(sub)) {
+                files.extend(entries.map(|e| e.unwrap().path()));
+            }
+        }
+        files.sort();
+        files.iter().map(|p| std::fs::read(p).unwrap()).collect()
+    }
+
+    /// Waits until an account has `count` messages and returns them.
+    pub fn wait_for_messages(&self, account: &str, count: usize) -> Vec<Vec<u8>> {
+        wait_until(&format!("{count} messages for {account}"), || {
+            let messages = self.messages(account);
+            (messages.len() >= count).then_some(messages)
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", self.log()))
+    }
+
+    /// Names of committed files in the spool (messages and state files).
+    pub fn queue_files(&self) -> Vec<String> {
+        list_files(&self.data().join("queue"))
+    }
+
+    /// Names of files in the spool's `tmp/`.
+    pub fn queue_tmp_files(&self) -> Vec<String> {
+        list_files(&self.data().join("queue").join("tmp"))
+    }
+
+    /// Waits until the spool holds no committed message.
+    pub fn wait_for_empty_queue(&self) {
+        wait_until("an empty queue", || {
+            self.queue_files().is_empty().then_some(())
+        })
+        .unwrap_or_else(|e| panic!("{e}: {:?}\n{}", self.queue_files(), self.log()));
+    }
+
+    /// A raw client connected to the mx listener, greeting read.
+    pub fn client(&self) -> Client {
+        let mut client = Client::connect(self.addr);
+        let greeting = client.reply();
+        assert!(greeting.starts_with("220 "), "greeting: {greeting}");
+        client
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Files (not folders) directly in `dir`.
+pub fn list_files(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Polls `probe` until it yields, for at most `PATIENCE`.
+pub fn wait_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> Result<T, String> {
+    let started = Instant::now();
+    loop {
+        if let Some(value) = probe() {
+            return Ok(value);
+        }
+        if started.elapsed() > PATIENCE {
+            return Err(format!("timed out waiting for {what}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A raw SMTP client: exact bytes out, whole replies in.
+pub struct Client {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Client {
+    /// Connects without reading anything.
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        Client {
+            writer: stream.try_clone().unwrap(),
+            reader: BufReader::new(stream),
+        }
+    }
+
+    /// Sends raw bytes.
+    pub fn send(&mut self, bytes: impl AsRef<[u8]>) {
+        self.writer.write_all(bytes.as_ref()).expect("send");
+    }
+
+    /// Reads one whole reply (all its lines), or "" if the server closed the connection.
+    pub fn reply(&mut self) -> String {
+        let mut reply = String::new();
+        loop {
+            let mut line = String::new();
+            match self.reader.read_line(&mut line) {
+                Ok(0) => return reply,
+                Ok(_) => {}
+                Err(e) => panic!("reading reply after {reply:?}: {e}"),
+            }
+            reply.push_str(&line);
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return reply;
+            }
+        }
+    }
+
+    /// Sends `line` with CRLF and returns the reply.
+    pub fn command(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n"));
+        self.reply()
+    }
+
+    /// Sends `line` and asserts the reply starts with `expected` (e.g. "250 2.1.5").
+    pub fn expect(&mut self, line: &str, expected: &str) -> String {
+        let reply = self.command(line);
+        assert!(
+            reply.starts_with(expected),
+            "{line:?}: expected {expected:?}, got {reply:?}"
+        );
+        reply
+    }
+
+    /// True once the server has closed the connection (reads to end of stream).
+    pub fn is_closed(&mut self) -> bool {
+        let mut rest = Vec::new();
+        matches!(self.reader.read_to_end(&mut rest), Ok(_))
+    }
+
+    /// EHLO, MAIL, RCPT for each recipient, DATA with `content` (dot-stuffed here), and the
+    /// final reply.
+    pub fn send_message(&mut self, from: &str, to: &[&str], content: &str) -> String {
+        self.expect("EHLO client.test", "250");
+        self.expect(&format!("MAIL FROM:<{from}>"), "250 2.1.0");
+        for rcpt in to {
+            self.expect(&format!("RCPT TO:<{rcpt}>"), "250 2.1.5");
+        }
+        self.expect("DATA", "354");
+        let mut stuffed = String::new();
+        for line in content.split_inclusive("\r\n") {
+            if line.starts_with('.') {
+                stuffed.push('.');
+            }
+            stuffed.push_str(line);
+        }
+        self.send(stuffed);
+        self.command(".")
+    }
+}
+
+/// The queue id from a `250 2.0.0 OK queued as ID` reply.
+pub fn queue_id(reply: &str) -> String {
+    reply
+        .trim_end()
+        .rsplit(' ')
+        .next()
+        .expect("queue id")
+        .to_string()
+}
+
+/// Splits a delivered message at the first empty line: (headers, body).
+pub fn split_message(message: &[u8]) -> (String, Vec<u8>) {
+    let at = message
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header/body separator");
+    (
+        String::from_utf8_lossy(&message[..at + 2]).into_owned(),
+        message[at + 4..].to_vec(),
+    )
+}

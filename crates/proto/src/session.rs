@@ -39,7 +39,7 @@ impl SessionConfig {
             max_recipients: 1000,
             max_errors: 20,
             content: ContentLimits {
-                max_line: 998 * 8,
+                max_line: 8000,
                 max_size: 50 * 1024 * 1024,
                 bare_newline: BareNewline::Reject,
             },
@@ -398,7 +398,8 @@ impl<R> Session<R> {
                 }
                 Phase::Command => {
                     let Some(line_end) = memchr::memchr(b'\n', &self.input[self.pos..]) else {
-                        if self.input.len() - self.pos > self.config.max_command_line {
+                        // A line at the limit may be waiting for the LF after its CR.
+                        if self.input.len() - self.pos > self.config.max_command_line + 1 {
                             self.pos = self.input.len();
                             self.phase = Phase::SkipLine;
                         }

@@ -564,3 +564,17 @@ fn quota_rejection_is_passed_through() {
         ["552 5.2.2"]
     );
 }
+
+#[test]
+fn line_at_the_limit_split_before_its_lf_is_accepted() {
+    let mut cfg = config();
+    cfg.max_command_line = 512;
+    let mut d = Driver::with(cfg);
+    d.ready();
+    let line = format!("NOOP {}", "x".repeat(507));
+    assert_eq!(d.send(&format!("{line}\r")), "");
+    assert_eq!(codes(&d.send("\n")), ["250 2.0.0"]);
+    let too_long = format!("NOOP {}", "x".repeat(508));
+    assert_eq!(d.send(&format!("{too_long}\r")), "");
+    assert_eq!(codes(&d.send("\n")), ["500 5.5.2"]);
+}

@@ -11,13 +11,22 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 static DELIVERIES: AtomicU64 = AtomicU64::new(0);
 
-/// Creates `cur/`, `new/` and `tmp/` under `root` if they are missing (mode 0700).
+/// Creates `cur/`, `new/` and `tmp/` under `root` if they are missing (mode 0700). New
+/// folders are fsynced into their parents: a message delivered into a folder whose own
+/// entry is not durable could vanish with it.
 pub fn create(root: &Path) -> io::Result<()> {
+    if root.join("new").is_dir() && root.join("cur").is_dir() && root.join("tmp").is_dir() {
+        return Ok(());
+    }
     for sub in ["cur", "new", "tmp"] {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(root.join(sub))?;
+    }
+    File::open(root)?.sync_all()?;
+    if let Some(parent) = root.parent() {
+        File::open(parent)?.sync_all()?;
     }
     Ok(())
 }

@@ -85,7 +85,12 @@ fn serve(config: Config) -> ExitCode {
             return ExitCode::from(EX_SOFTWARE);
         }
     };
-    match runtime.block_on(posthorn::server::run(config, stop_signal())) {
+    let result = runtime.block_on(async {
+        // Registered before start-up work begins, so SIGTERM is always graceful.
+        let stop = stop_signal()?;
+        posthorn::server::run(config, stop).await
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -94,19 +99,15 @@ fn serve(config: Config) -> ExitCode {
     }
 }
 
-/// Completes on SIGTERM or SIGINT.
-async fn stop_signal() {
+/// Watches SIGTERM and SIGINT from now on; the future completes on either.
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(e) => {
-            tracing::error!("cannot watch SIGTERM: {e}");
-            std::future::pending::<()>().await;
-            return;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = interrupt.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
+    })
 }

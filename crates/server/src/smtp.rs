@@ -157,9 +157,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
         }
     }
 
+    /// Writes pending replies. A client that stops reading is dropped after the command
+    /// timeout, like one that stops writing: otherwise it could hold a session forever.
     async fn flush(&mut self) -> std::io::Result<()> {
         if !self.session.output().is_empty() {
-            self.stream.write_all(self.session.output()).await?;
+            let write = self.stream.write_all(self.session.output());
+            tokio::time::timeout(self.inbound.command_timeout, write)
+                .await
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
             self.session.clear_output();
         }
         Ok(())

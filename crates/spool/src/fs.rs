@@ -64,6 +64,11 @@ impl FsQueueStore {
             fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
         }
         let handle = File::open(&root)?;
+        // The folders' own entries must be durable before any message is.
+        handle.sync_all()?;
+        if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+            File::open(parent)?.sync_all()?;
+        }
         Ok(FsQueueStore {
             folder: Arc::new(Folder { root, tmp, handle }),
             ids: IdGenerator::default(),

@@ -19,7 +19,7 @@ use toml::Spanned;
 pub use units::{Size, Span};
 
 /// The whole configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Identity and storage of this server.
@@ -46,7 +46,7 @@ pub struct Config {
 }
 
 /// `[server]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Server {
     /// Our name in greetings and Received headers; the system host name by default.
@@ -71,7 +71,7 @@ impl Default for Server {
 }
 
 /// `[[listener]]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Listener {
     /// What the listener is for.
@@ -97,7 +97,7 @@ impl fmt::Display for Role {
 }
 
 /// `[limits]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Largest message accepted (advertised as SIZE).
@@ -141,7 +141,7 @@ impl Default for Limits {
 }
 
 /// `[queue]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Queue {
     /// Waits between delivery attempts; the last one repeats.
@@ -162,7 +162,7 @@ impl Default for Queue {
 }
 
 /// `[[domain]]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Domain {
     /// The domain name.
@@ -172,7 +172,7 @@ pub struct Domain {
 }
 
 /// `[[account]]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Account {
     /// The account name; also its mailbox folder name.
@@ -452,6 +452,15 @@ mod tests {
         assert_eq!(config.domains[0].name.get_ref(), "localhost");
         assert_eq!(config.accounts[0].name.get_ref(), "postmaster");
         assert_eq!(config.server.data_dir, PathBuf::from("posthorn-data"));
+    }
+
+    #[test]
+    fn example_file_documents_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/posthorn.example.toml");
+        let mut example = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let embedded = Config::embedded();
+        example.server.hostname = embedded.server.hostname.clone();
+        assert_eq!(example, embedded);
     }
 
     #[test]

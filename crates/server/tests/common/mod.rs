@@ -331,7 +331,7 @@ impl Client {
     /// True once the server has closed the connection (reads to end of stream).
     pub fn is_closed(&mut self) -> bool {
         let mut rest = Vec::new();
-        matches!(self.reader.read_to_end(&mut rest), Ok(_))
+        self.reader.read_to_end(&mut rest).is_ok()
     }
 
     /// EHLO, MAIL, RCPT for each recipient, DATA with `content` (dot-stuffed here), and the

@@ -1,0 +1,1034 @@
+//! Hostile and broken SMTP peers against the real server, byte by byte over raw sockets:
+//! overlong lines, commands out of sequence, SMTP smuggling, binary garbage, slow and
+//! vanishing clients, and the size, recipient and connection limits. Every test checks the
+//! exact replies and what did or did not reach the Maildir and the spool.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use common::{Client, Options, PATIENCE, TestServer, split_message, wait_until};
+
+/// `postmaster` receives the honest mail; `victim` is whom smuggled commands aim at.
+/// Configuring any account replaces the default postmaster, so both are listed.
+const ACCOUNTS: &str = "[[account]]\nname = \"postmaster\"\n\n[[account]]\nname = \"victim\"\n";
+
+/// A pause between two TCP writes, long enough for the server to read them separately.
+const GAP: Duration = Duration::from_millis(50);
+
+/// More content than the server buffers in memory, so a spool file exists in `tmp/`.
+const SPOOLED: usize = 300 * 1024;
+
+fn start(config: &str) -> TestServer {
+    Options::default().config(config).start()
+}
+
+/// EHLO, MAIL and one RCPT, each checked.
+fn open_transaction(client: &mut Client, rcpt: &str) {
+    client.expect("EHLO client.test", "250-mx.test");
+    client.expect("MAIL FROM:<sender@example.com>", "250 2.1.0 ");
+    client.expect(&format!("RCPT TO:<{rcpt}>"), "250 2.1.5 ");
+}
+
+/// Reads one reply and checks how it starts.
+fn expect_reply(client: &mut Client, expected: &str, what: &str) -> String {
+    let reply = client.reply();
+    assert!(
+        reply.starts_with(expected),
+        "{what}: expected {expected:?}, got {reply:?}"
+    );
+    reply
+}
+
+/// The server has closed the connection and sent nothing more.
+fn assert_closed(client: &mut Client, what: &str) {
+    let rest = client.reply();
+    assert_eq!(
+        rest, "",
+        "{what}: the connection must close with nothing more"
+    );
+}
+
+/// Waits until the spool's `tmp/` holds `count` files.
+fn wait_for_tmp_files(server: &TestServer, count: usize) {
+    wait_until(&format!("{count} files in the spool's tmp/"), || {
+        (server.queue_tmp_files().len() == count).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}\n{}", server.queue_tmp_files(), server.log()));
+}
+
+/// Waits until the server logs the end of its first session and returns how it ended.
+fn wait_for_session_end(server: &TestServer) -> String {
+    wait_until("the end of a session", || {
+        server
+            .log()
+            .lines()
+            .find(|l| l.contains("posthorn::smtp: session "))
+            .and_then(|l| {
+                l.split("end=")
+                    .nth(1)
+                    .map(|e| e.trim_matches('"').to_string())
+            })
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", server.log()))
+}
+
+/// Nothing of a refused or abandoned message is left: no file in the spool or its `tmp/`,
+/// and no mail in the Maildir of any of `accounts`.
+fn assert_nothing_stored(server: &TestServer, accounts: &[&str]) {
+    wait_for_tmp_files(server, 0);
+    server.wait_for_empty_queue();
+    for account in accounts {
+        assert!(
+            server.messages(account).is_empty(),
+            "{account} must get nothing:\n{}",
+            server.log()
+        );
+    }
+}
+
+/// A fresh client sends a whole message to postmaster and it is delivered: the server
+/// still works. Returns postmaster's messages.
+fn server_still_delivers(server: &TestServer) -> Vec<Vec<u8>> {
+    let before = server.messages("postmaster").len();
+    let mut client = server.client();
+    let reply = client.send_message(
+        "control@example.com",
+        &["postmaster@localhost"],
+        "Subject: control\r\n\r\nstill here\r\n",
+    );
+    assert!(reply.starts_with("250 2.0.0 OK queued as "), "{reply}");
+    client.expect("QUIT", "221 2.0.0 ");
+    let messages = server.wait_for_messages("postmaster", before + 1);
+    assert!(messages.iter().any(|m| m.ends_with(b"still here\r\n")));
+    server.wait_for_empty_queue();
+    messages
+}
+
+/// Lines of text, each CRLF-terminated but maybe the last, `len` octets in all.
+fn filler(len: usize) -> Vec<u8> {
+    let line = format!("{}\r\n", "z".repeat(98));
+    line.as_bytes().iter().copied().cycle().take(len).collect()
+}
+
+/// Deterministic pseudo-random octets (xorshift64), no extra crates.
+fn garbage(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect()
+}
+
+/// Checks that raw server output is a sequence of well-formed reply lines
+/// (`DDD[ -]C.S.D text\r\n`, the status class matching the code) and returns them.
+fn well_formed_lines(raw: &[u8]) -> Vec<String> {
+    let text = std::str::from_utf8(raw).expect("replies are ASCII");
+    assert!(text.ends_with("\r\n"), "replies end with CRLF: {text:?}");
+    let lines: Vec<String> = text.split_inclusive("\r\n").map(str::to_string).collect();
+    for line in &lines {
+        let bytes = line.as_bytes();
+        assert!(line.is_ascii(), "{line:?}");
+        assert!(
+            line.len() >= 6 && bytes[..3].iter().all(u8::is_ascii_digit),
+            "{line:?}"
+        );
+        assert!(matches!(bytes[0], b'2'..=b'5'), "{line:?}");
+        assert!(matches!(bytes[3], b' ' | b'-'), "{line:?}");
+        let status = line[4..].split(' ').next().unwrap();
+        let parts: Vec<&str> = status.split('.').collect();
+        assert_eq!(parts.len(), 3, "enhanced status code in {line:?}");
+        assert_eq!(parts[0].as_bytes(), &bytes[..1], "status class in {line:?}");
+        assert!(
+            parts[1..]
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())),
+            "{line:?}"
+        );
+        assert_eq!(
+            line.matches("\r\n").count(),
+            1,
+            "one CRLF per line: {line:?}"
+        );
+        assert!(!line[..line.len() - 2].contains(['\r', '\n']), "{line:?}");
+    }
+    lines
+}
+
+// --- 1. Overlong command lines ---------------------------------------------------------
+
+#[test]
+fn overlong_command_line_gets_500_5_5_2_and_session_continues() {
+    let server = start("[limits]\nmax_command_line = 512\n");
+    let mut client = server.client();
+    client.expect("EHLO client.test", "250");
+    client.expect(&format!("NOOP {}", "x".repeat(600)), "500 5.5.2 ");
+    client.expect("NOOP", "250 2.0.0 ");
+    // The boundary: 512 octets without CRLF is allowed, 513 is not.
+    let at_limit = format!("NOOP {}", "x".repeat(507));
+    assert_eq!(at_limit.len(), 512);
+    client.expect(&at_limit, "250 2.0.0 ");
+    client.expect(&format!("{at_limit}x"), "500 5.5.2 ");
+    // An overlong MAIL is not executed: RCPT still has no transaction.
+    let long_sender = format!("MAIL FROM:<{}@example.com>", "a".repeat(600));
+    client.expect(&long_sender, "500 5.5.2 ");
+    client.expect("RCPT TO:<postmaster@localhost>", "503 5.5.1 ");
+    client.expect("MAIL FROM:<sender@example.com>", "250 2.1.0 ");
+    client.expect("RCPT TO:<postmaster@localhost>", "250 2.1.5 ");
+    client.expect("DATA", "354");
+    client.send("Subject: after long lines\r\n\r\nok\r\n.\r\n");
+    expect_reply(&mut client, "250 2.0.0 OK queued as ", "message");
+    let messages = server.wait_for_messages("postmaster", 1);
+    assert!(messages[0].ends_with(b"Subject: after long lines\r\n\r\nok\r\n"));
+    server.wait_for_empty_queue();
+}
+
+#[test]
+fn overlong_command_line_in_several_writes_is_refused_once_and_its_tail_never_executed() {
+    let server = start("[limits]\nmax_command_line = 512\n");
+    let mut client = server.client();
+    client.expect("EHLO client.test", "250");
+
+    // A MAIL command trickled in three writes, 624 octets in all.
+    client.send(format!("MAIL FROM:<{}", "a".repeat(300)));
+    sleep(GAP);
+    client.send("a".repeat(300));
+    sleep(GAP);
+    client.send("@example.com>\r\n");
+    expect_reply(&mut client, "500 5.5.2 ", "MAIL in three writes");
+    client.expect("RCPT TO:<postmaster@localhost>", "503 5.5.1 ");
+
+    // A line within the limit split in two writes is fine.
+    let at_limit = format!("NOOP {}", "x".repeat(507));
+    client.send(&at_limit[..300]);
+    sleep(GAP);
+    client.send(format!("{}\r\n", &at_limit[300..]));
+    expect_reply(&mut client, "250 2.0.0 ", "512-octet NOOP in two writes");
+
+    // The tail of an overlong line arrives after the server gave up on its start: it is
+    // still part of that line, never a command of its own.
+    client.send("x".repeat(600));
+    sleep(GAP);
+    client.send("QUIT\r\n");
+    expect_reply(&mut client, "500 5.5.2 ", "tail of an overlong line");
+
+    // A megabyte without a line end: one reply only, memory is not the limit.
+    let chunk = "y".repeat(64 * 1024);
+    for _ in 0..16 {
+        client.send(&chunk);
+    }
+    client.send("\r\n");
+    expect_reply(&mut client, "500 5.5.2 ", "1 MiB line");
+    // The next reply is the NOOP's: there was exactly one reply for the long line.
+    client.expect("NOOP", "250 2.0.0 ");
+    client.expect("QUIT", "221 2.0.0 ");
+}
+
+#[test]
+fn command_line_at_exact_limit_split_before_lf_is_accepted() {
+    let server = start("[limits]\nmax_command_line = 512\n");
+    let mut client = server.client();
+    client.expect("EHLO client.test", "250");
+    let at_limit = format!("NOOP {}", "x".repeat(507));
+    assert_eq!(at_limit.len(), 512);
+    // In one write the line is accepted (see above); split between CR and LF it must be too.
+    client.send(format!("{at_limit}\r"));
+    sleep(GAP);
+    client.send("\n");
+    expect_reply(&mut client, "250 2.0.0 ", "512-octet NOOP split before LF");
+}
+
+// --- 2. Overlong text line in DATA -----------------------------------------------------
+
+#[test]
+fn overlong_text_line_in_data_gets_550_5_6_0_and_nothing_is_delivered() {
+    let server = start("[limits]\nmax_text_line = 998\n");
+    let mut client = server.client();
+    open_transaction(&mut client, "postmaster@localhost");
+    client.expect("DATA", "354");
+    client.send(format!(
+        "Subject: long\r\n\r\n{}\r\nafter\r\n.\r\n",
+        "y".repeat(999)
+    ));
+    expect_reply(&mut client, "550 5.6.0 ", "999-octet text line");
+    // One reply for the whole message; the session goes on.
+    client.expect("RSET", "250 2.0.0 ");
+    client.expect("NOOP", "250 2.0.0 ");
+    assert_nothing_stored(&server, &["postmaster"]);
+
+    // A new transaction with a line exactly at the limit is delivered whole.
+    client.expect("MAIL FROM:<sender@example.com>", "250 2.1.0 ");
+    client.expect("RCPT TO:<postmaster@localhost>", "250 2.1.5 ");
+    client.expect("DATA", "354");
+    let content = format!("Subject: at limit\r\n\r\n{}\r\n", "y".repeat(998));
+    client.send(format!("{content}.\r\n"));
+    expect_reply(
+        &mut client,
+        "250 2.0.0 OK queued as ",
+        "998-octet text line",
+    );
+    let messages = server.wait_for_messages("postmaster", 1);
+    assert_eq!(messages.len(), 1);
+    assert!(messages[0].ends_with(content.as_bytes()));
+    server.wait_for_empty_queue();
+}
+
+// --- 3. Commands out of order ----------------------------------------------------------
+
+#[test]
+fn mail_before_ehlo_is_out_of_sequence() {
+    let server = TestServer::start();
+    let mut client = server.client();
+    client.expect("MAIL FROM:<sender@example.com>", "503 5.5.1 ");
+    // No transaction was opened behind our back.
+    client.expect("RCPT TO:<postmaster@localhost>", "503 5.5.1 ");
+    client.expect("EHLO client.test", "250");
+    client.expect("MAIL FROM:<sender@example.com>", "250 2.1.0 ");
+}
+
+#[test]
+fn rcpt_before_mail_is_out_of_sequence() {
+    let server = TestServer::start();
+    let mut client = server.client();
+    client.expect("EHLO client.test", "250");
+    client.expect("RCPT TO:<postmaster@localhost>", "503 5.5.1 ");
+    client.expect("DATA", "503 5.5.1 ");
+    client.expect("MAIL FROM:<sender@example.com>", "250 2.1.0 ");
+    client.expect("RCPT TO:<postmaster@localhost>", "250 2.1.5 ");
+}
+
+#[test]
+fn data_without_mail_or_recipients_is_refused() {
+    let server = TestServer::start();
+    let mut client = server.client();
+    client.expect("EHLO client.test", "250");
+    // No MAIL: out of sequence.
+    client.expect("DATA", "503 5.5.1 ");
+    // MAIL but no accepted RCPT: "no valid recipients" (RFC 5321 §3.3 allows 503 or 554).
+    client.expect("MAIL FROM:<sender@example.com>", "250 2.1.0 ");
+    client.expect("DATA", "554 5.5.1 ");
+    client.expect("RCPT TO:<nobody@localhost>", "550 5.1.1 ");
+    client.expect("DATA", "554 5.5.1 ");
+    // The refused DATA did not enter content mode: commands still work.
+    client.expect("NOOP", "250 2.0.0 ");
+    client.expect("RCPT TO:<postmaster@localhost>", "250 2.1.5 ");
+    client.expect("DATA", "354");
+    client.send("Subject: late\r\n\r\nfinally\r\n.\r\n");
+    expect_reply(&mut client, "250 2.0.0 OK queued as ", "message");
+    server.wait_for_messages("postmaster", 1);
+    server.wait_for_empty_queue();
+}
+
+#[test]
+fn nested_mail_is_refused_and_first_transaction_survives() {
+    let server = TestServer::start();
+    let mut client = server.client();
+    client.expect("EHLO client.test", "250");
+    client.expect("MAIL FROM:<first@example.com>", "250 2.1.0 ");
+    client.expect("MAIL FROM:<second@example.com>", "503 5.5.1 ");
+    client.expect("RCPT TO:<postmaster@localhost>", "250 2.1.5 ");
+    client.expect("MAIL FROM:<third@example.com>", "503 5.5.1 ");
+    client.expect("DATA", "354");
+    client.send("Subject: nested\r\n\r\nbody\r\n.\r\n");
+    expect_reply(&mut client, "250 2.0.0 OK queued as ", "message");
+    let messages = server.wait_for_messages("postmaster", 1);
+    let (headers, _) = split_message(&messages[0]);
+    assert!(
+        headers.starts_with("Return-Path: <first@example.com>\r\n"),
+        "the first sender stays: {headers}"
+    );
+}
+
+#[test]
+fn bdat_without_transaction_skips_its_chunk_then_503() {
+    let server = TestServer::start();
+    let mut client = server.client();
+    // Before EHLO: BDAT needs EHLO; the chunk, which looks like commands, is skipped.
+    let chunk = "QUIT\r\n";
+    client.send(format!("BDAT {}\r\n{chunk}", chunk.len()));
+    expect_reply(&mut client, "503 5.5.1 ", "BDAT before EHLO");
+    client.expect("EHLO client.test", "250");
+    // After EHLO but without MAIL: same, and the chunk's MAIL is never executed.
+    let chunk = "MAIL FROM:<evil@example.com>\r\nQUIT\r\n";
+    client.send(format!("BDAT {} LAST\r\n{chunk}", chunk.len()));
+    expect_reply(&mut client, "503 5.5.1 ", "BDAT without MAIL");
+    client.expect("NOOP", "250 2.0.0 ");
+    client.expect("RCPT TO:<postmaster@localhost>", "503 5.5.1 ");
+    // MAIL without RCPT: BDAT is refused, the chunk skipped.
+    client.expect("MAIL FROM:<sender@example.com>", "250 2.1.0 ");
+    let chunk = "RSET\r\n";
+    client.send(format!("BDAT {}\r\n{chunk}", chunk.len()));
+    expect_reply(&mut client, "554 5.5.1 ", "BDAT without RCPT");
+    // The session still works for a real BDAT transaction.
+    client.expect("NOOP", "250 2.0.0 ");
+    client.expect("RSET", "250 2.0.0 ");
+    open_transaction(&mut client, "postmaster@localhost");
+    let content = "Subject: chunked\r\n\r\nbody\r\n";
+    client.send(format!("BDAT {} LAST\r\n{content}", content.len()));
+    expect_reply(&mut client, "250 2.0.0 OK queued as ", "real BDAT");
+    let messages = server.wait_for_messages("postmaster", 1);
+    assert_eq!(messages.len(), 1);
+    assert!(messages[0].ends_with(content.as_bytes()));
+    server.wait_for_empty_queue();
+}
+
+// --- 4. SMTP smuggling ------------------------------------------------------------------
+
+/// A message to postmaster whose first part ends with `ending` (a fake end of data),
+/// followed by a smuggled transaction for the victim, then the real end of data.
+fn smuggling_payload(subject: &str, ending: &str) -> String {
+    format!(
+        "Subject: {subject}\r\n\r\nhello{ending}MAIL FROM:<evil@example.com>\r\n\
+         RCPT TO:<victim@localhost>\r\nDATA\r\nSubject: smuggled\r\n\r\nowned\r\n.\r\n"
+    )
+}
+
+/// Reject mode: the whole message is refused, nothing after the fake end is executed, and
+/// nobody gets anything.
+fn smuggling_is_rejected(ending: &str) {
+    let server = start(ACCOUNTS);
+    let mut client = server.client();
+    open_transaction(&mut client, "postmaster@localhost");
+    client.expect("DATA", "354");
+    client.send(smuggling_payload("innocent", ending));
+    expect_reply(&mut client, "550 5.6.0 ", &format!("ending {ending:?}"));
+    // Had the smuggled commands run, their replies (250 2.1.0, 250 2.1.5, 354, 250) would
+    // come next; and a smuggled MAIL would make this MAIL a nested one.
+    client.expect("NOOP", "250 2.0.0 ");
+    client.expect("MAIL FROM:<sender@example.com>", "250 2.1.0 ");
+    client.expect("QUIT", "221 2.0.0 ");
+    assert_closed(&mut client, "after QUIT");
+    assert_nothing_stored(&server, &["victim", "postmaster"]);
+    server_still_delivers(&server);
+    assert!(server.messages("victim").is_empty());
+}
+
+#[test]
+fn smuggling_bare_lf_dot_bare_lf_is_rejected_and_never_executed() {
+    smuggling_is_rejected("\n.\n");
+}
+
+#[test]
+fn smuggling_crlf_dot_bare_lf_is_rejected_and_never_executed() {
+    smuggling_is_rejected("\r\n.\n");
+}
+
+#[test]
+fn smuggling_bare_lf_dot_crlf_is_rejected_and_never_executed() {
+    smuggling_is_rejected("\n.\r\n");
+}
+
+#[test]
+fn smuggling_bare_cr_dot_crlf_is_rejected_and_never_executed() {
+    smuggling_is_rejected("\r.\r\n");
+}
+
+#[test]
+fn smuggling_crlf_dot_bare_cr_is_rejected_and_never_executed() {
+    smuggling_is_rejected("\r\n.\r");
+}
+
+#[test]
+fn smuggling_with_normalize_is_stored_as_crlf_content_and_never_executed() {
+    let server = Options::default()
+        .config("[limits]\nbare_newline = \"normalize\"\n")
+        .config(ACCOUNTS)
+        .start();
+    let endings = ["\n.\n", "\r\n.\n", "\n.\r\n", "\r.\r\n", "\r\n.\r"];
+    for (i, ending) in endings.iter().enumerate() {
+        let mut client = server.client();
+        open_transaction(&mut client, "postmaster@localhost");
+        client.expect("DATA", "354");
+        client.send(smuggling_payload(&format!("innocent {i}"), ending));
+        expect_reply(
+            &mut client,
+            "250 2.0.0 OK queued as ",
+            &format!("ending {ending:?}"),
+        );
+        // Exactly one reply for the whole payload: the smuggled lines were content.
+        client.expect("NOOP", "250 2.0.0 ");
+        client.expect("MAIL FROM:<sender@example.com>", "250 2.1.0 ");
+        client.expect("QUIT", "221 2.0.0 ");
+    }
+    let messages = server.wait_for_messages("postmaster", endings.len());
+    server.wait_for_empty_queue();
+    assert_eq!(messages.len(), endings.len());
+    assert!(
+        server.messages("victim").is_empty(),
+        "the smuggled RCPT must not run"
+    );
+    for (i, ending) in endings.iter().enumerate() {
+        let subject = format!("Subject: innocent {i}\r\n");
+        let message = messages
+            .iter()
+            .find(|m| String::from_utf8_lossy(m).contains(&subject))
+            .unwrap_or_else(|| panic!("message {i} for ending {ending:?}"));
+        // The bare ending became CRLF; the fake end and the smuggled commands are body lines.
+        let expected = format!(
+            "{subject}\r\nhello\r\n.\r\nMAIL FROM:<evil@example.com>\r\n\
+             RCPT TO:<victim@localhost>\r\nDATA\r\nSubject: smuggled\r\n\r\nowned\r\n"
+        );
+        assert!(
+            message.ends_with(expected.as_bytes()),
+            "ending {ending:?}: stored {:?}",
+            String::from_utf8_lossy(message)
+        );
+        for (at, &b) in message.iter().enumerate() {
+            match b {
+                b'\n' => assert!(at > 0 && message[at - 1] == b'\r', "bare LF at {at}"),
+                b'\r' => assert_eq!(message.get(at + 1), Some(&b'\n'), "bare CR at {at}"),
+                _ => {}
+            }
+        }
+    }
+}
+
+#[test]
+fn bdat_chunk_with_bare_lf_is_refused_and_nothing_stored() {
+    let server = start(ACCOUNTS);
+    let mut client = server.client();
+    open_transaction(&mut client, "postmaster@localhost");
+    let chunk = "Subject: chunk\r\n\r\nhello\n.\nMAIL FROM:<evil@example.com>\r\n";
+    client.send(format!("BDAT {}\r\n{chunk}", chunk.len()));
+    expect_reply(&mut client, "550 5.6.0 ", "bare LF in a BDAT chunk");
+    // The transaction is gone: a following chunk is refused and skipped.
+    let last = "RCPT TO:<victim@localhost>\r\n";
+    client.send(format!("BDAT {} LAST\r\n{last}", last.len()));
+    expect_reply(&mut client, "503 5.5.1 ", "BDAT after the refused chunk");
+    client.expect("NOOP", "250 2.0.0 ");
+    assert_nothing_stored(&server, &["postmaster", "victim"]);
+}
+
+#[test]
+fn bdat_crlf_split_across_chunks_is_content_but_trailing_bare_cr_is_not() {
+    let server = TestServer::start();
+    let mut client = server.client();
+    open_transaction(&mut client, "postmaster@localhost");
+    // One CRLF split between two chunks is a real line end.
+    let parts = ["Subject: split\r\n\r\nline one\r", "\nline two\r\n"];
+    client.send(format!("BDAT {}\r\n{}", parts[0].len(), parts[0]));
+    expect_reply(&mut client, "250 2.0.0 ", "first chunk");
+    client.send(format!("BDAT {} LAST\r\n{}", parts[1].len(), parts[1]));
+    expect_reply(&mut client, "250 2.0.0 OK queued as ", "last chunk");
+    let messages = server.wait_for_messages("postmaster", 1);
+    assert!(messages[0].ends_with(parts.concat().as_bytes()));
+    server.wait_for_empty_queue();
+
+    // A CR at the very end of the last chunk is a bare CR.
+    client.expect("MAIL FROM:<sender@example.com>", "250 2.1.0 ");
+    client.expect("RCPT TO:<postmaster@localhost>", "250 2.1.5 ");
+    let chunk = "Subject: cr\r\n\r\nends badly\r";
+    client.send(format!("BDAT {} LAST\r\n{chunk}", chunk.len()));
+    expect_reply(&mut client, "550 5.6.0 ", "trailing bare CR");
+    client.expect("NOOP", "250 2.0.0 ");
+    assert_nothing_stored(&server, &[]);
+    assert_eq!(server.messages("postmaster").len(), 1);
+}
+
+#[test]
+fn data_end_marker_split_across_writes_is_recognized() {
+    let server = TestServer::start();
+    let mut client = server.client();
+    open_transaction(&mut client, "postmaster@localhost");
+    client.expect("DATA", "354");
+    client.send("Subject: trickle\r\n\r\nbody");
+    for piece in ["\r", "\n", ".", "\r", "\n"] {
+        sleep(GAP / 5);
+        client.send(piece);
+    }
+    expect_reply(&mut client, "250 2.0.0 OK queued as ", "trickled end");
+    let messages = server.wait_for_messages("postmaster", 1);
+    assert!(messages[0].ends_with(b"Subject: trickle\r\n\r\nbody\r\n"));
+}
+
+// --- 5./6. Bare LF, 8-bit junk and binary garbage in commands -----------------------------
+
+#[test]
+fn bare_lf_command_line_gets_500_5_5_2_in_reject_mode() {
+    let server = TestServer::start();
+    let mut client = server.client();
+    client.send("EHLO x\n");
+    expect_reply(&mut client, "500 5.5.2 ", "EHLO with bare LF");
+    // The refused EHLO did not count: MAIL still wants a greeting.
+    client.expect("MAIL FROM:<sender@example.com>", "503 5.5.1 ");
+    client.expect("EHLO x", "250-mx.test");
+    client.send("MAIL FROM:<sender@example.com>\n");
+    expect_reply(&mut client, "500 5.5.2 ", "MAIL with bare LF");
+    client.expect("RCPT TO:<postmaster@localhost>", "503 5.5.1 ");
+    client.expect("NOOP", "250 2.0.0 ");
+}
+
+#[test]
+fn eight_bit_junk_and_nul_in_commands_get_500_5_5_2_and_session_survives() {
+    let server = TestServer::start();
+    let mut client = server.client();
+    let junk: [&[u8]; 9] = [
+        b"EHLO \xff\xfe\xfd\r\n",                        // invalid UTF-8
+        b"EHLO \xc0\xae\r\n",                            // overlong UTF-8 encoding
+        b"\xc3\xa9HLO x\r\n",                            // valid UTF-8, unknown verb
+        b"NOOP\x00\r\n",                                 // NUL
+        b"\x00\x00\x00\x00\r\n",                         // only NULs
+        b"EHLO cl\x00ient.test\r\n",                     // NUL inside
+        b"\x1b[2J\x07\r\n",                              // terminal escapes
+        b"NOOP\rMAIL FROM:<evil@example.com>\r\n",       // bare CR inside a command
+        b"MAIL FROM:<evil@example.com>\x80 SIZE=10\r\n", // 8-bit after a valid path
+    ];
+    for line in junk {
+        client.send(line);
+        expect_reply(
+            &mut client,
+            "500 5.5.2 ",
+            &format!("{:?}", String::from_utf8_lossy(line)),
+        );
+    }
+    // None of it was taken as a greeting or a MAIL.
+    client.expect("MAIL FROM:<sender@example.com>", "503 5.5.1 ");
+    let reply = client.send_message(
+        "sender@example.com",
+        &["postmaster@localhost"],
+        "Subject: after junk\r\n\r\nfine\r\n",
+    );
+    assert!(reply.starts_with("250 2.0.0 OK queued as "), "{reply}");
+    let messages = server.wait_for_messages("postmaster", 1);
+    assert!(messages[0].ends_with(b"fine\r\n"));
+}
+
+#[test]
+fn random_binary_garbage_gets_well_formed_replies_then_421_4_7_0_and_server_survives() {
+    let server = TestServer::start();
+    let noise = garbage(0x9E37_79B9_7F4A_7C15, 6 * 1024);
+    let line_ends = noise.iter().filter(|&&b| b == b'\n').count();
+    assert!(line_ends > 20, "the seed gives {line_ends} lines");
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut greeting = [0u8; 256];
+    let n = stream.read(&mut greeting).unwrap();
+    assert!(greeting[..n].starts_with(b"220 "));
+    // One write: the server reads it all at once and so has nothing unread when it closes.
+    stream.write_all(&noise).unwrap();
+    let mut raw = Vec::new();
+    let started = Instant::now();
+    loop {
+        let mut buf = [0u8; 4096];
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("after {:?}: {e}", String::from_utf8_lossy(&raw)),
+        }
+        assert!(started.elapsed() < PATIENCE, "server never closed");
+    }
+    let lines = well_formed_lines(&raw);
+    let (last, errors) = lines.split_last().expect("replies");
+    assert_eq!(last, "421 4.7.0 Too many errors, closing connection\r\n");
+    // The default max_errors is 20: twenty 5xx replies, then the 421.
+    assert_eq!(errors.len(), 20, "{lines:?}");
+    assert!(
+        errors.iter().all(|l| l.starts_with("500 5.5.2 ")),
+        "{lines:?}"
+    );
+    server_still_delivers(&server);
+}
+
+// --- 7./8. Too many errors, HTTP --------------------------------------------------------
+
+#[test]
+fn too_many_errors_get_421_4_7_0_and_close() {
+    let server = start("[limits]\nmax_errors = 3\n");
+    let mut client = server.client();
+    client.expect("EHLO client.test", "250");
+    client.expect("XYZZY", "500 5.5.2 ");
+    // 4xx and 2xx replies do not count.
+    client.expect("NOOP", "250 2.0.0 ");
+    client.expect("MAIL FROM:<sender@example.com>", "250 2.1.0 ");
+    client.expect("RCPT TO:<nobody@localhost>", "550 5.1.1 ");
+    // The third error gets its own reply, then the 421, then the close.
+    client.expect("PLUGH", "500 5.5.2 ");
+    expect_reply(
+        &mut client,
+        "421 4.7.0 Too many errors",
+        "after the third error",
+    );
+    assert_closed(&mut client, "after 421");
+    server_still_delivers(&server);
+}
+
+#[test]
+fn http_request_gets_554_5_7_0_and_close() {
+    let server = TestServer::start();
+    let mut client = server.client();
+    client.send("GET / HTTP/1.1\r\nHost: mx.test\r\nUser-Agent: curl/8\r\n\r\n");
+    expect_reply(&mut client, "554 5.7.0 ", "GET");
+    assert_closed(&mut client, "after GET");
+
+    // Also in the middle of a session, even with a transaction open.
+    let mut client = server.client();
+    open_transaction(&mut client, "postmaster@localhost");
+    client.send("POST /upload HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    expect_reply(&mut client, "554 5.7.0 ", "POST");
+    assert_closed(&mut client, "after POST");
+    assert_nothing_stored(&server, &["postmaster"]);
+}
+
+// --- 9. Slow clients --------------------------------------------------------------------
+
+#[test]
+fn silent_client_gets_421_4_4_2_after_command_timeout() {
+    let server = start("[limits]\ncommand_timeout = \"1s\"\n");
+    let mut client = server.client();
+    let started = Instant::now();
+    expect_reply(&mut client, "421 4.4.2 ", "silence after the greeting");
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_closed(&mut client, "after the timeout");
+
+    // Half a command line and then silence: the same.
+    let mut client = server.client();
+    client.expect("EHLO client.test", "250");
+    client.send("MAIL FROM:<slow@exam");
+    expect_reply(&mut client, "421 4.4.2 ", "half a command");
+    assert_closed(&mut client, "after the timeout");
+}
+
+#[test]
+fn client_stalled_mid_data_gets_421_4_4_2_and_nothing_is_kept() {
+    let server = start("[limits]\ndata_timeout = \"1s\"\n");
+    let mut client = server.client();
+    open_transaction(&mut client, "postmaster@localhost");
+    client.expect("DATA", "354");
+    client.send(b"Subject: stalled\r\n\r\n");
+    client.send(filler(SPOOLED));
+    // Enough content that the server has started a spool file.
+    wait_for_tmp_files(&server, 1);
+    expect_reply(&mut client, "421 4.4.2 ", "stalled in DATA");
+    assert_closed(&mut client, "after the data timeout");
+    assert_nothing_stored(&server, &["postmaster"]);
+    assert!(server.queue_files().is_empty());
+    assert!(server.queue_tmp_files().is_empty());
+}
+
+// --- 10. Abrupt disconnects ---------------------------------------------------------------
+
+#[test]
+fn disconnect_mid_data_leaves_nothing_behind() {
+    let server = TestServer::start();
+    let mut client = server.client();
+    open_transaction(&mut client, "postmaster@localhost");
+    client.expect("DATA", "354");
+    client.send(b"Subject: vanishing\r\n\r\n");
+    client.send(filler(SPOOLED));
+    wait_for_tmp_files(&server, 1);
+    drop(client);
+    let end = wait_for_session_end(&server);
+    assert!(
+        ["client closed", "read error"].contains(&end.as_str()),
+        "{end}"
+    );
+    assert_nothing_stored(&server, &["postmaster"]);
+    server_still_delivers(&server);
+    assert_eq!(server.messages("postmaster").len(), 1, "only the control");
+}
+
+#[test]
+fn disconnect_mid_bdat_leaves_nothing_behind() {
+    let server = TestServer::start();
+    let mut client = server.client();
+    open_transaction(&mut client, "postmaster@localhost");
+    let first = filler(SPOOLED);
+    client.send(format!("BDAT {}\r\n", first.len()));
+    client.send(&first);
+    expect_reply(
+        &mut client,
+        &format!("250 2.0.0 {} octets received", first.len()),
+        "first chunk",
+    );
+    // The first chunk is in a spool file now.
+    wait_for_tmp_files(&server, 1);
+    let second = filler(SPOOLED);
+    client.send(format!("BDAT {} LAST\r\n", second.len()));
+    client.send(&second[..second.len() / 2]);
+    sleep(GAP);
+    drop(client);
+    let end = wait_for_session_end(&server);
+    assert!(
+        ["client closed", "read error"].contains(&end.as_str()),
+        "{end}"
+    );
+    assert_nothing_stored(&server, &["postmaster"]);
+    server_still_delivers(&server);
+    assert_eq!(server.messages("postmaster").len(), 1, "only the control");
+}
+
+// --- 11. Message size -------------------------------------------------------------------
+
+const SIZE_LIMIT: &str = "[limits]\nmax_message_size = 2048\n";
+
+#[test]
+fn declared_size_over_limit_gets_552_5_3_4_at_mail() {
+    let server = start(SIZE_LIMIT);
+    let mut client = server.client();
+    let ehlo = client.command("EHLO client.test");
+    assert!(ehlo.contains("250-SIZE 2048\r\n"), "{ehlo}");
+    client.expect("MAIL FROM:<sender@example.com> SIZE=2049", "552 5.3.4 ");
+    client.expect(
+        "MAIL FROM:<sender@example.com> SIZE=99999999999999999",
+        "552 5.3.4 ",
+    );
+    // No transaction was opened.
+    client.expect("RCPT TO:<postmaster@localhost>", "503 5.5.1 ");
+    client.expect("MAIL FROM:<sender@example.com> SIZE=2048", "250 2.1.0 ");
+}
+
+#[test]
+fn data_content_over_size_limit_gets_552_5_3_4_and_nothing_stored() {
+    let server = start(SIZE_LIMIT);
+    let mut client = server.client();
+    open_transaction(&mut client, "postmaster@localhost");
+    client.expect("DATA", "354");
+    let header = b"Subject: big\r\n\r\n";
+    let mut too_big = [header.as_slice(), &filler(2047 - header.len())].concat();
+    too_big.extend_from_slice(b"\r\n");
+    assert_eq!(too_big.len(), 2049);
+    client.send(&too_big);
+    client.send(".\r\n");
+    expect_reply(&mut client, "552 5.3.4 ", "2049 octets");
+    client.expect("NOOP", "250 2.0.0 ");
+    assert_nothing_stored(&server, &["postmaster"]);
+
+    // Exactly at the limit is accepted.
+    client.expect("MAIL FROM:<sender@example.com>", "250 2.1.0 ");
+    client.expect("RCPT TO:<postmaster@localhost>", "250 2.1.5 ");
+    client.expect("DATA", "354");
+    let mut at_limit = [header.as_slice(), &filler(2046 - header.len())].concat();
+    at_limit.extend_from_slice(b"\r\n");
+    assert_eq!(at_limit.len(), 2048);
+    client.send(&at_limit);
+    client.send(".\r\n");
+    expect_reply(&mut client, "250 2.0.0 OK queued as ", "2048 octets");
+    let messages = server.wait_for_messages("postmaster", 1);
+    assert_eq!(messages.len(), 1);
+    assert!(messages[0].ends_with(&at_limit));
+}
+
+#[test]
+fn bdat_chunk_over_size_limit_gets_552_5_3_4_and_nothing_stored() {
+    let server = start(SIZE_LIMIT);
+    let mut client = server.client();
+    open_transaction(&mut client, "postmaster@localhost");
+    let first = filler(1000);
+    client.send(format!("BDAT {}\r\n", first.len()));
+    client.send(&first);
+    expect_reply(&mut client, "250 2.0.0 1000 octets received", "first chunk");
+    // 1000 + 1100 > 2048: refused; its octets are read and dropped, never commands.
+    let mut second = b"QUIT\r\n".to_vec();
+    second.extend_from_slice(&filler(1094));
+    client.send(format!("BDAT {} LAST\r\n", second.len()));
+    client.send(&second);
+    expect_reply(&mut client, "552 5.3.4 ", "second chunk");
+    client.expect("NOOP", "250 2.0.0 ");
+    // The transaction is over.
+    client.expect("RCPT TO:<postmaster@localhost>", "503 5.5.1 ");
+    assert_nothing_stored(&server, &["postmaster"]);
+
+    // A single chunk over the limit as well.
+    client.expect("MAIL FROM:<sender@example.com>", "250 2.1.0 ");
+    client.expect("RCPT TO:<postmaster@localhost>", "250 2.1.5 ");
+    let big = filler(3000);
+    client.send(format!("BDAT {} LAST\r\n", big.len()));
+    client.send(&big);
+    expect_reply(&mut client, "552 5.3.4 ", "one big chunk");
+    client.expect("NOOP", "250 2.0.0 ");
+    assert_nothing_stored(&server, &["postmaster"]);
+}
+
+// --- 12. Connection limits --------------------------------------------------------------
+
+#[test]
+fn third_connection_from_one_ip_gets_421_4_7_0_and_a_freed_place_is_reused() {
+    let server = start("[limits]\nmax_connections_per_ip = 2\n");
+    let mut first = server.client();
+    let mut second = server.client();
+    let mut third = Client::connect(server.addr);
+    expect_reply(&mut third, "421 4.7.0 ", "third connection");
+    assert_closed(&mut third, "third connection");
+    // The admitted two are unaffected.
+    first.expect("NOOP", "250 2.0.0 ");
+    second.expect("NOOP", "250 2.0.0 ");
+    first.expect("QUIT", "221 2.0.0 ");
+    assert_closed(&mut first, "after QUIT");
+    // The freed place is given back once the server has noticed.
+    let mut fourth = wait_until("a free connection place", || {
+        let mut client = Client::connect(server.addr);
+        let greeting = client.reply();
+        if greeting.starts_with("421 4.7.0 ") {
+            sleep(Duration::from_millis(20));
+            return None;
+        }
+        assert!(greeting.starts_with("220 mx.test "), "{greeting}");
+        Some(client)
+    })
+    .unwrap();
+    fourth.expect("EHLO client.test", "250");
+    second.expect("NOOP", "250 2.0.0 ");
+}
+
+#[test]
+fn connection_over_global_limit_gets_421_4_7_0() {
+    let server = start("[limits]\nmax_connections = 1\n");
+    let mut first = server.client();
+    let mut second = Client::connect(server.addr);
+    expect_reply(&mut second, "421 4.7.0 ", "second connection");
+    assert_closed(&mut second, "second connection");
+    first.expect("EHLO client.test", "250");
+}
+
+// --- 13. Recipients ---------------------------------------------------------------------
+
+#[test]
+fn recipients_over_limit_get_452_4_5_3_and_message_reaches_the_first_three() {
+    let server = Options::default()
+        .config("[limits]\nmax_recipients = 3\n")
+        .config(
+            "[[account]]\nname = \"postmaster\"\n[[account]]\nname = \"a\"\n[[account]]\n\
+             name = \"b\"\n[[account]]\nname = \"c\"\n[[account]]\nname = \"d\"\n",
+        )
+        .start();
+    let mut client = server.client();
+    client.expect("EHLO client.test", "250");
+    client.expect("MAIL FROM:<sender@example.com>", "250 2.1.0 ");
+    for rcpt in ["a", "b", "c"] {
+        client.expect(&format!("RCPT TO:<{rcpt}@localhost>"), "250 2.1.5 ");
+    }
+    client.expect("RCPT TO:<d@localhost>", "452 4.5.3 ");
+    client.expect("RCPT TO:<postmaster@localhost>", "452 4.5.3 ");
+    client.expect("DATA", "354");
+    client.send("Subject: many\r\n\r\nto three\r\n.\r\n");
+    expect_reply(&mut client, "250 2.0.0 OK queued as ", "message");
+    for account in ["a", "b", "c"] {
+        let messages = server.wait_for_messages(account, 1);
+        assert_eq!(messages.len(), 1, "{account}");
+        assert!(messages[0].ends_with(b"to three\r\n"));
+    }
+    server.wait_for_empty_queue();
+    assert!(server.messages("d").is_empty());
+    assert!(server.messages("postmaster").is_empty());
+}
+
+// --- 14. Isolation ----------------------------------------------------------------------
+
+#[test]
+fn client_stuck_mid_data_does_not_disturb_another_client() {
+    let server = TestServer::start();
+    let mut stuck = server.client();
+    open_transaction(&mut stuck, "postmaster@localhost");
+    stuck.expect("DATA", "354");
+    stuck.send("Subject: stuck\r\n\r\nhalf a mess");
+
+    let mut other = server.client();
+    let reply = other.send_message(
+        "other@example.com",
+        &["postmaster@localhost"],
+        "Subject: other\r\n\r\nunhindered\r\n",
+    );
+    assert!(reply.starts_with("250 2.0.0 OK queued as "), "{reply}");
+    other.expect("QUIT", "221 2.0.0 ");
+    let messages = server.wait_for_messages("postmaster", 1);
+    assert!(messages[0].ends_with(b"Subject: other\r\n\r\nunhindered\r\n"));
+
+    // The stuck client can still finish its own message.
+    stuck.send("age\r\n.\r\n");
+    expect_reply(&mut stuck, "250 2.0.0 OK queued as ", "stuck client");
+    let messages = server.wait_for_messages("postmaster", 2);
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.ends_with(b"Subject: stuck\r\n\r\nhalf a message\r\n"))
+    );
+    server.wait_for_empty_queue();
+}
+
+#[test]
+fn rset_mid_bdat_discards_the_spooled_chunks() {
+    let server = TestServer::start();
+    let mut client = server.client();
+    open_transaction(&mut client, "postmaster@localhost");
+    let chunk = filler(SPOOLED);
+    client.send(format!("BDAT {}\r\n", chunk.len()));
+    client.send(&chunk);
+    expect_reply(
+        &mut client,
+        &format!("250 2.0.0 {} octets received", chunk.len()),
+        "first chunk",
+    );
+    wait_for_tmp_files(&server, 1);
+    client.expect("RSET", "250 2.0.0 ");
+    assert_nothing_stored(&server, &["postmaster"]);
+    // The next BDAT has no transaction to continue.
+    client.send("BDAT 4 LAST\r\nQUIT");
+    expect_reply(&mut client, "503 5.5.1 ", "BDAT after RSET");
+    client.expect("NOOP", "250 2.0.0 ");
+}
+
+#[test]
+fn client_that_never_reads_replies_is_dropped_after_the_timeout() {
+    let server = start("[limits]\ncommand_timeout = \"1s\"\nmax_connections = 1\n");
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut greeting = [0u8; 256];
+    let n = stream.read(&mut greeting).unwrap();
+    assert!(greeting[..n].starts_with(b"220 "));
+    // Pipelined NOOPs, never reading a reply, until the server stops reading too: its
+    // replies fill both socket buffers and it blocks writing them.
+    stream
+        .set_write_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let noops = "NOOP\r\n".repeat(10_000);
+    let mut sent = 0usize;
+    let started = Instant::now();
+    loop {
+        match stream.write(noops.as_bytes()) {
+            Ok(n) => sent += n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        // The server already gave up on us and closed the connection.
+                        | std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::BrokenPipe
+                ) =>
+            {
+                break;
+            }
+            Err(e) => panic!("after {sent} octets: {e}"),
+        }
+        assert!(started.elapsed() < PATIENCE, "the server kept reading");
+    }
+    // The server must not wait forever on a peer that does not read: after a timeout its
+    // only connection place is free again.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut client = Client::connect(server.addr);
+        let greeting = client.reply();
+        if greeting.starts_with("220 ") {
+            break;
+        }
+        assert!(greeting.starts_with("421 4.7.0 "), "{greeting}");
+        assert!(
+            Instant::now() < deadline,
+            "the stuck session still holds its place:\n{}",
+            server.log()
+        );
+        sleep(Duration::from_millis(100));
+    }
+    drop(stream);
+}

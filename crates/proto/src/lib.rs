@@ -1,8 +1,9 @@
 //! The SMTP protocol of Posthorn, without I/O: addresses, commands, replies, message
-//! content decoding and the server session state machine. Nothing here touches a socket,
+//! content decoding, the server session state machine and the client state machine. Nothing here touches a socket,
 //! a clock or a file, so every rule can be tested by feeding bytes and reading replies.
 
 pub mod address;
+pub mod client;
 pub mod command;
 pub mod data;
 pub mod dsn;

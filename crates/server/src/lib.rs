@@ -1,12 +1,15 @@
 //! Posthorn, the mail server: configuration, the SMTP session driver, the recipient
-//! directory, the queue manager and delivery. The protocol itself lives in
+//! directory, the queue manager, local and remote delivery, and delivery status notices. The protocol itself lives in
 //! `posthorn-proto`, the queue storage in `posthorn-spool`.
 
 pub mod config;
-pub mod delivery;
 pub mod directory;
+pub mod dsn;
 pub mod limiter;
+pub mod local;
 pub mod maildir;
+pub mod message;
+pub mod outbound;
 pub mod queue;
 pub mod received;
 pub mod server;

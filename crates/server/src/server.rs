@@ -15,15 +15,21 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::delivery::Deliverer;
 use crate::directory::Directory;
 use crate::limiter::ConnectionLimiter;
-use crate::queue;
+use crate::local::LocalTransport;
+use crate::outbound::connection::Settings;
+use crate::outbound::dns::Dns;
+use crate::outbound::tls::TlsClient;
+use crate::outbound::{NextHopPlan, Outbound, OutboundParts};
+use crate::queue::policy::Policy;
+use crate::queue::{self, Notifier, SystemClock};
 use crate::smtp::{self, Inbound};
 
 /// Runs the server until `stop` completes, then shuts down gracefully: listeners close at
 /// once, sessions get `shutdown_grace` to finish, deliveries in progress complete.
 pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let data_dir = &config.server.data_dir;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create data folder {}", data_dir.display()))?;
@@ -37,19 +43,21 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     std::fs::create_dir_all(directory.mail_root())
         .with_context(|| format!("cannot create {}", directory.mail_root().display()))?;
 
+    let mut sockets = Vec::new();
+    for listener in &config.listeners {
+        let socket = TcpListener::bind(listener.address).await.with_context(|| {
+            format!("cannot listen on {} ({})", listener.address, listener.role)
+        })?;
+        sockets.push((listener.role, socket));
+    }
+    let own_listeners = sockets
+        .iter()
+        .filter_map(|(_, socket)| socket.local_addr().ok())
+        .collect();
+
     let (shutdown_tx, shutdown) = watch::channel(false);
-    let deliverer = Arc::new(Deliverer::new(
-        Arc::clone(&store),
-        Arc::clone(&directory),
-        config.server.hostname.get_ref().clone(),
-        config.queue.retry_schedule.iter().map(|s| s.0).collect(),
-    ));
-    let (queue, queue_task) = queue::start(
-        Arc::clone(&store),
-        deliverer,
-        config.queue.delivery_concurrency,
-        shutdown.clone(),
-    );
+    let queue_parts = queue_parts(&config, &store, &directory, own_listeners)?;
+    let (queue, queue_task) = queue::start(queue_parts, shutdown.clone());
     let inbound = Arc::new(Inbound {
         session_config: config.session_config(),
         command_timeout: config.limits.command_timeout.0,
@@ -64,12 +72,9 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     );
     let sessions = TaskTracker::new();
     let mut listeners = Vec::new();
-    for listener in &config.listeners {
-        let socket = TcpListener::bind(listener.address).await.with_context(|| {
-            format!("cannot listen on {} ({})", listener.address, listener.role)
-        })?;
+    for (role, socket) in sockets {
         let address = socket.local_addr()?;
-        info!(role = %listener.role, %address, "listening");
+        info!(%role, %address, "listening");
         listeners.push(tokio::spawn(accept_loop(
             socket,
             Arc::clone(&inbound),
@@ -102,6 +107,84 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     }
     info!("stopped");
     Ok(())
+}
+
+/// The queue manager's parts: policy, notifier, and the local and remote transports.
+fn queue_parts(
+    config: &Config,
+    store: &Arc<dyn QueueStore>,
+    directory: &Arc<Directory>,
+    own_listeners: Vec<SocketAddr>,
+) -> anyhow::Result<queue::Parts> {
+    let hostname = config.server.hostname.get_ref().clone();
+    let delivery = &config.delivery;
+    let queue = &config.queue;
+    let tls =
+        TlsClient::new(delivery.ca_file.as_deref()).context("cannot set up TLS for delivery")?;
+    let dns = Dns::new(
+        delivery.nameserver,
+        delivery.command_timeout.0.min(Duration::from_secs(30)),
+    )
+    .context("cannot set up the DNS resolver")?;
+    let routes = config
+        .routes
+        .iter()
+        .filter_map(|route| {
+            let domain = route.domain.as_ref()?.get_ref().to_lowercase();
+            Some((domain, NextHopPlan::from_config(route)?))
+        })
+        .collect();
+    let outbound = Outbound::new(OutboundParts {
+        store: Arc::clone(store),
+        dns,
+        settings: Settings {
+            helo_name: delivery
+                .helo_name
+                .as_ref()
+                .map_or_else(|| hostname.clone(), |n| n.get_ref().clone()),
+            connect_timeout: delivery.connect_timeout.0,
+            command_timeout: delivery.command_timeout.0,
+            final_timeout: delivery.final_timeout.0,
+            tls,
+        },
+        mx_port: delivery.port,
+        mx_tls: delivery.tls,
+        relay: config.relay.as_ref().and_then(NextHopPlan::from_config),
+        routes,
+        own_listeners,
+        hostname: hostname.clone(),
+        max_hops: queue.max_hops,
+    });
+    let local = LocalTransport::new(
+        Arc::clone(store),
+        Arc::clone(directory),
+        hostname.clone(),
+        queue.max_hops,
+    );
+    Ok(queue::Parts {
+        store: Arc::clone(store),
+        notifier: Notifier::new(
+            Arc::clone(store),
+            Arc::clone(directory),
+            hostname,
+            queue.notify_postmaster,
+        ),
+        policy: Policy {
+            retry_schedule: queue.retry_schedule.iter().map(|s| s.0).collect(),
+            max_lifetime: queue.max_lifetime.0.as_secs(),
+            delay_warning: queue.delay_warning.0.as_secs(),
+        },
+        clock: Arc::new(SystemClock),
+        local: Arc::new(local),
+        remote: Arc::new(outbound),
+        limits: queue::Limits {
+            local: queue.local_concurrency,
+            remote: delivery.max_connections,
+            per_destination: delivery.max_connections_per_destination,
+            recipients_per_transaction: delivery.max_recipients_per_transaction,
+            active: queue.active_limit,
+        },
+    })
 }
 
 async fn accept_loop(

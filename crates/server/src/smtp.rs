@@ -263,7 +263,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                     client = %self.peer.ip(),
                     "accepted"
                 );
-                self.inbound.queue.submit(id.clone());
+                self.inbound.queue.submit(envelope);
                 table::queued(id.as_str())
             }
             Ok((Err(e), _)) => {
@@ -329,6 +329,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             prepend,
             hold: false,
             delay_notified: false,
+            postmaster_notice: false,
         })
     }
 }

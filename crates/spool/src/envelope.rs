@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use posthorn_proto::{BodyType, Mailbox, Notify, Orcpt, Ret, ReversePath};
+use posthorn_proto::{BodyType, Mailbox, Notify, Orcpt, Ret, ReversePath, Status};
 
 use crate::id::QueueId;
 
@@ -39,6 +39,10 @@ pub struct Envelope {
     /// A "delayed" DSN has been sent for this message.
     #[serde(default)]
     pub delay_notified: bool,
+    /// This message tells the postmaster about a bounce that could not be delivered: if it
+    /// fails too, it is dropped, so notifications can never loop.
+    #[serde(default)]
+    pub postmaster_notice: bool,
 }
 
 impl Envelope {
@@ -91,21 +95,73 @@ pub enum Route {
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeliveryState {
     /// Pending, or one of the final outcomes.
-    pub status: Status,
+    pub status: RecipientStatus,
     /// Attempts made so far.
     pub attempts: u32,
     /// Earliest time of the next attempt, seconds since the epoch; 0 means now.
     pub next_attempt: u64,
     /// Time of the last attempt.
     pub last_attempt: Option<u64>,
-    /// The last reply or error, for the queue listing and for bounces.
-    pub diagnostic: Option<String>,
+    /// What the last attempt came to, for the queue listing and for DSNs.
+    pub diagnostic: Option<Diagnostic>,
+    /// A DSN of this kind is owed to the sender and not yet written.
+    #[serde(default)]
+    pub dsn_owed: Option<DsnAction>,
+}
+
+/// What a delivery attempt came to, in the terms a DSN needs (RFC 3464 §2.3).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Diagnostic {
+    /// The enhanced status code (RFC 3463), e.g. 5.1.1.
+    pub status: Status,
+    /// What happened, in words.
+    pub text: String,
+    /// The server that answered, for `Remote-MTA`.
+    pub remote_mta: Option<String>,
+    /// Its reply on one line, for `Diagnostic-Code: smtp;`.
+    pub smtp_reply: Option<String>,
+}
+
+impl std::fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.smtp_reply, &self.remote_mta) {
+            (Some(reply), Some(mta)) => write!(f, "{reply} (from {mta})"),
+            (Some(reply), None) => f.write_str(reply),
+            _ => write!(f, "{} {}", self.status, self.text),
+        }
+    }
+}
+
+/// The `Action` of a DSN (RFC 3464 §2.3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DsnAction {
+    /// Delivery failed (or expired).
+    Failed,
+    /// Delivery is delayed; attempts go on.
+    Delayed,
+    /// Delivered to the recipient's mailbox.
+    Delivered,
+    /// Passed to a server that does not speak DSN: no further notice will come.
+    Relayed,
+}
+
+impl DsnAction {
+    /// The word the DSN uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DsnAction::Failed => "failed",
+            DsnAction::Delayed => "delayed",
+            DsnAction::Delivered => "delivered",
+            DsnAction::Relayed => "relayed",
+        }
+    }
 }
 
 /// The status of one recipient.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Status {
+pub enum RecipientStatus {
     /// Not delivered yet; attempted at `next_attempt`.
     #[default]
     Pending,
@@ -117,10 +173,10 @@ pub enum Status {
     Expired,
 }
 
-impl Status {
+impl RecipientStatus {
     /// True for every status but `Pending`.
     pub fn is_final(self) -> bool {
-        self != Status::Pending
+        self != RecipientStatus::Pending
     }
 }
 

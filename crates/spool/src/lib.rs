@@ -11,7 +11,9 @@ mod id;
 
 use std::io;
 
-pub use envelope::{ClientInfo, DeliveryState, Envelope, Recipient, Route, Status};
+pub use envelope::{
+    ClientInfo, DeliveryState, Diagnostic, DsnAction, Envelope, Recipient, RecipientStatus, Route,
+};
 pub use fs::FsQueueStore;
 pub use id::{IdGenerator, QueueId};
 

@@ -2,10 +2,10 @@
 
 use std::io::{Read, Write};
 
-use posthorn_proto::{Mailbox, ReversePath};
+use posthorn_proto::{Mailbox, ReversePath, Status};
 use posthorn_spool::{
-    ClientInfo, DeliveryState, Envelope, FsQueueStore, QueueId, QueueStore, Recipient, Route,
-    Status,
+    ClientInfo, DeliveryState, Diagnostic, DsnAction, Envelope, FsQueueStore, QueueId, QueueStore,
+    Recipient, RecipientStatus, Route,
 };
 
 fn envelope(id: QueueId, recipients: usize) -> Envelope {
@@ -42,6 +42,7 @@ fn envelope(id: QueueId, recipients: usize) -> Envelope {
         prepend: "Received: test\r\n".into(),
         hold: false,
         delay_notified: false,
+        postmaster_notice: false,
     }
 }
 
@@ -106,11 +107,17 @@ fn state_changes_survive_reopening() {
     let store = FsQueueStore::open(dir.path()).unwrap();
     assert_eq!(store.recover().unwrap(), [envelope.id.clone()]);
     envelope.recipients[0].state = DeliveryState {
-        status: Status::Delivered,
+        status: RecipientStatus::Delivered,
         attempts: 1,
         next_attempt: 0,
         last_attempt: Some(1_700_000_100),
-        diagnostic: Some("delivered to maildir".into()),
+        diagnostic: Some(Diagnostic {
+            status: Status::new(2, 0, 0),
+            text: "delivered to maildir".into(),
+            remote_mta: None,
+            smtp_reply: None,
+        }),
+        dsn_owed: Some(DsnAction::Delivered),
     };
     envelope.recipients[1].state.attempts = 1;
     envelope.recipients[1].state.next_attempt = 1_700_000_400;

@@ -34,6 +34,14 @@ pub struct Config {
     /// Delivery scheduling.
     #[serde(default)]
     pub queue: Queue,
+    /// Outbound SMTP: how we reach other servers.
+    #[serde(default)]
+    pub delivery: Delivery,
+    /// A smarthost that takes every message for other domains.
+    pub relay: Option<NextHop>,
+    /// Per-domain next hops, overriding MX lookup and the relay.
+    #[serde(default, rename = "route")]
+    pub routes: Vec<NextHop>,
     /// The domains we receive mail for.
     #[serde(default = "default_domains", rename = "domain")]
     pub domains: Vec<Domain>,
@@ -146,8 +154,18 @@ impl Default for Limits {
 pub struct Queue {
     /// Waits between delivery attempts; the last one repeats.
     pub retry_schedule: Vec<Span>,
-    /// Messages delivered at the same time.
-    pub delivery_concurrency: usize,
+    /// How long a message may wait before it is returned to its sender.
+    pub max_lifetime: Span,
+    /// When the sender is told, once, that delivery is delayed; 0 never.
+    pub delay_warning: Span,
+    /// Most Received headers a message may carry before it is taken for a loop.
+    pub max_hops: usize,
+    /// Messages delivered locally at the same time.
+    pub local_concurrency: usize,
+    /// Messages held in memory for delivery at once; the rest wait on disk.
+    pub active_limit: usize,
+    /// Tell the postmaster when a notification itself cannot be delivered.
+    pub notify_postmaster: bool,
 }
 
 impl Default for Queue {
@@ -156,9 +174,99 @@ impl Default for Queue {
             retry_schedule: [60, 300, 900, 1800, 3600, 7200]
                 .map(|s| Span(Duration::from_secs(s)))
                 .to_vec(),
-            delivery_concurrency: 16,
+            max_lifetime: Span(Duration::from_secs(5 * 86_400)),
+            delay_warning: Span(Duration::from_secs(4 * 3_600)),
+            max_hops: 50,
+            local_concurrency: 16,
+            active_limit: 10_000,
+            notify_postmaster: true,
         }
     }
+}
+
+/// How hard to insist on TLS when talking to another server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsPolicy {
+    /// Never start TLS.
+    None,
+    /// STARTTLS when offered; any certificate is accepted (RFC 7435) and the result is
+    /// logged.
+    #[default]
+    Opportunistic,
+    /// TLS or nothing; any certificate is accepted.
+    Required,
+    /// TLS with a certificate valid for the host name, or nothing.
+    Verify,
+}
+
+/// `[delivery]`: outbound SMTP.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Delivery {
+    /// The name we give in EHLO; the server host name by default.
+    pub helo_name: Option<Spanned<String>>,
+    /// The port of the hosts found by MX lookup.
+    pub port: u16,
+    /// TLS for MX deliveries.
+    pub tls: TlsPolicy,
+    /// Wait for a TCP connection.
+    pub connect_timeout: Span,
+    /// Wait for the greeting and for each command's reply (RFC 5321 §4.5.3.2: 5 minutes).
+    pub command_timeout: Span,
+    /// Wait for the reply after the content (RFC 5321 §4.5.3.2.6: 10 minutes).
+    pub final_timeout: Span,
+    /// Outbound connections in all.
+    pub max_connections: usize,
+    /// Outbound connections to one destination.
+    pub max_connections_per_destination: usize,
+    /// Recipients sent in one transaction.
+    pub max_recipients_per_transaction: usize,
+    /// A DNS server to ask instead of the system's (address and port).
+    pub nameserver: Option<SocketAddr>,
+    /// Extra trust anchors (PEM) for `tls = "verify"`, besides the system's.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Delivery {
+            helo_name: None,
+            port: 25,
+            tls: TlsPolicy::Opportunistic,
+            connect_timeout: Span(Duration::from_secs(30)),
+            command_timeout: Span(Duration::from_secs(300)),
+            final_timeout: Span(Duration::from_secs(600)),
+            max_connections: 100,
+            max_connections_per_destination: 20,
+            max_recipients_per_transaction: 50,
+            nameserver: None,
+            ca_file: None,
+        }
+    }
+}
+
+/// `[relay]` (a smarthost for all other domains) or a `[[route]]` (the next hop of one
+/// domain).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NextHop {
+    /// The recipient domain of a `[[route]]`; absent for `[relay]`.
+    pub domain: Option<Spanned<String>>,
+    /// `[host]:port` (no MX lookup, like Postfix) or `host[:port]` (MX lookup of host).
+    pub host: Spanned<String>,
+    /// TLS for this hop.
+    #[serde(default)]
+    pub tls: TlsPolicy,
+    /// TLS from the first byte (port 465, RFC 8314) instead of STARTTLS.
+    #[serde(default)]
+    pub implicit_tls: bool,
+    /// AUTH user name; sent only over TLS.
+    pub username: Option<String>,
+    /// AUTH password.
+    pub password: Option<Spanned<String>>,
+    /// A file holding the AUTH password (first line), instead of `password`.
+    pub password_file: Option<Spanned<PathBuf>>,
 }
 
 /// `[[domain]]`.
@@ -365,14 +473,173 @@ impl Config {
                 });
             }
         }
-        if self.queue.retry_schedule.is_empty() || self.queue.delivery_concurrency == 0 {
+        let queue = &self.queue;
+        let counts = [
+            ("queue.local_concurrency", queue.local_concurrency),
+            ("queue.active_limit", queue.active_limit),
+            ("delivery.max_connections", self.delivery.max_connections),
+            (
+                "delivery.max_connections_per_destination",
+                self.delivery.max_connections_per_destination,
+            ),
+            (
+                "delivery.max_recipients_per_transaction",
+                self.delivery.max_recipients_per_transaction,
+            ),
+        ];
+        for (key, value) in counts {
+            if value == 0 {
+                return Err(Invalid {
+                    key: key.into(),
+                    span: 0..0,
+                    message: "must be at least 1".into(),
+                });
+            }
+        }
+        if queue.retry_schedule.is_empty() {
             return Err(Invalid {
-                key: "queue".into(),
+                key: "queue.retry_schedule".into(),
                 span: 0..0,
-                message: "retry_schedule must list at least one wait and delivery_concurrency must be at least 1".into(),
+                message: "list at least one wait".into(),
             });
         }
+        if let Some(name) = &self.delivery.helo_name
+            && !address::is_valid_domain(name.get_ref())
+        {
+            return Err(Invalid::at(
+                "delivery.helo_name",
+                name,
+                "not a valid host name",
+            ));
+        }
+        if let Some(relay) = &self.relay {
+            if let Some(domain) = &relay.domain {
+                return Err(Invalid::at(
+                    "relay.domain",
+                    domain,
+                    "the relay takes every domain; use [[route]] for one",
+                ));
+            }
+            relay.validate("relay")?;
+        }
+        for (i, route) in self.routes.iter().enumerate() {
+            let key = format!("route[{i}]");
+            let Some(domain) = &route.domain else {
+                return Err(Invalid::at(
+                    format!("{key}.host"),
+                    &route.host,
+                    "a route needs a domain",
+                ));
+            };
+            if !address::is_valid_domain(domain.get_ref()) {
+                return Err(Invalid::at(
+                    format!("{key}.domain"),
+                    domain,
+                    "not a valid domain name",
+                ));
+            }
+            route.validate(&key)?;
+        }
         Ok(())
+    }
+}
+
+impl NextHop {
+    /// The parsed `host` value.
+    pub fn target(&self) -> Result<HostSpec, String> {
+        HostSpec::parse(self.host.get_ref())
+    }
+
+    fn validate(&self, key: &str) -> Result<(), Invalid> {
+        self.target()
+            .map_err(|e| Invalid::at(format!("{key}.host"), &self.host, e))?;
+        if let (Some(password), Some(_)) = (&self.password, &self.password_file) {
+            return Err(Invalid::at(
+                format!("{key}.password"),
+                password,
+                "give password or password_file, not both",
+            ));
+        }
+        let has_password = self.password.is_some() || self.password_file.is_some();
+        if self.username.is_some() != has_password {
+            return Err(Invalid::at(
+                format!("{key}.host"),
+                &self.host,
+                "AUTH needs both username and password (or password_file)",
+            ));
+        }
+        if let Some(file) = &self.password_file
+            && let Err(e) = std::fs::read_to_string(file.get_ref())
+        {
+            return Err(Invalid::at(
+                format!("{key}.password_file"),
+                file,
+                format!("cannot read: {e}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The AUTH credentials, reading `password_file` if that is where the password is.
+    pub fn credentials(&self) -> Option<(String, String)> {
+        let user = self.username.clone()?;
+        let password = match (&self.password, &self.password_file) {
+            (Some(p), _) => p.get_ref().clone(),
+            (None, Some(file)) => std::fs::read_to_string(file.get_ref())
+                .ok()?
+                .lines()
+                .next()?
+                .to_string(),
+            (None, None) => return None,
+        };
+        Some((user, password))
+    }
+}
+
+/// A next hop as written in `host`: `[name]:port` is used as is, `name[:port]` is looked
+/// up as a domain's MX first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSpec {
+    /// Host name or IP address.
+    pub host: String,
+    /// The port; 25 unless given.
+    pub port: u16,
+    /// Look up MX records of `host` first.
+    pub mx_lookup: bool,
+}
+
+impl HostSpec {
+    /// Parses `[host]:port`, `[host]`, `host:port` or `host`.
+    pub fn parse(text: &str) -> Result<HostSpec, String> {
+        let bad = || {
+            format!(
+                "{text:?} is not a host: use [host]:port, [192.0.2.1]:587, [2001:db8::1]:25 or host"
+            )
+        };
+        let (host, rest, mx_lookup) = match text.strip_prefix('[') {
+            Some(inner) => {
+                let (host, rest) = inner.split_once(']').ok_or_else(bad)?;
+                (host, rest, false)
+            }
+            None => match text.split_once(':') {
+                Some((host, _)) => (host, &text[host.len()..], true),
+                None => (text, "", true),
+            },
+        };
+        let port = match rest.strip_prefix(':') {
+            Some(port) => port.parse().map_err(|_| bad())?,
+            None if rest.is_empty() => 25,
+            None => return Err(bad()),
+        };
+        let is_ip = host.parse::<std::net::IpAddr>().is_ok();
+        if !(is_ip || address::is_valid_domain(host)) || (is_ip && mx_lookup) {
+            return Err(bad());
+        }
+        Ok(HostSpec {
+            host: host.to_string(),
+            port,
+            mx_lookup,
+        })
     }
 }
 
@@ -520,6 +787,56 @@ mod tests {
         let e = error("[server]\nhostname = \"not a host\"\n");
         assert_eq!(e.key, "server.hostname");
         assert_eq!(e.line, Some(2));
+    }
+
+    #[test]
+    fn host_specs() {
+        let spec = |t: &str| HostSpec::parse(t);
+        assert_eq!(
+            spec("[smtp.example.net]:587").unwrap(),
+            HostSpec {
+                host: "smtp.example.net".into(),
+                port: 587,
+                mx_lookup: false
+            }
+        );
+        assert_eq!(
+            spec("example.net").unwrap(),
+            HostSpec {
+                host: "example.net".into(),
+                port: 25,
+                mx_lookup: true
+            }
+        );
+        assert_eq!(spec("example.net:2525").unwrap().port, 2525);
+        assert_eq!(spec("[2001:db8::1]:25").unwrap().host, "2001:db8::1");
+        assert_eq!(spec("[192.0.2.1]").unwrap().port, 25);
+        for bad in [
+            "[x",
+            "host:port",
+            "[a]:99999",
+            "bad host",
+            "192.0.2.1",
+            "[a]x",
+        ] {
+            assert!(spec(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn relay_and_routes_are_checked() {
+        let e = error("[relay]\nhost = \"smtp.example:abc\"\n");
+        assert_eq!((e.key.as_str(), e.line), ("relay.host", Some(2)));
+        let e = error("[[route]]\nhost = \"[10.0.0.1]:25\"\n");
+        assert_eq!(e.key, "route[0].host");
+        let e = error("[relay]\nhost = \"[a.example]\"\nusername = \"u\"\n");
+        assert!(e.message.contains("AUTH needs both"), "{e}");
+        let config = parse("[relay]\nhost = \"[a.example]:587\"\ntls = \"required\"\nusername = \"u\"\npassword = \"p\"\n\n[[route]]\ndomain = \"b.example\"\nhost = \"[127.0.0.1]:2526\"\ntls = \"none\"\n", None).unwrap();
+        assert_eq!(
+            config.relay.unwrap().credentials(),
+            Some(("u".into(), "p".into()))
+        );
+        assert_eq!(config.routes[0].tls, TlsPolicy::None);
     }
 
     #[test]

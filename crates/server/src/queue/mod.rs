@@ -1,0 +1,627 @@
+//! The queue manager: the one owner of queue state.
+//!
+//! It knows when each message is due, loads due messages, splits their due recipients into
+//! jobs by destination (local mailboxes, a relay, a per-domain route, a domain's MX hosts),
+//! and lends jobs to transports. A transport keeps its connection and asks for the next
+//! job of the same destination, so messages to one place share a connection. Outcomes come
+//! back here; once every job of a message is back, its new state and any notices it owes
+//! are written in one step, and it is scheduled again or removed. A destination that cannot
+//! be reached is backed off as a whole. Concurrency is bounded per destination and overall.
+
+mod notices;
+pub mod policy;
+mod schedule;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use posthorn_proto::Status;
+use posthorn_spool::{Diagnostic, Envelope, QueueId, QueueStore, RecipientStatus};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+
+pub use notices::Notifier;
+use policy::{Outcome, Policy};
+use schedule::Schedule;
+
+/// Seconds since the Unix epoch, from a clock tests can replace.
+pub trait Clock: Send + Sync + 'static {
+    /// Now.
+    fn now(&self) -> u64;
+}
+
+/// The system's clock.
+#[derive(Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> u64 {
+        crate::smtp::unix_now()
+    }
+}
+
+/// Where a recipient's mail goes; recipients with the same destination share connections.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Destination {
+    /// A local Maildir.
+    Local,
+    /// The configured smarthost.
+    Relay,
+    /// The next hop configured for this domain.
+    Route(String),
+    /// The MX hosts of this domain.
+    Mx(String),
+    /// An address literal's host.
+    Literal(IpAddr),
+}
+
+impl std::fmt::Display for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Destination::Local => f.write_str("local"),
+            Destination::Relay => f.write_str("relay"),
+            Destination::Route(domain) => write!(f, "route:{domain}"),
+            Destination::Mx(domain) => write!(f, "mx:{domain}"),
+            Destination::Literal(ip) => write!(f, "[{ip}]"),
+        }
+    }
+}
+
+/// Some recipients of one message for one destination: one transaction.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The message.
+    pub envelope: Arc<Envelope>,
+    /// Indexes of the recipients to deliver.
+    pub recipients: Vec<usize>,
+}
+
+/// What became of a job's recipients.
+#[derive(Debug, Clone)]
+pub struct JobResult {
+    /// The message.
+    pub id: QueueId,
+    /// One outcome per recipient of the job.
+    pub outcomes: Vec<(usize, Outcome)>,
+}
+
+/// A transport's line back to the manager.
+#[derive(Debug, Clone)]
+pub struct Feed {
+    destination: Destination,
+    tx: mpsc::UnboundedSender<Input>,
+}
+
+impl Feed {
+    /// Reports a finished job and takes the next job for the same destination, if any.
+    /// `unreachable` says the destination could not be reached at all: the manager then
+    /// backs it off and defers everything queued for it.
+    pub async fn next(&self, result: JobResult, unreachable: Option<Diagnostic>) -> Option<Job> {
+        let (next, reply) = oneshot::channel();
+        let input = Input::Finished {
+            destination: self.destination.clone(),
+            result,
+            unreachable,
+            next,
+        };
+        self.tx.send(input).ok()?;
+        reply.await.ok().flatten()
+    }
+}
+
+/// Delivers jobs for one destination.
+pub trait Transport: Send + Sync + 'static {
+    /// Delivers `job` and then every job `feed` hands out, until it hands out none.
+    fn run(
+        self: Arc<Self>,
+        destination: Destination,
+        job: Job,
+        feed: Feed,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+    /// The destination of a recipient.
+    fn destination(&self, envelope: &Envelope, index: usize) -> Destination;
+}
+
+/// Concurrency limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Local deliveries at once.
+    pub local: usize,
+    /// Remote connections at once.
+    pub remote: usize,
+    /// Remote connections to one destination.
+    pub per_destination: usize,
+    /// Recipients per remote transaction.
+    pub recipients_per_transaction: usize,
+    /// Messages in memory at once.
+    pub active: usize,
+}
+
+/// Tells the queue manager about new mail.
+#[derive(Debug, Clone)]
+pub struct QueueHandle {
+    tx: mpsc::UnboundedSender<Input>,
+}
+
+impl QueueHandle {
+    /// Hands a freshly committed message over for an immediate attempt.
+    pub fn submit(&self, envelope: Envelope) {
+        // Only fails at shutdown; the message is then picked up at the next start.
+        let _ = self.tx.send(Input::Submit(envelope));
+    }
+}
+
+/// What the manager reacts to.
+#[derive(Debug)]
+enum Input {
+    Submit(Envelope),
+    Finished {
+        destination: Destination,
+        result: JobResult,
+        unreachable: Option<Diagnostic>,
+        next: oneshot::Sender<Option<Job>>,
+    },
+}
+
+/// Everything the manager is built from.
+pub struct Parts {
+    /// The spool.
+    pub store: Arc<dyn QueueStore>,
+    /// Local mailboxes and routing of notices.
+    pub notifier: Notifier,
+    /// Retry, expiry and notice rules.
+    pub policy: Policy,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Local deliveries.
+    pub local: Arc<dyn Transport>,
+    /// Remote deliveries.
+    pub remote: Arc<dyn Transport>,
+    /// Concurrency limits.
+    pub limits: Limits,
+}
+
+/// Starts the manager: it recovers the spool, then runs until `shutdown`.
+pub fn start(
+    parts: Parts,
+    shutdown: watch::Receiver<bool>,
+) -> (QueueHandle, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let manager = Manager {
+        parts,
+        tx: tx.clone(),
+        schedule: Schedule::default(),
+        active: HashMap::new(),
+        destinations: HashMap::new(),
+        ready: HashSet::new(),
+        remote_workers: 0,
+        workers: JoinSet::new(),
+        worker_destinations: HashMap::new(),
+        loads: JoinSet::new(),
+        finishing: JoinSet::new(),
+    };
+    let task = tokio::spawn(manager.run(rx, shutdown));
+    (QueueHandle { tx }, task)
+}
+
+/// A message out for delivery.
+struct Active {
+    envelope: Envelope,
+    outstanding: usize,
+}
+
+/// Jobs waiting for one destination and its connections.
+#[derive(Default)]
+struct DestinationState {
+    queue: VecDeque<Job>,
+    workers: usize,
+    dead_until: u64,
+    failures: u32,
+    last_error: Option<Diagnostic>,
+}
+
+struct Manager {
+    parts: Parts,
+    tx: mpsc::UnboundedSender<Input>,
+    schedule: Schedule,
+    active: HashMap<QueueId, Active>,
+    destinations: HashMap<Destination, DestinationState>,
+    ready: HashSet<Destination>,
+    remote_workers: usize,
+    workers: JoinSet<Destination>,
+    worker_destinations: HashMap<tokio::task::Id, Destination>,
+    loads: JoinSet<(QueueId, std::io::Result<Envelope>)>,
+    finishing: JoinSet<(QueueId, Option<u64>, Vec<Envelope>)>,
+}
+
+impl Manager {
+    async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<Input>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let store = Arc::clone(&self.parts.store);
+        match tokio::task::spawn_blocking(move || store.recover()).await {
+            Ok(Ok(ids)) => {
+                info!(messages = ids.len(), "queue recovered");
+                for id in ids {
+                    self.schedule.set(id, 0);
+                }
+            }
+            Ok(Err(e)) => error!(error = %e, "queue recovery failed"),
+            Err(e) => error!(error = %e, "queue recovery task failed"),
+        }
+        loop {
+            let now = self.parts.clock.now();
+            self.dispatch(now);
+            let wait = self
+                .schedule
+                .next_due()
+                .filter(|_| self.schedule.busy_count() < self.parts.limits.active)
+                .map_or(Duration::from_secs(3600), |due| {
+                    Duration::from_secs(due.saturating_sub(now).max(1))
+                });
+            tokio::select! {
+                input = rx.recv() => match input {
+                    Some(input) => self.input(input),
+                    None => break,
+                },
+                Some(loaded) = self.loads.join_next() => match loaded {
+                    Ok((_, Ok(envelope))) => self.activate(envelope),
+                    Ok((id, Err(e))) => self.load_failed(id, e),
+                    Err(e) => error!(error = %e, "queue load task failed"),
+                },
+                Some(finished) = self.finishing.join_next() => match finished {
+                    Ok((id, next, notices)) => {
+                        self.schedule.release(id, next);
+                        for notice in notices {
+                            if self.schedule.claim(&notice.id) {
+                                self.activate(notice);
+                            }
+                        }
+                    }
+                    Err(e) => error!(error = %e, "queue write-back task failed"),
+                },
+                Some(ended) = self.workers.join_next_with_id() => self.worker_ended(ended),
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.wait_for(|stop| *stop) => break,
+            }
+        }
+        self.stop(rx).await;
+    }
+
+    /// Shutdown: no new work; deliveries in progress get a short while to report, then are
+    /// abandoned (their messages are retried at the next start); write-backs complete.
+    async fn stop(mut self, mut rx: mpsc::UnboundedReceiver<Input>) {
+        for state in self.destinations.values_mut() {
+            state.queue.clear();
+        }
+        let deadline = tokio::time::sleep(Duration::from_secs(10));
+        tokio::pin!(deadline);
+        while !self.workers.is_empty() {
+            tokio::select! {
+                Some(input) = rx.recv() => self.input(input),
+                Some(ended) = self.workers.join_next_with_id() => self.worker_ended(ended),
+                _ = &mut deadline => {
+                    warn!(connections = self.workers.len(), "stopping deliveries still in progress");
+                    self.workers.abort_all();
+                    break;
+                }
+            }
+        }
+        while self.finishing.join_next().await.is_some() {}
+    }
+
+    fn input(&mut self, input: Input) {
+        match input {
+            Input::Submit(envelope) => {
+                if self.schedule.claim(&envelope.id) {
+                    self.activate(envelope);
+                }
+            }
+            Input::Finished {
+                destination,
+                result,
+                unreachable,
+                next,
+            } => {
+                let now = self.parts.clock.now();
+                self.apply(result, now);
+                let state = self.destinations.entry(destination.clone()).or_default();
+                let job = match unreachable {
+                    Some(diagnostic) => {
+                        state.failures += 1;
+                        state.dead_until = now + self.parts.policy.retry_delay(state.failures);
+                        warn!(%destination, failures = state.failures, error = %diagnostic, "destination unreachable, backing off");
+                        state.last_error = Some(diagnostic);
+                        None
+                    }
+                    None => {
+                        state.failures = 0;
+                        state.queue.pop_front()
+                    }
+                };
+                if let Err(Some(job)) = next.send(job) {
+                    // The worker is gone: the job goes back to wait for another.
+                    state.queue.push_front(job);
+                }
+                if !state.queue.is_empty() {
+                    self.ready.insert(destination);
+                }
+            }
+        }
+    }
+
+    /// A worker task ended (normally or not): its place is free again.
+    fn worker_ended(
+        &mut self,
+        ended: Result<(tokio::task::Id, Destination), tokio::task::JoinError>,
+    ) {
+        let destination = match ended {
+            Ok((id, destination)) => {
+                self.worker_destinations.remove(&id);
+                destination
+            }
+            Err(e) => {
+                error!(error = %e, "delivery worker failed");
+                match self.worker_destinations.remove(&e.id()) {
+                    Some(destination) => destination,
+                    None => return,
+                }
+            }
+        };
+        if destination != Destination::Local {
+            self.remote_workers = self.remote_workers.saturating_sub(1);
+        }
+        if let Some(state) = self.destinations.get_mut(&destination) {
+            state.workers = state.workers.saturating_sub(1);
+            if !state.queue.is_empty() {
+                self.ready.insert(destination);
+            }
+        }
+    }
+
+    /// Loads due messages and starts workers for destinations with waiting jobs.
+    fn dispatch(&mut self, now: u64) {
+        while self.schedule.busy_count() < self.parts.limits.active {
+            let Some(id) = self.schedule.take_due(now) else {
+                break;
+            };
+            let store = Arc::clone(&self.parts.store);
+            self.loads.spawn_blocking(move || {
+                let loaded = store.load(&id);
+                (id, loaded)
+            });
+        }
+        for destination in std::mem::take(&mut self.ready) {
+            self.start_workers(destination, now);
+        }
+    }
+
+    fn start_workers(&mut self, destination: Destination, now: u64) {
+        let limits = &self.parts.limits;
+        let local = destination == Destination::Local;
+        let limit = if local {
+            limits.local
+        } else {
+            limits.per_destination
+        };
+        let Some(state) = self.destinations.get_mut(&destination) else {
+            return;
+        };
+        if !local && state.dead_until > now {
+            let reason = state.last_error.clone();
+            let jobs: Vec<Job> = state.queue.drain(..).collect();
+            for job in jobs {
+                self.defer_unattempted(job, &destination, reason.clone(), now);
+            }
+            return;
+        }
+        while state.workers < limit && (local || self.remote_workers < limits.remote) {
+            let Some(job) = state.queue.pop_front() else {
+                break;
+            };
+            state.workers += 1;
+            if !local {
+                self.remote_workers += 1;
+            }
+            let transport = if local {
+                Arc::clone(&self.parts.local)
+            } else {
+                Arc::clone(&self.parts.remote)
+            };
+            let feed = Feed {
+                destination: destination.clone(),
+                tx: self.tx.clone(),
+            };
+            let run = transport.run(destination.clone(), job, feed);
+            let owner = destination.clone();
+            let handle = self.workers.spawn(async move {
+                run.await;
+                owner
+            });
+            self.worker_destinations
+                .insert(handle.id(), destination.clone());
+        }
+        if !state.queue.is_empty() {
+            self.ready.insert(destination);
+        }
+    }
+
+    /// A job for a destination in back-off: every recipient is deferred without an attempt.
+    fn defer_unattempted(
+        &mut self,
+        job: Job,
+        destination: &Destination,
+        reason: Option<Diagnostic>,
+        now: u64,
+    ) {
+        let diagnostic = Diagnostic {
+            status: reason.as_ref().map_or(Status::new(4, 4, 1), |r| r.status),
+            text: format!(
+                "{destination} is unreachable, not attempted{}",
+                reason
+                    .as_ref()
+                    .map_or_else(String::new, |r| format!(" (last error: {})", r.text))
+            ),
+            remote_mta: reason.as_ref().and_then(|r| r.remote_mta.clone()),
+            smtp_reply: reason.and_then(|r| r.smtp_reply),
+        };
+        let outcomes = job
+            .recipients
+            .iter()
+            .map(|&index| (index, Outcome::Deferred(diagnostic.clone())))
+            .collect();
+        self.apply(
+            JobResult {
+                id: job.envelope.id.clone(),
+                outcomes,
+            },
+            now,
+        );
+    }
+
+    /// A loaded (or newly submitted) message: split its due recipients into jobs.
+    fn activate(&mut self, envelope: Envelope) {
+        let now = self.parts.clock.now();
+        if envelope.hold {
+            self.schedule.release(envelope.id.clone(), None);
+            return;
+        }
+        let mut groups: HashMap<Destination, Vec<usize>> = HashMap::new();
+        for (index, recipient) in envelope.recipients.iter().enumerate() {
+            let state = &recipient.state;
+            if state.status == RecipientStatus::Pending && state.next_attempt <= now {
+                let destination = match recipient.route {
+                    posthorn_spool::Route::Local { .. } => Destination::Local,
+                    posthorn_spool::Route::Remote => {
+                        self.parts.remote.destination(&envelope, index)
+                    }
+                };
+                groups.entry(destination).or_default().push(index);
+            }
+        }
+        if groups.is_empty() {
+            let next = Policy::next_due(&envelope);
+            if next.is_none() {
+                // Nothing pending: a message whose removal was interrupted.
+                self.finish(envelope);
+            } else {
+                self.schedule.release(envelope.id.clone(), next);
+            }
+            return;
+        }
+        let shared = Arc::new(envelope.clone());
+        let mut outstanding = 0;
+        for (destination, indexes) in groups {
+            let size = if destination == Destination::Local {
+                indexes.len()
+            } else {
+                self.parts.limits.recipients_per_transaction
+            };
+            let state = self.destinations.entry(destination.clone()).or_default();
+            for chunk in indexes.chunks(size) {
+                state.queue.push_back(Job {
+                    envelope: Arc::clone(&shared),
+                    recipients: chunk.to_vec(),
+                });
+                outstanding += 1;
+            }
+            self.ready.insert(destination);
+        }
+        self.active.insert(
+            envelope.id.clone(),
+            Active {
+                envelope,
+                outstanding,
+            },
+        );
+    }
+
+    fn load_failed(&mut self, id: QueueId, e: std::io::Error) {
+        match e.kind() {
+            std::io::ErrorKind::NotFound => self.schedule.release(id, None),
+            std::io::ErrorKind::InvalidData => {
+                error!(queue_id = %id, error = %e, "damaged queue file set aside");
+                if let Err(e) = self.parts.store.quarantine(&id) {
+                    error!(queue_id = %id, error = %e, "cannot set a damaged queue file aside");
+                }
+                self.schedule.release(id, None);
+            }
+            _ => {
+                error!(queue_id = %id, error = %e, "cannot read a queued message");
+                let retry = self.parts.clock.now() + self.parts.policy.retry_delay(1);
+                self.schedule.release(id, Some(retry));
+            }
+        }
+    }
+
+    /// Records a job's outcomes; the last job of a message sends it to write-back.
+    fn apply(&mut self, result: JobResult, now: u64) {
+        let Some(active) = self.active.get_mut(&result.id) else {
+            warn!(queue_id = %result.id, "result for a message not out for delivery");
+            return;
+        };
+        let arrival = active.envelope.arrival;
+        for (index, outcome) in result.outcomes {
+            let Some(recipient) = active.envelope.recipients.get_mut(index) else {
+                continue;
+            };
+            let (verdict, detail) = match &outcome {
+                Outcome::Delivered { diagnostic, .. } => ("delivered", diagnostic.to_string()),
+                Outcome::Deferred(diagnostic) => ("deferred", diagnostic.to_string()),
+                Outcome::Failed(diagnostic) => ("failed", diagnostic.to_string()),
+            };
+            self.parts.policy.record(recipient, arrival, outcome, now);
+            let verdict = match recipient.state.status {
+                RecipientStatus::Expired => "expired",
+                _ => verdict,
+            };
+            info!(
+                queue_id = %result.id,
+                recipient = %recipient.address,
+                result = verdict,
+                attempt = recipient.state.attempts,
+                detail,
+                "delivery"
+            );
+        }
+        active.outstanding = active.outstanding.saturating_sub(1);
+        if active.outstanding == 0
+            && let Some(active) = self.active.remove(&result.id)
+        {
+            self.finish(active.envelope);
+        }
+    }
+
+    /// Writes back a message after an attempt: notices first, then its state (or its
+    /// removal), on a blocking thread.
+    fn finish(&mut self, mut envelope: Envelope) {
+        let now = self.parts.clock.now();
+        let delayed = self.parts.policy.delay_notice(&envelope, now);
+        let store = Arc::clone(&self.parts.store);
+        let notifier = self.parts.notifier.clone();
+        let retry_until = envelope.arrival + self.parts.policy.max_lifetime;
+        self.finishing.spawn_blocking(move || {
+            let notices = notifier.write_owed(&mut envelope, &delayed, retry_until, now);
+            let id = envelope.id.clone();
+            if envelope.is_complete() {
+                if let Err(e) = store.remove(&id) {
+                    error!(queue_id = %id, error = %e, "cannot remove a finished message");
+                }
+                return (id, None, notices);
+            }
+            if let Err(e) = store.save_state(&envelope) {
+                // The attempt stands; a restart may repeat it, never lose a message.
+                error!(queue_id = %id, error = %e, "cannot record delivery state");
+            }
+            (id, Policy::next_due(&envelope), notices)
+        });
+    }
+}

@@ -2,6 +2,7 @@
 //! directory, the queue manager, local and remote delivery, and delivery status notices. The protocol itself lives in
 //! `posthorn-proto`, the queue storage in `posthorn-spool`.
 
+pub mod admin;
 pub mod config;
 pub mod directory;
 pub mod dsn;

@@ -40,7 +40,7 @@ impl QueuedMessage {
     }
 
     /// The whole message length in octets.
-    pub fn len(&self) -> u64 {
+    pub fn size(&self) -> u64 {
         self.head.len() as u64 + self.rest_len
     }
 

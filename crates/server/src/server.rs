@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::admin;
 use crate::config::Config;
 use crate::directory::Directory;
 use crate::limiter::ConnectionLimiter;
@@ -33,6 +34,11 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     let data_dir = &config.server.data_dir;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create data folder {}", data_dir.display()))?;
+    // Two servers on one spool would deliver everything twice and corrupt its state.
+    let lock = std::fs::File::create(data_dir.join("posthorn.lock"))
+        .with_context(|| format!("cannot create the lock file in {}", data_dir.display()))?;
+    lock.try_lock()
+        .map_err(|_| anyhow::anyhow!("another posthorn is running on {}", data_dir.display()))?;
     let store: Arc<dyn QueueStore> = Arc::new(
         FsQueueStore::open(data_dir.join("queue"))
             .with_context(|| format!("cannot open the queue in {}", data_dir.display()))?,
@@ -55,9 +61,22 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         .filter_map(|(_, socket)| socket.local_addr().ok())
         .collect();
 
+    // Recovery wipes half-written files: it must be over before any session writes.
+    let recovering = Arc::clone(&store);
+    let recovered = tokio::task::spawn_blocking(move || recovering.recover())
+        .await?
+        .context("cannot recover the queue")?;
+    info!(messages = recovered.len(), "queue recovered");
+
     let (shutdown_tx, shutdown) = watch::channel(false);
     let queue_parts = queue_parts(&config, &store, &directory, own_listeners)?;
-    let (queue, queue_task) = queue::start(queue_parts, shutdown.clone());
+    let (queue, queue_task) = queue::start(queue_parts, recovered, shutdown.clone());
+    let admin_task = tokio::spawn(admin::serve(
+        data_dir.join(admin::SOCKET),
+        Arc::clone(&store),
+        queue.clone(),
+        shutdown.clone(),
+    ));
     let inbound = Arc::new(Inbound {
         session_config: config.session_config(),
         command_timeout: config.limits.command_timeout.0,
@@ -105,7 +124,9 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     {
         warn!("deliveries still running at exit; they will be retried");
     }
+    let _ = admin_task.await;
     info!("stopped");
+    drop(lock);
     Ok(())
 }
 

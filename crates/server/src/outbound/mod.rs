@@ -230,7 +230,7 @@ impl Outbound {
         let envelope = &job.envelope;
         let caps = connection.capabilities().clone();
         let mta = connection.hop.name.clone();
-        let len = message.len();
+        let len = message.size();
         if !caps.accepts_size(len) {
             let why = local(
                 Status::new(5, 3, 4),

@@ -157,10 +157,53 @@ impl QueueHandle {
     }
 }
 
+/// An operator's command that changes the queue (`posthorn queue ...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminCommand {
+    /// Attempt now: one message, or every waiting message and backed-off destination.
+    Flush(Option<QueueId>),
+    /// Keep a message out of delivery until released.
+    Hold(QueueId),
+    /// Put a held message back into delivery, due now.
+    Release(QueueId),
+    /// Remove a message; its sender is told unless `silent`.
+    Delete {
+        /// The message.
+        id: QueueId,
+        /// No bounce.
+        silent: bool,
+    },
+    /// Return a message to its sender now.
+    Bounce(QueueId),
+}
+
+/// The reply to an admin command: what was done, or why not.
+pub type AdminReply = Result<String, String>;
+
+impl QueueHandle {
+    /// Makes the manager look at its schedule now, as after a change of the clock.
+    pub fn wake(&self) {
+        let _ = self.tx.send(Input::Wake);
+    }
+
+    /// Runs an admin command in the manager, the one writer of queue state.
+    pub async fn admin(&self, command: AdminCommand) -> AdminReply {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Input::Admin(command, reply))
+            .map_err(|_| "the queue manager is not running".to_string())?;
+        answer
+            .await
+            .map_err(|_| "the queue manager stopped".to_string())?
+    }
+}
+
 /// What the manager reacts to.
 #[derive(Debug)]
 enum Input {
     Submit(Envelope),
+    Admin(AdminCommand, oneshot::Sender<AdminReply>),
+    Wake,
     Finished {
         destination: Destination,
         result: JobResult,
@@ -187,9 +230,11 @@ pub struct Parts {
     pub limits: Limits,
 }
 
-/// Starts the manager: it recovers the spool, then runs until `shutdown`.
+/// Starts the manager with the messages found by the spool's recovery (which must be
+/// complete before anything writes to the spool); it runs until `shutdown`.
 pub fn start(
     parts: Parts,
+    recovered: Vec<QueueId>,
     shutdown: watch::Receiver<bool>,
 ) -> (QueueHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -200,13 +245,14 @@ pub fn start(
         active: HashMap::new(),
         destinations: HashMap::new(),
         ready: HashSet::new(),
+        forced: HashSet::new(),
         remote_workers: 0,
         workers: JoinSet::new(),
         worker_destinations: HashMap::new(),
         loads: JoinSet::new(),
         finishing: JoinSet::new(),
     };
-    let task = tokio::spawn(manager.run(rx, shutdown));
+    let task = tokio::spawn(manager.run(recovered, rx, shutdown));
     (QueueHandle { tx }, task)
 }
 
@@ -233,6 +279,8 @@ struct Manager {
     active: HashMap<QueueId, Active>,
     destinations: HashMap<Destination, DestinationState>,
     ready: HashSet<Destination>,
+    /// Messages flushed by the operator: every pending recipient is due at activation.
+    forced: HashSet<QueueId>,
     remote_workers: usize,
     workers: JoinSet<Destination>,
     worker_destinations: HashMap<tokio::task::Id, Destination>,
@@ -243,19 +291,12 @@ struct Manager {
 impl Manager {
     async fn run(
         mut self,
+        recovered: Vec<QueueId>,
         mut rx: mpsc::UnboundedReceiver<Input>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        let store = Arc::clone(&self.parts.store);
-        match tokio::task::spawn_blocking(move || store.recover()).await {
-            Ok(Ok(ids)) => {
-                info!(messages = ids.len(), "queue recovered");
-                for id in ids {
-                    self.schedule.set(id, 0);
-                }
-            }
-            Ok(Err(e)) => error!(error = %e, "queue recovery failed"),
-            Err(e) => error!(error = %e, "queue recovery task failed"),
+        for id in recovered {
+            self.schedule.set(id, 0);
         }
         loop {
             let now = self.parts.clock.now();
@@ -325,6 +366,8 @@ impl Manager {
                     self.activate(envelope);
                 }
             }
+            Input::Admin(command, reply) => self.admin(command, reply),
+            Input::Wake => {}
             Input::Finished {
                 destination,
                 result,
@@ -385,6 +428,64 @@ impl Manager {
                 self.ready.insert(destination);
             }
         }
+    }
+
+    fn admin(&mut self, command: AdminCommand, reply: oneshot::Sender<AdminReply>) {
+        let now = self.parts.clock.now();
+        let id = match &command {
+            AdminCommand::Flush(None) => {
+                let waiting = self.schedule.waiting();
+                for id in &waiting {
+                    self.schedule.set(id.clone(), now);
+                    self.forced.insert(id.clone());
+                }
+                for state in self.destinations.values_mut() {
+                    state.dead_until = 0;
+                }
+                let _ = reply.send(Ok(format!(
+                    "{} message(s) scheduled for delivery now",
+                    waiting.len()
+                )));
+                return;
+            }
+            AdminCommand::Flush(Some(id)) => {
+                let answer = if self.schedule.is_waiting(id) {
+                    self.schedule.set(id.clone(), now);
+                    self.forced.insert(id.clone());
+                    for state in self.destinations.values_mut() {
+                        state.dead_until = 0;
+                    }
+                    Ok(format!("{id} scheduled for delivery now"))
+                } else if self.schedule.is_busy(id) {
+                    Ok(format!("{id} is being delivered now"))
+                } else {
+                    Err(format!(
+                        "{id} is not waiting for delivery (held, or not in the queue)"
+                    ))
+                };
+                let _ = reply.send(answer);
+                return;
+            }
+            AdminCommand::Hold(id)
+            | AdminCommand::Release(id)
+            | AdminCommand::Delete { id, .. }
+            | AdminCommand::Bounce(id) => id.clone(),
+        };
+        if !self.schedule.claim(&id) {
+            let _ = reply.send(Err(format!(
+                "{id} is being delivered; try again in a moment"
+            )));
+            return;
+        }
+        let store = Arc::clone(&self.parts.store);
+        let notifier = self.parts.notifier.clone();
+        let policy = self.parts.policy.clone();
+        self.finishing.spawn_blocking(move || {
+            let (answer, next, notices) =
+                admin_apply(store.as_ref(), &notifier, &policy, &command, now);
+            let _ = reply.send(answer);
+            (id, next, notices)
+        });
     }
 
     /// Loads due messages and starts workers for destinations with waiting jobs.
@@ -494,10 +595,11 @@ impl Manager {
             self.schedule.release(envelope.id.clone(), None);
             return;
         }
+        let forced = self.forced.remove(&envelope.id);
         let mut groups: HashMap<Destination, Vec<usize>> = HashMap::new();
         for (index, recipient) in envelope.recipients.iter().enumerate() {
             let state = &recipient.state;
-            if state.status == RecipientStatus::Pending && state.next_attempt <= now {
+            if state.status == RecipientStatus::Pending && (forced || state.next_attempt <= now) {
                 let destination = match recipient.route {
                     posthorn_spool::Route::Local { .. } => Destination::Local,
                     posthorn_spool::Route::Remote => {
@@ -623,5 +725,104 @@ impl Manager {
             }
             (id, Policy::next_due(&envelope), notices)
         });
+    }
+}
+
+/// Carries out a hold, release, delete or bounce on a message the manager has claimed.
+/// Returns the answer, when the message is next due, and the notices written. Blocking.
+fn admin_apply(
+    store: &dyn QueueStore,
+    notifier: &Notifier,
+    policy: &Policy,
+    command: &AdminCommand,
+    now: u64,
+) -> (AdminReply, Option<u64>, Vec<Envelope>) {
+    let id = match command {
+        AdminCommand::Hold(id)
+        | AdminCommand::Release(id)
+        | AdminCommand::Delete { id, .. }
+        | AdminCommand::Bounce(id) => id,
+        AdminCommand::Flush(_) => {
+            return (Err("flush is not a stored change".into()), None, Vec::new());
+        }
+    };
+    let mut envelope = match store.load(id) {
+        Ok(envelope) => envelope,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return (Err(format!("{id} is not in the queue")), None, Vec::new());
+        }
+        Err(e) => return (Err(format!("cannot read {id}: {e}")), None, Vec::new()),
+    };
+    let due = |envelope: &Envelope| {
+        if envelope.hold {
+            None
+        } else {
+            Policy::next_due(envelope)
+        }
+    };
+    let saved = |envelope: &Envelope, text: String| match store.save_state(envelope) {
+        Ok(()) => Ok(text),
+        Err(e) => Err(format!("cannot record the change: {e}")),
+    };
+    match command {
+        AdminCommand::Hold(_) if envelope.hold => {
+            (Ok(format!("{id} was already held")), None, Vec::new())
+        }
+        AdminCommand::Hold(_) => {
+            envelope.hold = true;
+            (saved(&envelope, format!("{id} held")), None, Vec::new())
+        }
+        AdminCommand::Release(_) if !envelope.hold => {
+            (Err(format!("{id} is not held")), due(&envelope), Vec::new())
+        }
+        AdminCommand::Release(_) => {
+            envelope.hold = false;
+            for recipient in &mut envelope.recipients {
+                recipient.state.next_attempt = recipient.state.next_attempt.min(now);
+            }
+            let answer = saved(&envelope, format!("{id} released"));
+            (answer, due(&envelope), Vec::new())
+        }
+        AdminCommand::Delete { .. } | AdminCommand::Bounce(..) => {
+            let silent = matches!(command, AdminCommand::Delete { silent: true, .. });
+            let diagnostic = Diagnostic {
+                status: Status::new(5, 0, 0),
+                text: if matches!(command, AdminCommand::Bounce(_)) {
+                    "returned to the sender by the mail administrator".into()
+                } else {
+                    "deleted by the mail administrator".into()
+                },
+                remote_mta: None,
+                smtp_reply: None,
+            };
+            let failed = policy.fail_pending(&mut envelope, &diagnostic, now);
+            let notices = if silent {
+                Vec::new()
+            } else {
+                notifier.write_owed(&mut envelope, &[], now, now)
+            };
+            match store.remove(id) {
+                Ok(()) => {
+                    let told = if notices.is_empty() {
+                        "no notice sent"
+                    } else {
+                        "sender notified"
+                    };
+                    (
+                        Ok(format!(
+                            "{id} removed ({failed} recipient(s) failed, {told})"
+                        )),
+                        None,
+                        notices,
+                    )
+                }
+                Err(e) => (
+                    Err(format!("cannot remove {id}: {e}")),
+                    due(&envelope),
+                    notices,
+                ),
+            }
+        }
+        AdminCommand::Flush(_) => (Err("flush is not a stored change".into()), None, Vec::new()),
     }
 }

@@ -68,9 +68,14 @@ impl Schedule {
         self.busy.contains(id)
     }
 
-    /// The waiting message's due time.
-    pub fn due_time(&self, id: &QueueId) -> Option<u64> {
-        self.at.get(id).copied()
+    /// True when the message waits in the schedule.
+    pub fn is_waiting(&self, id: &QueueId) -> bool {
+        self.at.contains_key(id)
+    }
+
+    /// Every waiting message.
+    pub fn waiting(&self) -> Vec<QueueId> {
+        self.at.keys().cloned().collect()
     }
 
     /// The earliest due time.
@@ -98,11 +103,10 @@ mod tests {
         schedule.set(a.clone(), 10);
         assert_eq!(schedule.take_due(4), None);
         assert_eq!(schedule.take_due(5), Some(b.clone()));
-        assert!(schedule.is_busy(&b));
         schedule.set(b.clone(), 0);
         assert_eq!(schedule.next_due(), Some(10), "busy: not rescheduled");
         schedule.release(b.clone(), Some(20));
-        assert_eq!(schedule.due_time(&b), Some(20));
+        assert_eq!(schedule.at.get(&b), Some(&20));
         schedule.set(a.clone(), 1);
         assert_eq!(schedule.take_due(1), Some(a.clone()));
         schedule.release(a, None);

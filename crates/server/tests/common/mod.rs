@@ -2,6 +2,9 @@
 //! folder, its log captured, and a raw SMTP client for conversations byte by byte.
 #![allow(dead_code)]
 
+pub mod dns;
+pub mod sink;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,374 @@
+//! `posthorn queue ...`: the operator's view of and hand on the queue, through a Unix
+//! socket in the data folder that only the server's owner may open. Listing reads the spool
+//! directly (files there are only ever replaced whole); every change goes through the queue
+//! manager, the one writer of queue state.
+
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use posthorn_spool::{Envelope, QueueId, QueueStore, RecipientStatus};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::queue::{AdminCommand, QueueHandle};
+use crate::received::rfc5322_date;
+
+/// The socket's name in the data folder.
+pub const SOCKET: &str = "admin.sock";
+/// Longest request line.
+const MAX_REQUEST: u64 = 8 * 1024;
+
+/// A request on the admin socket (one JSON line).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "lowercase")]
+pub enum Request {
+    /// Every queued message.
+    List,
+    /// One message in detail, with its headers.
+    Show {
+        /// The queue id.
+        id: String,
+    },
+    /// Attempt now.
+    Flush {
+        /// One message, or all.
+        id: Option<String>,
+    },
+    /// Keep out of delivery.
+    Hold {
+        /// The queue id.
+        id: String,
+    },
+    /// Back into delivery.
+    Release {
+        /// The queue id.
+        id: String,
+    },
+    /// Remove, telling the sender unless `silent`.
+    Delete {
+        /// The queue id.
+        id: String,
+        /// No bounce.
+        silent: bool,
+    },
+    /// Return to the sender now.
+    Bounce {
+        /// The queue id.
+        id: String,
+    },
+}
+
+/// The answer (one JSON line).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    /// False when the request failed; `text` says why.
+    pub ok: bool,
+    /// What was done, or the error.
+    pub text: String,
+    /// For `list` and `show`.
+    #[serde(default)]
+    pub messages: Vec<Listing>,
+}
+
+/// One queued message as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listing {
+    /// Queue id.
+    pub id: String,
+    /// Content size in octets.
+    pub size: u64,
+    /// Arrival, seconds since the epoch.
+    pub arrival: u64,
+    /// The envelope sender; empty for `<>`.
+    pub sender: String,
+    /// Held by the operator.
+    pub hold: bool,
+    /// Every recipient.
+    pub recipients: Vec<ListedRecipient>,
+    /// The header section (for `show`).
+    pub headers: Option<String>,
+}
+
+/// One recipient as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListedRecipient {
+    /// The address.
+    pub address: String,
+    /// pending, delivered, failed or expired.
+    pub status: String,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// Next attempt, seconds since the epoch (pending recipients).
+    pub next_attempt: Option<u64>,
+    /// The last error or result.
+    pub diagnostic: Option<String>,
+}
+
+/// Serves the admin socket until shutdown.
+pub async fn serve(
+    path: PathBuf,
+    store: Arc<dyn QueueStore>,
+    queue: QueueHandle,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let _ = std::fs::remove_file(&path);
+    let listener = match UnixListener::bind(&path) {
+        Ok(listener) => listener,
+        Err(e) => {
+            warn!(path = %path.display(), error = %e, "admin socket unavailable; `posthorn queue` will not work");
+            return;
+        }
+    };
+    if let Err(e) = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)) {
+        warn!(error = %e, "cannot restrict the admin socket");
+        return;
+    }
+    info!(path = %path.display(), "admin socket ready");
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let store = Arc::clone(&store);
+                let queue = queue.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = answer(stream, store, queue).await {
+                        warn!(error = %e, "admin request failed");
+                    }
+                });
+            }
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
+async fn answer(
+    stream: UnixStream,
+    store: Arc<dyn QueueStore>,
+    queue: QueueHandle,
+) -> io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    BufReader::new(read)
+        .take(MAX_REQUEST)
+        .read_line(&mut line)
+        .await?;
+    let response = match serde_json::from_str::<Request>(&line) {
+        Ok(request) => handle(request, store, &queue).await,
+        Err(e) => failure(format!("bad request: {e}")),
+    };
+    let mut out = serde_json::to_vec(&response).map_err(io::Error::other)?;
+    out.push(b'\n');
+    write.write_all(&out).await
+}
+
+async fn handle(request: Request, store: Arc<dyn QueueStore>, queue: &QueueHandle) -> Response {
+    let command = match request {
+        Request::List => return listing(store, None).await,
+        Request::Show { id } => return listing(store, Some(id)).await,
+        change => match command_of(change) {
+            Ok(command) => command,
+            Err(refusal) => return refusal,
+        },
+    };
+    info!(?command, "admin command");
+    match queue.admin(command).await {
+        Ok(text) => Response {
+            ok: true,
+            text,
+            messages: Vec::new(),
+        },
+        Err(text) => failure(text),
+    }
+}
+
+/// The queue manager's command for a request that changes the queue.
+fn command_of(request: Request) -> Result<AdminCommand, Response> {
+    Ok(match request {
+        Request::Flush { id } => AdminCommand::Flush(id.map(|id| parse_id(&id)).transpose()?),
+        Request::Hold { id } => AdminCommand::Hold(parse_id(&id)?),
+        Request::Release { id } => AdminCommand::Release(parse_id(&id)?),
+        Request::Bounce { id } => AdminCommand::Bounce(parse_id(&id)?),
+        Request::Delete { id, silent } => AdminCommand::Delete {
+            id: parse_id(&id)?,
+            silent,
+        },
+        Request::List | Request::Show { .. } => {
+            return Err(failure("not a change to the queue".into()));
+        }
+    })
+}
+
+fn parse_id(id: &str) -> Result<QueueId, Response> {
+    QueueId::try_from(id.to_string()).map_err(|_| failure(format!("{id:?} is not a queue id")))
+}
+
+fn failure(text: String) -> Response {
+    Response {
+        ok: false,
+        text,
+        messages: Vec::new(),
+    }
+}
+
+/// Lists every message, or shows one with its headers. Reads the spool on a blocking thread.
+async fn listing(store: Arc<dyn QueueStore>, only: Option<String>) -> Response {
+    let only = match only.map(|id| parse_id(&id)) {
+        Some(Err(e)) => return e,
+        Some(Ok(id)) => Some(id),
+        None => None,
+    };
+    let listed = tokio::task::spawn_blocking(move || -> io::Result<Vec<Listing>> {
+        let ids = match &only {
+            Some(id) => vec![id.clone()],
+            None => store.ids()?,
+        };
+        let mut listed = Vec::new();
+        for id in ids {
+            match store.load(&id) {
+                Ok(envelope) => {
+                    let mut content = store.content(&id)?;
+                    let headers = if only.is_some() {
+                        let mut head = Vec::new();
+                        io::Read::read_to_end(
+                            &mut io::Read::take(&mut content.reader, 256 * 1024),
+                            &mut head,
+                        )?;
+                        let section = crate::dsn::header_section(&head);
+                        Some(format!(
+                            "{}{}",
+                            envelope.prepend,
+                            String::from_utf8_lossy(section)
+                        ))
+                    } else {
+                        None
+                    };
+                    listed.push(listing_of(&envelope, content.len, headers));
+                }
+                // Removed while we listed: it is no longer queued.
+                Err(e) if e.kind() == io::ErrorKind::NotFound && only.is_none() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(listed)
+    })
+    .await;
+    match listed {
+        Ok(Ok(messages)) => Response {
+            ok: true,
+            text: format!("{} message(s)", messages.len()),
+            messages,
+        },
+        Ok(Err(e)) if e.kind() == io::ErrorKind::NotFound => failure("not in the queue".into()),
+        Ok(Err(e)) => failure(format!("cannot read the queue: {e}")),
+        Err(e) => failure(format!("listing failed: {e}")),
+    }
+}
+
+fn listing_of(envelope: &Envelope, size: u64, headers: Option<String>) -> Listing {
+    Listing {
+        id: envelope.id.to_string(),
+        size,
+        arrival: envelope.arrival,
+        sender: envelope.sender.to_string(),
+        hold: envelope.hold,
+        recipients: envelope
+            .recipients
+            .iter()
+            .map(|r| ListedRecipient {
+                address: r.address.to_string(),
+                status: match r.state.status {
+                    RecipientStatus::Pending => "pending",
+                    RecipientStatus::Delivered => "delivered",
+                    RecipientStatus::Failed => "failed",
+                    RecipientStatus::Expired => "expired",
+                }
+                .into(),
+                attempts: r.state.attempts,
+                next_attempt: (r.state.status == RecipientStatus::Pending)
+                    .then_some(r.state.next_attempt),
+                diagnostic: r.state.diagnostic.as_ref().map(|d| d.to_string()),
+            })
+            .collect(),
+        headers,
+    }
+}
+
+/// Sends one request to the server behind `data_dir` and returns its answer.
+pub async fn request(data_dir: &Path, request: &Request) -> Result<Response, String> {
+    let path = data_dir.join(SOCKET);
+    let stream = UnixStream::connect(&path).await.map_err(|e| {
+        format!(
+            "posthorn is not running on {} (cannot connect to {}: {e})",
+            data_dir.display(),
+            path.display()
+        )
+    })?;
+    let (read, mut write) = stream.into_split();
+    let mut line = serde_json::to_vec(request).map_err(|e| e.to_string())?;
+    line.push(b'\n');
+    write.write_all(&line).await.map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    BufReader::new(read)
+        .read_line(&mut answer)
+        .await
+        .map_err(|e| e.to_string())?;
+    serde_json::from_str(&answer).map_err(|e| format!("bad answer from the server: {e}"))
+}
+
+/// The listing as people read it, like `mailq`.
+pub fn format_listing(messages: &[Listing], detailed: bool) -> String {
+    let mut out = String::new();
+    for message in messages {
+        let sender = if message.sender.is_empty() {
+            "<>"
+        } else {
+            &message.sender
+        };
+        let hold = if message.hold { " (held)" } else { "" };
+        out.push_str(&format!(
+            "{}  {:>8}  {}  {}{}\n",
+            message.id,
+            message.size,
+            rfc5322_date(message.arrival),
+            sender,
+            hold
+        ));
+        for r in &message.recipients {
+            let next = r.next_attempt.map_or_else(String::new, |t| {
+                format!(", next attempt {}", rfc5322_date(t))
+            });
+            out.push_str(&format!(
+                "    {}  {} (attempts {}{next})\n",
+                r.address, r.status, r.attempts
+            ));
+            if let Some(diagnostic) = &r.diagnostic {
+                out.push_str(&format!("        {diagnostic}\n"));
+            }
+        }
+        if detailed && let Some(headers) = &message.headers {
+            out.push('\n');
+            out.push_str(headers.trim_end());
+            out.push('\n');
+        }
+    }
+    let pending: usize = messages
+        .iter()
+        .map(|m| {
+            m.recipients
+                .iter()
+                .filter(|r| r.status == "pending")
+                .count()
+        })
+        .sum();
+    out.push_str(&format!(
+        "-- {} message(s), {pending} recipient(s) pending\n",
+        messages.len()
+    ));
+    out
+}

@@ -1,0 +1,60 @@
+//! Outbound delivery against scripted sinks, with MX routing through a real DNS server on
+//! loopback. Remote recipients are reached through aliases (relaying for clients arrives
+//! with authentication).
+
+mod common;
+
+use common::dns::TestDns;
+use common::sink::{Sink, SinkTls};
+use common::{Options, TestServer};
+
+/// A server whose `fwd@localhost` forwards to `targets`, resolving through `dns`, and whose
+/// MX port is the sink's.
+fn server(dns: &TestDns, port: u16, targets: &[&str], extra: &str) -> TestServer {
+    let targets: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
+    Options::default()
+        .config(&format!(
+            "[delivery]\nnameserver = \"{}\"\nport = {port}\nconnect_timeout = \"2s\"\n\
+             command_timeout = \"3s\"\nfinal_timeout = \"3s\"\n\n[queue]\nretry_schedule = [\"1s\"]\n\n\
+             [aliases]\n\"fwd@localhost\" = [{}]\n\n{extra}",
+            dns.addr,
+            targets.join(", ")
+        ))
+        .start()
+}
+
+fn zone_to(ip: &str) -> TestDns {
+    TestDns::builder()
+        .mx("remote.test", 10, "mx.remote.test")
+        .a("mx.remote.test", ip)
+        .start()
+}
+
+#[test]
+fn mx_delivery_with_starttls() {
+    let sink = Sink::builder()
+        .hostname("mx.remote.test")
+        .tls(SinkTls::Offer)
+        .start();
+    let dns = zone_to("127.0.0.1");
+    let server = server(&dns, sink.addr.port(), &["user@remote.test"], "");
+    let mut client = server.client();
+    let reply = client.send_message(
+        "alice@example.com",
+        &["fwd@localhost"],
+        "Subject: out\r\n\r\n.leading dot\r\nbody\r\n",
+    );
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+    let messages = sink.wait_for_messages(1);
+    let message = &messages[0];
+    assert_eq!(message.sender(), "alice@example.com");
+    assert_eq!(message.recipients(), ["user@remote.test"]);
+    assert!(message.tls, "{}", sink.transcript());
+    let text = message.text();
+    assert!(text.starts_with("Received: from client.test"), "{text}");
+    assert!(
+        text.ends_with("Subject: out\r\n\r\n.leading dot\r\nbody\r\n"),
+        "{text}"
+    );
+    server.wait_for_empty_queue();
+}

@@ -112,11 +112,7 @@ fn human_text(notice: &Notice) -> String {
     for recipient in &notice.recipients {
         text.push_str(&format!("<{}>", recipient.address));
         if let Some(d) = &recipient.state.diagnostic {
-            text.push_str(&format!(": {} {}", d.status, d.text));
-            if let Some(reply) = &d.smtp_reply {
-                let mta = d.remote_mta.as_deref().unwrap_or("the remote server");
-                text.push_str(&format!("\r\n    {mta} said: {}", one_line(reply)));
-            }
+            text.push_str(&format!(":\r\n    {}", one_line(&d.to_string())));
         }
         text.push_str("\r\n");
     }

@@ -114,7 +114,7 @@ pub struct DeliveryState {
 pub struct Diagnostic {
     /// The enhanced status code (RFC 3463), e.g. 5.1.1.
     pub status: Status,
-    /// What happened, in words.
+    /// What happened, in words; for a server's reply, the step and the reply.
     pub text: String,
     /// The server that answered, for `Remote-MTA`.
     pub remote_mta: Option<String>,
@@ -123,11 +123,16 @@ pub struct Diagnostic {
 }
 
 impl std::fmt::Display for Diagnostic {
+    /// `4.4.1 connect to 192.0.2.1:25: refused`, or for a server's reply its context and
+    /// the reply itself: `RCPT TO refused: 550 5.1.1 no such user (from mx.example.net)`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (&self.smtp_reply, &self.remote_mta) {
-            (Some(reply), Some(mta)) => write!(f, "{reply} (from {mta})"),
-            (Some(reply), None) => f.write_str(reply),
-            _ => write!(f, "{} {}", self.status, self.text),
+        if self.smtp_reply.is_none() {
+            write!(f, "{} ", self.status)?;
+        }
+        f.write_str(&self.text)?;
+        match &self.remote_mta {
+            Some(mta) => write!(f, " (from {mta})"),
+            None => Ok(()),
         }
     }
 }

@@ -99,7 +99,7 @@ pub fn diagnostic_of(reply: &Reply, mta: &str, context: &str) -> Diagnostic {
     });
     Diagnostic {
         status,
-        text: format!("{context}: {}", reply.text.replace('\n', " ")),
+        text: format!("{context}: {reply}"),
         remote_mta: Some(mta.to_string()),
         smtp_reply: Some(reply.to_string()),
     }
@@ -440,15 +440,26 @@ impl Connection {
     fn unexpected(&self, event: Event, during: &str) -> Failure {
         let mta = &self.hop.name;
         match event {
+            Event::Refused(Stage::Auth, reply) => {
+                // Our credentials are wrong: an operator's mistake to fix, not the sender's
+                // fault, so mail waits instead of bouncing (Postfix's smtp_sasl_auth_soft_bounce).
+                let mut failure = Failure::reply(
+                    &reply,
+                    mta,
+                    "AUTH refused; check the credentials configured for this hop",
+                );
+                failure.permanent = false;
+                failure
+            }
             Event::Refused(stage, reply) => {
                 let context = match stage {
-                    Stage::Greeting => "greeting",
-                    Stage::Hello => "EHLO",
-                    Stage::StartTls => "STARTTLS",
-                    Stage::Auth => "AUTH",
-                    Stage::Reset => "RSET",
+                    Stage::Greeting => "greeting refused",
+                    Stage::Hello => "EHLO refused",
+                    Stage::StartTls => "STARTTLS refused, and TLS is required for this hop",
+                    Stage::Auth => "AUTH refused",
+                    Stage::Reset => "RSET refused",
                 };
-                Failure::reply(&reply, mta, &format!("{context} refused"))
+                Failure::reply(&reply, mta, context)
             }
             other => Failure::local(
                 Status::new(4, 5, 0),

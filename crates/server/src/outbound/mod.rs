@@ -274,7 +274,9 @@ impl Outbound {
         if eight_bit && caps.eight_bit_mime {
             mail_params.push("BODY=8BITMIME".into());
         }
-        if envelope.smtputf8 && caps.smtputf8 {
+        // SMTPUTF8 when the client asked for it, or when an address needs it (an alias may
+        // have expanded to a non-ASCII address the client never sent).
+        if (envelope.smtputf8 || needs_utf8) && caps.smtputf8 {
             mail_params.push("SMTPUTF8".into());
         }
         if caps.dsn {
@@ -375,7 +377,7 @@ impl Outbound {
 
     /// The hosts to try for a destination, in order.
     async fn hops(&self, destination: &Destination) -> Result<Vec<Hop>, Failure> {
-        let (plan, mx_domain) = match destination {
+        let (plan, domain) = match destination {
             Destination::Local => {
                 return Err(Failure::local(
                     Status::new(4, 3, 5),
@@ -383,55 +385,100 @@ impl Outbound {
                     None,
                 ));
             }
-            Destination::Relay => (self.relay.clone(), None),
-            Destination::Route(domain) => (self.routes.get(domain).cloned(), None),
-            Destination::Mx(domain) => (None, Some(domain.clone())),
+            Destination::Mx(domain) => (None, domain.clone()),
             Destination::Literal(ip) => {
-                return self.without_self(
-                    vec![self.mx_hop(ip.to_string(), SocketAddr::new(*ip, self.mx_port))],
-                    &ip.to_string(),
-                );
+                let hop = self.mx_hop(ip.to_string(), SocketAddr::new(*ip, self.mx_port));
+                return self.resolved(vec![(0, hop)], Vec::new(), &ip.to_string());
+            }
+            Destination::Relay | Destination::Route(_) => {
+                let plan = match destination {
+                    Destination::Relay => self.relay.clone(),
+                    Destination::Route(domain) => self.routes.get(domain).cloned(),
+                    _ => None,
+                };
+                let Some(plan) = plan else {
+                    return Err(Failure::local(
+                        Status::new(4, 3, 5),
+                        format!("no next hop configured for {destination}"),
+                        None,
+                    ));
+                };
+                let host = plan.spec.host.clone();
+                (Some(plan), host)
             }
         };
-        if let Some(domain) = mx_domain {
-            let hosts = self.mx_hosts(&domain).await?;
-            let mut hops = Vec::new();
-            for host in hosts {
-                for ip in self.addresses(&host).await? {
-                    hops.push(self.mx_hop(host.clone(), SocketAddr::new(ip, self.mx_port)));
-                }
-            }
-            return self.without_self(hops, &domain);
-        }
-        let Some(plan) = plan else {
-            return Err(Failure::local(
-                Status::new(4, 3, 5),
-                format!("no next hop configured for {destination}"),
-                None,
-            ));
-        };
-        let names = if plan.spec.mx_lookup {
-            self.mx_hosts(&plan.spec.host).await?
-        } else {
-            vec![plan.spec.host.clone()]
+        let names = match &plan {
+            Some(plan) if !plan.spec.mx_lookup => vec![(0, plan.spec.host.clone())],
+            _ => self.mx_hosts(&domain).await?,
         };
         let mut hops = Vec::new();
-        for name in names {
+        let mut lookup_errors = Vec::new();
+        for (preference, name) in names {
             let ips = match name.parse::<IpAddr>() {
                 Ok(ip) => vec![ip],
-                Err(_) => self.addresses(&name).await?,
+                Err(_) => match self.dns.ips(&name).await {
+                    Ok(ips) => ips,
+                    Err(DnsError::NotFound) => Vec::new(),
+                    // One broken MX host must not hold the domain's mail: try the others.
+                    Err(DnsError::Temporary(e)) => {
+                        lookup_errors.push(format!("address lookup of {name} failed: {e}"));
+                        Vec::new()
+                    }
+                },
             };
             for ip in ips {
-                hops.push(Hop {
-                    name: name.clone(),
-                    address: SocketAddr::new(ip, plan.spec.port),
-                    tls: plan.tls,
-                    implicit_tls: plan.implicit_tls,
-                    credentials: plan.credentials.clone(),
-                });
+                let hop = match &plan {
+                    Some(plan) => Hop {
+                        name: name.clone(),
+                        address: SocketAddr::new(ip, plan.spec.port),
+                        tls: plan.tls,
+                        implicit_tls: plan.implicit_tls,
+                        credentials: plan.credentials.clone(),
+                    },
+                    None => self.mx_hop(name.clone(), SocketAddr::new(ip, self.mx_port)),
+                };
+                hops.push((preference, hop));
             }
         }
-        self.without_self(hops, &plan.spec.host)
+        self.resolved(hops, lookup_errors, &domain)
+    }
+
+    /// The hops to try, after RFC 5321 §5.1's rule: a host that is ourselves (by its
+    /// address) removes itself and every host of equal or worse preference.
+    fn resolved(
+        &self,
+        hops: Vec<(u16, Hop)>,
+        lookup_errors: Vec<String>,
+        target: &str,
+    ) -> Result<Vec<Hop>, Failure> {
+        let own = hops
+            .iter()
+            .filter(|(_, hop)| self.is_own(hop.address))
+            .map(|(preference, _)| *preference)
+            .min();
+        let usable: Vec<Hop> = hops
+            .into_iter()
+            .filter(|(preference, _)| own.is_none_or(|own| *preference < own))
+            .map(|(_, hop)| hop)
+            .collect();
+        if !usable.is_empty() {
+            return Ok(usable);
+        }
+        if own.is_some() {
+            return Err(Failure::local(
+                Status::new(5, 4, 6),
+                format!("mail for {target} loops back to myself"),
+                None,
+            ));
+        }
+        if let Some(error) = lookup_errors.into_iter().next() {
+            return Err(Failure::local(Status::new(4, 4, 3), error, None));
+        }
+        Err(Failure::local(
+            Status::new(4, 4, 4),
+            format!("no address found for {target}"),
+            None,
+        ))
     }
 
     fn mx_hop(&self, name: String, address: SocketAddr) -> Hop {
@@ -445,9 +492,9 @@ impl Outbound {
     }
 
     /// RFC 5321 §5.1: MX hosts by preference, random among equals; the domain itself when
-    /// it has no MX; none at all for a null MX (RFC 7505). Our own name and every host
-    /// after it are dropped (we are that MX; delivering would loop).
-    async fn mx_hosts(&self, domain: &str) -> Result<Vec<String>, Failure> {
+    /// it has no MX; none at all for a null MX (RFC 7505). When our own name is among them,
+    /// it and every host of equal or worse preference are dropped (we are that MX).
+    async fn mx_hosts(&self, domain: &str) -> Result<Vec<(u16, String)>, Failure> {
         let records = match self.dns.mx(domain).await {
             Ok(records) => records,
             Err(DnsError::NotFound) => {
@@ -466,7 +513,7 @@ impl Outbound {
             }
         };
         if records.is_empty() {
-            return Ok(vec![domain.to_string()]);
+            return Ok(vec![(0, domain.to_string())]);
         }
         if records.len() == 1 && records[0].1.trim_end_matches('.').is_empty() {
             return Err(Failure::local(
@@ -475,62 +522,28 @@ impl Outbound {
                 None,
             ));
         }
-        let mut records = records;
+        let mut records: Vec<(u16, String)> = records
+            .into_iter()
+            .map(|(preference, host)| (preference, host.trim_end_matches('.').to_lowercase()))
+            .collect();
+        if let Some(own) = records
+            .iter()
+            .filter(|(_, host)| *host == self.hostname)
+            .map(|(p, _)| *p)
+            .min()
+        {
+            records.retain(|(preference, _)| *preference < own);
+            if records.is_empty() {
+                return Err(Failure::local(
+                    Status::new(5, 4, 6),
+                    format!("mail for {domain} loops back to myself ({})", self.hostname),
+                    None,
+                ));
+            }
+        }
         shuffle(&mut records);
         records.sort_by_key(|(preference, _)| *preference);
-        let mut hosts = Vec::new();
-        for (_, host) in records {
-            let host = host.trim_end_matches('.').to_lowercase();
-            if host == self.hostname {
-                break;
-            }
-            hosts.push(host);
-        }
-        if hosts.is_empty() {
-            return Err(Failure::local(
-                Status::new(5, 4, 6),
-                format!("mail for {domain} loops back to myself ({})", self.hostname),
-                None,
-            ));
-        }
-        Ok(hosts)
-    }
-
-    /// IPv6 then IPv4 addresses of a host; a host that does not exist has none.
-    async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, Failure> {
-        match self.dns.ips(host).await {
-            Ok(ips) => Ok(ips),
-            Err(DnsError::NotFound) => Ok(Vec::new()),
-            Err(DnsError::Temporary(e)) => Err(Failure::local(
-                Status::new(4, 4, 3),
-                format!("address lookup of {host} failed: {e}"),
-                None,
-            )),
-        }
-    }
-
-    /// Drops hops that are our own listening sockets.
-    fn without_self(&self, hops: Vec<Hop>, target: &str) -> Result<Vec<Hop>, Failure> {
-        let had_any = !hops.is_empty();
-        let hops: Vec<Hop> = hops
-            .into_iter()
-            .filter(|h| !self.is_own(h.address))
-            .collect();
-        if hops.is_empty() && had_any {
-            return Err(Failure::local(
-                Status::new(5, 4, 6),
-                format!("mail for {target} loops back to myself"),
-                None,
-            ));
-        }
-        if hops.is_empty() {
-            return Err(Failure::local(
-                Status::new(4, 4, 4),
-                format!("no address found for {target}"),
-                None,
-            ));
-        }
-        Ok(hops)
+        Ok(records)
     }
 
     fn is_own(&self, address: SocketAddr) -> bool {

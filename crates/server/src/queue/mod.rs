@@ -362,7 +362,10 @@ impl Manager {
     fn input(&mut self, input: Input) {
         match input {
             Input::Submit(envelope) => {
-                if self.schedule.claim(&envelope.id) {
+                if self.schedule.busy_count() >= self.parts.limits.active {
+                    // Memory is bounded: beyond the limit, new mail waits on disk.
+                    self.schedule.set(envelope.id, 0);
+                } else if self.schedule.claim(&envelope.id) {
                     self.activate(envelope);
                 }
             }

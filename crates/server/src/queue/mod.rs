@@ -480,6 +480,7 @@ impl Manager {
             )));
             return;
         }
+        self.forced.remove(&id);
         let store = Arc::clone(&self.parts.store);
         let notifier = self.parts.notifier.clone();
         let policy = self.parts.policy.clone();

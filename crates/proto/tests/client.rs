@@ -265,10 +265,20 @@ fn auth_plain_and_login() {
 #[test]
 fn two_transactions_on_one_connection() {
     let mut client = ready(EHLO_FULL);
-    for _ in 0..2 {
+    for round in 0..2 {
         client.send(message(&["b@there.test"], None));
-        assert!(written(&mut client).starts_with("MAIL FROM:"));
-        let got = events(&mut client, "250 ok\r\n250 ok\r\n354 go\r\n");
+        let out = written(&mut client);
+        if round == 0 {
+            assert!(out.starts_with("MAIL FROM:"), "{out}");
+            events(&mut client, "250 ok\r\n");
+        } else {
+            assert!(
+                out.starts_with("RSET\r\nMAIL FROM:"),
+                "RSET between transactions: {out}"
+            );
+            events(&mut client, "250 reset\r\n250 ok\r\n");
+        }
+        let got = events(&mut client, "250 ok\r\n354 go\r\n");
         assert_eq!(got.last(), Some(&Event::SendContent));
         client.content_sent();
         let got = events(&mut client, "250 ok\r\n");

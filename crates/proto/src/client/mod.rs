@@ -4,9 +4,9 @@
 //! reacts to events: [`Event::Ready`] (greeted, EHLO done: start TLS, authenticate or send),
 //! [`Event::StartTls`] (do the handshake), [`Event::SendContent`] (stream the message),
 //! [`Event::Recipient`] and [`Event::Done`] (the outcome of a transaction). One connection
-//! carries as many transactions as the driver likes (RSET is sent between them when the
-//! server may still hold an unfinished one). With PIPELINING, MAIL, every RCPT and DATA go
-//! out in one write (RFC 2920); with CHUNKING, content goes in one `BDAT n LAST`.
+//! carries as many transactions as the driver likes, with RSET between them. With
+//! PIPELINING, RSET, MAIL, every RCPT and DATA go out in one write (RFC 2920); with
+//! CHUNKING, content goes in one `BDAT n LAST`.
 
 mod capabilities;
 mod replies;
@@ -138,7 +138,8 @@ pub struct Client {
     events: VecDeque<Event>,
     caps: Capabilities,
     transaction: Option<InFlight>,
-    /// The server may hold an unfinished transaction: RSET before the next MAIL.
+    /// A transaction has been on this connection: RSET before the next MAIL, so whatever
+    /// state the server kept is gone (pipelined, this costs no round trip).
     needs_reset: bool,
     login: Option<(String, String)>,
 }
@@ -343,7 +344,6 @@ impl Client {
             Sent::Content => {
                 let discarded = self.transaction.as_ref().is_some_and(|t| t.accepted == 0);
                 self.transaction = None;
-                self.needs_reset = false;
                 self.events.push_back(Event::Done(if discarded {
                     TransactionEnd::NoRecipients
                 } else {

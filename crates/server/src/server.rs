@@ -84,6 +84,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         directory,
         store,
         queue,
+        trusted_networks: config.policy.trusted_networks.clone(),
     });
     let limiter = ConnectionLimiter::new(
         config.limits.max_connections,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use posthorn_proto::reply::table;
-use posthorn_proto::{Action, RcptTo, Reply, Session, SessionConfig};
+use posthorn_proto::{Action, ForwardPath, RcptTo, Reply, Session, SessionConfig};
 use posthorn_spool::{
     ClientInfo, DeliveryState, Envelope, MessageWriter, QueueId, QueueStore, Recipient, Route,
 };
@@ -40,6 +40,8 @@ pub struct Inbound {
     pub store: Arc<dyn QueueStore>,
     /// Tells the queue manager about new mail.
     pub queue: QueueHandle,
+    /// Client networks allowed to relay.
+    pub trusted_networks: Vec<ipnet::IpNet>,
 }
 
 /// The message being received.
@@ -182,9 +184,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                 }
             }
             Resolution::UnknownUser => self.session.reject(table::unknown_user()),
-            // Relay rights (authenticated users, trusted networks) hook in here.
-            Resolution::Remote => self.session.reject(table::relay_denied()),
+            Resolution::Remote => match (&rcpt.to, self.may_relay()) {
+                (ForwardPath::Mailbox(address), true) => self.session.accept_rcpt(vec![Target {
+                    address: address.clone(),
+                    route: Route::Remote,
+                }]),
+                _ => self.session.reject(table::relay_denied()),
+            },
         }
+    }
+
+    /// Relaying is for trusted networks; authenticated users join them with AUTH.
+    fn may_relay(&self) -> bool {
+        let ip = self.peer.ip().to_canonical();
+        self.inbound
+            .trusted_networks
+            .iter()
+            .any(|network| network.contains(&ip))
     }
 
     fn data_start(&mut self) {

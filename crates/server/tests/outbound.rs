@@ -58,3 +58,35 @@ fn mx_delivery_with_starttls() {
     );
     server.wait_for_empty_queue();
 }
+
+#[test]
+fn trusted_networks_may_relay_and_others_may_not() {
+    let sink = Sink::builder().hostname("mx.remote.test").start();
+    let dns = zone_to("127.0.0.1");
+    let trusted = server(
+        &dns,
+        sink.addr.port(),
+        &["x@remote.test"],
+        "[policy]\ntrusted_networks = [\"127.0.0.0/8\"]\n",
+    );
+    let mut client = trusted.client();
+    let reply = client.send_message(
+        "a@example.com",
+        &["user@remote.test"],
+        "Subject: relayed\r\n\r\nhi\r\n",
+    );
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+    let messages = sink.wait_for_messages(1);
+    assert_eq!(messages[0].recipients(), ["user@remote.test"]);
+
+    let untrusted = server(
+        &dns,
+        sink.addr.port(),
+        &["x@remote.test"],
+        "[policy]\ntrusted_networks = [\"10.0.0.0/8\", \"::1/128\"]\n",
+    );
+    let mut client = untrusted.client();
+    client.expect("EHLO client.test", "250");
+    client.expect("MAIL FROM:<a@example.com>", "250");
+    client.expect("RCPT TO:<user@remote.test>", "554 5.7.1");
+}

@@ -31,6 +31,9 @@ pub struct Config {
     /// Protocol limits against mistakes and abuse.
     #[serde(default)]
     pub limits: Limits,
+    /// Who may do what.
+    #[serde(default)]
+    pub policy: Policy,
     /// Delivery scheduling.
     #[serde(default)]
     pub queue: Queue,
@@ -146,6 +149,15 @@ impl Default for Limits {
             bare_newline: protocol.content.bare_newline,
         }
     }
+}
+
+/// `[policy]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    /// Client networks that may relay: send mail to any domain, like Postfix's
+    /// `mynetworks`. Empty by default, so the server is never an open relay.
+    pub trusted_networks: Vec<ipnet::IpNet>,
 }
 
 /// `[queue]`.

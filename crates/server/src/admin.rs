@@ -225,7 +225,7 @@ async fn listing(store: Arc<dyn QueueStore>, only: Option<String>) -> Response {
     };
     let listed = tokio::task::spawn_blocking(move || -> io::Result<Vec<Listing>> {
         let ids = match &only {
-            Some(id) => vec![id.clone()],
+            Some(id) => vec![*id],
             None => store.ids()?,
         };
         let mut listed = Vec::new();

@@ -169,7 +169,7 @@ impl Transport for LocalTransport {
         Box::pin(async move {
             let mut next = Some(job);
             while let Some(job) = next {
-                let id = job.envelope.id.clone();
+                let id = job.envelope.id;
                 let me = Arc::clone(&self);
                 let indexes = job.recipients.clone();
                 let outcomes = tokio::task::spawn_blocking(move || me.deliver(&job))

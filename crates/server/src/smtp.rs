@@ -206,7 +206,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
     fn data_start(&mut self) {
         let store = &self.inbound.store;
         let id = store.new_id();
-        match store.writer(id.clone()) {
+        match store.writer(id) {
             Ok(writer) => {
                 self.incoming = Some(Incoming {
                     id,
@@ -259,7 +259,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
         };
         let content = std::mem::take(&mut self.content);
         let size = self.session.transaction().map_or(0, |t| t.content_size());
-        let id = incoming.id.clone();
+        let id = incoming.id;
         let durable = tokio::task::spawn_blocking(move || {
             let mut writer = incoming.writer;
             let result = writer
@@ -330,7 +330,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             time: incoming.arrival,
         });
         Some(Envelope {
-            id: incoming.id.clone(),
+            id: incoming.id,
             sender: mail.from.clone(),
             recipients,
             body: mail.body.unwrap_or_default(),

@@ -8,9 +8,9 @@
 
 mod common;
 
-use common::postfix::{HOSTNAME as POSTFIX_HOSTNAME, PostfixOptions, free_port};
 use common::sink::Sink;
 use common::{Client, Options, TestServer, queue_id, split_message};
+use posthorn_testkit::postfix::{HOSTNAME as POSTFIX_HOSTNAME, PostfixOptions, free_port};
 
 /// A Posthorn whose `fwd@localhost` forwards to `user@remote.test`, routed to
 /// `[127.0.0.1]:port` with `tls`; `extra` is appended to the configuration.
@@ -160,10 +160,11 @@ fn postfix_relays_into_us() {
         .relayhost(server.addr.port())
         .start();
     let content = tricky_message("postmaster@localhost", "relayed into us");
-    let reply =
-        postfix
-            .client()
-            .send_message("alice@example.com", &["postmaster@localhost"], &content);
+    let reply = Client::greeted(postfix.addr()).send_message(
+        "alice@example.com",
+        &["postmaster@localhost"],
+        &content,
+    );
     assert!(reply.starts_with("250 2.0.0 Ok: queued as "), "{reply}");
     let postfix_id = queue_id(&reply);
 
@@ -344,7 +345,7 @@ fn smtputf8_and_8bitmime_from_postfix_into_us() {
         .start();
     let content = utf8_message("postmaster@localhost");
     let reply = send_with_params(
-        &mut postfix.client(),
+        &mut Client::greeted(postfix.addr()),
         "jösé@example.com",
         "BODY=8BITMIME SMTPUTF8",
         "postmaster@localhost",
@@ -386,10 +387,11 @@ fn postfix_pipelines_into_us() {
         .main_cf("debug_peer_list = 127.0.0.1")
         .start();
     let content = tricky_message("postmaster@localhost", "pipelined");
-    let reply =
-        postfix
-            .client()
-            .send_message("alice@example.com", &["postmaster@localhost"], &content);
+    let reply = Client::greeted(postfix.addr()).send_message(
+        "alice@example.com",
+        &["postmaster@localhost"],
+        &content,
+    );
     assert!(reply.starts_with("250 2.0.0"), "{reply}");
     let messages = server.wait_for_messages("postmaster", 1);
     assert!(messages[0].ends_with(content.as_bytes()));

@@ -62,7 +62,7 @@ impl Transport for AlwaysLater {
                     .map(|&i| (i, Outcome::Deferred(why.clone())))
                     .collect();
                 let result = JobResult {
-                    id: job.envelope.id.clone(),
+                    id: job.envelope.id,
                     outcomes,
                 };
                 next = feed.next(result, None).await;
@@ -154,7 +154,7 @@ async fn undeliverable_message_follows_the_schedule_then_bounces() {
 
     let id = store.new_id();
     let envelope = Envelope {
-        id: id.clone(),
+        id,
         sender: ReversePath::Mailbox(Mailbox {
             local: "postmaster".into(),
             domain: "localhost".into(),
@@ -181,7 +181,7 @@ async fn undeliverable_message_follows_the_schedule_then_bounces() {
         delay_notified: false,
         postmaster_notice: false,
     };
-    let mut writer = store.writer(id.clone()).unwrap();
+    let mut writer = store.writer(id).unwrap();
     writer
         .write_all(b"Subject: doomed\r\n\r\nbody\r\n")
         .unwrap();

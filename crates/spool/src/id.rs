@@ -13,27 +13,30 @@ const DIGITS: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 const TIME_DIGITS: usize = 11;
 const RANDOM_DIGITS: usize = 5;
 
+/// Octets in an id.
+const ID_LEN: usize = TIME_DIGITS + RANDOM_DIGITS;
+
 /// The identifier of one queued message; it names the spool file and appears in logs,
-/// Received headers and 250 replies.
+/// Received headers and 250 replies. Sixteen octets held inline: the queue manager keeps
+/// one per queued message in memory, so it must stay small and cheap to copy.
 #[derive(
-    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
 #[serde(try_from = "String", into = "String")]
-pub struct QueueId(String);
+pub struct QueueId([u8; ID_LEN]);
 
 impl QueueId {
     /// The id as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Only base-32 digits are ever stored (see `try_from` and `generate`).
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 
     /// The microsecond timestamp encoded in the id.
     pub fn micros(&self) -> u64 {
-        self.0.as_bytes()[..TIME_DIGITS]
-            .iter()
-            .fold(0u64, |acc, b| {
-                acc << 5 | digit_value(*b).unwrap_or(0) as u64
-            })
+        self.0[..TIME_DIGITS].iter().fold(0u64, |acc, b| {
+            acc << 5 | digit_value(*b).unwrap_or(0) as u64
+        })
     }
 }
 
@@ -42,10 +45,12 @@ impl TryFrom<String> for QueueId {
 
     /// Accepts only well-formed ids, so a spool file name can never smuggle a path.
     fn try_from(text: String) -> Result<Self, String> {
-        if text.len() == TIME_DIGITS + RANDOM_DIGITS
-            && text.bytes().all(|b| digit_value(b).is_some())
-        {
-            Ok(QueueId(text))
+        let bytes: [u8; ID_LEN] = text
+            .as_bytes()
+            .try_into()
+            .map_err(|_| format!("not a queue id: {text:?}"))?;
+        if bytes.iter().all(|b| digit_value(*b).is_some()) {
+            Ok(QueueId(bytes))
         } else {
             Err(format!("not a queue id: {text:?}"))
         }
@@ -54,13 +59,19 @@ impl TryFrom<String> for QueueId {
 
 impl From<QueueId> for String {
     fn from(id: QueueId) -> String {
-        id.0
+        id.as_str().to_string()
     }
 }
 
 impl fmt::Display for QueueId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for QueueId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "QueueId({})", self.as_str())
     }
 }
 
@@ -102,16 +113,18 @@ impl IdGenerator {
         // Without randomness the time part alone still makes ids unique in this process.
         let _ = getrandom::fill(&mut random);
         let random = u32::from_le_bytes(random) as u64;
-        let mut text = String::with_capacity(TIME_DIGITS + RANDOM_DIGITS);
-        push_digits(&mut text, micros, TIME_DIGITS);
-        push_digits(&mut text, random, RANDOM_DIGITS);
-        QueueId(text)
+        let mut id = [0u8; ID_LEN];
+        put_digits(&mut id[..TIME_DIGITS], micros);
+        put_digits(&mut id[TIME_DIGITS..], random);
+        QueueId(id)
     }
 }
 
-fn push_digits(text: &mut String, value: u64, count: usize) {
-    for i in (0..count).rev() {
-        text.push(DIGITS[((value >> (5 * i)) & 31) as usize] as char);
+/// Writes `value` as base-32 digits filling `out`, most significant first.
+fn put_digits(out: &mut [u8], value: u64) {
+    let count = out.len();
+    for (i, slot) in out.iter_mut().enumerate() {
+        *slot = DIGITS[((value >> (5 * (count - 1 - i))) & 31) as usize];
     }
 }
 
@@ -132,7 +145,7 @@ mod tests {
     #[test]
     fn observe_moves_the_clock_forward() {
         let generator = IdGenerator::default();
-        let future = QueueId("1zzzzzzzzzz00000".into());
+        let future = QueueId::try_from("1zzzzzzzzzz00000".to_string()).unwrap();
         generator.observe(&future);
         assert!(generator.generate() > future);
     }

@@ -48,7 +48,7 @@ fn envelope(id: QueueId, recipients: usize) -> Envelope {
 
 fn commit(store: &FsQueueStore, content: &[u8], recipients: usize) -> Envelope {
     let id = store.new_id();
-    let mut writer = store.writer(id.clone()).unwrap();
+    let mut writer = store.writer(id).unwrap();
     writer.write_all(content).unwrap();
     let envelope = envelope(id, recipients);
     writer.commit(&envelope).unwrap();
@@ -105,7 +105,7 @@ fn state_changes_survive_reopening() {
         commit(&store, b"x\r\n", 2)
     };
     let store = FsQueueStore::open(dir.path()).unwrap();
-    assert_eq!(store.recover().unwrap(), [envelope.id.clone()]);
+    assert_eq!(store.recover().unwrap(), [envelope.id]);
     envelope.recipients[0].state = DeliveryState {
         status: RecipientStatus::Delivered,
         attempts: 1,

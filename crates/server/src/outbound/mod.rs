@@ -330,7 +330,7 @@ impl Outbound {
     /// Scans the content for octets above 127. Blocking read on a blocking thread.
     async fn has_eight_bit(&self, envelope: &Envelope) -> bool {
         let store = Arc::clone(&self.store);
-        let id = envelope.id.clone();
+        let id = envelope.id;
         let prepend_8bit = !envelope.prepend.is_ascii();
         let scan = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
             let mut content = store.content(&id)?;
@@ -568,7 +568,7 @@ impl Transport for Outbound {
             while let Some(job) = next {
                 let (outcomes, unreachable) =
                     self.deliver(&destination, &job, &mut connection).await;
-                let id = job.envelope.id.clone();
+                let id = job.envelope.id;
                 next = feed.next(JobResult { id, outcomes }, unreachable).await;
             }
             if let Some(connection) = connection {

@@ -439,8 +439,8 @@ impl Manager {
             AdminCommand::Flush(None) => {
                 let waiting = self.schedule.waiting();
                 for id in &waiting {
-                    self.schedule.set(id.clone(), now);
-                    self.forced.insert(id.clone());
+                    self.schedule.set(*id, now);
+                    self.forced.insert(*id);
                 }
                 for state in self.destinations.values_mut() {
                     state.dead_until = 0;
@@ -453,8 +453,8 @@ impl Manager {
             }
             AdminCommand::Flush(Some(id)) => {
                 let answer = if self.schedule.is_waiting(id) {
-                    self.schedule.set(id.clone(), now);
-                    self.forced.insert(id.clone());
+                    self.schedule.set(*id, now);
+                    self.forced.insert(*id);
                     for state in self.destinations.values_mut() {
                         state.dead_until = 0;
                     }
@@ -472,7 +472,7 @@ impl Manager {
             AdminCommand::Hold(id)
             | AdminCommand::Release(id)
             | AdminCommand::Delete { id, .. }
-            | AdminCommand::Bounce(id) => id.clone(),
+            | AdminCommand::Bounce(id) => *id,
         };
         if !self.schedule.claim(&id) {
             let _ = reply.send(Err(format!(
@@ -585,7 +585,7 @@ impl Manager {
             .collect();
         self.apply(
             JobResult {
-                id: job.envelope.id.clone(),
+                id: job.envelope.id,
                 outcomes,
             },
             now,
@@ -596,7 +596,7 @@ impl Manager {
     fn activate(&mut self, envelope: Envelope) {
         let now = self.parts.clock.now();
         if envelope.hold {
-            self.schedule.release(envelope.id.clone(), None);
+            self.schedule.release(envelope.id, None);
             return;
         }
         let forced = self.forced.remove(&envelope.id);
@@ -619,7 +619,7 @@ impl Manager {
                 // Nothing pending: a message whose removal was interrupted.
                 self.finish(envelope);
             } else {
-                self.schedule.release(envelope.id.clone(), next);
+                self.schedule.release(envelope.id, next);
             }
             return;
         }
@@ -642,7 +642,7 @@ impl Manager {
             self.ready.insert(destination);
         }
         self.active.insert(
-            envelope.id.clone(),
+            envelope.id,
             Active {
                 envelope,
                 outstanding,
@@ -716,7 +716,7 @@ impl Manager {
         let retry_until = envelope.arrival + self.parts.policy.max_lifetime;
         self.finishing.spawn_blocking(move || {
             let notices = notifier.write_owed(&mut envelope, &delayed, retry_until, now);
-            let id = envelope.id.clone();
+            let id = envelope.id;
             if envelope.is_complete() {
                 if let Err(e) = store.remove(&id) {
                     error!(queue_id = %id, error = %e, "cannot remove a finished message");

@@ -167,7 +167,7 @@ impl Notifier {
         let bytes = dsn::write(&report, &original)?;
         let id = self.store.new_id();
         let notice = Envelope {
-            id: id.clone(),
+            id,
             sender: ReversePath::Null,
             smtputf8: !recipients.iter().all(|r| r.address.is_ascii()),
             recipients,

@@ -20,8 +20,8 @@ impl Schedule {
         if self.busy.contains(&id) {
             return;
         }
-        if let Some(old) = self.at.insert(id.clone(), time) {
-            self.due.remove(&(old, id.clone()));
+        if let Some(old) = self.at.insert(id, time) {
+            self.due.remove(&(old, id));
         }
         self.due.insert((time, id));
     }
@@ -29,7 +29,7 @@ impl Schedule {
     /// Forgets `id` if it is waiting (held or deleted); returns whether it was.
     pub fn remove(&mut self, id: &QueueId) -> bool {
         match self.at.remove(id) {
-            Some(time) => self.due.remove(&(time, id.clone())),
+            Some(time) => self.due.remove(&(time, *id)),
             None => false,
         }
     }
@@ -42,7 +42,7 @@ impl Schedule {
         }
         let (_, id) = self.due.pop_first()?;
         self.at.remove(&id);
-        self.busy.insert(id.clone());
+        self.busy.insert(id);
         Some(id)
     }
 
@@ -52,7 +52,7 @@ impl Schedule {
             return false;
         }
         self.remove(id);
-        self.busy.insert(id.clone())
+        self.busy.insert(*id)
     }
 
     /// Releases a busy message, scheduling it at `next` if it still needs attempts.
@@ -99,16 +99,16 @@ mod tests {
         let ids = IdGenerator::default();
         let (a, b) = (ids.generate(), ids.generate());
         let mut schedule = Schedule::default();
-        schedule.set(b.clone(), 5);
-        schedule.set(a.clone(), 10);
+        schedule.set(b, 5);
+        schedule.set(a, 10);
         assert_eq!(schedule.take_due(4), None);
-        assert_eq!(schedule.take_due(5), Some(b.clone()));
-        schedule.set(b.clone(), 0);
+        assert_eq!(schedule.take_due(5), Some(b));
+        schedule.set(b, 0);
         assert_eq!(schedule.next_due(), Some(10), "busy: not rescheduled");
-        schedule.release(b.clone(), Some(20));
+        schedule.release(b, Some(20));
         assert_eq!(schedule.at.get(&b), Some(&20));
-        schedule.set(a.clone(), 1);
-        assert_eq!(schedule.take_due(1), Some(a.clone()));
+        schedule.set(a, 1);
+        assert_eq!(schedule.take_due(1), Some(a));
         schedule.release(a, None);
         assert!(schedule.remove(&b));
         assert_eq!(schedule.take_due(100), None);
@@ -119,7 +119,7 @@ mod tests {
     fn claim_takes_a_waiting_message() {
         let id = IdGenerator::default().generate();
         let mut schedule = Schedule::default();
-        schedule.set(id.clone(), 50);
+        schedule.set(id, 50);
         assert!(schedule.claim(&id));
         assert!(!schedule.claim(&id));
         assert_eq!(schedule.next_due(), None);

@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 pub mod dns;
-pub mod postfix;
 pub mod sink;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -13,8 +12,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// How long a test waits for anything before it fails.
-pub const PATIENCE: Duration = Duration::from_secs(20);
+pub use posthorn_testkit::{PATIENCE, wait_until};
 
 /// Builds the configuration of a test server.
 #[derive(Default, Clone)]
@@ -263,20 +261,6 @@ pub fn list_files(dir: &Path) -> Vec<String> {
     names
 }
 
-/// Polls `probe` until it yields, for at most `PATIENCE`.
-pub fn wait_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> Result<T, String> {
-    let started = Instant::now();
-    loop {
-        if let Some(value) = probe() {
-            return Ok(value);
-        }
-        if started.elapsed() > PATIENCE {
-            return Err(format!("timed out waiting for {what}"));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// A raw SMTP client: exact bytes out, whole replies in.
 pub struct Client {
     reader: BufReader<TcpStream>,
@@ -284,6 +268,17 @@ pub struct Client {
 }
 
 impl Client {
+    /// Connects and reads the 220 greeting.
+    pub fn greeted(addr: SocketAddr) -> Client {
+        let mut client = Client::connect(addr);
+        let greeting = client.reply();
+        assert!(
+            greeting.starts_with("220 "),
+            "greeting from {addr}: {greeting:?}"
+        );
+        client
+    }
+
     /// Connects without reading anything.
     pub fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).expect("connect");

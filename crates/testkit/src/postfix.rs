@@ -1,4 +1,4 @@
-//! A private Postfix instance for interop tests: Debian's `/usr/sbin/postfix` run with its own
+//! A private Postfix instance for interop tests and benchmarks: Debian's `/usr/sbin/postfix` run with its own
 //! `config_directory`, `queue_directory` and `data_directory` in a temporary folder, one smtpd
 //! on `127.0.0.1:PORT`, its log in a file (`maillog_file`, written by postlogd), no chroot and
 //! no DNS. It never touches the system instance (`/etc/postfix`, `/var/spool/postfix`).
@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{Client, PATIENCE, wait_until};
+use crate::{PATIENCE, wait_until};
 
 /// The `postfix` command of Debian's package.
 pub const POSTFIX: &str = "/usr/sbin/postfix";
@@ -286,17 +286,6 @@ impl PrivatePostfix {
         });
     }
 
-    /// A raw client connected to Postfix's smtpd, greeting read.
-    pub fn client(&self) -> Client {
-        let mut client = Client::connect(self.addr());
-        let greeting = client.reply();
-        assert!(
-            greeting.starts_with("220 "),
-            "Postfix greeting: {greeting:?}"
-        );
-        client
-    }
-
     /// What `postfix -c DIR check` prints. Postfix commands write errors to stderr only if
     /// it is a terminal (else to syslog, absent here, or postlogd, not running yet), so a
     /// broken `main.cf` leaves no trace anywhere: `script` lends it a terminal.
@@ -318,6 +307,12 @@ impl PrivatePostfix {
             None => format!("(`script` is not available: run `{command}` on a terminal)"),
             Some(_) => fs::read_to_string(&output).unwrap_or_default(),
         }
+    }
+
+    /// The master process: the root of the instance's process tree, for measuring its CPU
+    /// and memory.
+    pub fn master_pid(&self) -> Option<i32> {
+        self.master_pid.or_else(|| self.read_master_pid())
     }
 
     /// The master's pid, from `queue/pid/master.pid`, if it is running.

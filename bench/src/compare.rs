@@ -1,0 +1,262 @@
+//! Posthorn and Postfix side by side, one after the other in the same run, with the same
+//! load: each relays everything it accepts from loopback to Postfix's `smtp-sink`, with its
+//! durable queue. Throughput comes from Postfix's `smtp-source` (as in the baseline, a new
+//! connection per message); DATA-to-250 latency from our own generator.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use posthorn_testkit::postfix::{PostfixOptions, PrivatePostfix};
+
+use crate::load::{self, Spec};
+use crate::procs::{PeakMemory, Tree};
+use crate::server::{Posthorn, free_port};
+
+/// One load case.
+#[derive(Debug, Clone, Copy)]
+pub struct Case {
+    /// Clients at once.
+    pub concurrency: usize,
+    /// Message size in octets.
+    pub size: usize,
+    /// Messages for throughput.
+    pub messages: usize,
+}
+
+/// Which server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Server {
+    /// Us.
+    Posthorn,
+    /// Debian's Postfix.
+    Postfix,
+}
+
+/// The figures of one case on one server.
+#[derive(Debug, Clone)]
+pub struct Figures {
+    /// Messages per second while the clients sent.
+    pub accept: f64,
+    /// Messages per second until the sink had them all.
+    pub end_to_end: f64,
+    /// DATA-to-250 median, milliseconds.
+    pub p50_ms: f64,
+    /// DATA-to-250 99th percentile, milliseconds.
+    pub p99_ms: f64,
+    /// CPU seconds of the server's processes per 1000 messages.
+    pub cpu_per_1000: f64,
+    /// Peak proportional set size of the server's processes, MiB.
+    pub peak_mib: f64,
+}
+
+/// A server under test with its sink.
+struct Running {
+    sink: Sink,
+    tree: Tree,
+    addr: SocketAddr,
+    _posthorn: Option<Posthorn>,
+    _postfix: Option<PrivatePostfix>,
+    _dir: tempfile::TempDir,
+}
+
+/// Postfix's `smtp-sink`, counting messages.
+struct Sink {
+    child: Child,
+    output: PathBuf,
+    port: u16,
+}
+
+impl Sink {
+    fn start(dir: &Path) -> anyhow::Result<Sink> {
+        let port = free_port()?;
+        let output = dir.join("sink.out");
+        let child = Command::new("/usr/sbin/smtp-sink")
+            .args(["-c", "-m", "1000", "-u", "root"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("1000")
+            .stdout(std::fs::File::create(&output)?)
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("cannot run /usr/sbin/smtp-sink (Debian package postfix): {e}"))?;
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            anyhow::ensure!(started.elapsed() < Duration::from_secs(10), "smtp-sink did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Sink { child, output, port })
+    }
+
+    /// The sink's message counter (`-c` prints `mesg=N` as it goes).
+    fn count(&self) -> usize {
+        let text = std::fs::read(&self.output).unwrap_or_default();
+        let tail = String::from_utf8_lossy(&text[text.len().saturating_sub(400)..]).into_owned();
+        tail.rsplit("mesg=")
+            .next()
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(server: Server, posthorn: &Path) -> anyhow::Result<Running> {
+    let dir = tempfile::tempdir()?;
+    let sink = Sink::start(dir.path())?;
+    match server {
+        Server::Posthorn => {
+            let port = free_port()?;
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let config = dir.path().join("posthorn.toml");
+            std::fs::write(
+                &config,
+                format!(
+                    "[server]\nhostname = \"posthorn.bench.example\"\ndata_dir = \"{}\"\n\n\
+                     [[listener]]\nrole = \"mx\"\naddress = \"{addr}\"\n\n\
+                     [limits]\nmax_connections = 20000\nmax_connections_per_ip = 20000\n\n\
+                     [policy]\ntrusted_networks = [\"127.0.0.0/8\"]\n\n\
+                     [relay]\nhost = \"[127.0.0.1]:{}\"\ntls = \"none\"\n",
+                    dir.path().join("data").display(),
+                    sink.port
+                ),
+            )?;
+            let process = Posthorn::start(posthorn, &config, addr, &dir.path().join("posthorn.log"))?;
+            let tree = Tree {
+                root: process.pid().ok_or_else(|| anyhow::anyhow!("no pid"))?,
+            };
+            Ok(Running {
+                sink,
+                tree,
+                addr,
+                _posthorn: Some(process),
+                _postfix: None,
+                _dir: dir,
+            })
+        }
+        Server::Postfix => {
+            let postfix = PostfixOptions::default().relayhost(sink.port).start();
+            let tree = Tree {
+                root: postfix.master_pid().ok_or_else(|| anyhow::anyhow!("no Postfix master pid"))?,
+            };
+            Ok(Running {
+                sink,
+                tree,
+                addr: postfix.addr(),
+                _posthorn: None,
+                _postfix: Some(postfix),
+                _dir: dir,
+            })
+        }
+    }
+}
+
+/// Measures one case on one server, with fresh instances.
+pub fn measure(server: Server, posthorn: &Path, case: Case) -> anyhow::Result<Figures> {
+    let running = start(server, posthorn)?;
+    let cpu_before = running.tree.cpu_seconds();
+    let memory = PeakMemory::start(running.tree, Duration::from_millis(200));
+    let started = Instant::now();
+    let status = Command::new("/usr/sbin/smtp-source")
+        .args(["-c", "-s", &case.concurrency.to_string()])
+        .args(["-m", &case.messages.to_string(), "-l", &case.size.to_string()])
+        .args(["-f", "from@example.com", "-t", "to@example.org", "-M", "bench.example.com"])
+        .arg(running.addr.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?;
+    let accepted_in = started.elapsed();
+    anyhow::ensure!(status.success(), "smtp-source failed against {server:?}");
+    let deadline = Instant::now() + Duration::from_secs(900);
+    while running.sink.count() < case.messages {
+        anyhow::ensure!(Instant::now() < deadline, "{server:?}: the sink got {} of {}", running.sink.count(), case.messages);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let delivered_in = started.elapsed();
+    let cpu = running.tree.cpu_seconds() - cpu_before;
+    let latency_messages = case.messages.min(3000);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let report = runtime.block_on(load::run(Spec {
+        target: running.addr,
+        messages: latency_messages,
+        concurrency: case.concurrency,
+        size: case.size,
+        reuse: false,
+        from: "from@example.com".into(),
+        to: "to@example.org".into(),
+        tag: "latency".into(),
+        persist: false,
+    }));
+    anyhow::ensure!(report.failed == 0, "{server:?}: {} messages failed in the latency run", report.failed);
+    let peak = memory.finish();
+    Ok(Figures {
+        accept: case.messages as f64 / accepted_in.as_secs_f64(),
+        end_to_end: case.messages as f64 / delivered_in.as_secs_f64(),
+        p50_ms: report.latency(0.5).as_secs_f64() * 1000.0,
+        p99_ms: report.latency(0.99).as_secs_f64() * 1000.0,
+        cpu_per_1000: cpu * 1000.0 / case.messages as f64,
+        peak_mib: peak as f64 / 1024.0,
+    })
+}
+
+/// Memory of a server holding `count` idle connections (greeted, EHLO sent): PSS in MiB
+/// before and with them, or why it could not be measured.
+pub fn idle_memory(server: Server, posthorn: &Path, count: usize) -> Result<(f64, f64), String> {
+    let running = start(server, posthorn).map_err(|e| e.to_string())?;
+    std::thread::sleep(Duration::from_millis(500));
+    let before = running.tree.pss_kib() as f64 / 1024.0;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let connections = runtime.block_on(async {
+        tokio::time::timeout(Duration::from_secs(120), load::idle(running.addr, count)).await
+    });
+    let streams = match connections {
+        Ok(Ok(streams)) => streams,
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return Err(format!("{count} connections were not all greeted within 120 s")),
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let with = running.tree.pss_kib() as f64 / 1024.0;
+    drop(streams);
+    Ok((before, with))
+}
+
+/// Facts about the machine and the software, for the report's header.
+pub fn environment(posthorn: &Path) -> Vec<(String, String)> {
+    let run = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_string()))
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    vec![
+        ("date".into(), run("date", &["-u", "+%Y-%m-%d %H:%M UTC"])),
+        ("machine".into(), format!("{cpu}, {cores} cores, {}", memory.trim_start_matches("MemTotal:").trim())),
+        ("kernel".into(), run("uname", &["-sr"])),
+        ("posthorn".into(), run(&posthorn.to_string_lossy(), &["--version"])),
+        ("posthorn commit".into(), run("git", &["rev-parse", "--short", "HEAD"])),
+        ("postfix".into(), run("/usr/sbin/postconf", &["-h", "mail_version"])),
+    ]
+}

@@ -1,0 +1,12 @@
+//! Posthorn's instruments: a load generator that measures what `smtp-source` cannot (the
+//! time to a durable 250, idle connections), process-tree CPU and memory sampling, the
+//! side-by-side comparison with Postfix, and the crash soak.
+
+pub mod compare;
+pub mod load;
+pub mod procs;
+pub mod report;
+pub mod scale;
+pub mod server;
+pub mod sink;
+pub mod soak;

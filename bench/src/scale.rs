@@ -1,0 +1,162 @@
+//! A very large queue: how long Posthorn takes to start on it (recovery scans the spool),
+//! what each queued message costs in memory, and whether a delivery costs more when the
+//! queue is huge (it must not: scheduling is a B-tree of due times, not a scan).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use posthorn_proto::{Mailbox, ReversePath};
+use posthorn_spool::{ClientInfo, DeliveryState, Envelope, FsQueueStore, QueueStore, Recipient, Route};
+
+use crate::procs::Tree;
+use crate::server::{Posthorn, free_port};
+
+/// What the large queue showed.
+#[derive(Debug, Clone)]
+pub struct ScaleFigures {
+    /// Messages in the large queue.
+    pub messages: usize,
+    /// Seconds to write them (without fsync).
+    pub fill_secs: f64,
+    /// Seconds from starting the server to its greeting (recovery included).
+    pub start_secs: f64,
+    /// Memory of the server just after start, MiB.
+    pub pss_mib: f64,
+    /// Memory of the server with an empty queue, MiB.
+    pub empty_pss_mib: f64,
+    /// Deliveries per second of the first `probe` messages out of the large queue.
+    pub large_rate: f64,
+    /// Deliveries per second of a queue of just `probe` messages.
+    pub small_rate: f64,
+    /// Messages in the small queue.
+    pub probe: usize,
+}
+
+/// Fills a spool in `dir/data/queue` with `count` messages for a remote recipient.
+fn fill(dir: &Path, count: usize) -> anyhow::Result<()> {
+    let store = FsQueueStore::open_without_fsync(dir.join("data/queue"))?;
+    let content = b"Subject: queued\r\n\r\nThis message waits in a very large queue.\r\n";
+    let threads = 4;
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let store = &store;
+                scope.spawn(move || -> anyhow::Result<()> {
+                    for _ in (t..count).step_by(threads) {
+                        let id = store.new_id();
+                        let mut writer = store.writer(id)?;
+                        writer.write_all(content)?;
+                        writer.commit(&envelope(id))?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().map_err(|_| anyhow::anyhow!("a fill thread panicked"))??;
+        }
+        Ok(())
+    })
+}
+
+fn envelope(id: posthorn_spool::QueueId) -> Envelope {
+    Envelope {
+        id,
+        sender: ReversePath::Mailbox(Mailbox {
+            local: "bench".into(),
+            domain: "example.com".into(),
+        }),
+        recipients: vec![Recipient {
+            address: Mailbox {
+                local: "user".into(),
+                domain: "remote.example".into(),
+            },
+            route: Route::Remote,
+            rcpt: "user@remote.example".into(),
+            notify: None,
+            orcpt: None,
+            state: DeliveryState::default(),
+        }],
+        body: Default::default(),
+        smtputf8: false,
+        ret: None,
+        envid: None,
+        arrival: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        client: ClientInfo::default(),
+        prepend: String::new(),
+        hold: false,
+        delay_notified: false,
+        postmaster_notice: false,
+    }
+}
+
+/// A server on `dir` relaying to a fresh sink; returns it, its sink, and its start time.
+fn start(posthorn: &Path, dir: &Path) -> anyhow::Result<(Posthorn, crate::sink::RecordingSink, f64)> {
+    let sink = crate::sink::RecordingSink::start("scale")?;
+    let port = free_port()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let config = dir.join("posthorn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nhostname = \"posthorn.bench.example\"\ndata_dir = \"{}\"\n\n\
+             [[listener]]\nrole = \"mx\"\naddress = \"{addr}\"\n\n\
+             [policy]\ntrusted_networks = [\"127.0.0.0/8\"]\n\n\
+             [relay]\nhost = \"[127.0.0.1]:{}\"\ntls = \"none\"\n",
+            dir.join("data").display(),
+            sink.addr.port()
+        ),
+    )?;
+    let started = Instant::now();
+    let server = Posthorn::start(posthorn, &config, addr, &dir.join("posthorn.log"))?;
+    Ok((server, sink, started.elapsed().as_secs_f64()))
+}
+
+/// Waits until the sink counts `count` deliveries; returns the seconds it took.
+fn delivered(sink: &crate::sink::RecordingSink, count: usize, since: Instant) -> anyhow::Result<f64> {
+    while sink.delivered() < count {
+        anyhow::ensure!(since.elapsed() < Duration::from_secs(1800), "deliveries stalled at {}", sink.delivered());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(since.elapsed().as_secs_f64())
+}
+
+/// Measures a queue of `messages`, and a queue of `probe` for comparison.
+pub fn measure(posthorn: &Path, messages: usize, probe: usize) -> anyhow::Result<ScaleFigures> {
+    let empty = tempfile::tempdir()?;
+    let (server, _sink, _) = start(posthorn, empty.path())?;
+    std::thread::sleep(Duration::from_millis(500));
+    let empty_pss_mib = Tree { root: server.pid().unwrap_or(0) }.pss_kib() as f64 / 1024.0;
+    drop(server);
+
+    let large = tempfile::tempdir()?;
+    let filling = Instant::now();
+    fill(large.path(), messages)?;
+    let fill_secs = filling.elapsed().as_secs_f64();
+    let (server, sink, start_secs) = start(posthorn, large.path())?;
+    let since = Instant::now();
+    let pss_mib = Tree { root: server.pid().unwrap_or(0) }.pss_kib() as f64 / 1024.0;
+    let large_secs = delivered(&sink, probe, since)?;
+    drop(server);
+    drop(large);
+
+    let small = tempfile::tempdir()?;
+    fill(small.path(), probe)?;
+    let (server, sink, _) = start(posthorn, small.path())?;
+    let small_secs = delivered(&sink, probe, Instant::now())?;
+    drop(server);
+    Ok(ScaleFigures {
+        messages,
+        fill_secs,
+        start_secs,
+        pss_mib,
+        empty_pss_mib,
+        large_rate: probe as f64 / large_secs,
+        small_rate: probe as f64 / small_secs,
+        probe,
+    })
+}

@@ -33,9 +33,12 @@ pub struct Spec {
     pub to: String,
     /// Names the run in every message's `X-Bench-Id`.
     pub tag: String,
-    /// Keep going through connection failures and refusals (the soak kills the server
-    /// under us); otherwise the first failure ends the run.
+    /// Keep going through failures until `messages` are acknowledged (the soak kills the
+    /// server under us); otherwise every message is tried once and failures are counted.
     pub persist: bool,
+    /// Longest wait for a connection or a reply: a server that accepts more connections
+    /// than it serves leaves some half-open for ever.
+    pub timeout: Duration,
 }
 
 /// What happened.
@@ -95,16 +98,20 @@ pub fn bench_id(content: &[u8], tag: &str) -> Option<usize> {
 struct Connection {
     reader: BufReader<OwnedReadHalf>,
     writer: OwnedWriteHalf,
+    timeout: Duration,
 }
 
 impl Connection {
-    async fn open(target: SocketAddr) -> std::io::Result<Connection> {
-        let stream = TcpStream::connect(target).await?;
+    async fn open(target: SocketAddr, timeout: Duration) -> std::io::Result<Connection> {
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(target))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
         stream.set_nodelay(true)?;
         let (read, write) = stream.into_split();
         let mut connection = Connection {
             reader: BufReader::new(read),
             writer: write,
+            timeout,
         };
         connection.expect(220).await?;
         connection.command("EHLO load.bench.example", 250).await?;
@@ -114,7 +121,10 @@ impl Connection {
     async fn reply(&mut self) -> std::io::Result<u16> {
         loop {
             let mut line = String::new();
-            if self.reader.read_line(&mut line).await? == 0 {
+            let read = tokio::time::timeout(self.timeout, self.reader.read_line(&mut line))
+                .await
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+            if read == 0 {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
                     "closed",
@@ -209,14 +219,12 @@ async fn worker(spec: Arc<Spec>, counters: Arc<Counters>, report: Arc<Mutex<Repo
     let mut current = counters.take(&spec);
     while let Some(n) = current {
         if connection.is_none() {
-            match Connection::open(spec.target).await {
+            match Connection::open(spec.target, spec.timeout).await {
                 Ok(opened) => connection = Some(opened),
-                Err(e) => {
-                    if !spec.persist {
-                        eprintln!("connect: {e}");
-                        return;
-                    }
+                Err(_) => {
+                    report.lock().await.failed += 1;
                     tokio::time::sleep(Duration::from_millis(50)).await;
+                    current = counters.take(&spec);
                     continue;
                 }
             }
@@ -238,13 +246,9 @@ async fn worker(spec: Arc<Spec>, counters: Arc<Counters>, report: Arc<Mutex<Repo
                     let _ = done.command("QUIT", 221).await;
                 }
             }
-            Err(e) => {
+            Err(_) => {
                 report.lock().await.failed += 1;
                 connection = None;
-                if !spec.persist {
-                    eprintln!("message {n}: {e}");
-                    return;
-                }
             }
         }
         // A message that was not acknowledged is never sent again under its number: a

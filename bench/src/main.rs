@@ -84,8 +84,18 @@ enum Command {
 }
 
 /// Runs every measurement.
-fn compare(posthorn: &std::path::Path, quick: bool, skip_postfix: bool, queue: usize, idle: usize) -> anyhow::Result<Results> {
-    anyhow::ensure!(posthorn.exists(), "{} not found: build it with cargo build --release -p posthorn", posthorn.display());
+fn compare(
+    posthorn: &std::path::Path,
+    quick: bool,
+    skip_postfix: bool,
+    queue: usize,
+    idle: usize,
+) -> anyhow::Result<Results> {
+    anyhow::ensure!(
+        posthorn.exists(),
+        "{} not found: build it with cargo build --release -p posthorn",
+        posthorn.display()
+    );
     let (small, large) = if quick { (2_000, 100) } else { (20_000, 500) };
     let mut results = Results {
         environment: compare::environment(posthorn),
@@ -98,7 +108,10 @@ fn compare(posthorn: &std::path::Path, quick: bool, skip_postfix: bool, queue: u
                 size,
                 messages: if size < (1 << 20) { small } else { large },
             };
-            eprintln!("case: {concurrency} clients, {size} octets, {} messages", case.messages);
+            eprintln!(
+                "case: {concurrency} clients, {size} octets, {} messages",
+                case.messages
+            );
             let ours = compare::measure(Server::Posthorn, posthorn, case)?;
             eprintln!("  posthorn: {ours:?}");
             let theirs = if skip_postfix {
@@ -131,7 +144,13 @@ fn compare(posthorn: &std::path::Path, quick: bool, skip_postfix: bool, queue: u
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Compare { quick, skip_postfix, queue, idle, out } => {
+        Command::Compare {
+            quick,
+            skip_postfix,
+            queue,
+            idle,
+            out,
+        } => {
             procs::raise_file_limit();
             match compare(&cli.posthorn, quick, skip_postfix, queue, idle) {
                 Ok(results) => {
@@ -171,6 +190,7 @@ fn main() -> ExitCode {
                 to,
                 tag: "load".into(),
                 persist: false,
+                timeout: std::time::Duration::from_secs(60),
             };
             let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

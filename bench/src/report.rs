@@ -12,7 +12,11 @@ pub struct Results {
     /// Per case: Posthorn's and Postfix's figures (Postfix's missing if not measured).
     pub cases: Vec<(Case, Figures, Option<Figures>)>,
     /// Idle connections: how many, and each server's PSS before and with them (or why not).
-    pub idle: Option<(usize, Result<(f64, f64), String>, Result<(f64, f64), String>)>,
+    pub idle: Option<(
+        usize,
+        Result<(f64, f64), String>,
+        Result<(f64, f64), String>,
+    )>,
     /// The large-queue figures.
     pub scale: Option<ScaleFigures>,
 }
@@ -53,14 +57,55 @@ impl Results {
         out.push_str("| clients | size | messages | figure | Posthorn | Postfix | ratio |\n|---:|---:|---:|---|---:|---:|---:|\n");
         for (case, ours, theirs) in &self.cases {
             let rows: [(&str, f64, Option<f64>, usize); 6] = [
-                ("accept msgs/s", ours.accept, theirs.as_ref().map(|t| t.accept), 0),
-                ("e2e msgs/s", ours.end_to_end, theirs.as_ref().map(|t| t.end_to_end), 0),
-                ("DATA-to-250 p50 ms", ours.p50_ms, theirs.as_ref().map(|t| t.p50_ms), 2),
-                ("DATA-to-250 p99 ms", ours.p99_ms, theirs.as_ref().map(|t| t.p99_ms), 2),
-                ("CPU s / 1000 msgs", ours.cpu_per_1000, theirs.as_ref().map(|t| t.cpu_per_1000), 2),
-                ("peak memory MiB", ours.peak_mib, theirs.as_ref().map(|t| t.peak_mib), 1),
+                (
+                    "accept msgs/s",
+                    ours.accept,
+                    theirs.as_ref().map(|t| t.accept),
+                    0,
+                ),
+                (
+                    "e2e msgs/s",
+                    ours.end_to_end,
+                    theirs.as_ref().map(|t| t.end_to_end),
+                    0,
+                ),
+                (
+                    "DATA-to-250 p50 ms",
+                    ours.p50_ms,
+                    theirs.as_ref().map(|t| t.p50_ms),
+                    2,
+                ),
+                (
+                    "DATA-to-250 p99 ms",
+                    ours.p99_ms,
+                    theirs.as_ref().map(|t| t.p99_ms),
+                    2,
+                ),
+                (
+                    "CPU s / 1000 msgs",
+                    ours.cpu_per_1000,
+                    theirs.as_ref().map(|t| t.cpu_per_1000),
+                    2,
+                ),
+                (
+                    "peak memory MiB",
+                    ours.peak_mib,
+                    theirs.as_ref().map(|t| t.peak_mib),
+                    1,
+                ),
             ];
             for (name, value, other, decimals) in rows {
+                let name = match (name, theirs.as_ref()) {
+                    ("DATA-to-250 p99 ms", Some(t))
+                        if t.latency_failures + ours.latency_failures > 0 =>
+                    {
+                        format!(
+                            "{name} (timed out or failed: Posthorn {}, Postfix {})",
+                            ours.latency_failures, t.latency_failures
+                        )
+                    }
+                    _ => name.to_string(),
+                };
                 out.push_str(&format!(
                     "| {} | {} | {} | {name} | {value:.decimals$} | {} | {} |\n",
                     case.concurrency,
@@ -77,11 +122,20 @@ impl Results {
                 Ok(pair) => format!("{:.1} MiB", pick(pair)),
                 Err(e) => format!("not measured: {e}"),
             };
-            out.push_str(&format!("| memory before | {} | {} |\n", show(ours, |p| p.0), show(theirs, |p| p.0)));
-            out.push_str(&format!("| memory with them | {} | {} |\n", show(ours, |p| p.1), show(theirs, |p| p.1)));
+            out.push_str(&format!(
+                "| memory before | {} | {} |\n",
+                show(ours, |p| p.0),
+                show(theirs, |p| p.0)
+            ));
+            out.push_str(&format!(
+                "| memory with them | {} | {} |\n",
+                show(ours, |p| p.1),
+                show(theirs, |p| p.1)
+            ));
         }
         if let Some(scale) = &self.scale {
-            let per_message = (scale.pss_mib - scale.empty_pss_mib).max(0.0) * 1024.0 * 1024.0 / scale.messages as f64;
+            let per_message = (scale.pss_mib - scale.empty_pss_mib).max(0.0) * 1024.0 * 1024.0
+                / scale.messages as f64;
             out.push_str(&format!(
                 "\n## A queue of {} messages (Posthorn)\n\n| | |\n|---|---:|\n\
                  | written (no fsync, 4 threads) | {:.0} s |\n\

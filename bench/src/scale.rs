@@ -8,7 +8,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use posthorn_proto::{Mailbox, ReversePath};
-use posthorn_spool::{ClientInfo, DeliveryState, Envelope, FsQueueStore, QueueStore, Recipient, Route};
+use posthorn_spool::{
+    ClientInfo, DeliveryState, Envelope, FsQueueStore, QueueStore, Recipient, Route,
+};
 
 use crate::procs::Tree;
 use crate::server::{Posthorn, free_port};
@@ -55,7 +57,9 @@ fn fill(dir: &Path, count: usize) -> anyhow::Result<()> {
             })
             .collect();
         for worker in workers {
-            worker.join().map_err(|_| anyhow::anyhow!("a fill thread panicked"))??;
+            worker
+                .join()
+                .map_err(|_| anyhow::anyhow!("a fill thread panicked"))??;
         }
         Ok(())
     })
@@ -95,7 +99,10 @@ fn envelope(id: posthorn_spool::QueueId) -> Envelope {
 }
 
 /// A server on `dir` relaying to a fresh sink; returns it, its sink, and its start time.
-fn start(posthorn: &Path, dir: &Path) -> anyhow::Result<(Posthorn, crate::sink::RecordingSink, f64)> {
+fn start(
+    posthorn: &Path,
+    dir: &Path,
+) -> anyhow::Result<(Posthorn, crate::sink::RecordingSink, f64)> {
     let sink = crate::sink::RecordingSink::start("scale")?;
     let port = free_port()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -117,9 +124,17 @@ fn start(posthorn: &Path, dir: &Path) -> anyhow::Result<(Posthorn, crate::sink::
 }
 
 /// Waits until the sink counts `count` deliveries; returns the seconds it took.
-fn delivered(sink: &crate::sink::RecordingSink, count: usize, since: Instant) -> anyhow::Result<f64> {
+fn delivered(
+    sink: &crate::sink::RecordingSink,
+    count: usize,
+    since: Instant,
+) -> anyhow::Result<f64> {
     while sink.delivered() < count {
-        anyhow::ensure!(since.elapsed() < Duration::from_secs(1800), "deliveries stalled at {}", sink.delivered());
+        anyhow::ensure!(
+            since.elapsed() < Duration::from_secs(1800),
+            "deliveries stalled at {}",
+            sink.delivered()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(since.elapsed().as_secs_f64())
@@ -130,7 +145,11 @@ pub fn measure(posthorn: &Path, messages: usize, probe: usize) -> anyhow::Result
     let empty = tempfile::tempdir()?;
     let (server, _sink, _) = start(posthorn, empty.path())?;
     std::thread::sleep(Duration::from_millis(500));
-    let empty_pss_mib = Tree { root: server.pid().unwrap_or(0) }.pss_kib() as f64 / 1024.0;
+    let empty_pss_mib = Tree {
+        root: server.pid().unwrap_or(0),
+    }
+    .pss_kib() as f64
+        / 1024.0;
     drop(server);
 
     let large = tempfile::tempdir()?;
@@ -139,7 +158,11 @@ pub fn measure(posthorn: &Path, messages: usize, probe: usize) -> anyhow::Result
     let fill_secs = filling.elapsed().as_secs_f64();
     let (server, sink, start_secs) = start(posthorn, large.path())?;
     let since = Instant::now();
-    let pss_mib = Tree { root: server.pid().unwrap_or(0) }.pss_kib() as f64 / 1024.0;
+    let pss_mib = Tree {
+        root: server.pid().unwrap_or(0),
+    }
+    .pss_kib() as f64
+        / 1024.0;
     let large_secs = delivered(&sink, probe, since)?;
     drop(server);
     drop(large);

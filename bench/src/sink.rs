@@ -92,7 +92,9 @@ struct Record {
 
 async fn accept(listener: TcpListener, record: Record) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let record = record.clone();
         tokio::spawn(async move {
             let _ = session(stream, &record).await;

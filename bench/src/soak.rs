@@ -105,6 +105,7 @@ pub fn run(spec: &SoakSpec) -> anyhow::Result<SoakReport> {
         },
         tag: tag.clone(),
         persist: true,
+        timeout: Duration::from_secs(30),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -1,0 +1,77 @@
+//! What a message costs the spool: a 4 KiB commit with fsync of file and folder (the price
+//! of every 250), without fsync (the rest of the work), and a load.
+
+use std::io::Write;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use posthorn_proto::{Mailbox, ReversePath};
+use posthorn_spool::{
+    ClientInfo, DeliveryState, Envelope, FsQueueStore, QueueId, QueueStore, Recipient, Route,
+};
+
+fn envelope(id: QueueId) -> Envelope {
+    Envelope {
+        id,
+        sender: ReversePath::Mailbox(Mailbox {
+            local: "sender".into(),
+            domain: "example.com".into(),
+        }),
+        recipients: vec![Recipient {
+            address: Mailbox {
+                local: "recipient".into(),
+                domain: "example.org".into(),
+            },
+            route: Route::Remote,
+            rcpt: "recipient@example.org".into(),
+            notify: None,
+            orcpt: None,
+            state: DeliveryState::default(),
+        }],
+        body: Default::default(),
+        smtputf8: false,
+        ret: None,
+        envid: None,
+        arrival: 1_800_000_000,
+        client: ClientInfo::default(),
+        prepend: "Received: from client.example ([192.0.2.1])\r\n\tby mx.example (Posthorn) with ESMTP id X;\r\n\tThu, 1 Jan 2027 00:00:00 +0000\r\n".into(),
+        hold: false,
+        delay_notified: false,
+        postmaster_notice: false,
+    }
+}
+
+fn commit(store: &FsQueueStore, content: &[u8]) -> QueueId {
+    let id = store.new_id();
+    let mut writer = store.writer(id).expect("writer");
+    writer.write_all(content).expect("write");
+    writer.commit(&envelope(id)).expect("commit");
+    id
+}
+
+fn spool(c: &mut Criterion) {
+    let content = vec![b'x'; 4096];
+    let dir = tempfile::tempdir().expect("temp dir");
+    let durable = FsQueueStore::open(dir.path().join("durable")).expect("store");
+    let fast = FsQueueStore::open_without_fsync(dir.path().join("fast")).expect("store");
+    let mut group = c.benchmark_group("spool");
+    group.bench_function("commit 4 KiB with fsync", |b| {
+        b.iter(|| {
+            let id = commit(&durable, &content);
+            durable.remove(&id).expect("remove");
+        })
+    });
+    group.bench_function("commit 4 KiB without fsync", |b| {
+        b.iter(|| {
+            let id = commit(&fast, &content);
+            fast.remove(&id).expect("remove");
+        })
+    });
+    let id = commit(&fast, &content);
+    group.bench_function("load envelope", |b| {
+        b.iter(|| fast.load(&id).expect("load"))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, spool);
+criterion_main!(benches);

@@ -4,6 +4,9 @@
 use crate::compare::{Case, Figures};
 use crate::scale::ScaleFigures;
 
+/// Memory of a server before and with the idle connections (MiB), or why not measured.
+pub type IdleMemory = Result<(f64, f64), String>;
+
 /// Everything one run measured.
 #[derive(Debug, Default)]
 pub struct Results {
@@ -118,7 +121,7 @@ impl Results {
         }
         if let Some((count, ours, theirs)) = &self.idle {
             out.push_str(&format!("\n## {count} idle connections (greeted, EHLO sent)\n\n| | Posthorn | Postfix |\n|---|---:|---:|\n"));
-            let show = |r: &Result<(f64, f64), String>, pick: fn(&(f64, f64)) -> f64| match r {
+            let show = |r: &IdleMemory, pick: fn(&(f64, f64)) -> f64| match r {
                 Ok(pair) => format!("{:.1} MiB", pick(pair)),
                 Err(e) => format!("not measured: {e}"),
             };

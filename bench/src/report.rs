@@ -15,11 +15,7 @@ pub struct Results {
     /// Per case: Posthorn's and Postfix's figures (Postfix's missing if not measured).
     pub cases: Vec<(Case, Figures, Option<Figures>)>,
     /// Idle connections: how many, and each server's PSS before and with them (or why not).
-    pub idle: Option<(
-        usize,
-        Result<(f64, f64), String>,
-        Result<(f64, f64), String>,
-    )>,
+    pub idle: Option<(usize, IdleMemory, IdleMemory)>,
     /// The large-queue figures.
     pub scale: Option<ScaleFigures>,
 }

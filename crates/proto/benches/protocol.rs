@@ -19,7 +19,7 @@ fn content(size: usize) -> Vec<u8> {
     let line = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcd\r\n";
     let mut text = b"Subject: benchmark\r\n\r\n".to_vec();
     while text.len() < size {
-        text.extend_from_slice(if text.len() % 1600 == 0 {
+        text.extend_from_slice(if text.len().is_multiple_of(1600) {
             b".dotted line\r\n"
         } else {
             line

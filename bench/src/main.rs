@@ -42,6 +42,16 @@ enum Command {
         #[arg(long, default_value = "bench/results/latest.md")]
         out: PathBuf,
     },
+    /// Only the large-queue test: start-up on a big spool, memory per message, delivery
+    /// rate with a big and a small queue.
+    Scale {
+        /// Messages in the large queue.
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: usize,
+        /// Deliveries timed, and the size of the small queue.
+        #[arg(long, default_value_t = 20_000)]
+        probe: usize,
+    },
     /// Send messages to a running server and report throughput and DATA-to-250 latency.
     Load {
         /// The server.
@@ -168,6 +178,22 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("benchmark failed: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Scale { messages, probe } => {
+            match scale::measure(&cli.posthorn, messages, probe) {
+                Ok(figures) => {
+                    let results = Results {
+                        scale: Some(figures),
+                        ..Results::default()
+                    };
+                    println!("{}", results.markdown());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("scale test failed: {e:#}");
                     ExitCode::FAILURE
                 }
             }

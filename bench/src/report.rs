@@ -43,7 +43,8 @@ impl Results {
         for (key, value) in &self.environment {
             out.push_str(&format!("| {key} | {value} |\n"));
         }
-        out.push_str(
+        if !self.cases.is_empty() {
+            out.push_str(
             "\nBoth servers accept any recipient from loopback and relay everything to Postfix's \
              `smtp-sink` on loopback, each with its durable queue (fsync on); each case starts both \
              afresh. Throughput: Postfix's `smtp-source`, a new connection per message. \
@@ -53,66 +54,67 @@ impl Results {
              server's processes per 1000 messages; **memory** = peak PSS of the server's processes. \
              Ratio = Posthorn / Postfix (above 1 is better for throughput, below 1 for the rest).\n\n",
         );
-        out.push_str("| clients | size | messages | figure | Posthorn | Postfix | ratio |\n|---:|---:|---:|---|---:|---:|---:|\n");
-        for (case, ours, theirs) in &self.cases {
-            let rows: [(&str, f64, Option<f64>, usize); 6] = [
-                (
-                    "accept msgs/s",
-                    ours.accept,
-                    theirs.as_ref().map(|t| t.accept),
-                    0,
-                ),
-                (
-                    "e2e msgs/s",
-                    ours.end_to_end,
-                    theirs.as_ref().map(|t| t.end_to_end),
-                    0,
-                ),
-                (
-                    "DATA-to-250 p50 ms",
-                    ours.p50_ms,
-                    theirs.as_ref().map(|t| t.p50_ms),
-                    2,
-                ),
-                (
-                    "DATA-to-250 p99 ms",
-                    ours.p99_ms,
-                    theirs.as_ref().map(|t| t.p99_ms),
-                    2,
-                ),
-                (
-                    "CPU s / 1000 msgs",
-                    ours.cpu_per_1000,
-                    theirs.as_ref().map(|t| t.cpu_per_1000),
-                    2,
-                ),
-                (
-                    "peak memory MiB",
-                    ours.peak_mib,
-                    theirs.as_ref().map(|t| t.peak_mib),
-                    1,
-                ),
-            ];
-            for (name, value, other, decimals) in rows {
-                let name = match (name, theirs.as_ref()) {
-                    ("DATA-to-250 p99 ms", Some(t))
-                        if t.latency_failures + ours.latency_failures > 0 =>
-                    {
-                        format!(
-                            "{name} (timed out or failed: Posthorn {}, Postfix {})",
-                            ours.latency_failures, t.latency_failures
-                        )
-                    }
-                    _ => name.to_string(),
-                };
-                out.push_str(&format!(
-                    "| {} | {} | {} | {name} | {value:.decimals$} | {} | {} |\n",
-                    case.concurrency,
-                    size_name(case.size),
-                    case.messages,
-                    other.map_or_else(|| "-".into(), |o| format!("{o:.decimals$}")),
-                    other.map_or_else(|| "-".into(), |o| ratio(value, o)),
-                ));
+            out.push_str("| clients | size | messages | figure | Posthorn | Postfix | ratio |\n|---:|---:|---:|---|---:|---:|---:|\n");
+            for (case, ours, theirs) in &self.cases {
+                let rows: [(&str, f64, Option<f64>, usize); 6] = [
+                    (
+                        "accept msgs/s",
+                        ours.accept,
+                        theirs.as_ref().map(|t| t.accept),
+                        0,
+                    ),
+                    (
+                        "e2e msgs/s",
+                        ours.end_to_end,
+                        theirs.as_ref().map(|t| t.end_to_end),
+                        0,
+                    ),
+                    (
+                        "DATA-to-250 p50 ms",
+                        ours.p50_ms,
+                        theirs.as_ref().map(|t| t.p50_ms),
+                        2,
+                    ),
+                    (
+                        "DATA-to-250 p99 ms",
+                        ours.p99_ms,
+                        theirs.as_ref().map(|t| t.p99_ms),
+                        2,
+                    ),
+                    (
+                        "CPU s / 1000 msgs",
+                        ours.cpu_per_1000,
+                        theirs.as_ref().map(|t| t.cpu_per_1000),
+                        2,
+                    ),
+                    (
+                        "peak memory MiB",
+                        ours.peak_mib,
+                        theirs.as_ref().map(|t| t.peak_mib),
+                        1,
+                    ),
+                ];
+                for (name, value, other, decimals) in rows {
+                    let name = match (name, theirs.as_ref()) {
+                        ("DATA-to-250 p99 ms", Some(t))
+                            if t.latency_failures + ours.latency_failures > 0 =>
+                        {
+                            format!(
+                                "{name} (timed out or failed: Posthorn {}, Postfix {})",
+                                ours.latency_failures, t.latency_failures
+                            )
+                        }
+                        _ => name.to_string(),
+                    };
+                    out.push_str(&format!(
+                        "| {} | {} | {} | {name} | {value:.decimals$} | {} | {} |\n",
+                        case.concurrency,
+                        size_name(case.size),
+                        case.messages,
+                        other.map_or_else(|| "-".into(), |o| format!("{o:.decimals$}")),
+                        other.map_or_else(|| "-".into(), |o| ratio(value, o)),
+                    ));
+                }
             }
         }
         if let Some((count, ours, theirs)) = &self.idle {

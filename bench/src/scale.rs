@@ -2,7 +2,6 @@
 //! what each queued message costs in memory, and whether a delivery costs more when the
 //! queue is huge (it must not: scheduling is a B-tree of due times, not a scan).
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -48,9 +47,10 @@ fn fill(dir: &Path, count: usize) -> anyhow::Result<()> {
                 scope.spawn(move || -> anyhow::Result<()> {
                     for _ in (t..count).step_by(threads) {
                         let id = store.new_id();
-                        let mut writer = store.writer(id)?;
-                        writer.write_all(content)?;
-                        writer.commit(&envelope(id))?;
+                        store
+                            .writer(id)?
+                            .commit(content.to_vec(), &envelope(id))
+                            .wait()?;
                     }
                     Ok(())
                 })

@@ -103,6 +103,9 @@ async fn accept(listener: TcpListener, record: Record) {
 }
 
 async fn session(stream: TcpStream, record: &Record) -> std::io::Result<()> {
+    // Replies to pipelined commands are small separate writes: without this, Nagle's
+    // algorithm and the client's delayed ACKs would hold each for tens of milliseconds.
+    stream.set_nodelay(true)?;
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     write.write_all(b"220 sink.bench.example ESMTP\r\n").await?;

@@ -214,6 +214,22 @@ impl<R> Session<R> {
         self.input.extend_from_slice(bytes);
     }
 
+    /// Gives back large buffers while the connection waits for the client; an idle session
+    /// then holds almost nothing. The driver calls it before blocking on a read.
+    pub fn release_idle_buffers(&mut self) {
+        const KEEP: usize = 4096;
+        if self.pos == self.input.len() && self.input.capacity() > KEEP {
+            self.input = Vec::new();
+            self.pos = 0;
+        }
+        if self.output.is_empty() && self.output.capacity() > KEEP {
+            self.output = Vec::new();
+        }
+        if self.content.is_empty() && self.content.capacity() > KEEP {
+            self.content = Vec::new();
+        }
+    }
+
     /// Moves decoded message content into `into`.
     pub fn take_content(&mut self, into: &mut Vec<u8>) {
         into.append(&mut self.content);

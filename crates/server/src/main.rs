@@ -117,7 +117,7 @@ fn main() -> ExitCode {
                 },
                 None => Config::embedded(),
             };
-            init_logging();
+            let _flush_at_exit = init_logging();
             serve(config)
         }
     }
@@ -182,13 +182,20 @@ fn queue(config: Option<PathBuf>, json: bool, action: QueueAction) -> ExitCode {
     }
 }
 
-fn init_logging() {
+/// Logs go to stderr through a writer thread: a busy server's sessions never wait on a
+/// write(2) per log line. Lines are never dropped (a full buffer makes loggers wait), and
+/// the returned guard flushes what is left when dropped at exit.
+fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(false)
         .init();
+    guard
 }
 
 fn serve(config: Config) -> ExitCode {

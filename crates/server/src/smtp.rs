@@ -2,7 +2,7 @@
 //! protocol core, answers the core's questions (who exists, is the mailbox full, did the
 //! spool take the message) and streams message content into the spool.
 
-use std::io::Write;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -12,7 +12,10 @@ use posthorn_proto::{Action, ForwardPath, RcptTo, Reply, Session, SessionConfig}
 use posthorn_spool::{
     ClientInfo, DeliveryState, Envelope, MessageWriter, QueueId, QueueStore, Recipient, Route,
 };
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use std::pin::Pin;
+use std::task::Poll;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -102,7 +105,6 @@ enum Wake {
 impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
     /// The session loop; returns how it ended, for the log.
     async fn drive(&mut self, mut shutdown: watch::Receiver<bool>) -> &'static str {
-        let mut buf = vec![0u8; READ_BUFFER];
         let mut shutting_down = false;
         self.session.greet();
         loop {
@@ -116,8 +118,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                     } else {
                         self.inbound.command_timeout
                     };
+                    self.session.release_idle_buffers();
                     let wake = tokio::select! {
-                        read = tokio::time::timeout(limit, self.stream.read(&mut buf)) => {
+                        read = tokio::time::timeout(limit, self.read()) => {
                             read.map_or(Wake::TimedOut, Wake::Read)
                         }
                         _ = shutdown.wait_for(|stop| *stop), if !shutting_down => Wake::Shutdown,
@@ -125,7 +128,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                     match wake {
                         Wake::Read(Ok(0)) => return "client closed",
                         Wake::Read(Err(_)) => return "read error",
-                        Wake::Read(Ok(n)) => self.session.feed(&buf[..n]),
+                        Wake::Read(Ok(_)) => {}
                         Wake::TimedOut => self.session.timeout(),
                         Wake::Shutdown => {
                             shutting_down = true;
@@ -161,6 +164,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
 
     /// Writes pending replies. A client that stops reading is dropped after the command
     /// timeout, like one that stops writing: otherwise it could hold a session forever.
+    /// Reads what the client sent straight into the session. The buffer exists only inside
+    /// each poll, never while the connection waits: an idle connection holds no buffer, so
+    /// ten thousand of them cost little.
+    async fn read(&mut self) -> std::io::Result<usize> {
+        let (stream, session) = (&mut self.stream, &mut self.session);
+        std::future::poll_fn(|cx| {
+            let mut buffer = [0u8; READ_BUFFER];
+            let mut read = ReadBuf::new(&mut buffer);
+            match Pin::new(&mut *stream).poll_read(cx, &mut read) {
+                Poll::Ready(Ok(())) => {
+                    let filled = read.filled();
+                    session.feed(filled);
+                    Poll::Ready(Ok(filled.len()))
+                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await
+    }
+
     async fn flush(&mut self) -> std::io::Result<()> {
         if !self.session.output().is_empty() {
             let write = self.stream.write_all(self.session.output());
@@ -260,16 +284,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
         let content = std::mem::take(&mut self.content);
         let size = self.session.transaction().map_or(0, |t| t.content_size());
         let id = incoming.id;
-        let durable = tokio::task::spawn_blocking(move || {
-            let mut writer = incoming.writer;
-            let result = writer
-                .write_all(&content)
-                .and_then(|()| writer.commit(&envelope));
-            (result, envelope)
-        })
-        .await;
+        // No blocking thread: the group committer finishes the file and syncs it together
+        // with everything else committed at this moment; the 250 waits for that.
+        let durable = incoming.writer.commit(content, &envelope).durable().await;
         match durable {
-            Ok((Ok(()), envelope)) => {
+            Ok(()) => {
                 self.accepted += 1;
                 info!(
                     queue_id = %id,
@@ -282,12 +301,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                 self.inbound.queue.submit(envelope);
                 table::queued(id.as_str())
             }
-            Ok((Err(e), _)) => {
-                warn!(queue_id = %id, error = %e, "spool commit failed");
-                table::local_error()
-            }
             Err(e) => {
-                warn!(queue_id = %id, error = %e, "spool commit task failed");
+                warn!(queue_id = %id, error = %e, "spool commit failed");
                 table::local_error()
             }
         }

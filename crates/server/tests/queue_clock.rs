@@ -2,7 +2,6 @@
 //! destination that always answers "try later", and the manager's real schedule, delay
 //! notice, expiry and bounce, five days played in well under a second of real time.
 
-use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -181,11 +180,9 @@ async fn undeliverable_message_follows_the_schedule_then_bounces() {
         delay_notified: false,
         postmaster_notice: false,
     };
-    let mut writer = store.writer(id).unwrap();
-    writer
-        .write_all(b"Subject: doomed\r\n\r\nbody\r\n")
-        .unwrap();
-    writer.commit(&envelope).unwrap();
+    let content = b"Subject: doomed\r\n\r\nbody\r\n".to_vec();
+    let writer = store.writer(id).unwrap();
+    writer.commit(content, &envelope).durable().await.unwrap();
     handle.submit(envelope);
 
     // Jump the clock to each next attempt the manager recorded, until the message is gone.

@@ -1,8 +1,6 @@
 //! What a message costs the spool: a 4 KiB commit with fsync of file and folder (the price
 //! of every 250), without fsync (the rest of the work), and a load.
 
-use std::io::Write;
-
 use criterion::{Criterion, criterion_group, criterion_main};
 use posthorn_proto::{Mailbox, ReversePath};
 use posthorn_spool::{
@@ -42,9 +40,11 @@ fn envelope(id: QueueId) -> Envelope {
 
 fn commit(store: &FsQueueStore, content: &[u8]) -> QueueId {
     let id = store.new_id();
-    let mut writer = store.writer(id).expect("writer");
-    writer.write_all(content).expect("write");
-    writer.commit(&envelope(id)).expect("commit");
+    let writer = store.writer(id).expect("writer");
+    writer
+        .commit(content.to_vec(), &envelope(id))
+        .wait()
+        .expect("commit");
     id
 }
 

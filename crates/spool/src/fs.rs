@@ -5,9 +5,10 @@
 //! - `tmp/<id>`: a message being received. Never read; wiped at start-up.
 //! - `<id>`: a committed message: the content as received, then the envelope as JSON, then
 //!   a 24-octet footer (magic, content length, envelope length, magic). It appears under
-//!   this name only by a rename after fsync, so a file with this name is always whole.
+//!   this name only by a rename once written in full, made durable with its content by the
+//!   group committer before the commit returns.
 //! - `<id>.state`: the recipients' delivery state once it has changed, replaced atomically
-//!   (write to `tmp/`, fsync, rename, fsync the folder).
+//!   the same way (written in `tmp/`, renamed and synced by the group committer).
 //! - `corrupt/<id>`: a file that failed to parse, set aside for the operator, never deleted.
 
 use std::fs::{self, File, OpenOptions};
@@ -16,6 +17,7 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::durable::{GroupCommit, Ticket, finish_file};
 use crate::envelope::{Envelope, StateRecord};
 use crate::id::{IdGenerator, QueueId};
 use crate::{Content, MessageWriter, QueueStore};
@@ -25,30 +27,30 @@ const MAGIC_HEAD: &[u8; 4] = b"PHQ1";
 const MAGIC_TAIL: &[u8; 4] = b"1QHP";
 const STATE_SUFFIX: &str = ".state";
 
-/// The spool folder and an open handle on it for fsync.
+/// The spool folder, an open handle on it, and its group committer.
 #[derive(Debug)]
 struct Folder {
     root: PathBuf,
     tmp: PathBuf,
     handle: File,
-    /// False only for filling test and benchmark queues quickly.
-    durable: bool,
+    /// Absent only for filling test and benchmark queues quickly.
+    committer: Option<GroupCommit>,
 }
 
 impl Folder {
     fn sync(&self) -> io::Result<()> {
-        if self.durable {
+        if self.committer.is_some() {
             self.handle.sync_all()
         } else {
             Ok(())
         }
     }
 
-    fn sync_file(&self, file: &File) -> io::Result<()> {
-        if self.durable {
-            file.sync_data()
-        } else {
-            Ok(())
+    /// Moves a fully written file into place; returns once it is durable there.
+    fn publish(&self, from: PathBuf, to: PathBuf) -> io::Result<()> {
+        match &self.committer {
+            Some(committer) => committer.rename(from, to),
+            None => fs::rename(from, to),
         }
     }
 
@@ -92,12 +94,17 @@ impl FsQueueStore {
         if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
             File::open(parent)?.sync_all()?;
         }
+        let committer = if durable {
+            Some(GroupCommit::start(File::open(&root)?)?)
+        } else {
+            None
+        };
         Ok(FsQueueStore {
             folder: Arc::new(Folder {
                 root,
                 tmp,
                 handle,
-                durable,
+                committer,
             }),
             ids: IdGenerator::default(),
         })
@@ -202,9 +209,8 @@ impl QueueStore for FsQueueStore {
             .join(format!("{}{STATE_SUFFIX}", envelope.id));
         let mut file = create_file(&tmp)?;
         file.write_all(&json)?;
-        self.folder.sync_file(&file)?;
-        fs::rename(&tmp, self.folder.state(&envelope.id))?;
-        self.folder.sync()
+        drop(file);
+        self.folder.publish(tmp, self.folder.state(&envelope.id))
     }
 
     fn remove(&self, id: &QueueId) -> io::Result<()> {
@@ -268,28 +274,28 @@ impl MessageWriter for FsWriter {
         &self.id
     }
 
-    fn commit(mut self: Box<Self>, envelope: &Envelope) -> io::Result<()> {
-        let json = serde_json::to_vec(envelope).map_err(invalid)?;
-        let content_len = self.written;
-        let mut tail = Vec::with_capacity(json.len() + FOOTER_LEN as usize);
-        tail.extend_from_slice(&json);
-        tail.extend_from_slice(MAGIC_HEAD);
-        tail.extend_from_slice(&content_len.to_le_bytes());
-        tail.extend_from_slice(&(json.len() as u64).to_le_bytes());
-        tail.extend_from_slice(MAGIC_TAIL);
-        let folder = Arc::clone(&self.folder);
-        let file = self.file()?;
-        file.write_all(&tail)?;
-        folder.sync_file(file)?;
+    fn commit(mut self: Box<Self>, tail: Vec<u8>, envelope: &Envelope) -> Ticket {
+        let json = match serde_json::to_vec(envelope) {
+            Ok(json) => json,
+            Err(e) => return Ticket::ready(Err(invalid(e))),
+        };
+        let content_len = self.written + tail.len() as u64;
+        let mut bytes = tail;
+        bytes.reserve(json.len() + FOOTER_LEN as usize);
+        bytes.extend_from_slice(&json);
+        bytes.extend_from_slice(MAGIC_HEAD);
+        bytes.extend_from_slice(&content_len.to_le_bytes());
+        bytes.extend_from_slice(&(json.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(MAGIC_TAIL);
+        // The group committer writes the rest, puts the file in place and makes it durable
+        // together with every other commit of the moment (see `durable`).
+        let file = self.file.take();
         let path = self.folder.message(&self.id);
-        fs::rename(&self.tmp_path, &path)?;
-        self.file = None;
-        if let Err(e) = self.folder.sync() {
-            // The client will hear 451 and send again: do not deliver this copy as well.
-            let _ = fs::remove_file(&path);
-            return Err(e);
+        let from = self.tmp_path.clone();
+        match &self.folder.committer {
+            Some(committer) => committer.finish(file, from, path, bytes),
+            None => Ticket::ready(finish_file(file, &from, &path, &bytes)),
         }
-        Ok(())
     }
 }
 

@@ -1,16 +1,19 @@
 //! Durable queue storage for Posthorn.
 //!
 //! The promise of the whole server rests here: a message is accepted only once
-//! [`MessageWriter::commit`] has returned, and by then content and envelope are on disk
-//! with fsync of file and folder. The [`QueueStore`] trait keeps the queue manager
+//! [`MessageWriter::commit`]'s ticket has resolved, and by then content and envelope are on disk,
+//! made durable by a sync that covers the file and its folder entry (a group commit shared
+//! with every other message committed at the same moment). The [`QueueStore`] trait keeps the queue manager
 //! independent of how that is done; [`FsQueueStore`] is the embedded default.
 
+mod durable;
 mod envelope;
 mod fs;
 mod id;
 
 use std::io;
 
+pub use durable::{GroupCommit, Ticket};
 pub use envelope::{
     ClientInfo, DeliveryState, Diagnostic, DsnAction, Envelope, Recipient, RecipientStatus, Route,
 };
@@ -56,9 +59,10 @@ pub trait MessageWriter: io::Write + Send {
     /// The id the message will have.
     fn id(&self) -> &QueueId;
 
-    /// Stores the envelope and makes message and envelope durable; only after this returns
-    /// may the server answer 250.
-    fn commit(self: Box<Self>, envelope: &Envelope) -> io::Result<()>;
+    /// Appends `tail` (content not yet written) and the envelope, and makes the message
+    /// durable; only once the ticket resolves Ok may the server answer 250. The work is
+    /// done off the caller's thread, so an async caller simply awaits the ticket.
+    fn commit(self: Box<Self>, tail: Vec<u8>, envelope: &Envelope) -> Ticket;
 }
 
 /// A reader over a queued message's content.

@@ -51,7 +51,7 @@ fn commit(store: &FsQueueStore, content: &[u8], recipients: usize) -> Envelope {
     let mut writer = store.writer(id).unwrap();
     writer.write_all(content).unwrap();
     let envelope = envelope(id, recipients);
-    writer.commit(&envelope).unwrap();
+    writer.commit(Vec::new(), &envelope).wait().unwrap();
     envelope
 }
 

@@ -29,6 +29,9 @@ pub use notices::Notifier;
 use policy::{Outcome, Policy};
 use schedule::Schedule;
 
+/// Spool reads of due messages in flight at once.
+const MAX_LOADING: usize = 32;
+
 /// Seconds since the Unix epoch, from a clock tests can replace.
 pub trait Clock: Send + Sync + 'static {
     /// Now.
@@ -494,7 +497,11 @@ impl Manager {
 
     /// Loads due messages and starts workers for destinations with waiting jobs.
     fn dispatch(&mut self, now: u64) {
-        while self.schedule.busy_count() < self.parts.limits.active {
+        // Loads run just ahead of delivery: thousands at once would fill the blocking pool
+        // and hold up the reads and write-backs of the deliveries themselves.
+        while self.schedule.busy_count() < self.parts.limits.active
+            && self.loads.len() < MAX_LOADING
+        {
             let Some(id) = self.schedule.take_due(now) else {
                 break;
             };

@@ -2,7 +2,7 @@
 //! messages with the null sender. A notice about a notice goes to the postmaster at most,
 //! and a notice to the postmaster that fails is dropped: notices never loop.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::sync::Arc;
 
 use posthorn_proto::{ForwardPath, Mailbox, ReversePath};
@@ -185,9 +185,7 @@ impl Notifier {
             delay_notified: false,
             postmaster_notice,
         };
-        let mut writer = self.store.writer(id)?;
-        writer.write_all(&bytes)?;
-        writer.commit(&notice)?;
+        self.store.writer(id)?.commit(bytes, &notice).wait()?;
         Ok(notice)
     }
 }

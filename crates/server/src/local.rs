@@ -43,7 +43,7 @@ impl LocalTransport {
     /// Delivers every recipient of `job`. Blocking.
     fn deliver(&self, job: &Job) -> Vec<(usize, Outcome)> {
         let envelope = &job.envelope;
-        let mut first = match QueuedMessage::open(self.store.as_ref(), envelope) {
+        let mut first = match QueuedMessage::for_job(self.store.as_ref(), job) {
             Err(e) => {
                 let why = local(
                     Status::new(4, 3, 0),
@@ -77,7 +77,7 @@ impl LocalTransport {
             .map(|&index| {
                 let message = match first.take() {
                     Some(message) => Ok(message),
-                    None => QueuedMessage::open(self.store.as_ref(), envelope),
+                    None => QueuedMessage::for_job(self.store.as_ref(), job),
                 };
                 (index, self.deliver_one(envelope, index, message))
             })

@@ -39,6 +39,27 @@ impl QueuedMessage {
         })
     }
 
+    /// The message from content already in memory.
+    pub fn in_memory(envelope: &Envelope, content: &[u8]) -> QueuedMessage {
+        let mut head = Vec::with_capacity(envelope.prepend.len() + content.len());
+        head.extend_from_slice(envelope.prepend.as_bytes());
+        head.extend_from_slice(content);
+        QueuedMessage {
+            head,
+            rest: Box::new(io::empty()),
+            rest_len: 0,
+        }
+    }
+
+    /// A job's message: from memory when the job carries its content, else from the spool
+    /// (blocking).
+    pub fn for_job(store: &dyn QueueStore, job: &crate::queue::Job) -> io::Result<QueuedMessage> {
+        match &job.content {
+            Some(content) => Ok(QueuedMessage::in_memory(&job.envelope, content)),
+            None => QueuedMessage::open(store, &job.envelope),
+        }
+    }
+
     /// The whole message length in octets.
     pub fn size(&self) -> u64 {
         self.head.len() as u64 + self.rest_len

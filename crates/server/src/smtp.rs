@@ -52,6 +52,8 @@ struct Incoming {
     id: QueueId,
     writer: Box<dyn MessageWriter>,
     arrival: u64,
+    /// Part of the content already went to the spool file: it is not all in memory.
+    spilled: bool,
 }
 
 /// Runs one session on `stream` until the client leaves, the session ends, or shutdown.
@@ -236,6 +238,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                     id,
                     writer,
                     arrival: unix_now(),
+                    spilled: false,
                 });
                 self.content.clear();
                 self.session.accept();
@@ -260,9 +263,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
         })
         .await;
         match result {
-            Ok((incoming, mut content, Ok(()))) => {
+            Ok((mut incoming, mut content, Ok(()))) => {
                 content.clear();
                 self.content = content;
+                incoming.spilled = true;
                 self.incoming = Some(incoming);
             }
             Ok((incoming, _, Err(e))) => {
@@ -284,6 +288,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
         let content = std::mem::take(&mut self.content);
         let size = self.session.transaction().map_or(0, |t| t.content_size());
         let id = incoming.id;
+        // A message held whole in memory goes to delivery with its content, which spares
+        // the delivery a read of the spool.
+        let whole = (!incoming.spilled).then(|| Arc::<[u8]>::from(content.as_slice()));
         // No blocking thread: the group committer finishes the file and syncs it together
         // with everything else committed at this moment; the 250 waits for that.
         let durable = incoming.writer.commit(content, &envelope).durable().await;
@@ -298,7 +305,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                     client = %self.peer.ip(),
                     "accepted"
                 );
-                self.inbound.queue.submit(envelope);
+                self.inbound.queue.submit(envelope, whole);
                 table::queued(id.as_str())
             }
             Err(e) => {

@@ -407,7 +407,7 @@ fn sigterm_idle_session_gets_421_and_server_exits_cleanly() {
         TcpStream::connect(addr).is_err(),
         "the listener is closed after exit"
     );
-    assert!(server.log().contains("stopped"), "{}", server.log());
+    assert!(server.settled_log().contains("stopped"), "{}", server.log());
 }
 
 #[test]
@@ -483,7 +483,7 @@ fn sigterm_grace_period_is_bounded() {
     assert!(status.success(), "{status}\n{}", server.log());
     assert!(client.is_closed());
     assert!(
-        server.log().contains("grace period over"),
+        server.settled_log().contains("grace period over"),
         "{}",
         server.log()
     );

@@ -1372,7 +1372,11 @@ fn notify_never_on_a_refused_recipient_sends_no_bounce() {
     wait_for_result(&server, "user@remote.test", "failed");
     server.wait_for_empty_queue();
     assert_no_notice(&server);
-    assert!(!server.log().contains("notice queued"), "{}", server.log());
+    assert!(
+        !server.settled_log().contains("notice queued"),
+        "{}",
+        server.log()
+    );
 }
 
 // ---------------------------------------------------------------------------------------

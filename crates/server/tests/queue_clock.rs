@@ -183,7 +183,7 @@ async fn undeliverable_message_follows_the_schedule_then_bounces() {
     let content = b"Subject: doomed\r\n\r\nbody\r\n".to_vec();
     let writer = store.writer(id).unwrap();
     writer.commit(content, &envelope).durable().await.unwrap();
-    handle.submit(envelope);
+    handle.submit(envelope, None);
 
     // Jump the clock to each next attempt the manager recorded, until the message is gone.
     let mut seen = 0;

@@ -111,34 +111,9 @@ impl Outbound {
         job: &Job,
         connection: &mut Option<Connection>,
     ) -> (Vec<(usize, Outcome)>, Option<Diagnostic>) {
-        let envelope = Arc::clone(&job.envelope);
-        let store = Arc::clone(&self.store);
-        let opened =
-            tokio::task::spawn_blocking(move || QueuedMessage::open(store.as_ref(), &envelope))
-                .await;
-        let message = match opened {
-            Ok(Ok(message)) => message,
-            Ok(Err(e)) => {
-                return (
-                    all(
-                        job,
-                        Outcome::Deferred(local(
-                            Status::new(4, 3, 0),
-                            format!("cannot read the queued message: {e}"),
-                        )),
-                    ),
-                    None,
-                );
-            }
-            Err(e) => {
-                return (
-                    all(
-                        job,
-                        Outcome::Deferred(local(Status::new(4, 3, 0), format!("task failed: {e}"))),
-                    ),
-                    None,
-                );
-            }
+        let message = match self.open(job).await {
+            Ok(message) => message,
+            Err(why) => return (all(job, Outcome::Deferred(why)), None),
         };
         if message.hops() > self.max_hops {
             let why = local(
@@ -168,23 +143,9 @@ impl Outbound {
                 // A cached connection may have been closed by the server while idle: try
                 // once more on a fresh one.
                 *connection = None;
-                let envelope = Arc::clone(&job.envelope);
-                let store = Arc::clone(&self.store);
-                let reopened = tokio::task::spawn_blocking(move || {
-                    QueuedMessage::open(store.as_ref(), &envelope)
-                })
-                .await;
-                let Ok(Ok(message)) = reopened else {
-                    return (
-                        all(
-                            job,
-                            Outcome::Deferred(local(
-                                Status::new(4, 3, 0),
-                                "cannot read the queued message",
-                            )),
-                        ),
-                        None,
-                    );
+                let message = match self.open(job).await {
+                    Ok(message) => message,
+                    Err(why) => return (all(job, Outcome::Deferred(why)), None),
                 };
                 match self.connect(destination).await {
                     Ok(mut fresh) => {
@@ -204,6 +165,21 @@ impl Outbound {
                 *connection = None;
                 (all(job, failure_outcome(failure)), None)
             }
+        }
+    }
+
+    /// A job's message: from memory when it carries its content, else read from the spool on
+    /// a blocking thread.
+    async fn open(&self, job: &Job) -> Result<QueuedMessage, Diagnostic> {
+        if job.content.is_some() {
+            return QueuedMessage::for_job(self.store.as_ref(), job).map_err(|e| unreadable(&e));
+        }
+        let (store, job) = (Arc::clone(&self.store), job.clone());
+        match tokio::task::spawn_blocking(move || QueuedMessage::for_job(store.as_ref(), &job))
+            .await
+        {
+            Ok(opened) => opened.map_err(|e| unreadable(&e)),
+            Err(e) => Err(local(Status::new(4, 3, 0), format!("task failed: {e}"))),
         }
     }
 
@@ -592,6 +568,13 @@ impl Transport for Outbound {
             Destination::Mx(domain)
         }
     }
+}
+
+fn unreadable(e: &std::io::Error) -> Diagnostic {
+    local(
+        Status::new(4, 3, 0),
+        format!("cannot read the queued message: {e}"),
+    )
 }
 
 /// The same outcome for every recipient of a job.

@@ -31,6 +31,9 @@ use schedule::Schedule;
 
 /// Spool reads of due messages in flight at once.
 const MAX_LOADING: usize = 32;
+/// Octets of message content kept in memory for deliveries in progress; beyond it, they
+/// read the spool.
+const CONTENT_BUDGET: usize = 64 << 20;
 
 /// Seconds since the Unix epoch, from a clock tests can replace.
 pub trait Clock: Send + Sync + 'static {
@@ -82,6 +85,8 @@ pub struct Job {
     pub envelope: Arc<Envelope>,
     /// Indexes of the recipients to deliver.
     pub recipients: Vec<usize>,
+    /// The whole content, when it is in memory (new mail); otherwise it is in the spool.
+    pub content: Option<Arc<[u8]>>,
 }
 
 /// What became of a job's recipients.
@@ -153,10 +158,11 @@ pub struct QueueHandle {
 }
 
 impl QueueHandle {
-    /// Hands a freshly committed message over for an immediate attempt.
-    pub fn submit(&self, envelope: Envelope) {
+    /// Hands a freshly committed message over for an immediate attempt, with its whole
+    /// content if the caller still holds it (which spares the delivery a read of the spool).
+    pub fn submit(&self, envelope: Envelope, content: Option<Arc<[u8]>>) {
         // Only fails at shutdown; the message is then picked up at the next start.
-        let _ = self.tx.send(Input::Submit(envelope));
+        let _ = self.tx.send(Input::Submit(envelope, content));
     }
 }
 
@@ -204,7 +210,7 @@ impl QueueHandle {
 /// What the manager reacts to.
 #[derive(Debug)]
 enum Input {
-    Submit(Envelope),
+    Submit(Envelope, Option<Arc<[u8]>>),
     Admin(AdminCommand, oneshot::Sender<AdminReply>),
     Wake,
     Finished {
@@ -254,6 +260,8 @@ pub fn start(
         worker_destinations: HashMap::new(),
         loads: JoinSet::new(),
         finishing: JoinSet::new(),
+        to_write_back: Vec::new(),
+        cached: 0,
     };
     let task = tokio::spawn(manager.run(recovered, rx, shutdown));
     (QueueHandle { tx }, task)
@@ -263,6 +271,8 @@ pub fn start(
 struct Active {
     envelope: Envelope,
     outstanding: usize,
+    /// Octets of content held for its jobs (counted against `CONTENT_BUDGET`).
+    cached: usize,
 }
 
 /// Jobs waiting for one destination and its connections.
@@ -288,8 +298,16 @@ struct Manager {
     workers: JoinSet<Destination>,
     worker_destinations: HashMap<tokio::task::Id, Destination>,
     loads: JoinSet<(QueueId, std::io::Result<Envelope>)>,
-    finishing: JoinSet<(QueueId, Option<u64>, Vec<Envelope>)>,
+    finishing: JoinSet<Vec<WriteBack>>,
+    /// Messages whose attempt is over, written back together at the end of the pass.
+    to_write_back: Vec<Envelope>,
+    /// Octets of content held in memory for deliveries.
+    cached: usize,
 }
+
+/// A message written back: when it is next due (none when it left the queue) and the
+/// notices it produced.
+type WriteBack = (QueueId, Option<u64>, Vec<Envelope>);
 
 impl Manager {
     async fn run(
@@ -317,16 +335,18 @@ impl Manager {
                     None => break,
                 },
                 Some(loaded) = self.loads.join_next() => match loaded {
-                    Ok((_, Ok(envelope))) => self.activate(envelope),
+                    Ok((_, Ok(envelope))) => self.activate(envelope, None),
                     Ok((id, Err(e))) => self.load_failed(id, e),
                     Err(e) => error!(error = %e, "queue load task failed"),
                 },
                 Some(finished) = self.finishing.join_next() => match finished {
-                    Ok((id, next, notices)) => {
-                        self.schedule.release(id, next);
-                        for notice in notices {
-                            if self.schedule.claim(&notice.id) {
-                                self.activate(notice);
+                    Ok(written) => {
+                        for (id, next, notices) in written {
+                            self.schedule.release(id, next);
+                            for notice in notices {
+                                if self.schedule.claim(&notice.id) {
+                                    self.activate(notice, None);
+                                }
                             }
                         }
                     }
@@ -364,12 +384,12 @@ impl Manager {
 
     fn input(&mut self, input: Input) {
         match input {
-            Input::Submit(envelope) => {
+            Input::Submit(envelope, content) => {
                 if self.schedule.busy_count() >= self.parts.limits.active {
                     // Memory is bounded: beyond the limit, new mail waits on disk.
                     self.schedule.set(envelope.id, 0);
                 } else if self.schedule.claim(&envelope.id) {
-                    self.activate(envelope);
+                    self.activate(envelope, content);
                 }
             }
             Input::Admin(command, reply) => self.admin(command, reply),
@@ -491,7 +511,7 @@ impl Manager {
             let (answer, next, notices) =
                 admin_apply(store.as_ref(), &notifier, &policy, &command, now);
             let _ = reply.send(answer);
-            (id, next, notices)
+            vec![(id, next, notices)]
         });
     }
 
@@ -514,6 +534,7 @@ impl Manager {
         for destination in std::mem::take(&mut self.ready) {
             self.start_workers(destination, now);
         }
+        self.write_back(now);
     }
 
     fn start_workers(&mut self, destination: Destination, now: u64) {
@@ -600,7 +621,7 @@ impl Manager {
     }
 
     /// A loaded (or newly submitted) message: split its due recipients into jobs.
-    fn activate(&mut self, envelope: Envelope) {
+    fn activate(&mut self, envelope: Envelope, content: Option<Arc<[u8]>>) {
         let now = self.parts.clock.now();
         if envelope.hold {
             self.schedule.release(envelope.id, None);
@@ -631,6 +652,9 @@ impl Manager {
             return;
         }
         let shared = Arc::new(envelope.clone());
+        let content = content.filter(|c| self.cached + c.len() <= CONTENT_BUDGET);
+        let cached = content.as_ref().map_or(0, |c| c.len());
+        self.cached += cached;
         let mut outstanding = 0;
         for (destination, indexes) in groups {
             let size = if destination == Destination::Local {
@@ -643,6 +667,7 @@ impl Manager {
                 state.queue.push_back(Job {
                     envelope: Arc::clone(&shared),
                     recipients: chunk.to_vec(),
+                    content: content.clone(),
                 });
                 outstanding += 1;
             }
@@ -653,6 +678,7 @@ impl Manager {
             Active {
                 envelope,
                 outstanding,
+                cached,
             },
         );
     }
@@ -709,32 +735,52 @@ impl Manager {
         if active.outstanding == 0
             && let Some(active) = self.active.remove(&result.id)
         {
+            self.cached -= active.cached;
             self.finish(active.envelope);
         }
     }
 
-    /// Writes back a message after an attempt: notices first, then its state (or its
-    /// removal), on a blocking thread.
-    fn finish(&mut self, mut envelope: Envelope) {
-        let now = self.parts.clock.now();
-        let delayed = self.parts.policy.delay_notice(&envelope, now);
+    /// A message's attempt is over: it is written back with the others of this pass.
+    fn finish(&mut self, envelope: Envelope) {
+        self.to_write_back.push(envelope);
+    }
+
+    /// Writes back every message whose attempt ended in this pass, on one blocking thread:
+    /// for each, the notices it owes first, then its state (or its removal).
+    fn write_back(&mut self, now: u64) {
+        if self.to_write_back.is_empty() {
+            return;
+        }
+        let batch: Vec<(Envelope, Vec<usize>)> = std::mem::take(&mut self.to_write_back)
+            .into_iter()
+            .map(|envelope| {
+                let delayed = self.parts.policy.delay_notice(&envelope, now);
+                (envelope, delayed)
+            })
+            .collect();
         let store = Arc::clone(&self.parts.store);
         let notifier = self.parts.notifier.clone();
-        let retry_until = envelope.arrival + self.parts.policy.max_lifetime;
+        let lifetime = self.parts.policy.max_lifetime;
         self.finishing.spawn_blocking(move || {
-            let notices = notifier.write_owed(&mut envelope, &delayed, retry_until, now);
-            let id = envelope.id;
-            if envelope.is_complete() {
-                if let Err(e) = store.remove(&id) {
-                    error!(queue_id = %id, error = %e, "cannot remove a finished message");
-                }
-                return (id, None, notices);
-            }
-            if let Err(e) = store.save_state(&envelope) {
-                // The attempt stands; a restart may repeat it, never lose a message.
-                error!(queue_id = %id, error = %e, "cannot record delivery state");
-            }
-            (id, Policy::next_due(&envelope), notices)
+            batch
+                .into_iter()
+                .map(|(mut envelope, delayed)| {
+                    let retry_until = envelope.arrival + lifetime;
+                    let notices = notifier.write_owed(&mut envelope, &delayed, retry_until, now);
+                    let id = envelope.id;
+                    if envelope.is_complete() {
+                        if let Err(e) = store.remove(&id) {
+                            error!(queue_id = %id, error = %e, "cannot remove a finished message");
+                        }
+                        return (id, None, notices);
+                    }
+                    if let Err(e) = store.save_state(&envelope) {
+                        // The attempt stands; a restart may repeat it, never lose a message.
+                        error!(queue_id = %id, error = %e, "cannot record delivery state");
+                    }
+                    (id, Policy::next_due(&envelope), notices)
+                })
+                .collect()
         });
     }
 }

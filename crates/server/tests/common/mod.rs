@@ -180,6 +180,21 @@ impl TestServer {
         self.log.lock().unwrap().clone()
     }
 
+    /// The log once the server has been quiet for a moment: for assertions about what was
+    /// (or was not) logged, since lines reach the test through a writer thread and a pipe.
+    pub fn settled_log(&self) -> String {
+        let started = Instant::now();
+        let mut seen = self.log();
+        loop {
+            std::thread::sleep(Duration::from_millis(150));
+            let now = self.log();
+            if now.len() == seen.len() || started.elapsed() > Duration::from_secs(3) {
+                return now;
+            }
+            seen = now;
+        }
+    }
+
     /// Waits until the log contains `needle`.
     pub fn wait_for_log(&self, needle: &str) {
         wait_until(&format!("log line {needle:?}"), || {

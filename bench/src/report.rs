@@ -135,21 +135,22 @@ impl Results {
             ));
         }
         if let Some(scale) = &self.scale {
-            let per_message = (scale.pss_mib - scale.empty_pss_mib).max(0.0) * 1024.0 * 1024.0
-                / scale.messages as f64;
+            let per_message = (scale.pss_mib - scale.small_pss_mib).max(0.0) * 1024.0 * 1024.0
+                / scale.messages.saturating_sub(scale.probe).max(1) as f64;
             out.push_str(&format!(
                 "\n## A queue of {} messages (Posthorn)\n\n| | |\n|---|---:|\n\
-                 | written (no fsync, 4 threads) | {:.0} s |\n\
+                 | written (4 threads, one sync(2) at the end) | {:.0} s |\n\
                  | start to first greeting (recovery scans the spool) | {:.2} s ({:.1} µs per message) |\n\
-                 | memory with the queue loaded / empty | {:.1} MiB / {:.1} MiB ({per_message:.0} octets per queued message, deliveries in flight included) |\n\
+                 | peak memory delivering from it / from a queue of {} | {:.1} MiB / {:.1} MiB ({per_message:.0} octets per extra queued message) |\n\
                  | delivery rate, first {} out of the large queue | {:.0} msgs/s |\n\
                  | delivery rate, a queue of {} | {:.0} msgs/s |\n",
                 scale.messages,
                 scale.fill_secs,
                 scale.start_secs,
                 scale.start_secs * 1e6 / scale.messages as f64,
+                scale.probe,
                 scale.pss_mib,
-                scale.empty_pss_mib,
+                scale.small_pss_mib,
                 scale.probe,
                 scale.large_rate,
                 scale.probe,

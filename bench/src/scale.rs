@@ -11,7 +11,7 @@ use posthorn_spool::{
     ClientInfo, DeliveryState, Envelope, FsQueueStore, QueueStore, Recipient, Route,
 };
 
-use crate::procs::Tree;
+use crate::procs::{PeakMemory, Tree};
 use crate::server::{Posthorn, free_port};
 
 /// What the large queue showed.
@@ -19,14 +19,14 @@ use crate::server::{Posthorn, free_port};
 pub struct ScaleFigures {
     /// Messages in the large queue.
     pub messages: usize,
-    /// Seconds to write them (without fsync).
+    /// Seconds to write them (without fsync, one sync at the end).
     pub fill_secs: f64,
     /// Seconds from starting the server to its greeting (recovery included).
     pub start_secs: f64,
-    /// Memory of the server just after start, MiB.
+    /// Peak memory of the server while it delivers out of the large queue, MiB.
     pub pss_mib: f64,
-    /// Memory of the server with an empty queue, MiB.
-    pub empty_pss_mib: f64,
+    /// Peak memory of the server while it delivers the small queue, MiB.
+    pub small_pss_mib: f64,
     /// Deliveries per second of the first `probe` messages out of the large queue.
     pub large_rate: f64,
     /// Deliveries per second of a queue of just `probe` messages.
@@ -35,7 +35,8 @@ pub struct ScaleFigures {
     pub probe: usize,
 }
 
-/// Fills a spool in `dir/data/queue` with `count` messages for a remote recipient.
+/// Fills a spool in `dir/data/queue` with `count` messages for a remote recipient, then
+/// flushes it to disk.
 fn fill(dir: &Path, count: usize) -> anyhow::Result<()> {
     let store = FsQueueStore::open_without_fsync(dir.join("data/queue"))?;
     let content = b"Subject: queued\r\n\r\nThis message waits in a very large queue.\r\n";
@@ -62,7 +63,12 @@ fn fill(dir: &Path, count: usize) -> anyhow::Result<()> {
                 .map_err(|_| anyhow::anyhow!("a fill thread panicked"))??;
         }
         Ok(())
-    })
+    })?;
+    // Flush the fill now, or the kernel's write-back of it would compete with the
+    // deliveries being timed.
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+    Ok(())
 }
 
 fn envelope(id: posthorn_spool::QueueId) -> Envelope {
@@ -140,44 +146,41 @@ fn delivered(
     Ok(since.elapsed().as_secs_f64())
 }
 
+/// Starts a server on `dir` and measures how it delivers the first `probe` messages:
+/// (start seconds, delivery seconds, peak memory MiB).
+fn probe_run(posthorn: &Path, dir: &Path, probe: usize) -> anyhow::Result<(f64, f64, f64)> {
+    let (server, sink, start_secs) = start(posthorn, dir)?;
+    let since = Instant::now();
+    let peak = PeakMemory::start(
+        Tree {
+            root: server.pid().unwrap_or(0),
+        },
+        Duration::from_millis(50),
+    );
+    let delivered = delivered(&sink, probe, since);
+    let peak_mib = peak.finish() as f64 / 1024.0;
+    drop(server);
+    Ok((start_secs, delivered?, peak_mib))
+}
+
 /// Measures a queue of `messages`, and a queue of `probe` for comparison.
 pub fn measure(posthorn: &Path, messages: usize, probe: usize) -> anyhow::Result<ScaleFigures> {
-    let empty = tempfile::tempdir()?;
-    let (server, _sink, _) = start(posthorn, empty.path())?;
-    std::thread::sleep(Duration::from_millis(500));
-    let empty_pss_mib = Tree {
-        root: server.pid().unwrap_or(0),
-    }
-    .pss_kib() as f64
-        / 1024.0;
-    drop(server);
-
     let large = tempfile::tempdir()?;
     let filling = Instant::now();
     fill(large.path(), messages)?;
     let fill_secs = filling.elapsed().as_secs_f64();
-    let (server, sink, start_secs) = start(posthorn, large.path())?;
-    let since = Instant::now();
-    let pss_mib = Tree {
-        root: server.pid().unwrap_or(0),
-    }
-    .pss_kib() as f64
-        / 1024.0;
-    let large_secs = delivered(&sink, probe, since)?;
-    drop(server);
+    let (start_secs, large_secs, pss_mib) = probe_run(posthorn, large.path(), probe)?;
     drop(large);
 
     let small = tempfile::tempdir()?;
     fill(small.path(), probe)?;
-    let (server, sink, _) = start(posthorn, small.path())?;
-    let small_secs = delivered(&sink, probe, Instant::now())?;
-    drop(server);
+    let (_, small_secs, small_pss_mib) = probe_run(posthorn, small.path(), probe)?;
     Ok(ScaleFigures {
         messages,
         fill_secs,
         start_secs,
         pss_mib,
-        empty_pss_mib,
+        small_pss_mib,
         large_rate: probe as f64 / large_secs,
         small_rate: probe as f64 / small_secs,
         probe,

@@ -143,7 +143,8 @@ impl Results {
                  | start to first greeting (recovery scans the spool) | {:.2} s ({:.1} µs per message) |\n\
                  | peak memory delivering from it / from a queue of {} | {:.1} MiB / {:.1} MiB ({per_message:.0} octets per extra queued message) |\n\
                  | delivery rate, first {} out of the large queue | {:.0} msgs/s |\n\
-                 | delivery rate, a queue of {} | {:.0} msgs/s |\n",
+                 | delivery rate, a queue of {} | {:.0} msgs/s |\n\
+                 | page cache emptied before each delivery run | {} |\n",
                 scale.messages,
                 scale.fill_secs,
                 scale.start_secs,
@@ -155,6 +156,11 @@ impl Results {
                 scale.large_rate,
                 scale.probe,
                 scale.small_rate,
+                if scale.cold_cache {
+                    "yes: both queues are read from disk"
+                } else {
+                    "no (not root): the small queue is read from cache, the large one partly from disk"
+                },
             ));
         }
         out.push_str(&self.targets());

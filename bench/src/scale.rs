@@ -33,6 +33,8 @@ pub struct ScaleFigures {
     pub small_rate: f64,
     /// Messages in the small queue.
     pub probe: usize,
+    /// Both queues were read from a cold page cache.
+    pub cold_cache: bool,
 }
 
 /// Fills a spool in `dir/data/queue` with `count` messages for a remote recipient, then
@@ -69,6 +71,13 @@ fn fill(dir: &Path, count: usize) -> anyhow::Result<()> {
     // SAFETY: sync(2) takes no arguments and cannot fail.
     unsafe { libc::sync() };
     Ok(())
+}
+
+/// Empties the page cache (root only), so that the large and the small queue are both read
+/// from disk: a million messages do not stay cached while a small queue does, and the
+/// comparison would measure the cache instead of the scheduler. Returns whether it could.
+fn drop_caches() -> bool {
+    std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok()
 }
 
 fn envelope(id: posthorn_spool::QueueId) -> Envelope {
@@ -169,11 +178,13 @@ pub fn measure(posthorn: &Path, messages: usize, probe: usize) -> anyhow::Result
     let filling = Instant::now();
     fill(large.path(), messages)?;
     let fill_secs = filling.elapsed().as_secs_f64();
+    let cold_large = drop_caches();
     let (start_secs, large_secs, pss_mib) = probe_run(posthorn, large.path(), probe)?;
     drop(large);
 
     let small = tempfile::tempdir()?;
     fill(small.path(), probe)?;
+    let cold_small = drop_caches();
     let (_, small_secs, small_pss_mib) = probe_run(posthorn, small.path(), probe)?;
     Ok(ScaleFigures {
         messages,
@@ -184,5 +195,6 @@ pub fn measure(posthorn: &Path, messages: usize, probe: usize) -> anyhow::Result
         large_rate: probe as f64 / large_secs,
         small_rate: probe as f64 / small_secs,
         probe,
+        cold_cache: cold_large && cold_small,
     })
 }

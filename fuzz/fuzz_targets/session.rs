@@ -4,11 +4,16 @@
 
 use libfuzzer_sys::fuzz_target;
 use posthorn_proto::reply::table;
-use posthorn_proto::{Action, Session, SessionConfig};
+use posthorn_proto::{Action, AuthPolicy, Session, SessionConfig};
 
 fuzz_target!(|input: &[u8]| {
     let mut config = SessionConfig::new("fuzz.test");
     config.starttls = true;
+    config.auth = AuthPolicy {
+        enabled: true,
+        without_tls: true,
+        required: false,
+    };
     let mut session: Session<()> = Session::new(config);
     session.greet();
     let mut sink = Vec::new();
@@ -18,6 +23,13 @@ fuzz_target!(|input: &[u8]| {
             match session.next_action() {
                 Action::NeedInput | Action::Close => break,
                 Action::StartTls => session.tls_established(),
+                Action::Auth(credentials) => {
+                    if credentials.password == "secret" {
+                        session.authenticated_as(credentials.username);
+                    } else {
+                        session.reject(table::auth_failed());
+                    }
+                }
                 Action::Hello(_) | Action::Mail(_) | Action::DataStart => session.accept(),
                 Action::Rcpt(_) => session.accept_rcpt(()),
                 Action::Data => session.take_content(&mut sink),

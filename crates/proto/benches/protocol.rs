@@ -75,7 +75,7 @@ fn session(c: &mut Criterion) {
             let mut sink = Vec::new();
             loop {
                 match session.next_action() {
-                    Action::NeedInput | Action::Close | Action::StartTls => break,
+                    Action::NeedInput | Action::Close | Action::StartTls | Action::Auth(_) => break,
                     Action::Hello(_) | Action::Mail(_) | Action::DataStart => session.accept(),
                     Action::Rcpt(_) => session.accept_rcpt(()),
                     Action::Data => session.take_content(&mut sink),

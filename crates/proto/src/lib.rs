@@ -8,6 +8,7 @@ pub mod command;
 pub mod data;
 pub mod dsn;
 pub mod reply;
+pub mod sasl;
 pub mod session;
 
 pub use address::{ForwardPath, Mailbox, ReversePath};
@@ -15,4 +16,5 @@ pub use command::{BodyType, Command, MailFrom, RcptTo};
 pub use data::{BareNewline, ContentLimits};
 pub use dsn::{Notify, Orcpt, Ret};
 pub use reply::{Reply, Status};
-pub use session::{Action, Hello, Session, SessionConfig, Transaction};
+pub use sasl::Credentials;
+pub use session::{Action, AuthPolicy, Hello, Session, SessionConfig, Transaction};

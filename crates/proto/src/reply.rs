@@ -298,6 +298,70 @@ pub mod table {
     pub fn not_smtp() -> Reply {
         Reply::new(554, 7, 0, "This is an SMTP server, closing connection")
     }
+    /// 501 when the client cancels AUTH with `*` (RFC 4954 §4).
+    pub fn auth_cancelled() -> Reply {
+        Reply::new(501, 7, 0, "Authentication cancelled")
+    }
+    /// 501 for a SASL response that is not base64 or not what the mechanism expects.
+    pub fn auth_malformed() -> Reply {
+        Reply::new(501, 5, 2, "Cannot decode response")
+    }
+    /// 504 for a SASL mechanism we do not offer (RFC 4954 §6).
+    pub fn unknown_mechanism() -> Reply {
+        Reply::new(504, 5, 4, "Unrecognized authentication type")
+    }
+    /// 530 for MAIL before AUTH where AUTH is required (RFC 4954 §6).
+    pub fn auth_required() -> Reply {
+        Reply::new(530, 7, 0, "Authentication required")
+    }
+    /// 535 for wrong credentials (RFC 4954 §6); the same text whatever was wrong, so it
+    /// tells an attacker nothing about which user names exist.
+    pub fn auth_failed() -> Reply {
+        Reply::new(535, 7, 8, "Authentication credentials invalid")
+    }
+    /// 538 for AUTH before TLS where passwords must not travel in the clear (RFC 4954 §6).
+    pub fn encryption_required() -> Reply {
+        Reply::new(
+            538,
+            7,
+            11,
+            "Encryption required for requested authentication mechanism",
+        )
+    }
+    /// 454 when the credentials cannot be checked right now (RFC 4954 §6).
+    pub fn auth_temporary_failure() -> Reply {
+        Reply::new(454, 7, 0, "Temporary authentication failure")
+    }
+    /// 421 for a client blocked after too many failed logins.
+    pub fn blocked_for_auth_failures() -> Reply {
+        Reply::new(421, 7, 0, "Too many failed login attempts, try again later")
+    }
+    /// 553 for a MAIL FROM the authenticated user may not use (RFC 6409 §6.1).
+    pub fn sender_not_owned() -> Reply {
+        Reply::new(
+            553,
+            7,
+            1,
+            "Sender address not owned by the authenticated user",
+        )
+    }
+    /// 451 when an authenticated user has sent its quota of messages for now.
+    pub fn message_quota_exceeded() -> Reply {
+        Reply::new(451, 7, 1, "Sending quota exceeded, try again later")
+    }
+    /// 452 when an authenticated user has sent to its quota of recipients for now.
+    pub fn recipient_quota_exceeded() -> Reply {
+        Reply::new(452, 7, 1, "Recipient quota exceeded, try again later")
+    }
+    /// 421 when a client connects too often.
+    pub fn connection_rate_exceeded() -> Reply {
+        Reply::new(
+            421,
+            7,
+            0,
+            "Too many connections from your address, try again later",
+        )
+    }
     /// 555 for a MAIL or RCPT parameter we do not know (RFC 5321 §4.1.1.11).
     pub fn unknown_parameter() -> Reply {
         Reply::new(555, 5, 4, "Unsupported MAIL/RCPT parameter")

@@ -12,6 +12,7 @@
 use crate::command::{Command, MailFrom, RcptTo, parse_command};
 use crate::data::{BareNewline, ContentDecoder, ContentError, ContentLimits};
 use crate::reply::{Reply, table};
+use crate::sasl::{self, Credentials, Mechanism, ResponseError};
 
 /// The limits and options of one session. Defaults are the product's defaults.
 #[derive(Debug, Clone)]
@@ -28,6 +29,20 @@ pub struct SessionConfig {
     pub content: ContentLimits,
     /// Offer STARTTLS (a certificate is available and the session is not yet encrypted).
     pub starttls: bool,
+    /// Whether and when SMTP AUTH is offered, and whether it is required.
+    pub auth: AuthPolicy,
+}
+
+/// SMTP AUTH on one listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AuthPolicy {
+    /// AUTH is available at all (off on the mx listener by default).
+    pub enabled: bool,
+    /// AUTH is offered before TLS too; otherwise a password never crosses the network in
+    /// the clear (RFC 4954 §4, RFC 8314).
+    pub without_tls: bool,
+    /// MAIL needs a successful AUTH first (submission, RFC 6409 §4.3).
+    pub required: bool,
 }
 
 impl SessionConfig {
@@ -44,6 +59,7 @@ impl SessionConfig {
                 bare_newline: BareNewline::Reject,
             },
             starttls: false,
+            auth: AuthPolicy::default(),
         }
     }
 }
@@ -70,6 +86,8 @@ pub enum Action {
     DataAbort,
     /// Write `output()`, do the TLS handshake, then call `tls_established`.
     StartTls,
+    /// The client gave credentials: check them, then `authenticated` or `reject`.
+    Auth(Credentials),
     /// Write `output()` and close the connection.
     Close,
 }
@@ -121,6 +139,18 @@ enum Pending {
     },
     DataEnd,
     StartTls,
+    Auth(Credentials),
+}
+
+/// Where a SASL exchange stands: which response comes next.
+#[derive(Debug, Clone)]
+enum SaslStep {
+    /// The PLAIN message.
+    Plain,
+    /// LOGIN's user name.
+    LoginUsername,
+    /// LOGIN's password, for this user.
+    LoginPassword(String),
 }
 
 #[derive(Debug)]
@@ -131,6 +161,8 @@ enum Phase {
     SkipLine,
     /// Waiting for the driver's verdict.
     Await(Pending),
+    /// Reading a SASL response line.
+    Sasl(SaslStep),
     /// Inside DATA.
     Data,
     /// Inside a BDAT chunk.
@@ -158,6 +190,7 @@ pub struct Session<R> {
     transaction: Option<Transaction<R>>,
     errors: u32,
     tls: bool,
+    authenticated: Option<String>,
     shutting_down: bool,
 }
 
@@ -175,6 +208,7 @@ impl<R> Session<R> {
             transaction: None,
             errors: 0,
             tls: false,
+            authenticated: None,
             shutting_down: false,
         }
     }
@@ -250,6 +284,16 @@ impl<R> Session<R> {
         self.tls
     }
 
+    /// The user who authenticated in this session.
+    pub fn authenticated(&self) -> Option<&str> {
+        self.authenticated.as_deref()
+    }
+
+    /// Error replies so far: the driver slows down clients that make many (tarpitting).
+    pub fn errors(&self) -> u32 {
+        self.errors
+    }
+
     /// True while message content is being received (the data timeout applies).
     pub fn in_content(&self) -> bool {
         matches!(
@@ -282,6 +326,7 @@ impl<R> Session<R> {
     pub fn tls_established(&mut self) {
         if matches!(self.phase, Phase::Await(Pending::StartTls)) {
             self.tls = true;
+            self.authenticated = None;
             self.hello = None;
             self.transaction = None;
             self.phase = Phase::Command;
@@ -336,7 +381,7 @@ impl<R> Session<R> {
                     }
                 }
             }
-            Pending::Rcpt(_) | Pending::DataEnd | Pending::StartTls => {
+            Pending::Rcpt(_) | Pending::DataEnd | Pending::StartTls | Pending::Auth(_) => {
                 debug_assert!(false, "accept does not answer {pending:?}");
             }
         }
@@ -354,6 +399,17 @@ impl<R> Session<R> {
         }
         self.phase = Phase::Command;
         self.respond(table::recipient_ok());
+    }
+
+    /// Accepts the pending AUTH: the session now acts for `user` (235, RFC 4954 §6).
+    pub fn authenticated_as(&mut self, user: String) {
+        if !matches!(self.phase, Phase::Await(Pending::Auth(_))) {
+            debug_assert!(false, "authenticated_as without a pending AUTH");
+            return;
+        }
+        self.authenticated = Some(user);
+        self.phase = Phase::Command;
+        self.respond(Reply::new(235, 7, 0, "Authentication successful"));
     }
 
     /// Refuses the pending decision with `reply`.
@@ -410,20 +466,29 @@ impl<R> Session<R> {
                         Pending::DataStart { .. } => Action::DataStart,
                         Pending::DataEnd => Action::DataEnd,
                         Pending::StartTls => Action::StartTls,
+                        Pending::Auth(credentials) => Action::Auth(credentials.clone()),
                     };
                 }
                 Phase::Command => {
-                    let Some(line_end) = memchr::memchr(b'\n', &self.input[self.pos..]) else {
-                        // A line at the limit may be waiting for the LF after its CR.
-                        if self.input.len() - self.pos > self.config.max_command_line + 1 {
-                            self.pos = self.input.len();
-                            self.phase = Phase::SkipLine;
-                        }
+                    let Some((start, end)) = self.next_line() else {
                         return Action::NeedInput;
                     };
-                    let start = self.pos;
-                    self.pos += line_end + 1;
-                    if let Some(action) = self.line(start, start + line_end) {
+                    if let Some(action) = self.line(start, end) {
+                        return action;
+                    }
+                }
+                Phase::Sasl(step) => {
+                    let step = step.clone();
+                    let Some((start, end)) = self.next_line() else {
+                        return Action::NeedInput;
+                    };
+                    let end = if end > start && self.input[end - 1] == b'\r' {
+                        end - 1
+                    } else {
+                        end
+                    };
+                    let response = String::from_utf8_lossy(&self.input[start..end]).into_owned();
+                    if let Some(action) = self.sasl_response(step, &response) {
                         return action;
                     }
                 }
@@ -513,6 +578,22 @@ impl<R> Session<R> {
                 }
             }
         }
+    }
+
+    /// The next complete line as `input[start..end]` (`end` is the LF), or `None` when more
+    /// input is needed. A line over the limit switches to skipping it.
+    fn next_line(&mut self) -> Option<(usize, usize)> {
+        let Some(line_end) = memchr::memchr(b'\n', &self.input[self.pos..]) else {
+            // A line at the limit may be waiting for the LF after its CR.
+            if self.input.len() - self.pos > self.config.max_command_line + 1 {
+                self.pos = self.input.len();
+                self.phase = Phase::SkipLine;
+            }
+            return None;
+        };
+        let start = self.pos;
+        self.pos += line_end + 1;
+        Some((start, start + line_end))
     }
 
     /// The content decoder reached the end of the message.
@@ -621,6 +702,7 @@ impl<R> Session<R> {
                     self.phase = Phase::Await(Pending::StartTls);
                 }
             }
+            Command::Auth { mechanism, initial } => return self.auth(&mechanism, initial, esmtp),
             Command::NotSmtp => {
                 self.respond(table::not_smtp());
                 self.phase = Phase::Closed;
@@ -629,9 +711,91 @@ impl<R> Session<R> {
         None
     }
 
+    /// AUTH: checks, then the first challenge or, with an initial response, the verdict.
+    fn auth(&mut self, mechanism: &str, initial: Option<String>, esmtp: bool) -> Option<Action> {
+        let refusal = if !self.config.auth.enabled {
+            Some(table::not_implemented())
+        } else if !esmtp {
+            Some(table::bad_sequence("Send EHLO first"))
+        } else if !self.tls && !self.config.auth.without_tls {
+            Some(table::encryption_required())
+        } else if self.authenticated.is_some() {
+            Some(table::bad_sequence("Already authenticated"))
+        } else if self.transaction.is_some() {
+            Some(table::bad_sequence(
+                "AUTH not permitted during a mail transaction",
+            ))
+        } else {
+            None
+        };
+        if let Some(reply) = refusal {
+            self.respond(reply);
+            return None;
+        }
+        let step = match Mechanism::parse(mechanism) {
+            Some(Mechanism::Plain) => SaslStep::Plain,
+            Some(Mechanism::Login) => SaslStep::LoginUsername,
+            None => {
+                self.respond(table::unknown_mechanism());
+                return None;
+            }
+        };
+        match initial {
+            Some(response) => self.sasl_response(step, &response),
+            None => {
+                let challenge = match step {
+                    SaslStep::LoginUsername => sasl::LOGIN_USERNAME_CHALLENGE,
+                    _ => "",
+                };
+                self.phase = Phase::Sasl(step);
+                self.respond(Reply::plain(334, challenge));
+                None
+            }
+        }
+    }
+
+    /// One client response in a SASL exchange.
+    fn sasl_response(&mut self, step: SaslStep, response: &str) -> Option<Action> {
+        self.phase = Phase::Command;
+        let decoded = sasl::decode_response(response).and_then(|message| match step {
+            SaslStep::Plain => sasl::parse_plain(&message).map(Some),
+            SaslStep::LoginUsername => {
+                let username = sasl::parse_login_field(&message)?;
+                self.phase = Phase::Sasl(SaslStep::LoginPassword(username));
+                Ok(None)
+            }
+            SaslStep::LoginPassword(username) => Ok(Some(Credentials {
+                authzid: None,
+                username,
+                password: sasl::parse_login_field(&message)?,
+            })),
+        });
+        match decoded {
+            Ok(Some(credentials)) => {
+                self.phase = Phase::Await(Pending::Auth(credentials.clone()));
+                Some(Action::Auth(credentials))
+            }
+            Ok(None) => {
+                self.respond(Reply::plain(334, sasl::LOGIN_PASSWORD_CHALLENGE));
+                None
+            }
+            Err(error) => {
+                self.phase = Phase::Command;
+                self.respond(match error {
+                    ResponseError::Cancelled => table::auth_cancelled(),
+                    ResponseError::Malformed => table::auth_malformed(),
+                });
+                None
+            }
+        }
+    }
+
     fn check_mail(&self, mail: &MailFrom, esmtp: bool) -> Option<Reply> {
         if self.hello.is_none() {
             return Some(table::bad_sequence("Send EHLO/HELO first"));
+        }
+        if self.config.auth.required && self.authenticated.is_none() {
+            return Some(table::auth_required());
         }
         if self.transaction.is_some() {
             return Some(table::bad_sequence("Nested MAIL command"));
@@ -737,6 +901,10 @@ impl<R> Session<R> {
         ];
         if self.config.starttls && !self.tls {
             lines.push("STARTTLS".to_string());
+        }
+        let auth = self.config.auth;
+        if auth.enabled && (self.tls || auth.without_tls) {
+            lines.push(format!("AUTH {}", Mechanism::ADVERTISED));
         }
         lines.push("ENHANCEDSTATUSCODES".to_string());
         Reply::plain(250, lines.join("\n"))

@@ -4,7 +4,7 @@
 
 use posthorn_proto::data::{BareNewline, ContentLimits};
 use posthorn_proto::reply::{Reply, table};
-use posthorn_proto::{Action, Session, SessionConfig};
+use posthorn_proto::{Action, AuthPolicy, Session, SessionConfig};
 use proptest::prelude::*;
 
 fn config(bare_newline: BareNewline) -> SessionConfig {
@@ -13,6 +13,11 @@ fn config(bare_newline: BareNewline) -> SessionConfig {
     config.max_recipients = 4;
     config.max_errors = 1000;
     config.starttls = true;
+    config.auth = AuthPolicy {
+        enabled: true,
+        without_tls: true,
+        required: false,
+    };
     config.content = ContentLimits {
         max_line: 200,
         max_size: 4096,
@@ -45,6 +50,13 @@ fn drive(
                 Action::NeedInput => break,
                 Action::Close => break 'chunks,
                 Action::StartTls => session.tls_established(),
+                Action::Auth(credentials) => {
+                    if credentials.password == "secret" {
+                        session.authenticated_as(credentials.username);
+                    } else {
+                        session.reject(table::auth_failed());
+                    }
+                }
                 Action::Hello(_) | Action::Mail(_) | Action::DataStart => {
                     if pick.is_multiple_of(5) {
                         session.reject(Reply::new(550, 7, 1, "No"));
@@ -103,6 +115,9 @@ fn assert_well_formed(output: &[u8]) {
 fn fragment() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         Just(b"EHLO x\r\n".to_vec()),
+        Just(b"AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n".to_vec()),
+        Just(b"AUTH LOGIN\r\n".to_vec()),
+        Just(b"*\r\n".to_vec()),
         Just(b"HELO x\r\n".to_vec()),
         Just(b"MAIL FROM:<a@b.example>\r\n".to_vec()),
         Just(b"MAIL FROM:<> SIZE=10 BODY=8BITMIME RET=HDRS ENVID=x\r\n".to_vec()),

@@ -4,7 +4,7 @@
 
 use posthorn_proto::data::{BareNewline, ContentLimits};
 use posthorn_proto::reply::{Reply, table};
-use posthorn_proto::{Action, ForwardPath, RcptTo, Session, SessionConfig};
+use posthorn_proto::{Action, AuthPolicy, ForwardPath, RcptTo, Session, SessionConfig};
 
 struct Driver {
     session: Session<String>,
@@ -68,6 +68,14 @@ impl Driver {
                     self.session.finish(table::queued("TEST"));
                 }
                 Action::DataAbort => self.content.clear(),
+                // The one account: alice, password "secret".
+                Action::Auth(credentials) => {
+                    if credentials.username == "alice" && credentials.password == "secret" {
+                        self.session.authenticated_as("alice".into());
+                    } else {
+                        self.session.reject(table::auth_failed());
+                    }
+                }
             }
         }
         let out = String::from_utf8_lossy(self.session.output()).into_owned();
@@ -577,4 +585,129 @@ fn line_at_the_limit_split_before_its_lf_is_accepted() {
     let too_long = format!("NOOP {}", "x".repeat(508));
     assert_eq!(d.send(&format!("{too_long}\r")), "");
     assert_eq!(codes(&d.send("\n")), ["500 5.5.2"]);
+}
+
+/// A submission session: AUTH offered under TLS and required for MAIL.
+fn submission(without_tls: bool) -> Driver {
+    let mut cfg = config();
+    cfg.max_errors = 20;
+    cfg.starttls = true;
+    cfg.auth = AuthPolicy {
+        enabled: true,
+        without_tls,
+        required: true,
+    };
+    let mut d = Driver::with(cfg);
+    d.run();
+    d
+}
+
+/// `\0alice\0secret` and friends in base64.
+const ALICE_PLAIN: &str = "AGFsaWNlAHNlY3JldA==";
+const ALICE_WRONG: &str = "AGFsaWNlAHdyb25n";
+
+#[test]
+fn auth_is_offered_only_under_tls() {
+    let mut d = submission(false);
+    let ehlo = d.send("EHLO x\r\n");
+    assert!(!ehlo.contains("AUTH"), "{ehlo}");
+    let refused = d.send(&format!("AUTH PLAIN {ALICE_PLAIN}\r\n"));
+    assert!(
+        refused.starts_with("538 5.7.11 Encryption required"),
+        "{refused}"
+    );
+    assert_eq!(
+        codes(&d.send("MAIL FROM:<alice@mx.test>\r\n")),
+        ["530 5.7.0"]
+    );
+    d.send("STARTTLS\r\n");
+    d.session.tls_established();
+    let ehlo = d.send("EHLO x\r\n");
+    assert!(ehlo.contains("250-AUTH PLAIN LOGIN\r\n"), "{ehlo}");
+    assert_eq!(
+        codes(&d.send(&format!("AUTH PLAIN {ALICE_PLAIN}\r\n"))),
+        ["235 2.7.0"]
+    );
+    assert_eq!(d.session.authenticated(), Some("alice"));
+    assert_eq!(
+        codes(&d.send("MAIL FROM:<alice@mx.test> AUTH=<>\r\n")),
+        ["250 2.1.0"]
+    );
+}
+
+#[test]
+fn auth_plain_with_a_challenge_and_login() {
+    let mut d = submission(true);
+    d.send("EHLO x\r\n");
+    assert_eq!(d.send("AUTH PLAIN\r\n"), "334 \r\n");
+    assert_eq!(codes(&d.send(&format!("{ALICE_PLAIN}\r\n"))), ["235 2.7.0"]);
+    assert_eq!(codes(&d.send("AUTH PLAIN\r\n")), ["503 5.5.1"], "only once");
+
+    let mut d = submission(true);
+    d.send("EHLO x\r\n");
+    assert_eq!(d.send("AUTH LOGIN\r\n"), "334 VXNlcm5hbWU6\r\n");
+    assert_eq!(d.send("YWxpY2U=\r\n"), "334 UGFzc3dvcmQ6\r\n");
+    assert_eq!(codes(&d.send("c2VjcmV0\r\n")), ["235 2.7.0"]);
+
+    let mut d = submission(true);
+    d.send("EHLO x\r\n");
+    assert_eq!(d.send("AUTH LOGIN YWxpY2U=\r\n"), "334 UGFzc3dvcmQ6\r\n");
+    assert_eq!(codes(&d.send("d3Jvbmc=\r\n")), ["535 5.7.8"]);
+    assert_eq!(d.session.authenticated(), None);
+}
+
+#[test]
+fn auth_errors_have_their_codes() {
+    let mut d = submission(true);
+    assert_eq!(
+        codes(&d.send("AUTH PLAIN\r\n")),
+        ["503 5.5.1"],
+        "before EHLO"
+    );
+    d.send("EHLO x\r\n");
+    assert_eq!(codes(&d.send("AUTH CRAM-MD5\r\n")), ["504 5.5.4"]);
+    d.send("AUTH PLAIN\r\n");
+    assert_eq!(codes(&d.send("*\r\n")), ["501 5.7.0"]);
+    d.send("AUTH PLAIN\r\n");
+    assert_eq!(codes(&d.send("not-base64!\r\n")), ["501 5.5.2"]);
+    assert_eq!(
+        codes(&d.send(&format!("AUTH PLAIN {ALICE_WRONG}\r\n"))),
+        ["535 5.7.8"]
+    );
+    assert_eq!(codes(&d.send("AUTH PLAIN a b c\r\n")), ["501 5.5.4"]);
+    assert!(!d.actions.iter().any(|a| matches!(a, Action::Mail(_))));
+}
+
+#[test]
+fn auth_is_not_implemented_where_disabled() {
+    let mut d = Driver::new();
+    d.ready();
+    assert_eq!(
+        codes(&d.send(&format!("AUTH PLAIN {ALICE_PLAIN}\r\n"))),
+        ["502 5.5.1"]
+    );
+}
+
+#[test]
+fn starttls_forgets_an_earlier_authentication() {
+    let mut cfg = config();
+    cfg.starttls = true;
+    cfg.auth = AuthPolicy {
+        enabled: true,
+        without_tls: true,
+        required: true,
+    };
+    let mut d = Driver::with(cfg);
+    d.run();
+    d.send("EHLO x\r\n");
+    d.send(&format!("AUTH PLAIN {ALICE_PLAIN}\r\n"));
+    assert_eq!(d.session.authenticated(), Some("alice"));
+    d.send("STARTTLS\r\n");
+    d.session.tls_established();
+    assert_eq!(d.session.authenticated(), None);
+    d.send("EHLO x\r\n");
+    assert_eq!(
+        codes(&d.send("MAIL FROM:<alice@mx.test>\r\n")),
+        ["530 5.7.0"]
+    );
 }

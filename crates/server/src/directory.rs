@@ -9,7 +9,7 @@ use posthorn_proto::address::{self, parse_mailbox};
 use posthorn_proto::{ForwardPath, Mailbox};
 use posthorn_spool::Route;
 
-use crate::config::{Config, Invalid};
+use crate::config::{self, Config, Invalid, SendingLimits};
 
 /// How deep alias chains may go before we call it a loop.
 const MAX_ALIAS_DEPTH: usize = 10;
@@ -21,6 +21,42 @@ pub struct Account {
     pub name: String,
     /// Mailbox size limit in octets.
     pub quota: Option<u64>,
+    /// Its argon2id password hash; `None` cannot log in.
+    pub password: Option<String>,
+    /// The sender addresses it may use in MAIL FROM.
+    pub send_as: Vec<SenderPattern>,
+    /// Its sending limits.
+    pub sending: SendingLimits,
+}
+
+/// One entry of an account's `send_as`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SenderPattern {
+    /// This address (lower case; `user+tag` matches `user`).
+    Address(String),
+    /// Any address at this domain (lower case).
+    Domain(String),
+    /// Any address at all.
+    Any,
+}
+
+impl SenderPattern {
+    /// Parses `*`, `@domain` or an address.
+    fn parse(text: &str) -> Result<SenderPattern, String> {
+        if text == "*" {
+            return Ok(SenderPattern::Any);
+        }
+        if let Some(domain) = text.strip_prefix('@') {
+            return if address::is_valid_domain(domain) {
+                Ok(SenderPattern::Domain(domain.to_lowercase()))
+            } else {
+                Err(format!("{domain:?} is not a domain"))
+            };
+        }
+        parse_mailbox(text)
+            .map(|m| SenderPattern::Address(lookup_key(&m)))
+            .map_err(|e| format!("bad address: {e}"))
+    }
 }
 
 /// One final destination of a recipient.
@@ -63,9 +99,40 @@ pub struct Directory {
 }
 
 impl Directory {
-    /// Builds the directory, refusing anything inconsistent (unknown catch-all account,
-    /// an address claimed twice, an alias loop, an alias to a local nobody...).
+    /// Builds the directory from the configuration alone.
     pub fn build(config: &Config) -> Result<Directory, Invalid> {
+        Self::build_with_users(config, &[])
+    }
+
+    /// Builds the directory from the configuration and the users file, refusing anything
+    /// inconsistent (unknown catch-all account, an address claimed twice, an alias loop,
+    /// an alias to a local nobody...). A user named like a configured account adds its
+    /// password, `send_as` and limits to it; other users are new accounts.
+    pub fn build_with_users(
+        config: &Config,
+        users: &[config::Account],
+    ) -> Result<Directory, Invalid> {
+        let mut accounts: Vec<(String, config::Account)> = config
+            .accounts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (format!("account[{i}]"), a.clone()))
+            .collect();
+        for (i, user) in users.iter().enumerate() {
+            match accounts
+                .iter_mut()
+                .find(|(_, a)| a.name.get_ref() == user.name.get_ref())
+            {
+                Some((_, account)) => {
+                    account.password = user.password.clone().or(account.password.take());
+                    account.send_as = user.send_as.clone().or(account.send_as.take());
+                    account.sending = user.sending.or(account.sending);
+                    account.quota = user.quota.or(account.quota);
+                    account.addresses = user.addresses.clone().or(account.addresses.take());
+                }
+                None => accounts.push((format!("user[{i}]"), user.clone())),
+            }
+        }
         let mut directory = Directory {
             domains: HashMap::new(),
             primary_domain: String::new(),
@@ -95,9 +162,9 @@ impl Directory {
             .map(|d| d.name.get_ref().to_lowercase())
             .unwrap_or_default();
 
-        for (i, account) in config.accounts.iter().enumerate() {
+        for (prefix, account) in &accounts {
             let name = account.name.get_ref();
-            let key = format!("account[{i}].name");
+            let key = format!("{prefix}.name");
             if !is_safe_account_name(name) {
                 return Err(Invalid::at(
                     key,
@@ -105,19 +172,17 @@ impl Directory {
                     "account names use lower-case letters, digits, '.', '_' and '-', and do not start with '.'",
                 ));
             }
-            let entry = Account {
-                name: name.clone(),
-                quota: account.quota.map(|q| q.0),
-            };
-            if directory.accounts.insert(name.clone(), entry).is_some() {
+            if directory.accounts.contains_key(name) {
                 return Err(Invalid::at(key, &account.name, "account defined twice"));
             }
+            let mut own = Vec::new();
             match &account.addresses {
                 Some(addresses) => {
                     for (j, text) in addresses.iter().enumerate() {
-                        let key = format!("account[{i}].addresses[{j}]");
+                        let key = format!("{prefix}.addresses[{j}]");
                         let mailbox = directory.local_mailbox(&key, text)?;
                         directory.claim(&key, text, &mailbox, name)?;
+                        own.push(SenderPattern::Address(lookup_key(&mailbox)));
                     }
                 }
                 None => {
@@ -132,9 +197,38 @@ impl Directory {
                             domain,
                         };
                         directory.claim(&key, &account.name, &mailbox, name)?;
+                        own.push(SenderPattern::Address(lookup_key(&mailbox)));
                     }
                 }
             }
+            let send_as = match &account.send_as {
+                None => own,
+                Some(patterns) => patterns
+                    .iter()
+                    .enumerate()
+                    .map(|(j, text)| {
+                        SenderPattern::parse(text.get_ref())
+                            .map_err(|e| Invalid::at(format!("{prefix}.send_as[{j}]"), text, e))
+                    })
+                    .collect::<Result<_, _>>()?,
+            };
+            if let Some(hash) = &account.password
+                && !crate::passwords::is_hash(hash.get_ref())
+            {
+                return Err(Invalid::at(
+                    format!("{prefix}.password"),
+                    hash,
+                    "not an argon2 hash: set passwords with `posthorn user passwd`",
+                ));
+            }
+            let entry = Account {
+                name: name.clone(),
+                quota: account.quota.map(|q| q.0),
+                password: account.password.as_ref().map(|p| p.get_ref().clone()),
+                send_as,
+                sending: account.sending.unwrap_or(config.sending),
+            };
+            directory.accounts.insert(name.clone(), entry);
         }
 
         for (i, domain) in config.domains.iter().enumerate() {
@@ -250,6 +344,28 @@ impl Directory {
     /// The account called `name`.
     pub fn account(&self, name: &str) -> Option<&Account> {
         self.accounts.get(name)
+    }
+
+    /// The account a login name stands for: an account name, or one of its addresses.
+    pub fn login(&self, login: &str) -> Option<&Account> {
+        if let Some(account) = self.accounts.get(login) {
+            return Some(account);
+        }
+        let mailbox = parse_mailbox(login).ok()?;
+        let name = self.addresses.get(&lookup_key(&mailbox))?;
+        self.accounts.get(name)
+    }
+
+    /// True when `account` may use `sender` in MAIL FROM.
+    pub fn may_send_as(&self, account: &Account, sender: &Mailbox) -> bool {
+        let key = lookup_key(sender);
+        let base = self.without_extension(sender).map(|b| lookup_key(&b));
+        let domain = sender.domain.to_lowercase();
+        account.send_as.iter().any(|pattern| match pattern {
+            SenderPattern::Any => true,
+            SenderPattern::Domain(d) => *d == domain,
+            SenderPattern::Address(a) => *a == key || base.as_ref() == Some(a),
+        })
     }
 
     /// The Maildir of an account.

@@ -3,6 +3,7 @@
 //! `posthorn-proto`, the queue storage in `posthorn-spool`.
 
 pub mod admin;
+pub mod certs;
 pub mod config;
 pub mod directory;
 pub mod dsn;
@@ -11,7 +12,14 @@ pub mod local;
 pub mod maildir;
 pub mod message;
 pub mod outbound;
+pub mod passwords;
 pub mod queue;
 pub mod received;
+pub mod sending;
+pub mod sendmail;
 pub mod server;
 pub mod smtp;
+pub mod stream;
+pub mod submission;
+pub mod throttle;
+pub mod users;

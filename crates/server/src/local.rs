@@ -9,17 +9,17 @@ use posthorn_proto::Status;
 use posthorn_spool::{Diagnostic, DsnAction, Envelope, QueueStore, Route};
 use tracing::warn;
 
-use crate::directory::Directory;
 use crate::maildir;
 use crate::message::QueuedMessage;
 use crate::queue::policy::Outcome;
 use crate::queue::{Destination, Feed, Job, JobResult, Transport};
 use crate::received::delivery_headers;
+use crate::users::LiveDirectory;
 
 /// Delivers into local Maildirs.
 pub struct LocalTransport {
     store: Arc<dyn QueueStore>,
-    directory: Arc<Directory>,
+    directory: Arc<LiveDirectory>,
     hostname: String,
     max_hops: usize,
 }
@@ -28,7 +28,7 @@ impl LocalTransport {
     /// A transport reading from `store`, delivering to the accounts of `directory`.
     pub fn new(
         store: Arc<dyn QueueStore>,
-        directory: Arc<Directory>,
+        directory: Arc<LiveDirectory>,
         hostname: String,
         max_hops: usize,
     ) -> Self {
@@ -100,7 +100,8 @@ impl LocalTransport {
         let Route::Local { account } = &recipient.route else {
             return Outcome::Deferred(local(Status::new(4, 3, 5), "not a local recipient"));
         };
-        let Some(entry) = self.directory.account(account) else {
+        let directory = self.directory.current();
+        let Some(entry) = directory.account(account) else {
             return Outcome::Failed(local(
                 Status::new(5, 1, 1),
                 format!("account {account} no longer exists"),
@@ -118,7 +119,7 @@ impl LocalTransport {
         let mut header =
             delivery_headers(&envelope.sender, &recipient.address.to_string()).into_bytes();
         header.extend_from_slice(&message.head);
-        let maildir = self.directory.maildir(account);
+        let maildir = directory.maildir(account);
         if let Some(quota) = entry.quota {
             let size = header.len() as u64 + message.rest_len;
             match maildir::usage(&maildir) {

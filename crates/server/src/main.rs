@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use posthorn::admin::{self, Request};
-use posthorn::config::Config;
+use posthorn::config::{Config, Size};
+use posthorn::users::{NewUser, UsersFile};
+use posthorn::{passwords, sendmail};
 use tracing_subscriber::EnvFilter;
 
 /// sysexits.h EX_CONFIG: the configuration is wrong.
@@ -47,6 +49,53 @@ enum Command {
         #[command(subcommand)]
         action: QueueAction,
     },
+    /// Manage the users who log in (the users file); a running server picks changes up.
+    User {
+        /// The server's configuration file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Send a message read from standard input, like sendmail(8): `-t`, `-i`, `-f`, `-F`
+    /// and recipients. A link named `sendmail` to this program does the same.
+    #[command(disable_help_flag = true)]
+    Sendmail {
+        /// sendmail's own options and the recipients.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Add a user; the password is read from standard input.
+    Add {
+        /// Login and mailbox name.
+        name: String,
+        /// An address of the user (repeatable); `NAME@` every local domain by default.
+        #[arg(long = "address")]
+        addresses: Vec<String>,
+        /// A sender address it may use (repeatable): an address, `@domain` or `*`; its
+        /// own addresses by default.
+        #[arg(long)]
+        send_as: Vec<String>,
+        /// Mailbox size limit, e.g. `2GiB`.
+        #[arg(long)]
+        quota: Option<String>,
+    },
+    /// Set a user's password, read from standard input.
+    Passwd {
+        /// The user.
+        name: String,
+    },
+    /// Remove a user (its mailbox stays on disk).
+    Del {
+        /// The user.
+        name: String,
+    },
+    /// List the users.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -89,8 +138,20 @@ enum QueueAction {
 }
 
 fn main() -> ExitCode {
+    let mut args = std::env::args();
+    let program = args.next().unwrap_or_default();
+    let invoked_as = std::path::Path::new(&program)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    if invoked_as == "sendmail" {
+        return ExitCode::from(sendmail::main(&args.collect::<Vec<_>>()));
+    }
     let cli = Cli::parse();
     match cli.command {
+        Command::Sendmail { args } => ExitCode::from(sendmail::main(&args)),
+        Command::User { config, action } => user(config, action),
         Command::CheckConfig { file } => match Config::load(&file) {
             Ok(_) => {
                 println!("{}: OK", file.display());
@@ -123,17 +184,131 @@ fn main() -> ExitCode {
     }
 }
 
+/// The configuration at `path`, or the embedded one.
+fn load_config(path: Option<PathBuf>) -> Result<Config, ExitCode> {
+    match path {
+        Some(path) => Config::load(&path).map_err(|e| {
+            eprintln!("{e}");
+            ExitCode::from(EX_CONFIG)
+        }),
+        None => Ok(Config::embedded()),
+    }
+}
+
+/// A password from standard input: prompted for (twice) on a terminal, else one line.
+fn read_password() -> Result<String, String> {
+    use std::io::{BufRead as _, IsTerminal as _};
+    let stdin = std::io::stdin();
+    let terminal = stdin.is_terminal();
+    let ask = |prompt: &str| -> Result<String, String> {
+        if terminal {
+            eprint!("{prompt}");
+        }
+        let mut line = String::new();
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the password: {e}"))?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    };
+    let password = ask("Password: ")?;
+    if terminal && ask("Again: ")? != password {
+        return Err("the passwords differ".into());
+    }
+    if password.is_empty() {
+        return Err("empty password".into());
+    }
+    Ok(password)
+}
+
+/// `posthorn user ...`: edits the users file.
+fn user(config: Option<PathBuf>, action: UserAction) -> ExitCode {
+    let config = match load_config(config) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let path = config.users_file();
+    let mut file = match UsersFile::load(&path) {
+        Ok(file) => file,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    let hashed = || read_password().and_then(|p| passwords::hash(&p).map_err(|e| e.to_string()));
+    let result = match action {
+        UserAction::List => {
+            for user in &file.users {
+                let list = |l: &Option<Vec<toml::Spanned<String>>>| {
+                    l.as_ref().map_or("(default)".to_string(), |l| {
+                        l.iter()
+                            .map(|a| a.get_ref().as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                };
+                println!(
+                    "{}\taddresses: {}\tsend as: {}\tpassword: {}",
+                    user.name.get_ref(),
+                    list(&user.addresses),
+                    list(&user.send_as),
+                    if user.password.is_some() {
+                        "set"
+                    } else {
+                        "none"
+                    }
+                );
+            }
+            return ExitCode::SUCCESS;
+        }
+        UserAction::Add {
+            name,
+            addresses,
+            send_as,
+            quota,
+        } => {
+            let quota = match quota.map(|q| toml::Value::String(q).try_into::<Size>()) {
+                Some(Err(e)) => Err(format!("--quota: {e}")),
+                Some(Ok(size)) => Ok(Some(size)),
+                None => Ok(None),
+            };
+            quota.and_then(|quota| {
+                let password_hash = hashed()?;
+                file.add(
+                    &config,
+                    NewUser {
+                        name,
+                        addresses,
+                        send_as,
+                        quota,
+                        password_hash,
+                    },
+                )
+            })
+        }
+        UserAction::Passwd { name } => {
+            hashed().and_then(|hash| file.set_password(&config, &name, hash))
+        }
+        UserAction::Del { name } => file.remove(&name),
+    };
+    if let Err(e) = result {
+        eprintln!("posthorn user: {e}");
+        return ExitCode::FAILURE;
+    }
+    match file.save(&path) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("posthorn user: cannot write {}: {e}", path.display());
+            ExitCode::from(EX_SOFTWARE)
+        }
+    }
+}
+
 /// `posthorn queue ...`: one request to the running server's admin socket.
 fn queue(config: Option<PathBuf>, json: bool, action: QueueAction) -> ExitCode {
-    let config = match config {
-        Some(path) => match Config::load(&path) {
-            Ok(config) => config,
-            Err(e) => {
-                eprintln!("{e}");
-                return ExitCode::from(EX_CONFIG);
-            }
-        },
-        None => Config::embedded(),
+    let config = match load_config(config) {
+        Ok(config) => config,
+        Err(code) => return code,
     };
     let detailed = matches!(action, QueueAction::Show { .. });
     let request = match action {

@@ -18,6 +18,10 @@ pub struct Trace<'a> {
     pub esmtp: bool,
     /// SMTPUTF8 was used (RFC 6531 §3.7.3: `with UTF8SMTP`).
     pub smtputf8: bool,
+    /// The TLS version and cipher, when the session was encrypted.
+    pub tls: Option<&'a str>,
+    /// The client authenticated with AUTH.
+    pub authenticated: bool,
     /// The queue id.
     pub queue_id: &'a str,
     /// The recipient, named only when there is exactly one (others stay private).
@@ -26,20 +30,35 @@ pub struct Trace<'a> {
     pub time: u64,
 }
 
-/// `Received: from helo ([ip]) by host (Posthorn) with ESMTP id ID for <rcpt>; date`,
-/// folded, ending in CRLF.
+/// The `with` keyword: ESMTP with `S` for TLS and `A` for AUTH (RFC 3848), UTF8SMTP and
+/// its variants for SMTPUTF8 (RFC 6531 §3.7.3).
+fn protocol(trace: &Trace) -> String {
+    if !trace.esmtp && !trace.smtputf8 {
+        return "SMTP".into();
+    }
+    let mut name = String::from(if trace.smtputf8 { "UTF8SMTP" } else { "ESMTP" });
+    if trace.tls.is_some() {
+        name.push('S');
+    }
+    if trace.authenticated {
+        name.push('A');
+    }
+    name
+}
+
+/// `Received: from helo ([ip]) (using TLS...) by host (Posthorn) with ESMTPS id ID for
+/// <rcpt>; date`, folded, ending in CRLF.
 pub fn received_header(trace: &Trace) -> String {
-    let protocol = match (trace.smtputf8, trace.esmtp) {
-        (true, _) => "UTF8SMTP",
-        (false, true) => "ESMTP",
-        (false, false) => "SMTP",
-    };
+    let protocol = protocol(trace);
     let mut header = format!("Received: from {}", header_safe(trace.helo));
     if let Some(ip) = trace.ip {
         match ip {
             IpAddr::V4(v4) => header.push_str(&format!(" ([{v4}])")),
             IpAddr::V6(v6) => header.push_str(&format!(" ([IPv6:{v6}])")),
         }
+    }
+    if let Some(tls) = trace.tls {
+        header.push_str(&format!("\r\n\t(using {})", header_safe(tls)));
     }
     header.push_str(&format!(
         "\r\n\tby {} (Posthorn) with {protocol} id {}",
@@ -87,6 +106,8 @@ mod tests {
             hostname: "mx.test",
             esmtp: true,
             smtputf8: false,
+            tls: None,
+            authenticated: false,
             queue_id: "0abc",
             single_recipient: Some("a@mx.test".into()),
             time: 0,
@@ -105,6 +126,8 @@ mod tests {
             hostname: "mx.test",
             esmtp: true,
             smtputf8: true,
+            tls: None,
+            authenticated: false,
             queue_id: "id",
             single_recipient: None,
             time: 0,
@@ -112,6 +135,39 @@ mod tests {
         assert!(header.contains("([IPv6:::1])"), "{header}");
         assert!(header.contains("with UTF8SMTP id id;"), "{header}");
         assert!(!header.contains("for <"));
+    }
+
+    #[test]
+    fn tls_and_auth_are_recorded() {
+        let trace = Trace {
+            helo: "laptop",
+            ip: Some("192.0.2.7".parse().unwrap()),
+            hostname: "mx.test",
+            esmtp: true,
+            smtputf8: false,
+            tls: Some("TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384"),
+            authenticated: true,
+            queue_id: "id",
+            single_recipient: None,
+            time: 0,
+        };
+        let header = received_header(&trace);
+        assert!(
+            header.contains("\r\n\t(using TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384)\r\n"),
+            "{header}"
+        );
+        assert!(header.contains("with ESMTPSA id"), "{header}");
+        let plain_auth = Trace {
+            tls: None,
+            ..trace.clone()
+        };
+        assert!(received_header(&plain_auth).contains("with ESMTPA id"));
+        let utf8 = Trace {
+            smtputf8: true,
+            authenticated: false,
+            ..trace
+        };
+        assert!(received_header(&utf8).contains("with UTF8SMTPS id"));
     }
 
     #[test]

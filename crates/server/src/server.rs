@@ -8,15 +8,17 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use posthorn_proto::reply::table;
+use posthorn_proto::{AuthPolicy, SessionConfig};
 use posthorn_spool::{FsQueueStore, QueueStore};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::admin;
-use crate::config::Config;
-use crate::directory::Directory;
+use crate::certs::{CertSource, Certificates};
+use crate::config::{Config, Listener, Role};
 use crate::limiter::ConnectionLimiter;
 use crate::local::LocalTransport;
 use crate::outbound::connection::Settings;
@@ -25,7 +27,15 @@ use crate::outbound::tls::TlsClient;
 use crate::outbound::{NextHopPlan, Outbound, OutboundParts};
 use crate::queue::policy::Policy;
 use crate::queue::{self, Notifier, SystemClock};
-use crate::smtp::{self, Inbound};
+use crate::sending::SendingQuota;
+use crate::sendmail;
+use crate::smtp::{self, Client, Endpoint, Inbound};
+use crate::stream::Connection;
+use crate::throttle::{AuthThrottle, ConnectionRate};
+use crate::users::LiveDirectory;
+
+/// Longest wait for a client's TLS handshake on an implicit-TLS listener.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs the server until `stop` completes, then shuts down gracefully: listeners close at
 /// once, sessions get `shutdown_grace` to finish, deliveries in progress complete.
@@ -43,19 +53,30 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         FsQueueStore::open(data_dir.join("queue"))
             .with_context(|| format!("cannot open the queue in {}", data_dir.display()))?,
     );
-    let directory = Arc::new(
-        Directory::build(&config).map_err(|e| anyhow::anyhow!("{}: {}", e.key, e.message))?,
-    );
-    std::fs::create_dir_all(directory.mail_root())
-        .with_context(|| format!("cannot create {}", directory.mail_root().display()))?;
+    let directory = LiveDirectory::load(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mail_root = directory.current().mail_root().to_path_buf();
+    std::fs::create_dir_all(&mail_root)
+        .with_context(|| format!("cannot create {}", mail_root.display()))?;
+    let configured = config
+        .tls
+        .certificate
+        .as_ref()
+        .zip(config.tls.key.as_ref())
+        .map(|(c, k)| (c.get_ref().clone(), k.get_ref().clone()));
+    let certificates = Certificates::load(CertSource::resolve(
+        configured,
+        data_dir,
+        config.server.hostname.get_ref(),
+    )?)?;
 
     let mut sockets = Vec::new();
     for listener in &config.listeners {
         let socket = TcpListener::bind(listener.address).await.with_context(|| {
             format!("cannot listen on {} ({})", listener.address, listener.role)
         })?;
-        sockets.push((listener.role, socket));
+        sockets.push((listener.clone(), socket));
     }
+    let local_socket = bind_local(&data_dir.join(sendmail::SOCKET))?;
     let own_listeners = sockets
         .iter()
         .filter_map(|(_, socket)| socket.local_addr().ok())
@@ -77,32 +98,70 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         queue.clone(),
         shutdown.clone(),
     ));
+    tokio::spawn(Arc::clone(&directory).watch(shutdown.clone()));
+    tokio::spawn(reload_on_hangup(
+        Arc::clone(&certificates),
+        Arc::clone(&directory),
+        shutdown.clone(),
+    )?);
+    let auth = &config.auth;
     let inbound = Arc::new(Inbound {
-        session_config: config.session_config(),
         command_timeout: config.limits.command_timeout.0,
         data_timeout: config.limits.data_timeout.0,
         directory,
         store,
         queue,
         trusted_networks: config.policy.trusted_networks.clone(),
+        tls: certificates.acceptor(),
+        auth_failure_delay: auth.failure_delay.0,
+        auth_throttle: AuthThrottle::new(
+            auth.max_failures,
+            auth.failure_window.0,
+            auth.block_time.0,
+        ),
+        sending: SendingQuota::load(data_dir.join("sending.json")),
+        tarpit: (config.limits.tarpit_after, config.limits.tarpit_delay.0),
     });
-    let limiter = ConnectionLimiter::new(
-        config.limits.max_connections,
-        config.limits.max_connections_per_ip,
-    );
+    let guard = Arc::new(Guard {
+        limiter: ConnectionLimiter::new(
+            config.limits.max_connections,
+            config.limits.max_connections_per_ip,
+        ),
+        rate: ConnectionRate::new(config.limits.max_connection_rate_per_ip),
+    });
     let sessions = TaskTracker::new();
     let mut listeners = Vec::new();
-    for (role, socket) in sockets {
+    for (listener, socket) in sockets {
         let address = socket.local_addr()?;
-        info!(%role, %address, "listening");
+        info!(role = %listener.role, %address, "listening");
+        let endpoint = Arc::new(endpoint(&config, &listener));
         listeners.push(tokio::spawn(accept_loop(
             socket,
-            Arc::clone(&inbound),
-            Arc::clone(&limiter),
-            sessions.clone(),
-            shutdown.clone(),
+            Handler {
+                inbound: Arc::clone(&inbound),
+                endpoint,
+                implicit_tls: listener.role == Role::Submissions,
+                guard: Arc::clone(&guard),
+                sessions: sessions.clone(),
+                shutdown: shutdown.clone(),
+            },
         )));
     }
+    let local_endpoint = Arc::new(Endpoint {
+        session_config: config.session_config(),
+        submission: true,
+    });
+    listeners.push(tokio::spawn(local_accept_loop(
+        local_socket,
+        Handler {
+            inbound: Arc::clone(&inbound),
+            endpoint: local_endpoint,
+            implicit_tls: false,
+            guard: Arc::clone(&guard),
+            sessions: sessions.clone(),
+            shutdown: shutdown.clone(),
+        },
+    )));
     info!(hostname = %config.server.hostname.get_ref(), "posthorn started");
 
     stop.await;
@@ -115,7 +174,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     let grace = config.server.shutdown_grace.0;
     if tokio::time::timeout(grace, sessions.wait()).await.is_err() {
         warn!(
-            open = limiter.open(),
+            open = guard.limiter.open(),
             "grace period over, closing remaining sessions"
         );
     }
@@ -131,11 +190,67 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     Ok(())
 }
 
+/// How sessions on `listener` run: STARTTLS everywhere but on implicit TLS, AUTH as the
+/// role and the listener's keys say, required on submission.
+fn endpoint(config: &Config, listener: &Listener) -> Endpoint {
+    let submission = listener.role != Role::Mx;
+    let auth = listener.offers_auth();
+    Endpoint {
+        session_config: SessionConfig {
+            starttls: listener.role != Role::Submissions,
+            auth: AuthPolicy {
+                enabled: auth,
+                without_tls: listener.allow_plaintext_auth,
+                required: submission && auth,
+            },
+            ..config.session_config()
+        },
+        submission,
+    }
+}
+
+/// The local submission socket of `posthorn sendmail`: any local user may write to it
+/// (as with Postfix's maildrop), and the server learns who from the socket itself.
+fn bind_local(path: &std::path::Path) -> anyhow::Result<UnixListener> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let _ = std::fs::remove_file(path);
+    let socket =
+        UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+    Ok(socket)
+}
+
+/// SIGHUP: reload the certificate and the users file.
+fn reload_on_hangup(
+    certificates: Arc<Certificates>,
+    directory: Arc<LiveDirectory>,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+    Ok(async move {
+        loop {
+            tokio::select! {
+                Some(()) = hangup.recv() => {}
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            }
+            info!("SIGHUP: reloading certificate and users");
+            let certificates = Arc::clone(&certificates);
+            let directory = Arc::clone(&directory);
+            let _ = tokio::task::spawn_blocking(move || {
+                certificates.reload();
+                directory.refresh(true);
+            })
+            .await;
+        }
+    })
+}
+
 /// The queue manager's parts: policy, notifier, and the local and remote transports.
 fn queue_parts(
     config: &Config,
     store: &Arc<dyn QueueStore>,
-    directory: &Arc<Directory>,
+    directory: &Arc<LiveDirectory>,
     own_listeners: Vec<SocketAddr>,
 ) -> anyhow::Result<queue::Parts> {
     let hostname = config.server.hostname.get_ref().clone();
@@ -209,20 +324,30 @@ fn queue_parts(
     })
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    inbound: Arc<Inbound>,
+/// Connection limits shared by all listeners.
+struct Guard {
     limiter: Arc<ConnectionLimiter>,
+    rate: ConnectionRate,
+}
+
+/// What an accept loop needs to start sessions.
+struct Handler {
+    inbound: Arc<Inbound>,
+    endpoint: Arc<Endpoint>,
+    implicit_tls: bool,
+    guard: Arc<Guard>,
     sessions: TaskTracker,
-    mut shutdown: watch::Receiver<bool>,
-) {
+    shutdown: watch::Receiver<bool>,
+}
+
+async fn accept_loop(listener: TcpListener, mut handler: Handler) {
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            _ = shutdown.wait_for(|stop| *stop) => return,
+            _ = handler.shutdown.wait_for(|stop| *stop) => return,
         };
         match accepted {
-            Ok((stream, peer)) => admit(stream, peer, &inbound, &limiter, &sessions, &shutdown),
+            Ok((stream, peer)) => admit(stream, peer, &handler),
             Err(e) => {
                 // Usually out of file descriptors: wait instead of spinning.
                 warn!(error = %e, "accept failed");
@@ -232,25 +357,100 @@ async fn accept_loop(
     }
 }
 
-fn admit(
-    stream: TcpStream,
-    peer: SocketAddr,
-    inbound: &Arc<Inbound>,
-    limiter: &Arc<ConnectionLimiter>,
-    sessions: &TaskTracker,
-    shutdown: &watch::Receiver<bool>,
-) {
-    let Some(permit) = limiter.admit(peer.ip()) else {
-        info!(client = %peer.ip(), "refused: too many connections");
-        // Best effort and never blocking: the socket buffer of a new connection is empty.
-        let _ = stream.try_write(&table::too_many_connections().to_bytes());
+/// Refuses a client over a limit with a 421 written without waiting (the socket buffer
+/// of a new connection is empty), or starts its session.
+fn admit(stream: TcpStream, peer: SocketAddr, handler: &Handler) {
+    let ip = peer.ip();
+    let inbound = &handler.inbound;
+    let refusal = if !inbound.is_trusted(ip) && !handler.guard.rate.admit(ip) {
+        Some(("connection rate", table::connection_rate_exceeded()))
+    } else if handler.endpoint.session_config.auth.enabled && inbound.auth_throttle.is_blocked(ip) {
+        Some((
+            "blocked after failed logins",
+            table::blocked_for_auth_failures(),
+        ))
+    } else {
+        None
+    };
+    if let Some((why, reply)) = refusal {
+        info!(client = %ip, "refused: {why}");
+        if !handler.implicit_tls {
+            let _ = stream.try_write(&reply.to_bytes());
+        }
+        return;
+    }
+    let Some(permit) = handler.guard.limiter.admit(ip) else {
+        info!(client = %ip, "refused: too many connections");
+        if !handler.implicit_tls {
+            let _ = stream.try_write(&table::too_many_connections().to_bytes());
+        }
         return;
     };
     let _ = stream.set_nodelay(true);
     let inbound = Arc::clone(inbound);
-    let shutdown = shutdown.clone();
-    sessions.spawn(async move {
-        smtp::run(inbound, stream, peer, shutdown).await;
+    let endpoint = Arc::clone(&handler.endpoint);
+    let shutdown = handler.shutdown.clone();
+    let implicit_tls = handler.implicit_tls;
+    handler.sessions.spawn(async move {
+        let connection = if implicit_tls {
+            match handshake(&inbound.tls, stream).await {
+                Some(connection) => connection,
+                None => {
+                    info!(client = %ip, "TLS handshake failed");
+                    return;
+                }
+            }
+        } else {
+            Connection::Plain(stream)
+        };
+        smtp::run(
+            inbound,
+            endpoint,
+            connection,
+            Client::Network(peer),
+            shutdown,
+        )
+        .await;
         drop(permit);
     });
+}
+
+/// The handshake of an implicit-TLS connection (RFC 8314), before any SMTP.
+async fn handshake(acceptor: &TlsAcceptor, stream: TcpStream) -> Option<Connection> {
+    let mut connection = Connection::Plain(stream);
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, connection.start_tls(acceptor)).await {
+        Ok(Ok(())) => Some(connection),
+        _ => None,
+    }
+}
+
+/// Sessions of local programs (`posthorn sendmail`): the peer's user id names the
+/// client, and no network limit applies.
+async fn local_accept_loop(listener: UnixListener, mut handler: Handler) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = handler.shutdown.wait_for(|stop| *stop) => return,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                let user = stream
+                    .peer_cred()
+                    .ok()
+                    .and_then(|credentials| sendmail::user_name(credentials.uid()))
+                    .unwrap_or_else(|| "unknown".into());
+                let inbound = Arc::clone(&handler.inbound);
+                let endpoint = Arc::clone(&handler.endpoint);
+                let shutdown = handler.shutdown.clone();
+                handler.sessions.spawn(async move {
+                    let connection = Connection::Local(stream);
+                    smtp::run(inbound, endpoint, connection, Client::Local(user), shutdown).await;
+                });
+            }
+            Err(e) => {
+                warn!(error = %e, "accept failed on the local socket");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
 }

@@ -1,50 +1,115 @@
 //! The tokio driver of an inbound SMTP session: it moves bytes between the socket and the
-//! protocol core, answers the core's questions (who exists, is the mailbox full, did the
-//! spool take the message) and streams message content into the spool.
+//! protocol core, answers the core's questions (who exists, may this client relay, is the
+//! password right, is the mailbox full, did the spool take the message) and streams
+//! message content into the spool.
 
+use std::fmt;
 use std::io::Write as _;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use posthorn_proto::reply::table;
-use posthorn_proto::{Action, ForwardPath, RcptTo, Reply, Session, SessionConfig};
+use posthorn_proto::{
+    Action, Credentials, ForwardPath, MailFrom, RcptTo, Reply, ReversePath, Session, SessionConfig,
+};
 use posthorn_spool::{
     ClientInfo, DeliveryState, Envelope, MessageWriter, QueueId, QueueStore, Recipient, Route,
 };
-use std::pin::Pin;
-use std::task::Poll;
-
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
 use crate::directory::{Directory, Resolution, Target, lookup_key};
 use crate::maildir;
+use crate::passwords;
 use crate::queue::QueueHandle;
 use crate::received::{Trace, received_header};
+use crate::sending::SendingQuota;
+use crate::stream::Connection;
+use crate::submission::Missing;
+use crate::throttle::AuthThrottle;
+use crate::users::LiveDirectory;
 
 /// Octets read from the socket at a time.
 const READ_BUFFER: usize = 16 * 1024;
 /// Content is handed to the spool file once this much is buffered.
 const FLUSH_AT: usize = 256 * 1024;
+/// The longest a tarpitted reply is held back.
+const MAX_TARPIT: Duration = Duration::from_secs(30);
 
 /// What every inbound session shares.
 pub struct Inbound {
-    /// Protocol limits.
-    pub session_config: SessionConfig,
     /// Wait for a command.
     pub command_timeout: Duration,
     /// Wait for message content.
     pub data_timeout: Duration,
-    /// Who receives mail here.
-    pub directory: Arc<Directory>,
+    /// Who receives mail here, and who may log in.
+    pub directory: Arc<LiveDirectory>,
     /// Where accepted mail goes.
     pub store: Arc<dyn QueueStore>,
     /// Tells the queue manager about new mail.
     pub queue: QueueHandle,
     /// Client networks allowed to relay.
     pub trusted_networks: Vec<ipnet::IpNet>,
+    /// STARTTLS and implicit TLS with our certificate.
+    pub tls: TlsAcceptor,
+    /// Wait before answering a failed AUTH.
+    pub auth_failure_delay: Duration,
+    /// Failed logins per client address.
+    pub auth_throttle: AuthThrottle,
+    /// What authenticated users have sent.
+    pub sending: SendingQuota,
+    /// Errors before replies are delayed, and the delay per further error.
+    pub tarpit: (u32, Duration),
+}
+
+impl Inbound {
+    /// True when `ip` is in a trusted network.
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.trusted_networks.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// How one listener runs its sessions.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// Protocol limits, STARTTLS and AUTH for this listener.
+    pub session_config: SessionConfig,
+    /// A submission service: messages get a missing Date or Message-ID (RFC 6409 §8).
+    pub submission: bool,
+}
+
+/// Who is at the other end.
+#[derive(Debug, Clone)]
+pub enum Client {
+    /// A network client.
+    Network(SocketAddr),
+    /// A local program through `posthorn sendmail`, running as this user.
+    Local(String),
+}
+
+impl Client {
+    /// The client's address, for network clients.
+    pub fn ip(&self) -> Option<IpAddr> {
+        match self {
+            Client::Network(addr) => Some(addr.ip()),
+            Client::Local(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Client::Network(addr) => write!(f, "{}", addr.ip()),
+            Client::Local(user) => write!(f, "local:{user}"),
+        }
+    }
 }
 
 /// The message being received.
@@ -54,22 +119,32 @@ struct Incoming {
     arrival: u64,
     /// Part of the content already went to the spool file: it is not all in memory.
     spilled: bool,
+    /// Headers a submitted message lacks, once the header section has been seen.
+    missing: Option<Missing>,
 }
 
-/// Runs one session on `stream` until the client leaves, the session ends, or shutdown.
-pub async fn run<S>(
+/// Runs one session on `connection` until the client leaves, the session ends, or
+/// shutdown.
+pub async fn run(
     inbound: Arc<Inbound>,
-    stream: S,
-    peer: SocketAddr,
+    endpoint: Arc<Endpoint>,
+    connection: Connection,
+    client: Client,
     shutdown: watch::Receiver<bool>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let session = Session::new(inbound.session_config.clone());
+) {
+    let tls = connection.tls_description();
+    let config = endpoint.session_config.clone();
+    let session = if tls.is_some() {
+        Session::new_tls(config)
+    } else {
+        Session::new(config)
+    };
     let mut driver = Driver {
         inbound,
-        stream,
-        peer,
+        endpoint,
+        connection,
+        client,
+        tls,
         session,
         incoming: None,
         content: Vec::new(),
@@ -78,8 +153,10 @@ pub async fn run<S>(
     let started = Instant::now();
     let end = driver.drive(shutdown).await;
     info!(
-        client = %peer.ip(),
+        client = %driver.client,
         helo = driver.session.hello().map_or("", |h| h.name.as_str()),
+        tls = driver.tls.as_deref().unwrap_or("none"),
+        user = driver.session.authenticated().unwrap_or(""),
         accepted = driver.accepted,
         duration_ms = started.elapsed().as_millis() as u64,
         end,
@@ -87,10 +164,13 @@ pub async fn run<S>(
     );
 }
 
-struct Driver<S> {
+struct Driver {
     inbound: Arc<Inbound>,
-    stream: S,
-    peer: SocketAddr,
+    endpoint: Arc<Endpoint>,
+    connection: Connection,
+    client: Client,
+    /// The TLS version and cipher, once encrypted.
+    tls: Option<String>,
     session: Session<Vec<Target>>,
     incoming: Option<Incoming>,
     content: Vec<u8>,
@@ -104,7 +184,7 @@ enum Wake {
     Shutdown,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
+impl Driver {
     /// The session loop; returns how it ended, for the log.
     async fn drive(&mut self, mut shutdown: watch::Receiver<bool>) -> &'static str {
         let mut shutting_down = false;
@@ -138,7 +218,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                         }
                     }
                 }
-                Action::Hello(_) | Action::Mail(_) => self.session.accept(),
+                Action::Hello(_) => self.session.accept(),
+                Action::Mail(mail) => self.mail(&mail),
                 Action::Rcpt(rcpt) => self.rcpt(rcpt).await,
                 Action::DataStart => self.data_start(),
                 Action::Data => {
@@ -155,7 +236,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                     self.incoming = None;
                     self.content.clear();
                 }
-                Action::StartTls => return "starttls unsupported",
+                Action::StartTls => {
+                    if self.flush().await.is_err() {
+                        return "write error";
+                    }
+                    let handshake = self.connection.start_tls(&self.inbound.tls);
+                    match tokio::time::timeout(self.inbound.command_timeout, handshake).await {
+                        Ok(Ok(())) => {
+                            self.tls = self.connection.tls_description();
+                            self.session.tls_established();
+                        }
+                        _ => return "TLS handshake failed",
+                    }
+                }
+                Action::Auth(credentials) => self.auth(credentials).await,
                 Action::Close => {
                     let _ = self.flush().await;
                     return "closed";
@@ -170,7 +264,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
     /// each poll, never while the connection waits: an idle connection holds no buffer, so
     /// ten thousand of them cost little.
     async fn read(&mut self) -> std::io::Result<usize> {
-        let (stream, session) = (&mut self.stream, &mut self.session);
+        let (stream, session) = (&mut self.connection, &mut self.session);
         std::future::poll_fn(|cx| {
             let mut buffer = [0u8; READ_BUFFER];
             let mut read = ReadBuf::new(&mut buffer);
@@ -189,7 +283,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
 
     async fn flush(&mut self) -> std::io::Result<()> {
         if !self.session.output().is_empty() {
-            let write = self.stream.write_all(self.session.output());
+            if let Some(wait) = self.tarpit() {
+                tokio::time::sleep(wait).await;
+            }
+            let write = self.connection.write_all(self.session.output());
             tokio::time::timeout(self.inbound.command_timeout, write)
                 .await
                 .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
@@ -198,12 +295,112 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
         Ok(())
     }
 
+    /// A client that keeps making errors gets slower answers, longer with each error,
+    /// until `max_errors` ends the session: guessing and probing become expensive.
+    fn tarpit(&self) -> Option<Duration> {
+        let (after, delay) = self.inbound.tarpit;
+        let errors = self.session.errors();
+        (errors > after && matches!(self.client, Client::Network(_)))
+            .then(|| delay.saturating_mul(errors - after).min(MAX_TARPIT))
+    }
+
+    /// MAIL: an authenticated user may only use its own sender addresses (RFC 6409 §6.1)
+    /// and only as much as its sending quota allows.
+    fn mail(&mut self, mail: &MailFrom) {
+        let Some(user) = self.session.authenticated() else {
+            self.session.accept();
+            return;
+        };
+        let directory = self.inbound.directory.current();
+        let owned = match (&mail.from, directory.account(user)) {
+            (_, None) => false,
+            (ReversePath::Null, Some(_)) => true,
+            (ReversePath::Mailbox(sender), Some(account)) => directory.may_send_as(account, sender),
+        };
+        let reply = if !owned {
+            info!(client = %self.client, user, from = %mail.from, "sender not owned");
+            Some(table::sender_not_owned())
+        } else if let Some(account) = directory.account(user)
+            && !self
+                .inbound
+                .sending
+                .may_send(user, &account.sending, unix_now())
+        {
+            info!(user, "sending quota reached");
+            Some(table::message_quota_exceeded())
+        } else {
+            None
+        };
+        match reply {
+            Some(reply) => self.session.reject(reply),
+            None => self.session.accept(),
+        }
+    }
+
+    /// AUTH: checks the password on a blocking thread (argon2 is slow on purpose); a
+    /// failure is answered late and counted against the client's address.
+    async fn auth(&mut self, credentials: Credentials) {
+        let ip = self.client.ip();
+        let throttle = &self.inbound.auth_throttle;
+        if ip.is_some_and(|ip| throttle.is_blocked(ip)) {
+            self.session.reject(table::blocked_for_auth_failures());
+            return;
+        }
+        let directory = self.inbound.directory.current();
+        let account = directory.login(&credentials.username).cloned();
+        let hash = account.as_ref().and_then(|a| a.password.clone());
+        let password = credentials.password.clone();
+        let verified =
+            tokio::task::spawn_blocking(move || passwords::verify(&password, hash.as_deref()))
+                .await
+                .unwrap_or(false);
+        // PLAIN may ask to act as someone else; only as oneself (no admin proxying).
+        let acts_as_self = credentials.authzid.as_deref().is_none_or(|wanted| {
+            let wanted = directory.login(wanted).map(|a| a.name.as_str());
+            wanted.is_some() && wanted == account.as_ref().map(|a| a.name.as_str())
+        });
+        match account {
+            Some(account) if verified && acts_as_self => {
+                info!(client = %self.client, user = %account.name, "authenticated");
+                self.session.authenticated_as(account.name);
+            }
+            _ => {
+                let blocked = ip.is_some_and(|ip| throttle.failed(ip));
+                warn!(client = %self.client, login = %credentials.username, blocked, "authentication failed");
+                tokio::time::sleep(self.inbound.auth_failure_delay).await;
+                self.session.reject(if blocked {
+                    table::blocked_for_auth_failures()
+                } else {
+                    table::auth_failed()
+                });
+            }
+        }
+    }
+
     /// RCPT: resolve through the directory; unknown users and relaying are refused here,
     /// so we never accept mail we would have to bounce.
     async fn rcpt(&mut self, rcpt: RcptTo) {
-        match self.inbound.directory.resolve(&rcpt.to) {
+        if let Some(user) = self.session.authenticated() {
+            let pending = self
+                .session
+                .transaction()
+                .map_or(0, |t| t.recipients.len() as u64);
+            let directory = self.inbound.directory.current();
+            let allowed = directory.account(user).is_none_or(|account| {
+                self.inbound
+                    .sending
+                    .may_add_recipient(user, &account.sending, pending, unix_now())
+            });
+            if !allowed {
+                info!(user, "recipient quota reached");
+                self.session.reject(table::recipient_quota_exceeded());
+                return;
+            }
+        }
+        let directory = self.inbound.directory.current();
+        match directory.resolve(&rcpt.to) {
             Resolution::Deliver(targets) => {
-                if all_mailboxes_full(&self.inbound.directory, &targets).await {
+                if all_mailboxes_full(&directory, &targets).await {
                     self.session.reject(table::mailbox_full());
                 } else {
                     self.session.accept_rcpt(targets);
@@ -220,13 +417,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
         }
     }
 
-    /// Relaying is for trusted networks; authenticated users join them with AUTH.
+    /// Relaying is for authenticated users, local programs and trusted networks.
     fn may_relay(&self) -> bool {
-        let ip = self.peer.ip().to_canonical();
-        self.inbound
-            .trusted_networks
-            .iter()
-            .any(|network| network.contains(&ip))
+        match &self.client {
+            Client::Local(_) => true,
+            Client::Network(addr) => {
+                self.session.authenticated().is_some() || self.inbound.is_trusted(addr.ip())
+            }
+        }
+    }
+
+    /// A submission: a submission listener, the local socket, or an authenticated user.
+    fn is_submission(&self) -> bool {
+        self.endpoint.submission
+            || matches!(self.client, Client::Local(_))
+            || self.session.authenticated().is_some()
     }
 
     fn data_start(&mut self) {
@@ -239,6 +444,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                     writer,
                     arrival: unix_now(),
                     spilled: false,
+                    missing: None,
                 });
                 self.content.clear();
                 self.session.accept();
@@ -256,6 +462,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             self.content.clear();
             return;
         };
+        if incoming.missing.is_none() {
+            incoming.missing = Some(Missing::in_message(&self.content, false));
+        }
         let content = std::mem::take(&mut self.content);
         let result = tokio::task::spawn_blocking(move || {
             let written = incoming.writer.write_all(&content);
@@ -279,9 +488,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
 
     /// The end of content: store envelope and content durably, then answer.
     async fn commit(&mut self) -> Reply {
-        let Some(incoming) = self.incoming.take() else {
+        let Some(mut incoming) = self.incoming.take() else {
             return table::local_error();
         };
+        if incoming.missing.is_none() {
+            incoming.missing = Some(Missing::in_message(&self.content, true));
+        }
         let Some(envelope) = self.envelope(&incoming) else {
             return table::local_error();
         };
@@ -302,9 +514,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                     from = %envelope.sender,
                     recipients = envelope.recipients.len(),
                     size,
-                    client = %self.peer.ip(),
+                    client = %self.client,
+                    user = self.session.authenticated().unwrap_or(""),
                     "accepted"
                 );
+                self.count_sent(&envelope);
                 self.inbound.queue.submit(envelope, whole);
                 table::queued(id.as_str())
             }
@@ -313,6 +527,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                 table::local_error()
             }
         }
+    }
+
+    /// Counts an accepted message against its user's sending quota.
+    fn count_sent(&self, envelope: &Envelope) {
+        let Some(user) = self.session.authenticated() else {
+            return;
+        };
+        let rcpts = self
+            .session
+            .transaction()
+            .map_or(envelope.recipients.len(), |t| t.recipients.len()) as u64;
+        let inbound = Arc::clone(&self.inbound);
+        let user = user.to_string();
+        tokio::task::spawn_blocking(move || inbound.sending.record(&user, rcpts, unix_now()));
     }
 
     /// The envelope of the transaction in progress: one recipient per distinct target.
@@ -341,16 +569,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             _ => None,
         };
         let mail = &transaction.mail;
-        let prepend = received_header(&Trace {
+        let hostname = &self.endpoint.session_config.hostname;
+        let mut prepend = received_header(&Trace {
             helo: &hello.name,
-            ip: Some(self.peer.ip()),
-            hostname: &self.inbound.session_config.hostname,
+            ip: self.client.ip(),
+            hostname,
             esmtp: hello.esmtp,
             smtputf8: mail.smtputf8,
+            tls: self.tls.as_deref(),
+            authenticated: self.session.authenticated().is_some(),
             queue_id: incoming.id.as_str(),
             single_recipient,
             time: incoming.arrival,
         });
+        if self.is_submission()
+            && let Some(missing) = incoming.missing
+        {
+            prepend.push_str(&missing.headers(incoming.id.as_str(), hostname, incoming.arrival));
+        }
         Some(Envelope {
             id: incoming.id,
             sender: mail.from.clone(),
@@ -361,7 +597,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             envid: mail.envid.clone(),
             arrival: incoming.arrival,
             client: ClientInfo {
-                ip: Some(self.peer.ip()),
+                ip: self.client.ip(),
                 helo: Some(hello.name.clone()),
             },
             prepend,

@@ -7,12 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use posthorn::config::parse;
-use posthorn::directory::Directory;
 use posthorn::local::LocalTransport;
 use posthorn::queue::policy::{Outcome, Policy};
 use posthorn::queue::{
     self, Clock, Destination, Feed, Job, JobResult, Limits, Notifier, Parts, Transport,
 };
+use posthorn::users::LiveDirectory;
 use posthorn_proto::{Mailbox, ReversePath, Status};
 use posthorn_spool::{
     ClientInfo, DeliveryState, Diagnostic, Envelope, FsQueueStore, QueueStore, Recipient, Route,
@@ -108,7 +108,7 @@ async fn undeliverable_message_follows_the_schedule_then_bounces() {
         None,
     )
     .unwrap();
-    let directory = Arc::new(Directory::build(&config).unwrap());
+    let directory = LiveDirectory::load(&config).unwrap();
     let store: Arc<dyn QueueStore> =
         Arc::new(FsQueueStore::open(dir.path().join("queue")).unwrap());
     let clock = Arc::new(ManualClock(AtomicU64::new(START)));

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use posthorn_proto::data::{BareNewline, ContentLimits};
 use posthorn_proto::{SessionConfig, address};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 pub use units::{Size, Span};
@@ -34,6 +34,15 @@ pub struct Config {
     /// Who may do what.
     #[serde(default)]
     pub policy: Policy,
+    /// Our certificate for STARTTLS and implicit TLS.
+    #[serde(default)]
+    pub tls: Tls,
+    /// SMTP AUTH: the users file and brute-force protection.
+    #[serde(default)]
+    pub auth: Auth,
+    /// What an authenticated user may send per hour and per day.
+    #[serde(default)]
+    pub sending: SendingLimits,
     /// Delivery scheduling.
     #[serde(default)]
     pub queue: Queue,
@@ -89,21 +98,107 @@ pub struct Listener {
     pub role: Role,
     /// Address and port.
     pub address: SocketAddr,
+    /// Offer AUTH; by default on submission listeners only.
+    pub auth: Option<bool>,
+    /// Offer AUTH before TLS too (passwords in the clear): only for a listener that
+    /// nothing but trusted local programs can reach.
+    #[serde(default)]
+    pub allow_plaintext_auth: bool,
+}
+
+impl Listener {
+    /// Whether AUTH is offered here.
+    pub fn offers_auth(&self) -> bool {
+        self.auth.unwrap_or(self.role != Role::Mx)
+    }
 }
 
 /// The job of a listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
-    /// Mail from other servers (port 25).
+    /// Mail from other servers (port 25): STARTTLS offered, AUTH off by default.
     Mx,
+    /// Mail from our own users (port 587, RFC 6409): STARTTLS, then AUTH required.
+    Submission,
+    /// Submission with TLS from the first byte (port 465, RFC 8314).
+    Submissions,
 }
 
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Role::Mx => "mx",
+            Role::Submission => "submission",
+            Role::Submissions => "submissions",
         })
+    }
+}
+
+/// `[tls]`: our certificate. Without one, a self-signed certificate for the host name is
+/// made on first start (in the data folder) so that STARTTLS works out of the box.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tls {
+    /// The certificate chain (PEM), leaf first.
+    pub certificate: Option<Spanned<PathBuf>>,
+    /// Its private key (PEM).
+    pub key: Option<Spanned<PathBuf>>,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    /// The users file that `posthorn user` edits; `users.toml` in the data folder by
+    /// default. A running server picks up changes by itself.
+    pub users_file: Option<PathBuf>,
+    /// Wait before answering a failed AUTH: slows down password guessing.
+    pub failure_delay: Span,
+    /// Failed AUTHs from one address within `failure_window` before it is blocked.
+    pub max_failures: u32,
+    /// The window in which failures are counted.
+    pub failure_window: Span,
+    /// How long a blocked address gets `421 4.7.0`.
+    pub block_time: Span,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            users_file: None,
+            failure_delay: Span(Duration::from_secs(2)),
+            max_failures: 5,
+            failure_window: Span(Duration::from_secs(600)),
+            block_time: Span(Duration::from_secs(900)),
+        }
+    }
+}
+
+/// `[sending]` and an account's `sending`: the most an authenticated user may send, as
+/// mail providers limit bulk sending. 0 means no limit. Over a limit, MAIL gets
+/// `451 4.7.1` and RCPT `452 4.7.1`; the counters survive a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SendingLimits {
+    /// Messages per clock hour.
+    pub messages_per_hour: u64,
+    /// Messages per day (UTC).
+    pub messages_per_day: u64,
+    /// Recipients per clock hour, over all messages.
+    pub recipients_per_hour: u64,
+    /// Recipients per day (UTC).
+    pub recipients_per_day: u64,
+}
+
+impl Default for SendingLimits {
+    fn default() -> Self {
+        SendingLimits {
+            messages_per_hour: 1_000,
+            messages_per_day: 10_000,
+            recipients_per_hour: 5_000,
+            recipients_per_day: 50_000,
+        }
     }
 }
 
@@ -131,6 +226,14 @@ pub struct Limits {
     pub max_connections_per_ip: usize,
     /// What to do with a bare CR or LF: "reject" (550 5.6.0) or "normalize".
     pub bare_newline: BareNewline,
+    /// Most new connections per minute from one client address (0: no limit). Trusted
+    /// networks are exempt.
+    pub max_connection_rate_per_ip: u32,
+    /// Errors after which every reply to the client is delayed, longer with each error
+    /// (tarpitting); `max_errors` disconnects.
+    pub tarpit_after: u32,
+    /// The delay added per error beyond `tarpit_after`.
+    pub tarpit_delay: Span,
 }
 
 impl Default for Limits {
@@ -147,6 +250,9 @@ impl Default for Limits {
             max_connections: 1000,
             max_connections_per_ip: 20,
             bare_newline: protocol.content.bare_newline,
+            max_connection_rate_per_ip: 0,
+            tarpit_after: 5,
+            tarpit_delay: Span(Duration::from_secs(1)),
         }
     }
 }
@@ -291,23 +397,45 @@ pub struct Domain {
     pub catch_all: Option<Spanned<String>>,
 }
 
-/// `[[account]]`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// `[[account]]`, and a `[[user]]` of the users file.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Account {
     /// The account name; also its mailbox folder name.
     pub name: Spanned<String>,
     /// Its addresses; by default `name@` every local domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub addresses: Option<Vec<Spanned<String>>>,
     /// Mailbox size limit; none by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<Size>,
+    /// The password as an argon2id hash (`posthorn user passwd` writes one); without it
+    /// the account cannot log in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Spanned<String>>,
+    /// The sender addresses it may use: addresses, `@domain` for a whole domain, or `*`;
+    /// by default its own addresses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_as: Option<Vec<Spanned<String>>>,
+    /// Its own sending limits instead of `[sending]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sending: Option<SendingLimits>,
 }
 
 fn default_listeners() -> Vec<Listener> {
-    vec![Listener {
-        role: Role::Mx,
-        address: SocketAddr::from(([127, 0, 0, 1], 2525)),
-    }]
+    [
+        (Role::Mx, 2525),
+        (Role::Submission, 5870),
+        (Role::Submissions, 4650),
+    ]
+    .into_iter()
+    .map(|(role, port)| Listener {
+        role,
+        address: SocketAddr::from(([127, 0, 0, 1], port)),
+        auth: None,
+        allow_plaintext_auth: false,
+    })
+    .collect()
 }
 
 fn default_domains() -> Vec<Domain> {
@@ -322,6 +450,9 @@ fn default_accounts() -> Vec<Account> {
         name: Spanned::new(0..0, "postmaster".into()),
         addresses: None,
         quota: None,
+        password: None,
+        send_as: None,
+        sending: None,
     }]
 }
 
@@ -422,7 +553,16 @@ impl Config {
                 bare_newline: self.limits.bare_newline,
             },
             starttls: false,
+            auth: posthorn_proto::AuthPolicy::default(),
         }
+    }
+
+    /// The users file: configured, or `users.toml` in the data folder.
+    pub fn users_file(&self) -> PathBuf {
+        self.auth
+            .users_file
+            .clone()
+            .unwrap_or_else(|| self.server.data_dir.join("users.toml"))
     }
 
     /// The recipient delimiter as a character.
@@ -484,6 +624,28 @@ impl Config {
                     message: format!("{value} is below the minimum of {minimum}"),
                 });
             }
+        }
+        if self.tls.certificate.is_some() != self.tls.key.is_some() {
+            let (key, value) = match (&self.tls.certificate, &self.tls.key) {
+                (Some(c), None) => ("tls.certificate", c),
+                (None, Some(k)) => ("tls.key", k),
+                _ => unreachable!("exactly one is set"),
+            };
+            return Err(Invalid::at(
+                key,
+                value,
+                "give both tls.certificate and tls.key",
+            ));
+        }
+        if let (Some(certificate), Some(key)) = (&self.tls.certificate, &self.tls.key) {
+            crate::certs::load_pem(certificate.get_ref(), key.get_ref()).map_err(|e| {
+                let (name, value) = if e.in_key {
+                    ("tls.key", key)
+                } else {
+                    ("tls.certificate", certificate)
+                };
+                Invalid::at(name, value, e.message)
+            })?;
         }
         let queue = &self.queue;
         let counts = [
@@ -707,7 +869,7 @@ fn key_line(text: &str, key: &str) -> Option<usize> {
 }
 
 /// The 1-based line holding byte `offset`.
-fn line_of(text: &str, offset: usize) -> usize {
+pub(crate) fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
         .iter()
         .filter(|&&b| b == b'\n')
@@ -726,8 +888,10 @@ mod tests {
     #[test]
     fn empty_config_is_the_embedded_default() {
         let config = Config::embedded();
-        assert_eq!(config.listeners.len(), 1);
+        assert_eq!(config.listeners.len(), 3);
         assert_eq!(config.listeners[0].address.to_string(), "127.0.0.1:2525");
+        assert_eq!(config.listeners[1].role, Role::Submission);
+        assert!(config.listeners[1].offers_auth() && !config.listeners[0].offers_auth());
         assert_eq!(config.domains[0].name.get_ref(), "localhost");
         assert_eq!(config.accounts[0].name.get_ref(), "postmaster");
         assert_eq!(config.server.data_dir, PathBuf::from("posthorn-data"));

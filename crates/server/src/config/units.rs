@@ -112,6 +112,13 @@ impl<T: std::str::FromStr<Err = String>> Visitor<'_> for NumberOrText<T> {
     }
 }
 
+impl serde::Serialize for Size {
+    /// As a plain number of octets, which reads back the same.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(self.0)
+    }
+}
+
 impl<'de> serde::Deserialize<'de> for Size {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(NumberOrText(

@@ -9,14 +9,15 @@ use posthorn_proto::{ForwardPath, Mailbox, ReversePath};
 use posthorn_spool::{ClientInfo, DeliveryState, DsnAction, Envelope, QueueStore, Recipient};
 use tracing::{info, warn};
 
-use crate::directory::{Directory, Resolution};
+use crate::directory::Resolution;
 use crate::dsn::{self, Notice};
+use crate::users::LiveDirectory;
 
 /// Writes notices; cheap to clone.
 #[derive(Clone)]
 pub struct Notifier {
     store: Arc<dyn QueueStore>,
-    directory: Arc<Directory>,
+    directory: Arc<LiveDirectory>,
     hostname: String,
     notify_postmaster: bool,
 }
@@ -25,7 +26,7 @@ impl Notifier {
     /// A notifier writing into `store`, routing notices through `directory`.
     pub fn new(
         store: Arc<dyn QueueStore>,
-        directory: Arc<Directory>,
+        directory: Arc<LiveDirectory>,
         hostname: String,
         notify_postmaster: bool,
     ) -> Self {
@@ -100,7 +101,7 @@ impl Notifier {
                 return None;
             }
         };
-        let recipients = match self.directory.resolve(&to) {
+        let recipients = match self.directory.current().resolve(&to) {
             Resolution::Deliver(targets) => targets
                 .into_iter()
                 .map(|t| notice_recipient(t.address, t.route, &to))

@@ -83,6 +83,26 @@ impl TestServer {
         self.root.join("data")
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server running").id()
+    }
+
+    /// The address of the (first) listener with `role`, as the server logged it at its
+    /// latest start.
+    pub fn listener(&self, role: &str) -> SocketAddr {
+        let log = self.log();
+        let last_start = log.rfind("--- start ---").unwrap_or(0);
+        log[last_start..]
+            .lines()
+            .filter(|l| l.contains("listening") && l.contains(&format!("role={role} ")))
+            .find_map(|l| l.split("address=").nth(1))
+            .unwrap_or_else(|| panic!("no {role} listener in the log:\n{log}"))
+            .trim()
+            .parse()
+            .expect("listening address")
+    }
+
     fn launch(&mut self) {
         let config = format!(
             "[server]\nhostname = \"mx.test\"\ndata_dir = \"{}\"\n{}\n[[listener]]\nrole = \"mx\"\naddress = \"127.0.0.1:0\"\n\n{}",

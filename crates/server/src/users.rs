@@ -1,0 +1,317 @@
+//! The users file (`users.toml`): accounts with passwords, added and changed by
+//! `posthorn user` while the server runs. Each `[[user]]` has the keys of an `[[account]]`.
+//! The CLI replaces the file atomically; the server notices the change within a second
+//! (or at once on SIGHUP) and swaps in a new directory, keeping the old one if the file is
+//! broken.
+
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+use tracing::{info, warn};
+
+use crate::config::{Account, Config, ConfigError, line_of};
+use crate::directory::Directory;
+
+/// How often a running server looks at the users file.
+const POLL: Duration = Duration::from_secs(1);
+
+/// The file's contents.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsersFile {
+    /// The users, in file order.
+    #[serde(default, rename = "user")]
+    pub users: Vec<Account>,
+}
+
+impl UsersFile {
+    /// Reads `path`; a missing file has no users.
+    pub fn load(path: &Path) -> Result<UsersFile, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(UsersFile::default()),
+            Err(e) => {
+                return Err(error(
+                    path,
+                    None,
+                    String::new(),
+                    format!("cannot read: {e}"),
+                ));
+            }
+        };
+        Self::parse(&text, path)
+    }
+
+    fn parse(text: &str, path: &Path) -> Result<UsersFile, ConfigError> {
+        let deserializer = toml::Deserializer::parse(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start));
+            error(path, line, String::new(), e.message().to_string())
+        })?;
+        serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            let line = inner.span().map(|s| line_of(text, s.start));
+            error(path, line, key, inner.message().to_string())
+        })
+    }
+
+    /// Writes the file atomically (a new file synced, then renamed over the old one) and
+    /// readable by its owner only: it holds password hashes.
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        let mut text = String::from(
+            "# Posthorn users: edit with `posthorn user add|passwd|del|list`.\n\
+             # Each [[user]] takes the keys of an [[account]] in the configuration.\n\n",
+        );
+        text.push_str(&toml::to_string(self)?);
+        let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+        let folder = folder.unwrap_or(Path::new("."));
+        std::fs::create_dir_all(folder)?;
+        let temporary = folder.join(format!(
+            ".{}.tmp",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("users")
+        ));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temporary)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)?;
+        std::fs::File::open(folder)?.sync_all()?;
+        Ok(())
+    }
+
+    /// The user called `name`.
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Account> {
+        self.users.iter_mut().find(|u| u.name.get_ref() == name)
+    }
+
+    /// Adds a user with its password hash; refused if the name is taken or the result
+    /// would not be a valid directory (an address of a foreign domain, one taken...).
+    pub fn add(&mut self, config: &Config, user: NewUser) -> Result<(), String> {
+        let taken = self.users.iter().any(|u| u.name.get_ref() == &user.name)
+            || config
+                .accounts
+                .iter()
+                .any(|a| a.name.get_ref() == &user.name);
+        if taken {
+            return Err(format!(
+                "{} exists already; `posthorn user passwd {}` changes its password",
+                user.name, user.name
+            ));
+        }
+        let spanned = |list: Vec<String>| {
+            (!list.is_empty()).then(|| list.into_iter().map(|a| Spanned::new(0..0, a)).collect())
+        };
+        self.users.push(Account {
+            name: Spanned::new(0..0, user.name),
+            addresses: spanned(user.addresses),
+            quota: user.quota,
+            password: Some(Spanned::new(0..0, user.password_hash)),
+            send_as: spanned(user.send_as),
+            sending: None,
+        });
+        self.check(config)
+    }
+
+    /// Sets the password of a user, or of an account of the configuration (which then
+    /// gets an entry here holding just the password).
+    pub fn set_password(
+        &mut self,
+        config: &Config,
+        name: &str,
+        hash: String,
+    ) -> Result<(), String> {
+        let password = Some(Spanned::new(0..0, hash));
+        if let Some(user) = self.get_mut(name) {
+            user.password = password;
+        } else if config.accounts.iter().any(|a| a.name.get_ref() == name) {
+            self.users.push(Account {
+                name: Spanned::new(0..0, name.to_string()),
+                addresses: None,
+                quota: None,
+                password,
+                send_as: None,
+                sending: None,
+            });
+        } else {
+            return Err(format!("no user {name}"));
+        }
+        self.check(config)
+    }
+
+    /// Removes a user; its mailbox stays on disk.
+    pub fn remove(&mut self, name: &str) -> Result<(), String> {
+        let before = self.users.len();
+        self.users.retain(|u| u.name.get_ref() != name);
+        if self.users.len() == before {
+            return Err(format!("no user {name} in the users file"));
+        }
+        Ok(())
+    }
+
+    fn check(&self, config: &Config) -> Result<(), String> {
+        Directory::build_with_users(config, &self.users)
+            .map(drop)
+            .map_err(|invalid| format!("{}: {}", invalid.key, invalid.message))
+    }
+}
+
+/// A user to add.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Login and mailbox name.
+    pub name: String,
+    /// Its addresses; `name@` every local domain when empty.
+    pub addresses: Vec<String>,
+    /// Sender addresses it may use; its own addresses when empty.
+    pub send_as: Vec<String>,
+    /// Mailbox size limit.
+    pub quota: Option<crate::config::Size>,
+    /// The argon2 hash of its password.
+    pub password_hash: String,
+}
+
+fn error(path: &Path, line: Option<usize>, key: String, message: String) -> ConfigError {
+    ConfigError {
+        file: Some(path.to_path_buf()),
+        line,
+        key,
+        message,
+    }
+}
+
+/// The directory built from the configuration and the users file as they are now.
+pub fn build(config: &Config, path: &Path) -> Result<Directory, ConfigError> {
+    let users = UsersFile::load(path)?;
+    Directory::build_with_users(config, &users.users).map_err(|invalid| {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let in_users = invalid.key.starts_with("user[");
+        let line =
+            (in_users && !invalid.span.is_empty()).then(|| line_of(&text, invalid.span.start));
+        ConfigError {
+            file: in_users.then(|| path.to_path_buf()),
+            line,
+            key: invalid.key,
+            message: invalid.message,
+        }
+    })
+}
+
+/// What identifies a version of the users file.
+type Stamp = Option<(SystemTime, u64, u64)>;
+
+fn stamp(path: &Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt as _;
+    let metadata = std::fs::metadata(path).ok()?;
+    Some((metadata.modified().ok()?, metadata.len(), metadata.ino()))
+}
+
+/// The directory in use, replaced whenever the users file changes.
+#[derive(Debug)]
+pub struct LiveDirectory {
+    config: Config,
+    path: PathBuf,
+    current: RwLock<Arc<Directory>>,
+    seen: Mutex<Stamp>,
+}
+
+impl LiveDirectory {
+    /// Builds the first directory; a broken users file stops the start.
+    pub fn load(config: &Config) -> Result<Arc<LiveDirectory>, ConfigError> {
+        let path = config.users_file();
+        let seen = stamp(&path);
+        let directory = build(config, &path)?;
+        Ok(Arc::new(LiveDirectory {
+            config: config.clone(),
+            path,
+            current: RwLock::new(Arc::new(directory)),
+            seen: Mutex::new(seen),
+        }))
+    }
+
+    /// The directory to use now.
+    pub fn current(&self) -> Arc<Directory> {
+        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Rebuilds the directory if the users file changed (or always, with `force`).
+    pub fn refresh(&self, force: bool) {
+        let now = stamp(&self.path);
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+            if !force && *seen == now {
+                return;
+            }
+            *seen = now;
+        }
+        match build(&self.config, &self.path) {
+            Ok(directory) => {
+                *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(directory);
+                info!(file = %self.path.display(), "users reloaded");
+            }
+            Err(e) => warn!(error = %e, "users file not reloaded, keeping the previous users"),
+        }
+    }
+
+    /// Looks at the users file every second until `shutdown`.
+    pub async fn watch(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => {}
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            }
+            let live = Arc::clone(&self);
+            let _ = tokio::task::spawn_blocking(move || live.refresh(false)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_and_load_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.toml");
+        assert_eq!(UsersFile::load(&path).unwrap(), UsersFile::default());
+        let file = UsersFile::parse(
+            "[[user]]\nname = \"alice\"\npassword = \"$argon2id$x\"\nsend_as = [\"@example.com\"]\nquota = \"1MiB\"\n",
+            &path,
+        )
+        .unwrap();
+        file.save(&path).unwrap();
+        let again = UsersFile::load(&path).unwrap();
+        assert_eq!(again.users.len(), 1);
+        assert_eq!(again.users[0].name.get_ref(), "alice");
+        assert_eq!(again.users[0].quota, Some(crate::config::Size(1 << 20)));
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn problems_name_the_key_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.toml");
+        std::fs::write(
+            &path,
+            "[[user]]\nname = \"alice\"\n\n[[user]]\nname = \"bob\"\npassword = \"secret\"\n",
+        )
+        .unwrap();
+        let e = build(&Config::embedded(), &path).unwrap_err();
+        assert_eq!(e.key, "user[1].password");
+        assert_eq!(e.line, Some(6));
+        std::fs::write(&path, "[[user]]\nname = \"alice\"\nquotum = 3\n").unwrap();
+        let e = build(&Config::embedded(), &path).unwrap_err();
+        assert_eq!(e.line, Some(3), "{e}");
+    }
+}

@@ -1,0 +1,259 @@
+//! The commands people and programs use beside the server: `posthorn sendmail` (and a
+//! link named `sendmail`) injecting mail through the local socket, and `posthorn user`
+//! editing the users file while the server runs.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::process::{Command, Output, Stdio};
+
+use common::{Options, PATIENCE, TestServer, wait_until};
+
+fn server() -> TestServer {
+    Options::default()
+        .config(
+            r#"
+[[listener]]
+role = "submissions"
+address = "127.0.0.1:0"
+
+[auth]
+failure_delay = "10ms"
+max_failures = 1000
+
+[[domain]]
+name = "example.com"
+
+[[account]]
+name = "postmaster"
+
+[[account]]
+name = "alice"
+
+[[account]]
+name = "bob"
+
+[[account]]
+name = "carol"
+"#,
+        )
+        .start()
+}
+
+/// Runs `program args` with `input` on stdin and the test server's configuration.
+fn run(program: &std::path::Path, args: &[&str], input: &str, server: &TestServer) -> Output {
+    let mut child = Command::new(program)
+        .args(args)
+        .env("POSTHORN_CONFIG", server.config_path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("command starts");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn posthorn() -> std::path::PathBuf {
+    env!("CARGO_BIN_EXE_posthorn").into()
+}
+
+#[test]
+fn sendmail_t_delivers_to_to_cc_and_bcc_and_strips_bcc() {
+    let server = server();
+    let output = run(
+        &posthorn(),
+        &["sendmail", "-t"],
+        "To: Alice <alice@example.com>\nCc: bob@example.com\nBcc: carol@example.com\nSubject: hi\n\nbody\n",
+        &server,
+    );
+    assert!(output.status.success(), "{output:?}");
+    for account in ["alice", "bob", "carol"] {
+        let message = String::from_utf8(server.wait_for_messages(account, 1).remove(0)).unwrap();
+        assert!(
+            !message.contains("Bcc") && !message.contains("carol@example.com>"),
+            "{message}"
+        );
+        assert!(message.contains("Subject: hi\r\n"), "{message}");
+        assert!(
+            message.ends_with("\r\n\r\nbody\r\n"),
+            "LF became CRLF: {message:?}"
+        );
+        assert!(message.contains("\r\nFrom: "), "{message}");
+        assert!(message.contains("\r\nDate: ") && message.contains("\r\nMessage-ID: <"));
+    }
+}
+
+#[test]
+fn a_link_named_sendmail_behaves_the_same() {
+    let server = server();
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("sendmail");
+    std::os::unix::fs::symlink(posthorn(), &link).unwrap();
+    let output = run(
+        &link,
+        &[
+            "-i",
+            "-f",
+            "app@example.com",
+            "-F",
+            "The App",
+            "alice@example.com",
+        ],
+        "Subject: from php\n\nline\n.\nafter the dot\n",
+        &server,
+    );
+    assert!(output.status.success(), "{output:?}");
+    let message = String::from_utf8(server.wait_for_messages("alice", 1).remove(0)).unwrap();
+    assert!(
+        message.starts_with("Return-Path: <app@example.com>\r\n"),
+        "{message}"
+    );
+    assert!(
+        message.contains("From: \"The App\" <app@example.com>\r\n"),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("line\r\n.\r\nafter the dot\r\n"),
+        "-i keeps the dot: {message:?}"
+    );
+}
+
+#[test]
+fn sendmail_exit_codes_follow_sysexits() {
+    let server = server();
+    let unknown = run(
+        &posthorn(),
+        &["sendmail", "nobody@example.com"],
+        "Subject: x\n\ny\n",
+        &server,
+    );
+    assert_eq!(unknown.status.code(), Some(67), "{unknown:?}");
+    let none = run(&posthorn(), &["sendmail"], "Subject: x\n\ny\n", &server);
+    assert_eq!(none.status.code(), Some(64), "{none:?}");
+    let bad = run(&posthorn(), &["sendmail", "-bs"], "", &server);
+    assert_eq!(bad.status.code(), Some(64), "{bad:?}");
+    let mut stopped = server;
+    stopped.stop();
+    let down = run(
+        &posthorn(),
+        &["sendmail", "alice@example.com"],
+        "Subject: x\n\ny\n",
+        &stopped,
+    );
+    assert_eq!(down.status.code(), Some(75), "{down:?}");
+}
+
+/// Tries AUTH PLAIN over implicit TLS; returns the reply.
+fn try_login(server: &TestServer, user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let config = posthorn::outbound::tls::TlsClient::new(None)
+        .unwrap()
+        .config(false)
+        .unwrap();
+    let tcp = TcpStream::connect(server.listener("submissions")).unwrap();
+    tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("mx.test").unwrap();
+    let connection = rustls::ClientConnection::new(config, name).unwrap();
+    let mut stream = BufReader::new(rustls::StreamOwned::new(connection, tcp));
+    read(&mut stream);
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+    stream.get_mut().write_all(b"EHLO client.test\r\n").unwrap();
+    read(&mut stream);
+    stream
+        .get_mut()
+        .write_all(format!("AUTH PLAIN {token}\r\n").as_bytes())
+        .unwrap();
+    read(&mut stream)
+}
+
+fn read(reader: &mut impl BufRead) -> String {
+    let mut text = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return text;
+        }
+        text.push_str(&line);
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return text;
+        }
+    }
+}
+
+#[test]
+fn user_commands_take_effect_without_a_restart() {
+    let server = server();
+    let config = server.config_path();
+    let config = config.to_str().unwrap();
+    let user = |args: &[&str], input: &str| {
+        let mut all = vec!["user", "--config", config];
+        all.extend_from_slice(args);
+        run(&posthorn(), &all, input, &server)
+    };
+    assert!(try_login(&server, "dave", "first").starts_with("535"));
+    let added = user(&["add", "dave", "--send-as", "@example.com"], "first\n");
+    assert!(added.status.success(), "{added:?}");
+    wait_until("the new user can log in", || {
+        try_login(&server, "dave", "first")
+            .starts_with("235")
+            .then_some(())
+    })
+    .unwrap();
+    assert!(try_login(&server, "dave@example.com", "first").starts_with("235"));
+
+    let changed = user(&["passwd", "dave"], "second\n");
+    assert!(changed.status.success(), "{changed:?}");
+    wait_until("the new password works", || {
+        try_login(&server, "dave", "second")
+            .starts_with("235")
+            .then_some(())
+    })
+    .unwrap();
+    assert!(try_login(&server, "dave", "first").starts_with("535"));
+
+    // A configured account gets a password the same way.
+    assert!(user(&["passwd", "alice"], "alice-pw\n").status.success());
+    wait_until("alice can log in", || {
+        try_login(&server, "alice", "alice-pw")
+            .starts_with("235")
+            .then_some(())
+    })
+    .unwrap();
+
+    let listed = user(&["list"], "");
+    let listing = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listing.contains("dave") && listing.contains("@example.com"),
+        "{listing}"
+    );
+    assert!(
+        !listing.contains("argon2"),
+        "hashes stay out of listings: {listing}"
+    );
+    let file = std::fs::read_to_string(server.data().join("users.toml")).unwrap();
+    assert!(
+        file.contains("$argon2id$") && !file.contains("second"),
+        "{file}"
+    );
+
+    let taken = user(&["add", "dave"], "x\n");
+    assert!(!taken.status.success());
+    let foreign = user(&["add", "eve", "--address", "eve@elsewhere.example"], "x\n");
+    assert!(!foreign.status.success(), "{foreign:?}");
+
+    assert!(user(&["del", "dave"], "").status.success());
+    wait_until("the removed user cannot log in", || {
+        try_login(&server, "dave", "second")
+            .starts_with("535")
+            .then_some(())
+    })
+    .unwrap();
+}

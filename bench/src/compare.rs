@@ -312,7 +312,8 @@ pub fn environment(posthorn: &Path) -> Vec<(String, String)> {
         ),
         (
             "postfix".into(),
-            run("/usr/sbin/postconf", &["-h", "mail_version"]),
+            // -d: the built-in default, which needs no main.cf (none exists here).
+            run("/usr/sbin/postconf", &["-d", "-h", "mail_version"]),
         ),
     ]
 }

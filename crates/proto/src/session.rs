@@ -780,7 +780,6 @@ impl<R> Session<R> {
                 None
             }
             Err(error) => {
-                self.phase = Phase::Command;
                 self.respond(match error {
                     ResponseError::Cancelled => table::auth_cancelled(),
                     ResponseError::Malformed => table::auth_malformed(),

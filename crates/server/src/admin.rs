@@ -23,42 +23,43 @@ pub const SOCKET: &str = "admin.sock";
 /// Longest request line.
 const MAX_REQUEST: u64 = 8 * 1024;
 
-/// A request on the admin socket (one JSON line).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A request on the admin socket (one JSON line); also the `posthorn queue` subcommands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clap::Subcommand)]
 #[serde(tag = "command", rename_all = "lowercase")]
 pub enum Request {
-    /// Every queued message.
+    /// Every queued message with its recipients' states (like mailq).
     List,
     /// One message in detail, with its headers.
     Show {
-        /// The queue id.
+        /// Queue id.
         id: String,
     },
-    /// Attempt now.
+    /// Attempt delivery now: one message, or everything waiting.
     Flush {
-        /// One message, or all.
+        /// Queue id; all messages when absent.
         id: Option<String>,
     },
-    /// Keep out of delivery.
+    /// Keep a message out of delivery until released.
     Hold {
-        /// The queue id.
+        /// Queue id.
         id: String,
     },
-    /// Back into delivery.
+    /// Put a held message back into delivery.
     Release {
-        /// The queue id.
+        /// Queue id.
         id: String,
     },
-    /// Remove, telling the sender unless `silent`.
+    /// Remove a message; its sender gets a bounce unless --silent.
     Delete {
-        /// The queue id.
+        /// Queue id.
         id: String,
-        /// No bounce.
+        /// Do not tell the sender.
+        #[arg(long)]
         silent: bool,
     },
-    /// Return to the sender now.
+    /// Return a message to its sender now.
     Bounce {
-        /// The queue id.
+        /// Queue id.
         id: String,
     },
 }
@@ -239,7 +240,7 @@ async fn listing(store: Arc<dyn QueueStore>, only: Option<String>) -> Response {
                             &mut io::Read::take(&mut content.reader, 256 * 1024),
                             &mut head,
                         )?;
-                        let section = crate::dsn::header_section(&head);
+                        let section = crate::headers::header_section(&head);
                         Some(format!(
                             "{}{}",
                             envelope.prepend,

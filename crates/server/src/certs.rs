@@ -57,7 +57,7 @@ impl CertSource {
             key: folder.join("self-signed.key"),
         };
         if !source.certificate.exists() || !source.key.exists() {
-            generate_self_signed(&folder, &source, hostname)?;
+            generate_self_signed(&source, hostname)?;
         }
         warn!(
             certificate = %source.certificate.display(),
@@ -69,20 +69,11 @@ impl CertSource {
 }
 
 /// Makes a self-signed certificate for `hostname`; the key file is readable by us only.
-fn generate_self_signed(folder: &Path, source: &CertSource, hostname: &str) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    std::fs::create_dir_all(folder)?;
+fn generate_self_signed(source: &CertSource, hostname: &str) -> anyhow::Result<()> {
     let certified = rcgen::generate_simple_self_signed(vec![hostname.to_string()])?;
-    let mut key = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&source.key)?;
-    key.write_all(certified.signing_key.serialize_pem().as_bytes())?;
-    key.sync_all()?;
-    std::fs::write(&source.certificate, certified.cert.pem())?;
+    let key = certified.signing_key.serialize_pem();
+    crate::atomic_file::replace(&source.key, key.as_bytes(), 0o600)?;
+    crate::atomic_file::replace(&source.certificate, certified.cert.pem().as_bytes(), 0o644)?;
     info!(certificate = %source.certificate.display(), %hostname, "made a self-signed certificate");
     Ok(())
 }

@@ -11,6 +11,7 @@ use mail_builder::mime::MimePart;
 use posthorn_proto::Ret;
 use posthorn_spool::{DsnAction, Envelope, Recipient};
 
+use crate::headers::header_section;
 use crate::received::rfc5322_date;
 
 /// One notice about some recipients of one message.
@@ -204,13 +205,4 @@ fn one_line(text: &str) -> String {
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// The header section of a message, up to and including the empty line.
-pub fn header_section(message: &[u8]) -> &[u8] {
-    match message.windows(4).position(|w| w == b"\r\n\r\n") {
-        Some(at) => &message[..at + 4],
-        None if message.starts_with(b"\r\n") => &message[..2],
-        None => message,
-    }
 }

@@ -3,10 +3,12 @@
 //! `posthorn-proto`, the queue storage in `posthorn-spool`.
 
 pub mod admin;
+pub mod atomic_file;
 pub mod certs;
 pub mod config;
 pub mod directory;
 pub mod dsn;
+pub mod headers;
 pub mod limiter;
 pub mod local;
 pub mod maildir;

@@ -47,7 +47,7 @@ enum Command {
         #[arg(long)]
         json: bool,
         #[command(subcommand)]
-        action: QueueAction,
+        action: Request,
     },
     /// Manage the users who log in (the users file); a running server picks changes up.
     User {
@@ -96,45 +96,6 @@ enum UserAction {
     },
     /// List the users.
     List,
-}
-
-#[derive(Subcommand)]
-enum QueueAction {
-    /// Every queued message with its recipients' states (like mailq).
-    List,
-    /// One message in detail, with its headers.
-    Show {
-        /// Queue id.
-        id: String,
-    },
-    /// Attempt delivery now: one message, or everything waiting.
-    Flush {
-        /// Queue id; all messages when absent.
-        id: Option<String>,
-    },
-    /// Keep a message out of delivery until released.
-    Hold {
-        /// Queue id.
-        id: String,
-    },
-    /// Put a held message back into delivery.
-    Release {
-        /// Queue id.
-        id: String,
-    },
-    /// Remove a message; its sender gets a bounce unless --silent.
-    Delete {
-        /// Queue id.
-        id: String,
-        /// Do not tell the sender.
-        #[arg(long)]
-        silent: bool,
-    },
-    /// Return a message to its sender now.
-    Bounce {
-        /// Queue id.
-        id: String,
-    },
 }
 
 fn main() -> ExitCode {
@@ -305,21 +266,12 @@ fn user(config: Option<PathBuf>, action: UserAction) -> ExitCode {
 }
 
 /// `posthorn queue ...`: one request to the running server's admin socket.
-fn queue(config: Option<PathBuf>, json: bool, action: QueueAction) -> ExitCode {
+fn queue(config: Option<PathBuf>, json: bool, request: Request) -> ExitCode {
     let config = match load_config(config) {
         Ok(config) => config,
         Err(code) => return code,
     };
-    let detailed = matches!(action, QueueAction::Show { .. });
-    let request = match action {
-        QueueAction::List => Request::List,
-        QueueAction::Show { id } => Request::Show { id },
-        QueueAction::Flush { id } => Request::Flush { id },
-        QueueAction::Hold { id } => Request::Hold { id },
-        QueueAction::Release { id } => Request::Release { id },
-        QueueAction::Delete { id, silent } => Request::Delete { id, silent },
-        QueueAction::Bounce { id } => Request::Bounce { id },
-    };
+    let detailed = matches!(request, Request::Show { .. });
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

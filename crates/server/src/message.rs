@@ -6,6 +6,8 @@ use std::io::{self, Read};
 
 use posthorn_spool::{Envelope, QueueStore};
 
+use crate::headers::is_field;
+
 /// Octets read ahead to find the header section.
 const HEAD_LIMIT: u64 = 64 * 1024;
 
@@ -68,10 +70,10 @@ impl QueuedMessage {
     /// The number of `Received` headers: a message that has passed more hosts than a mail
     /// path could reasonably have is in a loop (RFC 5321 §6.3).
     pub fn hops(&self) -> usize {
-        let section = crate::dsn::header_section(&self.head);
+        let section = crate::headers::header_section(&self.head);
         section
             .split(|&b| b == b'\n')
-            .filter(|line| line.len() >= 9 && line[..9].eq_ignore_ascii_case(b"received:"))
+            .filter(|line| is_field(line, b"received"))
             .count()
     }
 }

@@ -4,7 +4,6 @@
 //! after each message, so a restart does not hand out a fresh day.
 
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 
@@ -100,6 +99,9 @@ impl SendingQuota {
     /// Counts a message accepted from `user` and saves the counters. Blocking: call it
     /// off the async threads.
     pub fn record(&self, user: &str, recipients: u64, now: u64) {
+        // Taken first, so that files are written in the order of their snapshots and an
+        // older snapshot never overwrites a newer one.
+        let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
         let snapshot = {
             let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
             let mut c = counts.get(user).copied().unwrap_or_default().at(now);
@@ -112,21 +114,12 @@ impl SendingQuota {
             counts.retain(|_, c| c.day == now / 86_400);
             serde_json::to_vec(&*counts)
         };
-        let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Err(e) = snapshot
+        let saved = snapshot
             .map_err(std::io::Error::other)
-            .and_then(|b| self.save(&b))
-        {
+            .and_then(|bytes| crate::atomic_file::replace(&self.path, &bytes, 0o600));
+        if let Err(e) = saved {
             warn!(file = %self.path.display(), error = %e, "cannot save sending counters");
         }
-    }
-
-    fn save(&self, bytes: &[u8]) -> std::io::Result<()> {
-        let temporary = self.path.with_extension("tmp");
-        let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_data()?;
-        std::fs::rename(&temporary, &self.path)
     }
 }
 

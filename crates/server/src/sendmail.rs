@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use posthorn_proto::Reply;
+
+use crate::headers::{has_field, is_field};
 use posthorn_proto::client::{Client, DotStuffer, Event, Outgoing, TransactionEnd};
 
 /// The socket in the data folder.
@@ -151,7 +153,7 @@ pub fn prepare(input: &[u8], options: &Options, sender: &str) -> Prepared {
         recipients.extend(header_recipients(head));
     }
     let mut content = Vec::with_capacity(input.len() + 100);
-    if !has_header(head, b"from") {
+    if !has_field(head, b"from") {
         let from = match &options.full_name {
             Some(name) => format!("From: \"{}\" <{sender}>\n", name.replace(['"', '\\'], "")),
             None => format!("From: {sender}\n"),
@@ -216,20 +218,10 @@ fn header_fields(head: &[u8]) -> Vec<&[u8]> {
     fields
 }
 
-fn field_is(field: &[u8], name: &[u8]) -> bool {
-    field.len() > name.len()
-        && field[..name.len()].eq_ignore_ascii_case(name)
-        && field[name.len()] == b':'
-}
-
-fn has_header(head: &[u8], name: &[u8]) -> bool {
-    header_fields(head).iter().any(|f| field_is(f, name))
-}
-
 fn without_header(head: &[u8], name: &[u8]) -> Vec<u8> {
     header_fields(head)
         .into_iter()
-        .filter(|f| !field_is(f, name))
+        .filter(|f| !is_field(f, name))
         .flatten()
         .copied()
         .collect()

@@ -30,7 +30,7 @@ use crate::queue::{self, Notifier, SystemClock};
 use crate::sending::SendingQuota;
 use crate::sendmail;
 use crate::smtp::{self, Client, Endpoint, Inbound};
-use crate::stream::Connection;
+use crate::stream::{Connection, ServerConnection};
 use crate::throttle::{AuthThrottle, ConnectionRate};
 use crate::users::LiveDirectory;
 
@@ -416,7 +416,7 @@ fn admit(stream: TcpStream, peer: SocketAddr, handler: &Handler) {
 }
 
 /// The handshake of an implicit-TLS connection (RFC 8314), before any SMTP.
-async fn handshake(acceptor: &TlsAcceptor, stream: TcpStream) -> Option<Connection> {
+async fn handshake(acceptor: &TlsAcceptor, stream: TcpStream) -> Option<ServerConnection> {
     let mut connection = Connection::Plain(stream);
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, connection.start_tls(acceptor)).await {
         Ok(Ok(())) => Some(connection),

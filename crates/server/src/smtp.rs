@@ -29,7 +29,7 @@ use crate::passwords;
 use crate::queue::QueueHandle;
 use crate::received::{Trace, received_header};
 use crate::sending::SendingQuota;
-use crate::stream::Connection;
+use crate::stream::ServerConnection;
 use crate::submission::Missing;
 use crate::throttle::AuthThrottle;
 use crate::users::LiveDirectory;
@@ -119,7 +119,8 @@ struct Incoming {
     arrival: u64,
     /// Part of the content already went to the spool file: it is not all in memory.
     spilled: bool,
-    /// Headers a submitted message lacks, once the header section has been seen.
+    /// Headers a submitted message lacks, once its header section has been seen; never
+    /// set for mail from other servers, which is not completed.
     missing: Option<Missing>,
 }
 
@@ -128,7 +129,7 @@ struct Incoming {
 pub async fn run(
     inbound: Arc<Inbound>,
     endpoint: Arc<Endpoint>,
-    connection: Connection,
+    connection: ServerConnection,
     client: Client,
     shutdown: watch::Receiver<bool>,
 ) {
@@ -167,7 +168,7 @@ pub async fn run(
 struct Driver {
     inbound: Arc<Inbound>,
     endpoint: Arc<Endpoint>,
-    connection: Connection,
+    connection: ServerConnection,
     client: Client,
     /// The TLS version and cipher, once encrypted.
     tls: Option<String>,
@@ -312,28 +313,26 @@ impl Driver {
             return;
         };
         let directory = self.inbound.directory.current();
-        let owned = match (&mail.from, directory.account(user)) {
-            (_, None) => false,
-            (ReversePath::Null, Some(_)) => true,
-            (ReversePath::Mailbox(sender), Some(account)) => directory.may_send_as(account, sender),
-        };
-        let reply = if !owned {
-            info!(client = %self.client, user, from = %mail.from, "sender not owned");
-            Some(table::sender_not_owned())
-        } else if let Some(account) = directory.account(user)
-            && !self
-                .inbound
-                .sending
-                .may_send(user, &account.sending, unix_now())
-        {
-            info!(user, "sending quota reached");
-            Some(table::message_quota_exceeded())
-        } else {
-            None
-        };
-        match reply {
-            Some(reply) => self.session.reject(reply),
-            None => self.session.accept(),
+        // An account removed since its AUTH owns nothing.
+        let owned = directory.account(user).filter(|account| match &mail.from {
+            ReversePath::Null => true,
+            ReversePath::Mailbox(sender) => directory.may_send_as(account, sender),
+        });
+        match owned {
+            None => {
+                info!(client = %self.client, user, from = %mail.from, "sender not owned");
+                self.session.reject(table::sender_not_owned());
+            }
+            Some(account)
+                if !self
+                    .inbound
+                    .sending
+                    .may_send(user, &account.sending, unix_now()) =>
+            {
+                info!(user, "sending quota reached");
+                self.session.reject(table::message_quota_exceeded());
+            }
+            Some(_) => self.session.accept(),
         }
     }
 
@@ -380,12 +379,12 @@ impl Driver {
     /// RCPT: resolve through the directory; unknown users and relaying are refused here,
     /// so we never accept mail we would have to bounce.
     async fn rcpt(&mut self, rcpt: RcptTo) {
+        let directory = self.inbound.directory.current();
         if let Some(user) = self.session.authenticated() {
             let pending = self
                 .session
                 .transaction()
                 .map_or(0, |t| t.recipients.len() as u64);
-            let directory = self.inbound.directory.current();
             let allowed = directory.account(user).is_none_or(|account| {
                 self.inbound
                     .sending
@@ -397,7 +396,6 @@ impl Driver {
                 return;
             }
         }
-        let directory = self.inbound.directory.current();
         match directory.resolve(&rcpt.to) {
             Resolution::Deliver(targets) => {
                 if all_mailboxes_full(&directory, &targets).await {
@@ -462,7 +460,8 @@ impl Driver {
             self.content.clear();
             return;
         };
-        if incoming.missing.is_none() {
+        // Only submissions are completed; mail from other servers is not scanned.
+        if incoming.missing.is_none() && self.is_submission() {
             incoming.missing = Some(Missing::in_message(&self.content, false));
         }
         let content = std::mem::take(&mut self.content);
@@ -491,7 +490,7 @@ impl Driver {
         let Some(mut incoming) = self.incoming.take() else {
             return table::local_error();
         };
-        if incoming.missing.is_none() {
+        if incoming.missing.is_none() && self.is_submission() {
             incoming.missing = Some(Missing::in_message(&self.content, true));
         }
         let Some(envelope) = self.envelope(&incoming) else {
@@ -582,9 +581,7 @@ impl Driver {
             single_recipient,
             time: incoming.arrival,
         });
-        if self.is_submission()
-            && let Some(missing) = incoming.missing
-        {
+        if let Some(missing) = incoming.missing {
             prepend.push_str(&missing.headers(incoming.id.as_str(), hostname, incoming.arrival));
         }
         Some(Envelope {

@@ -1,37 +1,55 @@
-//! An inbound connection as the session driver sees it: plain TCP that may become TLS
-//! after STARTTLS, TLS from the first byte, or the local socket of `posthorn sendmail`.
+//! A connection as the SMTP drivers see it: plain TCP that may move into TLS (STARTTLS, or
+//! implicit TLS before the first byte), or the local socket of `posthorn sendmail`. One
+//! type serves both directions: `T` is tokio-rustls's server or client TLS stream.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use rustls::CommonState;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 
-/// One client connection.
+/// One connection.
 #[derive(Debug)]
-pub enum Connection {
+pub enum Connection<T> {
     /// TCP without encryption (yet).
     Plain(TcpStream),
     /// TCP inside TLS.
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<T>),
     /// The local submission socket.
     Local(UnixStream),
     /// Only while a handshake holds the stream, or after it failed.
     Gone,
 }
 
-impl Connection {
+/// An inbound connection.
+pub type ServerConnection = Connection<tokio_rustls::server::TlsStream<TcpStream>>;
+/// An outbound connection.
+pub type ClientConnection = Connection<tokio_rustls::client::TlsStream<TcpStream>>;
+
+impl<T> Connection<T> {
+    /// Takes the TCP stream out for a TLS handshake, leaving `Gone` until the handshake
+    /// puts the TLS stream back; `None` if the connection is not plain TCP.
+    pub fn take_plain(&mut self) -> Option<TcpStream> {
+        match std::mem::replace(self, Connection::Gone) {
+            Connection::Plain(tcp) => Some(tcp),
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+}
+
+impl ServerConnection {
     /// Does the server side of a TLS handshake on a plain connection. Nothing the client
     /// sent before is kept: the session has already dropped it (RFC 3207 §6).
     pub async fn start_tls(&mut self, acceptor: &TlsAcceptor) -> io::Result<()> {
-        let Connection::Plain(tcp) = std::mem::replace(self, Connection::Gone) else {
-            return Err(io::Error::other(
-                "TLS is only started on a plain TCP connection",
-            ));
-        };
+        let tcp = self
+            .take_plain()
+            .ok_or_else(|| io::Error::other("TLS is only started on a plain TCP connection"))?;
         let tls = acceptor.accept(tcp).await?;
         *self = Connection::Tls(Box::new(tls));
         Ok(())
@@ -42,22 +60,30 @@ impl Connection {
         let Connection::Tls(tls) = self else {
             return None;
         };
-        let (_, session) = tls.get_ref();
-        let version = match session.protocol_version()? {
-            rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_string(),
-            rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_string(),
-            other => format!("{other:?}"),
-        };
-        let cipher = session.negotiated_cipher_suite()?.suite();
-        Some(format!("{version} with cipher {cipher:?}"))
+        let (version, cipher) = negotiated(tls.get_ref().1);
+        Some(format!("{version} with cipher {cipher}"))
     }
 }
 
-fn gone() -> io::Error {
-    io::Error::new(io::ErrorKind::NotConnected, "connection closed")
+/// The TLS version (`TLSv1.3`) and cipher suite of an established session.
+pub fn negotiated(session: &CommonState) -> (String, String) {
+    let version = session
+        .protocol_version()
+        .map_or_else(|| "TLS".to_string(), |v| format!("{v:?}").replace('_', "."));
+    let cipher = session
+        .negotiated_cipher_suite()
+        .map_or_else(String::new, |c| format!("{:?}", c.suite()));
+    (version, cipher)
 }
 
-impl AsyncRead for Connection {
+fn gone() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "connection lost in TLS handshake",
+    )
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Connection<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -72,7 +98,7 @@ impl AsyncRead for Connection {
     }
 }
 
-impl AsyncWrite for Connection {
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Connection<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

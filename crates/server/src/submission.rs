@@ -2,6 +2,7 @@
 //! `Message-ID`. Applications that build mail by hand often forget them, and receivers
 //! count their absence as a spam signal.
 
+use crate::headers::has_field;
 use crate::received::rfc5322_date;
 
 /// Which of the two headers a message lacks.
@@ -25,16 +26,9 @@ impl Missing {
             None if complete => start,
             None => return Missing::default(),
         };
-        let has = |name: &[u8]| {
-            section.split(|&b| b == b'\n').any(|line| {
-                line.len() > name.len()
-                    && line[..name.len()].eq_ignore_ascii_case(name)
-                    && line[name.len()] == b':'
-            })
-        };
         Missing {
-            date: !has(b"date"),
-            message_id: !has(b"message-id"),
+            date: !has_field(section, b"date"),
+            message_id: !has_field(section, b"message-id"),
         }
     }
 

@@ -4,8 +4,6 @@
 //! (or at once on SIGHUP) and swaps in a new directory, keeping the old one if the file is
 //! broken.
 
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
@@ -68,23 +66,7 @@ impl UsersFile {
              # Each [[user]] takes the keys of an [[account]] in the configuration.\n\n",
         );
         text.push_str(&toml::to_string(self)?);
-        let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
-        let folder = folder.unwrap_or(Path::new("."));
-        std::fs::create_dir_all(folder)?;
-        let temporary = folder.join(format!(
-            ".{}.tmp",
-            path.file_name().and_then(|n| n.to_str()).unwrap_or("users")
-        ));
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temporary)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, path)?;
-        std::fs::File::open(folder)?.sync_all()?;
+        crate::atomic_file::replace(path, text.as_bytes(), 0o600)?;
         Ok(())
     }
 

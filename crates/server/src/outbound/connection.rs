@@ -4,9 +4,7 @@
 
 use std::io::{self, Read};
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use posthorn_proto::client::{
@@ -15,14 +13,14 @@ use posthorn_proto::client::{
 use posthorn_proto::{Reply, Status};
 use posthorn_spool::Diagnostic;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
 use tracing::info;
 
 use super::tls::TlsClient;
 use crate::config::TlsPolicy;
+use crate::stream::{self, ClientConnection, negotiated};
 
 /// Content is read from the spool and written in blocks of this size.
 const BLOCK: usize = 256 * 1024;
@@ -156,68 +154,9 @@ pub struct Report {
     pub end: TransactionEnd,
 }
 
-/// A plain or TLS stream; `Detached` only while the TCP stream moves into TLS (and after a
-/// failed handshake, when the connection is unusable).
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-    Detached,
-}
-
-fn detached() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::NotConnected,
-        "connection lost in TLS handshake",
-    )
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Detached => Poll::Ready(Err(detached())),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Detached => Poll::Ready(Err(detached())),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s).poll_flush(cx),
-            Stream::Detached => Poll::Ready(Err(detached())),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Detached => Poll::Ready(Ok(())),
-        }
-    }
-}
-
 /// An open, greeted (and possibly encrypted and authenticated) connection.
 pub struct Connection {
-    stream: Stream,
+    stream: ClientConnection,
     client: Client,
     settings: Arc<Settings>,
     buffer: Vec<u8>,
@@ -249,7 +188,7 @@ impl Connection {
             })?;
         let _ = tcp.set_nodelay(true);
         let mut connection = Connection {
-            stream: Stream::Plain(tcp),
+            stream: stream::Connection::Plain(tcp),
             client: Client::new(settings.helo_name.clone()),
             settings,
             buffer: vec![0; 16 * 1024],
@@ -391,7 +330,7 @@ impl Connection {
                 )
             })?,
         };
-        let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Detached) else {
+        let Some(tcp) = self.stream.take_plain() else {
             return Err(Failure::local(
                 Status::new(4, 7, 5),
                 "TLS is already active",
@@ -413,19 +352,14 @@ impl Connection {
             )
         })?;
         let (_, session) = tls.get_ref();
-        let version = session
-            .protocol_version()
-            .map_or_else(|| "TLS".to_string(), |v| format!("{v:?}").replace('_', "."));
-        let cipher = session
-            .negotiated_cipher_suite()
-            .map_or_else(String::new, |c| format!("{:?}", c.suite()));
+        let (version, cipher) = negotiated(session);
         let verified = verify
             || session
                 .peer_certificates()
                 .is_some_and(|certs| self.settings.tls.would_verify(certs, &name));
         info!(mta, address = %self.hop.address, version, cipher, verified, "TLS established");
         self.tls = Some(version);
-        self.stream = Stream::Tls(Box::new(tls));
+        self.stream = stream::Connection::Tls(Box::new(tls));
         Ok(())
     }
 

@@ -362,6 +362,35 @@ pub mod table {
             "Too many connections from your address, try again later",
         )
     }
+    /// 550 for a message whose From domain publishes DMARC `p=reject` and that failed it
+    /// (RFC 7489 §6.6.4).
+    pub fn dmarc_rejected(domain: &str) -> Reply {
+        Reply::new(
+            550,
+            7,
+            1,
+            format!("Message rejected per the DMARC policy of {domain}"),
+        )
+    }
+    /// 550 for a sender whose domain's SPF record does not allow the client (RFC 7372
+    /// X.7.23).
+    pub fn spf_failed(domain: &str) -> Reply {
+        Reply::new(
+            550,
+            7,
+            23,
+            format!("SPF of {domain} does not allow your address to send its mail"),
+        )
+    }
+    /// 451 when a DNS failure leaves SPF undecided and the admin asked for strictness
+    /// (RFC 7372 X.7.24).
+    pub fn spf_temporary_error() -> Reply {
+        Reply::new(451, 7, 24, "Temporary DNS error checking SPF, try again later")
+    }
+    /// 451 when a DNS failure leaves DMARC undecided and the admin asked for strictness.
+    pub fn dmarc_temporary_error() -> Reply {
+        Reply::new(451, 7, 1, "Temporary DNS error checking DMARC, try again later")
+    }
     /// 555 for a MAIL or RCPT parameter we do not know (RFC 5321 §4.1.1.11).
     pub fn unknown_parameter() -> Reply {
         Reply::new(555, 5, 4, "Unsupported MAIL/RCPT parameter")

@@ -11,6 +11,7 @@ pub mod dsn;
 pub mod headers;
 pub mod limiter;
 pub mod local;
+pub mod mailauth;
 pub mod maildir;
 pub mod message;
 pub mod outbound;

@@ -2,6 +2,7 @@
 //! in `config/posthorn.example.toml`). Loading reports the first problem with the key's
 //! dotted name and its line, and nothing starts with a config that has one.
 
+mod mail_auth;
 mod units;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use posthorn_proto::{SessionConfig, address};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+pub use mail_auth::{Action, Dkim, DkimKeyConfig, DnsErrors, Verify};
 pub use units::{Size, Span};
 
 /// The whole configuration.
@@ -43,6 +45,12 @@ pub struct Config {
     /// What an authenticated user may send per hour and per day.
     #[serde(default)]
     pub sending: SendingLimits,
+    /// SPF, DKIM, DMARC and ARC checks of mail from other servers.
+    #[serde(default)]
+    pub verify: Verify,
+    /// DKIM signing of our users' mail, and ARC sealing of forwarded mail.
+    #[serde(default)]
+    pub dkim: Dkim,
     /// Delivery scheduling.
     #[serde(default)]
     pub queue: Queue,

@@ -56,6 +56,12 @@ impl Dns {
         Ok(Dns { resolver })
     }
 
+    /// The same resolver for SPF, DKIM, DMARC and ARC: one cache, one configuration, and in
+    /// tests the same loopback zone.
+    pub fn authenticator(&self) -> mail_auth::MessageAuthenticator {
+        mail_auth::MessageAuthenticator(self.resolver.clone())
+    }
+
     /// The MX records of `domain` as (preference, exchange); empty when the domain exists
     /// but has none.
     pub async fn mx(&self, domain: &str) -> Result<Vec<(u16, String)>, DnsError> {

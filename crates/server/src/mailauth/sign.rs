@@ -1,0 +1,251 @@
+//! Outgoing authentication: the DKIM keys of our domains, the DKIM signatures of our users'
+//! mail and bounces, and ARC seals for mail an alias forwards.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use mail_auth::arc::ArcSealer;
+use mail_auth::common::crypto::{Algorithm as SigAlgorithm, DkimKey, Sha256, SigningKey};
+use mail_auth::common::headers::{HeaderWriter, Writable};
+use mail_auth::dkim::{Canonicalization, DkimSigner, Done};
+use mail_auth::{ArcOutput, AuthenticatedMessage, AuthenticationResults};
+use tracing::warn;
+
+use super::keys::{self, Algorithm, LoadedKey};
+use crate::config::Config;
+
+/// Header fields signed, each listed twice: mail-auth signs every instance present and
+/// then the name once more, which "over-signs" it, so a copy added later breaks the
+/// signature instead of changing what the reader sees.
+const SIGNED_HEADERS: [&str; 14] = [
+    "From",
+    "Reply-To",
+    "Subject",
+    "Date",
+    "To",
+    "Cc",
+    "Message-ID",
+    "In-Reply-To",
+    "References",
+    "MIME-Version",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+];
+
+/// A key shared by the DKIM signer and the ARC sealer of its domain.
+#[derive(Clone)]
+struct SharedKey(Arc<DkimKey>);
+
+impl SigningKey for SharedKey {
+    type Hasher = Sha256;
+
+    fn sign(&self, input: impl Writable) -> mail_auth::Result<Vec<u8>> {
+        self.0.sign(input)
+    }
+
+    fn algorithm(&self) -> SigAlgorithm {
+        self.0.algorithm()
+    }
+}
+
+/// One key of a domain, as named in DNS.
+pub struct DomainKey {
+    /// `s=`.
+    pub selector: String,
+    /// What the DNS must publish.
+    pub key: LoadedKey,
+}
+
+/// The keys of every domain we sign for.
+#[derive(Default)]
+pub struct Keyring {
+    domains: HashMap<String, Vec<DomainKey>>,
+}
+
+impl Keyring {
+    /// The configured keys; for each of `local_domains` without one, the newest key of each
+    /// algorithm in `data_dir/dkim/DOMAIN/`, made first when `dkim.generate_keys` is on.
+    pub fn load(config: &Config, local_domains: &[String]) -> Result<Keyring, String> {
+        let mut domains: HashMap<String, Vec<DomainKey>> = HashMap::new();
+        for configured in &config.dkim.keys {
+            let file = configured.file.get_ref();
+            let key = keys::load(file).map_err(|e| format!("{}: {e}", file.display()))?;
+            domains
+                .entry(configured.domain.get_ref().to_ascii_lowercase())
+                .or_default()
+                .push(DomainKey {
+                    selector: configured.selector.get_ref().clone(),
+                    key,
+                });
+        }
+        for domain in local_domains {
+            let domain = domain.to_ascii_lowercase();
+            if domains.contains_key(&domain) {
+                continue;
+            }
+            let folder = keys::domain_folder(&config.server.data_dir, &domain);
+            let mut found = newest_per_algorithm(&folder)?;
+            if config.dkim.generate_keys {
+                for algorithm in [Algorithm::Ed25519, Algorithm::Rsa] {
+                    if found.iter().any(|k| k.key.algorithm == algorithm) {
+                        continue;
+                    }
+                    let selector = algorithm.default_selector(SystemTime::now());
+                    let path = keys::create(&folder, &selector, algorithm)?;
+                    let key = keys::load(&path)?;
+                    warn!(
+                        domain,
+                        selector,
+                        record = %format!("{selector}._domainkey.{domain}. TXT \"{}\"", key.txt_record()),
+                        "made a DKIM key; publish its record (posthorn dns-records {domain})"
+                    );
+                    found.push(DomainKey { selector, key });
+                }
+            }
+            if !found.is_empty() {
+                domains.insert(domain, found);
+            }
+        }
+        Ok(Keyring { domains })
+    }
+
+    /// The signing domain for mail from `domain` and its keys: the domain itself or the
+    /// nearest parent we have keys for (a parent aligns under relaxed DMARC).
+    pub fn for_domain(&self, domain: &str) -> Option<(&str, &[DomainKey])> {
+        let mut name = domain.trim_end_matches('.').to_ascii_lowercase();
+        loop {
+            if let Some((domain, keys)) = self.domains.get_key_value(&name) {
+                return Some((domain.as_str(), keys.as_slice()));
+            }
+            let (_, parent) = name.split_once('.')?;
+            if !parent.contains('.') {
+                return None;
+            }
+            name = parent.to_string();
+        }
+    }
+}
+
+/// The newest key of each algorithm in a domain folder.
+fn newest_per_algorithm(folder: &Path) -> Result<Vec<DomainKey>, String> {
+    let listed = keys::in_folder(folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+    let mut keys: Vec<DomainKey> = Vec::new();
+    for (selector, path, _) in listed {
+        let key = keys::load(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if !keys.iter().any(|k| k.key.algorithm == key.algorithm) {
+            keys.push(DomainKey { selector, key });
+        }
+    }
+    Ok(keys)
+}
+
+/// Signs and seals with the keyring's keys.
+pub struct Signer {
+    dkim: HashMap<String, Vec<DkimSigner<SharedKey, Done>>>,
+    arc: HashMap<String, ArcSealer<SharedKey, Done>>,
+    keyring: Keyring,
+}
+
+impl Signer {
+    /// Signers for every key (relaxed/relaxed, over-signed headers) and, per domain, an ARC
+    /// sealer with its RSA key (the one algorithm RFC 8617 defines), else its first key.
+    pub fn new(keyring: Keyring) -> Signer {
+        let mut dkim = HashMap::new();
+        let mut arc = HashMap::new();
+        for (domain, keys) in &keyring.domains {
+            let shared: Vec<(&DomainKey, SharedKey)> = keys
+                .iter()
+                .map(|k| (k, SharedKey(Arc::clone(&k.key.key))))
+                .collect();
+            let signers = shared
+                .iter()
+                .map(|(k, key)| {
+                    DkimSigner::from_key(key.clone())
+                        .domain(domain.clone())
+                        .selector(k.selector.clone())
+                        .headers(SIGNED_HEADERS.iter().chain(SIGNED_HEADERS.iter()).copied())
+                        .header_canonicalization(Canonicalization::Relaxed)
+                        .body_canonicalization(Canonicalization::Relaxed)
+                })
+                .collect();
+            dkim.insert(domain.clone(), signers);
+            let sealing = shared
+                .iter()
+                .find(|(k, _)| k.key.algorithm == Algorithm::Rsa)
+                .or(shared.first());
+            if let Some((k, key)) = sealing {
+                let sealer = ArcSealer::from_key(key.clone())
+                    .domain(domain.clone())
+                    .selector(k.selector.clone())
+                    .headers(["From", "To", "Cc", "Subject", "Date", "Message-ID", "DKIM-Signature"])
+                    .header_canonicalization(Canonicalization::Relaxed)
+                    .body_canonicalization(Canonicalization::Relaxed);
+                arc.insert(domain.clone(), sealer);
+            }
+        }
+        Signer { dkim, arc, keyring }
+    }
+
+    /// The keys signing for `domain`, if any.
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    /// `DKIM-Signature` header lines for a message whose From address is in a domain we
+    /// have keys for; empty otherwise. The message is given in parts (our prepended
+    /// headers, then the content) so it need not be copied.
+    pub fn sign(&self, parts: &[&[u8]]) -> String {
+        let Some(domain) = parts.iter().find_map(|p| from_domain(p)) else {
+            return String::new();
+        };
+        let Some((signing_domain, _)) = self.keyring.for_domain(&domain) else {
+            return String::new();
+        };
+        let Some(signers) = self.dkim.get(signing_domain) else {
+            return String::new();
+        };
+        let mut headers = String::new();
+        for signer in signers {
+            match signer.sign_chained(parts.iter().copied()) {
+                Ok(signature) => headers.push_str(&signature.to_header()),
+                Err(e) => warn!(domain = signing_domain, error = %e, "DKIM signing failed"),
+            }
+        }
+        headers
+    }
+
+    /// An ARC set (three header lines) sealing `message` as `domain`, recording `results`,
+    /// when we hold a key for `domain` and the chain so far allows another set.
+    pub fn seal(
+        &self,
+        domain: &str,
+        message: &AuthenticatedMessage<'_>,
+        results: &AuthenticationResults<'_>,
+        arc: &ArcOutput<'_>,
+    ) -> Option<String> {
+        let (signing_domain, _) = self.keyring.for_domain(domain)?;
+        let sealer = self.arc.get(signing_domain)?;
+        if !arc.can_be_sealed() {
+            return None;
+        }
+        match sealer.seal(message, results, arc) {
+            Ok(set) => Some(set.to_header()),
+            Err(e) => {
+                warn!(domain = signing_domain, error = %e, "ARC sealing failed");
+                None
+            }
+        }
+    }
+}
+
+/// The domain of the first From address in the header section of `message`, lower-case.
+pub fn from_domain(message: &[u8]) -> Option<String> {
+    let parsed = mail_parser::MessageParser::new().parse_headers(message)?;
+    let address = parsed.from()?.first()?.address()?;
+    let (_, domain) = address.rsplit_once('@')?;
+    Some(domain.to_ascii_lowercase())
+}

@@ -1,0 +1,313 @@
+//! Incoming authentication: SPF at MAIL time; DKIM, ARC and DMARC at the end of DATA; the
+//! `Authentication-Results` header; and what the admin's policy makes of the results.
+
+use std::net::IpAddr;
+
+use mail_auth::common::headers::HeaderWriter;
+use mail_auth::dmarc::Policy;
+use mail_auth::{
+    AuthenticatedMessage, AuthenticationResults, DkimResult, MessageAuthenticator, ReceivedSpf,
+    SpfResult,
+};
+use posthorn_proto::Reply;
+use posthorn_proto::reply::table;
+
+use super::dmarc::{self, DmarcCheck, DmarcStatus};
+use super::sign::Signer;
+use super::spf::{self, SpfChecks};
+use crate::config::{Action, Config, DnsErrors, Verify};
+use crate::headers::header_section;
+
+/// What happens to a checked message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// Deliver normally.
+    Accept,
+    /// Deliver into the recipients' Junk folder.
+    Quarantine,
+    /// Refuse with this reply.
+    Refuse(Reply),
+}
+
+/// The outcome of checking one message.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// Header lines to prepend: an ARC set when sealing, `Authentication-Results`, and
+    /// `Received-SPF` when configured.
+    pub headers: String,
+    /// What the policy decided.
+    pub disposition: Disposition,
+    /// `spf=... dkim=... dmarc=... arc=...`, for the log.
+    pub summary: String,
+}
+
+/// What the session knows about the client.
+pub struct Client<'a> {
+    /// Its address.
+    pub ip: IpAddr,
+    /// Its HELO name.
+    pub helo: &'a str,
+}
+
+/// Checks mail from other servers.
+pub struct Verifier {
+    auth: MessageAuthenticator,
+    authserv_id: String,
+    hostname: String,
+    settings: Verify,
+}
+
+impl Verifier {
+    /// A verifier resolving through `auth`, with the `[verify]` settings of `config`.
+    pub fn new(auth: MessageAuthenticator, config: &Config) -> Verifier {
+        let hostname = config.server.hostname.get_ref().clone();
+        let authserv_id = if config.verify.authserv_id.is_empty() {
+            hostname.clone()
+        } else {
+            config.verify.authserv_id.clone()
+        };
+        Verifier {
+            auth,
+            authserv_id,
+            hostname,
+            settings: config.verify.clone(),
+        }
+    }
+
+    /// True when mail from `ip` is checked: checks are on and the address is not in
+    /// `verify.skip_networks`.
+    pub fn applies_to(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.settings.enabled && !self.settings.skip_networks.iter().any(|n| n.contains(&ip))
+    }
+
+    /// SPF for a new transaction. `Err` is the reply when a DNS failure left the MAIL FROM
+    /// check open and the admin wants such mail deferred.
+    pub async fn spf(
+        &self,
+        client: &Client<'_>,
+        sender: &str,
+    ) -> Result<SpfChecks, Reply> {
+        let checks = spf::check(&self.auth, client.ip, client.helo, &self.hostname, sender).await;
+        if checks.temporary_error() && self.settings.dns_errors == DnsErrors::Defer {
+            return Err(table::spf_temporary_error());
+        }
+        Ok(checks)
+    }
+
+    /// Checks DKIM, ARC and DMARC on `content` and applies the policy. Headers claiming to
+    /// be our own results are removed from `content` first, so nobody can forge them. With
+    /// `seal` (a signer and the domain of the alias that forwards the message), the message
+    /// also gets an ARC set.
+    pub async fn message(
+        &self,
+        client: &Client<'_>,
+        spf: &SpfChecks,
+        content: &mut Vec<u8>,
+        seal: Option<(&Signer, &str)>,
+    ) -> Verdict {
+        strip_own_results(content, &self.authserv_id);
+        let parsed = AuthenticatedMessage::parse(content);
+        let empty = AuthenticatedMessage::default();
+        let message = parsed.as_ref().unwrap_or(&empty);
+        let dkim = self.auth.verify_dkim(message).await;
+        let arc = self.auth.verify_arc(message).await;
+        let dmarc = dmarc::evaluate(&self.auth, &message.from, &spf.mail_from, &dkim).await;
+
+        let results = AuthenticationResults::new(&self.authserv_id)
+            .with_dkim_results(&dkim, message.from())
+            .with_spf_ehlo_result(&spf.helo, client.ip, client.helo)
+            .with_spf_mailfrom_result(&spf.mail_from, client.ip, &spf.sender, client.helo)
+            .with_arc_result(&arc, client.ip);
+        let mut headers = seal
+            .and_then(|(signer, domain)| signer.seal(domain, message, &results, &arc))
+            .unwrap_or_default();
+        let dkim_none = if dkim.is_empty() { ";\r\n\tdkim=none" } else { "" };
+        headers.push_str(&format!(
+            "Authentication-Results: {results}{dkim_none};\r\n\t{}\r\n",
+            dmarc.auth_result()
+        ));
+        if self.settings.received_spf {
+            let spf_header = ReceivedSpf::new(
+                &spf.mail_from,
+                client.ip,
+                client.helo,
+                &spf.sender,
+                &self.hostname,
+            );
+            headers.push_str(&spf_header.to_header());
+        }
+        let dkim_summary = dkim
+            .iter()
+            .map(|o| dkim_keyword(o.result()))
+            .max_by_key(|k| dkim_rank(k))
+            .unwrap_or("none");
+        let summary = format!(
+            "spf={} dkim={dkim_summary} dmarc={} arc={}",
+            spf_keyword(spf.mail_from.result()),
+            dmarc.status.as_str(),
+            dkim_keyword(arc.result()),
+        );
+        Verdict {
+            headers,
+            disposition: self.disposition(spf, &dmarc),
+            summary,
+        }
+    }
+
+    /// The admin's policy applied to the results.
+    fn disposition(&self, spf: &SpfChecks, dmarc: &DmarcCheck) -> Disposition {
+        let settings = &self.settings;
+        match dmarc.status {
+            DmarcStatus::Fail => match dmarc.policy {
+                Policy::Reject => act(
+                    settings.dmarc_reject,
+                    table::dmarc_rejected(&dmarc.from_domain),
+                ),
+                Policy::Quarantine => act(
+                    settings.dmarc_quarantine,
+                    table::dmarc_rejected(&dmarc.from_domain),
+                ),
+                Policy::None | Policy::Unspecified => Disposition::Accept,
+            },
+            DmarcStatus::TempError if settings.dns_errors == DnsErrors::Defer => {
+                Disposition::Refuse(table::dmarc_temporary_error())
+            }
+            DmarcStatus::None if spf.mail_from.result() == SpfResult::Fail => act(
+                settings.spf_fail,
+                table::spf_failed(spf.mail_from.domain()),
+            ),
+            _ => Disposition::Accept,
+        }
+    }
+}
+
+/// `action` as a disposition, refusing with `reply`.
+fn act(action: Action, reply: Reply) -> Disposition {
+    match action {
+        Action::Reject => Disposition::Refuse(reply),
+        Action::Quarantine => Disposition::Quarantine,
+        Action::Mark => Disposition::Accept,
+    }
+}
+
+fn spf_keyword(result: SpfResult) -> &'static str {
+    match result {
+        SpfResult::Pass => "pass",
+        SpfResult::Fail => "fail",
+        SpfResult::SoftFail => "softfail",
+        SpfResult::Neutral => "neutral",
+        SpfResult::TempError => "temperror",
+        SpfResult::PermError => "permerror",
+        SpfResult::None => "none",
+    }
+}
+
+fn dkim_keyword(result: &DkimResult) -> &'static str {
+    match result {
+        DkimResult::Pass => "pass",
+        DkimResult::Neutral(_) => "neutral",
+        DkimResult::Fail(_) => "fail",
+        DkimResult::PermError(_) => "permerror",
+        DkimResult::TempError(_) => "temperror",
+        DkimResult::None => "none",
+    }
+}
+
+/// Which of several DKIM results the log shows: a pass wins.
+fn dkim_rank(keyword: &str) -> u8 {
+    match keyword {
+        "pass" => 5,
+        "temperror" => 4,
+        "fail" => 3,
+        "permerror" => 2,
+        "neutral" => 1,
+        _ => 0,
+    }
+}
+
+/// Removes every `Authentication-Results` field whose authserv-id is `ours` from the header
+/// section of `content` (RFC 8601 §5): only we may say what we found. Returns how many.
+pub fn strip_own_results(content: &mut Vec<u8>, ours: &str) -> usize {
+    let section_len = header_section(content).len();
+    let mut kept = Vec::with_capacity(section_len);
+    let mut removed = 0;
+    let mut start = 0;
+    while start < section_len {
+        let end = field_end(content, start, section_len);
+        let field = &content[start..end];
+        if is_own_result(field, ours) {
+            removed += 1;
+        } else {
+            kept.extend_from_slice(field);
+        }
+        start = end;
+    }
+    if removed > 0 {
+        content.splice(..section_len, kept);
+    }
+    removed
+}
+
+/// The end of the header field starting at `start`: after its last continuation line.
+fn field_end(content: &[u8], start: usize, limit: usize) -> usize {
+    let mut end = start;
+    loop {
+        end = match content[end..limit].iter().position(|&b| b == b'\n') {
+            Some(i) => end + i + 1,
+            None => return limit,
+        };
+        if end >= limit || !matches!(content[end], b' ' | b'\t') {
+            return end;
+        }
+    }
+}
+
+/// True for an `Authentication-Results` field whose authserv-id is `ours`.
+fn is_own_result(field: &[u8], ours: &str) -> bool {
+    let Some(colon) = field.iter().position(|&b| b == b':') else {
+        return false;
+    };
+    if !field[..colon]
+        .trim_ascii()
+        .eq_ignore_ascii_case(b"authentication-results")
+    {
+        return false;
+    }
+    let value = String::from_utf8_lossy(&field[colon + 1..]);
+    let id = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .split(|c: char| c.is_whitespace() || c == '(')
+        .find(|s| !s.is_empty())
+        .unwrap_or("");
+    id.eq_ignore_ascii_case(ours)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_results_are_stripped_and_others_kept() {
+        let mut content = b"Authentication-Results: mx.test; spf=pass\r\n\
+Authentication-Results: other.example; dkim=pass\r\n\
+authentication-results:  MX.TEST (forged);\r\n\tdmarc=pass\r\n\
+Subject: hi\r\n\r\nAuthentication-Results: mx.test; in the body\r\n"
+            .to_vec();
+        assert_eq!(strip_own_results(&mut content, "mx.test"), 2);
+        assert_eq!(
+            content,
+            b"Authentication-Results: other.example; dkim=pass\r\n\
+Subject: hi\r\n\r\nAuthentication-Results: mx.test; in the body\r\n"
+        );
+    }
+
+    #[test]
+    fn nothing_to_strip_leaves_content_alone() {
+        let mut content = b"Subject: hi\r\n\r\nbody\r\n".to_vec();
+        assert_eq!(strip_own_results(&mut content, "mx.test"), 0);
+        assert_eq!(content, b"Subject: hi\r\n\r\nbody\r\n");
+    }
+}

@@ -110,6 +110,7 @@ fn envelope(id: posthorn_spool::QueueId) -> Envelope {
         hold: false,
         delay_notified: false,
         postmaster_notice: false,
+        quarantine: false,
     }
 }
 

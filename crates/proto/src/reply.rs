@@ -385,11 +385,21 @@ pub mod table {
     /// 451 when a DNS failure leaves SPF undecided and the admin asked for strictness
     /// (RFC 7372 X.7.24).
     pub fn spf_temporary_error() -> Reply {
-        Reply::new(451, 7, 24, "Temporary DNS error checking SPF, try again later")
+        Reply::new(
+            451,
+            7,
+            24,
+            "Temporary DNS error checking SPF, try again later",
+        )
     }
     /// 451 when a DNS failure leaves DMARC undecided and the admin asked for strictness.
     pub fn dmarc_temporary_error() -> Reply {
-        Reply::new(451, 7, 1, "Temporary DNS error checking DMARC, try again later")
+        Reply::new(
+            451,
+            7,
+            1,
+            "Temporary DNS error checking DMARC, try again later",
+        )
     }
     /// 555 for a MAIL or RCPT parameter we do not know (RFC 5321 §4.1.1.11).
     pub fn unknown_parameter() -> Reply {

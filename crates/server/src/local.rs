@@ -119,10 +119,15 @@ impl LocalTransport {
         let mut header =
             delivery_headers(&envelope.sender, &recipient.address.to_string()).into_bytes();
         header.extend_from_slice(&message.head);
-        let maildir = directory.maildir(account);
+        let mailbox = directory.maildir(account);
+        let maildir = if envelope.quarantine {
+            maildir::folder(&mailbox, maildir::JUNK)
+        } else {
+            mailbox.clone()
+        };
         if let Some(quota) = entry.quota {
             let size = header.len() as u64 + message.rest_len;
-            match maildir::usage(&maildir) {
+            match maildir::usage(&mailbox) {
                 Ok(used) if used + size > quota => {
                     return Outcome::Deferred(local(
                         Status::new(4, 2, 2),

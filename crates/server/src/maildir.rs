@@ -24,12 +24,28 @@ pub fn create(root: &Path) -> io::Result<()> {
             .mode(0o700)
             .create(root.join(sub))?;
     }
+    // Maildir++ marks a subfolder (`.Name`) so readers do not take it for a mailbox.
+    if root
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+    {
+        File::create(root.join("maildirfolder"))?.sync_all()?;
+    }
     File::open(root)?.sync_all()?;
     if let Some(parent) = root.parent() {
         File::open(parent)?.sync_all()?;
     }
     Ok(())
 }
+
+/// The Maildir++ folder `name` of the mailbox at `root`: `root/.name`, as Dovecot and
+/// Courier lay folders out, so IMAP clients find it.
+pub fn folder(root: &Path, name: &str) -> PathBuf {
+    root.join(format!(".{name}"))
+}
+
+/// The folder quarantined mail goes to.
+pub const JUNK: &str = "Junk";
 
 /// Delivers `header` followed by `content` (of `content_len` octets) into the Maildir at
 /// `root`; returns the path in `new/`. `hostname` goes into the unique file name.

@@ -2,14 +2,20 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::SystemTime;
 
 use clap::{Parser, Subcommand};
 use posthorn::admin::{self, Request};
 use posthorn::config::{Config, Size};
+use posthorn::mailauth::keys::{self, Algorithm};
+use posthorn::mailauth::records;
+use posthorn::mailauth::sign::{self, Keyring};
 use posthorn::users::{NewUser, UsersFile};
 use posthorn::{passwords, sendmail};
 use tracing_subscriber::EnvFilter;
 
+/// sysexits.h EX_USAGE: the command was used wrongly.
+const EX_USAGE: u8 = 64;
 /// sysexits.h EX_CONFIG: the configuration is wrong.
 const EX_CONFIG: u8 = 78;
 /// sysexits.h EX_SOFTWARE: the server failed.
@@ -57,6 +63,23 @@ enum Command {
         #[command(subcommand)]
         action: UserAction,
     },
+    /// DKIM keys of our domains.
+    Dkim {
+        /// The server's configuration file (for its data folder).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: DkimAction,
+    },
+    /// Print every DNS record to publish for DOMAIN (MX, A/AAAA, SPF, DKIM, DMARC,
+    /// MTA-STS, TLS-RPT) as zone file lines.
+    DnsRecords {
+        /// The server's configuration file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The mail domain.
+        domain: String,
+    },
     /// Send a message read from standard input, like sendmail(8): `-t`, `-i`, `-f`, `-F`
     /// and recipients. A link named `sendmail` to this program does the same.
     #[command(disable_help_flag = true)]
@@ -98,6 +121,23 @@ enum UserAction {
     List,
 }
 
+#[derive(Subcommand)]
+enum DkimAction {
+    /// Make a key for DOMAIN in the data folder and print its TXT record; without
+    /// --algorithm, an Ed25519 and an RSA key (the server signs with both). The server
+    /// uses the newest key of each algorithm from its next start.
+    Generate {
+        /// The signing domain.
+        domain: String,
+        /// The selector; by default the month and the algorithm, e.g. 202611r.
+        #[arg(long, requires = "algorithm")]
+        selector: Option<String>,
+        /// One key of this algorithm only.
+        #[arg(long, value_enum)]
+        algorithm: Option<Algorithm>,
+    },
+}
+
 fn main() -> ExitCode {
     let mut args = std::env::args();
     let program = args.next().unwrap_or_default();
@@ -113,6 +153,16 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Sendmail { args } => ExitCode::from(sendmail::main(&args)),
         Command::User { config, action } => user(config, action),
+        Command::Dkim {
+            config,
+            action:
+                DkimAction::Generate {
+                    domain,
+                    selector,
+                    algorithm,
+                },
+        } => dkim_generate(config, &domain, selector, algorithm),
+        Command::DnsRecords { config, domain } => dns_records(config, &domain),
         Command::CheckConfig { file } => match Config::load(&file) {
             Ok(_) => {
                 println!("{}: OK", file.display());
@@ -263,6 +313,93 @@ fn user(config: Option<PathBuf>, action: UserAction) -> ExitCode {
             ExitCode::from(EX_SOFTWARE)
         }
     }
+}
+
+/// `posthorn dkim generate`: new key files, and the records publishing them.
+fn dkim_generate(
+    config: Option<PathBuf>,
+    domain: &str,
+    selector: Option<String>,
+    algorithm: Option<Algorithm>,
+) -> ExitCode {
+    let config = match load_config(config) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    if !posthorn_proto::address::is_valid_domain(&domain) {
+        eprintln!("posthorn dkim: {domain:?} is not a domain name");
+        return ExitCode::from(EX_USAGE);
+    }
+    let folder = keys::domain_folder(&config.server.data_dir, &domain);
+    let algorithms = algorithm.map_or(vec![Algorithm::Ed25519, Algorithm::Rsa], |a| vec![a]);
+    for algorithm in algorithms {
+        let selector = selector
+            .clone()
+            .unwrap_or_else(|| algorithm.default_selector(SystemTime::now()));
+        let made = keys::create(&folder, &selector, algorithm)
+            .and_then(|path| keys::load(&path).map(|key| (path, key)));
+        match made {
+            Ok((path, key)) => {
+                eprintln!("wrote {}", path.display());
+                println!(
+                    "{selector}._domainkey.{domain}. 3600 IN TXT {}",
+                    records::txt_value(&key.txt_record())
+                );
+            }
+            Err(e) => {
+                eprintln!("posthorn dkim: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if config
+        .dkim
+        .keys
+        .iter()
+        .any(|k| k.domain.get_ref().eq_ignore_ascii_case(&domain))
+    {
+        eprintln!(
+            "note: [[dkim.key]] entries for {domain} in the configuration take precedence over these files"
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// `posthorn dns-records DOMAIN`: the zone lines to publish. Keys the server would make at
+/// start are made now, so the records printed are the ones it will sign with.
+fn dns_records(config: Option<PathBuf>, domain: &str) -> ExitCode {
+    let config = match load_config(config) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    let is_local = config
+        .domains
+        .iter()
+        .any(|d| d.name.get_ref().eq_ignore_ascii_case(&domain));
+    if is_local
+        && config.dkim.sign
+        && let Err(e) = Keyring::load(&config, std::slice::from_ref(&domain))
+    {
+        eprintln!("posthorn dns-records: DKIM keys: {e}");
+        return ExitCode::from(EX_CONFIG);
+    }
+    let published = match sign::published_keys(&config, &domain) {
+        Ok(keys) => keys,
+        Err(e) => {
+            eprintln!("posthorn dns-records: DKIM keys: {e}");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    let policy_id = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    print!(
+        "{}",
+        records::zone_lines(&config, &domain, &published, policy_id)
+    );
+    ExitCode::SUCCESS
 }
 
 /// `posthorn queue ...`: one request to the running server's admin socket.

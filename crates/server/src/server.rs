@@ -21,6 +21,8 @@ use crate::certs::{CertSource, Certificates};
 use crate::config::{Config, Listener, Role};
 use crate::limiter::ConnectionLimiter;
 use crate::local::LocalTransport;
+use crate::mailauth::sign::{Keyring, Signer};
+use crate::mailauth::verify::Verifier;
 use crate::outbound::connection::Settings;
 use crate::outbound::dns::Dns;
 use crate::outbound::tls::TlsClient;
@@ -89,8 +91,25 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         .context("cannot recover the queue")?;
     info!(messages = recovered.len(), "queue recovered");
 
+    let dns = Dns::new(
+        config.delivery.nameserver,
+        config
+            .delivery
+            .command_timeout
+            .0
+            .min(Duration::from_secs(30)),
+    )
+    .context("cannot set up the DNS resolver")?;
+    let signer = signer(&config)?;
     let (shutdown_tx, shutdown) = watch::channel(false);
-    let queue_parts = queue_parts(&config, &store, &directory, own_listeners)?;
+    let queue_parts = queue_parts(
+        &config,
+        &store,
+        &directory,
+        own_listeners,
+        dns.clone(),
+        signer.clone(),
+    )?;
     let (queue, queue_task) = queue::start(queue_parts, recovered, shutdown.clone());
     let admin_task = tokio::spawn(admin::serve(
         data_dir.join(admin::SOCKET),
@@ -121,6 +140,9 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         ),
         sending: SendingQuota::load(data_dir.join("sending.json")),
         tarpit: (config.limits.tarpit_after, config.limits.tarpit_delay.0),
+        verifier: Verifier::new(dns.authenticator(), &config),
+        signer,
+        arc_seal: config.dkim.arc_seal,
     });
     let guard = Arc::new(Guard {
         limiter: ConnectionLimiter::new(
@@ -252,17 +274,14 @@ fn queue_parts(
     store: &Arc<dyn QueueStore>,
     directory: &Arc<LiveDirectory>,
     own_listeners: Vec<SocketAddr>,
+    dns: Dns,
+    signer: Option<Arc<Signer>>,
 ) -> anyhow::Result<queue::Parts> {
     let hostname = config.server.hostname.get_ref().clone();
     let delivery = &config.delivery;
     let queue = &config.queue;
     let tls =
         TlsClient::new(delivery.ca_file.as_deref()).context("cannot set up TLS for delivery")?;
-    let dns = Dns::new(
-        delivery.nameserver,
-        delivery.command_timeout.0.min(Duration::from_secs(30)),
-    )
-    .context("cannot set up the DNS resolver")?;
     let routes = config
         .routes
         .iter()
@@ -305,6 +324,7 @@ fn queue_parts(
             Arc::clone(directory),
             hostname,
             queue.notify_postmaster,
+            signer,
         ),
         policy: Policy {
             retry_schedule: queue.retry_schedule.iter().map(|s| s.0).collect(),
@@ -322,6 +342,21 @@ fn queue_parts(
             active: queue.active_limit,
         },
     })
+}
+
+/// The DKIM signer of our domains' mail, when signing is on: configured keys, and keys made
+/// (or found) in the data folder for the other local domains.
+fn signer(config: &Config) -> anyhow::Result<Option<Arc<Signer>>> {
+    if !config.dkim.sign {
+        return Ok(None);
+    }
+    let domains: Vec<String> = config
+        .domains
+        .iter()
+        .map(|d| d.name.get_ref().clone())
+        .collect();
+    let keyring = Keyring::load(config, &domains).map_err(|e| anyhow::anyhow!("DKIM keys: {e}"))?;
+    Ok(Some(Arc::new(Signer::new(keyring))))
 }
 
 /// Connection limits shared by all listeners.

@@ -24,6 +24,9 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
 use crate::directory::{Directory, Resolution, Target, lookup_key};
+use crate::mailauth::sign::Signer;
+use crate::mailauth::spf::SpfChecks;
+use crate::mailauth::verify::{self, Disposition, Verifier};
 use crate::maildir;
 use crate::passwords;
 use crate::queue::QueueHandle;
@@ -65,6 +68,12 @@ pub struct Inbound {
     pub sending: SendingQuota,
     /// Errors before replies are delayed, and the delay per further error.
     pub tarpit: (u32, Duration),
+    /// SPF, DKIM, DMARC and ARC checks of mail from other servers.
+    pub verifier: Verifier,
+    /// DKIM signing of our domains' mail; `None` when signing is off.
+    pub signer: Option<Arc<Signer>>,
+    /// ARC-seal mail from other servers that an alias forwards elsewhere.
+    pub arc_seal: bool,
 }
 
 impl Inbound {
@@ -150,6 +159,7 @@ pub async fn run(
         incoming: None,
         content: Vec::new(),
         accepted: 0,
+        spf: None,
     };
     let started = Instant::now();
     let end = driver.drive(shutdown).await;
@@ -176,6 +186,8 @@ struct Driver {
     incoming: Option<Incoming>,
     content: Vec<u8>,
     accepted: u32,
+    /// The SPF results of the transaction, when its mail is checked.
+    spf: Option<SpfChecks>,
 }
 
 /// What woke the driver while it waited for input.
@@ -220,12 +232,12 @@ impl Driver {
                     }
                 }
                 Action::Hello(_) => self.session.accept(),
-                Action::Mail(mail) => self.mail(&mail),
+                Action::Mail(mail) => self.mail(&mail).await,
                 Action::Rcpt(rcpt) => self.rcpt(rcpt).await,
                 Action::DataStart => self.data_start(),
                 Action::Data => {
                     self.session.take_content(&mut self.content);
-                    if self.content.len() >= FLUSH_AT {
+                    if self.content.len() >= FLUSH_AT && !self.needs_whole_message() {
                         self.write_content().await;
                     }
                 }
@@ -305,10 +317,26 @@ impl Driver {
             .then(|| delay.saturating_mul(errors - after).min(MAX_TARPIT))
     }
 
-    /// MAIL: an authenticated user may only use its own sender addresses (RFC 6409 §6.1)
-    /// and only as much as its sending quota allows.
-    fn mail(&mut self, mail: &MailFrom) {
+    /// MAIL: mail from another server gets its SPF checked; an authenticated user may only
+    /// use its own sender addresses (RFC 6409 §6.1) and only as much as its sending quota
+    /// allows.
+    async fn mail(&mut self, mail: &MailFrom) {
+        self.spf = None;
         let Some(user) = self.session.authenticated() else {
+            if let Some(client) = self.checked_client() {
+                let sender = match &mail.from {
+                    ReversePath::Null => String::new(),
+                    ReversePath::Mailbox(sender) => sender.to_string(),
+                };
+                match self.inbound.verifier.spf(&client, &sender).await {
+                    Ok(checks) => self.spf = Some(checks),
+                    Err(reply) => {
+                        info!(client = %self.client, from = %mail.from, "SPF temporary error, deferred");
+                        self.session.reject(reply);
+                        return;
+                    }
+                }
+            }
             self.session.accept();
             return;
         };
@@ -432,6 +460,55 @@ impl Driver {
             || self.session.authenticated().is_some()
     }
 
+    /// The client whose mail is checked (SPF, DKIM, DMARC, ARC): another server, not a
+    /// user, a local program, a trusted network or a skipped one.
+    fn checked_client(&self) -> Option<verify::Client<'_>> {
+        let ip = self.client.ip()?;
+        if self.is_submission()
+            || self.inbound.is_trusted(ip)
+            || !self.inbound.verifier.applies_to(ip)
+        {
+            return None;
+        }
+        let helo = self.session.hello()?;
+        Some(verify::Client {
+            ip,
+            helo: &helo.name,
+        })
+    }
+
+    /// Whether the message is signed here: a submission or a trusted client, with signing on.
+    fn signs(&self) -> bool {
+        self.inbound.signer.is_some()
+            && (self.is_submission()
+                || self
+                    .client
+                    .ip()
+                    .is_some_and(|ip| self.inbound.is_trusted(ip)))
+    }
+
+    /// Checking and signing read the whole message, so it stays in memory (up to the
+    /// message size limit) instead of going to the spool file in pieces.
+    fn needs_whole_message(&self) -> bool {
+        self.spf.is_some() || self.signs()
+    }
+
+    /// The domain of the first recipient address that an alias forwards to another server,
+    /// when such mail from another server is ARC-sealed.
+    fn forwarding_domain(&self) -> Option<String> {
+        if !self.inbound.arc_seal || self.is_submission() {
+            return None;
+        }
+        let transaction = self.session.transaction()?;
+        transaction.recipients.iter().find_map(|accepted| {
+            let forwarded = accepted.resolved.iter().any(|t| t.route == Route::Remote);
+            match (&accepted.rcpt.to, forwarded) {
+                (ForwardPath::Mailbox(address), true) => Some(address.domain_key()),
+                _ => None,
+            }
+        })
+    }
+
     fn data_start(&mut self) {
         let store = &self.inbound.store;
         let id = store.new_id();
@@ -493,10 +570,20 @@ impl Driver {
         if incoming.missing.is_none() && self.is_submission() {
             incoming.missing = Some(Missing::in_message(&self.content, true));
         }
-        let Some(envelope) = self.envelope(&incoming) else {
+        let mut content = std::mem::take(&mut self.content);
+        let (checked_headers, quarantine, results) = match self.check(&mut content).await {
+            Ok(checked) => checked,
+            Err(reply) => return reply,
+        };
+        let Some(mut envelope) = self.envelope(&incoming) else {
             return table::local_error();
         };
-        let content = std::mem::take(&mut self.content);
+        envelope.prepend.push_str(&checked_headers);
+        envelope.quarantine = quarantine;
+        if let Some(signer) = self.inbound.signer.as_ref().filter(|_| self.signs()) {
+            let signatures = signer.sign(&[envelope.prepend.as_bytes(), &content]);
+            envelope.prepend.insert_str(0, &signatures);
+        }
         let size = self.session.transaction().map_or(0, |t| t.content_size());
         let id = incoming.id;
         // A message held whole in memory goes to delivery with its content, which spares
@@ -515,6 +602,8 @@ impl Driver {
                     size,
                     client = %self.client,
                     user = self.session.authenticated().unwrap_or(""),
+                    auth = results.as_deref().unwrap_or("-"),
+                    quarantine,
                     "accepted"
                 );
                 self.count_sent(&envelope);
@@ -525,6 +614,45 @@ impl Driver {
                 warn!(queue_id = %id, error = %e, "spool commit failed");
                 table::local_error()
             }
+        }
+    }
+
+    /// Checks DKIM, ARC and DMARC of mail from another server (its SPF was checked at MAIL)
+    /// and applies the policy: the headers to add, whether it goes to Junk, and the results
+    /// for the log; or the refusal. Unchecked mail gets nothing.
+    async fn check(
+        &mut self,
+        content: &mut Vec<u8>,
+    ) -> Result<(String, bool, Option<String>), Reply> {
+        let Some(spf) = self.spf.take() else {
+            return Ok((String::new(), false, None));
+        };
+        let Some(client) = self.checked_client() else {
+            return Ok((String::new(), false, None));
+        };
+        let forwarding = self.forwarding_domain();
+        let seal = self.inbound.signer.as_deref().zip(forwarding.as_deref());
+        let verdict = self
+            .inbound
+            .verifier
+            .message(&client, &spf, content, seal)
+            .await;
+        match verdict.disposition {
+            Disposition::Refuse(reply) => {
+                info!(
+                    client = %self.client,
+                    from = %spf.sender,
+                    auth = %verdict.summary,
+                    reply = %reply,
+                    "refused by authentication policy"
+                );
+                Err(reply)
+            }
+            disposition => Ok((
+                verdict.headers,
+                disposition == Disposition::Quarantine,
+                Some(verdict.summary),
+            )),
         }
     }
 
@@ -601,6 +729,7 @@ impl Driver {
             hold: false,
             delay_notified: false,
             postmaster_notice: false,
+            quarantine: false,
         })
     }
 }

@@ -123,6 +123,7 @@ async fn undeliverable_message_follows_the_schedule_then_bounces() {
             Arc::clone(&directory),
             "mx.test".into(),
             true,
+            None,
         ),
         policy: Policy {
             retry_schedule: [60, 300, 900, 1800, 3600, 7200]
@@ -179,6 +180,7 @@ async fn undeliverable_message_follows_the_schedule_then_bounces() {
         hold: false,
         delay_notified: false,
         postmaster_notice: false,
+        quarantine: false,
     };
     let content = b"Subject: doomed\r\n\r\nbody\r\n".to_vec();
     let writer = store.writer(id).unwrap();

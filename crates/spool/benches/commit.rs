@@ -35,6 +35,7 @@ fn envelope(id: QueueId) -> Envelope {
         hold: false,
         delay_notified: false,
         postmaster_notice: false,
+        quarantine: false,
     }
 }
 

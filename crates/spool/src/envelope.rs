@@ -43,6 +43,10 @@ pub struct Envelope {
     /// fails too, it is dropped, so notifications can never loop.
     #[serde(default)]
     pub postmaster_notice: bool,
+    /// Failed the sender's DMARC `p=quarantine` (or a policy set to quarantine): local
+    /// recipients get it in their Junk folder.
+    #[serde(default)]
+    pub quarantine: bool,
 }
 
 impl Envelope {

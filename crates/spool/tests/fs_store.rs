@@ -43,6 +43,7 @@ fn envelope(id: QueueId, recipients: usize) -> Envelope {
         hold: false,
         delay_notified: false,
         postmaster_notice: false,
+        quarantine: false,
     }
 }
 

@@ -655,6 +655,25 @@ impl Config {
                 Invalid::at(name, value, e.message)
             })?;
         }
+        for (i, key) in self.dkim.keys.iter().enumerate() {
+            let name = format!("dkim.key[{i}]");
+            if !address::is_valid_domain(key.domain.get_ref()) {
+                return Err(Invalid::at(
+                    format!("{name}.domain"),
+                    &key.domain,
+                    "not a valid domain name",
+                ));
+            }
+            if !address::is_valid_domain(key.selector.get_ref()) {
+                return Err(Invalid::at(
+                    format!("{name}.selector"),
+                    &key.selector,
+                    "not a valid selector (DNS labels)",
+                ));
+            }
+            crate::mailauth::keys::load(key.file.get_ref())
+                .map_err(|e| Invalid::at(format!("{name}.file"), &key.file, e))?;
+        }
         let queue = &self.queue;
         let counts = [
             ("queue.local_concurrency", queue.local_concurrency),
@@ -951,6 +970,17 @@ mod tests {
         let e = error("[limits]\nbare_newline = \"maybe\"\n");
         assert_eq!(e.key, "limits.bare_newline");
         assert_eq!(e.line, Some(2));
+    }
+
+    #[test]
+    fn unreadable_dkim_key_is_named_with_its_line() {
+        let e = error(
+            "[dkim]\nsign = true\n[[dkim.key]]\ndomain = \"example.org\"\nselector = \"s1\"\nfile = \"/nonexistent/key.pem\"\n",
+        );
+        assert_eq!(e.key, "dkim.key[0].file");
+        assert_eq!(e.line, Some(6));
+        let e = error("[verify]\ndmarc_reject = \"bounce\"\n");
+        assert_eq!(e.key, "verify.dmarc_reject");
     }
 
     #[test]

@@ -8,7 +8,9 @@
 
 use mail_auth::common::cache::NoCache;
 use mail_auth::dmarc::{Alignment, Dmarc, Policy};
-use mail_auth::{DkimOutput, DkimResult, DnsError, Error, MessageAuthenticator, SpfOutput, SpfResult, Txt};
+use mail_auth::{
+    DkimOutput, DkimResult, DnsError, Error, MessageAuthenticator, SpfOutput, SpfResult, Txt,
+};
 use std::sync::Arc;
 
 /// The outcome of the DMARC check.
@@ -121,7 +123,11 @@ pub async fn evaluate(
             };
         }
     };
-    let mut policy = if at_author_domain { record.p } else { record.sp };
+    let mut policy = if at_author_domain {
+        record.p
+    } else {
+        record.sp
+    };
     if record.t {
         policy = match policy {
             Policy::Reject => Policy::Quarantine,
@@ -202,10 +208,22 @@ mod tests {
 
     #[test]
     fn alignment_modes() {
-        assert!(aligned("mail.example.com", "example.com", Alignment::Relaxed));
-        assert!(!aligned("mail.example.com", "example.com", Alignment::Strict));
+        assert!(aligned(
+            "mail.example.com",
+            "example.com",
+            Alignment::Relaxed
+        ));
+        assert!(!aligned(
+            "mail.example.com",
+            "example.com",
+            Alignment::Strict
+        ));
         assert!(aligned("Example.COM", "example.com", Alignment::Strict));
         assert!(!aligned("example.co.uk", "other.co.uk", Alignment::Relaxed));
-        assert!(!aligned("evil-example.com", "example.com", Alignment::Relaxed));
+        assert!(!aligned(
+            "evil-example.com",
+            "example.com",
+            Alignment::Relaxed
+        ));
     }
 }

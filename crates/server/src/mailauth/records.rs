@@ -11,8 +11,8 @@ use crate::config::Config;
 const TXT_CHUNK: usize = 255;
 
 /// The zone file lines for `domain`, served by this configuration's host, signed with
-/// `keys` (every selector the DNS should publish).
-pub fn zone_lines(config: &Config, domain: &str, keys: &[DomainKey], today: &str) -> String {
+/// `keys` (every selector the DNS should publish); `policy_id` names the MTA-STS policy.
+pub fn zone_lines(config: &Config, domain: &str, keys: &[DomainKey], policy_id: u64) -> String {
     let domain = domain.trim_end_matches('.').to_ascii_lowercase();
     let host = config.server.hostname.get_ref().trim_end_matches('.');
     let postmaster = format!("postmaster@{domain}");
@@ -34,7 +34,12 @@ pub fn zone_lines(config: &Config, domain: &str, keys: &[DomainKey], today: &str
             "; NB: {domain} is not a [[domain]] of this server's configuration\n"
         ));
     }
-    line(&domain, "MX", &format!("10 {host}."), "mail for the domain goes to this server");
+    line(
+        &domain,
+        "MX",
+        &format!("10 {host}."),
+        "mail for the domain goes to this server",
+    );
     let addresses: Vec<IpAddr> = config
         .listeners
         .iter()
@@ -42,8 +47,18 @@ pub fn zone_lines(config: &Config, domain: &str, keys: &[DomainKey], today: &str
         .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
         .collect();
     if addresses.is_empty() {
-        line(host, "A", "192.0.2.1", "hint: this server's public IPv4 address");
-        line(host, "AAAA", "2001:db8::1", "hint: its public IPv6 address, if any");
+        line(
+            host,
+            "A",
+            "192.0.2.1",
+            "hint: this server's public IPv4 address",
+        );
+        line(
+            host,
+            "AAAA",
+            "2001:db8::1",
+            "hint: its public IPv6 address, if any",
+        );
     } else {
         for ip in addresses {
             let kind = if ip.is_ipv4() { "A" } else { "AAAA" };
@@ -74,7 +89,7 @@ pub fn zone_lines(config: &Config, domain: &str, keys: &[DomainKey], today: &str
     line(
         &format!("_mta-sts.{domain}"),
         "TXT",
-        &format!("\"v=STSv1; id={today}\""),
+        &format!("\"v=STSv1; id={policy_id}\""),
         "MTA-STS (RFC 8461): change id whenever the policy changes",
     );
     line(
@@ -105,7 +120,7 @@ pub fn zone_lines(config: &Config, domain: &str, keys: &[DomainKey], today: &str
 
 /// A TXT value as quoted character-strings of at most 255 octets, in parentheses when
 /// there are several (zone file syntax, RFC 1035 §5.1).
-fn txt_value(text: &str) -> String {
+pub fn txt_value(text: &str) -> String {
     let chunks: Vec<String> = text
         .as_bytes()
         .chunks(TXT_CHUNK)
@@ -142,7 +157,7 @@ mod tests {
             None,
         )
         .unwrap();
-        let text = zone_lines(&config, "example.org", &[], "20261123");
+        let text = zone_lines(&config, "example.org", &[], 20261123);
         for needle in [
             "example.org.",
             "IN MX    10 mail.example.org.",

@@ -60,6 +60,18 @@ pub struct DomainKey {
     pub key: LoadedKey,
 }
 
+impl DomainKey {
+    /// The key in `path`, published under `selector`; errors name the file.
+    pub fn load(selector: &str, path: &Path) -> Result<DomainKey, String> {
+        keys::load(path)
+            .map(|key| DomainKey {
+                selector: selector.to_string(),
+                key,
+            })
+            .map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
 /// The keys of every domain we sign for.
 #[derive(Default)]
 pub struct Keyring {
@@ -72,15 +84,11 @@ impl Keyring {
     pub fn load(config: &Config, local_domains: &[String]) -> Result<Keyring, String> {
         let mut domains: HashMap<String, Vec<DomainKey>> = HashMap::new();
         for configured in &config.dkim.keys {
-            let file = configured.file.get_ref();
-            let key = keys::load(file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let key = DomainKey::load(configured.selector.get_ref(), configured.file.get_ref())?;
             domains
                 .entry(configured.domain.get_ref().to_ascii_lowercase())
                 .or_default()
-                .push(DomainKey {
-                    selector: configured.selector.get_ref().clone(),
-                    key,
-                });
+                .push(key);
         }
         for domain in local_domains {
             let domain = domain.to_ascii_lowercase();
@@ -96,14 +104,14 @@ impl Keyring {
                     }
                     let selector = algorithm.default_selector(SystemTime::now());
                     let path = keys::create(&folder, &selector, algorithm)?;
-                    let key = keys::load(&path)?;
+                    let made = DomainKey::load(&selector, &path)?;
                     warn!(
                         domain,
                         selector,
-                        record = %format!("{selector}._domainkey.{domain}. TXT \"{}\"", key.txt_record()),
+                        record = %format!("{selector}._domainkey.{domain}. TXT \"{}\"", made.key.txt_record()),
                         "made a DKIM key; publish its record (posthorn dns-records {domain})"
                     );
-                    found.push(DomainKey { selector, key });
+                    found.push(made);
                 }
             }
             if !found.is_empty() {
@@ -130,14 +138,37 @@ impl Keyring {
     }
 }
 
+/// Every key the DNS should publish for `domain`: its configured keys, else every key in
+/// its folder (older selectors stay published while a rotation settles).
+pub fn published_keys(config: &Config, domain: &str) -> Result<Vec<DomainKey>, String> {
+    let configured: Vec<_> = config
+        .dkim
+        .keys
+        .iter()
+        .filter(|k| k.domain.get_ref().eq_ignore_ascii_case(domain))
+        .collect();
+    if !configured.is_empty() {
+        return configured
+            .into_iter()
+            .map(|k| DomainKey::load(k.selector.get_ref(), k.file.get_ref()))
+            .collect();
+    }
+    let folder = keys::domain_folder(&config.server.data_dir, domain);
+    keys::in_folder(&folder)
+        .map_err(|e| format!("{}: {e}", folder.display()))?
+        .into_iter()
+        .map(|(selector, path, _)| DomainKey::load(&selector, &path))
+        .collect()
+}
+
 /// The newest key of each algorithm in a domain folder.
 fn newest_per_algorithm(folder: &Path) -> Result<Vec<DomainKey>, String> {
     let listed = keys::in_folder(folder).map_err(|e| format!("{}: {e}", folder.display()))?;
     let mut keys: Vec<DomainKey> = Vec::new();
     for (selector, path, _) in listed {
-        let key = keys::load(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        if !keys.iter().any(|k| k.key.algorithm == key.algorithm) {
-            keys.push(DomainKey { selector, key });
+        let key = DomainKey::load(&selector, &path)?;
+        if !keys.iter().any(|k| k.key.algorithm == key.key.algorithm) {
+            keys.push(key);
         }
     }
     Ok(keys)
@@ -181,7 +212,15 @@ impl Signer {
                 let sealer = ArcSealer::from_key(key.clone())
                     .domain(domain.clone())
                     .selector(k.selector.clone())
-                    .headers(["From", "To", "Cc", "Subject", "Date", "Message-ID", "DKIM-Signature"])
+                    .headers([
+                        "From",
+                        "To",
+                        "Cc",
+                        "Subject",
+                        "Date",
+                        "Message-ID",
+                        "DKIM-Signature",
+                    ])
                     .header_canonicalization(Canonicalization::Relaxed)
                     .body_canonicalization(Canonicalization::Relaxed);
                 arc.insert(domain.clone(), sealer);

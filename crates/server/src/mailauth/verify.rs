@@ -83,11 +83,7 @@ impl Verifier {
 
     /// SPF for a new transaction. `Err` is the reply when a DNS failure left the MAIL FROM
     /// check open and the admin wants such mail deferred.
-    pub async fn spf(
-        &self,
-        client: &Client<'_>,
-        sender: &str,
-    ) -> Result<SpfChecks, Reply> {
+    pub async fn spf(&self, client: &Client<'_>, sender: &str) -> Result<SpfChecks, Reply> {
         let checks = spf::check(&self.auth, client.ip, client.helo, &self.hostname, sender).await;
         if checks.temporary_error() && self.settings.dns_errors == DnsErrors::Defer {
             return Err(table::spf_temporary_error());
@@ -122,7 +118,11 @@ impl Verifier {
         let mut headers = seal
             .and_then(|(signer, domain)| signer.seal(domain, message, &results, &arc))
             .unwrap_or_default();
-        let dkim_none = if dkim.is_empty() { ";\r\n\tdkim=none" } else { "" };
+        let dkim_none = if dkim.is_empty() {
+            ";\r\n\tdkim=none"
+        } else {
+            ""
+        };
         headers.push_str(&format!(
             "Authentication-Results: {results}{dkim_none};\r\n\t{}\r\n",
             dmarc.auth_result()
@@ -173,10 +173,9 @@ impl Verifier {
             DmarcStatus::TempError if settings.dns_errors == DnsErrors::Defer => {
                 Disposition::Refuse(table::dmarc_temporary_error())
             }
-            DmarcStatus::None if spf.mail_from.result() == SpfResult::Fail => act(
-                settings.spf_fail,
-                table::spf_failed(spf.mail_from.domain()),
-            ),
+            DmarcStatus::None if spf.mail_from.result() == SpfResult::Fail => {
+                act(settings.spf_fail, table::spf_failed(spf.mail_from.domain()))
+            }
             _ => Disposition::Accept,
         }
     }

@@ -11,6 +11,7 @@ use tracing::{info, warn};
 
 use crate::directory::Resolution;
 use crate::dsn::{self, Notice};
+use crate::mailauth::sign::Signer;
 use crate::users::LiveDirectory;
 
 /// Writes notices; cheap to clone.
@@ -20,21 +21,26 @@ pub struct Notifier {
     directory: Arc<LiveDirectory>,
     hostname: String,
     notify_postmaster: bool,
+    /// Signs notices from our host name's domain, so they pass DMARC where they land.
+    signer: Option<Arc<Signer>>,
 }
 
 impl Notifier {
-    /// A notifier writing into `store`, routing notices through `directory`.
+    /// A notifier writing into `store`, routing notices through `directory`, signing with
+    /// `signer` when given.
     pub fn new(
         store: Arc<dyn QueueStore>,
         directory: Arc<LiveDirectory>,
         hostname: String,
         notify_postmaster: bool,
+        signer: Option<Arc<Signer>>,
     ) -> Self {
         Notifier {
             store,
             directory,
             hostname,
             notify_postmaster,
+            signer,
         }
     }
 
@@ -181,10 +187,14 @@ impl Notifier {
             envid: None,
             arrival: now,
             client: ClientInfo::default(),
-            prepend: String::new(),
+            prepend: self
+                .signer
+                .as_ref()
+                .map_or_else(String::new, |signer| signer.sign(&[&bytes])),
             hold: false,
             delay_notified: false,
             postmaster_notice,
+            quarantine: false,
         };
         self.store.writer(id)?.commit(bytes, &notice).wait()?;
         Ok(notice)

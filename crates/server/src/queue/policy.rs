@@ -197,6 +197,7 @@ mod tests {
             hold: false,
             delay_notified: false,
             postmaster_notice: false,
+            quarantine: false,
         }
     }
 

@@ -581,7 +581,7 @@ impl Driver {
         envelope.prepend.push_str(&checked_headers);
         envelope.quarantine = quarantine;
         if let Some(signer) = self.inbound.signer.as_ref().filter(|_| self.signs()) {
-            let signatures = signer.sign(&[envelope.prepend.as_bytes(), &content]);
+            let signatures = signer.sign(envelope.prepend.as_bytes(), &mut content);
             envelope.prepend.insert_str(0, &signatures);
         }
         let size = self.session.transaction().map_or(0, |t| t.content_size());

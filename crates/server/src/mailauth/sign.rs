@@ -13,6 +13,7 @@ use mail_auth::dkim::{Canonicalization, DkimSigner, Done};
 use mail_auth::{ArcOutput, AuthenticatedMessage, AuthenticationResults};
 use tracing::warn;
 
+use super::blank_tail::without_blank_tail;
 use super::keys::{self, Algorithm, LoadedKey};
 use crate::config::Config;
 
@@ -234,13 +235,20 @@ impl Signer {
         &self.keyring
     }
 
-    /// `DKIM-Signature` header lines for a message whose From address is in a domain we
-    /// have keys for; empty otherwise. The message is given in parts (our prepended
-    /// headers, then the content) so it need not be copied.
-    pub fn sign(&self, parts: &[&[u8]]) -> String {
-        let Some(domain) = parts.iter().find_map(|p| from_domain(p)) else {
+    /// `DKIM-Signature` header lines for a message (`prepend`, our header lines, then
+    /// `content`) whose From address is in a domain we have keys for; empty otherwise.
+    /// Whitespace-only lines ending the body are removed from `content` first (see
+    /// `blank_tail`), so every verifier computes the body hash we signed.
+    pub fn sign(&self, prepend: &[u8], content: &mut Vec<u8>) -> String {
+        let Some(domain) = from_domain(content).or_else(|| from_domain(prepend)) else {
             return String::new();
         };
+        if self.keyring.for_domain(&domain).is_some()
+            && let Some(trimmed) = without_blank_tail(content)
+        {
+            *content = trimmed;
+        }
+        let parts = [prepend, content.as_slice()];
         let Some((signing_domain, _)) = self.keyring.for_domain(&domain) else {
             return String::new();
         };

@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 
 use mail_auth::common::headers::HeaderWriter;
+use mail_auth::dkim::Canonicalization;
 use mail_auth::dmarc::Policy;
 use mail_auth::{
     AuthenticatedMessage, AuthenticationResults, DkimResult, MessageAuthenticator, ReceivedSpf,
@@ -12,6 +13,7 @@ use mail_auth::{
 use posthorn_proto::Reply;
 use posthorn_proto::reply::table;
 
+use super::blank_tail::without_blank_tail;
 use super::dmarc::{self, DmarcCheck, DmarcStatus};
 use super::sign::Signer;
 use super::spf::{self, SpfChecks};
@@ -103,11 +105,26 @@ impl Verifier {
         seal: Option<(&Signer, &str)>,
     ) -> Verdict {
         strip_own_results(content, &self.authserv_id);
+        let trimmed = without_blank_tail(content);
         let parsed = AuthenticatedMessage::parse(content);
+        let parsed_trimmed = trimmed.as_deref().and_then(AuthenticatedMessage::parse);
         let empty = AuthenticatedMessage::default();
         let message = parsed.as_ref().unwrap_or(&empty);
-        let dkim = self.auth.verify_dkim(message).await;
-        let arc = self.auth.verify_arc(message).await;
+        // What relaxed body canonicalization is computed on (see `blank_tail`).
+        let relaxed = parsed_trimmed.as_ref().unwrap_or(message);
+        let mut dkim = self.auth.verify_dkim(message).await;
+        if parsed_trimmed.is_some() {
+            let on_trimmed = self.auth.verify_dkim(relaxed).await;
+            for (result, trimmed) in dkim.iter_mut().zip(on_trimmed) {
+                if trimmed
+                    .signature()
+                    .is_some_and(|s| s.cb == Canonicalization::Relaxed)
+                {
+                    *result = trimmed;
+                }
+            }
+        }
+        let arc = self.auth.verify_arc(relaxed).await;
         let dmarc = dmarc::evaluate(&self.auth, &message.from, &spf.mail_from, &dkim).await;
 
         let results = AuthenticationResults::new(&self.authserv_id)
@@ -116,7 +133,7 @@ impl Verifier {
             .with_spf_mailfrom_result(&spf.mail_from, client.ip, &spf.sender, client.helo)
             .with_arc_result(&arc, client.ip);
         let mut headers = seal
-            .and_then(|(signer, domain)| signer.seal(domain, message, &results, &arc))
+            .and_then(|(signer, domain)| signer.seal(domain, relaxed, &results, &arc))
             .unwrap_or_default();
         let dkim_none = if dkim.is_empty() {
             ";\r\n\tdkim=none"

@@ -171,7 +171,11 @@ impl Notifier {
             now,
             retry_until,
         };
-        let bytes = dsn::write(&report, &original)?;
+        let mut bytes = dsn::write(&report, &original)?;
+        let signatures = self
+            .signer
+            .as_ref()
+            .map_or_else(String::new, |signer| signer.sign(b"", &mut bytes));
         let id = self.store.new_id();
         let notice = Envelope {
             id,
@@ -187,10 +191,7 @@ impl Notifier {
             envid: None,
             arrival: now,
             client: ClientInfo::default(),
-            prepend: self
-                .signer
-                .as_ref()
-                .map_or_else(String::new, |signer| signer.sign(&[&bytes])),
+            prepend: signatures,
             hold: false,
             delay_notified: false,
             postmaster_notice,

@@ -276,7 +276,17 @@ impl Signer {
     ) -> Option<String> {
         let (signing_domain, _) = self.keyring.for_domain(domain)?;
         let sealer = self.arc.get(signing_domain)?;
-        if !arc.can_be_sealed() {
+        // ARC headers that mail-auth could not make into as many sets: it would number our
+        // set from the sets it has, misstating the chain; better no set than a wrong one.
+        let highest = message
+            .as_headers
+            .iter()
+            .map(|h| h.header.i)
+            .chain(message.ams_headers.iter().map(|h| h.header.i))
+            .chain(message.aar_headers.iter().map(|h| h.header.i))
+            .max()
+            .unwrap_or(0);
+        if highest as usize != arc.sets().len() || !arc.can_be_sealed() {
             return None;
         }
         match sealer.seal(message, results, arc) {

@@ -7,7 +7,7 @@ use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::Canonicalization;
 use mail_auth::dmarc::Policy;
 use mail_auth::{
-    AuthenticatedMessage, AuthenticationResults, DkimResult, MessageAuthenticator, ReceivedSpf,
+    ArcOutput, AuthenticatedMessage, AuthenticationResults, DkimResult, MessageAuthenticator, ReceivedSpf,
     SpfResult,
 };
 use posthorn_proto::Reply;
@@ -124,7 +124,14 @@ impl Verifier {
                 }
             }
         }
-        let arc = self.auth.verify_arc(relaxed).await;
+        // The newest AMS says how its body was canonicalized; simple keeps the lines.
+        let arc_on_original = message
+            .ams_headers
+            .iter()
+            .max_by_key(|h| h.header.i)
+            .is_some_and(|h| h.header.cb == Canonicalization::Simple);
+        let arc_view = if arc_on_original { message } else { relaxed };
+        let arc = arc_method_result(self.auth.verify_arc(arc_view).await);
         let dmarc = dmarc::evaluate(&self.auth, &message.from, &spf.mail_from, &dkim).await;
 
         let results = AuthenticationResults::new(&self.authserv_id)
@@ -133,7 +140,7 @@ impl Verifier {
             .with_spf_mailfrom_result(&spf.mail_from, client.ip, &spf.sender, client.helo)
             .with_arc_result(&arc, client.ip);
         let mut headers = seal
-            .and_then(|(signer, domain)| signer.seal(domain, relaxed, &results, &arc))
+            .and_then(|(signer, domain)| signer.seal(domain, arc_view, &results, &arc))
             .unwrap_or_default();
         let dkim_none = if dkim.is_empty() {
             ";\r\n\tdkim=none"
@@ -195,6 +202,18 @@ impl Verifier {
             }
             _ => Disposition::Accept,
         }
+    }
+}
+
+/// The ARC result as RFC 8617 §4.4 knows it: none, pass or fail. mail-auth also reports
+/// neutral, permerror and temperror (a broken set, a missing key...); each is a failed
+/// chain (§5.2), which is also what the next sealer must record as cv=fail.
+fn arc_method_result(arc: ArcOutput<'_>) -> ArcOutput<'_> {
+    match arc.result().clone() {
+        DkimResult::Neutral(e) | DkimResult::PermError(e) | DkimResult::TempError(e) => {
+            arc.with_result(DkimResult::Fail(e))
+        }
+        DkimResult::Pass | DkimResult::Fail(_) | DkimResult::None => arc,
     }
 }
 

@@ -77,11 +77,15 @@ impl DmarcCheck {
     }
 }
 
-/// The organisational domain of `domain`: one label below its public suffix, or the domain
-/// itself when it is a public suffix or unknown to the list.
-pub fn organizational_domain(domain: &str) -> &str {
-    let trimmed = domain.trim_end_matches('.');
-    psl::domain_str(trimmed).unwrap_or(trimmed)
+/// The organisational domain of `domain`, lower-case: one label below its public suffix, or
+/// the domain itself when it is a public suffix, unknown to the list, or not a valid name
+/// (an empty label), for which the list gives no registrable domain.
+pub fn organizational_domain(domain: &str) -> String {
+    let name = domain.trim_end_matches('.').to_ascii_lowercase();
+    if name.split('.').any(str::is_empty) {
+        return name;
+    }
+    psl::domain_str(&name).map_or_else(|| name.clone(), str::to_string)
 }
 
 /// True when `domain` is aligned with `from` under `mode` (RFC 7489 §3.1).
@@ -177,7 +181,7 @@ async fn find_record(
     if organizational == domain {
         return Ok(None);
     }
-    Ok(lookup(auth, organizational).await?.map(|r| (r, false)))
+    Ok(lookup(auth, &organizational).await?.map(|r| (r, false)))
 }
 
 /// One `_dmarc` TXT lookup; a missing or malformed record is `None`.
@@ -200,6 +204,8 @@ mod tests {
     #[test]
     fn organizational_domains_follow_the_public_suffix_list() {
         assert_eq!(organizational_domain("mail.example.com"), "example.com");
+        assert_eq!(organizational_domain("Mail.Example.COM."), "example.com");
+        assert_eq!(organizational_domain(".example.com"), ".example.com");
         assert_eq!(organizational_domain("a.b.example.co.uk"), "example.co.uk");
         assert_eq!(organizational_domain("example.com"), "example.com");
         assert_eq!(organizational_domain("com"), "com");

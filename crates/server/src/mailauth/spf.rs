@@ -30,7 +30,8 @@ pub async fn check_helo(
     helo: &str,
     hostname: &str,
 ) -> SpfOutput {
-    auth.verify_spf(SpfParameters::verify_ehlo(ip, helo, hostname))
+    // An IPv4 client on a dual-stack socket is IPv4 to SPF (RFC 7208 §5).
+    auth.verify_spf(SpfParameters::verify_ehlo(ip.to_canonical(), helo, hostname))
         .await
 }
 
@@ -50,8 +51,13 @@ pub async fn check_mail_from(
     } else {
         sender
     };
-    auth.verify_spf(SpfParameters::verify_mail_from(ip, helo, hostname, sender))
-        .await
+    auth.verify_spf(SpfParameters::verify_mail_from(
+        ip.to_canonical(),
+        helo,
+        hostname,
+        sender,
+    ))
+    .await
 }
 
 /// Both checks of a transaction.

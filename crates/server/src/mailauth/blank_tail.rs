@@ -16,7 +16,10 @@ pub fn without_blank_tail(message: &[u8]) -> Option<Vec<u8>> {
     let body_start = header_section(message).len();
     let body = &message[body_start..];
     // The end of the last line holding something other than whitespace.
-    let keep = match body.iter().rposition(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n')) {
+    let keep = match body
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+    {
         Some(last) => match body[last..].iter().position(|&b| b == b'\n') {
             Some(newline) => last + newline + 1,
             None => return None,
@@ -49,9 +52,15 @@ mod tests {
     #[test]
     fn other_bodies_are_left_alone() {
         // Empty last lines alone are handled right by mail-auth.
-        assert_eq!(without_blank_tail(b"Subject: x\r\n\r\nAnn\r\n\r\n\r\n"), None);
+        assert_eq!(
+            without_blank_tail(b"Subject: x\r\n\r\nAnn\r\n\r\n\r\n"),
+            None
+        );
         // Whitespace inside the body, or at the end of a line with text, is fine too.
-        assert_eq!(without_blank_tail(b"Subject: x\r\n\r\na\r\n \r\nb  \r\n"), None);
+        assert_eq!(
+            without_blank_tail(b"Subject: x\r\n\r\na\r\n \r\nb  \r\n"),
+            None
+        );
         assert_eq!(without_blank_tail(b"Subject: x\r\n\r\n"), None);
         assert_eq!(without_blank_tail(b"Subject: x\r\n\r\nno newline  "), None);
     }

@@ -31,8 +31,12 @@ pub async fn check_helo(
     hostname: &str,
 ) -> SpfOutput {
     // An IPv4 client on a dual-stack socket is IPv4 to SPF (RFC 7208 §5).
-    auth.verify_spf(SpfParameters::verify_ehlo(ip.to_canonical(), helo, hostname))
-        .await
+    auth.verify_spf(SpfParameters::verify_ehlo(
+        ip.to_canonical(),
+        helo,
+        hostname,
+    ))
+    .await
 }
 
 /// Checks the MAIL FROM identity `sender` (empty for the null sender) of a client at `ip`

@@ -7,8 +7,8 @@ use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::Canonicalization;
 use mail_auth::dmarc::Policy;
 use mail_auth::{
-    ArcOutput, AuthenticatedMessage, AuthenticationResults, DkimResult, MessageAuthenticator, ReceivedSpf,
-    SpfResult,
+    ArcOutput, AuthenticatedMessage, AuthenticationResults, DkimResult, MessageAuthenticator,
+    ReceivedSpf, SpfResult,
 };
 use posthorn_proto::Reply;
 use posthorn_proto::reply::table;

@@ -222,12 +222,12 @@ fn spoofed_mail_under_p_reject_is_refused() {
 }
 
 #[test]
-fn mark_only_accepts_what_p_reject_would_refuse() {
+fn mark_only_accepts_what_p_reject_would_refuse_and_received_spf_is_added() {
     let (_sender, zone) = Sender::new(world());
     let dns = zone.start();
     let server = server(
         &dns,
-        "[verify]\nskip_networks = []\ndmarc_reject = \"mark\"\n",
+        "[verify]\nskip_networks = []\ndmarc_reject = \"mark\"\nreceived_spf = true\n",
     );
     let reply = send(
         &server,
@@ -236,10 +236,24 @@ fn mark_only_accepts_what_p_reject_would_refuse() {
     );
     assert!(reply.starts_with("250 2.0.0"), "{reply}");
     let delivered = server.wait_for_messages("alice", 1);
-    let results = our_results(&headers(&delivered[0]));
+    let headers = headers(&delivered[0]);
+    let results = our_results(&headers);
     assert!(
         results[0].contains("dmarc=fail header.from=sender.test policy.dmarc=reject"),
         "{results:?}"
+    );
+    // Asked for, the SPF verdict also comes as RFC 7208 §9.1 writes it.
+    let received_spf = headers
+        .lines()
+        .find(|l| l.starts_with("Received-SPF: "))
+        .unwrap_or_else(|| panic!("no Received-SPF in\n{headers}"));
+    assert!(
+        received_spf.starts_with("Received-SPF: pass"),
+        "{received_spf}"
+    );
+    assert!(
+        headers.contains("envelope-from=\"attacker@other.test\""),
+        "{headers}"
     );
 }
 

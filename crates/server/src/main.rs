@@ -374,11 +374,7 @@ fn dns_records(config: Option<PathBuf>, domain: &str) -> ExitCode {
         Err(code) => return code,
     };
     let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-    let is_local = config
-        .domains
-        .iter()
-        .any(|d| d.name.get_ref().eq_ignore_ascii_case(&domain));
-    if is_local
+    if config.is_local_domain(&domain)
         && config.dkim.sign
         && let Err(e) = Keyring::load(&config, std::slice::from_ref(&domain))
     {

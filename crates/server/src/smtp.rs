@@ -26,7 +26,7 @@ use tracing::{info, warn};
 use crate::directory::{Directory, Resolution, Target, lookup_key};
 use crate::mailauth::sign::Signer;
 use crate::mailauth::spf::SpfChecks;
-use crate::mailauth::verify::{self, Disposition, Verifier};
+use crate::mailauth::verify::{self, Disposition, Verdict, Verifier};
 use crate::maildir;
 use crate::passwords;
 use crate::queue::QueueHandle;
@@ -571,15 +571,17 @@ impl Driver {
             incoming.missing = Some(Missing::in_message(&self.content, true));
         }
         let mut content = std::mem::take(&mut self.content);
-        let (checked_headers, quarantine, results) = match self.check(&mut content).await {
-            Ok(checked) => checked,
+        let verdict = match self.check(&mut content).await {
+            Ok(verdict) => verdict,
             Err(reply) => return reply,
         };
         let Some(mut envelope) = self.envelope(&incoming) else {
             return table::local_error();
         };
-        envelope.prepend.push_str(&checked_headers);
-        envelope.quarantine = quarantine;
+        if let Some(verdict) = &verdict {
+            envelope.prepend.push_str(&verdict.headers);
+            envelope.quarantine = verdict.disposition == Disposition::Quarantine;
+        }
         if let Some(signer) = self.inbound.signer.as_ref().filter(|_| self.signs()) {
             let signatures = signer.sign(envelope.prepend.as_bytes(), &mut content);
             envelope.prepend.insert_str(0, &signatures);
@@ -602,8 +604,8 @@ impl Driver {
                     size,
                     client = %self.client,
                     user = self.session.authenticated().unwrap_or(""),
-                    auth = results.as_deref().unwrap_or("-"),
-                    quarantine,
+                    auth = verdict.as_ref().map_or("-", |v| v.summary.as_str()),
+                    quarantine = envelope.quarantine,
                     "accepted"
                 );
                 self.count_sent(&envelope);
@@ -618,17 +620,14 @@ impl Driver {
     }
 
     /// Checks DKIM, ARC and DMARC of mail from another server (its SPF was checked at MAIL)
-    /// and applies the policy: the headers to add, whether it goes to Junk, and the results
-    /// for the log; or the refusal. Unchecked mail gets nothing.
-    async fn check(
-        &mut self,
-        content: &mut Vec<u8>,
-    ) -> Result<(String, bool, Option<String>), Reply> {
+    /// and applies the policy: the verdict to record, or the refusal. Unchecked mail has no
+    /// verdict.
+    async fn check(&mut self, content: &mut Vec<u8>) -> Result<Option<Verdict>, Reply> {
         let Some(spf) = self.spf.take() else {
-            return Ok((String::new(), false, None));
+            return Ok(None);
         };
         let Some(client) = self.checked_client() else {
-            return Ok((String::new(), false, None));
+            return Ok(None);
         };
         let forwarding = self.forwarding_domain();
         let seal = self.inbound.signer.as_deref().zip(forwarding.as_deref());
@@ -637,7 +636,7 @@ impl Driver {
             .verifier
             .message(&client, &spf, content, seal)
             .await;
-        match verdict.disposition {
+        match &verdict.disposition {
             Disposition::Refuse(reply) => {
                 info!(
                     client = %self.client,
@@ -646,13 +645,9 @@ impl Driver {
                     reply = %reply,
                     "refused by authentication policy"
                 );
-                Err(reply)
+                Err(reply.clone())
             }
-            disposition => Ok((
-                verdict.headers,
-                disposition == Disposition::Quarantine,
-                Some(verdict.summary),
-            )),
+            Disposition::Accept | Disposition::Quarantine => Ok(Some(verdict)),
         }
     }
 

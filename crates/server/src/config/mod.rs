@@ -573,6 +573,13 @@ impl Config {
             .unwrap_or_else(|| self.server.data_dir.join("users.toml"))
     }
 
+    /// True when `domain` is one of our `[[domain]]`s.
+    pub fn is_local_domain(&self, domain: &str) -> bool {
+        self.domains
+            .iter()
+            .any(|d| d.name.get_ref().eq_ignore_ascii_case(domain))
+    }
+
     /// The recipient delimiter as a character.
     pub fn recipient_delimiter(&self) -> Option<char> {
         self.server

@@ -90,11 +90,11 @@ pub fn organizational_domain(domain: &str) -> String {
 
 /// True when `domain` is aligned with `from` under `mode` (RFC 7489 §3.1).
 pub fn aligned(domain: &str, from: &str, mode: Alignment) -> bool {
-    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-    let from = from.trim_end_matches('.').to_ascii_lowercase();
     match mode {
-        Alignment::Strict => domain == from,
-        Alignment::Relaxed => organizational_domain(&domain) == organizational_domain(&from),
+        Alignment::Strict => domain
+            .trim_end_matches('.')
+            .eq_ignore_ascii_case(from.trim_end_matches('.')),
+        Alignment::Relaxed => organizational_domain(domain) == organizational_domain(from),
     }
 }
 

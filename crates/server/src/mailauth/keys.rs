@@ -34,7 +34,11 @@ impl Algorithm {
     /// The selector `posthorn dkim generate` and start-up use when none is given: the
     /// month the key was made and the algorithm, so a rotated key gets a new name.
     pub fn default_selector(self, now: SystemTime) -> String {
-        let (year, month) = year_month(now);
+        let secs = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let date = mail_parser::DateTime::from_timestamp(secs as i64);
+        let (year, month) = (date.year, date.month);
         let suffix = match self {
             Algorithm::Ed25519 => 'e',
             Algorithm::Rsa => 'r',
@@ -176,22 +180,6 @@ fn der(tag: u8, content: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(content);
     out
-}
-
-/// The UTC year and month of `time` (civil-from-days, proleptic Gregorian).
-fn year_month(time: SystemTime) -> (i64, u32) {
-    let secs = time
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs()) as i64;
-    let z = secs.div_euclid(86_400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month)
 }
 
 #[cfg(test)]

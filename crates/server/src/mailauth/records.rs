@@ -24,12 +24,8 @@ pub fn zone_lines(config: &Config, domain: &str, keys: &[DomainKey], policy_id: 
         }
         out.push('\n');
     };
-    let is_local = config
-        .domains
-        .iter()
-        .any(|d| d.name.get_ref().eq_ignore_ascii_case(&domain));
     let mut text = format!("; DNS records for {domain}, mail served by {host}\n");
-    if !is_local {
+    if !config.is_local_domain(&domain) {
         text.push_str(&format!(
             "; NB: {domain} is not a [[domain]] of this server's configuration\n"
         ));

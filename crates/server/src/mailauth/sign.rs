@@ -240,21 +240,19 @@ impl Signer {
     /// Whitespace-only lines ending the body are removed from `content` first (see
     /// `blank_tail`), so every verifier computes the body hash we signed.
     pub fn sign(&self, prepend: &[u8], content: &mut Vec<u8>) -> String {
-        let Some(domain) = from_domain(content).or_else(|| from_domain(prepend)) else {
+        let Some(domain) = from_domain(content) else {
             return String::new();
         };
-        if self.keyring.for_domain(&domain).is_some()
-            && let Some(trimmed) = without_blank_tail(content)
-        {
-            *content = trimmed;
-        }
-        let parts = [prepend, content.as_slice()];
         let Some((signing_domain, _)) = self.keyring.for_domain(&domain) else {
             return String::new();
         };
         let Some(signers) = self.dkim.get(signing_domain) else {
             return String::new();
         };
+        if let Some(trimmed) = without_blank_tail(content) {
+            *content = trimmed;
+        }
+        let parts = [prepend, content.as_slice()];
         let mut headers = String::new();
         for signer in signers {
             match signer.sign_chained(parts.iter().copied()) {

@@ -163,9 +163,9 @@ impl Verifier {
         }
         let dkim_summary = dkim
             .iter()
-            .map(|o| dkim_keyword(o.result()))
-            .max_by_key(|k| dkim_rank(k))
-            .unwrap_or("none");
+            .map(|o| o.result())
+            .max_by_key(|r| dkim_rank(r))
+            .map_or("none", dkim_keyword);
         let summary = format!(
             "spf={} dkim={dkim_summary} dmarc={} arc={}",
             spf_keyword(spf.mail_from.result()),
@@ -250,14 +250,14 @@ fn dkim_keyword(result: &DkimResult) -> &'static str {
 }
 
 /// Which of several DKIM results the log shows: a pass wins.
-fn dkim_rank(keyword: &str) -> u8 {
-    match keyword {
-        "pass" => 5,
-        "temperror" => 4,
-        "fail" => 3,
-        "permerror" => 2,
-        "neutral" => 1,
-        _ => 0,
+fn dkim_rank(result: &DkimResult) -> u8 {
+    match result {
+        DkimResult::Pass => 5,
+        DkimResult::TempError(_) => 4,
+        DkimResult::Fail(_) => 3,
+        DkimResult::PermError(_) => 2,
+        DkimResult::Neutral(_) => 1,
+        DkimResult::None => 0,
     }
 }
 

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use posthorn_mailbox::access::Accounts;
 use posthorn_proto::reply::table;
-use posthorn_proto::{AuthPolicy, SessionConfig};
+use posthorn_proto::{AuthPolicy, Reply, SessionConfig};
 use posthorn_spool::{FsQueueStore, QueueStore};
 use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::sync::watch;
@@ -21,6 +22,7 @@ use crate::certs::{CertSource, Certificates};
 use crate::config::{Config, Listener, Role};
 use crate::limiter::ConnectionLimiter;
 use crate::local::LocalTransport;
+use crate::login::Logins;
 use crate::mailauth::sign::{Keyring, Signer};
 use crate::mailauth::verify::Verifier;
 use crate::outbound::connection::Settings;
@@ -32,9 +34,14 @@ use crate::queue::{self, Notifier, SystemClock};
 use crate::sending::SendingQuota;
 use crate::sendmail;
 use crate::smtp::{self, Client, Endpoint, Inbound};
-use crate::stream::{Connection, ServerConnection};
+use crate::stream::{Connection, ServerConnection, Upgradable};
 use crate::throttle::{AuthThrottle, ConnectionRate};
 use crate::users::LiveDirectory;
+
+/// POP3's autologout timer (RFC 1939 §3: at least 10 minutes).
+const POP3_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// IMAP's autologout timer (RFC 9051 §5.4: at least 30 minutes).
+const IMAP_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// Longest wait for a client's TLS handshake on an implicit-TLS listener.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -124,6 +131,12 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         shutdown.clone(),
     )?);
     let auth = &config.auth;
+    let logins = Arc::new(Logins::new(
+        Arc::clone(&directory),
+        AuthThrottle::new(auth.max_failures, auth.failure_window.0, auth.block_time.0),
+        auth.failure_delay.0,
+        config.server.hostname.get_ref().clone(),
+    ));
     let inbound = Arc::new(Inbound {
         command_timeout: config.limits.command_timeout.0,
         data_timeout: config.limits.data_timeout.0,
@@ -132,12 +145,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         queue,
         trusted_networks: config.policy.trusted_networks.clone(),
         tls: certificates.acceptor(),
-        auth_failure_delay: auth.failure_delay.0,
-        auth_throttle: AuthThrottle::new(
-            auth.max_failures,
-            auth.failure_window.0,
-            auth.block_time.0,
-        ),
+        logins: logins.clone(),
         sending: SendingQuota::load(data_dir.join("sending.json")),
         tarpit: (config.limits.tarpit_after, config.limits.tarpit_delay.0),
         verifier: Verifier::new(dns.authenticator(), &config),
@@ -156,13 +164,12 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     for (listener, socket) in sockets {
         let address = socket.local_addr()?;
         info!(role = %listener.role, %address, "listening");
-        let endpoint = Arc::new(endpoint(&config, &listener));
         listeners.push(tokio::spawn(accept_loop(
             socket,
             Handler {
                 inbound: Arc::clone(&inbound),
-                endpoint,
-                implicit_tls: listener.role == Role::Submissions,
+                service: service(&config, &listener),
+                implicit_tls: listener.role.implicit_tls(),
                 guard: Arc::clone(&guard),
                 sessions: sessions.clone(),
                 shutdown: shutdown.clone(),
@@ -177,7 +184,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         local_socket,
         Handler {
             inbound: Arc::clone(&inbound),
-            endpoint: local_endpoint,
+            service: Service::Smtp(local_endpoint),
             implicit_tls: false,
             guard: Arc::clone(&guard),
             sessions: sessions.clone(),
@@ -212,8 +219,29 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     Ok(())
 }
 
-/// How sessions on `listener` run: STARTTLS everywhere but on implicit TLS, AUTH as the
-/// role and the listener's keys say, required on submission.
+/// What a listener serves, and how.
+fn service(config: &Config, listener: &Listener) -> Service {
+    let settings = |idle_timeout| {
+        Arc::new(posthorn_mailbox::access::Settings {
+            hostname: config.server.hostname.get_ref().clone(),
+            starttls: !listener.role.implicit_tls(),
+            plaintext_auth: listener.allow_plaintext_auth,
+            idle_timeout,
+            max_message_size: usize::try_from(config.limits.max_message_size.0)
+                .unwrap_or(usize::MAX),
+        })
+    };
+    match listener.role {
+        Role::Pop3 | Role::Pop3s => Service::Pop3(settings(POP3_TIMEOUT)),
+        Role::Imap | Role::Imaps => Service::Imap(settings(IMAP_TIMEOUT)),
+        Role::Mx | Role::Submission | Role::Submissions => {
+            Service::Smtp(Arc::new(endpoint(config, listener)))
+        }
+    }
+}
+
+/// How SMTP sessions on `listener` run: STARTTLS everywhere but on implicit TLS, AUTH as
+/// the role and the listener's keys say, required on submission.
 fn endpoint(config: &Config, listener: &Listener) -> Endpoint {
     let submission = listener.role != Role::Mx;
     let auth = listener.offers_auth();
@@ -365,10 +393,41 @@ struct Guard {
     rate: ConnectionRate,
 }
 
+/// The protocol a listener speaks.
+#[derive(Clone)]
+enum Service {
+    /// SMTP, as the endpoint says.
+    Smtp(Arc<Endpoint>),
+    /// POP3 (`posthorn-mailbox`).
+    Pop3(Arc<posthorn_mailbox::access::Settings>),
+    /// IMAP (`posthorn-mailbox`).
+    Imap(Arc<posthorn_mailbox::access::Settings>),
+}
+
+impl Service {
+    /// Whether clients log in here, so a blocked address is turned away at once.
+    fn takes_logins(&self) -> bool {
+        match self {
+            Service::Smtp(endpoint) => endpoint.session_config.auth.enabled,
+            Service::Pop3(_) | Service::Imap(_) => true,
+        }
+    }
+
+    /// A refusal before the session starts, in the protocol's own words.
+    fn refusal(&self, reply: Reply) -> Vec<u8> {
+        let text = reply.text.replace('\n', " ");
+        match self {
+            Service::Smtp(_) => reply.to_bytes(),
+            Service::Pop3(_) => format!("-ERR [SYS/TEMP] {text}\r\n").into_bytes(),
+            Service::Imap(_) => format!("* BYE [UNAVAILABLE] {text}\r\n").into_bytes(),
+        }
+    }
+}
+
 /// What an accept loop needs to start sessions.
 struct Handler {
     inbound: Arc<Inbound>,
-    endpoint: Arc<Endpoint>,
+    service: Service,
     implicit_tls: bool,
     guard: Arc<Guard>,
     sessions: TaskTracker,
@@ -399,7 +458,7 @@ fn admit(stream: TcpStream, peer: SocketAddr, handler: &Handler) {
     let inbound = &handler.inbound;
     let refusal = if !inbound.is_trusted(ip) && !handler.guard.rate.admit(ip) {
         Some(("connection rate", table::connection_rate_exceeded()))
-    } else if handler.endpoint.session_config.auth.enabled && inbound.auth_throttle.is_blocked(ip) {
+    } else if handler.service.takes_logins() && inbound.logins.is_blocked(ip) {
         Some((
             "blocked after failed logins",
             table::blocked_for_auth_failures(),
@@ -417,14 +476,14 @@ fn admit(stream: TcpStream, peer: SocketAddr, handler: &Handler) {
     let Some(permit) = handler.guard.limiter.admit(ip) else {
         info!(client = %ip, "refused: too many connections");
         if !handler.implicit_tls {
-            let _ = stream.try_write(&table::too_many_connections().to_bytes());
+            let _ = stream.try_write(&handler.service.refusal(table::too_many_connections()));
         }
         return;
     };
     let _ = stream.set_nodelay(true);
     let inbound = Arc::clone(inbound);
-    let endpoint = Arc::clone(&handler.endpoint);
-    let shutdown = handler.shutdown.clone();
+    let service = handler.service.clone();
+    let mut shutdown = handler.shutdown.clone();
     let implicit_tls = handler.implicit_tls;
     handler.sessions.spawn(async move {
         let connection = if implicit_tls {
@@ -438,14 +497,35 @@ fn admit(stream: TcpStream, peer: SocketAddr, handler: &Handler) {
         } else {
             Connection::Plain(stream)
         };
-        smtp::run(
-            inbound,
-            endpoint,
-            connection,
-            Client::Network(peer),
-            shutdown,
-        )
-        .await;
+        let pop3 = matches!(service, Service::Pop3(_));
+        match service {
+            Service::Smtp(endpoint) => {
+                smtp::run(
+                    inbound,
+                    endpoint,
+                    connection,
+                    Client::Network(peer),
+                    shutdown,
+                )
+                .await;
+            }
+            Service::Pop3(settings) | Service::Imap(settings) => {
+                let connection = Upgradable::new(connection, inbound.tls.clone());
+                let accounts: Arc<dyn Accounts> = inbound.logins.clone();
+                // Mailbox sessions hold no queue state: at shutdown they just end.
+                let session = async {
+                    if pop3 {
+                        posthorn_mailbox::pop3::serve(connection, ip, settings, accounts).await;
+                    } else {
+                        posthorn_mailbox::imap::serve(connection, ip, settings, accounts).await;
+                    }
+                };
+                tokio::select! {
+                    () = session => {}
+                    _ = shutdown.wait_for(|stop| *stop) => {}
+                }
+            }
+        }
         drop(permit);
     });
 }
@@ -475,7 +555,9 @@ async fn local_accept_loop(listener: UnixListener, mut handler: Handler) {
                     .and_then(|credentials| sendmail::user_name(credentials.uid()))
                     .unwrap_or_else(|| "unknown".into());
                 let inbound = Arc::clone(&handler.inbound);
-                let endpoint = Arc::clone(&handler.endpoint);
+                let Service::Smtp(endpoint) = handler.service.clone() else {
+                    continue;
+                };
                 let shutdown = handler.shutdown.clone();
                 handler.sessions.spawn(async move {
                     let connection = Connection::Local(stream);

@@ -24,18 +24,17 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
 use crate::directory::{Directory, Resolution, Target, lookup_key};
+use crate::login::{Checked, Logins};
 use crate::mailauth::sign::Signer;
 use crate::mailauth::spf::SpfChecks;
 use crate::mailauth::verify::{self, Disposition, Verdict, Verifier};
-use crate::maildir;
-use crate::passwords;
 use crate::queue::QueueHandle;
 use crate::received::{Trace, received_header};
 use crate::sending::SendingQuota;
 use crate::stream::ServerConnection;
 use crate::submission::Missing;
-use crate::throttle::AuthThrottle;
 use crate::users::LiveDirectory;
+use posthorn_mailbox::maildir;
 
 /// Octets read from the socket at a time.
 const READ_BUFFER: usize = 16 * 1024;
@@ -60,10 +59,8 @@ pub struct Inbound {
     pub trusted_networks: Vec<ipnet::IpNet>,
     /// STARTTLS and implicit TLS with our certificate.
     pub tls: TlsAcceptor,
-    /// Wait before answering a failed AUTH.
-    pub auth_failure_delay: Duration,
-    /// Failed logins per client address.
-    pub auth_throttle: AuthThrottle,
+    /// Password checks with their brute-force throttle, shared with POP3 and IMAP.
+    pub logins: Arc<Logins>,
     /// What authenticated users have sent.
     pub sending: SendingQuota,
     /// Errors before replies are delayed, and the delay per further error.
@@ -364,43 +361,23 @@ impl Driver {
         }
     }
 
-    /// AUTH: checks the password on a blocking thread (argon2 is slow on purpose); a
-    /// failure is answered late and counted against the client's address.
+    /// AUTH: the shared login check; failures are answered late and counted against the
+    /// client's address there.
     async fn auth(&mut self, credentials: Credentials) {
-        let ip = self.client.ip();
-        let throttle = &self.inbound.auth_throttle;
-        if ip.is_some_and(|ip| throttle.is_blocked(ip)) {
-            self.session.reject(table::blocked_for_auth_failures());
-            return;
-        }
-        let directory = self.inbound.directory.current();
-        let account = directory.login(&credentials.username).cloned();
-        let hash = account.as_ref().and_then(|a| a.password.clone());
-        let password = credentials.password.clone();
-        let verified =
-            tokio::task::spawn_blocking(move || passwords::verify(&password, hash.as_deref()))
-                .await
-                .unwrap_or(false);
-        // PLAIN may ask to act as someone else; only as oneself (no admin proxying).
-        let acts_as_self = credentials.authzid.as_deref().is_none_or(|wanted| {
-            let wanted = directory.login(wanted).map(|a| a.name.as_str());
-            wanted.is_some() && wanted == account.as_ref().map(|a| a.name.as_str())
-        });
-        match account {
-            Some(account) if verified && acts_as_self => {
+        match self
+            .inbound
+            .logins
+            .check(self.client.ip(), &credentials)
+            .await
+        {
+            Checked::Accepted(account) => {
                 info!(client = %self.client, user = %account.name, "authenticated");
                 self.session.authenticated_as(account.name);
             }
-            _ => {
-                let blocked = ip.is_some_and(|ip| throttle.failed(ip));
-                warn!(client = %self.client, login = %credentials.username, blocked, "authentication failed");
-                tokio::time::sleep(self.inbound.auth_failure_delay).await;
-                self.session.reject(if blocked {
-                    table::blocked_for_auth_failures()
-                } else {
-                    table::auth_failed()
-                });
+            Checked::Blocked | Checked::Rejected { blocked: true } => {
+                self.session.reject(table::blocked_for_auth_failures());
             }
+            Checked::Rejected { blocked: false } => self.session.reject(table::auth_failed()),
         }
     }
 

@@ -130,3 +130,55 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Connection<T> {
         }
     }
 }
+
+/// An inbound connection together with the TLS acceptor that can upgrade it, as the POP3
+/// and IMAP sessions of `posthorn-mailbox` take it.
+pub struct Upgradable {
+    connection: ServerConnection,
+    tls: TlsAcceptor,
+}
+
+impl Upgradable {
+    /// `connection`, which STLS/STARTTLS upgrades with `tls`.
+    pub fn new(connection: ServerConnection, tls: TlsAcceptor) -> Upgradable {
+        Upgradable { connection, tls }
+    }
+}
+
+impl posthorn_mailbox::access::Connection for Upgradable {
+    fn start_tls(&mut self) -> posthorn_mailbox::access::BoxFuture<'_, io::Result<()>> {
+        Box::pin(self.connection.start_tls(&self.tls))
+    }
+
+    fn is_tls(&self) -> bool {
+        matches!(self.connection, Connection::Tls(_))
+    }
+}
+
+impl AsyncRead for Upgradable {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().connection).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Upgradable {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().connection).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().connection).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().connection).poll_shutdown(cx)
+    }
+}

@@ -131,6 +131,26 @@ pub enum Role {
     Submission,
     /// Submission with TLS from the first byte (port 465, RFC 8314).
     Submissions,
+    /// POP3 (port 110, RFC 1939), with STLS.
+    Pop3,
+    /// POP3 with TLS from the first byte (port 995, RFC 8314).
+    Pop3s,
+    /// IMAP (port 143, RFC 9051), with STARTTLS.
+    Imap,
+    /// IMAP with TLS from the first byte (port 993, RFC 8314).
+    Imaps,
+}
+
+impl Role {
+    /// True for the roles that speak SMTP (the others serve mailboxes).
+    pub fn is_smtp(self) -> bool {
+        matches!(self, Role::Mx | Role::Submission | Role::Submissions)
+    }
+
+    /// True for the roles whose connections are TLS from the first byte.
+    pub fn implicit_tls(self) -> bool {
+        matches!(self, Role::Submissions | Role::Pop3s | Role::Imaps)
+    }
 }
 
 impl fmt::Display for Role {
@@ -139,6 +159,10 @@ impl fmt::Display for Role {
             Role::Mx => "mx",
             Role::Submission => "submission",
             Role::Submissions => "submissions",
+            Role::Pop3 => "pop3",
+            Role::Pop3s => "pop3s",
+            Role::Imap => "imap",
+            Role::Imaps => "imaps",
         })
     }
 }
@@ -435,6 +459,10 @@ fn default_listeners() -> Vec<Listener> {
         (Role::Mx, 2525),
         (Role::Submission, 5870),
         (Role::Submissions, 4650),
+        (Role::Pop3, 1100),
+        (Role::Pop3s, 9950),
+        (Role::Imap, 1430),
+        (Role::Imaps, 9930),
     ]
     .into_iter()
     .map(|(role, port)| Listener {
@@ -922,7 +950,8 @@ mod tests {
     #[test]
     fn empty_config_is_the_embedded_default() {
         let config = Config::embedded();
-        assert_eq!(config.listeners.len(), 3);
+        assert_eq!(config.listeners.len(), 7);
+        assert_eq!(config.listeners[6].address.to_string(), "127.0.0.1:9930");
         assert_eq!(config.listeners[0].address.to_string(), "127.0.0.1:2525");
         assert_eq!(config.listeners[1].role, Role::Submission);
         assert!(config.listeners[1].offers_auth() && !config.listeners[0].offers_auth());

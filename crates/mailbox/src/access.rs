@@ -1,0 +1,71 @@
+//! What the POP3 and IMAP sessions need from the server around them, as traits: a
+//! connection that can turn into TLS, and a password check with its brute-force
+//! throttle. The server crate implements both; tests can too.
+
+use std::future::Future;
+use std::io;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub use posthorn_proto::sasl::Credentials;
+
+use crate::store::Mailbox;
+
+/// A boxed future, as trait objects return them.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A client connection that STARTTLS/STLS can upgrade in place.
+pub trait Connection: AsyncRead + AsyncWrite + Unpin + Send {
+    /// Does the server side of a TLS handshake on this (plain) connection.
+    fn start_tls(&mut self) -> BoxFuture<'_, io::Result<()>>;
+    /// True once the connection is encrypted.
+    fn is_tls(&self) -> bool;
+}
+
+/// Someone who proved who they are.
+#[derive(Debug, Clone)]
+pub struct User {
+    /// The account name, for logs.
+    pub name: String,
+    /// Their mail.
+    pub mailbox: Mailbox,
+    /// Their mailbox size limit in octets, if any.
+    pub quota: Option<u64>,
+}
+
+/// The answer to a login attempt.
+#[derive(Debug)]
+pub enum Login {
+    /// Right password.
+    Accepted(User),
+    /// Wrong user or password (already delayed and counted by the checker).
+    Rejected,
+    /// Too many failures from this address: no more attempts for a while.
+    Blocked,
+}
+
+/// Checks logins against the server's accounts.
+pub trait Accounts: Send + Sync {
+    /// Checks `credentials` sent from `client`. Failures are delayed and counted against
+    /// the address by the implementation, as for SMTP AUTH.
+    fn login(&self, client: IpAddr, credentials: Credentials) -> BoxFuture<'_, Login>;
+}
+
+/// How a POP3 or IMAP listener runs its sessions.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Our host name, for greetings.
+    pub hostname: String,
+    /// STARTTLS/STLS offered (false on implicit-TLS listeners, already encrypted).
+    pub starttls: bool,
+    /// Logins allowed without TLS (passwords in the clear).
+    pub plaintext_auth: bool,
+    /// How long a client may stay silent (IMAP: at least 30 minutes, RFC 9051 §5.4;
+    /// POP3: at least 10, RFC 1939 §3).
+    pub idle_timeout: Duration,
+    /// The largest message APPEND takes.
+    pub max_message_size: usize,
+}

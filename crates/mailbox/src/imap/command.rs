@@ -1,0 +1,371 @@
+//! IMAP commands as the parser yields them: a typed tree the session executes, so the
+//! session never looks at raw client text. Mailbox names stay as the client wrote them
+//! (modified UTF-7); INBOX is matched case-insensitively by the session.
+
+/// One tagged command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The client's tag, echoed in the completion reply.
+    pub tag: String,
+    /// What it asks for.
+    pub command: Command,
+}
+
+/// The commands we implement (RFC 3501, RFC 9051 essentials, and the extensions we
+/// announce: IDLE, MOVE, UNSELECT, ID, NAMESPACE, ENABLE, LITERAL+, SPECIAL-USE,
+/// LIST-EXTENDED's selection and return options).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// CAPABILITY
+    Capability,
+    /// NOOP
+    Noop,
+    /// LOGOUT
+    Logout,
+    /// STARTTLS
+    StartTls,
+    /// ID (RFC 2971): the client's field/value pairs, empty for `ID NIL`.
+    Id(Vec<(String, Option<String>)>),
+    /// ENABLE (RFC 5161): capability names as given.
+    Enable(Vec<String>),
+    /// LOGIN user password
+    Login {
+        /// The login name.
+        user: String,
+        /// The password.
+        password: String,
+    },
+    /// AUTHENTICATE mechanism [initial-response] (RFC 4959 SASL-IR).
+    Authenticate {
+        /// The SASL mechanism, upper-cased.
+        mechanism: String,
+        /// The base64 initial response (`=` for an empty one), if sent.
+        initial: Option<String>,
+    },
+    /// NAMESPACE (RFC 2342)
+    Namespace,
+    /// SELECT or EXAMINE.
+    Select {
+        /// The mailbox name.
+        mailbox: String,
+        /// True for EXAMINE.
+        read_only: bool,
+    },
+    /// CREATE mailbox
+    Create(String),
+    /// DELETE mailbox
+    Delete(String),
+    /// RENAME from to
+    Rename {
+        /// The existing name.
+        from: String,
+        /// The new name.
+        to: String,
+    },
+    /// SUBSCRIBE mailbox
+    Subscribe(String),
+    /// UNSUBSCRIBE mailbox
+    Unsubscribe(String),
+    /// LIST, basic or extended (RFC 5258 selection and return options we support).
+    List(ListCommand),
+    /// LSUB reference pattern
+    Lsub {
+        /// The reference name.
+        reference: String,
+        /// The pattern with `*` and `%` wildcards.
+        pattern: String,
+    },
+    /// STATUS mailbox (items)
+    Status {
+        /// The mailbox name.
+        mailbox: String,
+        /// The items asked for, in order.
+        items: Vec<StatusItem>,
+    },
+    /// APPEND mailbox [flags] [date-time] literal
+    Append {
+        /// The target mailbox.
+        mailbox: String,
+        /// Flags to set on the new message.
+        flags: Vec<Flag>,
+        /// The internal date as Unix seconds, if given.
+        date: Option<i64>,
+        /// The message itself.
+        message: Vec<u8>,
+    },
+    /// CHECK
+    Check,
+    /// CLOSE
+    Close,
+    /// UNSELECT (RFC 3691)
+    Unselect,
+    /// EXPUNGE, or UID EXPUNGE set (RFC 4315) when `uids` is given.
+    Expunge {
+        /// Only these UIDs (UID EXPUNGE).
+        uids: Option<SequenceSet>,
+    },
+    /// SEARCH / UID SEARCH
+    Search {
+        /// UID SEARCH: answer with UIDs.
+        uid: bool,
+        /// The CHARSET argument, if given (upper-cased).
+        charset: Option<String>,
+        /// The criteria, all of which must match (an `And` of the top-level keys).
+        criteria: SearchKey,
+    },
+    /// FETCH / UID FETCH
+    Fetch {
+        /// Set given as UIDs.
+        uid: bool,
+        /// Which messages.
+        set: SequenceSet,
+        /// What to return, macros (ALL/FAST/FULL) expanded.
+        items: Vec<FetchAttribute>,
+    },
+    /// STORE / UID STORE
+    Store {
+        /// Set given as UIDs.
+        uid: bool,
+        /// Which messages.
+        set: SequenceSet,
+        /// Replace, add or remove.
+        operation: StoreOperation,
+        /// `.SILENT`: no untagged FETCH for the change.
+        silent: bool,
+        /// The flags.
+        flags: Vec<Flag>,
+    },
+    /// COPY / UID COPY
+    Copy {
+        /// Set given as UIDs.
+        uid: bool,
+        /// Which messages.
+        set: SequenceSet,
+        /// The target mailbox.
+        mailbox: String,
+    },
+    /// MOVE / UID MOVE (RFC 6851)
+    Move {
+        /// Set given as UIDs.
+        uid: bool,
+        /// Which messages.
+        set: SequenceSet,
+        /// The target mailbox.
+        mailbox: String,
+    },
+    /// IDLE (RFC 2177)
+    Idle,
+}
+
+/// LIST with its RFC 5258 options.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListCommand {
+    /// The reference name.
+    pub reference: String,
+    /// One or more patterns with `*` and `%` wildcards.
+    pub patterns: Vec<String>,
+    /// Selection option SUBSCRIBED.
+    pub subscribed: bool,
+    /// Selection option SPECIAL-USE (RFC 6154).
+    pub special_use: bool,
+    /// Return option SUBSCRIBED.
+    pub return_subscribed: bool,
+    /// Return option SPECIAL-USE.
+    pub return_special_use: bool,
+    /// Return option CHILDREN.
+    pub return_children: bool,
+    /// Return option STATUS (RFC 5819), with its items.
+    pub return_status: Option<Vec<StatusItem>>,
+}
+
+/// A STATUS item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusItem {
+    /// MESSAGES
+    Messages,
+    /// RECENT
+    Recent,
+    /// UIDNEXT
+    UidNext,
+    /// UIDVALIDITY
+    UidValidity,
+    /// UNSEEN
+    Unseen,
+    /// SIZE (RFC 8438)
+    Size,
+    /// DELETED (RFC 9051)
+    Deleted,
+}
+
+/// A message flag: a system flag or a keyword.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Flag {
+    /// \Seen
+    Seen,
+    /// \Answered
+    Answered,
+    /// \Flagged
+    Flagged,
+    /// \Deleted
+    Deleted,
+    /// \Draft
+    Draft,
+    /// \Recent (never stored; only seen in SEARCH and FETCH)
+    Recent,
+    /// A keyword such as `$Forwarded` or `$Junk`, as written by the client.
+    Keyword(String),
+}
+
+/// A sequence set (`1:4,7,9:*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SequenceSet(pub Vec<SeqRange>);
+
+/// One range of a sequence set; a single number has `start == end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeqRange {
+    /// One end (not necessarily the lower: `5:2` is allowed).
+    pub start: SeqNumber,
+    /// The other end.
+    pub end: SeqNumber,
+}
+
+/// A number in a sequence set, or `*`, the largest in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeqNumber {
+    /// A number (never 0).
+    Value(u32),
+    /// `*`
+    Last,
+}
+
+/// A FETCH data item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchAttribute {
+    /// FLAGS
+    Flags,
+    /// UID
+    Uid,
+    /// INTERNALDATE
+    InternalDate,
+    /// RFC822.SIZE
+    Rfc822Size,
+    /// ENVELOPE
+    Envelope,
+    /// BODY (the structure without extension data)
+    Body,
+    /// BODYSTRUCTURE
+    BodyStructure,
+    /// RFC822 (same as BODY[], sets \Seen)
+    Rfc822,
+    /// RFC822.HEADER (same as BODY.PEEK[HEADER])
+    Rfc822Header,
+    /// RFC822.TEXT (same as BODY[TEXT], sets \Seen)
+    Rfc822Text,
+    /// BODY[section]<partial> or BODY.PEEK[...]
+    BodySection {
+        /// PEEK: do not set \Seen.
+        peek: bool,
+        /// Which part.
+        section: Section,
+        /// `<origin.length>`: octets from `origin`, at most `length`.
+        partial: Option<(u32, u32)>,
+    },
+}
+
+/// A section specification: a part path (`1.2`, empty for the whole message) and what of it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Section {
+    /// Part numbers, each from 1.
+    pub part: Vec<u32>,
+    /// HEADER, HEADER.FIELDS, TEXT or MIME; `None` for the whole part.
+    pub text: Option<SectionText>,
+}
+
+/// The text part of a section specification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SectionText {
+    /// HEADER
+    Header,
+    /// HEADER.FIELDS (names) or HEADER.FIELDS.NOT (names); names upper-cased.
+    HeaderFields {
+        /// True for HEADER.FIELDS.NOT.
+        not: bool,
+        /// The field names, upper-cased.
+        fields: Vec<String>,
+    },
+    /// TEXT
+    Text,
+    /// MIME (only with a part number)
+    Mime,
+}
+
+/// How STORE changes flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOperation {
+    /// FLAGS: replace.
+    Replace,
+    /// +FLAGS
+    Add,
+    /// -FLAGS
+    Remove,
+}
+
+/// A calendar date as SEARCH compares them (no time, no zone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Date {
+    /// The year.
+    pub year: u16,
+    /// 1 to 12.
+    pub month: u8,
+    /// 1 to 31.
+    pub day: u8,
+}
+
+/// A SEARCH key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SearchKey {
+    /// ALL
+    All,
+    /// Several keys that must all match (a parenthesised list, or the top level).
+    And(Vec<SearchKey>),
+    /// OR a b
+    Or(Box<SearchKey>, Box<SearchKey>),
+    /// NOT a
+    Not(Box<SearchKey>),
+    /// A sequence set of message numbers.
+    Sequence(SequenceSet),
+    /// UID set
+    Uid(SequenceSet),
+    /// ANSWERED, DELETED, DRAFT, FLAGGED, SEEN, RECENT, KEYWORD k.
+    Flag(Flag),
+    /// UNANSWERED, UNDELETED, UNDRAFT, UNFLAGGED, UNSEEN, UNKEYWORD k.
+    NotFlag(Flag),
+    /// NEW: recent and not seen.
+    New,
+    /// OLD: not recent.
+    Old,
+    /// FROM, TO, CC, BCC, SUBJECT, HEADER name value: the field (upper-cased name)
+    /// contains the string, case-insensitively. An empty value matches any message
+    /// that has the field.
+    Header(String, String),
+    /// BODY s: the body contains s.
+    Body(String),
+    /// TEXT s: the header or the body contains s.
+    Text(String),
+    /// BEFORE date (internal date)
+    Before(Date),
+    /// ON date
+    On(Date),
+    /// SINCE date
+    Since(Date),
+    /// SENTBEFORE date (Date: header)
+    SentBefore(Date),
+    /// SENTON date
+    SentOn(Date),
+    /// SENTSINCE date
+    SentSince(Date),
+    /// LARGER n
+    Larger(u64),
+    /// SMALLER n
+    Smaller(u64),
+}

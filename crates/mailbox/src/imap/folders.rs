@@ -1,0 +1,271 @@
+//! The mailbox-level commands: LIST, LSUB, STATUS, CREATE, DELETE, RENAME, (UN)SUBSCRIBE
+//! and APPEND, on a user's Maildir++ store.
+
+use tracing::warn;
+
+use super::blocking;
+use super::command::{Flag, ListCommand, StatusItem};
+use super::response;
+use super::session::Done;
+use crate::store::mailbox::{DELIMITER, is_inbox};
+use crate::store::{FolderError, Mailbox};
+
+/// The NO for a refused folder operation, with its RFC 5530 response code.
+pub(super) fn refusal(error: &FolderError) -> Done {
+    let code = match error {
+        FolderError::NotFound => "NONEXISTENT",
+        FolderError::Exists => "ALREADYEXISTS",
+        FolderError::BadName(_) | FolderError::Cannot(_) => "CANNOT",
+        FolderError::HasChildren => "INUSE",
+        FolderError::Io(e) => {
+            warn!(error = %e, "mailbox operation failed");
+            "SERVERBUG"
+        }
+    };
+    Done::no(format!("[{code}] {error}"))
+}
+
+fn outcome(result: Result<(), FolderError>, what: &str) -> Done {
+    match result {
+        Ok(()) => Done::ok(format!("{what} completed")),
+        Err(e) => refusal(&e),
+    }
+}
+
+/// CREATE
+pub(super) fn create(mailbox: &Mailbox, name: &str) -> Done {
+    outcome(blocking(|| mailbox.create(name)), "CREATE")
+}
+
+/// DELETE
+pub(super) fn delete(mailbox: &Mailbox, name: &str) -> Done {
+    outcome(blocking(|| mailbox.delete(name)), "DELETE")
+}
+
+/// RENAME
+pub(super) fn rename(mailbox: &Mailbox, from: &str, to: &str) -> Done {
+    outcome(blocking(|| mailbox.rename(from, to)), "RENAME")
+}
+
+/// SUBSCRIBE / UNSUBSCRIBE
+pub(super) fn subscribe(mailbox: &Mailbox, name: &str, on: bool) -> Done {
+    outcome(blocking(|| mailbox.subscribe(name, on)), "SUBSCRIBE")
+}
+
+/// LIST, with the RFC 5258 options we take.
+pub(super) fn list(mailbox: &Mailbox, command: &ListCommand, out: &mut Vec<u8>) -> Done {
+    // `LIST "" ""` asks only for the delimiter.
+    if command.patterns.iter().all(String::is_empty) {
+        out.extend_from_slice(b"* LIST (\\Noselect) \".\" \"\"\r\n");
+        return Done::ok("LIST completed");
+    }
+    let listed = blocking(|| Ok::<_, std::io::Error>((mailbox.list()?, mailbox.subscriptions()?)));
+    let (names, subscribed) = match listed {
+        Ok(lists) => lists,
+        Err(e) => return refusal(&FolderError::Io(e)),
+    };
+    let patterns: Vec<String> = command
+        .patterns
+        .iter()
+        .map(|p| format!("{}{p}", command.reference))
+        .collect();
+    let mut candidates: Vec<(String, bool)> = names.iter().map(|n| (n.clone(), true)).collect();
+    if command.subscribed {
+        // Subscribed names that no longer exist are listed as \NonExistent.
+        candidates = subscribed
+            .iter()
+            .map(|s| (s.clone(), names.iter().any(|n| n == s)))
+            .collect();
+    }
+    for (name, exists) in candidates {
+        if !patterns.iter().any(|p| matches_pattern(p, &name)) {
+            continue;
+        }
+        let special = Mailbox::special_use(&name);
+        if command.special_use && special.is_none() {
+            continue;
+        }
+        let mut attributes = Vec::new();
+        if !exists {
+            attributes.push("\\NonExistent");
+        } else if names
+            .iter()
+            .any(|n| n.starts_with(&format!("{name}{DELIMITER}")))
+        {
+            attributes.push("\\HasChildren");
+        } else {
+            attributes.push("\\HasNoChildren");
+        }
+        if (command.subscribed || command.return_subscribed) && subscribed.contains(&name) {
+            attributes.push("\\Subscribed");
+        }
+        attributes.extend(special);
+        out.extend_from_slice(format!("* LIST ({}) \".\" ", attributes.join(" ")).as_bytes());
+        response::astring(out, name.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        if let (Some(items), true) = (&command.return_status, exists) {
+            status(mailbox, &name, items, out);
+        }
+    }
+    Done::ok("LIST completed")
+}
+
+/// LSUB: the subscribed names matching the pattern.
+pub(super) fn lsub(mailbox: &Mailbox, reference: &str, pattern: &str, out: &mut Vec<u8>) -> Done {
+    let subscribed = match blocking(|| mailbox.subscriptions()) {
+        Ok(list) => list,
+        Err(e) => return refusal(&FolderError::Io(e)),
+    };
+    let pattern = format!("{reference}{pattern}");
+    for name in subscribed.iter().filter(|n| matches_pattern(&pattern, n)) {
+        out.extend_from_slice(b"* LSUB () \".\" ");
+        response::astring(out, name.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    Done::ok("LSUB completed")
+}
+
+/// STATUS: counts of a folder without selecting it (and without claiming \Recent).
+pub(super) fn status(
+    mailbox: &Mailbox,
+    name: &str,
+    items: &[StatusItem],
+    out: &mut Vec<u8>,
+) -> Done {
+    let folder = match mailbox.folder(name) {
+        Ok(folder) => folder,
+        Err(e) => return refusal(&e),
+    };
+    let snapshot = match blocking(|| folder.sync(false)) {
+        Ok(snapshot) => snapshot,
+        Err(e) => return refusal(&FolderError::Io(e)),
+    };
+    let messages = &snapshot.messages;
+    let count = |flag: Flag, wanted: bool| {
+        messages
+            .iter()
+            .filter(|m| m.flags.contains(&flag) == wanted)
+            .count() as u64
+    };
+    let values: Vec<String> = items
+        .iter()
+        .map(|item| {
+            let (key, value) = match item {
+                StatusItem::Messages => ("MESSAGES", messages.len() as u64),
+                StatusItem::Recent => ("RECENT", snapshot.recent.len() as u64),
+                StatusItem::UidNext => ("UIDNEXT", u64::from(snapshot.uid_next)),
+                StatusItem::UidValidity => ("UIDVALIDITY", u64::from(snapshot.uid_validity)),
+                StatusItem::Unseen => ("UNSEEN", count(Flag::Seen, false)),
+                StatusItem::Size => ("SIZE", messages.iter().map(|m| m.size).sum()),
+                StatusItem::Deleted => ("DELETED", count(Flag::Deleted, true)),
+            };
+            format!("{key} {value}")
+        })
+        .collect();
+    out.extend_from_slice(b"* STATUS ");
+    response::astring(out, name.as_bytes());
+    out.extend_from_slice(format!(" ({})\r\n", values.join(" ")).as_bytes());
+    Done::ok("STATUS completed")
+}
+
+/// APPEND: quota first (RFC 9208's OVERQUOTA), then the message is stored durably.
+pub(super) fn append(
+    mailbox: &Mailbox,
+    quota: Option<u64>,
+    name: &str,
+    flags: &[Flag],
+    date: Option<i64>,
+    message: &[u8],
+) -> Done {
+    let folder = match mailbox.folder(name) {
+        Ok(folder) => folder,
+        Err(FolderError::NotFound) => return Done::no("[TRYCREATE] no such mailbox"),
+        Err(e) => return refusal(&e),
+    };
+    if let Some(done) = over_quota(mailbox, quota, message.len() as u64) {
+        return done;
+    }
+    match blocking(|| {
+        Ok::<_, std::io::Error>((folder.append(message, flags, date)?, folder.sync(false)?))
+    }) {
+        Ok((uid, snapshot)) => Done::ok(format!(
+            "[APPENDUID {} {uid}] APPEND completed",
+            snapshot.uid_validity
+        )),
+        Err(e) => refusal(&FolderError::Io(e)),
+    }
+}
+
+/// The NO for adding `size` octets to a mailbox at or over its quota.
+pub(super) fn over_quota(mailbox: &Mailbox, quota: Option<u64>, size: u64) -> Option<Done> {
+    let quota = quota?;
+    match blocking(|| mailbox.usage()) {
+        Ok(used) if used.saturating_add(size) > quota => Some(Done::no(format!(
+            "[OVERQUOTA] mailbox is full ({used} of {quota} octets used)"
+        ))),
+        Ok(_) => None,
+        Err(e) => Some(refusal(&FolderError::Io(e))),
+    }
+}
+
+/// LIST pattern matching: `*` matches anything, `%` anything but the delimiter; INBOX
+/// matches case-insensitively.
+fn matches_pattern(pattern: &str, name: &str) -> bool {
+    if is_inbox(name) {
+        return wildcard(&pattern.to_ascii_uppercase(), "INBOX");
+    }
+    wildcard(pattern, name)
+}
+
+/// Longest pattern we match: with the name at most 255 characters this bounds the work.
+const MAX_PATTERN: usize = 1024;
+
+/// Wildcard matching by dynamic programming over one row, so a hostile pattern of many
+/// wildcards costs pattern × name steps, never exponential backtracking.
+fn wildcard(pattern: &str, name: &str) -> bool {
+    if pattern.len() > MAX_PATTERN {
+        return false;
+    }
+    let name: Vec<char> = name.chars().collect();
+    // row[j]: the pattern so far matches the first j characters of the name.
+    let mut row = vec![false; name.len() + 1];
+    row[0] = true;
+    for p in pattern.chars() {
+        let mut next = vec![false; name.len() + 1];
+        next[0] = row[0] && (p == '*' || p == '%');
+        for j in 1..=name.len() {
+            let c = name[j - 1];
+            next[j] = match p {
+                '*' => row[j] || next[j - 1],
+                '%' => row[j] || (next[j - 1] && c != DELIMITER),
+                p => row[j - 1] && p == c,
+            };
+        }
+        row = next;
+    }
+    row[name.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns() {
+        assert!(matches_pattern("*", "Archive.2024"));
+        assert!(matches_pattern("%", "Sent"));
+        assert!(!matches_pattern("%", "Archive.2024"));
+        assert!(matches_pattern("Archive.%", "Archive.2024"));
+        assert!(matches_pattern("A*4", "Archive.2024"));
+        assert!(!matches_pattern("Sent", "Sent.x"));
+        assert!(matches_pattern("inbox", "INBOX"));
+        assert!(matches_pattern(
+            "%*%*%*%*%*%*%*%*x",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.x"
+        ));
+        assert!(!matches_pattern(
+            "%*%*%*%*%*%*%*%*y",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.x"
+        ));
+    }
+}

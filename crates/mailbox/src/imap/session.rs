@@ -1,0 +1,553 @@
+//! One IMAP connection: reads commands through the bounded parser, runs them in the
+//! state they are allowed in (not authenticated, authenticated, selected), and writes the
+//! responses. Folder work is in `folders`, message work in `selected`.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tracing::{info, warn};
+
+use super::command::{Command, Request};
+use super::parser::{CommandReader, Input, Limits};
+use super::view::View;
+use super::{folders, selected};
+use crate::access::{Accounts, Connection, Credentials, Login, Settings, User};
+use crate::store::Mailbox;
+
+/// Longest command line, literals apart.
+const MAX_LINE: usize = 64 * 1024;
+/// Largest literal outside APPEND (passwords, search strings).
+const MAX_LITERAL: usize = 64 * 1024;
+/// How often an idling session looks for new mail: well within the second that RFC 2177
+/// clients (and our users) expect.
+const IDLE_POLL: Duration = Duration::from_millis(200);
+
+/// Extensions announced in every state.
+const BASE_CAPABILITIES: &str = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT \
+     MOVE UIDPLUS SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE";
+
+/// Serves one IMAP client until it logs out, disconnects or stays silent too long.
+pub async fn serve<C: Connection>(
+    conn: C,
+    client: IpAddr,
+    settings: Arc<Settings>,
+    accounts: Arc<dyn Accounts>,
+) {
+    let limits = Limits {
+        max_line: MAX_LINE,
+        max_literal: MAX_LITERAL,
+        max_append: settings.max_message_size,
+    };
+    let mut session = Session {
+        conn,
+        client,
+        settings,
+        accounts,
+        reader: CommandReader::new(limits),
+        out: Vec::new(),
+        state: State::NotAuthenticated,
+    };
+    if let Err(e) = session.run().await {
+        info!(%client, error = %e, "IMAP session ended");
+    }
+    let _ = session.conn.shutdown().await;
+}
+
+/// Where a session is.
+pub(super) enum State {
+    NotAuthenticated,
+    Authenticated(User),
+    Selected(User, Box<View>),
+    Logout,
+}
+
+pub(super) struct Session<C> {
+    conn: C,
+    client: IpAddr,
+    settings: Arc<Settings>,
+    accounts: Arc<dyn Accounts>,
+    reader: CommandReader,
+    /// Responses not yet written.
+    pub(super) out: Vec<u8>,
+    pub(super) state: State,
+}
+
+/// A tagged completion: OK, NO or BAD with optional response code and text.
+pub(super) struct Done {
+    pub(super) status: &'static str,
+    pub(super) text: String,
+}
+
+impl Done {
+    /// `OK text`
+    pub(super) fn ok(text: impl Into<String>) -> Done {
+        Done {
+            status: "OK",
+            text: text.into(),
+        }
+    }
+
+    /// `NO text`
+    pub(super) fn no(text: impl Into<String>) -> Done {
+        Done {
+            status: "NO",
+            text: text.into(),
+        }
+    }
+
+    /// `BAD text`
+    pub(super) fn bad(text: impl Into<String>) -> Done {
+        Done {
+            status: "BAD",
+            text: text.into(),
+        }
+    }
+}
+
+impl<C: Connection> Session<C> {
+    async fn run(&mut self) -> std::io::Result<()> {
+        let greeting = format!(
+            "* OK [CAPABILITY {}] {} IMAP ready\r\n",
+            self.capabilities(),
+            self.settings.hostname
+        );
+        self.conn.write_all(greeting.as_bytes()).await?;
+        self.conn.flush().await?;
+        loop {
+            match self.reader.next() {
+                Input::Incomplete => {
+                    if !self.read_more().await? {
+                        return Ok(());
+                    }
+                }
+                Input::Continue => self.send(b"+ Ready for literal data\r\n").await?,
+                Input::Request(request) => {
+                    self.execute(request).await?;
+                    if matches!(self.state, State::Logout) {
+                        return Ok(());
+                    }
+                }
+                Input::Bad { tag, message } => {
+                    let line = format!("{} BAD {message}\r\n", tag.as_deref().unwrap_or("*"));
+                    self.send(line.as_bytes()).await?;
+                }
+                Input::TooBig { tag, message } => {
+                    let line = match tag {
+                        Some(tag) => format!("{tag} NO [TOOBIG] {message}\r\n"),
+                        None => format!("* BAD {message}\r\n"),
+                    };
+                    self.send(line.as_bytes()).await?;
+                }
+                Input::Fatal { message } => {
+                    self.send(format!("* BYE [TOOBIG] {message}\r\n").as_bytes())
+                        .await?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Reads from the client into the parser; false when the client is gone or silent for
+    /// longer than the autologout timer.
+    async fn read_more(&mut self) -> std::io::Result<bool> {
+        let mut chunk = vec![0u8; 16 * 1024];
+        match tokio::time::timeout(self.settings.idle_timeout, self.conn.read(&mut chunk)).await {
+            Err(_) => {
+                self.send(b"* BYE autologout; idle for too long\r\n")
+                    .await?;
+                Ok(false)
+            }
+            Ok(Ok(0)) => Ok(false),
+            Ok(Ok(n)) => {
+                self.reader.feed(&chunk[..n]);
+                Ok(true)
+            }
+            Ok(Err(e)) => Err(e),
+        }
+    }
+
+    /// Writes `bytes` after any pending untagged responses, and flushes.
+    async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.out.extend_from_slice(bytes);
+        let out = std::mem::take(&mut self.out);
+        self.conn.write_all(&out).await?;
+        self.conn.flush().await
+    }
+
+    /// The CAPABILITY list for the current state.
+    fn capabilities(&self) -> String {
+        let mut caps = String::from(BASE_CAPABILITIES);
+        if matches!(self.state, State::NotAuthenticated) {
+            if self.settings.starttls && !self.conn.is_tls() {
+                caps.push_str(" STARTTLS");
+            }
+            if self.conn.is_tls() || self.settings.plaintext_auth {
+                caps.push_str(" AUTH=PLAIN");
+            } else {
+                caps.push_str(" LOGINDISABLED");
+            }
+        }
+        caps
+    }
+
+    async fn execute(&mut self, request: Request) -> std::io::Result<()> {
+        let Request { tag, command } = request;
+        let done = match command {
+            Command::Capability => {
+                let line = format!("* CAPABILITY {}\r\n", self.capabilities());
+                self.out.extend_from_slice(line.as_bytes());
+                Done::ok("CAPABILITY completed")
+            }
+            Command::Noop | Command::Check => {
+                self.refresh(true);
+                Done::ok("NOOP completed")
+            }
+            Command::Logout => {
+                self.out.extend_from_slice(b"* BYE logging out\r\n");
+                self.state = State::Logout;
+                Done::ok("LOGOUT completed")
+            }
+            Command::Id(fields) => {
+                if !fields.is_empty() {
+                    info!(client = %self.client, ?fields, "IMAP client ID");
+                }
+                self.out.extend_from_slice(
+                    format!(
+                        "* ID (\"name\" \"Posthorn\" \"version\" \"{}\")\r\n",
+                        env!("CARGO_PKG_VERSION")
+                    )
+                    .as_bytes(),
+                );
+                Done::ok("ID completed")
+            }
+            Command::StartTls => return self.start_tls(&tag).await,
+            Command::Login { user, password } => {
+                self.login(Credentials {
+                    authzid: None,
+                    username: user,
+                    password,
+                })
+                .await
+            }
+            Command::Authenticate { mechanism, initial } => {
+                match self.authenticate(&mechanism, initial).await? {
+                    Some(done) => done,
+                    None => return Ok(()),
+                }
+            }
+            Command::Idle => return self.idle(&tag).await,
+            command => self.authenticated(command),
+        };
+        let line = format!("{tag} {} {}\r\n", done.status, done.text);
+        self.send(line.as_bytes()).await
+    }
+
+    /// The commands that need a login; the selected-state ones also a selected mailbox.
+    fn authenticated(&mut self, command: Command) -> Done {
+        let mailbox = match &self.state {
+            State::NotAuthenticated | State::Logout => {
+                return Done::bad("log in first");
+            }
+            State::Authenticated(user) | State::Selected(user, _) => user.mailbox.clone(),
+        };
+        match command {
+            Command::Enable(_) => {
+                self.out.extend_from_slice(b"* ENABLED\r\n");
+                Done::ok("ENABLE completed")
+            }
+            Command::Namespace => {
+                self.out
+                    .extend_from_slice(b"* NAMESPACE ((\"\" \".\")) NIL NIL\r\n");
+                Done::ok("NAMESPACE completed")
+            }
+            Command::Select {
+                mailbox: name,
+                read_only,
+            } => self.select(&mailbox, &name, read_only),
+            Command::Create(name) => folders::create(&mailbox, &name),
+            Command::Delete(name) => folders::delete(&mailbox, &name),
+            Command::Rename { from, to } => folders::rename(&mailbox, &from, &to),
+            Command::Subscribe(name) => folders::subscribe(&mailbox, &name, true),
+            Command::Unsubscribe(name) => folders::subscribe(&mailbox, &name, false),
+            Command::List(list) => folders::list(&mailbox, &list, &mut self.out),
+            Command::Lsub { reference, pattern } => {
+                folders::lsub(&mailbox, &reference, &pattern, &mut self.out)
+            }
+            Command::Status {
+                mailbox: name,
+                items,
+            } => folders::status(&mailbox, &name, &items, &mut self.out),
+            Command::Append {
+                mailbox: name,
+                flags,
+                date,
+                message,
+            } => {
+                let quota = self.user().and_then(|u| u.quota);
+                let done = folders::append(&mailbox, quota, &name, &flags, date, &message);
+                self.refresh(true);
+                done
+            }
+            command => self.selected(command),
+        }
+    }
+
+    /// Commands of the selected state.
+    fn selected(&mut self, command: Command) -> Done {
+        let quota = self.user().and_then(|u| u.quota);
+        let State::Selected(user, view) = &mut self.state else {
+            return Done::bad("no mailbox selected");
+        };
+        let mailbox = user.mailbox.clone();
+        let out = &mut self.out;
+        let (done, expunges) = match command {
+            Command::Close | Command::Unselect => {
+                if matches!(command, Command::Close) && !view.read_only {
+                    selected::expunge(view, None, &mut Vec::new());
+                }
+                let user = user.clone();
+                self.state = State::Authenticated(user);
+                return Done::ok("mailbox closed");
+            }
+            Command::Expunge { uids } => (selected::expunge(view, uids.as_ref(), out), true),
+            Command::Search {
+                uid,
+                charset,
+                criteria,
+            } => (
+                selected::search(view, uid, charset.as_deref(), &criteria, out),
+                uid,
+            ),
+            Command::Fetch { uid, set, items } => {
+                (selected::fetch(view, uid, &set, &items, out), uid)
+            }
+            Command::Store {
+                uid,
+                set,
+                operation,
+                silent,
+                flags,
+            } => (
+                selected::store(view, uid, &set, operation, silent, &flags, out),
+                uid,
+            ),
+            Command::Copy {
+                uid,
+                set,
+                mailbox: target,
+            } => (
+                selected::copy(view, &mailbox, quota, uid, &set, &target, false, out),
+                true,
+            ),
+            Command::Move {
+                uid,
+                set,
+                mailbox: target,
+            } => (
+                selected::copy(view, &mailbox, quota, uid, &set, &target, true, out),
+                true,
+            ),
+            _ => (Done::bad("command not allowed here"), false),
+        };
+        self.refresh(expunges);
+        done
+    }
+
+    /// The logged-in user.
+    fn user(&self) -> Option<&User> {
+        match &self.state {
+            State::Authenticated(user) | State::Selected(user, _) => Some(user),
+            _ => None,
+        }
+    }
+
+    /// Brings the selected view up to date, writing untagged responses.
+    fn refresh(&mut self, expunges: bool) {
+        if let State::Selected(user, view) = &mut self.state
+            && let Err(e) = super::blocking(|| view.refresh(&mut self.out, expunges))
+        {
+            warn!(user = %user.name, error = %e, "cannot read the selected mailbox");
+        }
+    }
+
+    /// SELECT or EXAMINE.
+    fn select(&mut self, mailbox: &Mailbox, name: &str, read_only: bool) -> Done {
+        let Some(user) = self.user().cloned() else {
+            return Done::bad("log in first");
+        };
+        // A failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1).
+        self.state = State::Authenticated(user.clone());
+        let folder = match mailbox.folder(name) {
+            Ok(folder) => folder,
+            Err(e) => return folders::refusal(&e),
+        };
+        let view = match super::blocking(|| View::open(folder, read_only)) {
+            Ok(view) => view,
+            Err(e) => {
+                warn!(user = %user.name, error = %e, "cannot open a mailbox");
+                return Done::no("[SERVERBUG] cannot open the mailbox");
+            }
+        };
+        let unseen = view
+            .messages
+            .iter()
+            .position(|m| !m.flags.contains(&super::command::Flag::Seen));
+        let mut text = format!(
+            "* FLAGS ({})\r\n* OK [PERMANENTFLAGS ({} \\*)] flags allowed\r\n* {} EXISTS\r\n* {} RECENT\r\n",
+            view.flag_list(),
+            view.flag_list(),
+            view.messages.len(),
+            view.recent_count()
+        );
+        if let Some(index) = unseen {
+            text.push_str(&format!("* OK [UNSEEN {}] first unseen\r\n", index + 1));
+        }
+        text.push_str(&format!(
+            "* OK [UIDVALIDITY {}] UIDs valid\r\n* OK [UIDNEXT {}] predicted next UID\r\n",
+            view.uid_validity, view.uid_next
+        ));
+        self.out.extend_from_slice(text.as_bytes());
+        let access = if read_only { "READ-ONLY" } else { "READ-WRITE" };
+        self.state = State::Selected(user, Box::new(view));
+        Done::ok(format!(
+            "[{access}] {} completed",
+            if read_only { "EXAMINE" } else { "SELECT" }
+        ))
+    }
+
+    /// STARTTLS: only before login and only once.
+    async fn start_tls(&mut self, tag: &str) -> std::io::Result<()> {
+        if !self.settings.starttls || self.conn.is_tls() {
+            return self
+                .send(format!("{tag} BAD STARTTLS not available\r\n").as_bytes())
+                .await;
+        }
+        if !matches!(self.state, State::NotAuthenticated) {
+            return self
+                .send(format!("{tag} BAD already logged in\r\n").as_bytes())
+                .await;
+        }
+        self.send(format!("{tag} OK begin TLS now\r\n").as_bytes())
+            .await?;
+        self.reader.clear();
+        self.conn.start_tls().await
+    }
+
+    /// LOGIN, or the credentials of AUTHENTICATE PLAIN.
+    async fn login(&mut self, credentials: Credentials) -> Done {
+        if !matches!(self.state, State::NotAuthenticated) {
+            return Done::bad("already logged in");
+        }
+        if !self.conn.is_tls() && !self.settings.plaintext_auth {
+            return Done::no("[PRIVACYREQUIRED] use STARTTLS before logging in");
+        }
+        let login = credentials.username.clone();
+        let user = match self.accounts.login(self.client, credentials).await {
+            Login::Accepted(user) => user,
+            Login::Rejected => return Done::no("[AUTHENTICATIONFAILED] invalid credentials"),
+            Login::Blocked => {
+                return Done::no("[UNAVAILABLE] too many failed logins; try again later");
+            }
+        };
+        if let Err(e) = super::blocking(|| user.mailbox.prepare()) {
+            warn!(user = %user.name, error = %e, "cannot prepare the mailbox");
+            return Done::no("[SERVERBUG] cannot open the mailbox");
+        }
+        info!(client = %self.client, user = %user.name, login, "IMAP login");
+        self.state = State::Authenticated(user);
+        Done::ok(format!("[CAPABILITY {}] logged in", self.capabilities()))
+    }
+
+    /// AUTHENTICATE PLAIN (with SASL-IR or a continuation). `None` when the exchange
+    /// was already answered (cancelled or unreadable).
+    async fn authenticate(
+        &mut self,
+        mechanism: &str,
+        initial: Option<String>,
+    ) -> std::io::Result<Option<Done>> {
+        if mechanism != "PLAIN" {
+            return Ok(Some(Done::no("[CANNOT] unsupported mechanism")));
+        }
+        if !matches!(self.state, State::NotAuthenticated) {
+            return Ok(Some(Done::bad("already logged in")));
+        }
+        let response = match initial {
+            Some(response) => response,
+            None => {
+                self.send(b"+ \r\n").await?;
+                loop {
+                    match self.reader.next_line() {
+                        Some(Ok(line)) => break line,
+                        Some(Err(())) => return Ok(Some(Done::bad("response too long"))),
+                        None => {
+                            if !self.read_more().await? {
+                                self.state = State::Logout;
+                                return Ok(Some(Done::bad("connection closed")));
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        if response == "*" {
+            return Ok(Some(Done::bad("authentication cancelled")));
+        }
+        let credentials = posthorn_proto::sasl::decode_response(&response)
+            .ok()
+            .and_then(|bytes| posthorn_proto::sasl::parse_plain(&bytes).ok());
+        Ok(Some(match credentials {
+            Some(credentials) => self.login(credentials).await,
+            None => Done::bad("malformed PLAIN response"),
+        }))
+    }
+
+    /// IDLE (RFC 2177): reports changes to the selected mailbox as they happen, until
+    /// the client sends DONE.
+    async fn idle(&mut self, tag: &str) -> std::io::Result<()> {
+        if self.user().is_none() {
+            return self
+                .send(format!("{tag} BAD log in first\r\n").as_bytes())
+                .await;
+        }
+        self.send(b"+ idling\r\n").await?;
+        let deadline = tokio::time::Instant::now() + self.settings.idle_timeout;
+        let mut chunk = vec![0u8; 4096];
+        loop {
+            match self.reader.next_line() {
+                Some(Ok(line)) if line.eq_ignore_ascii_case("DONE") => {
+                    return self
+                        .send(format!("{tag} OK IDLE terminated\r\n").as_bytes())
+                        .await;
+                }
+                Some(_) => {
+                    return self
+                        .send(format!("{tag} BAD expected DONE\r\n").as_bytes())
+                        .await;
+                }
+                None => {}
+            }
+            tokio::select! {
+                read = self.conn.read(&mut chunk) => match read? {
+                    0 => {
+                        self.state = State::Logout;
+                        return Ok(());
+                    }
+                    n => self.reader.feed(&chunk[..n]),
+                },
+                _ = tokio::time::sleep(IDLE_POLL) => {
+                    self.refresh(true);
+                    if !self.out.is_empty() {
+                        self.send(b"").await?;
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    self.send(b"* BYE autologout; idle for too long\r\n").await?;
+                    self.state = State::Logout;
+                    return Ok(());
+                }
+            }
+        }
+    }
+}

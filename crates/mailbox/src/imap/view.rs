@@ -1,0 +1,207 @@
+//! The selected mailbox as one session sees it: message sequence numbers, and the
+//! untagged EXISTS/EXPUNGE/FETCH responses that bring the session up to date with what
+//! delivery and other sessions changed on disk.
+
+use std::collections::HashSet;
+use std::io;
+use std::time::SystemTime;
+
+use super::command::{SeqNumber, SequenceSet};
+use crate::store::{Flags, Folder, Message};
+
+/// A selected folder.
+#[derive(Debug)]
+pub struct View {
+    /// The folder on disk.
+    pub folder: Folder,
+    /// EXAMINE: no changes allowed.
+    pub read_only: bool,
+    /// UIDVALIDITY at selection.
+    pub uid_validity: u32,
+    /// UIDNEXT as last seen.
+    pub uid_next: u32,
+    /// Messages by sequence number (index + 1).
+    pub messages: Vec<Message>,
+    /// UIDs that are \Recent in this session.
+    pub recent: HashSet<u32>,
+    /// The folder's keywords, for FLAGS.
+    pub keywords: Vec<String>,
+    /// Directory stamps at the last look: unchanged means nothing to do.
+    stamp: Option<(SystemTime, SystemTime)>,
+    /// Messages seen gone while expunges could not be reported.
+    pending_expunge: bool,
+}
+
+impl View {
+    /// Selects `folder`: syncs it, claiming \Recent unless read-only.
+    pub fn open(folder: Folder, read_only: bool) -> io::Result<View> {
+        let stamp = folder.stamp();
+        let snapshot = folder.sync(!read_only)?;
+        Ok(View {
+            read_only,
+            uid_validity: snapshot.uid_validity,
+            uid_next: snapshot.uid_next,
+            recent: if read_only {
+                HashSet::new()
+            } else {
+                snapshot.recent.into_iter().collect()
+            },
+            keywords: snapshot.keywords,
+            messages: snapshot.messages,
+            folder,
+            stamp,
+            pending_expunge: false,
+        })
+    }
+
+    /// Looks at the folder again if it changed and writes the untagged responses for the
+    /// differences into `out`. With `expunges` false (during FETCH, STORE and SEARCH, RFC
+    /// 3501 §7.4.1) vanished messages keep their numbers until a later call may report them.
+    pub fn refresh(&mut self, out: &mut Vec<u8>, expunges: bool) -> io::Result<()> {
+        let stamp = self.folder.stamp();
+        if stamp == self.stamp && !(expunges && self.pending_expunge) {
+            return Ok(());
+        }
+        let snapshot = self.folder.sync(!self.read_only)?;
+        self.stamp = stamp;
+        self.keywords = snapshot.keywords;
+        if !self.read_only {
+            self.recent.extend(snapshot.recent.iter().copied());
+        }
+        let mut fresh = snapshot.messages.into_iter().peekable();
+        let mut kept = Vec::with_capacity(self.messages.len());
+        let mut gone = Vec::new();
+        for (index, mut old) in std::mem::take(&mut self.messages).into_iter().enumerate() {
+            while fresh.peek().is_some_and(|m| m.uid < old.uid) {
+                fresh.next();
+            }
+            match fresh.next_if(|m| m.uid == old.uid) {
+                Some(now) => {
+                    if now.flags != old.flags {
+                        let seq = index + 1;
+                        out.extend_from_slice(
+                            format!(
+                                "* {seq} FETCH (UID {} FLAGS ({}))\r\n",
+                                now.uid,
+                                now.flags.to_imap(self.recent.contains(&now.uid))
+                            )
+                            .as_bytes(),
+                        );
+                    }
+                    old.flags = now.flags;
+                    old.file = now.file;
+                    kept.push(old);
+                }
+                None if expunges => gone.push(index + 1),
+                None => {
+                    self.pending_expunge = true;
+                    kept.push(old);
+                }
+            }
+        }
+        if expunges {
+            self.pending_expunge = false;
+        }
+        // Each EXPUNGE renumbers the messages after it: report from the highest down.
+        for seq in gone.iter().rev() {
+            out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
+        }
+        let before = kept.len();
+        let last_uid = kept.last().map_or(0, |m: &Message| m.uid);
+        kept.extend(fresh.filter(|m| m.uid > last_uid));
+        self.messages = kept;
+        self.uid_next = snapshot.uid_next;
+        if self.messages.len() != before || !gone.is_empty() {
+            out.extend_from_slice(format!("* {} EXISTS\r\n", self.messages.len()).as_bytes());
+            out.extend_from_slice(format!("* {} RECENT\r\n", self.recent_count()).as_bytes());
+        }
+        Ok(())
+    }
+
+    /// Forgets messages this session expunged itself, reporting each (highest first).
+    pub fn remove(&mut self, uids: &[u32], out: &mut Vec<u8>) {
+        let mut seqs: Vec<usize> = self
+            .messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| uids.contains(&m.uid))
+            .map(|(i, _)| i + 1)
+            .collect();
+        seqs.sort_unstable();
+        for seq in seqs.iter().rev() {
+            out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
+            self.messages.remove(seq - 1);
+        }
+        for uid in uids {
+            self.recent.remove(uid);
+        }
+    }
+
+    /// Records new flags of a message after a STORE of ours.
+    pub fn set_flags(&mut self, uid: u32, file: String, flags: Flags) -> Option<usize> {
+        let index = self.messages.iter().position(|m| m.uid == uid)?;
+        let message = &mut self.messages[index];
+        message.file = file;
+        message.flags = flags;
+        Some(index)
+    }
+
+    /// How many messages are \Recent here.
+    pub fn recent_count(&self) -> usize {
+        self.messages
+            .iter()
+            .filter(|m| self.recent.contains(&m.uid))
+            .count()
+    }
+
+    /// The indexes of the messages a set names: sequence numbers, or UIDs with `uid`.
+    /// A sequence number past the end is an error (the client's view is wrong); UIDs that
+    /// do not exist are skipped, as RFC 3501 §6.4.8 asks.
+    pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, String> {
+        let count = self.messages.len() as u32;
+        if uid {
+            let last = self.messages.last().map_or(0, |m| m.uid);
+            let mut indexes: Vec<usize> = self
+                .messages
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| super::search::in_set(set, m.uid, last.max(1)))
+                .map(|(i, _)| i)
+                .collect();
+            // `n:*` with n past the last UID still names the last message (RFC 3501 §6.4.8).
+            if indexes.is_empty()
+                && count > 0
+                && set
+                    .0
+                    .iter()
+                    .any(|r| r.start == SeqNumber::Last || r.end == SeqNumber::Last)
+            {
+                indexes.push(self.messages.len() - 1);
+            }
+            return Ok(indexes);
+        }
+        for range in &set.0 {
+            for end in [range.start, range.end] {
+                if let SeqNumber::Value(n) = end
+                    && n > count
+                {
+                    return Err(format!("invalid message sequence number {n}"));
+                }
+            }
+        }
+        Ok((1..=count)
+            .filter(|n| super::search::in_set(set, *n, count))
+            .map(|n| n as usize - 1)
+            .collect())
+    }
+
+    /// The FLAGS response's list: system flags and the keywords in use.
+    pub fn flag_list(&self) -> String {
+        let mut list = String::from("\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+        for keyword in &self.keywords {
+            list.push(' ');
+            list.push_str(keyword);
+        }
+        list
+    }
+}

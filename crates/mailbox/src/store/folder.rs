@@ -1,0 +1,717 @@
+//! One Maildir folder as IMAP and POP3 see it: a numbered list of messages with flags.
+//!
+//! Every change Posthorn makes to `cur/` (moving mail in from `new/`, renaming a file for
+//! its flags, unlinking, adding) happens under the folder's lock file, so two sessions
+//! never race on one name; delivery only ever adds files to `new/` through `tmp/`, which
+//! needs no lock. A message is known by its base name (the file name before `:2,`), which
+//! never changes while it stays in the folder: a file whose flags were changed by another
+//! session is found again by that name, and its UID follows it.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use tracing::warn;
+
+use super::flags::{Flags, MAX_KEYWORDS};
+use super::index::{self, Index};
+use crate::imap::command::{Flag, StoreOperation};
+use crate::maildir;
+
+/// The lock file serialising changes to a folder.
+const LOCK: &str = "posthorn-uidlist.lock";
+
+/// A message as a folder listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Its UID, stable while UIDVALIDITY stays.
+    pub uid: u32,
+    /// Its current file name in `cur/`.
+    pub file: String,
+    /// Its flags.
+    pub flags: Flags,
+    /// Its size in octets.
+    pub size: u64,
+}
+
+impl Message {
+    /// The part of the file name that never changes.
+    pub fn base(&self) -> &str {
+        base_of(&self.file)
+    }
+}
+
+/// A folder's state at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// UIDVALIDITY.
+    pub uid_validity: u32,
+    /// UIDNEXT.
+    pub uid_next: u32,
+    /// The messages in UID order.
+    pub messages: Vec<Message>,
+    /// UIDs no session has claimed as \Recent before this sync.
+    pub recent: Vec<u32>,
+    /// The keywords in use in this folder.
+    pub keywords: Vec<String>,
+}
+
+/// What COPY or MOVE did, for UIDPLUS's COPYUID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    /// The target's UIDVALIDITY.
+    pub uid_validity: u32,
+    /// (source UID, target UID) of each message placed.
+    pub uids: Vec<(u32, u32)>,
+}
+
+/// A Maildir folder.
+#[derive(Debug, Clone)]
+pub struct Folder {
+    dir: PathBuf,
+    hostname: String,
+}
+
+/// A message's current file name and flags, as found under the lock.
+struct Current {
+    name: String,
+    flags: Flags,
+}
+
+impl Folder {
+    /// The folder at `dir` (the Maildir root for INBOX, `root/.Name` for the others).
+    /// `hostname` goes into the names of files we create.
+    pub fn new(dir: PathBuf, hostname: &str) -> Folder {
+        Folder {
+            dir,
+            hostname: hostname.to_string(),
+        }
+    }
+
+    /// Its directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The modification times of `new/` and `cur/`: any delivery, flag change or expunge
+    /// changes one of them, so a session compares them to decide whether to look again.
+    pub fn stamp(&self) -> Option<(SystemTime, SystemTime)> {
+        let time = |sub: &str| fs::metadata(self.dir.join(sub)).and_then(|m| m.modified());
+        Some((time("new").ok()?, time("cur").ok()?))
+    }
+
+    /// Takes new mail into `cur/`, gives UIDs to files that have none, forgets files that
+    /// are gone, and returns the folder's state. With `claim_recent`, messages no session
+    /// has seen yet are returned as \Recent and will not be \Recent for anyone else.
+    pub fn sync(&self, claim_recent: bool) -> io::Result<Snapshot> {
+        let _lock = self.lock()?;
+        self.sync_locked(claim_recent)
+    }
+
+    fn sync_locked(&self, claim_recent: bool) -> io::Result<Snapshot> {
+        maildir::create(&self.dir)?;
+        let (mut index, mut dirty) = self.load_index()?;
+        self.take_new()?;
+        let files = self.list_cur()?;
+        let mut by_base: HashMap<&str, &str> = files
+            .iter()
+            .map(|name| (base_of(name), name.as_str()))
+            .collect();
+        let before = index.entries.len();
+        index
+            .entries
+            .retain(|(_, base)| by_base.contains_key(base.as_str()));
+        dirty |= index.entries.len() != before;
+        let known: Vec<(u32, &str)> = index
+            .entries
+            .iter()
+            .map(|(uid, base)| (*uid, base.as_str()))
+            .collect();
+        let mut listed: Vec<(u32, String)> = Vec::with_capacity(files.len());
+        for (uid, base) in known {
+            if let Some(name) = by_base.remove(base) {
+                listed.push((uid, name.to_string()));
+            }
+        }
+        // Files new to the index, in name order: names start with the delivery time.
+        let mut unknown: Vec<&str> = by_base.into_values().collect();
+        unknown.sort_unstable();
+        for name in unknown {
+            let uid = index.uid_next;
+            index.uid_next = index.uid_next.saturating_add(1);
+            index.entries.push((uid, base_of(name).to_string()));
+            listed.push((uid, name.to_string()));
+            dirty = true;
+        }
+        let recent: Vec<u32> = listed
+            .iter()
+            .map(|(uid, _)| *uid)
+            .filter(|uid| *uid >= index.first_recent)
+            .collect();
+        if claim_recent && index.first_recent != index.uid_next {
+            index.first_recent = index.uid_next;
+            dirty = true;
+        }
+        if dirty {
+            index.save(&self.dir)?;
+        }
+        let messages = listed
+            .into_iter()
+            .map(|(uid, file)| {
+                let flags = Flags::from_info(info_of(&file), &index.keywords);
+                let size = self.size_of(&file);
+                Message {
+                    uid,
+                    file,
+                    flags,
+                    size,
+                }
+            })
+            .collect();
+        Ok(Snapshot {
+            uid_validity: index.uid_validity,
+            uid_next: index.uid_next,
+            messages,
+            recent,
+            keywords: index.keywords,
+        })
+    }
+
+    /// The index, or a fresh one (to be saved) when there is none or it is damaged.
+    fn load_index(&self) -> io::Result<(Index, bool)> {
+        match Index::load(&self.dir)? {
+            Ok(Some(index)) => Ok((index, false)),
+            Ok(None) => Ok((Index::fresh(None), true)),
+            Err(previous) => {
+                warn!(folder = %self.dir.display(), "damaged UID list; renumbering the folder");
+                // The old UIDVALIDITY is at most the time the file was last written, even
+                // when its text is unreadable: the new one must differ from it.
+                let written = fs::metadata(self.dir.join(index::FILE))
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_secs() as u32);
+                Ok((Index::fresh(Some(previous.unwrap_or(0).max(written))), true))
+            }
+        }
+    }
+
+    /// Moves every file of `new/` into `cur/` with an empty info part. A file another
+    /// session moved first is simply not there any more.
+    fn take_new(&self) -> io::Result<()> {
+        let mut moved = false;
+        for name in list(&self.dir.join("new"))? {
+            let target = if name.contains(':') {
+                name.clone()
+            } else {
+                format!("{name}:2,")
+            };
+            match fs::rename(
+                self.dir.join("new").join(&name),
+                self.dir.join("cur").join(target),
+            ) {
+                Ok(()) => moved = true,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if moved {
+            File::open(self.dir.join("cur"))?.sync_all()?;
+            File::open(self.dir.join("new"))?.sync_all()?;
+        }
+        Ok(())
+    }
+
+    fn list_cur(&self) -> io::Result<Vec<String>> {
+        list(&self.dir.join("cur"))
+    }
+
+    /// The size from the `S=` of the name, or the file's length.
+    fn size_of(&self, file: &str) -> u64 {
+        maildir::size_from_name(file)
+            .unwrap_or_else(|| fs::metadata(self.dir.join("cur").join(file)).map_or(0, |m| m.len()))
+    }
+
+    /// Reads a message; `file` may be out of date (flags changed since), then it is
+    /// found by its base name. `None` if it has been expunged.
+    pub fn read(&self, file: &str) -> io::Result<Option<Vec<u8>>> {
+        match fs::read(self.dir.join("cur").join(file)) {
+            Ok(bytes) => return Ok(Some(bytes)),
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            Err(_) => {}
+        }
+        let Some(name) = self.find(base_of(file))? else {
+            return Ok(None);
+        };
+        match fs::read(self.dir.join("cur").join(name)) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// INTERNALDATE: the file's modification time (Maildir's delivery time), Unix seconds.
+    pub fn internal_date(&self, file: &str) -> i64 {
+        fs::metadata(self.dir.join("cur").join(file))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs() as i64)
+    }
+
+    /// The current name of the message with `base`, if it is still here.
+    fn find(&self, base: &str) -> io::Result<Option<String>> {
+        Ok(self
+            .list_cur()?
+            .into_iter()
+            .find(|name| base_of(name) == base))
+    }
+
+    /// The current name and flags of a message known as `file`, under the lock.
+    fn current(&self, file: &str, keywords: &[String]) -> io::Result<Option<Current>> {
+        let name = if self.dir.join("cur").join(file).exists() {
+            file.to_string()
+        } else {
+            match self.find(base_of(file))? {
+                Some(name) => name,
+                None => return Ok(None),
+            }
+        };
+        let flags = Flags::from_info(info_of(&name), keywords);
+        Ok(Some(Current { name, flags }))
+    }
+
+    /// Changes the flags of `messages` (UID and file name as last seen) as STORE asks,
+    /// starting from their flags now on disk, so concurrent changes by others are kept.
+    /// Returns the UIDs still present with their new names and flags.
+    pub fn store_flags(
+        &self,
+        messages: &[(u32, String)],
+        operation: StoreOperation,
+        flags: &[Flag],
+    ) -> io::Result<Vec<(u32, String, Flags)>> {
+        let _lock = self.lock()?;
+        let keywords = self.register_keywords(flags)?;
+        let mut changed = Vec::new();
+        let mut renamed = false;
+        for (uid, file) in messages {
+            let Some(current) = self.current(file, &keywords)? else {
+                continue;
+            };
+            let mut new = match operation {
+                StoreOperation::Replace => Flags::default(),
+                _ => current.flags.clone(),
+            };
+            for flag in flags {
+                match operation {
+                    StoreOperation::Remove => new.remove(flag),
+                    _ => new.insert(flag),
+                }
+            }
+            let name = format!("{}:2,{}", base_of(&current.name), new.to_info(&keywords));
+            if name != current.name {
+                fs::rename(
+                    self.dir.join("cur").join(&current.name),
+                    self.dir.join("cur").join(&name),
+                )?;
+                renamed = true;
+            }
+            changed.push((*uid, name, new));
+        }
+        if renamed {
+            File::open(self.dir.join("cur"))?.sync_all()?;
+        }
+        Ok(changed)
+    }
+
+    /// Adds the keywords among `flags` to the folder's list (as far as letters last) and
+    /// returns the list.
+    fn register_keywords(&self, flags: &[Flag]) -> io::Result<Vec<String>> {
+        let (mut index, mut dirty) = self.load_index()?;
+        for flag in flags {
+            if let Flag::Keyword(k) = flag
+                && !index
+                    .keywords
+                    .iter()
+                    .any(|have| have.eq_ignore_ascii_case(k))
+                && index.keywords.len() < MAX_KEYWORDS
+            {
+                index.keywords.push(k.clone());
+                dirty = true;
+            }
+        }
+        if dirty {
+            index.save(&self.dir)?;
+        }
+        Ok(index.keywords)
+    }
+
+    /// Deletes `messages` (UID and file name as last seen); returns the UIDs that were
+    /// still there and are now gone.
+    pub fn expunge(&self, messages: &[(u32, String)]) -> io::Result<Vec<u32>> {
+        let _lock = self.lock()?;
+        let (index, _) = self.load_index()?;
+        let mut gone = Vec::new();
+        for (uid, file) in messages {
+            let Some(current) = self.current(file, &index.keywords)? else {
+                continue;
+            };
+            match fs::remove_file(self.dir.join("cur").join(&current.name)) {
+                Ok(()) => gone.push(*uid),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if !gone.is_empty() {
+            File::open(self.dir.join("cur"))?.sync_all()?;
+        }
+        Ok(gone)
+    }
+
+    /// Stores a new message with `flags` and internal date `date` (Unix seconds): written
+    /// and synced in `tmp/`, then renamed into `cur/`. Returns its UID.
+    pub fn append(&self, content: &[u8], flags: &[Flag], date: Option<i64>) -> io::Result<u32> {
+        maildir::create(&self.dir)?;
+        let base = maildir::unique_name(&self.hostname, content.len() as u64);
+        let tmp = self.dir.join("tmp").join(&base);
+        let written = write_synced(&tmp, content, date);
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        let _lock = self.lock()?;
+        let keywords = self.register_keywords(flags)?;
+        let mut set = Flags::default();
+        flags.iter().for_each(|f| set.insert(f));
+        let name = format!("{base}:2,{}", set.to_info(&keywords));
+        fs::rename(&tmp, self.dir.join("cur").join(&name))?;
+        File::open(self.dir.join("cur"))?.sync_all()?;
+        self.uid_of(&base)
+    }
+
+    /// The UID a just-added file got.
+    fn uid_of(&self, base: &str) -> io::Result<u32> {
+        self.sync_locked(false)?
+            .messages
+            .iter()
+            .find(|m| m.base() == base)
+            .map(|m| m.uid)
+            .ok_or_else(|| io::Error::other("a message vanished as it was added"))
+    }
+
+    /// Copies `messages` into `target` with their flags (hard links: the content is
+    /// shared and already durable). Returns (source UID, target UID) pairs.
+    pub fn copy_to(&self, messages: &[(u32, String)], target: &Folder) -> io::Result<Transfer> {
+        self.transfer(messages, target, false)
+    }
+
+    /// Moves `messages` into `target`: each file is renamed across, so at every instant it
+    /// is in exactly one of the two folders. Returns (source UID, target UID) pairs.
+    pub fn move_to(&self, messages: &[(u32, String)], target: &Folder) -> io::Result<Transfer> {
+        self.transfer(messages, target, true)
+    }
+
+    fn transfer(
+        &self,
+        messages: &[(u32, String)],
+        target: &Folder,
+        remove: bool,
+    ) -> io::Result<Transfer> {
+        if self.dir == target.dir {
+            return Err(io::Error::other("source and target are the same folder"));
+        }
+        maildir::create(&target.dir)?;
+        // Both locks, always taken in path order so two opposite transfers cannot deadlock.
+        let (_first, _second) = if self.dir < target.dir {
+            let a = self.lock()?;
+            (a, target.lock()?)
+        } else {
+            let a = target.lock()?;
+            (a, self.lock()?)
+        };
+        let (source_index, _) = self.load_index()?;
+        let mut placed: Vec<(u32, String)> = Vec::new();
+        for (uid, file) in messages {
+            let Some(current) = self.current(file, &source_index.keywords)? else {
+                continue;
+            };
+            let keyword_flags: Vec<Flag> = current
+                .flags
+                .keywords()
+                .iter()
+                .map(|k| Flag::Keyword(k.clone()))
+                .collect();
+            let keywords = target.register_keywords(&keyword_flags)?;
+            let info = current.flags.to_info(&keywords);
+            let from = self.dir.join("cur").join(&current.name);
+            let base = if remove {
+                base_of(&current.name).to_string()
+            } else {
+                maildir::unique_name(&self.hostname, self.size_of(&current.name))
+            };
+            let to = target.dir.join("cur").join(format!("{base}:2,{info}"));
+            let result = if remove {
+                fs::rename(&from, &to)
+            } else {
+                fs::hard_link(&from, &to).or_else(|_| copy_synced(&from, &to, &target.dir))
+            };
+            match result {
+                Ok(()) => placed.push((*uid, base)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        File::open(target.dir.join("cur"))?.sync_all()?;
+        if remove {
+            File::open(self.dir.join("cur"))?.sync_all()?;
+        }
+        let listing = target.sync_locked(false)?;
+        let uids = placed
+            .into_iter()
+            .filter_map(|(uid, base)| {
+                let new = listing.messages.iter().find(|m| m.base() == base)?;
+                Some((uid, new.uid))
+            })
+            .collect();
+        Ok(Transfer {
+            uid_validity: listing.uid_validity,
+            uids,
+        })
+    }
+
+    /// An exclusive lock on the folder, released when dropped.
+    fn lock(&self) -> io::Result<File> {
+        maildir::create(&self.dir)?;
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(self.dir.join(LOCK))?;
+        file.lock()?;
+        Ok(file)
+    }
+}
+
+/// The base name: the file name before the `:2,` info.
+pub fn base_of(name: &str) -> &str {
+    name.split_once(':').map_or(name, |(base, _)| base)
+}
+
+/// The flag letters of a file name (after `:2,`).
+fn info_of(name: &str) -> &str {
+    name.split_once(":2,").map_or("", |(_, info)| info)
+}
+
+/// The names in a Maildir subfolder, without dot files; a missing folder is empty.
+fn list(dir: &Path) -> io::Result<Vec<String>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if !name.starts_with('.') {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+/// Writes a new file, synced, with its modification time set to `date` if given.
+fn write_synced(path: &Path, content: &[u8], date: Option<i64>) -> io::Result<()> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(content)?;
+    if let Some(date) = date {
+        let time = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(date.max(0) as u64);
+        file.set_modified(time)?;
+    }
+    file.sync_all()
+}
+
+/// A copy through the target's `tmp/` when a hard link is not possible.
+fn copy_synced(from: &Path, to: &Path, target_dir: &Path) -> io::Result<()> {
+    let content = fs::read(from)?;
+    let date = fs::metadata(from)?
+        .modified()?
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let tmp = target_dir
+        .join("tmp")
+        .join(to.file_name().unwrap_or_default());
+    write_synced(&tmp, &content, Some(date))?;
+    fs::rename(&tmp, to)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folder() -> (tempfile::TempDir, Folder) {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = Folder::new(dir.path().join("box"), "h");
+        (dir, folder)
+    }
+
+    fn deliver(folder: &Folder, text: &str) {
+        maildir::deliver(
+            folder.dir(),
+            "h",
+            b"",
+            &mut text.as_bytes(),
+            text.len() as u64,
+        )
+        .unwrap();
+    }
+
+    fn pairs(snapshot: &Snapshot) -> Vec<(u32, String)> {
+        snapshot
+            .messages
+            .iter()
+            .map(|m| (m.uid, m.file.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn new_mail_gets_increasing_uids_and_moves_to_cur() {
+        let (_dir, folder) = folder();
+        deliver(&folder, "one\r\n");
+        deliver(&folder, "two\r\n");
+        let first = folder.sync(true).unwrap();
+        assert_eq!(
+            first.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
+            [1, 2]
+        );
+        assert_eq!(first.recent, [1, 2]);
+        assert_eq!(first.messages[0].size, 5);
+        assert!(first.messages[0].file.ends_with(":2,"));
+        assert_eq!(list(&folder.dir().join("new")).unwrap().len(), 0);
+        deliver(&folder, "three\r\n");
+        let second = folder.sync(true).unwrap();
+        assert_eq!(second.uid_validity, first.uid_validity);
+        assert_eq!(second.uid_next, 4);
+        assert_eq!(second.recent, [3], "recent is claimed once");
+        assert!(folder.sync(false).unwrap().recent.is_empty());
+        assert_eq!(
+            folder.read(&second.messages[2].file).unwrap().unwrap(),
+            b"three\r\n"
+        );
+    }
+
+    #[test]
+    fn flags_follow_the_file_and_stale_names_are_found() {
+        let (_dir, folder) = folder();
+        deliver(&folder, "one\r\n");
+        let snapshot = folder.sync(false).unwrap();
+        let stale = pairs(&snapshot);
+        let seen = folder
+            .store_flags(
+                &stale,
+                StoreOperation::Add,
+                &[Flag::Seen, Flag::Keyword("$Junk".into())],
+            )
+            .unwrap();
+        assert!(seen[0].1.ends_with(":2,Sa"), "{}", seen[0].1);
+        // A second session still holding the old name adds \Flagged: \Seen stays.
+        let flagged = folder
+            .store_flags(&stale, StoreOperation::Add, &[Flag::Flagged])
+            .unwrap();
+        assert!(flagged[0].2.contains(&Flag::Seen) && flagged[0].2.contains(&Flag::Flagged));
+        assert!(folder.read(&stale[0].1).unwrap().is_some());
+        let again = folder.sync(false).unwrap();
+        assert_eq!(again.messages[0].uid, 1);
+        assert_eq!(again.keywords, ["$Junk"]);
+        let cleared = folder
+            .store_flags(&stale, StoreOperation::Replace, &[])
+            .unwrap();
+        assert!(cleared[0].1.ends_with(":2,"));
+    }
+
+    #[test]
+    fn expunge_is_once_and_uids_are_not_reused() {
+        let (_dir, folder) = folder();
+        deliver(&folder, "one\r\n");
+        deliver(&folder, "two\r\n");
+        let snapshot = folder.sync(false).unwrap();
+        let all = pairs(&snapshot);
+        assert_eq!(folder.expunge(&all[..1]).unwrap(), [1]);
+        assert_eq!(folder.expunge(&all[..1]).unwrap(), Vec::<u32>::new());
+        assert!(folder.read(&all[0].1).unwrap().is_none());
+        deliver(&folder, "three\r\n");
+        let after = folder.sync(false).unwrap();
+        assert_eq!(
+            after.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
+            [2, 3]
+        );
+    }
+
+    #[test]
+    fn a_damaged_index_renumbers_under_a_new_validity() {
+        let (_dir, folder) = folder();
+        deliver(&folder, "one\r\n");
+        let before = folder.sync(false).unwrap();
+        std::fs::write(
+            folder.dir().join(index::FILE),
+            "posthorn-uidlist 1\nV 5 N x\n",
+        )
+        .unwrap();
+        let after = folder.sync(false).unwrap();
+        assert_ne!(after.uid_validity, before.uid_validity);
+        assert_eq!(after.messages.len(), 1);
+    }
+
+    #[test]
+    fn append_copy_and_move_keep_flags_and_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = Folder::new(dir.path().join("a"), "h");
+        let archive = Folder::new(dir.path().join("a/.Archive"), "h");
+        let uid = inbox
+            .append(
+                b"hello\r\n",
+                &[Flag::Seen, Flag::Keyword("work".into())],
+                Some(1_000_000_000),
+            )
+            .unwrap();
+        assert_eq!(uid, 1);
+        let listed = inbox.sync(false).unwrap();
+        assert_eq!(inbox.internal_date(&listed.messages[0].file), 1_000_000_000);
+        archive
+            .append(b"x\r\n", &[Flag::Keyword("other".into())], None)
+            .unwrap();
+        let copied = inbox.copy_to(&pairs(&listed), &archive).unwrap();
+        assert_eq!(copied.uids, [(1, 2)]);
+        let target = archive.sync(false).unwrap();
+        assert!(
+            target.messages[1]
+                .flags
+                .contains(&Flag::Keyword("work".into()))
+        );
+        assert!(
+            target.messages[1].file.ends_with(":2,Sb"),
+            "{}",
+            target.messages[1].file
+        );
+        assert_eq!(
+            archive.internal_date(&target.messages[1].file),
+            1_000_000_000
+        );
+        let moved = archive.move_to(&pairs(&target)[1..], &inbox).unwrap();
+        assert_eq!(moved.uids, [(2, 2)]);
+        assert_eq!(archive.sync(false).unwrap().messages.len(), 1);
+        let back = inbox.sync(false).unwrap();
+        assert_eq!(back.messages.len(), 2);
+        assert_eq!(
+            inbox.read(&back.messages[1].file).unwrap().unwrap(),
+            b"hello\r\n"
+        );
+    }
+}

@@ -1,0 +1,164 @@
+//! The per-folder UID list (`posthorn-uidlist`): which UID each message file has, the
+//! folder's UIDVALIDITY and UIDNEXT, the keywords its file-name letters stand for, and the
+//! first UID no session has yet seen as \Recent. It is only an index: when it is missing or
+//! unreadable the folder gets a new UIDVALIDITY and fresh UIDs, and nothing is lost, since
+//! the messages themselves are the files.
+//!
+//! ```text
+//! posthorn-uidlist 1
+//! V 1763900000 N 42 R 40
+//! K $Forwarded $Junk
+//! 17 1763899000.M1P2Q3.host,S=1234
+//! ```
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// The index file's name inside a Maildir folder.
+pub const FILE: &str = "posthorn-uidlist";
+const MAGIC: &str = "posthorn-uidlist 1";
+
+/// One folder's index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Index {
+    /// Changes whenever UIDs are renumbered, so clients drop their caches.
+    pub uid_validity: u32,
+    /// The UID the next new message gets.
+    pub uid_next: u32,
+    /// Messages from this UID on are \Recent to the next session that selects the folder.
+    pub first_recent: u32,
+    /// Keyword names; letter `a` is the first.
+    pub keywords: Vec<String>,
+    /// (UID, base name) in UID order; the base name is the file name before `:2,`.
+    pub entries: Vec<(u32, String)>,
+}
+
+impl Index {
+    /// An empty index with a new UIDVALIDITY, greater than `previous` if there was one, so
+    /// a rebuilt folder never reuses the old value.
+    pub fn fresh(previous: Option<u32>) -> Index {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_secs() as u32);
+        let uid_validity = match previous {
+            Some(old) if old >= now => old.wrapping_add(1).max(1),
+            _ => now.max(1),
+        };
+        Index {
+            uid_validity,
+            uid_next: 1,
+            first_recent: 1,
+            keywords: Vec::new(),
+            entries: Vec::new(),
+        }
+    }
+
+    /// Reads the index of the folder at `dir`: `Ok(None)` when there is none yet,
+    /// `Err(previous UIDVALIDITY if legible)` when it is damaged.
+    pub fn load(dir: &Path) -> io::Result<Result<Option<Index>, Option<u32>>> {
+        match std::fs::read_to_string(dir.join(FILE)) {
+            Ok(text) => Ok(Self::parse(&text).map(Some)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Ok(None)),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => Ok(Err(None)),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn parse(text: &str) -> Result<Index, Option<u32>> {
+        let mut lines = text.lines();
+        if lines.next() != Some(MAGIC) {
+            return Err(None);
+        }
+        let header: Vec<&str> = lines.next().unwrap_or("").split(' ').collect();
+        let number = |key: &str| -> Option<u32> {
+            let at = header.iter().position(|w| *w == key)?;
+            header.get(at + 1)?.parse().ok()
+        };
+        let uid_validity = number("V").filter(|v| *v > 0).ok_or(None)?;
+        let damaged = Err(Some(uid_validity));
+        let (Some(uid_next), Some(first_recent)) = (number("N"), number("R")) else {
+            return damaged;
+        };
+        let Some(keywords) = lines.next().and_then(|l| l.strip_prefix('K')) else {
+            return damaged;
+        };
+        let mut entries: Vec<(u32, String)> = Vec::new();
+        for line in lines {
+            let Some((uid, base)) = line.split_once(' ') else {
+                return damaged;
+            };
+            let Ok(uid) = uid.parse::<u32>() else {
+                return damaged;
+            };
+            if uid == 0 || uid >= uid_next || entries.last().is_some_and(|(last, _)| *last >= uid) {
+                return damaged;
+            }
+            entries.push((uid, base.to_string()));
+        }
+        Ok(Index {
+            uid_validity,
+            uid_next,
+            first_recent,
+            keywords: keywords.split_whitespace().map(str::to_string).collect(),
+            entries,
+        })
+    }
+
+    /// Writes the index durably: a temporary file synced, renamed over the old one, the
+    /// folder synced. A UID handed to a client must survive a crash, or it could be reused.
+    pub fn save(&self, dir: &Path) -> io::Result<()> {
+        let mut text = format!(
+            "{MAGIC}\nV {} N {} R {}\nK {}\n",
+            self.uid_validity,
+            self.uid_next,
+            self.first_recent,
+            self.keywords.join(" ")
+        );
+        for (uid, base) in &self.entries {
+            text.push_str(&format!("{uid} {base}\n"));
+        }
+        let tmp = dir.join(format!("{FILE}.tmp"));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, dir.join(FILE))?;
+        File::open(dir)?.sync_all()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saves_and_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Index::load(dir.path()).unwrap(), Ok(None));
+        let mut index = Index::fresh(None);
+        index.uid_next = 8;
+        index.keywords = vec!["$Junk".into()];
+        index.entries = vec![(3, "a.b,S=3".into()), (7, "c.d".into())];
+        index.save(dir.path()).unwrap();
+        assert_eq!(Index::load(dir.path()).unwrap(), Ok(Some(index)));
+    }
+
+    #[test]
+    fn damage_is_reported_with_the_old_validity() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |text: &str| std::fs::write(dir.path().join(FILE), text).unwrap();
+        write("posthorn-uidlist 1\nV 99 N 5 R 1\nK\n9 x\n");
+        assert_eq!(Index::load(dir.path()).unwrap(), Err(Some(99)));
+        write("posthorn-uidlist 1\nV 99 N 5 R 1\nK\n3 x\n2 y\n");
+        assert_eq!(Index::load(dir.path()).unwrap(), Err(Some(99)));
+        write("garbage");
+        assert_eq!(Index::load(dir.path()).unwrap(), Err(None));
+        assert!(Index::fresh(Some(u32::MAX - 1)).uid_validity == u32::MAX);
+    }
+}

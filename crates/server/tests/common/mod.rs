@@ -137,9 +137,11 @@ impl TestServer {
         loop {
             let log = self.log();
             let last_start = log.rfind("--- start ---").unwrap_or(0);
+            // Every listener is logged before "posthorn started": wait for all of them.
+            let started_up = log[last_start..].contains("posthorn started");
             if let Some(address) = log[last_start..]
                 .lines()
-                .filter(|l| l.contains("listening"))
+                .filter(|l| started_up && l.contains("listening"))
                 .find_map(|l| l.split("address=").nth(1))
             {
                 self.addr = address.trim().parse().expect("listening address");

@@ -150,7 +150,7 @@ impl<'m, 'x> Node<'m, 'x> {
     }
 
     /// The message a message/rfc822 part encapsulates, when mail-parser could read it.
-    pub(crate) fn nested(&self) -> Option<&'m Message<'x>> {
+    fn nested(&self) -> Option<&'m Message<'x>> {
         self.part.message()
     }
 
@@ -591,17 +591,18 @@ fn write_language(out: &mut Vec<u8>, node: Node<'_, '_>) {
 /// are returned as stored (continuation lines included) with the blank line after them.
 /// A part that does not exist, or a HEADER/TEXT of a part that is no message, is empty.
 pub fn section(raw: &[u8], section: &Section) -> Vec<u8> {
+    if section.part.is_empty() && section.text.is_none() {
+        return raw.to_vec();
+    }
     let message = parse(raw);
     section_of(&message, section).unwrap_or_default()
 }
 
-/// The octets of `section` in `message`, None when it names nothing.
+/// The octets of `section` in `message`, None when it names nothing. The whole message
+/// (`BODY[]`) is left to [`section`], which needs no parsing for it.
 fn section_of(message: &Message<'_>, section: &Section) -> Option<Vec<u8>> {
     if section.part.is_empty() {
-        return match &section.text {
-            None => Some(message.raw_message.to_vec()),
-            Some(text) => message_section(message, text),
-        };
+        return message_section(message, section.text.as_ref()?);
     }
     let node = resolve(message, &section.part)?;
     match &section.text {

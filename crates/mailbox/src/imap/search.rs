@@ -100,7 +100,7 @@ impl Evaluation<'_, '_> {
     /// Whether the message matches `key`.
     fn matches(&self, key: &SearchKey) -> bool {
         let c = self.candidate;
-        let content = |test: &dyn Fn(&Message<'_>) -> bool| self.message().is_some_and(test);
+        let in_message = |test: &dyn Fn(&Message<'_>) -> bool| self.message().is_some_and(test);
         match key {
             SearchKey::All => true,
             SearchKey::And(keys) => keys.iter().all(|key| self.matches(key)),
@@ -112,9 +112,9 @@ impl Evaluation<'_, '_> {
             SearchKey::NotFlag(flag) => !self.has_flag(flag),
             SearchKey::New => c.recent && !c.flags.contains(&Flag::Seen),
             SearchKey::Old => !c.recent,
-            SearchKey::Header(name, value) => content(&|m| header_matches(m, name, value)),
-            SearchKey::Body(value) => content(&|m| body_contains(m, &lower(value))),
-            SearchKey::Text(value) => content(&|m| {
+            SearchKey::Header(name, value) => in_message(&|m| header_matches(m, name, value)),
+            SearchKey::Body(value) => in_message(&|m| body_contains(m, &lower(value))),
+            SearchKey::Text(value) => in_message(&|m| {
                 let needle = lower(value);
                 header_contains(m, &needle) || body_contains(m, &needle)
             }),

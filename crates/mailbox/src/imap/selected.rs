@@ -117,10 +117,10 @@ pub(super) fn store(
         Err(e) => return refusal(&FolderError::Io(e)),
     };
     for (message_uid, file, new_flags) in changed {
-        if let Some(index) = view.set_flags(message_uid, file, new_flags) {
-            if !silent {
-                flags_response(view, index, uid, out);
-            }
+        if let Some(index) = view.set_flags(message_uid, file, new_flags)
+            && !silent
+        {
+            flags_response(view, index, uid, out);
         }
     }
     Done::ok("STORE completed")
@@ -221,20 +221,18 @@ pub(super) fn copy(
     }
 }
 
-/// FETCH / UID FETCH.
-pub(super) fn fetch(
+/// The first half of FETCH / UID FETCH: which messages, and \Seen set on them where the
+/// items call for it. The session then renders them a batch at a time with
+/// `fetch_messages`, writing as it goes, so `FETCH 1:* BODY[]` of a large mailbox is never
+/// held in memory whole.
+pub(super) fn fetch_prepare(
     view: &mut View,
     uid: bool,
     set: &SequenceSet,
     items: &[FetchAttribute],
-    out: &mut Vec<u8>,
-) -> Done {
-    let indexes = match view.resolve(set, uid) {
-        Ok(indexes) => indexes,
-        Err(e) => return Done::bad(e),
-    };
-    let marks_seen = !view.read_only && items.iter().any(sets_seen);
-    if marks_seen {
+) -> Result<Vec<usize>, Done> {
+    let indexes = view.resolve(set, uid).map_err(Done::bad)?;
+    if !view.read_only && items.iter().any(sets_seen) {
         let unseen: Vec<usize> = indexes
             .iter()
             .copied()
@@ -257,22 +255,35 @@ pub(super) fn fetch(
             Err(e) => warn!(error = %e, "cannot set \\Seen"),
         }
     }
-    let mut vanished = false;
-    for index in indexes {
+    Ok(indexes)
+}
+
+/// The FETCH responses of the messages at `indexes`; false if some had vanished (expunged
+/// by another session since this one last looked).
+pub(super) fn fetch_messages(
+    view: &View,
+    uid: bool,
+    indexes: &[usize],
+    items: &[FetchAttribute],
+    out: &mut Vec<u8>,
+) -> bool {
+    let marks_seen = !view.read_only && items.iter().any(sets_seen);
+    let needs_content = items.iter().any(needs_content);
+    let mut complete = true;
+    for &index in indexes {
         let Some(m) = view.messages.get(index) else {
             continue;
         };
-        let needs_content = items.iter().any(needs_content);
         let content = if needs_content {
             match blocking(|| view.folder.read(&m.file)) {
                 Ok(Some(content)) => Some(content),
                 Ok(None) => {
-                    vanished = true;
+                    complete = false;
                     continue;
                 }
                 Err(e) => {
                     warn!(error = %e, "cannot read a message");
-                    vanished = true;
+                    complete = false;
                     continue;
                 }
             }
@@ -306,11 +317,7 @@ pub(super) fn fetch(
         }
         out.extend_from_slice(b")\r\n");
     }
-    if vanished {
-        Done::no("[EXPUNGEISSUED] some messages were expunged")
-    } else {
-        Done::ok("FETCH completed")
-    }
+    complete
 }
 
 /// True for the items that mark a message \Seen when fetched.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{info, warn};
 
-use super::command::{Command, Request};
+use super::command::{Command, FetchAttribute, Request, SequenceSet};
 use super::parser::{CommandReader, Input, Limits};
 use super::view::View;
 use super::{folders, selected};
@@ -23,6 +23,11 @@ const MAX_LITERAL: usize = 64 * 1024;
 /// How often an idling session looks for new mail: well within the second that RFC 2177
 /// clients (and our users) expect.
 const IDLE_POLL: Duration = Duration::from_millis(200);
+
+/// Messages rendered between checks of the output's size during FETCH.
+const FETCH_BATCH: usize = 16;
+/// Output is written once this much has piled up.
+const FLUSH_AT: usize = 256 * 1024;
 
 /// Extensions announced in every state.
 const BASE_CAPABILITIES: &str = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT \
@@ -238,6 +243,7 @@ impl<C: Connection> Session<C> {
                 }
             }
             Command::Idle => return self.idle(&tag).await,
+            Command::Fetch { uid, set, items } => self.fetch(uid, &set, &items).await?,
             command => self.authenticated(command),
         };
         let line = format!("{tag} {} {}\r\n", done.status, done.text);
@@ -320,9 +326,6 @@ impl<C: Connection> Session<C> {
                 selected::search(view, uid, charset.as_deref(), &criteria, out),
                 uid,
             ),
-            Command::Fetch { uid, set, items } => {
-                (selected::fetch(view, uid, &set, &items, out), uid)
-            }
             Command::Store {
                 uid,
                 set,
@@ -353,6 +356,37 @@ impl<C: Connection> Session<C> {
         };
         self.refresh(expunges);
         done
+    }
+
+    /// FETCH: the responses are written whenever a batch has piled up.
+    async fn fetch(
+        &mut self,
+        uid: bool,
+        set: &SequenceSet,
+        items: &[FetchAttribute],
+    ) -> std::io::Result<Done> {
+        let indexes = match &mut self.state {
+            State::Selected(_, view) => match selected::fetch_prepare(view, uid, set, items) {
+                Ok(indexes) => indexes,
+                Err(done) => return Ok(done),
+            },
+            _ => return Ok(Done::bad("no mailbox selected")),
+        };
+        let mut complete = true;
+        for batch in indexes.chunks(FETCH_BATCH) {
+            if let State::Selected(_, view) = &self.state {
+                complete &= selected::fetch_messages(view, uid, batch, items, &mut self.out);
+            }
+            if self.out.len() >= FLUSH_AT {
+                self.send(b"").await?;
+            }
+        }
+        self.refresh(uid);
+        Ok(if complete {
+            Done::ok("FETCH completed")
+        } else {
+            Done::no("[EXPUNGEISSUED] some messages were expunged")
+        })
     }
 
     /// The logged-in user.

@@ -313,11 +313,7 @@ fn validate(name: &str) -> Result<(), FolderError> {
             "mailbox name has a character that is not allowed",
         ));
     }
-    if name
-        .split(DELIMITER)
-        .next()
-        .is_some_and(|top| is_inbox(top))
-    {
+    if name.split(DELIMITER).next().is_some_and(is_inbox) {
         return Err(FolderError::BadName("INBOX cannot have subfolders"));
     }
     Ok(())

@@ -27,9 +27,38 @@ const ENCODED_WORD_OCTETS: usize = 45;
 /// Parses `raw`. Input in which mail-parser finds no header at all becomes a message with an
 /// empty header and `raw` as its text, so callers always have a root part to work with.
 pub(crate) fn parse(raw: &[u8]) -> Message<'_> {
+    // mail-parser recurses once per nested multipart or message/rfc822 part without a
+    // limit of its own: a small hostile message could overflow the stack. A message with
+    // more such types named than we ever render is parsed for its top header only.
+    let input = if nested_types(raw) > MAX_NESTED_TYPES {
+        &raw[..header_end(raw)]
+    } else {
+        raw
+    };
     MessageParser::default()
-        .parse(raw)
+        .parse(input)
         .unwrap_or_else(|| headerless(raw))
+}
+
+/// More `multipart/` and `message/` than this and the body is not parsed.
+const MAX_NESTED_TYPES: usize = 2 * MAX_DEPTH;
+
+/// How many times `multipar(t)` or `message/` occurs, in any case: an upper bound on
+/// the MIME nesting mail-parser would follow.
+fn nested_types(raw: &[u8]) -> usize {
+    raw.windows(8)
+        .filter(|w| w.eq_ignore_ascii_case(b"message/") || w.eq_ignore_ascii_case(b"multipar"))
+        .count()
+}
+
+/// Where the header section ends (after its blank line), or the whole input.
+fn header_end(raw: &[u8]) -> usize {
+    let crlf = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+    let lf = raw.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+    match (crlf, lf) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b).unwrap_or(raw.len()),
+    }
 }
 
 /// A message of one part with no header fields, all of `raw` being its body.
@@ -662,6 +691,22 @@ pub(crate) fn header_date(message: &Message<'_>) -> Option<Date> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deeply_nested_messages_do_not_exhaust_the_stack() {
+        let mut raw = b"Subject: deep\r\n".to_vec();
+        for _ in 0..50_000 {
+            raw.extend_from_slice(b"Content-Type: message/rfc822\r\n\r\n");
+        }
+        raw.extend_from_slice(b"Subject: inner\r\n\r\nbody\r\n");
+        let structure = body_structure(&raw, true);
+        assert!(
+            structure.starts_with(b"(\"message\" \"rfc822\""),
+            "{}",
+            String::from_utf8_lossy(&structure[..80.min(structure.len())])
+        );
+        assert!(String::from_utf8_lossy(&envelope(&raw)).contains("\"deep\""));
+    }
 
     /// A test message written with `\n` line ends, stored as mail is: with CRLF.
     fn crlf(text: &str) -> Vec<u8> {

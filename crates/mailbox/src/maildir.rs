@@ -104,7 +104,7 @@ pub fn unique_name(hostname: &str, size: u64) -> String {
         })
         .collect();
     format!(
-        "{}.M{}P{}Q{}.{},S={}",
+        "{}.M{:06}P{}Q{}.{},S={}",
         now.as_secs(),
         now.subsec_micros(),
         std::process::id(),

@@ -469,7 +469,7 @@ fn admit(stream: TcpStream, peer: SocketAddr, handler: &Handler) {
     if let Some((why, reply)) = refusal {
         info!(client = %ip, "refused: {why}");
         if !handler.implicit_tls {
-            let _ = stream.try_write(&reply.to_bytes());
+            let _ = stream.try_write(&handler.service.refusal(reply));
         }
         return;
     }

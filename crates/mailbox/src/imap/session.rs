@@ -507,6 +507,12 @@ impl<C: Connection> Session<C> {
         if !matches!(self.state, State::NotAuthenticated) {
             return Ok(Some(Done::bad("already logged in")));
         }
+        // Refused before the client sends its password in the clear.
+        if !self.conn.is_tls() && !self.settings.plaintext_auth {
+            return Ok(Some(Done::no(
+                "[PRIVACYREQUIRED] use STARTTLS before logging in",
+            )));
+        }
         let response = match initial {
             Some(response) => response,
             None => {

@@ -136,9 +136,9 @@ impl Folder {
                 listed.push((uid, name.to_string()));
             }
         }
-        // Files new to the index, in name order: names start with the delivery time.
+        // Files new to the index, in delivery order as their names tell it.
         let mut unknown: Vec<&str> = by_base.into_values().collect();
-        unknown.sort_unstable();
+        unknown.sort_unstable_by_key(|name| delivery_order(name));
         for name in unknown {
             let uid = index.uid_next;
             index.uid_next = index.uid_next.saturating_add(1);
@@ -496,6 +496,22 @@ impl Folder {
     }
 }
 
+/// The order of delivery from a Maildir name, `SECONDS.MMICROS...`: numbers compared as
+/// numbers (`M99` before `M100`); names of other forms after, by name.
+fn delivery_order(name: &str) -> (u64, u64, &str) {
+    let mut fields = name.split('.');
+    let seconds = fields.next().and_then(|s| s.parse().ok());
+    let micros = fields.next().and_then(|f| {
+        let digits: String = f
+            .strip_prefix('M')?
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    });
+    (seconds.unwrap_or(u64::MAX), micros.unwrap_or(0), name)
+}
+
 /// The base name: the file name before the `:2,` info.
 pub fn base_of(name: &str) -> &str {
     name.split_once(':').map_or(name, |(base, _)| base)
@@ -605,6 +621,13 @@ mod tests {
             folder.read(&second.messages[2].file).unwrap().unwrap(),
             b"three\r\n"
         );
+    }
+
+    #[test]
+    fn delivery_order_compares_numbers() {
+        let mut names = vec!["10.M100P1.h", "9.M5P1.h", "10.M99P2.h", "other"];
+        names.sort_by_key(|n| delivery_order(n));
+        assert_eq!(names, ["9.M5P1.h", "10.M99P2.h", "10.M100P1.h", "other"]);
     }
 
     #[test]

@@ -243,6 +243,9 @@ impl Folder {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             Err(_) => {}
         }
+        // Renamed since: look it up again under the lock, so no second rename can slip
+        // in between finding the new name and reading it.
+        let _lock = self.lock()?;
         let Some(name) = self.find(base_of(file))? else {
             return Ok(None);
         };

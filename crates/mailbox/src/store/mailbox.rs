@@ -24,6 +24,8 @@ pub const SPECIAL: [(&str, &str); 5] = [
 
 /// The subscription list, one name per line.
 const SUBSCRIPTIONS: &str = "subscriptions";
+/// The lock file serialising changes to it.
+const SUBSCRIPTIONS_LOCK: &str = "subscriptions.lock";
 
 /// Why a folder operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -74,22 +76,19 @@ impl Mailbox {
     /// Thunderbird and phones expect them to exist.
     pub fn prepare(&self) -> io::Result<()> {
         maildir::create(&self.root)?;
-        let mut subscribed = self.subscriptions()?;
-        let mut added = false;
         for (name, _) in SPECIAL {
             let dir = maildir::folder(&self.root, name);
             if !dir.is_dir() {
                 maildir::create(&dir)?;
             }
-            if !subscribed.iter().any(|s| s == name) {
-                subscribed.push(name.to_string());
-                added = true;
+        }
+        self.change_subscriptions(|subscribed| {
+            for (name, _) in SPECIAL {
+                if !subscribed.iter().any(|s| s == name) {
+                    subscribed.push(name.to_string());
+                }
             }
-        }
-        if added {
-            self.save_subscriptions(&subscribed)?;
-        }
-        Ok(())
+        })
     }
 
     /// The folder called `name` if it exists.
@@ -173,9 +172,7 @@ impl Mailbox {
         fs::rename(&dir, &doomed)?;
         fs::File::open(&self.root)?.sync_all()?;
         fs::remove_dir_all(&doomed)?;
-        let mut subscribed = self.subscriptions()?;
-        subscribed.retain(|s| s != name);
-        self.save_subscriptions(&subscribed)?;
+        self.change_subscriptions(|subscribed| subscribed.retain(|s| s != name))?;
         Ok(())
     }
 
@@ -218,18 +215,13 @@ impl Mailbox {
             )?;
         }
         fs::File::open(&self.root)?.sync_all()?;
-        let subscribed: Vec<String> = self
-            .subscriptions()?
-            .into_iter()
-            .map(|s| {
-                if s == from || s.starts_with(&prefix) {
-                    format!("{to}{}", &s[from.len()..])
-                } else {
-                    s
+        self.change_subscriptions(|subscribed| {
+            for s in subscribed.iter_mut() {
+                if *s == from || s.starts_with(&prefix) {
+                    *s = format!("{to}{}", &s[from.len()..]);
                 }
-            })
-            .collect();
-        self.save_subscriptions(&subscribed)?;
+            }
+        })?;
         Ok(())
     }
 
@@ -265,22 +257,29 @@ impl Mailbox {
     pub fn subscribe(&self, name: &str, on: bool) -> Result<(), FolderError> {
         let name = if is_inbox(name) { "INBOX" } else { name };
         self.path(name)?;
-        let mut subscribed = self.subscriptions()?;
-        let present = subscribed.iter().any(|s| s == name);
-        if on && !present {
-            subscribed.push(name.to_string());
-        } else if !on && present {
+        self.change_subscriptions(|subscribed| {
             subscribed.retain(|s| s != name);
-        } else {
-            return Ok(());
-        }
-        self.save_subscriptions(&subscribed)?;
+            if on {
+                subscribed.push(name.to_string());
+            }
+        })?;
         Ok(())
     }
 
-    fn save_subscriptions(&self, names: &[String]) -> io::Result<()> {
+    /// Changes the subscription list under a lock, so sessions logging in at the same
+    /// moment (a phone and a desktop, or a client's parallel connections) do not undo each
+    /// other's changes; the file is replaced in one rename.
+    fn change_subscriptions(&self, change: impl FnOnce(&mut Vec<String>)) -> io::Result<()> {
         maildir::create(&self.root)?;
-        let mut text = names.join("\n");
+        let lock = fs::File::create(self.root.join(SUBSCRIPTIONS_LOCK))?;
+        lock.lock()?;
+        let before = self.subscriptions()?;
+        let mut after = before.clone();
+        change(&mut after);
+        if after == before {
+            return Ok(());
+        }
+        let mut text = after.join("\n");
         text.push('\n');
         let tmp = self.root.join(format!("{SUBSCRIPTIONS}.tmp"));
         fs::write(&tmp, text)?;

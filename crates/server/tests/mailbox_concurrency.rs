@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use common::mailbox::subject_of;
 use common::{Client, Options, PATIENCE, TestServer};
 
 const PW: &str = "alice-concurrency-password";
@@ -49,15 +50,6 @@ fn message(subject: &str) -> String {
         "From: Sender <sender@example.org>\r\nTo: alice@example.com\r\nSubject: {subject}\r\n\
          Message-ID: <{subject}@example.org>\r\n\r\nbody of {subject}\r\n"
     )
-}
-
-fn subject_of(content: &[u8]) -> String {
-    String::from_utf8_lossy(content)
-        .lines()
-        .find_map(|l| l.strip_prefix("Subject: "))
-        .unwrap_or("?")
-        .trim()
-        .to_string()
 }
 
 /// How many files hold each subject in a Maildir folder (`cur/` and `new/`).

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::mailbox::{listeners, maildir_files, subject_of};
 use common::{Options, TestServer, wait_until};
 
 const PW: &str = "alice-interop-password";
@@ -54,20 +55,6 @@ password = "{alice}"
         .start()
 }
 
-/// Every listener with `role`, in the order the server logged them (its config order).
-fn listeners(server: &TestServer, role: &str) -> Vec<SocketAddr> {
-    let log = server.log();
-    let last_start = log.rfind("--- start ---").unwrap_or(0);
-    let found: Vec<SocketAddr> = log[last_start..]
-        .lines()
-        .filter(|l| l.contains("listening") && l.contains(&format!("role={role} ")))
-        .filter_map(|l| l.split("address=").nth(1))
-        .map(|a| a.trim().parse().expect("listening address"))
-        .collect();
-    assert!(!found.is_empty(), "no {role} listener in the log:\n{log}");
-    found
-}
-
 /// False (with a note) when `binary` is not installed.
 fn have(binary: &str) -> bool {
     let found = Path::new("/usr/bin").join(binary).exists()
@@ -104,33 +91,6 @@ fn deliver(server: &TestServer, subjects: &[&str]) {
         assert!(reply.starts_with("250"), "delivery of {subject}: {reply}");
         server.wait_for_messages("alice", before + 1);
     }
-}
-
-/// The files of a Maildir folder (`cur/` and `new/`): (name, content), sorted by name.
-fn maildir_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files = Vec::new();
-    for sub in ["cur", "new"] {
-        let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if let Ok(content) = std::fs::read(entry.path()) {
-                files.push((name, content));
-            }
-        }
-    }
-    files.sort();
-    files
-}
-
-fn subject_of(content: &[u8]) -> String {
-    String::from_utf8_lossy(content)
-        .lines()
-        .find_map(|l| l.strip_prefix("Subject: "))
-        .unwrap_or("?")
-        .trim()
-        .to_string()
 }
 
 /// (subject, flag letters) of every message in a Maildir folder, sorted.

@@ -7,9 +7,10 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+
 use std::time::{Duration, Instant};
 
+use common::mailbox::{listeners, maildir_files, subject_of};
 use common::{Options, PATIENCE, TestServer, wait_until};
 
 const PW: &str = "alice-pop-password";
@@ -43,20 +44,6 @@ password = "{alice}"
 {extra}"#
         ))
         .start()
-}
-
-/// Every listener with `role`, in the order the server logged them (its config order).
-fn listeners(server: &TestServer, role: &str) -> Vec<SocketAddr> {
-    let log = server.log();
-    let last_start = log.rfind("--- start ---").unwrap_or(0);
-    let found: Vec<SocketAddr> = log[last_start..]
-        .lines()
-        .filter(|l| l.contains("listening") && l.contains(&format!("role={role} ")))
-        .filter_map(|l| l.split("address=").nth(1))
-        .map(|a| a.trim().parse().expect("listening address"))
-        .collect();
-    assert!(!found.is_empty(), "no {role} listener in the log:\n{log}");
-    found
 }
 
 /// The POP3 listener that takes passwords in the clear.
@@ -94,24 +81,6 @@ fn deliver(server: &TestServer, subjects: &[&str]) {
     }
 }
 
-/// The files of a Maildir folder (`cur/` and `new/`): (name, content), sorted by name.
-fn maildir_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files = Vec::new();
-    for sub in ["cur", "new"] {
-        let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if let Ok(content) = std::fs::read(entry.path()) {
-                files.push((name, content));
-            }
-        }
-    }
-    files.sort();
-    files
-}
-
 /// The subjects of alice's INBOX messages on disk, sorted.
 fn subjects_on_disk(server: &TestServer) -> Vec<String> {
     let mut subjects: Vec<String> = maildir_files(&server.maildir("alice"))
@@ -120,15 +89,6 @@ fn subjects_on_disk(server: &TestServer) -> Vec<String> {
         .collect();
     subjects.sort();
     subjects
-}
-
-fn subject_of(content: &[u8]) -> String {
-    String::from_utf8_lossy(content)
-        .lines()
-        .find_map(|l| l.strip_prefix("Subject: "))
-        .unwrap_or("?")
-        .trim()
-        .to_string()
 }
 
 fn hex_decode(text: &str) -> Vec<u8> {

@@ -5,13 +5,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 
 use std::time::{Duration, Instant};
 
-use common::mailbox::{listeners, maildir_files, subject_of};
-use common::{Options, PATIENCE, TestServer};
+use common::mailbox::{Imap, listeners, maildir_files, subject_of};
+use common::{Options, TestServer};
 
 const PW: &str = "alice-imap-password";
 
@@ -242,150 +241,6 @@ def disk_flags(folder, subject):
 def search(M, *criteria):
     return ok(M.search(None, *criteria), f"SEARCH {criteria}")[0].decode()
 "#;
-
-/// A raw IMAP client: exact commands out, whole responses (literals included) in.
-struct Imap {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-    next_tag: u32,
-}
-
-/// The size of the literal a response line announces at its end (`{n}\r\n`).
-fn literal_at_end(line: &[u8]) -> Option<usize> {
-    let line = line.strip_suffix(b"\r\n")?.strip_suffix(b"}")?;
-    let open = line.iter().rposition(|&b| b == b'{')?;
-    std::str::from_utf8(&line[open + 1..]).ok()?.parse().ok()
-}
-
-impl Imap {
-    /// Connects and reads the greeting.
-    fn connect(addr: SocketAddr) -> (Imap, String) {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(PATIENCE)).unwrap();
-        let mut imap = Imap {
-            writer: stream.try_clone().unwrap(),
-            reader: BufReader::new(stream),
-            next_tag: 1,
-        };
-        let greeting = imap.response();
-        (imap, greeting)
-    }
-
-    /// Connects, checks the `* OK` greeting and logs alice in.
-    fn logged_in(addr: SocketAddr) -> Imap {
-        let (mut imap, greeting) = Imap::connect(addr);
-        assert!(greeting.starts_with("* OK"), "greeting: {greeting:?}");
-        imap.ok(&format!("LOGIN alice \"{PW}\""));
-        imap
-    }
-
-    fn send(&mut self, bytes: impl AsRef<[u8]>) {
-        self.writer.write_all(bytes.as_ref()).expect("send");
-    }
-
-    /// One response line with the literals it carries, or "" at end of stream.
-    fn response(&mut self) -> String {
-        let mut text = Vec::new();
-        loop {
-            let mut line = Vec::new();
-            match self.reader.read_until(b'\n', &mut line) {
-                Ok(_) => {}
-                Err(e) => panic!(
-                    "reading a response after {:?}: {e}",
-                    String::from_utf8_lossy(&text)
-                ),
-            }
-            text.extend_from_slice(&line);
-            match literal_at_end(&line) {
-                Some(n) => {
-                    let mut literal = vec![0; n];
-                    self.reader.read_exact(&mut literal).expect("literal");
-                    text.extend_from_slice(&literal);
-                }
-                None => return String::from_utf8_lossy(&text).into_owned(),
-            }
-        }
-    }
-
-    /// A new tag.
-    fn tag(&mut self) -> String {
-        let tag = format!("a{}", self.next_tag);
-        self.next_tag += 1;
-        tag
-    }
-
-    /// Reads responses up to and including the one tagged `tag`.
-    fn until_tagged(&mut self, tag: &str) -> String {
-        let mut all = String::new();
-        loop {
-            let response = self.response();
-            assert!(
-                !response.is_empty(),
-                "connection closed before {tag} completed; got {all:?}"
-            );
-            all.push_str(&response);
-            if response.starts_with(&format!("{tag} ")) {
-                return all;
-            }
-        }
-    }
-
-    /// Sends a tagged command; returns every response up to the tagged one.
-    fn command(&mut self, command: &str) -> String {
-        let tag = self.tag();
-        self.send(format!("{tag} {command}\r\n"));
-        self.until_tagged(&tag)
-    }
-
-    /// Sends a command and asserts its tagged status (`OK`, `NO`, `BAD`), optionally
-    /// followed by a response code prefix such as `[TRYCREATE]`.
-    fn expect(&mut self, command: &str, status: &str) -> String {
-        let tag = format!("a{}", self.next_tag);
-        let all = self.command(command);
-        let last = all.lines().last().unwrap_or_default();
-        assert!(
-            last.starts_with(&format!("{tag} {status}")),
-            "{command:?}: expected {status:?}, got {all:?}"
-        );
-        all
-    }
-
-    fn ok(&mut self, command: &str) -> String {
-        self.expect(command, "OK")
-    }
-
-    /// Reads lines until one satisfies `done`, with an overall `limit`; returns them all
-    /// or panics with what came.
-    fn wait_for(&mut self, limit: Duration, what: &str, done: impl Fn(&str) -> bool) -> String {
-        let started = Instant::now();
-        let mut all = String::new();
-        loop {
-            let left = limit.saturating_sub(started.elapsed());
-            assert!(!left.is_zero(), "no {what} within {limit:?}; got {all:?}");
-            self.reader.get_ref().set_read_timeout(Some(left)).unwrap();
-            let mut line = String::new();
-            match self.reader.read_line(&mut line) {
-                Ok(0) => panic!("connection closed waiting for {what}; got {all:?}"),
-                Ok(_) => {}
-                Err(e) => panic!("no {what} within {limit:?} ({e}); got {all:?}"),
-            }
-            all.push_str(&line);
-            if done(&line) {
-                self.reader
-                    .get_ref()
-                    .set_read_timeout(Some(PATIENCE))
-                    .unwrap();
-                return all;
-            }
-        }
-    }
-
-    /// True once the server has closed the connection.
-    fn closed(&mut self) -> bool {
-        let mut rest = Vec::new();
-        self.reader.read_to_end(&mut rest).is_ok()
-    }
-}
 
 fn base64_plain(user: &str, password: &str) -> String {
     use base64::Engine as _;
@@ -1518,7 +1373,7 @@ fn wrong_passwords_are_delayed_then_blocked() {
 #[test]
 fn idle_reports_delivered_mail_within_a_second() {
     let server = server();
-    let mut imap = Imap::logged_in(plain_imap(&server));
+    let mut imap = Imap::logged_in(plain_imap(&server), PW);
     let select = imap.ok("SELECT INBOX");
     assert!(select.contains("* 0 EXISTS"), "{select}");
     let tag = imap.tag();
@@ -1568,7 +1423,7 @@ fn idle_reports_delivered_mail_within_a_second() {
     let tag = imap.tag();
     imap.send(format!("{tag} IDLE\r\n"));
     assert!(imap.response().starts_with("+ "));
-    let mut other = Imap::logged_in(plain_imap(&server));
+    let mut other = Imap::logged_in(plain_imap(&server), PW);
     other.ok("SELECT INBOX");
     other.ok("STORE 1 +FLAGS.SILENT (\\Deleted)");
     other.ok("EXPUNGE");
@@ -1592,8 +1447,8 @@ fn other_sessions_see_flags_expunges_and_new_mail() {
     let server = server();
     deliver(&server, &["s1", "s2", "s3"]);
     let addr = plain_imap(&server);
-    let mut a = Imap::logged_in(addr);
-    let mut b = Imap::logged_in(addr);
+    let mut a = Imap::logged_in(addr, PW);
+    let mut b = Imap::logged_in(addr, PW);
     let select_a = a.ok("SELECT INBOX");
     assert!(select_a.contains("* 3 EXISTS"), "{select_a}");
     assert!(
@@ -1668,7 +1523,7 @@ fn hostile_literals_garbage_and_nesting() {
     deliver(&server, &["h1"]);
     let addr = plain_imap(&server);
     let rss_before = rss_kib(server.pid());
-    let mut imap = Imap::logged_in(addr);
+    let mut imap = Imap::logged_in(addr, PW);
     imap.ok("SELECT INBOX");
 
     // A huge synchronizing literal is refused before any of it is sent.
@@ -1751,7 +1606,7 @@ fn hostile_literals_garbage_and_nesting() {
     assert!(fetch.contains("Subject: h1"), "{fetch}");
 
     // Other sessions are unaffected; the server did not allocate the announced sizes.
-    let mut other = Imap::logged_in(addr);
+    let mut other = Imap::logged_in(addr, PW);
     other.ok("NOOP");
     let rss_after = rss_kib(server.pid());
     assert!(
@@ -1771,12 +1626,11 @@ fn hostile_literals_garbage_and_nesting() {
 #[test]
 fn literal_plus_and_pipelined_append() {
     let server = server();
-    let mut imap = Imap::logged_in(plain_imap(&server));
+    let mut imap = Imap::logged_in(plain_imap(&server), PW);
     let message = "Subject: literal plus\r\n\r\nbody\r\n";
     // LITERAL+: no continuation, then another command in the same write.
     let tag = imap.tag();
-    let tag2 = format!("a{}", imap.next_tag);
-    imap.next_tag += 1;
+    let tag2 = imap.tag();
     imap.send(format!(
         "{tag} APPEND INBOX (\\Seen) {{{}+}}\r\n{message}\r\n{tag2} NOOP\r\n",
         message.len()

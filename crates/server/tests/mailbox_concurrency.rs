@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use common::mailbox::subject_of;
+use common::mailbox::{Imap, subject_of};
 use common::{Client, Options, PATIENCE, TestServer};
 
 const PW: &str = "alice-concurrency-password";
@@ -166,105 +166,28 @@ fn pop3_pass(
     Ok(Some(deleted))
 }
 
-/// A raw IMAP client.
-struct Imap {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-    next_tag: u32,
-}
-
-fn literal_at_end(line: &[u8]) -> Option<usize> {
-    let line = line.strip_suffix(b"\r\n")?.strip_suffix(b"}")?;
-    let open = line.iter().rposition(|&b| b == b'{')?;
-    std::str::from_utf8(&line[open + 1..]).ok()?.parse().ok()
-}
-
-impl Imap {
-    fn login(addr: SocketAddr) -> Imap {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(PATIENCE)).unwrap();
-        let mut imap = Imap {
-            writer: stream.try_clone().unwrap(),
-            reader: BufReader::new(stream),
-            next_tag: 1,
-        };
-        let greeting = imap.response();
-        assert!(greeting.starts_with("* OK"), "{greeting:?}");
-        imap.ok(&format!("LOGIN alice \"{PW}\""));
-        imap
-    }
-
-    /// One response with its literals.
-    fn response(&mut self) -> String {
-        let mut text = Vec::new();
-        loop {
-            let mut line = Vec::new();
-            self.reader.read_until(b'\n', &mut line).expect("read");
-            assert!(!line.is_empty(), "connection closed after {text:?}");
-            text.extend_from_slice(&line);
-            match literal_at_end(&line) {
-                Some(n) => {
-                    let mut literal = vec![0; n];
-                    self.reader.read_exact(&mut literal).expect("literal");
-                    text.extend_from_slice(&literal);
-                }
-                None => return String::from_utf8_lossy(&text).into_owned(),
-            }
-        }
-    }
-
-    /// Sends a command; returns its responses, the tagged one last.
-    fn command(&mut self, command: &str) -> Vec<String> {
-        let tag = format!("a{}", self.next_tag);
-        self.next_tag += 1;
-        self.writer
-            .write_all(format!("{tag} {command}\r\n").as_bytes())
-            .expect("send");
-        let mut responses = Vec::new();
-        loop {
-            let response = self.response();
-            let done = response.starts_with(&format!("{tag} "));
-            responses.push(response);
-            if done {
-                return responses;
-            }
-        }
-    }
-
-    /// A command that must end in OK.
-    fn ok(&mut self, command: &str) -> Vec<String> {
-        let responses = self.command(command);
-        let last = responses.last().unwrap();
-        assert!(
-            last.split(' ').nth(1) == Some("OK"),
-            "{command:?}: {responses:?}"
-        );
-        responses
-    }
-
-    /// (UID, subject) of every message in the selected mailbox.
-    fn listing(&mut self) -> Vec<(u32, String)> {
-        let responses = self.command("UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])");
-        let last = responses.last().unwrap();
-        // NO [EXPUNGEISSUED] when a message vanished under us: what was listed stands.
-        assert!(
-            last.contains(" OK ") || last.contains("EXPUNGEISSUED"),
-            "{responses:?}"
-        );
-        responses
-            .iter()
-            .filter(|r| r.starts_with("* ") && r.contains(" FETCH ("))
-            .map(|r| {
-                let uid = r
-                    .split("UID ")
-                    .nth(1)
-                    .and_then(|rest| rest.split([' ', ')']).next())
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or_else(|| panic!("no UID in {r:?}"));
-                (uid, subject_of(r.as_bytes()))
-            })
-            .collect()
-    }
+/// (UID, subject) of every message in the selected mailbox.
+fn listing(session: &mut Imap) -> Vec<(u32, String)> {
+    let responses = session.responses("UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])");
+    let last = responses.last().unwrap();
+    // NO [EXPUNGEISSUED] when a message vanished under us: what was listed stands.
+    assert!(
+        last.contains(" OK ") || last.contains("EXPUNGEISSUED"),
+        "{responses:?}"
+    );
+    responses
+        .iter()
+        .filter(|r| r.starts_with("* ") && r.contains(" FETCH ("))
+        .map(|r| {
+            let uid = r
+                .split("UID ")
+                .nth(1)
+                .and_then(|rest| rest.split([' ', ')']).next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no UID in {r:?}"));
+            (uid, subject_of(r.as_bytes()))
+        })
+        .collect()
 }
 
 /// Runs `prepare`, then waits at `barrier` even if it panicked (so that the other
@@ -276,9 +199,9 @@ fn prepared<T>(barrier: &Barrier, prepare: impl FnOnce() -> T) -> T {
 }
 
 /// The source UIDs a `[COPYUID v src dst]` in `responses` names.
-fn copyuid_sources(responses: &[String]) -> Vec<u32> {
+fn copyuid_sources(responses: &str) -> Vec<u32> {
     let mut uids = Vec::new();
-    for response in responses {
+    for response in responses.lines() {
         let Some(rest) = response.split("[COPYUID ").nth(1) else {
             continue;
         };
@@ -319,7 +242,7 @@ fn deliveries_race_pop3_deletions_and_imap_expunges() {
     let imap = server.listener("imap");
     let stop = Arc::new(AtomicBool::new(false));
     // A first login on its own: simultaneous first logins are another test's subject.
-    Imap::login(imap).ok("LOGOUT");
+    Imap::logged_in(imap, PW).ok("LOGOUT");
 
     // Two SMTP connections deliver N messages between them.
     let senders: Vec<_> = (0..2)
@@ -365,15 +288,14 @@ fn deliveries_race_pop3_deletions_and_imap_expunges() {
     let imap_worker = {
         let stop = Arc::clone(&stop);
         std::thread::spawn(move || {
-            let mut session = Imap::login(imap);
+            let mut session = Imap::logged_in(imap, PW);
             session.ok("SELECT INBOX");
             let mut deleted = Vec::new();
             let mut rounds = 0;
             loop {
                 let last = stop.load(Ordering::SeqCst);
                 session.ok("NOOP");
-                let doomed: Vec<(u32, String)> = session
-                    .listing()
+                let doomed: Vec<(u32, String)> = listing(&mut session)
                     .into_iter()
                     .filter(|(_, subject)| imap_deletes(subject))
                     .collect();
@@ -459,7 +381,7 @@ fn deliveries_race_pop3_deletions_and_imap_expunges() {
     );
     // The long-lived IMAP session, brought up to date, agrees with the disk.
     session.ok("NOOP");
-    let mut seen: Vec<String> = session.listing().into_iter().map(|(_, s)| s).collect();
+    let mut seen: Vec<String> = listing(&mut session).into_iter().map(|(_, s)| s).collect();
     seen.sort();
     let kept: Vec<String> = on_disk.keys().cloned().collect();
     assert_eq!(seen, kept, "the IMAP session's final view");
@@ -481,7 +403,7 @@ fn concurrent_moves_place_each_message_exactly_once() {
     }
     server.wait_for_messages("alice", N as usize);
     // (This first login also creates the special folders before the sessions race.)
-    let mut setup = Imap::login(imap);
+    let mut setup = Imap::logged_in(imap, PW);
     for folder in ["A", "B", "C"] {
         setup.ok(&format!("CREATE {folder}"));
     }
@@ -497,10 +419,10 @@ fn concurrent_moves_place_each_message_exactly_once() {
             let barrier = Arc::clone(&barrier);
             std::thread::spawn(move || {
                 let (mut session, uids) = prepared(&barrier, || {
-                    let mut session = Imap::login(imap);
+                    let mut session = Imap::logged_in(imap, PW);
                     session.ok("SELECT INBOX");
                     let mut uids: Vec<u32> =
-                        session.listing().into_iter().map(|(u, _)| u).collect();
+                        listing(&mut session).into_iter().map(|(u, _)| u).collect();
                     assert_eq!(uids.len(), N as usize, "INBOX before the moves");
                     if reverse {
                         uids.reverse();
@@ -521,7 +443,7 @@ fn concurrent_moves_place_each_message_exactly_once() {
                     }
                 }
                 session.ok("NOOP");
-                let left = session.listing();
+                let left = listing(&mut session);
                 session.ok("LOGOUT");
                 (target, moved, left)
             })
@@ -592,10 +514,10 @@ fn concurrent_moves_place_each_message_exactly_once() {
     assert_eq!(reported.len(), N as usize);
 
     // Each target folder lists what is on disk, with distinct UIDs.
-    let mut check = Imap::login(imap);
+    let mut check = Imap::logged_in(imap, PW);
     for target in ["A", "B", "C"] {
         check.ok(&format!("SELECT {target}"));
-        let listing = check.listing();
+        let listing = listing(&mut check);
         let uids: BTreeSet<u32> = listing.iter().map(|(u, _)| *u).collect();
         assert_eq!(uids.len(), listing.len(), "{target}: {listing:?}");
         let on_disk = everywhere.values().filter(|p| p[0] == target).count();
@@ -618,7 +540,7 @@ fn concurrent_flag_changes_from_two_sessions_are_all_kept() {
         assert!(reply.starts_with("250"), "{reply}");
     }
     server.wait_for_messages("alice", N as usize);
-    Imap::login(imap).ok("LOGOUT");
+    Imap::logged_in(imap, PW).ok("LOGOUT");
     // Each session sets its own flag on every message, one at a time, while the other
     // renames the same files for its flag; a third reads everything meanwhile.
     let barrier = Arc::new(Barrier::new(3));
@@ -628,9 +550,10 @@ fn concurrent_flag_changes_from_two_sessions_are_all_kept() {
             let barrier = Arc::clone(&barrier);
             std::thread::spawn(move || {
                 let (mut session, uids) = prepared(&barrier, || {
-                    let mut session = Imap::login(imap);
+                    let mut session = Imap::logged_in(imap, PW);
                     session.ok("SELECT INBOX");
-                    let uids: Vec<u32> = session.listing().into_iter().map(|(u, _)| u).collect();
+                    let uids: Vec<u32> =
+                        listing(&mut session).into_iter().map(|(u, _)| u).collect();
                     assert_eq!(uids.len(), N as usize, "INBOX before the flag changes");
                     (session, uids)
                 });
@@ -638,7 +561,7 @@ fn concurrent_flag_changes_from_two_sessions_are_all_kept() {
                     if flag.is_empty() {
                         let fetched = session.ok(&format!("UID FETCH {uid} (BODY.PEEK[])"));
                         assert!(
-                            fetched.iter().any(|r| r.contains("body of flag-")),
+                            fetched.contains("body of flag-"),
                             "a message being renamed must still be readable: {fetched:?}"
                         );
                     } else {

@@ -185,13 +185,10 @@ pub(super) fn append(
     if let Some(done) = over_quota(mailbox, quota, message.len() as u64) {
         return done;
     }
-    match blocking(|| {
-        Ok::<_, std::io::Error>((folder.append(message, flags, date)?, folder.sync(false)?))
-    }) {
-        Ok((uid, snapshot)) => Done::ok(format!(
-            "[APPENDUID {} {uid}] APPEND completed",
-            snapshot.uid_validity
-        )),
+    match blocking(|| folder.append(message, flags, date)) {
+        Ok((uid_validity, uid)) => {
+            Done::ok(format!("[APPENDUID {uid_validity} {uid}] APPEND completed"))
+        }
         Err(e) => refusal(&FolderError::Io(e)),
     }
 }

@@ -3,6 +3,8 @@
 //! sliced from the stored bytes by its offsets, so clients get exactly what was stored, and
 //! offsets that do not fit the buffer yield nothing rather than a panic.
 
+use std::cell::OnceCell;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use mail_parser::{
@@ -219,10 +221,55 @@ fn resolve<'m, 'x>(message: &'m Message<'x>, path: &[u32]) -> Option<Node<'m, 'x
 /// from, addresses as `(name adl mailbox host)` with groups bracketed by
 /// `(NIL NIL "group" NIL)` and `(NIL NIL NIL NIL)`, and NIL for what is missing.
 pub fn envelope(raw: &[u8]) -> Vec<u8> {
-    let message = parse(raw);
-    let mut out = Vec::new();
-    write_envelope(&mut out, &message);
-    out
+    Parsed::new(raw).envelope()
+}
+
+/// A message FETCH renders several items of: parsed when the first item needs it, and
+/// only once for all of them (BODY[] needs no parsing at all).
+pub struct Parsed<'x> {
+    raw: &'x [u8],
+    message: OnceCell<Message<'x>>,
+}
+
+impl<'x> Parsed<'x> {
+    /// The message in `raw`, not parsed yet.
+    pub fn new(raw: &'x [u8]) -> Parsed<'x> {
+        Parsed {
+            raw,
+            message: OnceCell::new(),
+        }
+    }
+
+    fn message(&self) -> &Message<'x> {
+        self.message.get_or_init(|| parse(self.raw))
+    }
+
+    /// The message as stored.
+    pub fn raw(&self) -> &'x [u8] {
+        self.raw
+    }
+
+    /// ENVELOPE, as [`envelope`] describes it.
+    pub fn envelope(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_envelope(&mut out, self.message());
+        out
+    }
+
+    /// BODYSTRUCTURE or BODY, as [`body_structure`] describes it.
+    pub fn body_structure(&self, extensible: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_structure(&mut out, self.message(), extensible, 0);
+        out
+    }
+
+    /// BODY[section], as [`section`] describes it.
+    pub fn section(&self, section: &Section) -> Vec<u8> {
+        if section.part.is_empty() && section.text.is_none() {
+            return self.raw.to_vec();
+        }
+        section_of(self.message(), section).unwrap_or_default()
+    }
 }
 
 /// Writes the envelope of `message`.
@@ -353,10 +400,7 @@ fn encoded_word(text: &str) -> String {
 /// text/plain with charset us-ascii and 7bit when nothing else is said, sizes in stored
 /// octets, line counts for text/* and message/rfc822, and parameters in header order.
 pub fn body_structure(raw: &[u8], extensible: bool) -> Vec<u8> {
-    let message = parse(raw);
-    let mut out = Vec::new();
-    write_structure(&mut out, &message, extensible, 0);
-    out
+    Parsed::new(raw).body_structure(extensible)
 }
 
 /// How a part is described.
@@ -620,11 +664,7 @@ fn write_language(out: &mut Vec<u8>, node: Node<'_, '_>) {
 /// are returned as stored (continuation lines included) with the blank line after them.
 /// A part that does not exist, or a HEADER/TEXT of a part that is no message, is empty.
 pub fn section(raw: &[u8], section: &Section) -> Vec<u8> {
-    if section.part.is_empty() && section.text.is_none() {
-        return raw.to_vec();
-    }
-    let message = parse(raw);
-    section_of(&message, section).unwrap_or_default()
+    Parsed::new(raw).section(section)
 }
 
 /// The octets of `section` in `message`, None when it names nothing. The whole message

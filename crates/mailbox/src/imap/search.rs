@@ -21,7 +21,7 @@ pub struct Candidate<'a> {
     pub flags: &'a Flags,
     /// Whether this session sees the message as \Recent.
     pub recent: bool,
-    /// INTERNALDATE as Unix seconds.
+    /// INTERNALDATE as Unix seconds (only read when [`needs_internal_date`] says so).
     pub internal_date: i64,
     /// RFC822.SIZE in octets.
     pub size: u64,
@@ -34,17 +34,37 @@ pub struct Candidate<'a> {
 /// True when evaluating `key` may need the message text (header, body, text and sent-date
 /// keys), so that the session reads the file only then.
 pub fn needs_content(key: &SearchKey) -> bool {
+    uses(key, &|k| {
+        matches!(
+            k,
+            SearchKey::Header(..)
+                | SearchKey::Body(_)
+                | SearchKey::Text(_)
+                | SearchKey::SentBefore(_)
+                | SearchKey::SentOn(_)
+                | SearchKey::SentSince(_)
+        )
+    })
+}
+
+/// True when evaluating `key` may need the internal date (BEFORE, ON, SINCE), so the
+/// session looks at each file's time only then.
+pub fn needs_internal_date(key: &SearchKey) -> bool {
+    uses(key, &|k| {
+        matches!(
+            k,
+            SearchKey::Before(_) | SearchKey::On(_) | SearchKey::Since(_)
+        )
+    })
+}
+
+/// True if some key inside `key` (through AND, OR and NOT) is `wanted`.
+fn uses(key: &SearchKey, wanted: &dyn Fn(&SearchKey) -> bool) -> bool {
     match key {
-        SearchKey::Header(..)
-        | SearchKey::Body(_)
-        | SearchKey::Text(_)
-        | SearchKey::SentBefore(_)
-        | SearchKey::SentOn(_)
-        | SearchKey::SentSince(_) => true,
-        SearchKey::And(keys) => keys.iter().any(needs_content),
-        SearchKey::Or(a, b) => needs_content(a) || needs_content(b),
-        SearchKey::Not(key) => needs_content(key),
-        _ => false,
+        SearchKey::And(keys) => keys.iter().any(|k| uses(k, wanted)),
+        SearchKey::Or(a, b) => uses(a, wanted) || uses(b, wanted),
+        SearchKey::Not(k) => uses(k, wanted),
+        k => wanted(k),
     }
 }
 
@@ -424,6 +444,22 @@ mod tests {
         assert!(hit(SearchKey::Text("Grüße".into())));
         assert!(hit(SearchKey::Text("pier".into())));
         assert!(!hit(SearchKey::Text("walrus".into())));
+    }
+
+    #[test]
+    fn only_date_keys_need_the_internal_date() {
+        let since = SearchKey::Since(date(2019, 1, 1));
+        assert!(needs_internal_date(&SearchKey::Not(Box::new(
+            since.clone()
+        ))));
+        assert!(needs_internal_date(&SearchKey::And(vec![
+            SearchKey::All,
+            since
+        ])));
+        assert!(!needs_internal_date(&SearchKey::SentSince(date(
+            2019, 1, 1
+        ))));
+        assert!(!needs_internal_date(&SearchKey::Flag(Flag::Seen)));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use super::command::{
     FetchAttribute, Flag, SearchKey, Section, SectionText, SequenceSet, StoreOperation,
 };
 use super::folders::{over_quota, refusal};
-use super::message;
+use super::message::Parsed;
 use super::response;
 use super::search::{self, Candidate};
 use super::session::Done;
@@ -58,6 +58,7 @@ pub(super) fn search(
         return Done::no("[BADCHARSET (US-ASCII UTF-8)] unsupported charset");
     }
     let needs_content = search::needs_content(criteria);
+    let needs_date = search::needs_internal_date(criteria);
     let last_seq = view.messages.len() as u32;
     let last_uid = view.messages.last().map_or(0, |m| m.uid);
     let mut found = Vec::new();
@@ -67,7 +68,11 @@ pub(super) fn search(
             uid: m.uid,
             flags: &m.flags,
             recent: view.recent.contains(&m.uid),
-            internal_date: view.folder.internal_date(&m.file),
+            internal_date: if needs_date {
+                view.folder.internal_date(&m.file)
+            } else {
+                0
+            },
             size: m.size,
             last_seq,
             last_uid,
@@ -301,19 +306,14 @@ pub(super) fn fetch_messages(
             item(out);
             out.extend_from_slice(format!("UID {}", m.uid).as_bytes());
         }
+        let parsed = Parsed::new(content.as_deref().unwrap_or_default());
         for attribute in items {
             item(out);
-            render(
-                view,
-                m,
-                attribute,
-                content.as_deref().unwrap_or_default(),
-                out,
-            );
+            render(view, m, attribute, &parsed, out);
         }
         if marks_seen && !items.contains(&FetchAttribute::Flags) {
             item(out);
-            render(view, m, &FetchAttribute::Flags, &[], out);
+            render(view, m, &FetchAttribute::Flags, &parsed, out);
         }
         out.extend_from_slice(b")\r\n");
     }
@@ -342,7 +342,13 @@ fn needs_content(attribute: &FetchAttribute) -> bool {
 }
 
 /// One FETCH data item.
-fn render(view: &View, m: &Message, attribute: &FetchAttribute, content: &[u8], out: &mut Vec<u8>) {
+fn render(
+    view: &View,
+    m: &Message,
+    attribute: &FetchAttribute,
+    content: &Parsed<'_>,
+    out: &mut Vec<u8>,
+) {
     match attribute {
         FetchAttribute::Flags => {
             let recent = view.recent.contains(&m.uid);
@@ -358,34 +364,34 @@ fn render(view: &View, m: &Message, attribute: &FetchAttribute, content: &[u8], 
         }
         FetchAttribute::Envelope => {
             out.extend_from_slice(b"ENVELOPE ");
-            out.extend_from_slice(&message::envelope(content));
+            out.extend_from_slice(&content.envelope());
         }
         FetchAttribute::Body => {
             out.extend_from_slice(b"BODY ");
-            out.extend_from_slice(&message::body_structure(content, false));
+            out.extend_from_slice(&content.body_structure(false));
         }
         FetchAttribute::BodyStructure => {
             out.extend_from_slice(b"BODYSTRUCTURE ");
-            out.extend_from_slice(&message::body_structure(content, true));
+            out.extend_from_slice(&content.body_structure(true));
         }
         FetchAttribute::Rfc822 => {
             out.extend_from_slice(b"RFC822 ");
-            response::string(out, content);
+            response::string(out, content.raw());
         }
         FetchAttribute::Rfc822Header => {
-            let header = message::section(content, &section(SectionText::Header));
+            let header = content.section(&section(SectionText::Header));
             out.extend_from_slice(b"RFC822.HEADER ");
             response::string(out, &header);
         }
         FetchAttribute::Rfc822Text => {
-            let text = message::section(content, &section(SectionText::Text));
+            let text = content.section(&section(SectionText::Text));
             out.extend_from_slice(b"RFC822.TEXT ");
             response::string(out, &text);
         }
         FetchAttribute::BodySection {
             section, partial, ..
         } => {
-            let data = message::section(content, section);
+            let data = content.section(section);
             out.extend_from_slice(format!("BODY[{}]", section_name(section)).as_bytes());
             let data = match partial {
                 Some((origin, length)) => {

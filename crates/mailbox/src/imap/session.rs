@@ -24,6 +24,8 @@ const MAX_LITERAL: usize = 64 * 1024;
 /// clients (and our users) expect.
 const IDLE_POLL: Duration = Duration::from_millis(200);
 
+/// Octets read from the socket at a time.
+const READ_BUFFER: usize = 16 * 1024;
 /// Messages rendered between checks of the output's size during FETCH.
 const FETCH_BATCH: usize = 16;
 /// Output is written once this much has piled up.
@@ -51,6 +53,7 @@ pub async fn serve<C: Connection>(
         settings,
         accounts,
         reader: CommandReader::new(limits),
+        read_buffer: vec![0; READ_BUFFER].into_boxed_slice(),
         out: Vec::new(),
         state: State::NotAuthenticated,
     };
@@ -74,6 +77,8 @@ pub(super) struct Session<C> {
     settings: Arc<Settings>,
     accounts: Arc<dyn Accounts>,
     reader: CommandReader,
+    /// Where socket reads land before the parser takes them.
+    read_buffer: Box<[u8]>,
     /// Responses not yet written.
     pub(super) out: Vec<u8>,
     pub(super) state: State,
@@ -157,8 +162,8 @@ impl<C: Connection> Session<C> {
     /// Reads from the client into the parser; false when the client is gone or silent for
     /// longer than the autologout timer.
     async fn read_more(&mut self) -> std::io::Result<bool> {
-        let mut chunk = vec![0u8; 16 * 1024];
-        match tokio::time::timeout(self.settings.idle_timeout, self.conn.read(&mut chunk)).await {
+        let read = self.conn.read(&mut self.read_buffer);
+        match tokio::time::timeout(self.settings.idle_timeout, read).await {
             Err(_) => {
                 self.send(b"* BYE autologout; idle for too long\r\n")
                     .await?;
@@ -166,7 +171,7 @@ impl<C: Connection> Session<C> {
             }
             Ok(Ok(0)) => Ok(false),
             Ok(Ok(n)) => {
-                self.reader.feed(&chunk[..n]);
+                self.reader.feed(&self.read_buffer[..n]);
                 Ok(true)
             }
             Ok(Err(e)) => Err(e),
@@ -553,7 +558,6 @@ impl<C: Connection> Session<C> {
         }
         self.send(b"+ idling\r\n").await?;
         let deadline = tokio::time::Instant::now() + self.settings.idle_timeout;
-        let mut chunk = vec![0u8; 4096];
         loop {
             match self.reader.next_line() {
                 Some(Ok(line)) if line.eq_ignore_ascii_case("DONE") => {
@@ -569,12 +573,12 @@ impl<C: Connection> Session<C> {
                 None => {}
             }
             tokio::select! {
-                read = self.conn.read(&mut chunk) => match read? {
+                read = self.conn.read(&mut self.read_buffer) => match read? {
                     0 => {
                         self.state = State::Logout;
                         return Ok(());
                     }
-                    n => self.reader.feed(&chunk[..n]),
+                    n => self.reader.feed(&self.read_buffer[..n]),
                 },
                 _ = tokio::time::sleep(IDLE_POLL) => {
                     self.refresh(true);

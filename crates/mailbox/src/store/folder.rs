@@ -189,11 +189,8 @@ impl Folder {
                 warn!(folder = %self.dir.display(), "damaged UID list; renumbering the folder");
                 // The old UIDVALIDITY is at most the time the file was last written, even
                 // when its text is unreadable: the new one must differ from it.
-                let written = fs::metadata(self.dir.join(index::FILE))
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_secs() as u32);
+                let written = modified_secs(&self.dir.join(index::FILE)).unwrap_or(0);
+                let written = u32::try_from(written).unwrap_or(u32::MAX);
                 Ok((Index::fresh(Some(previous.unwrap_or(0).max(written))), true))
             }
         }
@@ -246,7 +243,7 @@ impl Folder {
         // Renamed since: look it up again under the lock, so no second rename can slip
         // in between finding the new name and reading it.
         let _lock = self.lock()?;
-        let Some(name) = self.find(base_of(file))? else {
+        let Some(name) = Names::new(self).current(file)? else {
             return Ok(None);
         };
         match fs::read(self.dir.join("cur").join(name)) {
@@ -258,33 +255,7 @@ impl Folder {
 
     /// INTERNALDATE: the file's modification time (Maildir's delivery time), Unix seconds.
     pub fn internal_date(&self, file: &str) -> i64 {
-        fs::metadata(self.dir.join("cur").join(file))
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_secs() as i64)
-    }
-
-    /// The current name of the message with `base`, if it is still here.
-    fn find(&self, base: &str) -> io::Result<Option<String>> {
-        Ok(self
-            .list_cur()?
-            .into_iter()
-            .find(|name| base_of(name) == base))
-    }
-
-    /// The current name and flags of a message known as `file`, under the lock.
-    fn current(&self, file: &str, keywords: &[String]) -> io::Result<Option<Current>> {
-        let name = if self.dir.join("cur").join(file).exists() {
-            file.to_string()
-        } else {
-            match self.find(base_of(file))? {
-                Some(name) => name,
-                None => return Ok(None),
-            }
-        };
-        let flags = Flags::from_info(info_of(&name), keywords);
-        Ok(Some(Current { name, flags }))
+        modified_secs(&self.dir.join("cur").join(file)).unwrap_or(0)
     }
 
     /// Changes the flags of `messages` (UID and file name as last seen) as STORE asks,
@@ -298,10 +269,11 @@ impl Folder {
     ) -> io::Result<Vec<(u32, String, Flags)>> {
         let _lock = self.lock()?;
         let keywords = self.register_keywords(flags)?;
+        let mut names = Names::new(self);
         let mut changed = Vec::new();
         let mut renamed = false;
         for (uid, file) in messages {
-            let Some(current) = self.current(file, &keywords)? else {
+            let Some(current) = names.current_with_flags(file, &keywords)? else {
                 continue;
             };
             let mut new = match operation {
@@ -356,13 +328,13 @@ impl Folder {
     /// still there and are now gone.
     pub fn expunge(&self, messages: &[(u32, String)]) -> io::Result<Vec<u32>> {
         let _lock = self.lock()?;
-        let (index, _) = self.load_index()?;
+        let mut names = Names::new(self);
         let mut gone = Vec::new();
         for (uid, file) in messages {
-            let Some(current) = self.current(file, &index.keywords)? else {
+            let Some(name) = names.current(file)? else {
                 continue;
             };
-            match fs::remove_file(self.dir.join("cur").join(&current.name)) {
+            match fs::remove_file(self.dir.join("cur").join(&name)) {
                 Ok(()) => gone.push(*uid),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
@@ -375,8 +347,14 @@ impl Folder {
     }
 
     /// Stores a new message with `flags` and internal date `date` (Unix seconds): written
-    /// and synced in `tmp/`, then renamed into `cur/`. Returns its UID.
-    pub fn append(&self, content: &[u8], flags: &[Flag], date: Option<i64>) -> io::Result<u32> {
+    /// and synced in `tmp/`, then renamed into `cur/`. Returns the folder's UIDVALIDITY and
+    /// the message's UID (UIDPLUS's APPENDUID).
+    pub fn append(
+        &self,
+        content: &[u8],
+        flags: &[Flag],
+        date: Option<i64>,
+    ) -> io::Result<(u32, u32)> {
         maildir::create(&self.dir)?;
         let base = maildir::unique_name(&self.hostname, content.len() as u64);
         let tmp = self.dir.join("tmp").join(&base);
@@ -392,17 +370,14 @@ impl Folder {
         let name = format!("{base}:2,{}", set.to_info(&keywords));
         fs::rename(&tmp, self.dir.join("cur").join(&name))?;
         File::open(self.dir.join("cur"))?.sync_all()?;
-        self.uid_of(&base)
-    }
-
-    /// The UID a just-added file got.
-    fn uid_of(&self, base: &str) -> io::Result<u32> {
-        self.sync_locked(false)?
+        let listing = self.sync_locked(false)?;
+        let uid = listing
             .messages
             .iter()
             .find(|m| m.base() == base)
             .map(|m| m.uid)
-            .ok_or_else(|| io::Error::other("a message vanished as it was added"))
+            .ok_or_else(|| io::Error::other("a message vanished as it was added"))?;
+        Ok((listing.uid_validity, uid))
     }
 
     /// Copies `messages` into `target` with their flags (hard links: the content is
@@ -436,18 +411,22 @@ impl Folder {
             (a, self.lock()?)
         };
         let (source_index, _) = self.load_index()?;
-        let mut placed: Vec<(u32, String)> = Vec::new();
+        let mut names = Names::new(self);
+        let mut found = Vec::with_capacity(messages.len());
         for (uid, file) in messages {
-            let Some(current) = self.current(file, &source_index.keywords)? else {
-                continue;
-            };
-            let keyword_flags: Vec<Flag> = current
-                .flags
-                .keywords()
-                .iter()
-                .map(|k| Flag::Keyword(k.clone()))
-                .collect();
-            let keywords = target.register_keywords(&keyword_flags)?;
+            if let Some(current) = names.current_with_flags(file, &source_index.keywords)? {
+                found.push((*uid, current));
+            }
+        }
+        // The target learns every keyword the messages carry in one update of its index.
+        let keyword_flags: Vec<Flag> = found
+            .iter()
+            .flat_map(|(_, current)| current.flags.keywords())
+            .map(|k| Flag::Keyword(k.clone()))
+            .collect();
+        let keywords = target.register_keywords(&keyword_flags)?;
+        let mut placed: Vec<(u32, String)> = Vec::new();
+        for (uid, current) in found {
             let info = current.flags.to_info(&keywords);
             let from = self.dir.join("cur").join(&current.name);
             let base = if remove {
@@ -462,7 +441,7 @@ impl Folder {
                 fs::hard_link(&from, &to).or_else(|_| copy_synced(&from, &to, &target.dir))
             };
             match result {
-                Ok(()) => placed.push((*uid, base)),
+                Ok(()) => placed.push((uid, base)),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
@@ -472,12 +451,11 @@ impl Folder {
             File::open(self.dir.join("cur"))?.sync_all()?;
         }
         let listing = target.sync_locked(false)?;
+        let by_base: HashMap<&str, u32> =
+            listing.messages.iter().map(|m| (m.base(), m.uid)).collect();
         let uids = placed
-            .into_iter()
-            .filter_map(|(uid, base)| {
-                let new = listing.messages.iter().find(|m| m.base() == base)?;
-                Some((uid, new.uid))
-            })
+            .iter()
+            .filter_map(|(uid, base)| Some((*uid, *by_base.get(base.as_str())?)))
             .collect();
         Ok(Transfer {
             uid_validity: listing.uid_validity,
@@ -496,6 +474,64 @@ impl Folder {
             .open(self.dir.join(LOCK))?;
         file.lock()?;
         Ok(file)
+    }
+}
+
+/// A file's modification time in Unix seconds: Maildir's delivery time, IMAP's
+/// INTERNALDATE.
+fn modified_secs(path: &Path) -> Option<i64> {
+    let modified = fs::metadata(path).and_then(|m| m.modified()).ok()?;
+    let since = modified.duration_since(SystemTime::UNIX_EPOCH).ok()?;
+    i64::try_from(since.as_secs()).ok()
+}
+
+/// The current names in a folder's `cur/`, for finding messages whose names changed
+/// since a session last looked. `cur/` is listed at most once, when the first stale name
+/// is met, so a batch meeting many of them reads the folder once, not once per message.
+/// Used under the folder's lock, where only the caller renames.
+struct Names<'f> {
+    folder: &'f Folder,
+    by_base: Option<HashMap<String, String>>,
+}
+
+impl<'f> Names<'f> {
+    fn new(folder: &'f Folder) -> Names<'f> {
+        Names {
+            folder,
+            by_base: None,
+        }
+    }
+
+    /// The current name of the message last seen as `file`, if it is still here.
+    fn current(&mut self, file: &str) -> io::Result<Option<String>> {
+        if self.folder.dir.join("cur").join(file).exists() {
+            return Ok(Some(file.to_string()));
+        }
+        if self.by_base.is_none() {
+            let listing = self.folder.list_cur()?;
+            self.by_base = Some(
+                listing
+                    .into_iter()
+                    .map(|name| (base_of(&name).to_string(), name))
+                    .collect(),
+            );
+        }
+        Ok(self
+            .by_base
+            .as_ref()
+            .and_then(|names| names.get(base_of(file)).cloned()))
+    }
+
+    /// The current name and flags (read with the folder's `keywords`).
+    fn current_with_flags(
+        &mut self,
+        file: &str,
+        keywords: &[String],
+    ) -> io::Result<Option<Current>> {
+        Ok(self.current(file)?.map(|name| Current {
+            flags: Flags::from_info(info_of(&name), keywords),
+            name,
+        }))
     }
 }
 
@@ -560,14 +596,11 @@ fn write_synced(path: &Path, content: &[u8], date: Option<i64>) -> io::Result<()
 /// A copy through the target's `tmp/` when a hard link is not possible.
 fn copy_synced(from: &Path, to: &Path, target_dir: &Path) -> io::Result<()> {
     let content = fs::read(from)?;
-    let date = fs::metadata(from)?
-        .modified()?
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let date = modified_secs(from);
     let tmp = target_dir
         .join("tmp")
         .join(to.file_name().unwrap_or_default());
-    write_synced(&tmp, &content, Some(date))?;
+    write_synced(&tmp, &content, date)?;
     fs::rename(&tmp, to)
 }
 
@@ -700,7 +733,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let inbox = Folder::new(dir.path().join("a"), "h");
         let archive = Folder::new(dir.path().join("a/.Archive"), "h");
-        let uid = inbox
+        let (validity, uid) = inbox
             .append(
                 b"hello\r\n",
                 &[Flag::Seen, Flag::Keyword("work".into())],
@@ -709,6 +742,7 @@ mod tests {
             .unwrap();
         assert_eq!(uid, 1);
         let listed = inbox.sync(false).unwrap();
+        assert_eq!(validity, listed.uid_validity);
         assert_eq!(inbox.internal_date(&listed.messages[0].file), 1_000_000_000);
         archive
             .append(b"x\r\n", &[Flag::Keyword("other".into())], None)

@@ -1,10 +1,12 @@
-//! Helpers shared by the POP3 and IMAP tests: listeners by role, and the messages of a
-//! Maildir folder as they are on disk.
+//! Helpers shared by the POP3 and IMAP tests: listeners by role, the messages of a
+//! Maildir folder as they are on disk, and a raw IMAP client.
 
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
-use super::TestServer;
+use super::{PATIENCE, TestServer};
 
 /// Every listener with `role`, in the order the server logged them (its config order).
 pub fn listeners(server: &TestServer, role: &str) -> Vec<SocketAddr> {
@@ -45,4 +47,160 @@ pub fn subject_of(content: &[u8]) -> String {
         .unwrap_or("?")
         .trim()
         .to_string()
+}
+
+/// A raw IMAP client: exact commands out, whole responses (literals included) in.
+pub struct Imap {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    next_tag: u32,
+}
+
+/// The size of the literal a response line announces at its end (`{n}\r\n`).
+fn literal_at_end(line: &[u8]) -> Option<usize> {
+    let line = line.strip_suffix(b"\r\n")?.strip_suffix(b"}")?;
+    let open = line.iter().rposition(|&b| b == b'{')?;
+    std::str::from_utf8(&line[open + 1..]).ok()?.parse().ok()
+}
+
+impl Imap {
+    /// Connects and reads the greeting.
+    pub fn connect(addr: SocketAddr) -> (Imap, String) {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        let mut imap = Imap {
+            writer: stream.try_clone().unwrap(),
+            reader: BufReader::new(stream),
+            next_tag: 1,
+        };
+        let greeting = imap.response();
+        (imap, greeting)
+    }
+
+    /// Connects, checks the `* OK` greeting and logs alice in with `password`.
+    pub fn logged_in(addr: SocketAddr, password: &str) -> Imap {
+        let (mut imap, greeting) = Imap::connect(addr);
+        assert!(greeting.starts_with("* OK"), "greeting: {greeting:?}");
+        imap.ok(&format!("LOGIN alice \"{password}\""));
+        imap
+    }
+
+    pub fn send(&mut self, bytes: impl AsRef<[u8]>) {
+        self.writer.write_all(bytes.as_ref()).expect("send");
+    }
+
+    /// One response line with the literals it carries, or "" at end of stream.
+    pub fn response(&mut self) -> String {
+        let mut text = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            match self.reader.read_until(b'\n', &mut line) {
+                Ok(_) => {}
+                Err(e) => panic!(
+                    "reading a response after {:?}: {e}",
+                    String::from_utf8_lossy(&text)
+                ),
+            }
+            text.extend_from_slice(&line);
+            match literal_at_end(&line) {
+                Some(n) => {
+                    let mut literal = vec![0; n];
+                    self.reader.read_exact(&mut literal).expect("literal");
+                    text.extend_from_slice(&literal);
+                }
+                None => return String::from_utf8_lossy(&text).into_owned(),
+            }
+        }
+    }
+
+    /// A new tag.
+    pub fn tag(&mut self) -> String {
+        let tag = format!("a{}", self.next_tag);
+        self.next_tag += 1;
+        tag
+    }
+
+    /// Reads responses up to and including the one tagged `tag`.
+    pub fn until_tagged(&mut self, tag: &str) -> String {
+        self.responses_until(tag).concat()
+    }
+
+    /// The responses up to and including the one tagged `tag`, one string each.
+    fn responses_until(&mut self, tag: &str) -> Vec<String> {
+        let mut all = Vec::new();
+        loop {
+            let response = self.response();
+            assert!(
+                !response.is_empty(),
+                "connection closed before {tag} completed; got {all:?}"
+            );
+            let done = response.starts_with(&format!("{tag} "));
+            all.push(response);
+            if done {
+                return all;
+            }
+        }
+    }
+
+    /// Sends a tagged command; returns every response up to the tagged one, one string
+    /// each (a response's literals included).
+    pub fn responses(&mut self, command: &str) -> Vec<String> {
+        let tag = self.tag();
+        self.send(format!("{tag} {command}\r\n"));
+        self.responses_until(&tag)
+    }
+
+    /// Sends a tagged command; returns every response up to the tagged one.
+    pub fn command(&mut self, command: &str) -> String {
+        self.responses(command).concat()
+    }
+
+    /// Sends a command and asserts its tagged status (`OK`, `NO`, `BAD`), optionally
+    /// followed by a response code prefix such as `[TRYCREATE]`.
+    pub fn expect(&mut self, command: &str, status: &str) -> String {
+        let tag = format!("a{}", self.next_tag);
+        let all = self.command(command);
+        let last = all.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with(&format!("{tag} {status}")),
+            "{command:?}: expected {status:?}, got {all:?}"
+        );
+        all
+    }
+
+    pub fn ok(&mut self, command: &str) -> String {
+        self.expect(command, "OK")
+    }
+
+    /// Reads lines until one satisfies `done`, with an overall `limit`; returns them all
+    /// or panics with what came.
+    pub fn wait_for(&mut self, limit: Duration, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        let mut all = String::new();
+        loop {
+            let left = limit.saturating_sub(started.elapsed());
+            assert!(!left.is_zero(), "no {what} within {limit:?}; got {all:?}");
+            self.reader.get_ref().set_read_timeout(Some(left)).unwrap();
+            let mut line = String::new();
+            match self.reader.read_line(&mut line) {
+                Ok(0) => panic!("connection closed waiting for {what}; got {all:?}"),
+                Ok(_) => {}
+                Err(e) => panic!("no {what} within {limit:?} ({e}); got {all:?}"),
+            }
+            all.push_str(&line);
+            if done(&line) {
+                self.reader
+                    .get_ref()
+                    .set_read_timeout(Some(PATIENCE))
+                    .unwrap();
+                return all;
+            }
+        }
+    }
+
+    /// True once the server has closed the connection.
+    pub fn closed(&mut self) -> bool {
+        let mut rest = Vec::new();
+        self.reader.read_to_end(&mut rest).is_ok()
+    }
 }

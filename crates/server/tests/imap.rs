@@ -1507,22 +1507,12 @@ fn other_sessions_see_flags_expunges_and_new_mail() {
     assert_eq!(subjects_in(&server, "Archive"), ["s4"]);
 }
 
-/// Resident memory of a process in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn hostile_literals_garbage_and_nesting() {
     let server = server();
     deliver(&server, &["h1"]);
     let addr = plain_imap(&server);
-    let rss_before = rss_kib(server.pid());
+    let rss_before = server.rss_kib();
     let mut imap = Imap::logged_in(addr, PW);
     imap.ok("SELECT INBOX");
 
@@ -1608,7 +1598,7 @@ fn hostile_literals_garbage_and_nesting() {
     // Other sessions are unaffected; the server did not allocate the announced sizes.
     let mut other = Imap::logged_in(addr, PW);
     other.ok("NOOP");
-    let rss_after = rss_kib(server.pid());
+    let rss_after = server.rss_kib();
     assert!(
         rss_after < rss_before + 64 * 1024,
         "server memory grew from {rss_before} KiB to {rss_after} KiB"

@@ -89,6 +89,27 @@ impl TestServer {
         self.child.as_ref().expect("server running").id()
     }
 
+    /// The server's resident memory now, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        self.memory_field("VmRSS:")
+    }
+
+    /// The server's highest resident memory since it started, in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        self.memory_field("VmHWM:")
+    }
+
+    /// A `/proc/PID/status` line in kB.
+    fn memory_field(&self, name: &str) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("memory figure of the server process")
+    }
+
     /// The address of the (first) listener with `role`, as the server logged it at its
     /// latest start.
     pub fn listener(&self, role: &str) -> SocketAddr {

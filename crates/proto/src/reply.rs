@@ -345,6 +345,20 @@ pub mod table {
             "Sender address not owned by the authenticated user",
         )
     }
+    /// 550 for a message whose From or Sender the user may not use (RFC 6409 §8.1 lets
+    /// a submission server refuse it; we would otherwise sign someone else's mail).
+    pub fn author_not_owned() -> Reply {
+        Reply::new(
+            550,
+            7,
+            1,
+            "From or Sender header address not owned by the sender",
+        )
+    }
+    /// 552 for a header section longer than we hold to read it (X.3.4: too big for us).
+    pub fn header_section_too_long() -> Reply {
+        Reply::new(552, 3, 4, "Message header section too long")
+    }
     /// 451 when an authenticated user has sent its quota of messages for now.
     pub fn message_quota_exceeded() -> Reply {
         Reply::new(451, 7, 1, "Sending quota exceeded, try again later")

@@ -1,13 +1,21 @@
 //! The header section of a message: where it ends and which fields it holds. Delivery
 //! counts hops in it, notices quote it, submission and `sendmail` complete it.
 
-/// The header section of a message, up to and including the empty line.
+/// The header section of a message, up to and including the empty line; all of it when
+/// it has no body.
 pub fn header_section(message: &[u8]) -> &[u8] {
-    match message.windows(4).position(|w| w == b"\r\n\r\n") {
-        Some(at) => &message[..at + 4],
-        None if message.starts_with(b"\r\n") => &message[..2],
-        None => message,
+    &message[..section_end(message).unwrap_or(message.len())]
+}
+
+/// Where the header section ends (after its empty line), once `start` holds all of it.
+pub fn section_end(start: &[u8]) -> Option<usize> {
+    if start.starts_with(b"\r\n") {
+        return Some(2);
     }
+    start
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|at| at + 4)
 }
 
 /// True when `line` starts the field `name` (`Name:`, any case).

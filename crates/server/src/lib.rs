@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod atomic_file;
+pub mod budget;
 pub mod certs;
 pub mod config;
 pub mod directory;

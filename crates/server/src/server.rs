@@ -21,6 +21,7 @@ use crate::admin;
 use crate::certs::{CertSource, Certificates};
 use crate::config::{Config, Listener, Role};
 use crate::limiter::ConnectionLimiter;
+use crate::budget::MemoryBudget;
 use crate::local::LocalTransport;
 use crate::login::Logins;
 use crate::mailauth::sign::{Keyring, Signer};
@@ -151,6 +152,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         verifier: Verifier::new(dns.authenticator(), &config),
         signer,
         arc_seal: config.dkim.arc_seal,
+        whole_messages: MemoryBudget::new(config.limits.check_memory.0),
     });
     let guard = Arc::new(Guard {
         limiter: ConnectionLimiter::new(

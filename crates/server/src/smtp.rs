@@ -4,13 +4,13 @@
 //! message content into the spool.
 
 use std::fmt;
-use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use posthorn_proto::address::parse_mailbox;
 use posthorn_proto::reply::table;
 use posthorn_proto::{
     Action, Credentials, ForwardPath, MailFrom, RcptTo, Reply, ReversePath, Session, SessionConfig,
@@ -23,11 +23,13 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
+use crate::budget::MemoryBudget;
 use crate::directory::{Directory, Resolution, Target, lookup_key};
+use crate::headers::{header_section, section_end};
 use crate::login::{Checked, Logins};
 use crate::mailauth::sign::Signer;
 use crate::mailauth::spf::SpfChecks;
-use crate::mailauth::verify::{self, Disposition, Verdict, Verifier};
+use crate::mailauth::verify::{self, Disposition, Verdict, Verifier, strip_own_results};
 use crate::queue::QueueHandle;
 use crate::received::{Trace, received_header};
 use crate::sending::SendingQuota;
@@ -40,6 +42,9 @@ use posthorn_mailbox::maildir;
 const READ_BUFFER: usize = 16 * 1024;
 /// Content is handed to the spool file once this much is buffered.
 const FLUSH_AT: usize = 256 * 1024;
+/// The header section is held until it ends, to be filtered and checked before anything is
+/// written; a longer one gets the message refused.
+const MAX_HEADER_SECTION: usize = 1024 * 1024;
 /// The longest a tarpitted reply is held back.
 const MAX_TARPIT: Duration = Duration::from_secs(30);
 
@@ -71,6 +76,8 @@ pub struct Inbound {
     pub signer: Option<Arc<Signer>>,
     /// ARC-seal mail from other servers that an alias forwards elsewhere.
     pub arc_seal: bool,
+    /// Memory for messages held whole while they are checked or signed.
+    pub whole_messages: MemoryBudget,
 }
 
 impl Inbound {
@@ -125,9 +132,17 @@ struct Incoming {
     arrival: u64,
     /// Part of the content already went to the spool file: it is not all in memory.
     spilled: bool,
-    /// Headers a submitted message lacks, once its header section has been seen; never
-    /// set for mail from other servers, which is not completed.
-    missing: Option<Missing>,
+    /// What the header section showed, once it has all arrived.
+    header: Option<HeaderFindings>,
+}
+
+/// What the header section of a message showed.
+struct HeaderFindings {
+    /// Headers a submitted message lacks; none for mail from other servers, which is not
+    /// completed.
+    missing: Missing,
+    /// Why the message will be refused at its end, if it will.
+    refusal: Option<Reply>,
 }
 
 /// Runs one session on `connection` until the client leaves, the session ends, or
@@ -234,9 +249,7 @@ impl Driver {
                 Action::DataStart => self.data_start(),
                 Action::Data => {
                     self.session.take_content(&mut self.content);
-                    if self.content.len() >= FLUSH_AT && !self.needs_whole_message() {
-                        self.write_content().await;
-                    }
+                    self.receive_content().await;
                 }
                 Action::DataEnd => {
                     let reply = self.commit().await;
@@ -339,8 +352,9 @@ impl Driver {
         };
         let directory = self.inbound.directory.current();
         // An account removed since its AUTH owns nothing.
+        // The null sender is refused too: it would hide the user's mail from its bounces.
         let owned = directory.account(user).filter(|account| match &mail.from {
-            ReversePath::Null => true,
+            ReversePath::Null => false,
             ReversePath::Mailbox(sender) => directory.may_send_as(account, sender),
         });
         match owned {
@@ -464,8 +478,7 @@ impl Driver {
                     .is_some_and(|ip| self.inbound.is_trusted(ip)))
     }
 
-    /// Checking and signing read the whole message, so it stays in memory (up to the
-    /// message size limit) instead of going to the spool file in pieces.
+    /// Checking and signing read the whole message.
     fn needs_whole_message(&self) -> bool {
         self.spf.is_some() || self.signs()
     }
@@ -496,7 +509,7 @@ impl Driver {
                     writer,
                     arrival: unix_now(),
                     spilled: false,
-                    missing: None,
+                    header: None,
                 });
                 self.content.clear();
                 self.session.accept();
@@ -508,34 +521,115 @@ impl Driver {
         }
     }
 
-    /// Hands buffered content to the spool file on a blocking thread.
-    async fn write_content(&mut self) {
-        let Some(mut incoming) = self.incoming.take() else {
+    /// Content as it arrives: held until the header section is complete and has been
+    /// read, then handed to the spool file whenever enough is buffered, so a message of
+    /// any size costs a session no more than `FLUSH_AT` (after a header section of at most
+    /// `MAX_HEADER_SECTION`). Nothing more is kept of a message that will be refused.
+    async fn receive_content(&mut self) {
+        let Some(incoming) = &self.incoming else {
             self.content.clear();
             return;
         };
-        // Only submissions are completed; mail from other servers is not scanned.
-        if incoming.missing.is_none() && self.is_submission() {
-            incoming.missing = Some(Missing::in_message(&self.content, false));
+        let refused = match &incoming.header {
+            Some(header) => header.refusal.is_some(),
+            None if section_end(&self.content).is_some() => {
+                let header = self.read_header();
+                let refused = header.refusal.is_some();
+                if let Some(incoming) = &mut self.incoming {
+                    incoming.header = Some(header);
+                }
+                refused
+            }
+            None if self.content.len() > MAX_HEADER_SECTION => {
+                if let Some(incoming) = &mut self.incoming {
+                    incoming.header = Some(HeaderFindings {
+                        missing: Missing::default(),
+                        refusal: Some(table::header_section_too_long()),
+                    });
+                }
+                true
+            }
+            None => return,
+        };
+        if refused {
+            self.content.clear();
+        } else if self.content.len() >= FLUSH_AT {
+            self.write_content().await;
         }
-        let content = std::mem::take(&mut self.content);
-        let result = tokio::task::spawn_blocking(move || {
-            let written = incoming.writer.write_all(&content);
-            (incoming, content, written)
+    }
+
+    /// Reads the complete header section at the start of the buffered content: removes
+    /// `Authentication-Results` fields that claim to be ours (RFC 8601 §5: only we may say
+    /// what we found), notes what a submission lacks, and refuses a submission whose
+    /// author is not its sender's to claim.
+    fn read_header(&mut self) -> HeaderFindings {
+        let removed = strip_own_results(&mut self.content, self.inbound.verifier.authserv_id());
+        if removed > 0 {
+            info!(client = %self.client, removed, "forged Authentication-Results removed");
+        }
+        let section = header_section(&self.content);
+        let submission = self.is_submission();
+        let missing = if submission {
+            Missing::in_section(section)
+        } else {
+            Missing::default()
+        };
+        let refusal = self.foreign_author(section).map(|author| {
+            info!(
+                client = %self.client,
+                user = self.session.authenticated().unwrap_or(""),
+                author,
+                "author not owned"
+            );
+            table::author_not_owned()
+        });
+        HeaderFindings { missing, refusal }
+    }
+
+    /// The first From or Sender address of an authenticated user's message that the user
+    /// may not send as: we would put our name (and DKIM signature) on someone else's mail.
+    fn foreign_author(&self, section: &[u8]) -> Option<String> {
+        let user = self.session.authenticated()?;
+        let directory = self.inbound.directory.current();
+        let Some(account) = directory.account(user) else {
+            return Some(String::new());
+        };
+        authors(section)
+            .into_iter()
+            .find(|author| match parse_mailbox(author) {
+                Ok(mailbox) => !directory.may_send_as(account, &mailbox),
+                Err(_) => true,
+            })
+    }
+
+    /// Hands buffered content to the spool file on a blocking thread.
+    async fn write_content(&mut self) {
+        let Some(incoming) = self.incoming.take() else {
+            self.content.clear();
+            return;
+        };
+        let mut content = std::mem::take(&mut self.content);
+        let (incoming, written) = match on_writer(incoming, move |writer| {
+            let written = writer.write_all(&content);
+            content.clear();
+            (content, written)
         })
-        .await;
-        match result {
-            Ok((mut incoming, mut content, Ok(()))) => {
-                content.clear();
+        .await
+        {
+            Some((incoming, (content, written))) => {
                 self.content = content;
+                (incoming, written)
+            }
+            None => return,
+        };
+        match written {
+            Ok(()) => {
+                let mut incoming = incoming;
                 incoming.spilled = true;
                 self.incoming = Some(incoming);
             }
-            Ok((incoming, _, Err(e))) => {
-                // Dropping the writer discards the file; the end of content gets 451.
-                warn!(queue_id = %incoming.id, error = %e, "spool write failed");
-            }
-            Err(e) => warn!(error = %e, "spool write task failed"),
+            // Dropping the writer discards the file; the end of content gets 451.
+            Err(e) => warn!(queue_id = %incoming.id, error = %e, "spool write failed"),
         }
     }
 
@@ -544,15 +638,36 @@ impl Driver {
         let Some(mut incoming) = self.incoming.take() else {
             return table::local_error();
         };
-        if incoming.missing.is_none() && self.is_submission() {
-            incoming.missing = Some(Missing::in_message(&self.content, true));
+        let header = match incoming.header.take() {
+            Some(header) => header,
+            None => self.read_header(),
+        };
+        if let Some(reply) = header.refusal {
+            self.content.clear();
+            return reply;
         }
+        let size = self.session.transaction().map_or(0, |t| t.content_size());
         let mut content = std::mem::take(&mut self.content);
-        let verdict = match self.check(&mut content).await {
+        // A spilled message that must be checked or signed is read back whole, within the
+        // budget all sessions share.
+        let whole_budget = if incoming.spilled && self.needs_whole_message() {
+            let held = self.inbound.whole_messages.hold(size).await;
+            let read = on_writer(incoming, |writer| writer.read_back()).await;
+            let Some((back, Ok(mut whole))) = read else {
+                return table::local_error();
+            };
+            incoming = back;
+            whole.extend_from_slice(&content);
+            content = whole;
+            Some(held)
+        } else {
+            None
+        };
+        let verdict = match self.check(&content).await {
             Ok(verdict) => verdict,
             Err(reply) => return reply,
         };
-        let Some(mut envelope) = self.envelope(&incoming) else {
+        let Some(mut envelope) = self.envelope(&incoming, header.missing) else {
             return table::local_error();
         };
         if let Some(verdict) = &verdict {
@@ -563,7 +678,22 @@ impl Driver {
             let signatures = signer.sign(envelope.prepend.as_bytes(), &mut content);
             envelope.prepend.insert_str(0, &signatures);
         }
-        let size = self.session.transaction().map_or(0, |t| t.content_size());
+        if whole_budget.is_some() {
+            // Only what the file lacks is written; signing may have cut the end off.
+            let written = incoming.writer.written();
+            let len = content.len() as u64;
+            if len < written {
+                let cut = on_writer(incoming, move |writer| writer.truncate(len)).await;
+                let Some((back, Ok(()))) = cut else {
+                    return table::local_error();
+                };
+                incoming = back;
+                content = Vec::new();
+            } else {
+                content = content.split_off(written as usize);
+            }
+        }
+        drop(whole_budget);
         let id = incoming.id;
         // A message held whole in memory goes to delivery with its content, which spares
         // the delivery a read of the spool.
@@ -599,7 +729,7 @@ impl Driver {
     /// Checks DKIM, ARC and DMARC of mail from another server (its SPF was checked at MAIL)
     /// and applies the policy: the verdict to record, or the refusal. Unchecked mail has no
     /// verdict.
-    async fn check(&mut self, content: &mut Vec<u8>) -> Result<Option<Verdict>, Reply> {
+    async fn check(&mut self, content: &[u8]) -> Result<Option<Verdict>, Reply> {
         let Some(spf) = self.spf.take() else {
             return Ok(None);
         };
@@ -643,7 +773,7 @@ impl Driver {
     }
 
     /// The envelope of the transaction in progress: one recipient per distinct target.
-    fn envelope(&self, incoming: &Incoming) -> Option<Envelope> {
+    fn envelope(&self, incoming: &Incoming, missing: Missing) -> Option<Envelope> {
         let transaction = self.session.transaction()?;
         let hello = self.session.hello()?;
         let mut recipients: Vec<Recipient> = Vec::new();
@@ -681,9 +811,7 @@ impl Driver {
             single_recipient,
             time: incoming.arrival,
         });
-        if let Some(missing) = incoming.missing {
-            prepend.push_str(&missing.headers(incoming.id.as_str(), hostname, incoming.arrival));
-        }
+        prepend.push_str(&missing.headers(incoming.id.as_str(), hostname, incoming.arrival));
         Some(Envelope {
             id: incoming.id,
             sender: mail.from.clone(),
@@ -704,6 +832,40 @@ impl Driver {
             quarantine: false,
         })
     }
+}
+
+/// Runs `work` on the message's spool writer on a blocking thread; `None` when the thread
+/// died, which leaves the writer dropped and its file discarded.
+async fn on_writer<T: Send + 'static>(
+    mut incoming: Incoming,
+    work: impl FnOnce(&mut dyn MessageWriter) -> T + Send + 'static,
+) -> Option<(Incoming, T)> {
+    let done = tokio::task::spawn_blocking(move || {
+        let result = work(incoming.writer.as_mut());
+        (incoming, result)
+    })
+    .await;
+    match done {
+        Ok(done) => Some(done),
+        Err(e) => {
+            warn!(error = %e, "spool task failed");
+            None
+        }
+    }
+}
+
+/// The addresses of the From and Sender fields of a header section (RFC 5322 §3.6.2), as
+/// written; an entry without an address is an empty string, which owns nothing.
+fn authors(section: &[u8]) -> Vec<String> {
+    let Some(parsed) = mail_parser::MessageParser::new().parse_headers(section) else {
+        return Vec::new();
+    };
+    [parsed.from(), parsed.sender()]
+        .into_iter()
+        .flatten()
+        .flat_map(|address| address.iter())
+        .map(|addr| addr.address().unwrap_or_default().to_string())
+        .collect()
 }
 
 /// True when every target is a local mailbox already at or over its quota.

@@ -274,6 +274,31 @@ impl MessageWriter for FsWriter {
         &self.id
     }
 
+    fn written(&self) -> u64 {
+        self.written
+    }
+
+    fn read_back(&mut self) -> io::Result<Vec<u8>> {
+        let mut content = Vec::new();
+        if let Some(file) = &self.file {
+            let len = usize::try_from(self.written).map_err(invalid)?;
+            content.resize(len, 0);
+            file.read_exact_at(&mut content, 0)?;
+        }
+        Ok(content)
+    }
+
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        if len >= self.written {
+            return Ok(());
+        }
+        let file = self.file()?;
+        file.set_len(len)?;
+        file.seek(SeekFrom::Start(len))?;
+        self.written = len;
+        Ok(())
+    }
+
     fn commit(mut self: Box<Self>, tail: Vec<u8>, envelope: &Envelope) -> Ticket {
         let json = match serde_json::to_vec(envelope) {
             Ok(json) => json,
@@ -308,8 +333,10 @@ impl Drop for FsWriter {
     }
 }
 
+/// Readable too, so a check can read back what was written (`read_back`).
 fn create_file(path: &Path) -> io::Result<File> {
     OpenOptions::new()
+        .read(true)
         .write(true)
         .create_new(true)
         .mode(0o600)

@@ -59,6 +59,16 @@ pub trait MessageWriter: io::Write + Send {
     /// The id the message will have.
     fn id(&self) -> &QueueId;
 
+    /// Octets written so far.
+    fn written(&self) -> u64;
+
+    /// Everything written so far, read back: a check that needs the whole message reads
+    /// it from here instead of the server holding it while it arrives.
+    fn read_back(&mut self) -> io::Result<Vec<u8>>;
+
+    /// Cuts what was written down to its first `len` octets; later writes follow them.
+    fn truncate(&mut self, len: u64) -> io::Result<()>;
+
     /// Appends `tail` (content not yet written) and the envelope, and makes the message
     /// durable; only once the ticket resolves Ok may the server answer 250. The work is
     /// done off the caller's thread, so an async caller simply awaits the ticket.

@@ -266,6 +266,9 @@ pub struct Limits {
     pub tarpit_after: u32,
     /// The delay added per error beyond `tarpit_after`.
     pub tarpit_delay: Span,
+    /// Memory all sessions together may use to hold messages whole while they are
+    /// checked (DKIM, ARC, DMARC) or signed; the others wait their turn.
+    pub check_memory: Size,
 }
 
 impl Default for Limits {
@@ -285,6 +288,7 @@ impl Default for Limits {
             max_connection_rate_per_ip: 0,
             tarpit_after: 5,
             tarpit_delay: Span(Duration::from_secs(1)),
+            check_memory: Size(64 * 1024 * 1024),
         }
     }
 }

@@ -10,9 +10,10 @@
 
 use crate::headers::header_section;
 
-/// The message without the whitespace-only lines (and the empty lines among them) that
-/// end its body, when it has any; `None` when nothing needs removing.
-pub fn without_blank_tail(message: &[u8]) -> Option<Vec<u8>> {
+/// The length of the message without the whitespace-only lines (and the empty lines
+/// among them) that end its body, when it has any; `None` when nothing needs removing.
+/// What is kept is always a prefix, so no copy is needed.
+pub fn without_blank_tail(message: &[u8]) -> Option<usize> {
     let body_start = header_section(message).len();
     let body = &message[body_start..];
     // The end of the last line holding something other than whitespace.
@@ -30,7 +31,7 @@ pub fn without_blank_tail(message: &[u8]) -> Option<Vec<u8>> {
     if !tail.iter().any(|b| matches!(b, b' ' | b'\t')) {
         return None;
     }
-    Some(message[..body_start + keep].to_vec())
+    Some(body_start + keep)
 }
 
 #[cfg(test)]
@@ -40,12 +41,12 @@ mod tests {
     #[test]
     fn whitespace_only_last_lines_are_removed() {
         assert_eq!(
-            without_blank_tail(b"Subject: x\r\n\r\nSee you,\r\nAnn\r\n  \r\n\t\r\n\r\n").as_deref(),
-            Some(&b"Subject: x\r\n\r\nSee you,\r\nAnn\r\n"[..])
+            without_blank_tail(b"Subject: x\r\n\r\nSee you,\r\nAnn\r\n  \r\n\t\r\n\r\n"),
+            Some(b"Subject: x\r\n\r\nSee you,\r\nAnn\r\n".len())
         );
         assert_eq!(
-            without_blank_tail(b"Subject: x\r\n\r\n \r\n").as_deref(),
-            Some(&b"Subject: x\r\n\r\n"[..])
+            without_blank_tail(b"Subject: x\r\n\r\n \r\n"),
+            Some(b"Subject: x\r\n\r\n".len())
         );
     }
 

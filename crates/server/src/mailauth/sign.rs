@@ -249,8 +249,8 @@ impl Signer {
         let Some(signers) = self.dkim.get(signing_domain) else {
             return String::new();
         };
-        if let Some(trimmed) = without_blank_tail(content) {
-            *content = trimmed;
+        if let Some(len) = without_blank_tail(content) {
+            content.truncate(len);
         }
         let parts = [prepend, content.as_slice()];
         let mut headers = String::new();

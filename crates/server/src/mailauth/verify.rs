@@ -93,21 +93,25 @@ impl Verifier {
         Ok(checks)
     }
 
-    /// Checks DKIM, ARC and DMARC on `content` and applies the policy. Headers claiming to
-    /// be our own results are removed from `content` first, so nobody can forge them. With
-    /// `seal` (a signer and the domain of the alias that forwards the message), the message
-    /// also gets an ARC set.
+    /// The name our `Authentication-Results` headers carry; the same name arriving from
+    /// outside is forged and removed from every message (`strip_own_results`).
+    pub fn authserv_id(&self) -> &str {
+        &self.authserv_id
+    }
+
+    /// Checks DKIM, ARC and DMARC on `content` and applies the policy. With `seal` (a
+    /// signer and the domain of the alias that forwards the message), the message also
+    /// gets an ARC set.
     pub async fn message(
         &self,
         client: &Client<'_>,
         spf: &SpfChecks,
-        content: &mut Vec<u8>,
+        content: &[u8],
         seal: Option<(&Signer, &str)>,
     ) -> Verdict {
-        strip_own_results(content, &self.authserv_id);
-        let trimmed = without_blank_tail(content);
         let parsed = AuthenticatedMessage::parse(content);
-        let parsed_trimmed = trimmed.as_deref().and_then(AuthenticatedMessage::parse);
+        let parsed_trimmed = without_blank_tail(content)
+            .and_then(|len| AuthenticatedMessage::parse(&content[..len]));
         let empty = AuthenticatedMessage::default();
         let message = parsed.as_ref().unwrap_or(&empty);
         // What relaxed body canonicalization is computed on (see `blank_tail`).

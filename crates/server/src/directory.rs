@@ -96,6 +96,10 @@ pub struct Directory {
     delimiter: Option<char>,
     /// Root of the mailboxes.
     mail_root: PathBuf,
+    /// Local Unix user → the senders it may use besides `user@hostname`.
+    local_send_as: HashMap<String, Vec<SenderPattern>>,
+    /// Our host name, the domain of local users' own addresses.
+    hostname: String,
 }
 
 impl Directory {
@@ -141,7 +145,21 @@ impl Directory {
             aliases: HashMap::new(),
             delimiter: config.recipient_delimiter(),
             mail_root: config.server.data_dir.join("mail"),
+            local_send_as: HashMap::new(),
+            hostname: config.server.hostname.get_ref().to_lowercase(),
         };
+        for (user, patterns) in &config.policy.local_send_as {
+            let parsed = patterns
+                .iter()
+                .enumerate()
+                .map(|(j, text)| {
+                    SenderPattern::parse(text.get_ref()).map_err(|e| {
+                        Invalid::at(format!("policy.local_send_as.{user}[{j}]"), text, e)
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            directory.local_send_as.insert(user.clone(), parsed);
+        }
         for (i, domain) in config.domains.iter().enumerate() {
             let name = domain.name.get_ref();
             let key = format!("domain[{i}].name");
@@ -358,10 +376,29 @@ impl Directory {
 
     /// True when `account` may use `sender` in MAIL FROM.
     pub fn may_send_as(&self, account: &Account, sender: &Mailbox) -> bool {
+        self.matches_any(&account.send_as, sender)
+    }
+
+    /// True when the local Unix user `user` may use `sender`: its own `user@hostname`,
+    /// or what `policy.local_send_as` gives it.
+    pub fn local_may_send_as(&self, user: &str, sender: &Mailbox) -> bool {
+        let own = SenderPattern::Address(lookup_key(&Mailbox {
+            local: user.to_string(),
+            domain: self.hostname.clone(),
+        }));
+        self.matches_any(std::slice::from_ref(&own), sender)
+            || self
+                .local_send_as
+                .get(user)
+                .is_some_and(|patterns| self.matches_any(patterns, sender))
+    }
+
+    /// True when one of `patterns` allows `sender`.
+    fn matches_any(&self, patterns: &[SenderPattern], sender: &Mailbox) -> bool {
         let key = lookup_key(sender);
         let base = self.without_extension(sender).map(|b| lookup_key(&b));
         let domain = sender.domain.to_lowercase();
-        account.send_as.iter().any(|pattern| match pattern {
+        patterns.iter().any(|pattern| match pattern {
             SenderPattern::Any => true,
             SenderPattern::Domain(d) => *d == domain,
             SenderPattern::Address(a) => *a == key || base.as_ref() == Some(a),

@@ -20,8 +20,10 @@ pub struct Trace<'a> {
     pub smtputf8: bool,
     /// The TLS version and cipher, when the session was encrypted.
     pub tls: Option<&'a str>,
-    /// The client authenticated with AUTH.
-    pub authenticated: bool,
+    /// The account the client authenticated as with AUTH.
+    pub authenticated: Option<&'a str>,
+    /// The Unix user id and name of a local program (`sendmail`).
+    pub local_user: Option<(u32, &'a str)>,
     /// The queue id.
     pub queue_id: &'a str,
     /// The recipient, named only when there is exactly one (others stay private).
@@ -40,7 +42,7 @@ fn protocol(trace: &Trace) -> String {
     if trace.tls.is_some() {
         name.push('S');
     }
-    if trace.authenticated {
+    if trace.authenticated.is_some() {
         name.push('A');
     }
     name
@@ -57,8 +59,18 @@ pub fn received_header(trace: &Trace) -> String {
             IpAddr::V6(v6) => header.push_str(&format!(" ([IPv6:{v6}])")),
         }
     }
+    if let Some((uid, name)) = trace.local_user {
+        header.push_str(&format!(" (from userid {uid} ({}))", comment_safe(name)));
+    }
     if let Some(tls) = trace.tls {
         header.push_str(&format!("\r\n\t(using {})", header_safe(tls)));
+    }
+    // As Postfix records it: the receiver of a complaint can name the account.
+    if let Some(user) = trace.authenticated {
+        header.push_str(&format!(
+            "\r\n\t(Authenticated sender: {})",
+            comment_safe(user)
+        ));
     }
     header.push_str(&format!(
         "\r\n\tby {} (Posthorn) with {protocol} id {}",
@@ -85,6 +97,12 @@ pub fn rfc5322_date(time: u64) -> String {
     mail_parser::DateTime::from_timestamp(time as i64).to_rfc822()
 }
 
+/// Text for inside a comment: also without the parentheses and backslash that would end
+/// or escape it (RFC 5322 §3.2.2).
+fn comment_safe(text: &str) -> String {
+    header_safe(text).replace(['(', ')', '\\'], "?")
+}
+
 /// Peer-supplied text as it may appear inside a header: no CR, LF or other controls, and
 /// not longer than a domain name can be.
 fn header_safe(text: &str) -> String {
@@ -107,7 +125,8 @@ mod tests {
             esmtp: true,
             smtputf8: false,
             tls: None,
-            authenticated: false,
+            authenticated: None,
+            local_user: None,
             queue_id: "0abc",
             single_recipient: Some("a@mx.test".into()),
             time: 0,
@@ -127,7 +146,8 @@ mod tests {
             esmtp: true,
             smtputf8: true,
             tls: None,
-            authenticated: false,
+            authenticated: None,
+            local_user: None,
             queue_id: "id",
             single_recipient: None,
             time: 0,
@@ -146,7 +166,8 @@ mod tests {
             esmtp: true,
             smtputf8: false,
             tls: Some("TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384"),
-            authenticated: true,
+            authenticated: Some("alice"),
+            local_user: None,
             queue_id: "id",
             single_recipient: None,
             time: 0,
@@ -157,6 +178,10 @@ mod tests {
             "{header}"
         );
         assert!(header.contains("with ESMTPSA id"), "{header}");
+        assert!(
+            header.contains("\r\n\t(Authenticated sender: alice)\r\n"),
+            "{header}"
+        );
         let plain_auth = Trace {
             tls: None,
             ..trace.clone()
@@ -164,7 +189,8 @@ mod tests {
         assert!(received_header(&plain_auth).contains("with ESMTPA id"));
         let utf8 = Trace {
             smtputf8: true,
-            authenticated: false,
+            authenticated: None,
+            local_user: None,
             ..trace
         };
         assert!(received_header(&utf8).contains("with UTF8SMTPS id"));
@@ -175,6 +201,27 @@ mod tests {
         assert_eq!(
             delivery_headers(&ReversePath::Null, "a@b"),
             "Return-Path: <>\r\nDelivered-To: a@b\r\n"
+        );
+    }
+
+    #[test]
+    fn local_users_are_named_by_id_and_name() {
+        let header = received_header(&Trace {
+            helo: "localhost",
+            ip: None,
+            hostname: "mx.test",
+            esmtp: true,
+            smtputf8: false,
+            tls: None,
+            authenticated: None,
+            local_user: Some((1000, "web(x)")),
+            queue_id: "id",
+            single_recipient: None,
+            time: 0,
+        });
+        assert!(
+            header.starts_with("Received: from localhost (from userid 1000 (web?x?))\r\n"),
+            "{header}"
         );
     }
 }

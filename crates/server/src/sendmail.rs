@@ -129,6 +129,38 @@ pub fn user_name(uid: u32) -> Option<String> {
     Some(name.to_string_lossy().into_owned())
 }
 
+/// The id and member names of the Unix group `name`, from the group database.
+pub fn group_members(name: &str) -> Option<(u32, Vec<String>)> {
+    let name = std::ffi::CString::new(name).ok()?;
+    let mut buffer = vec![0 as libc::c_char; 64 * 1024];
+    // SAFETY: an all-zero group is a valid value for getgrnam_r to fill in.
+    let mut entry: libc::group = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call and the buffer length is its real size.
+    let status = unsafe {
+        libc::getgrnam_r(
+            name.as_ptr(),
+            &mut entry,
+            buffer.as_mut_ptr(),
+            buffer.len(),
+            &mut found,
+        )
+    };
+    if status != 0 || found.is_null() {
+        return None;
+    }
+    let mut members = Vec::new();
+    let mut member = entry.gr_mem;
+    // SAFETY: gr_mem is a NULL-terminated array of NUL-terminated strings in buffer.
+    unsafe {
+        while !member.is_null() && !(*member).is_null() {
+            members.push(CStr::from_ptr(*member).to_string_lossy().into_owned());
+            member = member.add(1);
+        }
+    }
+    Some((entry.gr_gid, members))
+}
+
 /// The message as read from standard input, ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prepared {

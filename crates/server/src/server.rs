@@ -18,10 +18,10 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::admin;
+use crate::budget::MemoryBudget;
 use crate::certs::{CertSource, Certificates};
 use crate::config::{Config, Listener, Role};
 use crate::limiter::ConnectionLimiter;
-use crate::budget::MemoryBudget;
 use crate::local::LocalTransport;
 use crate::login::Logins;
 use crate::mailauth::sign::{Keyring, Signer};
@@ -34,7 +34,7 @@ use crate::queue::policy::Policy;
 use crate::queue::{self, Notifier, SystemClock};
 use crate::sending::SendingQuota;
 use crate::sendmail;
-use crate::smtp::{self, Client, Endpoint, Inbound};
+use crate::smtp::{self, Client, Endpoint, Inbound, LocalUser};
 use crate::stream::{Connection, ServerConnection, Upgradable};
 use crate::throttle::{AuthThrottle, ConnectionRate};
 use crate::users::LiveDirectory;
@@ -153,6 +153,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         signer,
         arc_seal: config.dkim.arc_seal,
         whole_messages: MemoryBudget::new(config.limits.check_memory.0),
+        local_sending: config.sending,
     });
     let guard = Arc::new(Guard {
         limiter: ConnectionLimiter::new(
@@ -184,6 +185,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     });
     listeners.push(tokio::spawn(local_accept_loop(
         local_socket,
+        config.policy.local_any_sender_group.clone(),
         Handler {
             inbound: Arc::clone(&inbound),
             service: Service::Smtp(local_endpoint),
@@ -543,7 +545,7 @@ async fn handshake(acceptor: &TlsAcceptor, stream: TcpStream) -> Option<ServerCo
 
 /// Sessions of local programs (`posthorn sendmail`): the peer's user id names the
 /// client, and no network limit applies.
-async fn local_accept_loop(listener: UnixListener, mut handler: Handler) {
+async fn local_accept_loop(listener: UnixListener, any_sender_group: String, mut handler: Handler) {
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -551,11 +553,10 @@ async fn local_accept_loop(listener: UnixListener, mut handler: Handler) {
         };
         match accepted {
             Ok((stream, _)) => {
-                let user = stream
-                    .peer_cred()
-                    .ok()
-                    .and_then(|credentials| sendmail::user_name(credentials.uid()))
-                    .unwrap_or_else(|| "unknown".into());
+                let Some(user) = local_user(&stream, &any_sender_group) else {
+                    warn!("local connection without credentials refused");
+                    continue;
+                };
                 let inbound = Arc::clone(&handler.inbound);
                 let Service::Smtp(endpoint) = handler.service.clone() else {
                     continue;
@@ -572,4 +573,21 @@ async fn local_accept_loop(listener: UnixListener, mut handler: Handler) {
             }
         }
     }
+}
+
+/// The Unix user at the other end of a local connection (SO_PEERCRED), and whether it may
+/// use any sender: root, or a member of `group` by its primary group or the group's list.
+fn local_user(stream: &tokio::net::UnixStream, group: &str) -> Option<LocalUser> {
+    let credentials = stream.peer_cred().ok()?;
+    let uid = credentials.uid();
+    let name = sendmail::user_name(uid).unwrap_or_else(|| "unknown".into());
+    let any_sender = uid == 0
+        || (!group.is_empty()
+            && sendmail::group_members(group)
+                .is_some_and(|(gid, members)| gid == credentials.gid() || members.contains(&name)));
+    Some(LocalUser {
+        uid,
+        name,
+        any_sender,
+    })
 }

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use posthorn_proto::address::parse_mailbox;
 use posthorn_proto::reply::table;
 use posthorn_proto::{
-    Action, Credentials, ForwardPath, MailFrom, RcptTo, Reply, ReversePath, Session, SessionConfig,
+    Action, Credentials, ForwardPath, MailFrom, Mailbox, RcptTo, Reply, ReversePath, Session,
+    SessionConfig,
 };
 use posthorn_spool::{
     ClientInfo, DeliveryState, Envelope, MessageWriter, QueueId, QueueStore, Recipient, Route,
@@ -24,6 +25,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
 use crate::budget::MemoryBudget;
+use crate::config::SendingLimits;
 use crate::directory::{Directory, Resolution, Target, lookup_key};
 use crate::headers::{header_section, section_end};
 use crate::login::{Checked, Logins};
@@ -78,6 +80,8 @@ pub struct Inbound {
     pub arc_seal: bool,
     /// Memory for messages held whole while they are checked or signed.
     pub whole_messages: MemoryBudget,
+    /// What a local user (through `sendmail`) may send: `[sending]`.
+    pub local_sending: SendingLimits,
 }
 
 impl Inbound {
@@ -102,8 +106,19 @@ pub struct Endpoint {
 pub enum Client {
     /// A network client.
     Network(SocketAddr),
-    /// A local program through `posthorn sendmail`, running as this user.
-    Local(String),
+    /// A local program through `posthorn sendmail`.
+    Local(LocalUser),
+}
+
+/// The Unix user a local program runs as, known from the socket (SO_PEERCRED).
+#[derive(Debug, Clone)]
+pub struct LocalUser {
+    /// Its user id.
+    pub uid: u32,
+    /// Its name, or `unknown`.
+    pub name: String,
+    /// Root or a member of `policy.local_any_sender_group`: may use any sender.
+    pub any_sender: bool,
 }
 
 impl Client {
@@ -120,7 +135,7 @@ impl fmt::Display for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Client::Network(addr) => write!(f, "{}", addr.ip()),
-            Client::Local(user) => write!(f, "local:{user}"),
+            Client::Local(user) => write!(f, "local:{}", user.name),
         }
     }
 }
@@ -332,6 +347,10 @@ impl Driver {
     /// allows.
     async fn mail(&mut self, mail: &MailFrom) {
         self.spf = None;
+        if let Client::Local(local) = &self.client {
+            self.local_mail(local.clone(), mail);
+            return;
+        }
         let Some(user) = self.session.authenticated() else {
             if let Some(client) = self.checked_client() {
                 let sender = match &mail.from {
@@ -375,6 +394,44 @@ impl Driver {
         }
     }
 
+    /// MAIL from a local program: its user may use only its own senders (a user cannot put
+    /// our name, and DKIM signature, on someone else's mail), and only as much as the
+    /// sending quota allows.
+    fn local_mail(&mut self, user: LocalUser, mail: &MailFrom) {
+        let directory = self.inbound.directory.current();
+        let owned = user.any_sender
+            || match &mail.from {
+                ReversePath::Null => false,
+                ReversePath::Mailbox(sender) => directory.local_may_send_as(&user.name, sender),
+            };
+        if !owned {
+            info!(client = %self.client, from = %mail.from, "sender not owned");
+            self.session.reject(table::sender_not_owned());
+        } else if let Some((key, limits)) = self.counted(&directory)
+            && !self.inbound.sending.may_send(&key, &limits, unix_now())
+        {
+            info!(client = %self.client, "sending quota reached");
+            self.session.reject(table::message_quota_exceeded());
+        } else {
+            self.session.accept();
+        }
+    }
+
+    /// Whose sending is counted, under which name and limits: an authenticated account,
+    /// or a local user (as `local:USER`, which no account name can be) with `[sending]`'s
+    /// limits. Root and the any-sender group are not counted.
+    fn counted(&self, directory: &Directory) -> Option<(String, SendingLimits)> {
+        match (&self.client, self.session.authenticated()) {
+            (Client::Local(user), _) if !user.any_sender => {
+                Some((format!("local:{}", user.name), self.inbound.local_sending))
+            }
+            (Client::Local(_), _) | (_, None) => None,
+            (_, Some(user)) => directory
+                .account(user)
+                .map(|account| (user.to_string(), account.sending)),
+        }
+    }
+
     /// AUTH: the shared login check; failures are answered late and counted against the
     /// client's address there.
     async fn auth(&mut self, credentials: Credentials) {
@@ -399,18 +456,17 @@ impl Driver {
     /// so we never accept mail we would have to bounce.
     async fn rcpt(&mut self, rcpt: RcptTo) {
         let directory = self.inbound.directory.current();
-        if let Some(user) = self.session.authenticated() {
+        if let Some((key, limits)) = self.counted(&directory) {
             let pending = self
                 .session
                 .transaction()
                 .map_or(0, |t| t.recipients.len() as u64);
-            let allowed = directory.account(user).is_none_or(|account| {
-                self.inbound
-                    .sending
-                    .may_add_recipient(user, &account.sending, pending, unix_now())
-            });
-            if !allowed {
-                info!(user, "recipient quota reached");
+            if !self
+                .inbound
+                .sending
+                .may_add_recipient(&key, &limits, pending, unix_now())
+            {
+                info!(user = key, "recipient quota reached");
                 self.session.reject(table::recipient_quota_exceeded());
                 return;
             }
@@ -586,20 +642,28 @@ impl Driver {
         HeaderFindings { missing, refusal }
     }
 
-    /// The first From or Sender address of an authenticated user's message that the user
-    /// may not send as: we would put our name (and DKIM signature) on someone else's mail.
+    /// The first From or Sender address of an authenticated user's or a local program's
+    /// message that its sender may not use: we would put our name (and DKIM signature) on
+    /// someone else's mail.
     fn foreign_author(&self, section: &[u8]) -> Option<String> {
-        let user = self.session.authenticated()?;
         let directory = self.inbound.directory.current();
-        let Some(account) = directory.account(user) else {
-            return Some(String::new());
+        let owns = |mailbox: &Mailbox| match (&self.client, self.session.authenticated()) {
+            (Client::Local(user), _) => {
+                user.any_sender || directory.local_may_send_as(&user.name, mailbox)
+            }
+            (_, Some(user)) => directory
+                .account(user)
+                .is_some_and(|account| directory.may_send_as(account, mailbox)),
+            (_, None) => true,
         };
+        let checked = matches!(&self.client, Client::Local(user) if !user.any_sender)
+            || self.session.authenticated().is_some();
+        if !checked {
+            return None;
+        }
         authors(section)
             .into_iter()
-            .find(|author| match parse_mailbox(author) {
-                Ok(mailbox) => !directory.may_send_as(account, &mailbox),
-                Err(_) => true,
-            })
+            .find(|author| parse_mailbox(author).map_or(true, |mailbox| !owns(&mailbox)))
     }
 
     /// Hands buffered content to the spool file on a blocking thread.
@@ -760,7 +824,7 @@ impl Driver {
 
     /// Counts an accepted message against its user's sending quota.
     fn count_sent(&self, envelope: &Envelope) {
-        let Some(user) = self.session.authenticated() else {
+        let Some((user, _)) = self.counted(&self.inbound.directory.current()) else {
             return;
         };
         let rcpts = self
@@ -768,7 +832,6 @@ impl Driver {
             .transaction()
             .map_or(envelope.recipients.len(), |t| t.recipients.len()) as u64;
         let inbound = Arc::clone(&self.inbound);
-        let user = user.to_string();
         tokio::task::spawn_blocking(move || inbound.sending.record(&user, rcpts, unix_now()));
     }
 
@@ -806,7 +869,11 @@ impl Driver {
             esmtp: hello.esmtp,
             smtputf8: mail.smtputf8,
             tls: self.tls.as_deref(),
-            authenticated: self.session.authenticated().is_some(),
+            authenticated: self.session.authenticated(),
+            local_user: match &self.client {
+                Client::Local(user) => Some((user.uid, user.name.as_str())),
+                Client::Network(_) => None,
+            },
             queue_id: incoming.id.as_str(),
             single_recipient,
             time: incoming.arrival,

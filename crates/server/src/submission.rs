@@ -51,7 +51,9 @@ mod tests {
                 message_id: true
             }
         );
-        let none = Missing::in_section(b"DATE: Mon, 1 Jan 2024 00:00:00 +0000\r\nmessage-id: <a@b>\r\n\r\n");
+        let none = Missing::in_section(
+            b"DATE: Mon, 1 Jan 2024 00:00:00 +0000\r\nmessage-id: <a@b>\r\n\r\n",
+        );
         assert_eq!(none, Missing::default());
         let headers_only = Missing::in_section(b"Message-ID: <a@b>\r\n");
         assert_eq!(

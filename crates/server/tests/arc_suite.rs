@@ -18,7 +18,7 @@ use common::dns::TestDns;
 use posthorn::config::Config;
 use posthorn::mailauth::keys::{self, Algorithm};
 use posthorn::mailauth::sign::{Keyring, Signer};
-use posthorn::mailauth::verify::{Client, Verifier};
+use posthorn::mailauth::verify::{Client, Verifier, strip_own_results};
 use posthorn::outbound::dns::Dns;
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -218,6 +218,8 @@ async fn check(
         .spf(&client, "jqd@d1.example.org")
         .await
         .expect("SPF never defers here");
+    // The server strips them as the header section arrives, before any check.
+    strip_own_results(content, verifier.authserv_id());
     let verdict = verifier.message(&client, &spf, content, seal).await;
     let keyword = verdict
         .summary

@@ -227,15 +227,23 @@ fn written_content_reads_back_and_truncates_before_commit() {
     let id = store.new_id();
     let mut writer = store.writer(id).unwrap();
     assert_eq!(writer.read_back().unwrap(), b"");
-    writer.write_all(b"Subject: x\r\n\r\nbody\r\n \r\n").unwrap();
+    writer
+        .write_all(b"Subject: x\r\n\r\nbody\r\n \r\n")
+        .unwrap();
     assert_eq!(writer.written(), 23);
-    assert_eq!(writer.read_back().unwrap(), b"Subject: x\r\n\r\nbody\r\n \r\n");
+    assert_eq!(
+        writer.read_back().unwrap(),
+        b"Subject: x\r\n\r\nbody\r\n \r\n"
+    );
     writer.truncate(20).unwrap();
     assert_eq!(writer.written(), 20);
     assert_eq!(writer.read_back().unwrap(), b"Subject: x\r\n\r\nbody\r\n");
     writer.write_all(b"end\r\n").unwrap();
     let envelope = envelope(id, 1);
-    writer.commit(b"tail\r\n".to_vec(), &envelope).wait().unwrap();
+    writer
+        .commit(b"tail\r\n".to_vec(), &envelope)
+        .wait()
+        .unwrap();
     assert_eq!(
         read_content(&store, &id),
         b"Subject: x\r\n\r\nbody\r\nend\r\ntail\r\n"

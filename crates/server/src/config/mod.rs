@@ -300,6 +300,12 @@ pub struct Policy {
     /// Client networks that may relay: send mail to any domain, like Postfix's
     /// `mynetworks`. Empty by default, so the server is never an open relay.
     pub trusted_networks: Vec<ipnet::IpNet>,
+    /// Local programs (`posthorn sendmail`) run by members of this Unix group, or by
+    /// root, may use any sender; everyone else only `user@hostname` and `local_send_as`.
+    pub local_any_sender_group: String,
+    /// More sender addresses per local Unix user: addresses, `@domain` or `*`, like an
+    /// account's `send_as` (Postfix's `local_login_sender_maps`).
+    pub local_send_as: std::collections::BTreeMap<String, Vec<Spanned<String>>>,
 }
 
 /// `[queue]`.

@@ -1,0 +1,143 @@
+//! Hostile load against the server's memory: many clients sending large messages at once
+//! to the mx listener, with SPF/DKIM/DMARC checks on, must not make the server hold those
+//! messages in memory; and what a burst took is given back once it is over.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::dns::TestDns;
+use common::{Options, PATIENCE, TestServer};
+
+/// Concurrent clients, and the size of each one's message.
+const CLIENTS: usize = 50;
+const MESSAGE_MIB: usize = 50;
+
+/// The server's peak memory while receiving them must stay below this.
+const PEAK_LIMIT_MIB: u64 = 300;
+
+/// A server checking mail from loopback (as from any other server) for `alice@rcpt.test`.
+fn checking_server(dns: &TestDns) -> TestServer {
+    Options::default()
+        .config(&format!(
+            "[delivery]\nnameserver = \"{}\"\n\n\
+             [verify]\nskip_networks = []\n\n\
+             [limits]\nmax_message_size = \"{}MiB\"\nmax_connections_per_ip = {}\n\n\
+             [[domain]]\nname = \"rcpt.test\"\n\n[[account]]\nname = \"alice\"\n",
+            dns.addr,
+            MESSAGE_MIB + 1,
+            CLIENTS + 10,
+        ))
+        .start()
+}
+
+/// Reads one (possibly multi-line) reply.
+fn reply(reader: &mut impl BufRead) -> String {
+    let mut text = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return text;
+        }
+        text.push_str(&line);
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return text;
+        }
+    }
+}
+
+/// Sends one message of `size` octets as `sender.test`'s server would; returns the final
+/// reply.
+fn send_large(server: &TestServer, n: usize, size: usize) -> String {
+    let stream = TcpStream::connect(server.addr).expect("connect");
+    stream.set_read_timeout(Some(PATIENCE * 4)).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    reply(&mut reader);
+    for command in [
+        "EHLO out.sender.test",
+        "MAIL FROM:<news@sender.test>",
+        "RCPT TO:<alice@rcpt.test>",
+        "DATA",
+    ] {
+        writer
+            .write_all(format!("{command}\r\n").as_bytes())
+            .unwrap();
+        let answer = reply(&mut reader);
+        assert!(
+            answer.starts_with('2') || answer.starts_with('3'),
+            "{answer}"
+        );
+    }
+    let header = format!(
+        "From: news@sender.test\r\nTo: alice@rcpt.test\r\nSubject: large {n}\r\n\
+         Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{n}@sender.test>\r\n\r\n"
+    );
+    writer.write_all(header.as_bytes()).unwrap();
+    let line = b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n";
+    let block: Vec<u8> = line.repeat(64 * 1024 / line.len());
+    let mut sent = header.len();
+    while sent < size {
+        writer.write_all(&block).unwrap();
+        sent += block.len();
+    }
+    writer.write_all(b".\r\n").unwrap();
+    reply(&mut reader)
+}
+
+#[test]
+fn concurrent_large_checked_messages_stream_to_disk() {
+    let dns = TestDns::builder()
+        .txt("sender.test", "v=spf1 ip4:127.0.0.1 -all")
+        .start();
+    let server = checking_server(&dns);
+    let idle = server.rss_kib();
+    let started = Instant::now();
+    let replies: Vec<String> = std::thread::scope(|scope| {
+        let sending: Vec<_> = (0..CLIENTS)
+            .map(|n| {
+                let server = &server;
+                scope.spawn(move || send_large(server, n, MESSAGE_MIB << 20))
+            })
+            .collect();
+        sending
+            .into_iter()
+            .map(|t| t.join().expect("client"))
+            .collect()
+    });
+    let took = started.elapsed();
+    for answer in &replies {
+        assert!(answer.starts_with("250 2.0.0"), "{answer}");
+    }
+    let peak = server.peak_rss_kib();
+    eprintln!(
+        "{CLIENTS} x {MESSAGE_MIB} MiB checked in {took:?}: idle {idle} KiB, peak {peak} KiB"
+    );
+    assert!(
+        peak < PEAK_LIMIT_MIB << 10,
+        "peak memory {peak} KiB while receiving {CLIENTS} x {MESSAGE_MIB} MiB"
+    );
+    assert!(
+        server.log().contains("auth=\"spf=pass"),
+        "the messages were checked"
+    );
+
+    // What the burst took is given back: within a minute the server is back within twice
+    // its idle size (allowing for what a started server has not touched yet).
+    server.wait_for_empty_queue();
+    let delivered = common::list_files(&server.maildir("alice").join("new"));
+    assert_eq!(delivered.len(), CLIENTS, "every message delivered");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let limit = (2 * idle).max(64 << 10);
+    let mut now = server.rss_kib();
+    while now > limit && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        now = server.rss_kib();
+    }
+    assert!(
+        now <= limit,
+        "memory {now} KiB a minute after load (idle {idle} KiB)"
+    );
+}

@@ -1662,3 +1662,41 @@ fn authenticate_is_refused_before_the_password_is_sent_in_the_clear() {
     }
     assert!(first.starts_with(&format!("{tag} NO")), "{first:?}");
 }
+
+#[test]
+fn create_and_rename_refuse_wildcards_and_bad_modified_utf7() {
+    let server = server();
+    let mut imap = Imap::logged_in(plain_imap(&server), PW);
+    // `&AGE-` is well-formed base64 but encodes `a`, which must stand for itself.
+    for name in [
+        "\"*\"", "\"%\"", "\"a*b\"", "a&-&&--b", "&AGE", "&AGE-", "&APw",
+    ] {
+        imap.expect(&format!("CREATE {name}"), "NO [CANNOT]");
+    }
+    imap.ok("CREATE Entw&APw-rfe");
+    imap.ok("CREATE Tom&-Jerry");
+    for name in ["\"Entw%\"", "a&&b", "&AGE-"] {
+        imap.expect(&format!("RENAME Entw&APw-rfe {name}"), "NO [CANNOT]");
+    }
+    imap.ok("RENAME Entw&APw-rfe Brouillons&AOk-");
+    let list = imap.ok("LIST \"\" *");
+    assert!(
+        list.contains(" Brouillons&AOk-\r\n") && list.contains(" Tom&-Jerry\r\n"),
+        "{list}"
+    );
+    for name in [
+        "*",
+        "%",
+        "a*b",
+        "a&-&&--b",
+        "&AGE",
+        "&AGE-",
+        "&APw",
+        "Entw&APw-rfe",
+    ] {
+        assert!(
+            !server.maildir("alice").join(format!(".{name}")).exists(),
+            "{name} was created"
+        );
+    }
+}

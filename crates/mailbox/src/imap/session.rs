@@ -20,6 +20,17 @@ use crate::store::Mailbox;
 const MAX_LINE: usize = 64 * 1024;
 /// Largest literal outside APPEND (passwords, search strings).
 const MAX_LITERAL: usize = 64 * 1024;
+/// Before login, the longest line and the largest literal of any command, APPEND's and
+/// AUTHENTICATE's response included: LOGIN, AUTHENTICATE and ID need a few hundred octets,
+/// and anyone can connect, so an unauthenticated client gets no more (as Dovecot's login
+/// process does).
+const PRE_AUTH_MAX: usize = 8 * 1024;
+/// The reader's limits before login.
+const PRE_AUTH_LIMITS: Limits = Limits {
+    max_line: PRE_AUTH_MAX,
+    max_literal: PRE_AUTH_MAX,
+    max_append: PRE_AUTH_MAX,
+};
 /// How often an idling session looks for new mail: well within the second that RFC 2177
 /// clients (and our users) expect.
 const IDLE_POLL: Duration = Duration::from_millis(200);
@@ -42,17 +53,12 @@ pub async fn serve<C: Connection>(
     settings: Arc<Settings>,
     accounts: Arc<dyn Accounts>,
 ) {
-    let limits = Limits {
-        max_line: MAX_LINE,
-        max_literal: MAX_LITERAL,
-        max_append: settings.max_message_size,
-    };
     let mut session = Session {
         conn,
         client,
         settings,
         accounts,
-        reader: CommandReader::new(limits),
+        reader: CommandReader::new(PRE_AUTH_LIMITS),
         read_buffer: vec![0; READ_BUFFER].into_boxed_slice(),
         out: Vec::new(),
         state: State::NotAuthenticated,
@@ -495,6 +501,11 @@ impl<C: Connection> Session<C> {
             return Done::no("[SERVERBUG] cannot open the mailbox");
         }
         info!(client = %self.client, user = %user.name, login, "IMAP login");
+        self.reader.set_limits(Limits {
+            max_line: MAX_LINE,
+            max_literal: MAX_LITERAL,
+            max_append: self.settings.max_message_size,
+        });
         self.state = State::Authenticated(user);
         Done::ok(format!("[CAPABILITY {}] logged in", self.capabilities()))
     }

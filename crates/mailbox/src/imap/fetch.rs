@@ -26,8 +26,9 @@ pub(super) const CHUNK: usize = 64 * 1024;
 
 /// KiB of whole messages all sessions may hold in memory at once to parse them: with
 /// mail-parser's decoded copies a parse costs a small multiple of this, so N sessions
-/// fetching the structure of N large messages wait for each other instead.
-const PARSE_BUDGET_KIB: u32 = 128 * 1024;
+/// fetching the structure of N large messages wait for each other instead. A message
+/// larger than the budget takes all of it.
+const PARSE_BUDGET_KIB: u32 = 64 * 1024;
 static PARSE_BUDGET: Semaphore = Semaphore::const_new(PARSE_BUDGET_KIB as usize);
 
 /// One part of a FETCH response.

@@ -1662,3 +1662,99 @@ fn authenticate_is_refused_before_the_password_is_sent_in_the_clear() {
     }
     assert!(first.starts_with(&format!("{tag} NO")), "{first:?}");
 }
+
+#[test]
+fn create_and_rename_refuse_wildcards_and_bad_modified_utf7() {
+    let server = server();
+    let mut imap = Imap::logged_in(plain_imap(&server), PW);
+    // `&AGE-` is well-formed base64 but encodes `a`, which must stand for itself.
+    for name in [
+        "\"*\"", "\"%\"", "\"a*b\"", "a&-&&--b", "&AGE", "&AGE-", "&APw",
+    ] {
+        imap.expect(&format!("CREATE {name}"), "NO [CANNOT]");
+    }
+    imap.ok("CREATE Entw&APw-rfe");
+    imap.ok("CREATE Tom&-Jerry");
+    for name in ["\"Entw%\"", "a&&b", "&AGE-"] {
+        imap.expect(&format!("RENAME Entw&APw-rfe {name}"), "NO [CANNOT]");
+    }
+    imap.ok("RENAME Entw&APw-rfe Brouillons&AOk-");
+    let list = imap.ok("LIST \"\" *");
+    assert!(
+        list.contains(" Brouillons&AOk-\r\n") && list.contains(" Tom&-Jerry\r\n"),
+        "{list}"
+    );
+    for name in [
+        "*",
+        "%",
+        "a*b",
+        "a&-&&--b",
+        "&AGE",
+        "&AGE-",
+        "&APw",
+        "Entw&APw-rfe",
+    ] {
+        assert!(
+            !server.maildir("alice").join(format!(".{name}")).exists(),
+            "{name} was created"
+        );
+    }
+}
+
+#[test]
+fn big_literals_and_arguments_before_login_are_refused_at_once() {
+    let server = server();
+    let addr = plain_imap(&server);
+    let rss_before = server.rss_kib();
+    let mut sync_clients = Vec::new();
+    for i in 0..15 {
+        let (mut imap, _) = Imap::connect(addr);
+        let tag = imap.tag();
+        if i % 2 == 0 {
+            // Refused before the continuation: the client never sends the octets.
+            imap.send(format!("{tag} APPEND INBOX {{52428800}}\r\n"));
+            let refused = imap.response();
+            assert!(
+                refused.starts_with(&format!("{tag} NO [TOOBIG]")),
+                "{{52428800}} before login: {refused:?}"
+            );
+            sync_clients.push(imap);
+        } else {
+            // LITERAL+: the octets are on their way, so the connection ends.
+            imap.send(format!("{tag} APPEND INBOX {{52428800+}}\r\nxxxx"));
+            let bye = imap.response();
+            assert!(
+                bye.starts_with("* BYE [TOOBIG]"),
+                "{{52428800+}} before login: {bye:?}"
+            );
+            assert!(imap.closed());
+        }
+    }
+    for imap in &mut sync_clients {
+        imap.ok("NOOP");
+    }
+    let rss_after = server.rss_kib();
+    assert!(
+        rss_after < rss_before + 4 * 1024,
+        "server memory grew from {rss_before} KiB to {rss_after} KiB"
+    );
+
+    // LOGIN and AUTHENTICATE arguments are held to the same small bound.
+    let imap = &mut sync_clients[0];
+    let long = "x".repeat(9 * 1024);
+    imap.expect(&format!("LOGIN alice \"{long}\""), "NO [TOOBIG]");
+    let tag = imap.tag();
+    imap.send(format!("{tag} AUTHENTICATE PLAIN\r\n"));
+    assert!(imap.response().starts_with('+'));
+    imap.send(format!("{long}\r\n"));
+    let refused = imap.response();
+    assert!(
+        refused.starts_with(&format!("{tag} BAD response too long")),
+        "{refused:?}"
+    );
+    // After login the message size limit applies again.
+    imap.ok(&format!("LOGIN alice \"{PW}\""));
+    let tag = imap.tag();
+    imap.send(format!("{tag} APPEND INBOX {{52428800}}\r\n"));
+    assert!(imap.response().starts_with('+'));
+}

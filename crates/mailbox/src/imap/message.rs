@@ -3,6 +3,7 @@
 //! sliced from the stored bytes by its offsets, so clients get exactly what was stored, and
 //! offsets that do not fit the buffer yield nothing rather than a panic.
 
+use std::borrow::Cow;
 use std::cell::OnceCell;
 
 use base64::Engine;
@@ -263,10 +264,11 @@ impl<'x> Parsed<'x> {
         out
     }
 
-    /// BODY[section], as [`section`] describes it.
-    pub fn section(&self, section: &Section) -> Vec<u8> {
+    /// BODY[section], as [`section`] describes it: borrowed from the stored octets (or
+    /// from an encapsulated message mail-parser decoded), built only for HEADER.FIELDS.
+    pub fn section(&self, section: &Section) -> Cow<'_, [u8]> {
         if section.part.is_empty() && section.text.is_none() {
-            return self.raw.to_vec();
+            return Cow::Borrowed(self.raw);
         }
         section_of(self.message(), section).unwrap_or_default()
     }
@@ -664,30 +666,32 @@ fn write_language(out: &mut Vec<u8>, node: Node<'_, '_>) {
 /// are returned as stored (continuation lines included) with the blank line after them.
 /// A part that does not exist, or a HEADER/TEXT of a part that is no message, is empty.
 pub fn section(raw: &[u8], section: &Section) -> Vec<u8> {
-    Parsed::new(raw).section(section)
+    Parsed::new(raw).section(section).into_owned()
 }
 
 /// The octets of `section` in `message`, None when it names nothing. The whole message
 /// (`BODY[]`) is left to [`section`], which needs no parsing for it.
-fn section_of(message: &Message<'_>, section: &Section) -> Option<Vec<u8>> {
+fn section_of<'m>(message: &'m Message<'_>, section: &Section) -> Option<Cow<'m, [u8]>> {
     if section.part.is_empty() {
         return message_section(message, section.text.as_ref()?);
     }
     let node = resolve(message, &section.part)?;
     match &section.text {
-        None => Some(node.body().to_vec()),
-        Some(SectionText::Mime) => Some(node.header().to_vec()),
+        None => Some(Cow::Borrowed(node.body())),
+        Some(SectionText::Mime) => Some(Cow::Borrowed(node.header())),
         Some(text) => message_section(node.nested()?, text),
     }
 }
 
 /// HEADER, HEADER.FIELDS (.NOT) or TEXT of `message`; MIME names nothing at this level.
-fn message_section(message: &Message<'_>, text: &SectionText) -> Option<Vec<u8>> {
+fn message_section<'m>(message: &'m Message<'_>, text: &SectionText) -> Option<Cow<'m, [u8]>> {
     let root = Node::root(message)?;
     match text {
-        SectionText::Header => Some(root.header().to_vec()),
-        SectionText::HeaderFields { not, fields } => Some(header_fields(root, fields, *not)),
-        SectionText::Text => Some(root.body().to_vec()),
+        SectionText::Header => Some(Cow::Borrowed(root.header())),
+        SectionText::HeaderFields { not, fields } => {
+            Some(Cow::Owned(header_fields(root, fields, *not)))
+        }
+        SectionText::Text => Some(Cow::Borrowed(root.body())),
         SectionText::Mime => None,
     }
 }

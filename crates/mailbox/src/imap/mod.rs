@@ -3,6 +3,7 @@
 //! LIST-EXTENDED and LIST-STATUS, STATUS=SIZE.
 
 pub mod command;
+mod fetch;
 mod folders;
 pub mod message;
 pub mod parser;

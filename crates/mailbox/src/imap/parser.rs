@@ -201,6 +201,12 @@ impl CommandReader {
         }
     }
 
+    /// Changes the limits, as login lifts the small pre-authentication ones. Meant for
+    /// use between commands: the next command read is held to the new limits.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
     /// Appends bytes read from the client. Nothing is parsed until [`Self::next`].
     pub fn feed(&mut self, bytes: &[u8]) {
         if matches!(self.state, State::Closed) {
@@ -2658,6 +2664,32 @@ mod tests {
         assert!(matches!(reader.next(), Input::Fatal { .. }));
         reader.feed(&vec![b'x'; 64 * 1024]);
         assert_eq!(reader.next(), Input::Incomplete);
+        assert_eq!(reader.buffered(), 0);
+    }
+
+    #[test]
+    fn new_limits_apply_from_the_next_command() {
+        let small = Limits {
+            max_line: 64,
+            max_literal: 16,
+            max_append: 16,
+        };
+        let mut reader = CommandReader::new(small);
+        reader.feed(b"a LOGIN u p\r\nb APPEND INBOX {1000+}\r\n");
+        assert!(matches!(reader.next(), Input::Request(r) if r.tag == "a"));
+        reader.set_limits(limits());
+        assert_eq!(reader.next(), Input::Incomplete);
+        reader.feed(&[b'x'; 1000]);
+        reader.feed(b"\r\n");
+        assert!(matches!(reader.next(), Input::Request(r) if r.tag == "b"));
+
+        let mut reader = CommandReader::new(small);
+        reader.feed(b"a APPEND INBOX {17}\r\n");
+        assert!(matches!(reader.next(), Input::TooBig { tag: Some(t), .. } if t == "a"));
+        reader.feed(format!("b LOGIN {}\r\n", "x".repeat(64)).as_bytes());
+        assert!(matches!(reader.next(), Input::TooBig { tag: Some(t), .. } if t == "b"));
+        reader.feed(b"c APPEND INBOX {17+}\r\n");
+        assert!(matches!(reader.next(), Input::Fatal { .. }));
         assert_eq!(reader.buffered(), 0);
     }
 

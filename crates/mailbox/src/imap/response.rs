@@ -7,7 +7,7 @@ use std::io::Write;
 
 /// The longest value sent as a quoted string; longer ones go as literals, which clients
 /// read without scanning for the closing quote.
-const MAX_QUOTED: usize = 1024;
+pub(crate) const MAX_QUOTED: usize = 1024;
 
 /// Appends `value` as an IMAP string: quoted (with `"` and `\` escaped) when every byte is
 /// printable ASCII and it is at most 1024 octets, otherwise a literal `{n}\r\n<bytes>`,
@@ -59,9 +59,15 @@ fn quoted(out: &mut Vec<u8>, value: &[u8]) {
 
 /// Appends `value` as a synchronizing literal.
 fn literal(out: &mut Vec<u8>, value: &[u8]) {
-    // Writing into a Vec cannot fail.
-    let _ = write!(out, "{{{}}}\r\n", value.len());
+    literal_start(out, value.len() as u64);
     out.extend_from_slice(value);
+}
+
+/// Appends the `{len}\r\n` that announces a literal of `len` octets, for a writer that
+/// sends the octets themselves separately (FETCH copying them from the message file).
+pub(crate) fn literal_start(out: &mut Vec<u8>, len: u64) {
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{{{len}}}\r\n");
 }
 
 /// True when `value` is a non-empty run of ATOM-CHARs: printable ASCII other than the

@@ -4,16 +4,13 @@
 use tracing::warn;
 
 use super::blocking;
-use super::command::{
-    FetchAttribute, Flag, SearchKey, Section, SectionText, SequenceSet, StoreOperation,
-};
+use super::command::{FetchAttribute, Flag, SearchKey, SequenceSet, StoreOperation};
+use super::fetch::sets_seen;
 use super::folders::{over_quota, refusal};
-use super::message::Parsed;
-use super::response;
 use super::search::{self, Candidate};
 use super::session::Done;
 use super::view::View;
-use crate::store::{FolderError, Mailbox, Message};
+use crate::store::{FolderError, Mailbox};
 
 /// (UID, file) pairs of the messages at `indexes`, as the store takes them.
 fn pairs(view: &View, indexes: &[usize]) -> Vec<(u32, String)> {
@@ -227,9 +224,8 @@ pub(super) fn copy(
 }
 
 /// The first half of FETCH / UID FETCH: which messages, and \Seen set on them where the
-/// items call for it. The session then renders them a batch at a time with
-/// `fetch_messages`, writing as it goes, so `FETCH 1:* BODY[]` of a large mailbox is never
-/// held in memory whole.
+/// items call for it. The session then writes their responses one by one as `fetch`
+/// builds them, so `FETCH 1:* BODY[]` of a large mailbox is never held in memory whole.
 pub(super) fn fetch_prepare(
     view: &mut View,
     uid: bool,
@@ -261,211 +257,4 @@ pub(super) fn fetch_prepare(
         }
     }
     Ok(indexes)
-}
-
-/// The FETCH responses of the messages at `indexes`; false if some had vanished (expunged
-/// by another session since this one last looked).
-pub(super) fn fetch_messages(
-    view: &View,
-    uid: bool,
-    indexes: &[usize],
-    items: &[FetchAttribute],
-    out: &mut Vec<u8>,
-) -> bool {
-    let marks_seen = !view.read_only && items.iter().any(sets_seen);
-    let needs_content = items.iter().any(needs_content);
-    let mut complete = true;
-    for &index in indexes {
-        let Some(m) = view.messages.get(index) else {
-            continue;
-        };
-        let content = if needs_content {
-            match blocking(|| view.folder.read(&m.file)) {
-                Ok(Some(content)) => Some(content),
-                Ok(None) => {
-                    complete = false;
-                    continue;
-                }
-                Err(e) => {
-                    warn!(error = %e, "cannot read a message");
-                    complete = false;
-                    continue;
-                }
-            }
-        } else {
-            None
-        };
-        out.extend_from_slice(format!("* {} FETCH (", index + 1).as_bytes());
-        let mut first = true;
-        let mut item = |out: &mut Vec<u8>| {
-            if !std::mem::take(&mut first) {
-                out.push(b' ');
-            }
-        };
-        if uid && !items.contains(&FetchAttribute::Uid) {
-            item(out);
-            out.extend_from_slice(format!("UID {}", m.uid).as_bytes());
-        }
-        let parsed = Parsed::new(content.as_deref().unwrap_or_default());
-        for attribute in items {
-            item(out);
-            render(view, m, attribute, &parsed, out);
-        }
-        if marks_seen && !items.contains(&FetchAttribute::Flags) {
-            item(out);
-            render(view, m, &FetchAttribute::Flags, &parsed, out);
-        }
-        out.extend_from_slice(b")\r\n");
-    }
-    complete
-}
-
-/// True for the items that mark a message \Seen when fetched.
-fn sets_seen(attribute: &FetchAttribute) -> bool {
-    matches!(
-        attribute,
-        FetchAttribute::Rfc822
-            | FetchAttribute::Rfc822Text
-            | FetchAttribute::BodySection { peek: false, .. }
-    )
-}
-
-/// True for the items that need the message's text.
-fn needs_content(attribute: &FetchAttribute) -> bool {
-    !matches!(
-        attribute,
-        FetchAttribute::Flags
-            | FetchAttribute::Uid
-            | FetchAttribute::InternalDate
-            | FetchAttribute::Rfc822Size
-    )
-}
-
-/// One FETCH data item.
-fn render(
-    view: &View,
-    m: &Message,
-    attribute: &FetchAttribute,
-    content: &Parsed<'_>,
-    out: &mut Vec<u8>,
-) {
-    match attribute {
-        FetchAttribute::Flags => {
-            let recent = view.recent.contains(&m.uid);
-            out.extend_from_slice(format!("FLAGS ({})", m.flags.to_imap(recent)).as_bytes());
-        }
-        FetchAttribute::Uid => out.extend_from_slice(format!("UID {}", m.uid).as_bytes()),
-        FetchAttribute::InternalDate => {
-            let date = internal_date(view.folder.internal_date(&m.file));
-            out.extend_from_slice(format!("INTERNALDATE \"{date}\"").as_bytes());
-        }
-        FetchAttribute::Rfc822Size => {
-            out.extend_from_slice(format!("RFC822.SIZE {}", m.size).as_bytes());
-        }
-        FetchAttribute::Envelope => {
-            out.extend_from_slice(b"ENVELOPE ");
-            out.extend_from_slice(&content.envelope());
-        }
-        FetchAttribute::Body => {
-            out.extend_from_slice(b"BODY ");
-            out.extend_from_slice(&content.body_structure(false));
-        }
-        FetchAttribute::BodyStructure => {
-            out.extend_from_slice(b"BODYSTRUCTURE ");
-            out.extend_from_slice(&content.body_structure(true));
-        }
-        FetchAttribute::Rfc822 => {
-            out.extend_from_slice(b"RFC822 ");
-            response::string(out, content.raw());
-        }
-        FetchAttribute::Rfc822Header => {
-            let header = content.section(&section(SectionText::Header));
-            out.extend_from_slice(b"RFC822.HEADER ");
-            response::string(out, &header);
-        }
-        FetchAttribute::Rfc822Text => {
-            let text = content.section(&section(SectionText::Text));
-            out.extend_from_slice(b"RFC822.TEXT ");
-            response::string(out, &text);
-        }
-        FetchAttribute::BodySection {
-            section, partial, ..
-        } => {
-            let data = content.section(section);
-            out.extend_from_slice(format!("BODY[{}]", section_name(section)).as_bytes());
-            let data = match partial {
-                Some((origin, length)) => {
-                    out.extend_from_slice(format!("<{origin}> ").as_bytes());
-                    let start = (*origin as usize).min(data.len());
-                    let end = start.saturating_add(*length as usize).min(data.len());
-                    &data[start..end]
-                }
-                None => {
-                    out.push(b' ');
-                    &data[..]
-                }
-            };
-            response::string(out, data);
-        }
-    }
-}
-
-fn section(text: SectionText) -> Section {
-    Section {
-        part: Vec::new(),
-        text: Some(text),
-    }
-}
-
-/// The section as the response names it: `1.2.HEADER.FIELDS (FROM TO)`.
-fn section_name(section: &Section) -> String {
-    let mut parts: Vec<String> = section.part.iter().map(u32::to_string).collect();
-    match &section.text {
-        None => {}
-        Some(SectionText::Header) => parts.push("HEADER".into()),
-        Some(SectionText::Text) => parts.push("TEXT".into()),
-        Some(SectionText::Mime) => parts.push("MIME".into()),
-        Some(SectionText::HeaderFields { not, fields }) => parts.push(format!(
-            "HEADER.FIELDS{} ({})",
-            if *not { ".NOT" } else { "" },
-            fields.join(" ")
-        )),
-    }
-    parts.join(".")
-}
-
-/// INTERNALDATE as IMAP writes it (`17-Jul-1996 02:44:25 +0000`), in UTC.
-fn internal_date(unix: i64) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let t = mail_parser::DateTime::from_timestamp(unix);
-    let month = MONTHS
-        .get(usize::from(t.month).saturating_sub(1))
-        .copied()
-        .unwrap_or("Jan");
-    format!(
-        "{:02}-{month}-{:04} {:02}:{:02}:{:02} +0000",
-        t.day, t.year, t.hour, t.minute, t.second
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates_and_section_names() {
-        assert_eq!(internal_date(0), "01-Jan-1970 00:00:00 +0000");
-        assert_eq!(internal_date(1_000_000_000), "09-Sep-2001 01:46:40 +0000");
-        let fields = Section {
-            part: vec![1, 2],
-            text: Some(SectionText::HeaderFields {
-                not: true,
-                fields: vec!["FROM".into(), "TO".into()],
-            }),
-        };
-        assert_eq!(section_name(&fields), "1.2.HEADER.FIELDS.NOT (FROM TO)");
-        assert_eq!(section_name(&Section::default()), "");
-    }
 }

@@ -12,7 +12,7 @@ use tracing::{info, warn};
 use super::command::{Command, FetchAttribute, Request, SequenceSet};
 use super::parser::{CommandReader, Input, Limits};
 use super::view::View;
-use super::{folders, selected};
+use super::{fetch, folders, selected};
 use crate::access::{Accounts, Connection, Credentials, Login, Settings, User};
 use crate::store::Mailbox;
 
@@ -20,15 +20,25 @@ use crate::store::Mailbox;
 const MAX_LINE: usize = 64 * 1024;
 /// Largest literal outside APPEND (passwords, search strings).
 const MAX_LITERAL: usize = 64 * 1024;
+/// Before login, the longest line and the largest literal of any command, APPEND's and
+/// AUTHENTICATE's response included: LOGIN, AUTHENTICATE and ID need a few hundred octets,
+/// and anyone can connect, so an unauthenticated client gets no more (as Dovecot's login
+/// process does).
+const PRE_AUTH_MAX: usize = 8 * 1024;
+/// The reader's limits before login.
+const PRE_AUTH_LIMITS: Limits = Limits {
+    max_line: PRE_AUTH_MAX,
+    max_literal: PRE_AUTH_MAX,
+    max_append: PRE_AUTH_MAX,
+};
 /// How often an idling session looks for new mail: well within the second that RFC 2177
 /// clients (and our users) expect.
 const IDLE_POLL: Duration = Duration::from_millis(200);
 
 /// Octets read from the socket at a time.
 const READ_BUFFER: usize = 16 * 1024;
-/// Messages rendered between checks of the output's size during FETCH.
-const FETCH_BATCH: usize = 16;
-/// Output is written once this much has piled up.
+/// FETCH output is written once this much has piled up: with a chunk of file octets
+/// on top, the most a session fetching holds.
 const FLUSH_AT: usize = 256 * 1024;
 
 /// Extensions announced in every state.
@@ -42,17 +52,12 @@ pub async fn serve<C: Connection>(
     settings: Arc<Settings>,
     accounts: Arc<dyn Accounts>,
 ) {
-    let limits = Limits {
-        max_line: MAX_LINE,
-        max_literal: MAX_LITERAL,
-        max_append: settings.max_message_size,
-    };
     let mut session = Session {
         conn,
         client,
         settings,
         accounts,
-        reader: CommandReader::new(limits),
+        reader: CommandReader::new(PRE_AUTH_LIMITS),
         read_buffer: vec![0; READ_BUFFER].into_boxed_slice(),
         out: Vec::new(),
         state: State::NotAuthenticated,
@@ -363,7 +368,9 @@ impl<C: Connection> Session<C> {
         done
     }
 
-    /// FETCH: the responses are written whenever a batch has piled up.
+    /// FETCH: each message's response is built and written before the next, its large
+    /// octets copied from the message file in chunks, so what a session holds stays
+    /// bounded however large the messages and however slowly the client reads.
     async fn fetch(
         &mut self,
         uid: bool,
@@ -378,12 +385,31 @@ impl<C: Connection> Session<C> {
             _ => return Ok(Done::bad("no mailbox selected")),
         };
         let mut complete = true;
-        for batch in indexes.chunks(FETCH_BATCH) {
-            if let State::Selected(_, view) = &self.state {
-                complete &= selected::fetch_messages(view, uid, batch, items, &mut self.out);
-            }
-            if self.out.len() >= FLUSH_AT {
-                self.send(b"").await?;
+        for index in indexes {
+            let State::Selected(_, view) = &self.state else {
+                break;
+            };
+            let source = match fetch::open(view, index, items) {
+                Ok(source) => source,
+                Err(error) => {
+                    if let Some(e) = error {
+                        warn!(error = %e, "cannot read a message");
+                    }
+                    complete = false;
+                    continue;
+                }
+            };
+            let budget = fetch::budget(source.as_ref()).await;
+            let State::Selected(_, view) = &self.state else {
+                break;
+            };
+            match fetch::reply(view, uid, index, items, source, budget) {
+                Ok(Some(reply)) => self.write_reply(reply).await?,
+                Ok(None) => complete = false,
+                Err(e) => {
+                    warn!(error = %e, "cannot read a message");
+                    complete = false;
+                }
             }
         }
         self.refresh(uid);
@@ -392,6 +418,42 @@ impl<C: Connection> Session<C> {
         } else {
             Done::no("[EXPUNGEISSUED] some messages were expunged")
         })
+    }
+
+    /// Writes one FETCH response: rendered pieces are queued, file ranges copied a chunk
+    /// at a time, and the output written whenever `FLUSH_AT` has piled up. A message file
+    /// that turns out shorter than announced ends the session, as the literal's length
+    /// was already sent.
+    async fn write_reply(&mut self, reply: fetch::Reply) -> std::io::Result<()> {
+        for piece in reply.pieces {
+            match (piece, &reply.file) {
+                (fetch::Piece::Bytes(bytes), _) => self.out.extend_from_slice(&bytes),
+                (fetch::Piece::File { start, len }, Some(file)) => {
+                    let end = start + len;
+                    let mut at = start;
+                    while at < end {
+                        let n = (end - at).min(fetch::CHUNK as u64);
+                        let chunk = super::blocking(|| fetch::read_range(file, at, n))?;
+                        self.out.extend_from_slice(&chunk);
+                        at += n;
+                        self.flush_at_mark().await?;
+                    }
+                }
+                (fetch::Piece::File { .. }, None) => {
+                    return Err(std::io::Error::other("FETCH range without a file"));
+                }
+            }
+            self.flush_at_mark().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the pending output once `FLUSH_AT` has piled up.
+    async fn flush_at_mark(&mut self) -> std::io::Result<()> {
+        if self.out.len() >= FLUSH_AT {
+            self.send(b"").await?;
+        }
+        Ok(())
     }
 
     /// The logged-in user.
@@ -495,6 +557,11 @@ impl<C: Connection> Session<C> {
             return Done::no("[SERVERBUG] cannot open the mailbox");
         }
         info!(client = %self.client, user = %user.name, login, "IMAP login");
+        self.reader.set_limits(Limits {
+            max_line: MAX_LINE,
+            max_literal: MAX_LITERAL,
+            max_append: self.settings.max_message_size,
+        });
         self.state = State::Authenticated(user);
         Done::ok(format!("[CAPABILITY {}] logged in", self.capabilities()))
     }

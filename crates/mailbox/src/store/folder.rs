@@ -235,19 +235,31 @@ impl Folder {
     /// Reads a message; `file` may be out of date (flags changed since), then it is
     /// found by its base name. `None` if it has been expunged.
     pub fn read(&self, file: &str) -> io::Result<Option<Vec<u8>>> {
-        match fs::read(self.dir.join("cur").join(file)) {
-            Ok(bytes) => return Ok(Some(bytes)),
+        let Some(mut opened) = self.open(file)? else {
+            return Ok(None);
+        };
+        let mut bytes = Vec::new();
+        io::Read::read_to_end(&mut opened, &mut bytes)?;
+        Ok(Some(bytes))
+    }
+
+    /// Opens a message for reading, as [`Folder::read`] finds it. The open file keeps its
+    /// content even if the message is renamed or expunged meanwhile, so FETCH can copy it
+    /// piece by piece.
+    pub fn open(&self, file: &str) -> io::Result<Option<File>> {
+        match File::open(self.dir.join("cur").join(file)) {
+            Ok(opened) => return Ok(Some(opened)),
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             Err(_) => {}
         }
         // Renamed since: look it up again under the lock, so no second rename can slip
-        // in between finding the new name and reading it.
+        // in between finding the new name and opening it.
         let _lock = self.lock()?;
         let Some(name) = Names::new(self).current(file)? else {
             return Ok(None);
         };
-        match fs::read(self.dir.join("cur").join(name)) {
-            Ok(bytes) => Ok(Some(bytes)),
+        match File::open(self.dir.join("cur").join(name)) {
+            Ok(opened) => Ok(Some(opened)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }

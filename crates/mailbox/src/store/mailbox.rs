@@ -8,6 +8,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::folder::Folder;
+use super::mutf7;
 use crate::maildir;
 
 /// The hierarchy delimiter.
@@ -144,6 +145,7 @@ impl Mailbox {
         if is_inbox(name) {
             return Err(FolderError::Exists);
         }
+        validate_new(name)?;
         let dir = self.path(name)?;
         if dir.exists() {
             return Err(FolderError::Exists);
@@ -186,6 +188,9 @@ impl Mailbox {
     /// into the new folder and leaves INBOX empty (RFC 3501 §6.3.5).
     pub fn rename(&self, from: &str, to: &str) -> Result<(), FolderError> {
         let to = to.strip_suffix(DELIMITER).unwrap_or(to);
+        if !is_inbox(to) {
+            validate_new(to)?;
+        }
         let target = self.path(to)?;
         if is_inbox(to) || target.exists() {
             return Err(FolderError::Exists);
@@ -318,6 +323,19 @@ fn validate(name: &str) -> Result<(), FolderError> {
     Ok(())
 }
 
+/// What a name must also be to be given to a new folder (CREATE, RENAME's target): free
+/// of the LIST wildcards `*` and `%` (RFC 3501 §5.1), which would make it impossible to
+/// list alone, and valid modified UTF-7 (§5.1.3). Existing folders keep working whatever
+/// their names, so this is not part of [`validate`].
+fn validate_new(name: &str) -> Result<(), FolderError> {
+    if name.contains(['*', '%']) {
+        return Err(FolderError::BadName(
+            "mailbox name has a wildcard (* or %) in it",
+        ));
+    }
+    mutf7::check(name).map_err(FolderError::BadName)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,6 +373,10 @@ mod tests {
         mailbox.subscribe("Work.2024", true).unwrap();
         mailbox.rename("Work", "Jobs").unwrap();
         assert_eq!(mailbox.list().unwrap(), ["INBOX", "Jobs", "Jobs.2024"]);
+        assert!(matches!(
+            mailbox.rename("Jobs", "Jobs%"),
+            Err(FolderError::BadName(_))
+        ));
         assert_eq!(mailbox.subscriptions().unwrap(), ["Jobs.2024"]);
         mailbox.delete("Jobs.2024").unwrap();
         mailbox.delete("Jobs").unwrap();
@@ -369,7 +391,10 @@ mod tests {
     #[test]
     fn bad_names_are_refused() {
         let (_dir, mailbox) = mailbox();
-        for name in ["", "a..b", ".a", "a/b", "INBOX.x", "inbox.y", "x\u{7}"] {
+        for name in [
+            "", "a..b", ".a", "a/b", "INBOX.x", "inbox.y", "x\u{7}", "*", "a%", "a&-&&--b", "&AGE",
+            "&AGE-",
+        ] {
             assert!(
                 matches!(
                     mailbox.create(name),

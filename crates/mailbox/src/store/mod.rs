@@ -4,6 +4,7 @@ pub mod flags;
 pub mod folder;
 pub mod index;
 pub mod mailbox;
+mod mutf7;
 
 pub use flags::Flags;
 pub use folder::{Folder, Message, Snapshot, Transfer};

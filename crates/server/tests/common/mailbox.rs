@@ -85,6 +85,11 @@ impl Imap {
         imap
     }
 
+    /// The client's end of the connection.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.writer.local_addr().expect("local address")
+    }
+
     pub fn send(&mut self, bytes: impl AsRef<[u8]>) {
         self.writer.write_all(bytes.as_ref()).expect("send");
     }

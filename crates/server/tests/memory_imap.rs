@@ -1,0 +1,185 @@
+//! The IMAP server's memory under clients that FETCH a large message and then do not
+//! read: each session must hold a bounded buffer, not the message.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::mailbox::{Imap, listeners};
+use common::{Options, TestServer, wait_until};
+
+const PW: &str = "alice-memory-password";
+/// The size of the message fetched.
+const BIG: usize = 40 * 1024 * 1024;
+/// How many sessions fetch it without reading.
+const STALLED: usize = 20;
+/// The most the server may reach, in KiB, with all of them stuck in the FETCH: the debug
+/// build idles at about 20 MB, and one copy of the message per session would be 800 MB.
+const PEAK_LIMIT_KIB: u64 = 200 * 1024;
+
+/// A server with alice and an IMAP listener taking passwords in the clear, allowing more
+/// connections from one address than the stalled sessions and the reader.
+fn server() -> TestServer {
+    let alice = light_hash(PW);
+    Options::default()
+        .config(&format!(
+            r#"
+[limits]
+max_connections_per_ip = 64
+
+[[listener]]
+role = "imap"
+address = "127.0.0.1:0"
+allow_plaintext_auth = true
+
+[[domain]]
+name = "example.com"
+
+[[account]]
+name = "alice"
+password = "{alice}"
+"#
+        ))
+        .start()
+}
+
+/// An argon2id hash with a small memory cost: the default costs 19 MiB per login, which
+/// the allocator keeps, and would hide what FETCH costs.
+fn light_hash(password: &str) -> String {
+    use argon2::password_hash::PasswordHasher;
+    let params = argon2::Params::new(64, 1, 1, None).unwrap();
+    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password(password.as_bytes())
+        .unwrap()
+        .to_string()
+}
+
+/// A message of exactly `BIG` octets: a header, then numbered lines.
+fn big_message() -> Vec<u8> {
+    let mut message =
+        b"From: a@example.org\r\nTo: alice@example.com\r\nSubject: big\r\n\r\n".to_vec();
+    let mut n = 0u64;
+    while message.len() < BIG {
+        message.extend_from_slice(format!("line {n:010} of the large message body\r\n").as_bytes());
+        n += 1;
+    }
+    message.truncate(BIG - 2);
+    message.extend_from_slice(b"\r\n");
+    message
+}
+
+/// The send and receive queues (octets) of the TCP socket on 127.0.0.1 whose local port
+/// is `local` and remote port `remote`, from /proc/net/tcp.
+fn queues(local: u16, remote: u16) -> Option<(u64, u64)> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let wanted = (
+        format!("0100007F:{local:04X}"),
+        format!("0100007F:{remote:04X}"),
+    );
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if (fields.get(1)?, fields.get(2)?) != (&wanted.0.as_str(), &wanted.1.as_str()) {
+            return None;
+        }
+        let (tx, rx) = fields.get(4)?.split_once(':')?;
+        Some((
+            u64::from_str_radix(tx, 16).ok()?,
+            u64::from_str_radix(rx, 16).ok()?,
+        ))
+    })
+}
+
+/// True when the server is stuck writing to the client at `client`: the client has
+/// octets it has not read, and the server's socket has more it could not send.
+fn stalled(server: SocketAddr, client: SocketAddr) -> bool {
+    let received = queues(client.port(), server.port()).is_some_and(|(_, rx)| rx > 0);
+    let unsent = queues(server.port(), client.port()).is_some_and(|(tx, _)| tx > 0);
+    received && unsent
+}
+
+/// The octets of the literal that follows `marker` in `response`.
+fn literal_after<'r>(response: &'r [u8], marker: &str) -> &'r [u8] {
+    let at = response
+        .windows(marker.len())
+        .position(|w| w == marker.as_bytes())
+        .unwrap_or_else(|| panic!("no {marker:?} in the response"));
+    let rest = &response[at + marker.len()..];
+    let open = rest.iter().position(|&b| b == b'{').unwrap();
+    let close = rest.iter().position(|&b| b == b'}').unwrap();
+    let len: usize = std::str::from_utf8(&rest[open + 1..close])
+        .unwrap()
+        .parse()
+        .unwrap();
+    &rest[close + 3..close + 3 + len]
+}
+
+#[test]
+fn clients_fetching_a_large_message_without_reading_hold_little_memory() {
+    let server = server();
+    let addr = listeners(&server, "imap")[0];
+    let mut reader = Imap::logged_in(addr, PW);
+    let message = big_message();
+    posthorn_mailbox::maildir::deliver(
+        &server.maildir("alice"),
+        "memory.test",
+        b"",
+        &mut message.as_slice(),
+        message.len() as u64,
+    )
+    .unwrap();
+    let selected = reader.ok("SELECT INBOX");
+    assert!(selected.contains("* 1 EXISTS"), "{selected}");
+    let baseline = server.rss_kib();
+
+    let mut stalled_clients = Vec::new();
+    for i in 0..STALLED {
+        let mut imap = Imap::logged_in(addr, PW);
+        imap.ok("SELECT INBOX");
+        // The whole message is copied from the file as it is; TEXT and BODYSTRUCTURE
+        // need it parsed first (slow in a debug build), under the server's shared budget.
+        let item = match i {
+            0 => "(BODYSTRUCTURE BODY.PEEK[TEXT])",
+            _ if i % 2 == 0 => "BODY.PEEK[]",
+            _ => "BODY[]",
+        };
+        imap.send(format!("f FETCH 1 {item}\r\n"));
+        stalled_clients.push(imap);
+    }
+    let ports: Vec<SocketAddr> = stalled_clients.iter().map(Imap::local_addr).collect();
+    wait_until("every session stuck in its FETCH", || {
+        ports
+            .iter()
+            .all(|&client| stalled(addr, client))
+            .then_some(())
+    })
+    .unwrap();
+    let peak = server.peak_rss_kib();
+    assert!(
+        peak < PEAK_LIMIT_KIB,
+        "{STALLED} stalled FETCHes of {BIG} octets: the server went from {baseline} KiB to a \
+         peak of {peak} KiB"
+    );
+
+    // Meanwhile a client that reads gets the message exactly, whole and in parts.
+    let response = reader.command("FETCH 1 (BODY.PEEK[] BODY.PEEK[]<1000.50> RFC822.SIZE)");
+    let response = response.as_bytes();
+    assert_eq!(literal_after(response, "BODY[] "), message.as_slice());
+    let partial = String::from_utf8_lossy(&message[1000..1050]);
+    let expected = if partial.contains('\n') {
+        format!("BODY[]<1000> {{50}}\r\n{partial}")
+    } else {
+        format!("BODY[]<1000> \"{partial}\"")
+    };
+    assert!(
+        response
+            .windows(expected.len())
+            .any(|w| w == expected.as_bytes()),
+        "no {expected:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&response[response.len() - 200..])
+            .contains(&format!("RFC822.SIZE {BIG})")),
+        "RFC822.SIZE"
+    );
+    drop(stalled_clients);
+}

@@ -300,7 +300,7 @@ fn user(config: Option<PathBuf>, action: UserAction) -> ExitCode {
         UserAction::Passwd { name } => {
             hashed().and_then(|hash| file.set_password(&config, &name, hash))
         }
-        UserAction::Del { name } => file.remove(&name),
+        UserAction::Del { name } => file.remove(&config, &name),
     };
     if let Err(e) = result {
         eprintln!("posthorn user: {e}");

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 use tracing::{info, warn};
 
-use crate::config::{Account, Config, ConfigError, line_of};
+use crate::config::{Account, Config, ConfigError, Invalid, line_of};
 use crate::directory::Directory;
 
 /// How often a running server looks at the users file.
@@ -129,14 +129,15 @@ impl UsersFile {
         self.check(config)
     }
 
-    /// Removes a user; its mailbox stays on disk.
-    pub fn remove(&mut self, name: &str) -> Result<(), String> {
+    /// Removes a user; its mailbox stays on disk. Refused while an alias of the
+    /// configuration leads to it, as the server could then not start.
+    pub fn remove(&mut self, config: &Config, name: &str) -> Result<(), String> {
         let before = self.users.len();
         self.users.retain(|u| u.name.get_ref() != name);
         if self.users.len() == before {
             return Err(format!("no user {name} in the users file"));
         }
-        Ok(())
+        self.check(config)
     }
 
     fn check(&self, config: &Config) -> Result<(), String> {
@@ -173,18 +174,27 @@ fn error(path: &Path, line: Option<usize>, key: String, message: String) -> Conf
 /// The directory built from the configuration and the users file as they are now.
 pub fn build(config: &Config, path: &Path) -> Result<Directory, ConfigError> {
     let users = UsersFile::load(path)?;
-    Directory::build_with_users(config, &users.users).map_err(|invalid| {
+    Directory::build_with_users(config, &users.users).map_err(|invalid| locate(path, invalid))
+}
+
+/// True when a directory problem lies in an entry of the users file (a new account there).
+pub(crate) fn is_about_a_user(invalid: &Invalid) -> bool {
+    invalid.key.starts_with("user[")
+}
+
+/// A directory problem, placed at its line in the users file at `path` when it lies there.
+pub(crate) fn locate(path: &Path, invalid: Invalid) -> ConfigError {
+    let in_users = is_about_a_user(&invalid);
+    let line = (in_users && !invalid.span.is_empty()).then(|| {
         let text = std::fs::read_to_string(path).unwrap_or_default();
-        let in_users = invalid.key.starts_with("user[");
-        let line =
-            (in_users && !invalid.span.is_empty()).then(|| line_of(&text, invalid.span.start));
-        ConfigError {
-            file: in_users.then(|| path.to_path_buf()),
-            line,
-            key: invalid.key,
-            message: invalid.message,
-        }
-    })
+        line_of(&text, invalid.span.start)
+    });
+    ConfigError {
+        file: in_users.then(|| path.to_path_buf()),
+        line,
+        key: invalid.key,
+        message: invalid.message,
+    }
 }
 
 /// What identifies a version of the users file.

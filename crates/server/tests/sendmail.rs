@@ -257,3 +257,86 @@ fn user_commands_take_effect_without_a_restart() {
     })
     .unwrap();
 }
+
+/// `posthorn args...` with `input` on stdin, outside any test server.
+fn posthorn_with(args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(posthorn())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("command starts");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn an_alias_may_lead_to_an_account_of_the_users_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.toml");
+    let auth = format!("[auth]\nusers_file = \"{}\"\n", users.display());
+    let with_aliases = |name: &str, aliases: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("{auth}\n[aliases]\n{aliases}")).unwrap();
+        path
+    };
+    let team = "\"team@localhost\" = [\"dave@localhost\"]\n";
+    let config = with_aliases("team.toml", team);
+    let config = config.to_str().unwrap();
+    let before = posthorn_with(&["check-config", config], "");
+    assert!(
+        String::from_utf8_lossy(&before.stderr).contains("dave@localhost is neither"),
+        "dave does not exist yet: {before:?}"
+    );
+
+    let plain = dir.path().join("plain.toml");
+    std::fs::write(&plain, &auth).unwrap();
+    let added = posthorn_with(
+        &["user", "--config", plain.to_str().unwrap(), "add", "dave"],
+        "pw\n",
+    );
+    assert!(added.status.success(), "{added:?}");
+    let checked = posthorn_with(&["check-config", config], "");
+    assert!(checked.status.success(), "{checked:?}");
+
+    // An alias to a local nobody is still refused, at its key and line.
+    let ghost = with_aliases(
+        "ghost.toml",
+        &format!("{team}\"ghost@localhost\" = [\"nobody@localhost\"]\n"),
+    );
+    let refused = posthorn_with(&["check-config", ghost.to_str().unwrap()], "");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains("line 6: key `aliases.\"ghost@localhost\"`")
+            && stderr.contains("nobody@localhost is neither an account address nor an alias"),
+        "{stderr}"
+    );
+
+    // Removing dave now would leave the alias leading nowhere.
+    let removed = posthorn_with(&["user", "--config", config, "del", "dave"], "");
+    assert!(
+        !removed.status.success()
+            && String::from_utf8_lossy(&removed.stderr).contains("aliases.\"team@localhost\""),
+        "{removed:?}"
+    );
+
+    let server = Options::default()
+        .config(&format!("{auth}\n[aliases]\n{team}"))
+        .start();
+    let mut client = server.client();
+    let reply = client.send_message(
+        "sender@example.com",
+        &["team@localhost"],
+        "Subject: team\r\n\r\nfor dave\r\n",
+    );
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+    let message = server.wait_for_messages("dave", 1).remove(0);
+    assert!(message.ends_with(b"for dave\r\n"));
+}

@@ -1,6 +1,7 @@
 //! The users file (`users.toml`): accounts with passwords, added and changed by
 //! `posthorn user` while the server runs. Each `[[user]]` has the keys of an `[[account]]`.
-//! The CLI replaces the file atomically; the server notices the change within a second
+//! The CLI edits the file under an exclusive lock (so two commands at once each keep the
+//! other's edit) and replaces it atomically; the server notices the change within a second
 //! (or at once on SIGHUP) and swaps in a new directory, keeping the old one if the file is
 //! broken.
 
@@ -56,6 +57,26 @@ impl UsersFile {
             let line = inner.span().map(|s| line_of(text, s.start));
             error(path, line, key, inner.message().to_string())
         })
+    }
+
+    /// Locks the users file at `path` for a read-modify-write until the returned file is
+    /// dropped: an exclusive `flock` on `<path>.lock` beside it, which every `posthorn user`
+    /// edit takes (the file itself is replaced by each write, so it cannot hold the lock).
+    pub fn lock(path: &Path) -> std::io::Result<std::fs::File> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut name = path.as_os_str().to_owned();
+        name.push(".lock");
+        if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(folder)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(PathBuf::from(name))?;
+        file.lock()?;
+        Ok(file)
     }
 
     /// Writes the file atomically (a new file synced, then renamed over the old one) and

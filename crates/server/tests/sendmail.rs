@@ -340,3 +340,48 @@ fn an_alias_may_lead_to_an_account_of_the_users_file() {
     let message = server.wait_for_messages("dave", 1).remove(0);
     assert!(message.ends_with(b"for dave\r\n"));
 }
+
+#[test]
+fn concurrent_user_adds_keep_every_user() {
+    const USERS: usize = 20;
+    let server = server();
+    let config = server.config_path();
+    let mut children: Vec<_> = (0..USERS)
+        .map(|i| {
+            Command::new(posthorn())
+                .args(["user", "--config"])
+                .arg(&config)
+                .args(["add", &format!("user{i}")])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("command starts")
+        })
+        .collect();
+    // Every command is running before any gets its password: they edit at once.
+    for child in &mut children {
+        child.stdin.take().unwrap().write_all(b"pw\n").unwrap();
+    }
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+    }
+    let listed = run(
+        &posthorn(),
+        &["user", "--config", config.to_str().unwrap(), "list"],
+        "",
+        &server,
+    );
+    let listing = String::from_utf8_lossy(&listed.stdout);
+    let missing: Vec<String> = (0..USERS)
+        .map(|i| format!("user{i}\t"))
+        .filter(|name| !listing.contains(name.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "lost edits: {missing:?}\n{listing}");
+    let stray: Vec<String> = common::list_files(&server.data())
+        .into_iter()
+        .filter(|name| name.ends_with(".tmp"))
+        .collect();
+    assert!(stray.is_empty(), "temporary files left: {stray:?}");
+}

@@ -43,9 +43,15 @@ name = "carol"
 
 /// Runs `program args` with `input` on stdin and the test server's configuration.
 fn run(program: &std::path::Path, args: &[&str], input: &str, server: &TestServer) -> Output {
-    let mut child = Command::new(program)
+    let mut command = Command::new(program);
+    command.env("POSTHORN_CONFIG", server.config_path());
+    run_command(command, args, input)
+}
+
+/// Runs `command args` with `input` on stdin.
+fn run_command(mut command: Command, args: &[&str], input: &str) -> Output {
+    let mut child = command
         .args(args)
-        .env("POSTHORN_CONFIG", server.config_path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -260,20 +266,7 @@ fn user_commands_take_effect_without_a_restart() {
 
 /// `posthorn args...` with `input` on stdin, outside any test server.
 fn posthorn_with(args: &[&str], input: &str) -> Output {
-    let mut child = Command::new(posthorn())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("command starts");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    run_command(Command::new(posthorn()), args, input)
 }
 
 #[test]

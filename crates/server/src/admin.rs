@@ -4,7 +4,7 @@
 //! manager, the one writer of queue state.
 
 use std::io;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -117,18 +117,13 @@ pub async fn serve(
     queue: QueueHandle,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let _ = std::fs::remove_file(&path);
-    let listener = match UnixListener::bind(&path) {
+    let listener = match bind_private(&path) {
         Ok(listener) => listener,
         Err(e) => {
             warn!(path = %path.display(), error = %e, "admin socket unavailable; `posthorn queue` will not work");
             return;
         }
     };
-    if let Err(e) = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)) {
-        warn!(error = %e, "cannot restrict the admin socket");
-        return;
-    }
     info!(path = %path.display(), "admin socket ready");
     loop {
         tokio::select! {
@@ -146,6 +141,33 @@ pub async fn serve(
         }
     }
     let _ = std::fs::remove_file(&path);
+}
+
+/// Binds the admin socket at `path` so that no other local user can ever connect to it:
+/// it is bound in a new folder beside it that only we may enter (0700), restricted to
+/// 0600 there, and only then renamed into place (replacing a socket left by a crash). A
+/// umask around the bind would do it too, but the umask is the whole process's, and other
+/// threads create files and folders meanwhile.
+fn bind_private(path: &Path) -> io::Result<UnixListener> {
+    let folder = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let staging = folder.join(format!(".{SOCKET}.{}", std::process::id()));
+    // Left by a crashed server that had our process id.
+    match std::fs::remove_dir_all(&staging) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    std::fs::DirBuilder::new().mode(0o700).create(&staging)?;
+    let inside = staging.join(SOCKET);
+    let bound = UnixListener::bind(&inside).and_then(|listener| {
+        std::fs::set_permissions(&inside, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&inside, path)?;
+        Ok(listener)
+    });
+    let _ = std::fs::remove_dir_all(&staging);
+    bound
 }
 
 async fn answer(

@@ -1,6 +1,7 @@
 //! Replacing a small file (users, sending counters, our certificate) so that a crash
 //! leaves the old version or the new one, never half of one: write a temporary file
-//! beside it, sync it, rename it over the old one, sync the folder.
+//! beside it, sync it, rename it over the old one, sync the folder. The temporary name is
+//! new for every write, so two writers at once never write into one file.
 
 use std::io::{self, Write as _};
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -14,16 +15,23 @@ pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(folder)?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let temporary = folder.join(format!(".{name}.tmp"));
+    let mut unique = [0u8; 8];
+    getrandom::fill(&mut unique).map_err(|e| io::Error::other(e.to_string()))?;
+    let temporary = folder.join(format!(".{name}.{:016x}.tmp", u64::from_ne_bytes(unique)));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(mode)
         .open(&temporary)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, path)?;
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::rename(&temporary, path));
+    if let Err(e) = written {
+        // A unique name is never reused: a failed write must not leave it behind.
+        let _ = std::fs::remove_file(&temporary);
+        return Err(e);
+    }
     std::fs::File::open(folder)?.sync_all()
 }
 

@@ -103,11 +103,6 @@ pub struct Directory {
 }
 
 impl Directory {
-    /// Builds the directory from the configuration alone.
-    pub fn build(config: &Config) -> Result<Directory, Invalid> {
-        Self::build_with_users(config, &[])
-    }
-
     /// Builds the directory from the configuration and the users file, refusing anything
     /// inconsistent (unknown catch-all account, an address claimed twice, an alias loop,
     /// an alias to a local nobody...). A user named like a configured account adds its
@@ -578,7 +573,7 @@ addresses = ["postmaster@example.com"]
 "#;
 
     fn directory() -> Directory {
-        Directory::build(&parse(CONFIG, None).unwrap()).unwrap()
+        Directory::build_with_users(&parse(CONFIG, None).unwrap(), &[]).unwrap()
     }
 
     fn rcpt(address: &str) -> Resolution {
@@ -660,7 +655,7 @@ addresses = ["postmaster@example.com"]
             None,
         )
         .unwrap();
-        let d = Directory::build(&config).unwrap();
+        let d = Directory::build_with_users(&config, &[]).unwrap();
         let Resolution::Deliver(targets) =
             d.resolve(&ForwardPath::Mailbox(parse_mailbox("a@localhost").unwrap()))
         else {

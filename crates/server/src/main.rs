@@ -239,6 +239,22 @@ fn user(config: Option<PathBuf>, action: UserAction) -> ExitCode {
         Err(code) => return code,
     };
     let path = config.users_file();
+    // The slow part, hashing a password, is done before the users file is locked.
+    let change = match user_change(action) {
+        Ok(Some(change)) => change,
+        Ok(None) => return list_users(&path),
+        Err(e) => {
+            eprintln!("posthorn user: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let _lock = match UsersFile::lock(&path) {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("posthorn user: cannot lock {}: {e}", path.display());
+            return ExitCode::from(EX_SOFTWARE);
+        }
+    };
     let mut file = match UsersFile::load(&path) {
         Ok(file) => file,
         Err(e) => {
@@ -246,63 +262,7 @@ fn user(config: Option<PathBuf>, action: UserAction) -> ExitCode {
             return ExitCode::from(EX_CONFIG);
         }
     };
-    let hashed = || read_password().and_then(|p| passwords::hash(&p).map_err(|e| e.to_string()));
-    let result = match action {
-        UserAction::List => {
-            for user in &file.users {
-                let list = |l: &Option<Vec<toml::Spanned<String>>>| {
-                    l.as_ref().map_or("(default)".to_string(), |l| {
-                        l.iter()
-                            .map(|a| a.get_ref().as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    })
-                };
-                println!(
-                    "{}\taddresses: {}\tsend as: {}\tpassword: {}",
-                    user.name.get_ref(),
-                    list(&user.addresses),
-                    list(&user.send_as),
-                    if user.password.is_some() {
-                        "set"
-                    } else {
-                        "none"
-                    }
-                );
-            }
-            return ExitCode::SUCCESS;
-        }
-        UserAction::Add {
-            name,
-            addresses,
-            send_as,
-            quota,
-        } => {
-            let quota = match quota.map(|q| toml::Value::String(q).try_into::<Size>()) {
-                Some(Err(e)) => Err(format!("--quota: {e}")),
-                Some(Ok(size)) => Ok(Some(size)),
-                None => Ok(None),
-            };
-            quota.and_then(|quota| {
-                let password_hash = hashed()?;
-                file.add(
-                    &config,
-                    NewUser {
-                        name,
-                        addresses,
-                        send_as,
-                        quota,
-                        password_hash,
-                    },
-                )
-            })
-        }
-        UserAction::Passwd { name } => {
-            hashed().and_then(|hash| file.set_password(&config, &name, hash))
-        }
-        UserAction::Del { name } => file.remove(&name),
-    };
-    if let Err(e) = result {
+    if let Err(e) = change(&mut file, &config) {
         eprintln!("posthorn user: {e}");
         return ExitCode::FAILURE;
     }
@@ -313,6 +273,74 @@ fn user(config: Option<PathBuf>, action: UserAction) -> ExitCode {
             ExitCode::from(EX_SOFTWARE)
         }
     }
+}
+
+/// An edit of the users file, ready to apply to the file as it is under the lock.
+type UserChange = Box<dyn FnOnce(&mut UsersFile, &Config) -> Result<(), String>>;
+
+/// The edit `action` makes (none for `list`), with its password read and hashed.
+fn user_change(action: UserAction) -> Result<Option<UserChange>, String> {
+    let hashed = || read_password().and_then(|p| passwords::hash(&p).map_err(|e| e.to_string()));
+    Ok(Some(match action {
+        UserAction::List => return Ok(None),
+        UserAction::Add {
+            name,
+            addresses,
+            send_as,
+            quota,
+        } => {
+            let quota = quota
+                .map(|q| toml::Value::String(q).try_into::<Size>())
+                .transpose()
+                .map_err(|e| format!("--quota: {e}"))?;
+            let user = NewUser {
+                name,
+                addresses,
+                send_as,
+                quota,
+                password_hash: hashed()?,
+            };
+            Box::new(move |file, config| file.add(config, user))
+        }
+        UserAction::Passwd { name } => {
+            let hash = hashed()?;
+            Box::new(move |file, config| file.set_password(config, &name, hash))
+        }
+        UserAction::Del { name } => Box::new(move |file, config| file.remove(config, &name)),
+    }))
+}
+
+/// `posthorn user list`.
+fn list_users(path: &std::path::Path) -> ExitCode {
+    let file = match UsersFile::load(path) {
+        Ok(file) => file,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    for user in &file.users {
+        let list = |l: &Option<Vec<toml::Spanned<String>>>| {
+            l.as_ref().map_or("(default)".to_string(), |l| {
+                l.iter()
+                    .map(|a| a.get_ref().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+        };
+        println!(
+            "{}\taddresses: {}\tsend as: {}\tpassword: {}",
+            user.name.get_ref(),
+            list(&user.addresses),
+            list(&user.send_as),
+            if user.password.is_some() {
+                "set"
+            } else {
+                "none"
+            }
+        );
+    }
+    ExitCode::SUCCESS
 }
 
 /// `posthorn dkim generate`: new key files, and the records publishing them.

@@ -1,6 +1,7 @@
 //! The users file (`users.toml`): accounts with passwords, added and changed by
 //! `posthorn user` while the server runs. Each `[[user]]` has the keys of an `[[account]]`.
-//! The CLI replaces the file atomically; the server notices the change within a second
+//! The CLI edits the file under an exclusive lock (so two commands at once each keep the
+//! other's edit) and replaces it atomically; the server notices the change within a second
 //! (or at once on SIGHUP) and swaps in a new directory, keeping the old one if the file is
 //! broken.
 
@@ -12,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 use tracing::{info, warn};
 
-use crate::config::{Account, Config, ConfigError, line_of};
+use crate::config::{Account, Config, ConfigError, Invalid, line_of};
 use crate::directory::Directory;
 
 /// How often a running server looks at the users file.
@@ -56,6 +57,26 @@ impl UsersFile {
             let line = inner.span().map(|s| line_of(text, s.start));
             error(path, line, key, inner.message().to_string())
         })
+    }
+
+    /// Locks the users file at `path` for a read-modify-write until the returned file is
+    /// dropped: an exclusive `flock` on `<path>.lock` beside it, which every `posthorn user`
+    /// edit takes (the file itself is replaced by each write, so it cannot hold the lock).
+    pub fn lock(path: &Path) -> std::io::Result<std::fs::File> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut name = path.as_os_str().to_owned();
+        name.push(".lock");
+        if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(folder)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(PathBuf::from(name))?;
+        file.lock()?;
+        Ok(file)
     }
 
     /// Writes the file atomically (a new file synced, then renamed over the old one) and
@@ -129,14 +150,15 @@ impl UsersFile {
         self.check(config)
     }
 
-    /// Removes a user; its mailbox stays on disk.
-    pub fn remove(&mut self, name: &str) -> Result<(), String> {
+    /// Removes a user; its mailbox stays on disk. Refused while an alias of the
+    /// configuration leads to it, as the server could then not start.
+    pub fn remove(&mut self, config: &Config, name: &str) -> Result<(), String> {
         let before = self.users.len();
         self.users.retain(|u| u.name.get_ref() != name);
         if self.users.len() == before {
             return Err(format!("no user {name} in the users file"));
         }
-        Ok(())
+        self.check(config)
     }
 
     fn check(&self, config: &Config) -> Result<(), String> {
@@ -173,18 +195,27 @@ fn error(path: &Path, line: Option<usize>, key: String, message: String) -> Conf
 /// The directory built from the configuration and the users file as they are now.
 pub fn build(config: &Config, path: &Path) -> Result<Directory, ConfigError> {
     let users = UsersFile::load(path)?;
-    Directory::build_with_users(config, &users.users).map_err(|invalid| {
+    Directory::build_with_users(config, &users.users).map_err(|invalid| locate(path, invalid))
+}
+
+/// True when a directory problem lies in an entry of the users file (a new account there).
+pub(crate) fn is_about_a_user(invalid: &Invalid) -> bool {
+    invalid.key.starts_with("user[")
+}
+
+/// A directory problem, placed at its line in the users file at `path` when it lies there.
+pub(crate) fn locate(path: &Path, invalid: Invalid) -> ConfigError {
+    let in_users = is_about_a_user(&invalid);
+    let line = (in_users && !invalid.span.is_empty()).then(|| {
         let text = std::fs::read_to_string(path).unwrap_or_default();
-        let in_users = invalid.key.starts_with("user[");
-        let line =
-            (in_users && !invalid.span.is_empty()).then(|| line_of(&text, invalid.span.start));
-        ConfigError {
-            file: in_users.then(|| path.to_path_buf()),
-            line,
-            key: invalid.key,
-            message: invalid.message,
-        }
-    })
+        line_of(&text, invalid.span.start)
+    });
+    ConfigError {
+        file: in_users.then(|| path.to_path_buf()),
+        line,
+        key: invalid.key,
+        message: invalid.message,
+    }
 }
 
 /// What identifies a version of the users file.

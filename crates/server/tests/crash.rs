@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use common::dns::TestDns;
+use common::sink::{Sink, Stage};
 use common::{Client, Options, TestServer, queue_id, split_message, wait_until};
 
 /// One line of message text: 78 octets and CRLF.
@@ -263,6 +265,65 @@ fn kill9_right_after_250_loses_nothing() {
         delivered.len(),
         counts.values().sum::<usize>()
     );
+}
+
+#[test]
+fn kill9_while_a_remote_recipient_waits_does_not_repeat_the_local_delivery() {
+    // The remote side accepts the connection and never greets: its recipient waits (for
+    // the default five minutes) while the local copy is delivered.
+    let sink = Sink::builder()
+        .hostname("mx.remote.test")
+        .stall_at(Stage::Greeting)
+        .start();
+    let dns = TestDns::builder()
+        .mx("remote.test", 10, "mx.remote.test")
+        .a("mx.remote.test", "127.0.0.1")
+        .start();
+    let mut server = Options::default()
+        .config(&format!(
+            "[delivery]\nnameserver = \"{}\"\nport = {}\n\n[queue]\nretry_schedule = [\"1s\"]\n\n\
+             [aliases]\n\"fwd@localhost\" = [\"user@remote.test\"]\n",
+            dns.addr,
+            sink.addr.port()
+        ))
+        .start();
+    let content = "Subject: local and remote\r\n\r\none copy each\r\n";
+    let reply = server.client().send_message(
+        "sender@example.com",
+        &["postmaster@localhost", "fwd@localhost"],
+        content,
+    );
+    assert!(reply.starts_with("250 2.0.0 OK queued as "), "{reply}");
+    let id = queue_id(&reply);
+    server.wait_for_messages("postmaster", 1);
+    sink.wait_for_connections(1);
+    // The local outcome in the spool, while the remote recipient still waits. Without it
+    // the crash below repeats the local delivery, which the final count shows.
+    let state = format!("{id}.state");
+    let recorded = wait_until("the local outcome recorded in the spool", || {
+        server.queue_files().contains(&state).then_some(())
+    });
+    assert!(
+        sink.messages().is_empty(),
+        "the remote side must still be waiting"
+    );
+
+    server.kill9();
+    sink.reconfigure(|b| b.stall_at(None));
+    server.restart();
+    assert_eq!(recovered_count(&server), 1, "{}", server.log());
+    let delivered = sink.wait_for_messages(1);
+    assert_eq!(delivered[0].recipients(), ["user@remote.test"]);
+    // Once the message leaves the queue, every delivery of it is done.
+    server.wait_for_empty_queue();
+    let messages = server.messages("postmaster");
+    assert_eq!(
+        messages.len(),
+        1,
+        "the local copy was delivered again after the crash (recorded before it: {recorded:?})\n{}",
+        server.log()
+    );
+    assert_eq!(received_id(&messages[0]), id);
 }
 
 #[test]

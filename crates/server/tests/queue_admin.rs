@@ -180,6 +180,15 @@ fn errors_are_clear() {
         mode, 0o600,
         "only the server's owner may use the admin socket"
     );
+    let staging: Vec<_> = std::fs::read_dir(server.data())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(".admin.sock"))
+        .collect();
+    assert!(
+        staging.is_empty(),
+        "the private folder the socket is bound in is removed: {staging:?}"
+    );
 
     let mut stopped = server;
     assert!(stopped.stop().success());

@@ -43,9 +43,15 @@ name = "carol"
 
 /// Runs `program args` with `input` on stdin and the test server's configuration.
 fn run(program: &std::path::Path, args: &[&str], input: &str, server: &TestServer) -> Output {
-    let mut child = Command::new(program)
+    let mut command = Command::new(program);
+    command.env("POSTHORN_CONFIG", server.config_path());
+    run_command(command, args, input)
+}
+
+/// Runs `command args` with `input` on stdin.
+fn run_command(mut command: Command, args: &[&str], input: &str) -> Output {
+    let mut child = command
         .args(args)
-        .env("POSTHORN_CONFIG", server.config_path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -256,4 +262,119 @@ fn user_commands_take_effect_without_a_restart() {
             .then_some(())
     })
     .unwrap();
+}
+
+/// `posthorn args...` with `input` on stdin, outside any test server.
+fn posthorn_with(args: &[&str], input: &str) -> Output {
+    run_command(Command::new(posthorn()), args, input)
+}
+
+#[test]
+fn an_alias_may_lead_to_an_account_of_the_users_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.toml");
+    let auth = format!("[auth]\nusers_file = \"{}\"\n", users.display());
+    let with_aliases = |name: &str, aliases: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("{auth}\n[aliases]\n{aliases}")).unwrap();
+        path
+    };
+    let team = "\"team@localhost\" = [\"dave@localhost\"]\n";
+    let config = with_aliases("team.toml", team);
+    let config = config.to_str().unwrap();
+    let before = posthorn_with(&["check-config", config], "");
+    assert!(
+        String::from_utf8_lossy(&before.stderr).contains("dave@localhost is neither"),
+        "dave does not exist yet: {before:?}"
+    );
+
+    let plain = dir.path().join("plain.toml");
+    std::fs::write(&plain, &auth).unwrap();
+    let added = posthorn_with(
+        &["user", "--config", plain.to_str().unwrap(), "add", "dave"],
+        "pw\n",
+    );
+    assert!(added.status.success(), "{added:?}");
+    let checked = posthorn_with(&["check-config", config], "");
+    assert!(checked.status.success(), "{checked:?}");
+
+    // An alias to a local nobody is still refused, at its key and line.
+    let ghost = with_aliases(
+        "ghost.toml",
+        &format!("{team}\"ghost@localhost\" = [\"nobody@localhost\"]\n"),
+    );
+    let refused = posthorn_with(&["check-config", ghost.to_str().unwrap()], "");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains("line 6: key `aliases.\"ghost@localhost\"`")
+            && stderr.contains("nobody@localhost is neither an account address nor an alias"),
+        "{stderr}"
+    );
+
+    // Removing dave now would leave the alias leading nowhere.
+    let removed = posthorn_with(&["user", "--config", config, "del", "dave"], "");
+    assert!(
+        !removed.status.success()
+            && String::from_utf8_lossy(&removed.stderr).contains("aliases.\"team@localhost\""),
+        "{removed:?}"
+    );
+
+    let server = Options::default()
+        .config(&format!("{auth}\n[aliases]\n{team}"))
+        .start();
+    let mut client = server.client();
+    let reply = client.send_message(
+        "sender@example.com",
+        &["team@localhost"],
+        "Subject: team\r\n\r\nfor dave\r\n",
+    );
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+    let message = server.wait_for_messages("dave", 1).remove(0);
+    assert!(message.ends_with(b"for dave\r\n"));
+}
+
+#[test]
+fn concurrent_user_adds_keep_every_user() {
+    const USERS: usize = 20;
+    let server = server();
+    let config = server.config_path();
+    let mut children: Vec<_> = (0..USERS)
+        .map(|i| {
+            Command::new(posthorn())
+                .args(["user", "--config"])
+                .arg(&config)
+                .args(["add", &format!("user{i}")])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("command starts")
+        })
+        .collect();
+    // Every command is running before any gets its password: they edit at once.
+    for child in &mut children {
+        child.stdin.take().unwrap().write_all(b"pw\n").unwrap();
+    }
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+    }
+    let listed = run(
+        &posthorn(),
+        &["user", "--config", config.to_str().unwrap(), "list"],
+        "",
+        &server,
+    );
+    let listing = String::from_utf8_lossy(&listed.stdout);
+    let missing: Vec<String> = (0..USERS)
+        .map(|i| format!("user{i}\t"))
+        .filter(|name| !listing.contains(name.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "lost edits: {missing:?}\n{listing}");
+    let stray: Vec<String> = common::list_files(&server.data())
+        .into_iter()
+        .filter(|name| name.ends_with(".tmp"))
+        .collect();
+    assert!(stray.is_empty(), "temporary files left: {stray:?}");
 }

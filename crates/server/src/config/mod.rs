@@ -575,7 +575,8 @@ impl Config {
         }
     }
 
-    /// Reads and validates a config file.
+    /// Reads and validates a config file, with the accounts of the users file it names:
+    /// an alias may lead to an account made by `posthorn user add`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: Some(path.to_path_buf()),
@@ -583,7 +584,34 @@ impl Config {
             key: String::new(),
             message: format!("cannot read: {e}"),
         })?;
-        parse(&text, Some(path))
+        let config = deserialize(&text, Some(path))?;
+        let users = crate::users::UsersFile::load(&config.users_file())?;
+        config.check(&text, Some(path), &users.users)?;
+        Ok(config)
+    }
+
+    /// Validates the values and the directory they make with `users` (entries of the users
+    /// file); a problem is reported at its line in `text` (from `file`), or in the users
+    /// file for one of its entries.
+    fn check(&self, text: &str, file: Option<&Path>, users: &[Account]) -> Result<(), ConfigError> {
+        self.validate()
+            .and_then(|()| crate::directory::Directory::build_with_users(self, users).map(drop))
+            .map_err(|invalid| {
+                if crate::users::is_about_a_user(&invalid) {
+                    return crate::users::locate(&self.users_file(), invalid);
+                }
+                let line = if invalid.span.is_empty() {
+                    key_line(text, &invalid.key)
+                } else {
+                    Some(line_of(text, invalid.span.start))
+                };
+                ConfigError {
+                    file: file.map(Path::to_path_buf),
+                    line,
+                    key: invalid.key,
+                    message: invalid.message,
+                }
+            })
     }
 
     /// The protocol limits for sessions.
@@ -889,8 +917,16 @@ impl HostSpec {
     }
 }
 
-/// Parses and validates `text`; `file` names it in errors.
+/// Parses and validates `text` on its own (aliases lead to its accounts only); `file`
+/// names it in errors.
 pub fn parse(text: &str, file: Option<&Path>) -> Result<Config, ConfigError> {
+    let config = deserialize(text, file)?;
+    config.check(text, file, &[])?;
+    Ok(config)
+}
+
+/// Parses `text` into a configuration, unchecked; `file` names it in errors.
+fn deserialize(text: &str, file: Option<&Path>) -> Result<Config, ConfigError> {
     let error = |line: Option<usize>, key: String, message: String| ConfigError {
         file: file.map(Path::to_path_buf),
         line,
@@ -904,7 +940,7 @@ pub fn parse(text: &str, file: Option<&Path>) -> Result<Config, ConfigError> {
             e.message().to_string(),
         )
     })?;
-    let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let key = e.path().to_string();
         let inner = e.into_inner();
         error(
@@ -912,19 +948,7 @@ pub fn parse(text: &str, file: Option<&Path>) -> Result<Config, ConfigError> {
             if key == "." { String::new() } else { key },
             inner.message().to_string(),
         )
-    })?;
-    let check = config
-        .validate()
-        .and_then(|()| crate::directory::Directory::build(&config).map(drop));
-    check.map_err(|invalid| {
-        let line = if invalid.span.is_empty() {
-            key_line(text, &invalid.key)
-        } else {
-            Some(line_of(text, invalid.span.start))
-        };
-        error(line, invalid.key, invalid.message)
-    })?;
-    Ok(config)
+    })
 }
 
 /// The line where the last segment of `key` is assigned, for problems found in values

@@ -5,8 +5,10 @@
 //! and lends jobs to transports. A transport keeps its connection and asks for the next
 //! job of the same destination, so messages to one place share a connection. Outcomes come
 //! back here; once every job of a message is back, its new state and any notices it owes
-//! are written in one step, and it is scheduled again or removed. A destination that cannot
-//! be reached is backed off as a whole. Concurrency is bounded per destination and overall.
+//! are written in one step, and it is scheduled again or removed. Local outcomes that come
+//! back while other jobs of the message are still out are recorded at once, so a crash
+//! during a slow remote delivery does not repeat them. A destination that cannot be
+//! reached is backed off as a whole. Concurrency is bounded per destination and overall.
 
 mod notices;
 pub mod policy;
@@ -273,7 +275,13 @@ struct Active {
     outstanding: usize,
     /// Octets of content held for its jobs (counted against `CONTENT_BUDGET`).
     cached: usize,
+    /// Resolves once the latest early record of its state (see `record_early`) is on disk:
+    /// the write-back waits for it, so an older state never replaces a newer one.
+    recorded: Option<Recorded>,
 }
+
+/// Resolves when an early state record is written (or has failed).
+type Recorded = oneshot::Receiver<()>;
 
 /// Jobs waiting for one destination and its connections.
 #[derive(Default)]
@@ -299,8 +307,9 @@ struct Manager {
     worker_destinations: HashMap<tokio::task::Id, Destination>,
     loads: JoinSet<(QueueId, std::io::Result<Envelope>)>,
     finishing: JoinSet<Vec<WriteBack>>,
-    /// Messages whose attempt is over, written back together at the end of the pass.
-    to_write_back: Vec<Envelope>,
+    /// Messages whose attempt is over, written back together at the end of the pass, each
+    /// after its early state record, if one is still being written.
+    to_write_back: Vec<(Envelope, Option<Recorded>)>,
     /// Octets of content held in memory for deliveries.
     cached: usize,
 }
@@ -401,7 +410,8 @@ impl Manager {
                 next,
             } => {
                 let now = self.parts.clock.now();
-                self.apply(result, now);
+                let record_early = destination == Destination::Local;
+                self.apply(result, now, record_early);
                 let state = self.destinations.entry(destination.clone()).or_default();
                 let job = match unreachable {
                     Some(diagnostic) => {
@@ -617,6 +627,7 @@ impl Manager {
                 outcomes,
             },
             now,
+            false,
         );
     }
 
@@ -645,7 +656,7 @@ impl Manager {
             let next = Policy::next_due(&envelope);
             if next.is_none() {
                 // Nothing pending: a message whose removal was interrupted.
-                self.finish(envelope);
+                self.finish(envelope, None);
             } else {
                 self.schedule.release(envelope.id, next);
             }
@@ -679,6 +690,7 @@ impl Manager {
                 envelope,
                 outstanding,
                 cached,
+                recorded: None,
             },
         );
     }
@@ -701,8 +713,10 @@ impl Manager {
         }
     }
 
-    /// Records a job's outcomes; the last job of a message sends it to write-back.
-    fn apply(&mut self, result: JobResult, now: u64) {
+    /// Records a job's outcomes; the last job of a message sends it to write-back. With
+    /// `early`, outcomes that leave other jobs of the message still out are also written to
+    /// the spool now (see `record_early`).
+    fn apply(&mut self, result: JobResult, now: u64, early: bool) {
         let Some(active) = self.active.get_mut(&result.id) else {
             warn!(queue_id = %result.id, "result for a message not out for delivery");
             return;
@@ -732,17 +746,19 @@ impl Manager {
             );
         }
         active.outstanding = active.outstanding.saturating_sub(1);
-        if active.outstanding == 0
-            && let Some(active) = self.active.remove(&result.id)
-        {
+        if active.outstanding > 0 {
+            if early {
+                record_early(active, &self.parts.store);
+            }
+        } else if let Some(active) = self.active.remove(&result.id) {
             self.cached -= active.cached;
-            self.finish(active.envelope);
+            self.finish(active.envelope, active.recorded);
         }
     }
 
     /// A message's attempt is over: it is written back with the others of this pass.
-    fn finish(&mut self, envelope: Envelope) {
-        self.to_write_back.push(envelope);
+    fn finish(&mut self, envelope: Envelope, recorded: Option<Recorded>) {
+        self.to_write_back.push((envelope, recorded));
     }
 
     /// Writes back every message whose attempt ended in this pass, on one blocking thread:
@@ -751,20 +767,25 @@ impl Manager {
         if self.to_write_back.is_empty() {
             return;
         }
-        let batch: Vec<(Envelope, Vec<usize>)> = std::mem::take(&mut self.to_write_back)
-            .into_iter()
-            .map(|envelope| {
-                let delayed = self.parts.policy.delay_notice(&envelope, now);
-                (envelope, delayed)
-            })
-            .collect();
+        let batch: Vec<(Envelope, Option<Recorded>, Vec<usize>)> =
+            std::mem::take(&mut self.to_write_back)
+                .into_iter()
+                .map(|(envelope, recorded)| {
+                    let delayed = self.parts.policy.delay_notice(&envelope, now);
+                    (envelope, recorded, delayed)
+                })
+                .collect();
         let store = Arc::clone(&self.parts.store);
         let notifier = self.parts.notifier.clone();
         let lifetime = self.parts.policy.max_lifetime;
         self.finishing.spawn_blocking(move || {
             batch
                 .into_iter()
-                .map(|(mut envelope, delayed)| {
+                .map(|(mut envelope, recorded, delayed)| {
+                    if let Some(recorded) = recorded {
+                        // Already written or failed either way; only the order matters.
+                        let _ = recorded.blocking_recv();
+                    }
                     let retry_until = envelope.arrival + lifetime;
                     let notices = notifier.write_owed(&mut envelope, &delayed, retry_until, now);
                     let id = envelope.id;
@@ -783,6 +804,33 @@ impl Manager {
                 .collect()
         });
     }
+}
+
+/// Writes the state of a message that still has jobs out, on a blocking thread: the local
+/// deliveries just reported are then not repeated after a crash, however long a remote
+/// recipient of the same message keeps it waiting (DNS, a slow server). Only local results
+/// are recorded this way: they come back in milliseconds, and a message with local and
+/// remote recipients costs one extra state write, while messages with one destination keep
+/// the single write-back of the common case. The spool's `save_state` is atomic and
+/// durable, and group-committed with other writes. Chained after the message's previous
+/// early record, as both write the same file.
+fn record_early(active: &mut Active, store: &Arc<dyn QueueStore>) {
+    let envelope = active.envelope.clone();
+    let previous = active.recorded.take();
+    let (done, recorded) = oneshot::channel();
+    active.recorded = Some(recorded);
+    let store = Arc::clone(store);
+    tokio::task::spawn_blocking(move || {
+        if let Some(previous) = previous {
+            let _ = previous.blocking_recv();
+        }
+        if let Err(e) = store.save_state(&envelope) {
+            // The outcome is written again at the write-back; a crash before it may repeat
+            // these deliveries, as before.
+            error!(queue_id = %envelope.id, error = %e, "cannot record local delivery state");
+        }
+        let _ = done.send(());
+    });
 }
 
 /// Carries out a hold, release, delete or bounce on a message the manager has claimed.

@@ -20,6 +20,7 @@ use tracing::{info, warn};
 use crate::admin;
 use crate::certs::{CertSource, Certificates};
 use crate::config::{Config, Listener, Role};
+use crate::client_key::ClientKey;
 use crate::limiter::ConnectionLimiter;
 use crate::local::LocalTransport;
 use crate::login::Logins;
@@ -136,6 +137,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         AuthThrottle::new(auth.max_failures, auth.failure_window.0, auth.block_time.0),
         auth.failure_delay.0,
         config.server.hostname.get_ref().clone(),
+        config.limits.ipv6_prefix_length,
     ));
     let inbound = Arc::new(Inbound {
         command_timeout: config.limits.command_timeout.0,
@@ -158,6 +160,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
             config.limits.max_connections_per_ip,
         ),
         rate: ConnectionRate::new(config.limits.max_connection_rate_per_ip),
+        ipv6_prefix: config.limits.ipv6_prefix_length,
     });
     let sessions = TaskTracker::new();
     let mut listeners = Vec::new();
@@ -391,6 +394,8 @@ fn signer(config: &Config) -> anyhow::Result<Option<Arc<Signer>>> {
 struct Guard {
     limiter: Arc<ConnectionLimiter>,
     rate: ConnectionRate,
+    /// Clients are counted by [`ClientKey`] with this IPv6 prefix length.
+    ipv6_prefix: u8,
 }
 
 /// The protocol a listener speaks.
@@ -455,8 +460,9 @@ async fn accept_loop(listener: TcpListener, mut handler: Handler) {
 /// of a new connection is empty), or starts its session.
 fn admit(stream: TcpStream, peer: SocketAddr, handler: &Handler) {
     let ip = peer.ip();
+    let key = ClientKey::of(ip, handler.guard.ipv6_prefix);
     let inbound = &handler.inbound;
-    let refusal = if !inbound.is_trusted(ip) && !handler.guard.rate.admit(ip) {
+    let refusal = if !inbound.is_trusted(ip) && !handler.guard.rate.admit(key) {
         Some(("connection rate", table::connection_rate_exceeded()))
     } else if handler.service.takes_logins() && inbound.logins.is_blocked(ip) {
         Some((
@@ -473,7 +479,7 @@ fn admit(stream: TcpStream, peer: SocketAddr, handler: &Handler) {
         }
         return;
     }
-    let Some(permit) = handler.guard.limiter.admit(ip) else {
+    let Some(permit) = handler.guard.limiter.admit(key) else {
         info!(client = %ip, "refused: too many connections");
         if !handler.implicit_tls {
             let _ = stream.try_write(&handler.service.refusal(table::too_many_connections()));

@@ -266,6 +266,9 @@ pub struct Limits {
     pub tarpit_after: u32,
     /// The delay added per error beyond `tarpit_after`.
     pub tarpit_delay: Span,
+    /// IPv6 clients in one network of this prefix length count as one client for the
+    /// per-address limits (connections, connection rate, failed logins).
+    pub ipv6_prefix_length: u8,
 }
 
 impl Default for Limits {
@@ -285,6 +288,7 @@ impl Default for Limits {
             max_connection_rate_per_ip: 0,
             tarpit_after: 5,
             tarpit_delay: Span(Duration::from_secs(1)),
+            ipv6_prefix_length: crate::client_key::DEFAULT_IPV6_PREFIX,
         }
     }
 }
@@ -642,7 +646,7 @@ impl Config {
             });
         }
         let limits = &self.limits;
-        let minimums: [(&str, u64, u64); 6] = [
+        let minimums: [(&str, u64, u64); 7] = [
             // RFC 5321 §4.5.3.1: the smallest limits a server may impose.
             (
                 "limits.max_command_line",
@@ -658,6 +662,12 @@ impl Config {
                 limits.max_connections_per_ip as u64,
                 1,
             ),
+            // Shorter prefixes would put whole providers behind one key.
+            (
+                "limits.ipv6_prefix_length",
+                u64::from(limits.ipv6_prefix_length),
+                16,
+            ),
         ];
         for (key, value, minimum) in minimums {
             if value < minimum {
@@ -667,6 +677,13 @@ impl Config {
                     message: format!("{value} is below the minimum of {minimum}"),
                 });
             }
+        }
+        if limits.ipv6_prefix_length > 128 {
+            return Err(Invalid {
+                key: "limits.ipv6_prefix_length".into(),
+                span: 0..0,
+                message: format!("{} is above 128", limits.ipv6_prefix_length),
+            });
         }
         if self.tls.certificate.is_some() != self.tls.key.is_some() {
             let (key, value) = match (&self.tls.certificate, &self.tls.key) {

@@ -47,7 +47,10 @@ mod tests {
 
     #[test]
     fn ipv6_is_grouped_by_prefix() {
-        assert_eq!(key("2001:db8:1:2:aaaa::1", 64), key("2001:db8:1:2::ffff", 64));
+        assert_eq!(
+            key("2001:db8:1:2:aaaa::1", 64),
+            key("2001:db8:1:2::ffff", 64)
+        );
         assert_ne!(key("2001:db8:1:2::1", 64), key("2001:db8:1:3::1", 64));
         assert_eq!(key("2001:db8:1:2::1", 48), key("2001:db8:1:3::1", 48));
         assert_ne!(key("2001:db8::1", 128), key("2001:db8::2", 128));

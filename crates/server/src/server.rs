@@ -19,8 +19,8 @@ use tracing::{info, warn};
 
 use crate::admin;
 use crate::certs::{CertSource, Certificates};
-use crate::config::{Config, Listener, Role};
 use crate::client_key::ClientKey;
+use crate::config::{Config, Listener, Role};
 use crate::limiter::ConnectionLimiter;
 use crate::local::LocalTransport;
 use crate::login::Logins;

@@ -280,7 +280,10 @@ mod tests {
         let first = throttle.begin(a()).unwrap();
         let second = throttle.begin(a()).unwrap();
         assert!(throttle.begin(a()).is_none(), "1 failure + 2 in flight");
-        assert!(throttle.begin(b()).is_some(), "other addresses are not held up");
+        assert!(
+            throttle.begin(b()).is_some(),
+            "other addresses are not held up"
+        );
         drop(first);
         let third = throttle.begin(a()).expect("the success freed its place");
         assert!(!second.failed());

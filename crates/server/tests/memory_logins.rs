@@ -59,5 +59,8 @@ password = "{hash}"
         );
     }
     let peak_mib = server.peak_rss_kib() / 1024;
-    assert!(peak_mib < 200, "peak RSS {peak_mib} MiB for {CLIENTS} logins");
+    assert!(
+        peak_mib < 200,
+        "peak RSS {peak_mib} MiB for {CLIENTS} logins"
+    );
 }

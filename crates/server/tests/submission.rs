@@ -536,14 +536,31 @@ allow_plaintext_auth = true
         });
     }
     let mut answered = Vec::new();
-    while !answered.last().is_some_and(|r: &String| r.starts_with("421")) {
-        answered.push(replies.recv_timeout(PATIENCE).expect("a reply to every guess"));
+    while !answered
+        .last()
+        .is_some_and(|r: &String| r.starts_with("421"))
+    {
+        answered.push(
+            replies
+                .recv_timeout(PATIENCE)
+                .expect("a reply to every guess"),
+        );
     }
-    owner.expect(&format!("AUTH PLAIN {}", plain("alice", ALICE)), "421 4.7.0");
+    owner.expect(
+        &format!("AUTH PLAIN {}", plain("alice", ALICE)),
+        "421 4.7.0",
+    );
     while answered.len() < GUESSES {
-        answered.push(replies.recv_timeout(PATIENCE).expect("a reply to every guess"));
+        answered.push(
+            replies
+                .recv_timeout(PATIENCE)
+                .expect("a reply to every guess"),
+        );
     }
-    let checked = answered.iter().filter(|r| r.starts_with("535 5.7.8")).count();
+    let checked = answered
+        .iter()
+        .filter(|r| r.starts_with("535 5.7.8"))
+        .count();
     assert!(
         answered
             .iter()

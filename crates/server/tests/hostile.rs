@@ -282,6 +282,52 @@ fn overlong_text_line_in_data_gets_550_5_6_0_and_nothing_is_delivered() {
 
 // --- 3. Commands out of order ----------------------------------------------------------
 
+/// The EHLO/HELO name goes into the Received header: anything but a domain or an
+/// address literal is refused (RFC 5321 §4.1.1.1) instead of being recorded verbatim,
+/// and accepted names are recorded as sent.
+#[test]
+fn helo_must_be_a_domain_or_an_address_literal() {
+    let server = TestServer::start();
+    let mut client = server.client();
+    client.expect("EHLO fake.example.com([10.0.0.1])by=trusted;", "501 5.5.2 ");
+    client.expect("HELO a;b", "501 5.5.2 ");
+    client.expect("EHLO under_score.example", "501 5.5.2 ");
+    client.expect("MAIL FROM:<sender@example.com>", "503 5.5.1 ");
+    client.expect("EHLO [IPv6:::1]", "250");
+    client.expect("HELO [127.0.0.1]", "250 ");
+    client.expect("MAIL FROM:<sender@example.com>", "250 2.1.0 ");
+    client.expect("RCPT TO:<postmaster@localhost>", "250 2.1.5 ");
+    client.expect("DATA", "354");
+    client.expect("Subject: literal\r\n\r\nhi\r\n.", "250 2.0.0 ");
+    let message = String::from_utf8(server.wait_for_messages("postmaster", 1).remove(0)).unwrap();
+    assert!(
+        message.contains("Received: from [127.0.0.1] ([127.0.0.1])\r\n"),
+        "{message}"
+    );
+}
+
+/// ENVID and ORCPT are quoted into delivery reports: xtext that decodes to a line break
+/// (or any control) would write header lines of the sender's choosing there.
+#[test]
+fn dsn_values_that_decode_to_line_breaks_are_refused() {
+    let server = TestServer::start();
+    let mut client = server.client();
+    client.expect("EHLO client.test", "250");
+    client.expect(
+        "MAIL FROM:<sender@example.com> ENVID=a+0D+0AX-Injected:+20yes",
+        "501 5.5.4 ",
+    );
+    client.expect("MAIL FROM:<sender@example.com> ENVID=a+2Bb", "250 2.1.0 ");
+    client.expect(
+        "RCPT TO:<postmaster@localhost> ORCPT=rfc822;a+0D+0Ab@localhost",
+        "501 5.5.4 ",
+    );
+    client.expect(
+        "RCPT TO:<postmaster@localhost> ORCPT=rfc822;a+2Bb@localhost",
+        "250 2.1.5 ",
+    );
+}
+
 #[test]
 fn mail_before_ehlo_is_out_of_sequence() {
     let server = TestServer::start();

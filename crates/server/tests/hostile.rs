@@ -898,6 +898,20 @@ fn bdat_chunk_over_size_limit_gets_552_5_3_4_and_nothing_stored() {
 
 // --- 12. Connection limits --------------------------------------------------------------
 
+/// An IPv4 client reaching a dual-stack socket shows as `::ffff:127.0.0.1`: the
+/// per-address limits count it as the same client as `127.0.0.1`.
+#[test]
+fn ipv4_mapped_clients_count_as_their_ipv4_address() {
+    let server = start(
+        "[limits]\nmax_connections_per_ip = 1\n\n[[listener]]\nrole = \"mx\"\naddress = \"[::]:0\"\n",
+    );
+    let dual_stack = common::mailbox::listeners(&server, "mx")[1];
+    let mut over_ipv4 = server.client();
+    let mut mapped = Client::connect(([127, 0, 0, 1], dual_stack.port()).into());
+    expect_reply(&mut mapped, "421 4.7.0 ", "second connection, IPv4-mapped");
+    over_ipv4.expect("NOOP", "250 2.0.0 ");
+}
+
 #[test]
 fn third_connection_from_one_ip_gets_421_4_7_0_and_a_freed_place_is_reused() {
     let server = start("[limits]\nmax_connections_per_ip = 2\n");

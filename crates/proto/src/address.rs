@@ -202,6 +202,16 @@ pub fn is_valid_domain(domain: &str) -> bool {
     cursor.domain_name().is_ok() && cursor.at_end()
 }
 
+/// True when `name` may follow EHLO/HELO: a Domain or an address-literal (RFC 5321
+/// §4.1.1.1). Like Postfix, we tolerate what real clients send that the grammar does not
+/// allow but that breaks nothing: underscores in labels (Windows host names) and one
+/// trailing dot. Nothing accepted can break the Received header it is recorded in.
+pub fn is_valid_hello_name(name: &str) -> bool {
+    let host = name.strip_suffix('.').unwrap_or(name);
+    // An underscore is allowed wherever a letter is.
+    is_valid_domain(&host.replace('_', "u")) || parse_address_literal(name).is_some()
+}
+
 /// `text` without `prefix`, compared ASCII-case-insensitively; safe on any UTF-8 input.
 pub fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
     let head = text.get(..prefix.len())?;
@@ -428,6 +438,36 @@ mod tests {
         assert_eq!(m.literal_ip(), Some("2001:db8::1".parse().unwrap()));
         assert!(parse_forward_path("<u@[300.1.1.1]>").is_err());
         assert!(parse_forward_path("<u@[tag:stuff]>").is_err());
+    }
+
+    #[test]
+    fn hello_names() {
+        for good in [
+            "client.test",
+            "x",
+            "mail-1.example.com",
+            "[192.0.2.1]",
+            "[IPv6:::1]",
+            "DESKTOP_7.example.com",
+            "under_score",
+            "dot.",
+        ] {
+            assert!(is_valid_hello_name(good), "{good}");
+        }
+        for bad in [
+            "fake.example.com([10.0.0.1])by=trusted;",
+            "a;b",
+            "(comment)",
+            "dot..",
+            ".",
+            "-lead.example",
+            "[10.0.0.1",
+            "[tag:stuff]",
+            "192.0.2.1]",
+            "a\"b",
+        ] {
+            assert!(!is_valid_hello_name(bad), "{bad}");
+        }
     }
 
     #[test]

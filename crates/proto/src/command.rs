@@ -5,7 +5,8 @@
 //! exact reply its error deserves, so every syntax error maps to one reply in one place.
 
 use crate::address::{
-    ForwardPath, ReversePath, parse_forward_path, parse_reverse_path, strip_prefix_ignore_case,
+    ForwardPath, ReversePath, is_valid_hello_name, parse_forward_path, parse_reverse_path,
+    strip_prefix_ignore_case,
 };
 use crate::dsn::{Notify, Orcpt, Ret, xtext_decode};
 use crate::reply::{Reply, table};
@@ -166,9 +167,12 @@ fn no_arguments(args: &str, command: Command, usage: &'static str) -> Result<Com
 /// The EHLO/HELO argument: a domain or address literal. We keep the first word and only
 /// insist that there is one; policy may judge it later (RFC 5321 §4.1.4 forbids refusing
 /// a message merely because the name does not match the client address).
+/// The client's name: the first word (some clients add more), which must be a Domain or
+/// an address-literal (RFC 5321 §4.1.1.1).
 fn parse_hello(args: &str) -> Result<String, Reply> {
     match args.split(' ').find(|w| !w.is_empty()) {
-        Some(name) => Ok(name.to_string()),
+        Some(name) if is_valid_hello_name(name) => Ok(name.to_string()),
+        Some(_) => Err(table::bad_hello_name()),
         None => Err(table::syntax("Syntax: EHLO hostname")),
     }
 }
@@ -347,6 +351,32 @@ mod tests {
             Command::Ehlo("client.example".into())
         );
         assert_eq!(parse_command(b"QuIt").unwrap(), Command::Quit);
+    }
+
+    #[test]
+    fn hello_names_must_be_domains_or_literals() {
+        assert_eq!(
+            parse_command(b"HELO [192.0.2.1] extra").unwrap(),
+            Command::Helo("[192.0.2.1]".into())
+        );
+        assert_eq!(
+            code("EHLO fake.example.com([10.0.0.1])by=trusted;"),
+            (501, "5.5.2".into())
+        );
+        assert_eq!(code("HELO bad_name"), (501, "5.5.2".into()));
+        assert_eq!(code("EHLO"), (501, "5.5.4".into()));
+    }
+
+    #[test]
+    fn dsn_values_with_line_breaks_are_refused() {
+        assert_eq!(
+            code("MAIL FROM:<a@b> ENVID=a+0D+0Ab"),
+            (501, "5.5.4".into())
+        );
+        assert_eq!(
+            code("RCPT TO:<a@b> ORCPT=rfc822;a+0D+0Ab@c"),
+            (501, "5.5.4".into())
+        );
     }
 
     #[test]

@@ -104,7 +104,9 @@ impl Orcpt {
 }
 
 /// Decodes xtext (RFC 3461 §4): printable ASCII except `+` and `=`, with `+XX` hex escapes.
-/// Returns `None` for malformed input or a result that is not UTF-8.
+/// Returns `None` for malformed input, a result that is not UTF-8, or one with control
+/// characters: ENVID and ORCPT are quoted into reports and passed on, and RFC 3461 §4
+/// allows only printable characters in them (`+0D+0A` must not become a line break).
 pub fn xtext_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -132,7 +134,9 @@ pub fn xtext_decode(text: &str) -> Option<String> {
             _ => return None,
         }
     }
-    String::from_utf8(out).ok()
+    String::from_utf8(out)
+        .ok()
+        .filter(|decoded| !decoded.chars().any(char::is_control))
 }
 
 /// Encodes a value as xtext for passing DSN parameters on to the next hop.
@@ -178,6 +182,17 @@ mod tests {
         assert_eq!(xtext_decode("a+zz"), None);
         assert_eq!(xtext_decode("a=b"), None);
         assert_eq!(xtext_decode("a b"), None);
+    }
+
+    #[test]
+    fn xtext_refuses_decoded_controls() {
+        assert_eq!(xtext_decode("a+0D+0Ab"), None);
+        assert_eq!(xtext_decode("a+00"), None);
+        assert_eq!(xtext_decode("a+7F"), None);
+        assert_eq!(xtext_decode("a+C2+85"), None, "C1 control NEL");
+        assert_eq!(xtext_decode("a+20b+2B").as_deref(), Some("a b+"));
+        assert_eq!(xtext_decode("caf+C3+A9").as_deref(), Some("café"));
+        assert_eq!(Orcpt::parse("rfc822;a+0D+0AX-Evil:+20yes@b"), None);
     }
 
     #[test]

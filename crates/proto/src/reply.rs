@@ -236,6 +236,15 @@ pub mod table {
     pub fn syntax(text: &'static str) -> Reply {
         Reply::new(501, 5, 4, text)
     }
+    /// 501 for an EHLO/HELO name that is neither a domain nor an address literal.
+    pub fn bad_hello_name() -> Reply {
+        Reply::new(
+            501,
+            5,
+            2,
+            "EHLO/HELO needs your domain name or an address literal such as [192.0.2.1]",
+        )
+    }
     /// 501 for a sender address that does not parse (X.1.7).
     pub fn bad_sender_syntax(text: &'static str) -> Reply {
         Reply::new(501, 1, 7, text)

@@ -9,6 +9,7 @@ use mail_builder::headers::content_type::ContentType;
 use mail_builder::headers::raw::Raw;
 use mail_builder::mime::MimePart;
 use posthorn_proto::Ret;
+use posthorn_proto::dsn::xtext_encode;
 use posthorn_spool::{DsnAction, Envelope, Recipient};
 
 use crate::headers::header_section;
@@ -126,12 +127,17 @@ fn human_text(notice: &Notice) -> String {
     text
 }
 
-/// The `message/delivery-status` body (RFC 3464 §2).
+/// The `message/delivery-status` body (RFC 3464 §2). The sender's ENVID and ORCPT are
+/// written xtext-encoded, as RFC 3464 §2.2.1 and §2.3.2 want them, so whatever they hold
+/// stays inside its field.
 fn delivery_status(notice: &Notice) -> String {
     let envelope = notice.envelope;
     let mut text = format!("Reporting-MTA: dns; {}\r\n", notice.reporting_mta);
     if let Some(envid) = &envelope.envid {
-        text.push_str(&format!("Original-Envelope-Id: {envid}\r\n"));
+        text.push_str(&format!(
+            "Original-Envelope-Id: {}\r\n",
+            xtext_encode(envid)
+        ));
     }
     text.push_str(&format!(
         "Arrival-Date: {}\r\n",
@@ -140,21 +146,20 @@ fn delivery_status(notice: &Notice) -> String {
     for recipient in &notice.recipients {
         text.push_str("\r\n");
         let original = match &recipient.orcpt {
-            Some(orcpt) => Some(format!("{}; {}", orcpt.addr_type, orcpt.address)),
+            Some(orcpt) => Some((orcpt.addr_type.as_str(), orcpt.address.as_str())),
             None if !recipient
                 .rcpt
                 .eq_ignore_ascii_case(&recipient.address.to_string()) =>
             {
-                Some(format!(
-                    "{}; {}",
-                    address_type(&recipient.rcpt),
-                    recipient.rcpt
-                ))
+                Some((address_type(&recipient.rcpt), recipient.rcpt.as_str()))
             }
             None => None,
         };
-        if let Some(original) = original {
-            text.push_str(&format!("Original-Recipient: {original}\r\n"));
+        if let Some((addr_type, address)) = original {
+            text.push_str(&format!(
+                "Original-Recipient: {addr_type}; {}\r\n",
+                xtext_encode(address)
+            ));
         }
         let final_recipient = recipient.address.to_string();
         text.push_str(&format!(

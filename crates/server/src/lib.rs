@@ -6,6 +6,8 @@ pub mod admin;
 pub mod atomic_file;
 pub mod budget;
 pub mod certs;
+pub mod check_gate;
+pub mod client_key;
 pub mod config;
 pub mod directory;
 pub mod dsn;

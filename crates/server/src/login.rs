@@ -1,8 +1,10 @@
 //! Password checks for every protocol that logs users in (SMTP AUTH, POP3, IMAP): the
-//! argon2 hash compared on a blocking thread, failures answered late and counted per
-//! client address, and addresses with too many failures blocked for a while.
+//! argon2 hash compared on a blocking thread, a bounded number at a time, failures
+//! answered late and counted per client address (checks in flight included), and
+//! addresses with too many failures blocked for a while.
 
 use std::net::IpAddr;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,17 +13,24 @@ use posthorn_mailbox::store::Mailbox;
 use posthorn_proto::Credentials;
 use tracing::warn;
 
+use crate::check_gate::CheckGate;
+use crate::client_key::ClientKey;
 use crate::directory::Account;
 use crate::passwords;
-use crate::throttle::AuthThrottle;
+use crate::throttle::{Attempt, AuthThrottle};
 use crate::users::LiveDirectory;
+
+/// Password checks one client address may run at once; its further checks queue.
+const CHECKS_PER_CLIENT: usize = 2;
 
 /// The login checker shared by all listeners.
 pub struct Logins {
     directory: Arc<LiveDirectory>,
     throttle: AuthThrottle,
+    gate: CheckGate,
     failure_delay: Duration,
     hostname: String,
+    ipv6_prefix: u8,
 }
 
 /// The outcome of one check.
@@ -33,45 +42,68 @@ pub enum Checked {
         /// This failure was one too many.
         blocked: bool,
     },
-    /// The address was already blocked: the password was not even looked at.
+    /// The address is blocked, or would be were its checks in flight all to fail: the
+    /// password was not even looked at.
     Blocked,
 }
 
 impl Logins {
-    /// A checker over `directory`; failures wait `failure_delay` before the answer.
+    /// A checker over `directory`; failures wait `failure_delay` before the answer, and
+    /// clients are counted by [`ClientKey`] with `ipv6_prefix`. About one check per core
+    /// runs at a time.
     pub fn new(
         directory: Arc<LiveDirectory>,
         throttle: AuthThrottle,
         failure_delay: Duration,
         hostname: String,
+        ipv6_prefix: u8,
     ) -> Logins {
+        let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        passwords::return_check_memory_promptly();
         Logins {
             directory,
             throttle,
+            gate: CheckGate::new(cores, CHECKS_PER_CLIENT),
             failure_delay,
             hostname,
+            ipv6_prefix,
         }
     }
 
     /// True while `ip` is blocked for failed logins.
     pub fn is_blocked(&self, ip: IpAddr) -> bool {
-        self.throttle.is_blocked(ip)
+        self.throttle.is_blocked(self.key(ip))
+    }
+
+    fn key(&self, ip: IpAddr) -> ClientKey {
+        ClientKey::of(ip, self.ipv6_prefix)
     }
 
     /// Checks `credentials` from `ip` (`None` for local programs, never throttled). A
     /// PLAIN authorization identity must name the same account: nobody acts for others.
+    /// The attempt counts against the address from before it queues until its failure
+    /// is counted, so parallel guesses cannot outrun the block.
     pub async fn check(&self, ip: Option<IpAddr>, credentials: &Credentials) -> Checked {
-        if ip.is_some_and(|ip| self.throttle.is_blocked(ip)) {
-            return Checked::Blocked;
-        }
+        let key = ip.map(|ip| self.key(ip));
+        let attempt = match key.map(|key| self.throttle.begin(key)) {
+            Some(None) => return Checked::Blocked,
+            Some(Some(attempt)) => Some(attempt),
+            None => None,
+        };
+        let pass = self.gate.enter(key).await;
         let directory = self.directory.current();
         let account = directory.login(&credentials.username).cloned();
         let hash = account.as_ref().and_then(|a| a.password.clone());
         let password = credentials.password.clone();
-        let verified =
-            tokio::task::spawn_blocking(move || passwords::verify(&password, hash.as_deref()))
-                .await
-                .unwrap_or(false);
+        // The pass goes with the check: should this session be dropped meanwhile, the
+        // hash still running keeps its place until it ends.
+        let verified = tokio::task::spawn_blocking(move || {
+            let verified = passwords::verify(&password, hash.as_deref());
+            drop(pass);
+            verified
+        })
+        .await
+        .unwrap_or(false);
         let acts_as_self = credentials.authzid.as_deref().is_none_or(|wanted| {
             let wanted = directory.login(wanted).map(|a| a.name.as_str());
             wanted.is_some() && wanted == account.as_ref().map(|a| a.name.as_str())
@@ -79,7 +111,7 @@ impl Logins {
         match account {
             Some(account) if verified && acts_as_self => Checked::Accepted(account),
             _ => {
-                let blocked = ip.is_some_and(|ip| self.throttle.failed(ip));
+                let blocked = attempt.is_some_and(Attempt::failed);
                 warn!(client = ?ip, login = %credentials.username, blocked, "authentication failed");
                 tokio::time::sleep(self.failure_delay).await;
                 Checked::Rejected { blocked }

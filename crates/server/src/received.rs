@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 
 use posthorn_proto::ReversePath;
+use posthorn_proto::address::is_valid_hello_name;
 
 /// What the Received header records about one accepted message.
 #[derive(Debug, Clone)]
@@ -52,7 +53,7 @@ fn protocol(trace: &Trace) -> String {
 /// <rcpt>; date`, folded, ending in CRLF.
 pub fn received_header(trace: &Trace) -> String {
     let protocol = protocol(trace);
-    let mut header = format!("Received: from {}", header_safe(trace.helo));
+    let mut header = format!("Received: from {}", from_name(trace.helo));
     if let Some(ip) = trace.ip {
         match ip {
             IpAddr::V4(v4) => header.push_str(&format!(" ([{v4}])")),
@@ -81,6 +82,24 @@ pub fn received_header(trace: &Trace) -> String {
     }
     header.push_str(&format!(";\r\n\t{}\r\n", rfc5322_date(trace.time)));
     header
+}
+
+/// The client's EHLO name as the `from` clause records it. The session accepts only a
+/// Domain or an address-literal (RFC 5321 §4.1.1.1); anything else is written as
+/// `unknown` with the name in an escaped comment, so it can neither close the comment,
+/// end the clause with `;`, nor start a new line.
+fn from_name(helo: &str) -> String {
+    if is_valid_hello_name(helo) {
+        return helo.to_string();
+    }
+    let mut escaped = String::new();
+    for c in header_safe(helo).chars() {
+        if matches!(c, '(' | ')' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    format!("unknown (HELO {escaped})")
 }
 
 /// `Return-Path` and `Delivered-To`, the first lines of a delivered message.
@@ -194,6 +213,28 @@ mod tests {
             ..trace
         };
         assert!(received_header(&utf8).contains("with UTF8SMTPS id"));
+    }
+
+    #[test]
+    fn a_malformed_helo_stays_in_a_comment() {
+        let header = received_header(&Trace {
+            helo: "fake.example.com([10.0.0.1])by=trusted;\r\n\\",
+            ip: Some("192.0.2.7".parse().unwrap()),
+            hostname: "mx.test",
+            esmtp: true,
+            smtputf8: false,
+            tls: None,
+            authenticated: false,
+            queue_id: "id",
+            single_recipient: None,
+            time: 0,
+        });
+        assert!(
+            header.starts_with(
+                "Received: from unknown (HELO fake.example.com\\([10.0.0.1]\\)by=trusted;??\\\\) ([192.0.2.7])\r\n\tby mx.test"
+            ),
+            "{header}"
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ use tracing::{info, warn};
 use crate::admin;
 use crate::budget::MemoryBudget;
 use crate::certs::{CertSource, Certificates};
+use crate::client_key::ClientKey;
 use crate::config::{Config, Listener, Role};
 use crate::limiter::ConnectionLimiter;
 use crate::local::LocalTransport;
@@ -137,6 +138,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         AuthThrottle::new(auth.max_failures, auth.failure_window.0, auth.block_time.0),
         auth.failure_delay.0,
         config.server.hostname.get_ref().clone(),
+        config.limits.ipv6_prefix_length,
     ));
     let inbound = Arc::new(Inbound {
         command_timeout: config.limits.command_timeout.0,
@@ -161,6 +163,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
             config.limits.max_connections_per_ip,
         ),
         rate: ConnectionRate::new(config.limits.max_connection_rate_per_ip),
+        ipv6_prefix: config.limits.ipv6_prefix_length,
     });
     let sessions = TaskTracker::new();
     let mut listeners = Vec::new();
@@ -395,6 +398,8 @@ fn signer(config: &Config) -> anyhow::Result<Option<Arc<Signer>>> {
 struct Guard {
     limiter: Arc<ConnectionLimiter>,
     rate: ConnectionRate,
+    /// Clients are counted by [`ClientKey`] with this IPv6 prefix length.
+    ipv6_prefix: u8,
 }
 
 /// The protocol a listener speaks.
@@ -459,8 +464,9 @@ async fn accept_loop(listener: TcpListener, mut handler: Handler) {
 /// of a new connection is empty), or starts its session.
 fn admit(stream: TcpStream, peer: SocketAddr, handler: &Handler) {
     let ip = peer.ip();
+    let key = ClientKey::of(ip, handler.guard.ipv6_prefix);
     let inbound = &handler.inbound;
-    let refusal = if !inbound.is_trusted(ip) && !handler.guard.rate.admit(ip) {
+    let refusal = if !inbound.is_trusted(ip) && !handler.guard.rate.admit(key) {
         Some(("connection rate", table::connection_rate_exceeded()))
     } else if handler.service.takes_logins() && inbound.logins.is_blocked(ip) {
         Some((
@@ -477,7 +483,7 @@ fn admit(stream: TcpStream, peer: SocketAddr, handler: &Handler) {
         }
         return;
     }
-    let Some(permit) = handler.guard.limiter.admit(ip) else {
+    let Some(permit) = handler.guard.limiter.admit(key) else {
         info!(client = %ip, "refused: too many connections");
         if !handler.implicit_tls {
             let _ = stream.try_write(&handler.service.refusal(table::too_many_connections()));
@@ -544,7 +550,7 @@ async fn handshake(acceptor: &TlsAcceptor, stream: TcpStream) -> Option<ServerCo
 }
 
 /// Sessions of local programs (`posthorn sendmail`): the peer's user id names the
-/// client, and no network limit applies.
+/// client, and counts against the connection limits.
 async fn local_accept_loop(listener: UnixListener, any_sender_group: String, mut handler: Handler) {
     loop {
         let accepted = tokio::select! {
@@ -557,6 +563,15 @@ async fn local_accept_loop(listener: UnixListener, any_sender_group: String, mut
                     warn!("local connection without credentials refused");
                     continue;
                 };
+                // Local users count against the connection limits like network clients,
+                // each user as one client: none can hold every session.
+                let Some(permit) = handler.guard.limiter.admit(ClientKey::LocalUser(user.uid))
+                else {
+                    info!(user = %user.name, "refused: too many connections");
+                    let _ =
+                        stream.try_write(&handler.service.refusal(table::too_many_connections()));
+                    continue;
+                };
                 let inbound = Arc::clone(&handler.inbound);
                 let Service::Smtp(endpoint) = handler.service.clone() else {
                     continue;
@@ -565,6 +580,7 @@ async fn local_accept_loop(listener: UnixListener, any_sender_group: String, mut
                 handler.sessions.spawn(async move {
                     let connection = Connection::Local(stream);
                     smtp::run(inbound, endpoint, connection, Client::Local(user), shutdown).await;
+                    drop(permit);
                 });
             }
             Err(e) => {

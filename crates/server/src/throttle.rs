@@ -4,9 +4,10 @@
 //! us grow without limit.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+use crate::client_key::ClientKey;
 
 /// Most client addresses any one counter remembers.
 const MAX_TRACKED: usize = 10_000;
@@ -15,7 +16,7 @@ const MAX_TRACKED: usize = 10_000;
 #[derive(Debug)]
 struct Window {
     length: Duration,
-    events: HashMap<IpAddr, VecDeque<Instant>>,
+    events: HashMap<ClientKey, VecDeque<Instant>>,
 }
 
 impl Window {
@@ -26,14 +27,14 @@ impl Window {
         }
     }
 
-    /// Records an event for `ip` at `now`; returns the events in the window, this one
+    /// Records an event for `key` at `now`; returns the events in the window, this one
     /// included.
-    fn record(&mut self, ip: IpAddr, now: Instant) -> usize {
-        if self.events.len() >= MAX_TRACKED && !self.events.contains_key(&ip) {
+    fn record(&mut self, key: ClientKey, now: Instant) -> usize {
+        if self.events.len() >= MAX_TRACKED && !self.events.contains_key(&key) {
             self.forget_stale(now);
         }
         let length = self.length;
-        let events = self.events.entry(ip).or_default();
+        let events = self.events.entry(key).or_default();
         while events
             .front()
             .is_some_and(|t| now.duration_since(*t) >= length)
@@ -42,6 +43,16 @@ impl Window {
         }
         events.push_back(now);
         events.len()
+    }
+
+    /// The events of `key` in the window ending at `now`.
+    fn count(&self, key: &ClientKey, now: Instant) -> usize {
+        self.events.get(key).map_or(0, |events| {
+            events
+                .iter()
+                .filter(|t| now.duration_since(**t) < self.length)
+                .count()
+        })
     }
 
     /// Drops addresses with nothing in the window; if that is not enough, the half whose
@@ -66,8 +77,8 @@ impl Window {
         }
     }
 
-    fn clear(&mut self, ip: &IpAddr) {
-        self.events.remove(ip);
+    fn clear(&mut self, key: &ClientKey) {
+        self.events.remove(key);
     }
 }
 
@@ -87,17 +98,21 @@ impl ConnectionRate {
         }
     }
 
-    /// Counts a new connection from `ip`; false when it is one too many.
-    pub fn admit(&self, ip: IpAddr) -> bool {
+    /// Counts a new connection from `key`; false when it is one too many.
+    pub fn admit(&self, key: ClientKey) -> bool {
         if self.per_minute == 0 {
             return true;
         }
         let mut window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
-        window.record(ip, Instant::now()) <= self.per_minute as usize
+        window.record(key, Instant::now()) <= self.per_minute as usize
     }
 }
 
 /// Failed logins per address, and the addresses blocked for having too many.
+///
+/// A password check takes tens of milliseconds, so an attacker can start many at once:
+/// counting only finished failures would let all of them through before the first is
+/// counted. Checks in flight therefore count against the limit too (see [`Self::begin`]).
 #[derive(Debug)]
 pub struct AuthThrottle {
     max_failures: u32,
@@ -108,7 +123,31 @@ pub struct AuthThrottle {
 #[derive(Debug)]
 struct ThrottleState {
     failures: Window,
-    blocked: HashMap<IpAddr, Instant>,
+    blocked: HashMap<ClientKey, Instant>,
+    /// Checks begun and not yet decided, per address; an entry lives only while a check
+    /// runs, so the map is bounded by the connections we admit.
+    in_flight: HashMap<ClientKey, usize>,
+}
+
+impl ThrottleState {
+    fn is_blocked(&mut self, key: &ClientKey, now: Instant) -> bool {
+        match self.blocked.get(key) {
+            Some(until) if *until > now => true,
+            Some(_) => {
+                self.blocked.remove(key);
+                false
+            }
+            None => false,
+        }
+    }
+}
+
+/// A password check counted against its address as long as it lives; a failure is
+/// counted with [`Attempt::failed`] before it stops (so no other check ever sees neither).
+#[derive(Debug)]
+pub struct Attempt<'a> {
+    throttle: &'a AuthThrottle,
+    key: ClientKey,
 }
 
 impl AuthThrottle {
@@ -120,75 +159,145 @@ impl AuthThrottle {
             state: Mutex::new(ThrottleState {
                 failures: Window::new(window),
                 blocked: HashMap::new(),
+                in_flight: HashMap::new(),
             }),
         }
     }
 
-    /// True while `ip` is blocked.
-    pub fn is_blocked(&self, ip: IpAddr) -> bool {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        match state.blocked.get(&ip) {
-            Some(until) if *until > now => true,
-            Some(_) => {
-                state.blocked.remove(&ip);
-                false
-            }
-            None => false,
-        }
+    fn state(&self) -> std::sync::MutexGuard<'_, ThrottleState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Counts a failed login from `ip`; true when it is now blocked.
-    pub fn failed(&self, ip: IpAddr) -> bool {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+    /// True while `key` is blocked.
+    pub fn is_blocked(&self, key: ClientKey) -> bool {
+        self.state().is_blocked(&key, Instant::now())
+    }
+
+    /// Starts a check for `key`, or `None` when the address is blocked or when its
+    /// failures in the window plus the checks already in flight reach `max_failures`:
+    /// were those all to fail, this one would be past the limit.
+    pub fn begin(&self, key: ClientKey) -> Option<Attempt<'_>> {
+        let mut state = self.state();
         let now = Instant::now();
-        if state.failures.record(ip, now) < self.max_failures as usize {
+        if state.is_blocked(&key, now) {
+            return None;
+        }
+        let in_flight = state.in_flight.get(&key).copied().unwrap_or(0);
+        if state.failures.count(&key, now) + in_flight >= self.max_failures as usize {
+            return None;
+        }
+        state.in_flight.insert(key, in_flight + 1);
+        Some(Attempt {
+            throttle: self,
+            key,
+        })
+    }
+
+    /// Counts a failed login from `key`; true when it is now blocked.
+    fn failed(&self, key: ClientKey) -> bool {
+        let mut state = self.state();
+        let now = Instant::now();
+        if state.failures.record(key, now) < self.max_failures as usize {
             return false;
         }
-        state.failures.clear(&ip);
+        state.failures.clear(&key);
         if state.blocked.len() >= MAX_TRACKED {
             state.blocked.retain(|_, until| *until > now);
         }
         if state.blocked.len() < MAX_TRACKED {
-            state.blocked.insert(ip, now + self.block_time);
+            state.blocked.insert(key, now + self.block_time);
         }
         true
+    }
+}
+
+impl Attempt<'_> {
+    /// The password was wrong; true when the address is now blocked.
+    pub fn failed(self) -> bool {
+        self.throttle.failed(self.key)
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        let mut state = self.throttle.state();
+        if let Some(n) = state.in_flight.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                state.in_flight.remove(&self.key);
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
 
-    const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
-    const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 2));
+    fn key(ip: &str) -> ClientKey {
+        ClientKey::of(ip.parse().unwrap(), 64)
+    }
+
+    fn a() -> ClientKey {
+        key("192.0.2.1")
+    }
+
+    fn b() -> ClientKey {
+        key("192.0.2.2")
+    }
+
+    fn fail(throttle: &AuthThrottle, key: ClientKey) -> bool {
+        throttle.begin(key).expect("not blocked").failed()
+    }
 
     #[test]
     fn connection_rate_counts_per_address() {
         let rate = ConnectionRate::new(2);
-        assert!(rate.admit(A) && rate.admit(A));
-        assert!(!rate.admit(A));
-        assert!(rate.admit(B));
-        assert!(ConnectionRate::new(0).admit(A));
+        assert!(rate.admit(a()) && rate.admit(a()));
+        assert!(!rate.admit(a()));
+        assert!(rate.admit(b()));
+        assert!(ConnectionRate::new(0).admit(a()));
     }
 
     #[test]
     fn failures_block_after_the_limit() {
         let throttle = AuthThrottle::new(3, Duration::from_secs(60), Duration::from_secs(60));
-        assert!(!throttle.failed(A));
-        assert!(!throttle.failed(A));
-        assert!(!throttle.is_blocked(A));
-        assert!(throttle.failed(A));
-        assert!(throttle.is_blocked(A));
-        assert!(!throttle.is_blocked(B));
+        assert!(!fail(&throttle, a()));
+        assert!(!fail(&throttle, a()));
+        assert!(!throttle.is_blocked(a()));
+        drop(throttle.begin(a()).expect("a success does not count"));
+        assert!(fail(&throttle, a()));
+        assert!(throttle.is_blocked(a()));
+        assert!(throttle.begin(a()).is_none());
+        assert!(!throttle.is_blocked(b()));
+    }
+
+    #[test]
+    fn checks_in_flight_count_against_the_limit() {
+        let throttle = AuthThrottle::new(3, Duration::from_secs(60), Duration::from_secs(60));
+        assert!(!fail(&throttle, a()));
+        let first = throttle.begin(a()).unwrap();
+        let second = throttle.begin(a()).unwrap();
+        assert!(throttle.begin(a()).is_none(), "1 failure + 2 in flight");
+        assert!(
+            throttle.begin(b()).is_some(),
+            "other addresses are not held up"
+        );
+        drop(first);
+        let third = throttle.begin(a()).expect("the success freed its place");
+        assert!(!second.failed());
+        assert!(third.failed(), "the third failure blocks");
+        assert!(throttle.begin(a()).is_none());
+        assert!(throttle.state().in_flight.is_empty());
     }
 
     #[test]
     fn blocks_expire() {
         let throttle = AuthThrottle::new(1, Duration::from_secs(60), Duration::from_millis(1));
-        assert!(throttle.failed(A));
+        assert!(fail(&throttle, a()));
         std::thread::sleep(Duration::from_millis(5));
-        assert!(!throttle.is_blocked(A));
+        assert!(!throttle.is_blocked(a()));
     }
 
     #[test]
@@ -197,7 +306,7 @@ mod tests {
         let now = Instant::now();
         for i in 0..(MAX_TRACKED as u32 + 10) {
             window.record(
-                IpAddr::V4(i.into()),
+                ClientKey::of(IpAddr::V4(i.into()), 64),
                 now + Duration::from_micros(u64::from(i)),
             );
         }

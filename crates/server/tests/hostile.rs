@@ -19,7 +19,8 @@ const ACCOUNTS: &str = "[[account]]\nname = \"postmaster\"\n\n[[account]]\nname 
 /// A pause between two TCP writes, long enough for the server to read them separately.
 const GAP: Duration = Duration::from_millis(50);
 
-/// More content than the server buffers in memory, so a spool file exists in `tmp/`.
+/// More content than the server buffers in memory, so a spool file exists in `tmp/` (once
+/// the header section has ended: it is held until then).
 const SPOOLED: usize = 300 * 1024;
 
 fn start(config: &str) -> TestServer {
@@ -281,6 +282,55 @@ fn overlong_text_line_in_data_gets_550_5_6_0_and_nothing_is_delivered() {
 }
 
 // --- 3. Commands out of order ----------------------------------------------------------
+
+/// The EHLO/HELO name goes into the Received header: anything but a domain or an
+/// address literal is refused (RFC 5321 §4.1.1.1) instead of being recorded verbatim
+/// (underscores and a trailing dot are tolerated, as by Postfix), and accepted names are
+/// recorded as sent.
+#[test]
+fn helo_must_be_a_domain_or_an_address_literal() {
+    let server = TestServer::start();
+    let mut client = server.client();
+    client.expect("EHLO fake.example.com([10.0.0.1])by=trusted;", "501 5.5.2 ");
+    client.expect("HELO a;b", "501 5.5.2 ");
+    client.expect("EHLO a..b", "501 5.5.2 ");
+    client.expect("MAIL FROM:<sender@example.com>", "503 5.5.1 ");
+    // What real clients send against the grammar but harmlessly is tolerated.
+    client.expect("EHLO my_pc.example.", "250");
+    client.expect("EHLO [IPv6:::1]", "250");
+    client.expect("HELO [127.0.0.1]", "250 ");
+    client.expect("MAIL FROM:<sender@example.com>", "250 2.1.0 ");
+    client.expect("RCPT TO:<postmaster@localhost>", "250 2.1.5 ");
+    client.expect("DATA", "354");
+    client.expect("Subject: literal\r\n\r\nhi\r\n.", "250 2.0.0 ");
+    let message = String::from_utf8(server.wait_for_messages("postmaster", 1).remove(0)).unwrap();
+    assert!(
+        message.contains("Received: from [127.0.0.1] ([127.0.0.1])\r\n"),
+        "{message}"
+    );
+}
+
+/// ENVID and ORCPT are quoted into delivery reports: xtext that decodes to a line break
+/// (or any control) would write header lines of the sender's choosing there.
+#[test]
+fn dsn_values_that_decode_to_line_breaks_are_refused() {
+    let server = TestServer::start();
+    let mut client = server.client();
+    client.expect("EHLO client.test", "250");
+    client.expect(
+        "MAIL FROM:<sender@example.com> ENVID=a+0D+0AX-Injected:+20yes",
+        "501 5.5.4 ",
+    );
+    client.expect("MAIL FROM:<sender@example.com> ENVID=a+2Bb", "250 2.1.0 ");
+    client.expect(
+        "RCPT TO:<postmaster@localhost> ORCPT=rfc822;a+0D+0Ab@localhost",
+        "501 5.5.4 ",
+    );
+    client.expect(
+        "RCPT TO:<postmaster@localhost> ORCPT=rfc822;a+2Bb@localhost",
+        "250 2.1.5 ",
+    );
+}
 
 #[test]
 fn mail_before_ehlo_is_out_of_sequence() {
@@ -743,7 +793,7 @@ fn disconnect_mid_bdat_leaves_nothing_behind() {
     let server = TestServer::start();
     let mut client = server.client();
     open_transaction(&mut client, "postmaster@localhost");
-    let first = filler(SPOOLED);
+    let first = [b"Subject: chunked\r\n\r\n".as_slice(), &filler(SPOOLED)].concat();
     client.send(format!("BDAT {}\r\n", first.len()));
     client.send(&first);
     expect_reply(
@@ -851,6 +901,20 @@ fn bdat_chunk_over_size_limit_gets_552_5_3_4_and_nothing_stored() {
 }
 
 // --- 12. Connection limits --------------------------------------------------------------
+
+/// An IPv4 client reaching a dual-stack socket shows as `::ffff:127.0.0.1`: the
+/// per-address limits count it as the same client as `127.0.0.1`.
+#[test]
+fn ipv4_mapped_clients_count_as_their_ipv4_address() {
+    let server = start(
+        "[limits]\nmax_connections_per_ip = 1\n\n[[listener]]\nrole = \"mx\"\naddress = \"[::]:0\"\n",
+    );
+    let dual_stack = common::mailbox::listeners(&server, "mx")[1];
+    let mut over_ipv4 = server.client();
+    let mut mapped = Client::connect(([127, 0, 0, 1], dual_stack.port()).into());
+    expect_reply(&mut mapped, "421 4.7.0 ", "second connection, IPv4-mapped");
+    over_ipv4.expect("NOOP", "250 2.0.0 ");
+}
 
 #[test]
 fn third_connection_from_one_ip_gets_421_4_7_0_and_a_freed_place_is_reused() {
@@ -961,7 +1025,7 @@ fn rset_mid_bdat_discards_the_spooled_chunks() {
     let server = TestServer::start();
     let mut client = server.client();
     open_transaction(&mut client, "postmaster@localhost");
-    let chunk = filler(SPOOLED);
+    let chunk = [b"Subject: chunked\r\n\r\n".as_slice(), &filler(SPOOLED)].concat();
     client.send(format!("BDAT {}\r\n", chunk.len()));
     client.send(&chunk);
     expect_reply(

@@ -251,3 +251,34 @@ fn the_any_sender_group_may_use_any_sender() {
     assert!(sent.status.success(), "{sent:?}");
     delivered(&server, 1, "any");
 }
+
+#[test]
+fn local_programs_count_against_the_connection_limits() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::net::UnixStream;
+    let server = server("[limits]\nmax_connections_per_ip = 2\n");
+    let socket = server.data().join("sendmail.sock");
+    let greeting = |stream: &UnixStream| {
+        let mut line = String::new();
+        BufReader::new(stream).read_line(&mut line).unwrap();
+        line
+    };
+    let held: Vec<UnixStream> = (0..2)
+        .map(|_| UnixStream::connect(&socket).unwrap())
+        .collect();
+    for stream in &held {
+        assert!(greeting(stream).starts_with("220 "));
+    }
+    let third = UnixStream::connect(&socket).unwrap();
+    assert!(
+        greeting(&third).starts_with("421 4.7.0"),
+        "one user holds two sessions at most"
+    );
+    drop(held);
+    server.wait_for_log("session");
+    common::wait_until("a place is free again", || {
+        let again = UnixStream::connect(&socket).unwrap();
+        greeting(&again).starts_with("220 ").then_some(())
+    })
+    .unwrap();
+}

@@ -1307,8 +1307,8 @@ fn success_request_to_a_hop_without_dsn_gets_a_relayed_notice() {
     let server = server(&dns, sink.addr.port(), &["user@remote.test"], "", "");
     submit(
         &server,
-        &format!("<{LOCAL_SENDER}> ENVID=relay-1"),
-        &["<fwd@localhost> NOTIFY=SUCCESS"],
+        &format!("<{LOCAL_SENDER}> ENVID=relay+2B1"),
+        &["<fwd@localhost> NOTIFY=SUCCESS ORCPT=rfc822;fwd+2Btag@localhost"],
         "Subject: relayed notice\r\n\r\ntell me\r\n",
     );
     let messages = sink.wait_for_messages(1);
@@ -1321,13 +1321,17 @@ fn success_request_to_a_hop_without_dsn_gets_a_relayed_notice() {
         "Mail Relayed: No Further Notice Will Follow"
     );
     assert_per_message_fields(&report);
-    assert_eq!(report.per_message.field("Original-Envelope-Id"), "relay-1");
+    // ENVID and ORCPT are reported in their xtext form (RFC 3464 §2.2.1, §2.3.2).
+    assert_eq!(
+        report.per_message.field("Original-Envelope-Id"),
+        "relay+2B1"
+    );
     let recipient = report.recipient("rfc822; user@remote.test");
     assert_eq!(recipient.field("Action"), "relayed");
     assert_eq!(recipient.field("Status"), "2.0.0");
     assert_eq!(
         recipient.field("Original-Recipient"),
-        "rfc822; fwd@localhost"
+        "rfc822; fwd+2Btag@localhost"
     );
     assert_eq!(recipient.field("Remote-MTA"), "dns; mx.remote.test");
     assert_eq!(report.part_types[2], "text/rfc822-headers");

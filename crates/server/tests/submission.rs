@@ -498,6 +498,78 @@ fn repeated_failures_block_the_address() {
     Client::greeted(server.addr);
 }
 
+/// Guesses sent in parallel count against the limit while they are checked: with
+/// `max_failures = 3`, no more than three of nineteen are checked (all were, and a right
+/// password sent meanwhile got in), and once one is refused, so is the right password.
+#[test]
+fn parallel_guesses_cannot_outrun_the_block() {
+    const GUESSES: usize = 19;
+    let server = server(
+        r#"
+[auth]
+failure_delay = "0s"
+max_failures = 3
+
+[limits]
+max_connections_per_ip = 30
+
+[[listener]]
+role = "submission"
+address = "127.0.0.1:0"
+allow_plaintext_auth = true
+"#,
+    );
+    let addr = common::mailbox::listeners(&server, "submission")[1];
+    let greeted = || {
+        let mut client = Client::greeted(addr);
+        client.expect("EHLO client.test", "250");
+        client
+    };
+    let mut owner = greeted();
+    let guessers: Vec<Client> = (0..GUESSES).map(|_| greeted()).collect();
+    let (replies_tx, replies) = std::sync::mpsc::channel();
+    for (i, mut guesser) in guessers.into_iter().enumerate() {
+        let replies_tx = replies_tx.clone();
+        std::thread::spawn(move || {
+            let guess = plain("alice", &format!("guess{i}"));
+            let _ = replies_tx.send(guesser.command(&format!("AUTH PLAIN {guess}")));
+        });
+    }
+    let mut answered = Vec::new();
+    while !answered
+        .last()
+        .is_some_and(|r: &String| r.starts_with("421"))
+    {
+        answered.push(
+            replies
+                .recv_timeout(PATIENCE)
+                .expect("a reply to every guess"),
+        );
+    }
+    owner.expect(
+        &format!("AUTH PLAIN {}", plain("alice", ALICE)),
+        "421 4.7.0",
+    );
+    while answered.len() < GUESSES {
+        answered.push(
+            replies
+                .recv_timeout(PATIENCE)
+                .expect("a reply to every guess"),
+        );
+    }
+    let checked = answered
+        .iter()
+        .filter(|r| r.starts_with("535 5.7.8"))
+        .count();
+    assert!(
+        answered
+            .iter()
+            .all(|r| r.starts_with("535 5.7.8") || r.starts_with("421 4.7.0")),
+        "{answered:?}"
+    );
+    assert!(checked < 3, "{checked} guesses answered 535: {answered:?}");
+}
+
 #[test]
 fn connection_rate_per_address() {
     let server = server("[limits]\nmax_connection_rate_per_ip = 3\n");

@@ -269,6 +269,9 @@ pub struct Limits {
     /// Memory all sessions together may use to hold messages whole while they are
     /// checked (DKIM, ARC, DMARC) or signed; the others wait their turn.
     pub check_memory: Size,
+    /// IPv6 clients in one network of this prefix length count as one client for the
+    /// per-address limits (connections, connection rate, failed logins).
+    pub ipv6_prefix_length: u8,
 }
 
 impl Default for Limits {
@@ -289,6 +292,7 @@ impl Default for Limits {
             tarpit_after: 5,
             tarpit_delay: Span(Duration::from_secs(1)),
             check_memory: Size(64 * 1024 * 1024),
+            ipv6_prefix_length: crate::client_key::DEFAULT_IPV6_PREFIX,
         }
     }
 }
@@ -680,7 +684,7 @@ impl Config {
             });
         }
         let limits = &self.limits;
-        let minimums: [(&str, u64, u64); 6] = [
+        let minimums: [(&str, u64, u64); 7] = [
             // RFC 5321 §4.5.3.1: the smallest limits a server may impose.
             (
                 "limits.max_command_line",
@@ -696,6 +700,12 @@ impl Config {
                 limits.max_connections_per_ip as u64,
                 1,
             ),
+            // Shorter prefixes would put whole providers behind one key.
+            (
+                "limits.ipv6_prefix_length",
+                u64::from(limits.ipv6_prefix_length),
+                16,
+            ),
         ];
         for (key, value, minimum) in minimums {
             if value < minimum {
@@ -705,6 +715,13 @@ impl Config {
                     message: format!("{value} is below the minimum of {minimum}"),
                 });
             }
+        }
+        if limits.ipv6_prefix_length > 128 {
+            return Err(Invalid {
+                key: "limits.ipv6_prefix_length".into(),
+                span: 0..0,
+                message: format!("{} is above 128", limits.ipv6_prefix_length),
+            });
         }
         if self.tls.certificate.is_some() != self.tls.key.is_some() {
             let (key, value) = match (&self.tls.certificate, &self.tls.key) {

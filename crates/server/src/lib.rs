@@ -3,6 +3,7 @@
 //! `posthorn-proto`, the queue storage in `posthorn-spool`.
 
 pub mod admin;
+pub mod allocator;
 pub mod atomic_file;
 pub mod budget;
 pub mod certs;

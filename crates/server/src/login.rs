@@ -59,7 +59,6 @@ impl Logins {
         ipv6_prefix: u8,
     ) -> Logins {
         let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
-        passwords::return_check_memory_promptly();
         Logins {
             directory,
             throttle,

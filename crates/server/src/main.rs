@@ -487,6 +487,7 @@ fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
 }
 
 fn serve(config: Config) -> ExitCode {
+    posthorn::allocator::return_large_blocks();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

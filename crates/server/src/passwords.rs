@@ -18,19 +18,6 @@ pub fn hash(password: &str) -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))
 }
 
-/// Makes the memory of a finished check go back to the system at once. Once a block that
-/// large has been freed, glibc serves the next from the heap of the calling thread's arena
-/// and keeps it there, so checks run on changing blocking threads would leave 19 MiB
-/// behind in each of up to eight arenas per core. Blocks from 4 MiB up are mapped and
-/// unmapped instead (a fixed `M_MMAP_THRESHOLD`, which glibc then no longer raises).
-pub fn return_check_memory_promptly() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets a tuning parameter of the allocator.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
-    }
-}
-
 /// True when `text` is an argon2 PHC string.
 pub fn is_hash(text: &str) -> bool {
     text.starts_with("$argon2") && PasswordHash::new(text).is_ok()

@@ -92,14 +92,7 @@ fn from_name(helo: &str) -> String {
     if is_valid_hello_name(helo) {
         return helo.to_string();
     }
-    let mut escaped = String::new();
-    for c in header_safe(helo).chars() {
-        if matches!(c, '(' | ')' | '\\') {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    format!("unknown (HELO {escaped})")
+    format!("unknown (HELO {})", comment_safe(helo))
 }
 
 /// `Return-Path` and `Delivered-To`, the first lines of a delivered message.
@@ -116,10 +109,17 @@ pub fn rfc5322_date(time: u64) -> String {
     mail_parser::DateTime::from_timestamp(time as i64).to_rfc822()
 }
 
-/// Text for inside a comment: also without the parentheses and backslash that would end
-/// or escape it (RFC 5322 §3.2.2).
+/// Text for inside a comment: header-safe, with the parentheses and backslash that would
+/// end or escape the comment written as quoted pairs (RFC 5322 §3.2.2).
 fn comment_safe(text: &str) -> String {
-    header_safe(text).replace(['(', ')', '\\'], "?")
+    let mut escaped = String::new();
+    for c in header_safe(text).chars() {
+        if matches!(c, '(' | ')' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }
 
 /// Peer-supplied text as it may appear inside a header: no CR, LF or other controls, and
@@ -224,7 +224,8 @@ mod tests {
             esmtp: true,
             smtputf8: false,
             tls: None,
-            authenticated: false,
+            authenticated: None,
+            local_user: None,
             queue_id: "id",
             single_recipient: None,
             time: 0,
@@ -261,7 +262,7 @@ mod tests {
             time: 0,
         });
         assert!(
-            header.starts_with("Received: from localhost (from userid 1000 (web?x?))\r\n"),
+            header.starts_with("Received: from localhost (from userid 1000 (web\\(x\\)))\r\n"),
             "{header}"
         );
     }

@@ -6,7 +6,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::dns::TestDns;
 use common::{Options, PATIENCE, TestServer};
@@ -125,19 +125,9 @@ fn concurrent_large_checked_messages_stream_to_disk() {
     );
 
     // What the burst took is given back: within a minute the server is back within twice
-    // its idle size (allowing for what a started server has not touched yet).
+    // its idle size.
     server.wait_for_empty_queue();
     let delivered = common::list_files(&server.maildir("alice").join("new"));
     assert_eq!(delivered.len(), CLIENTS, "every message delivered");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let limit = (2 * idle).max(64 << 10);
-    let mut now = server.rss_kib();
-    while now > limit && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(500));
-        now = server.rss_kib();
-    }
-    assert!(
-        now <= limit,
-        "memory {now} KiB a minute after load (idle {idle} KiB)"
-    );
+    server.wait_for_memory_back(idle);
 }

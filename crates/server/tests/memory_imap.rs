@@ -182,4 +182,6 @@ fn clients_fetching_a_large_message_without_reading_hold_little_memory() {
         "RFC822.SIZE"
     );
     drop(stalled_clients);
+    drop(reader);
+    server.wait_for_memory_back(baseline);
 }

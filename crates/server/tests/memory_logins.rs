@@ -1,5 +1,6 @@
 //! Memory under a flood of logins: each argon2 check holds 19 MiB, so the number running
-//! at once must be bounded however many clients try at the same moment.
+//! at once must be bounded however many clients try at the same moment, and given back
+//! once they are done.
 
 mod common;
 
@@ -39,6 +40,7 @@ password = "{hash}"
         ))
         .start();
     let addr = listeners(&server, "imap")[0];
+    let idle = server.rss_kib();
     let start = Arc::new(Barrier::new(CLIENTS));
     let clients: Vec<_> = (0..CLIENTS)
         .map(|i| {
@@ -63,4 +65,5 @@ password = "{hash}"
         peak_mib < 200,
         "peak RSS {peak_mib} MiB for {CLIENTS} logins"
     );
+    server.wait_for_memory_back(idle);
 }

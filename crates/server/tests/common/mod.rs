@@ -99,6 +99,23 @@ impl TestServer {
         self.memory_field("VmHWM:")
     }
 
+    /// Waits up to a minute for the server's resident memory to come back within twice
+    /// `idle_kib` (its size before a burst of load) and returns it; panics if it does not.
+    pub fn wait_for_memory_back(&self, idle_kib: u64) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let now = self.rss_kib();
+            if now <= 2 * idle_kib {
+                return now;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "memory {now} KiB a minute after load (idle {idle_kib} KiB)"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// A `/proc/PID/status` line in kB.
     fn memory_field(&self, name: &str) -> u64 {
         let status =

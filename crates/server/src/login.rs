@@ -81,12 +81,15 @@ impl Logins {
     /// Checks `credentials` from `ip` (`None` for local programs, never throttled). A
     /// PLAIN authorization identity must name the same account: nobody acts for others.
     /// The attempt counts against the address from before it queues until its failure
-    /// is counted, so parallel guesses cannot outrun the block.
+    /// is counted, so parallel guesses cannot outrun the block; attempts beyond the room
+    /// the limit leaves wait for those in flight.
     pub async fn check(&self, ip: Option<IpAddr>, credentials: &Credentials) -> Checked {
         let key = ip.map(|ip| self.key(ip));
-        let attempt = match key.map(|key| self.throttle.begin(key)) {
-            Some(None) => return Checked::Blocked,
-            Some(Some(attempt)) => Some(attempt),
+        let attempt = match key {
+            Some(key) => match self.throttle.attempt(key).await {
+                Some(attempt) => Some(attempt),
+                None => return Checked::Blocked,
+            },
             None => None,
         };
         let pass = self.gate.enter(key).await;

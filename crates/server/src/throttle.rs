@@ -118,6 +118,8 @@ pub struct AuthThrottle {
     max_failures: u32,
     block_time: Duration,
     state: Mutex<ThrottleState>,
+    /// Woken whenever a check ends, for attempts waiting for room (`attempt`).
+    released: tokio::sync::Notify,
 }
 
 #[derive(Debug)]
@@ -161,6 +163,7 @@ impl AuthThrottle {
                 blocked: HashMap::new(),
                 in_flight: HashMap::new(),
             }),
+            released: tokio::sync::Notify::new(),
         }
     }
 
@@ -191,6 +194,25 @@ impl AuthThrottle {
             throttle: self,
             key,
         })
+    }
+
+    /// Starts a check for `key` as soon as [`begin`](Self::begin) allows: an attempt
+    /// beyond the room left waits for the checks in flight to end (as many parallel logins
+    /// of a mail client with the right password do), and gets `None` only once the address
+    /// is blocked.
+    pub async fn attempt(&self, key: ClientKey) -> Option<Attempt<'_>> {
+        loop {
+            let released = self.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            if let Some(attempt) = self.begin(key) {
+                return Some(attempt);
+            }
+            if self.is_blocked(key) {
+                return None;
+            }
+            released.await;
+        }
     }
 
     /// Counts a failed login from `key`; true when it is now blocked.
@@ -227,6 +249,8 @@ impl Drop for Attempt<'_> {
                 state.in_flight.remove(&self.key);
             }
         }
+        drop(state);
+        self.throttle.released.notify_waiters();
     }
 }
 
@@ -290,6 +314,36 @@ mod tests {
         assert!(third.failed(), "the third failure blocks");
         assert!(throttle.begin(a()).is_none());
         assert!(throttle.state().in_flight.is_empty());
+    }
+
+    #[tokio::test]
+    async fn attempts_beyond_the_room_wait_until_blocked_or_freed() {
+        let throttle = AuthThrottle::new(2, Duration::from_secs(60), Duration::from_secs(60));
+        let first = throttle.attempt(a()).await.unwrap();
+        let second = throttle.attempt(a()).await.unwrap();
+        let third = throttle.attempt(a());
+        tokio::pin!(third);
+        assert!(futures_poll(third.as_mut()).is_none(), "no room: it waits");
+        drop(first);
+        let third = third.await.expect("a success made room");
+        assert!(!second.failed());
+        let fourth = throttle.attempt(a());
+        tokio::pin!(fourth);
+        assert!(futures_poll(fourth.as_mut()).is_none());
+        assert!(third.failed(), "the second failure blocks");
+        assert!(
+            fourth.await.is_none(),
+            "a waiting attempt is refused once blocked"
+        );
+    }
+
+    /// Polls `future` once.
+    fn futures_poll<F: std::future::Future>(future: std::pin::Pin<&mut F>) -> Option<F::Output> {
+        let waker = std::task::Waker::noop();
+        match future.poll(&mut std::task::Context::from_waker(waker)) {
+            std::task::Poll::Ready(output) => Some(output),
+            std::task::Poll::Pending => None,
+        }
     }
 
     #[test]

@@ -282,3 +282,26 @@ fn local_programs_count_against_the_connection_limits() {
     })
     .unwrap();
 }
+
+#[test]
+fn local_users_count_against_the_sending_quota() {
+    let user = UnixUser::create("phtest-mailer");
+    let server = server("[sending]\nmessages_per_hour = 1\n");
+    open_to_local_users(&server);
+    let send = || {
+        sendmail_as(
+            &user,
+            &server,
+            &["postmaster@example.com"],
+            "Subject: q\n\nx\n",
+        )
+    };
+    let first = send();
+    assert!(first.status.success(), "{first:?}");
+    let second = send();
+    assert_eq!(second.status.code(), Some(75), "451: try later: {second:?}");
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("4.7.1"),
+        "{second:?}"
+    );
+}

@@ -363,7 +363,7 @@ mod tests {
             code("EHLO fake.example.com([10.0.0.1])by=trusted;"),
             (501, "5.5.2".into())
         );
-        assert_eq!(code("HELO bad_name"), (501, "5.5.2".into()));
+        assert_eq!(code("HELO bad(name)"), (501, "5.5.2".into()));
         assert_eq!(code("EHLO"), (501, "5.5.4".into()));
     }
 

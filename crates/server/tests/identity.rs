@@ -4,10 +4,9 @@
 
 mod common;
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use common::{Client, Options, TestServer};
 
@@ -164,24 +163,13 @@ impl Drop for UnixUser {
 
 /// Runs `posthorn sendmail args` as `user` with `input`.
 fn sendmail_as(user: &UnixUser, server: &TestServer, args: &[&str], input: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_posthorn"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_posthorn"));
+    command
         .arg("sendmail")
-        .args(args)
         .env("POSTHORN_CONFIG", server.config_path())
         .uid(user.uid)
-        .gid(user.gid)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sendmail starts");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+        .gid(user.gid);
+    common::run_command(command, args, input)
 }
 
 /// Lets other users reach the server's configuration and socket, as on a real system.

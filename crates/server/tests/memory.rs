@@ -4,12 +4,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::time::Instant;
 
 use common::dns::TestDns;
-use common::{Options, PATIENCE, TestServer};
+use common::{Client, Options, PATIENCE, TestServer};
 
 /// Concurrent clients, and the size of each one's message.
 const CLIENTS: usize = 50;
@@ -33,58 +31,28 @@ fn checking_server(dns: &TestDns) -> TestServer {
         .start()
 }
 
-/// Reads one (possibly multi-line) reply.
-fn reply(reader: &mut impl BufRead) -> String {
-    let mut text = String::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return text;
-        }
-        text.push_str(&line);
-        if line.as_bytes().get(3) != Some(&b'-') {
-            return text;
-        }
-    }
-}
-
 /// Sends one message of `size` octets as `sender.test`'s server would; returns the final
 /// reply.
 fn send_large(server: &TestServer, n: usize, size: usize) -> String {
-    let stream = TcpStream::connect(server.addr).expect("connect");
-    stream.set_read_timeout(Some(PATIENCE * 4)).unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
-    reply(&mut reader);
-    for command in [
-        "EHLO out.sender.test",
-        "MAIL FROM:<news@sender.test>",
-        "RCPT TO:<alice@rcpt.test>",
-        "DATA",
-    ] {
-        writer
-            .write_all(format!("{command}\r\n").as_bytes())
-            .unwrap();
-        let answer = reply(&mut reader);
-        assert!(
-            answer.starts_with('2') || answer.starts_with('3'),
-            "{answer}"
-        );
-    }
+    let mut client = Client::greeted(server.addr);
+    client.patience(PATIENCE * 15);
+    client.expect("EHLO out.sender.test", "250");
+    client.expect("MAIL FROM:<news@sender.test>", "250");
+    client.expect("RCPT TO:<alice@rcpt.test>", "250");
+    client.expect("DATA", "354");
     let header = format!(
         "From: news@sender.test\r\nTo: alice@rcpt.test\r\nSubject: large {n}\r\n\
          Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{n}@sender.test>\r\n\r\n"
     );
-    writer.write_all(header.as_bytes()).unwrap();
+    client.send(&header);
     let line = b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n";
     let block: Vec<u8> = line.repeat(64 * 1024 / line.len());
     let mut sent = header.len();
     while sent < size {
-        writer.write_all(&block).unwrap();
+        client.send(&block);
         sent += block.len();
     }
-    writer.write_all(b".\r\n").unwrap();
-    reply(&mut reader)
+    client.command(".")
 }
 
 #[test]

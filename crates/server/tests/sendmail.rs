@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::process::{Command, Output, Stdio};
 
-use common::{Options, PATIENCE, TestServer, wait_until};
+use common::{Options, PATIENCE, TestServer, run_command, wait_until};
 
 fn server() -> TestServer {
     Options::default()
@@ -46,24 +46,6 @@ fn run(program: &std::path::Path, args: &[&str], input: &str, server: &TestServe
     let mut command = Command::new(program);
     command.env("POSTHORN_CONFIG", server.config_path());
     run_command(command, args, input)
-}
-
-/// Runs `command args` with `input` on stdin.
-fn run_command(mut command: Command, args: &[&str], input: &str) -> Output {
-    let mut child = command
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("command starts");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
 }
 
 fn posthorn() -> std::path::PathBuf {

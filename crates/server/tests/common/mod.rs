@@ -365,6 +365,12 @@ impl Client {
         }
     }
 
+    /// Waits up to `wait` for each reply from now on (a loaded server's final reply to a
+    /// large message may take longer than `PATIENCE`).
+    pub fn patience(&mut self, wait: Duration) {
+        self.writer.set_read_timeout(Some(wait)).unwrap();
+    }
+
     /// Sends raw bytes.
     pub fn send(&mut self, bytes: impl AsRef<[u8]>) {
         self.writer.write_all(bytes.as_ref()).expect("send");
@@ -450,4 +456,22 @@ pub fn split_message(message: &[u8]) -> (String, Vec<u8>) {
         String::from_utf8_lossy(&message[..at + 2]).into_owned(),
         message[at + 4..].to_vec(),
     )
+}
+
+/// Runs `command args` with `input` on stdin; its output once it has exited.
+pub fn run_command(mut command: Command, args: &[&str], input: &str) -> std::process::Output {
+    let mut child = command
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("command starts");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }

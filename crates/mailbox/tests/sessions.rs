@@ -128,12 +128,22 @@ enum Protocol {
 }
 
 fn start(protocol: Protocol, root: &Path, quota: Option<u64>) -> Client {
+    start_with(protocol, root, quota, Duration::from_secs(60)).0
+}
+
+/// A session with `idle_timeout`, and the task running it.
+fn start_with(
+    protocol: Protocol,
+    root: &Path,
+    quota: Option<u64>,
+    idle_timeout: Duration,
+) -> (Client, tokio::task::JoinHandle<()>) {
     let (server, client) = tokio::io::duplex(1 << 20);
     let settings = Arc::new(Settings {
         hostname: "test.host".into(),
         starttls: false,
         plaintext_auth: true,
-        idle_timeout: Duration::from_secs(60),
+        idle_timeout,
         max_message_size: 1 << 20,
     });
     let accounts: Arc<dyn Accounts> = Arc::new(OneUser {
@@ -142,17 +152,18 @@ fn start(protocol: Protocol, root: &Path, quota: Option<u64>) -> Client {
     });
     let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let conn = Pipe(server);
-    tokio::spawn(async move {
+    let session = tokio::spawn(async move {
         match protocol {
             Protocol::Imap => posthorn_mailbox::imap::serve(conn, ip, settings, accounts).await,
             Protocol::Pop3 => posthorn_mailbox::pop3::serve(conn, ip, settings, accounts).await,
         }
     });
     let (read, write) = tokio::io::split(client);
-    Client {
+    let client = Client {
         reader: BufReader::new(read),
         writer: write,
-    }
+    };
+    (client, session)
 }
 
 fn deliver(root: &Path, text: &str) {
@@ -388,4 +399,21 @@ async fn imap_refuses_bad_input_and_keeps_going() {
     assert!(c.command("e", &nested).await.contains("e BAD"));
     c.send("f APPEND INBOX {99999999999+}\r\n").await;
     assert!(c.line().await.starts_with("* BYE"));
+}
+
+#[tokio::test]
+async fn imap_client_that_stops_reading_is_dropped_after_the_idle_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = format!("Subject: big\r\n\r\n{}", "x".repeat(100).repeat(40_000));
+    deliver(dir.path(), &big);
+    let (mut c, session) = start_with(Protocol::Imap, dir.path(), None, Duration::from_millis(500));
+    assert!(c.line().await.starts_with("* OK"));
+    assert!(c.command("a", "LOGIN alice secret").await.contains("a OK"));
+    assert!(c.command("b", "SELECT INBOX").await.contains("b OK"));
+    // 4 MB to send through a 1 MiB pipe that nobody reads.
+    c.send("f FETCH 1 BODY.PEEK[]\r\n").await;
+    tokio::time::timeout(Duration::from_secs(10), session)
+        .await
+        .expect("the session ends once its write has waited for the idle timeout")
+        .unwrap();
 }

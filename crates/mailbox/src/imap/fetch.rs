@@ -14,11 +14,11 @@ use std::os::unix::fs::FileExt;
 
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use super::blocking;
 use super::command::{FetchAttribute, Section, SectionText};
 use super::message::Parsed;
 use super::response::{self, MAX_QUOTED};
 use super::view::View;
+use crate::blocking;
 use crate::store::Message;
 
 /// Octets copied from a message file at a time.
@@ -83,7 +83,13 @@ pub(super) fn open(
 /// structure is not needed.
 pub(super) async fn budget(source: Option<&Source>) -> Option<SemaphorePermit<'static>> {
     let source = source.filter(|s| s.parse)?;
-    let kib = u32::try_from(source.len.div_ceil(1024)).unwrap_or(u32::MAX);
+    hold(source.len).await
+}
+
+/// The share of the budget for holding `bytes` of message in memory, waited for (SEARCH
+/// reads messages whole to look into their text, too).
+pub(super) async fn hold(bytes: u64) -> Option<SemaphorePermit<'static>> {
+    let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
     // The semaphore is never closed, so this only fails in theory; then no budget is held.
     PARSE_BUDGET
         .acquire_many(kib.clamp(1, PARSE_BUDGET_KIB))

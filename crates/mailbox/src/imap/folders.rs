@@ -3,10 +3,10 @@
 
 use tracing::warn;
 
-use super::blocking;
 use super::command::{Flag, ListCommand, StatusItem};
 use super::response;
 use super::session::Done;
+use crate::blocking;
 use crate::store::mailbox::{DELIMITER, is_inbox};
 use crate::store::{FolderError, Mailbox};
 

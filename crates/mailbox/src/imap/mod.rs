@@ -14,13 +14,3 @@ mod session;
 mod view;
 
 pub use session::serve;
-
-/// Runs file-system work from async code. On the server's multi-threaded runtime the
-/// worker thread hands its other tasks to its peers while it blocks; elsewhere (a
-/// single-threaded test runtime) the work simply runs in place.
-fn blocking<T>(work: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
-        _ => work(),
-    }
-}

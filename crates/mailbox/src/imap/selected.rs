@@ -3,13 +3,13 @@
 
 use tracing::warn;
 
-use super::blocking;
 use super::command::{FetchAttribute, Flag, SearchKey, SequenceSet, StoreOperation};
 use super::fetch::sets_seen;
 use super::folders::{over_quota, refusal};
 use super::search::{self, Candidate};
 use super::session::Done;
 use super::view::View;
+use crate::blocking;
 use crate::store::{FolderError, Mailbox};
 
 /// (UID, file) pairs of the messages at `indexes`, as the store takes them.

@@ -12,7 +12,7 @@ use tracing::{info, warn};
 use super::command::{Command, FetchAttribute, Request, SequenceSet};
 use super::parser::{CommandReader, Input, Limits};
 use super::view::View;
-use super::{fetch, folders, selected};
+use super::{fetch, folders, search, selected};
 use crate::access::{Accounts, Connection, Credentials, Login, Settings, User};
 use crate::store::Mailbox;
 
@@ -183,12 +183,20 @@ impl<C: Connection> Session<C> {
         }
     }
 
-    /// Writes `bytes` after any pending untagged responses, and flushes.
+    /// Writes `bytes` after any pending untagged responses, and flushes. A client that
+    /// stops reading is dropped after the idle timeout, like one that stops writing:
+    /// otherwise it would hold its session, and what the session holds, forever.
     async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.out.extend_from_slice(bytes);
         let out = std::mem::take(&mut self.out);
-        self.conn.write_all(&out).await?;
-        self.conn.flush().await
+        let patience = self.settings.idle_timeout;
+        let write = async {
+            self.conn.write_all(&out).await?;
+            self.conn.flush().await
+        };
+        tokio::time::timeout(patience, write)
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
     }
 
     /// The CAPABILITY list for the current state.
@@ -254,6 +262,12 @@ impl<C: Connection> Session<C> {
             }
             Command::Idle => return self.idle(&tag).await,
             Command::Fetch { uid, set, items } => self.fetch(uid, &set, &items).await?,
+            Command::Search { ref criteria, .. } if search::needs_content(criteria) => {
+                // Each message is read whole to look into it: as many sessions' searches
+                // as the shared budget allows run at once.
+                let _held = fetch::hold(self.largest_selected()).await;
+                self.authenticated(command)
+            }
             command => self.authenticated(command),
         };
         let line = format!("{tag} {} {}\r\n", done.status, done.text);
@@ -433,7 +447,7 @@ impl<C: Connection> Session<C> {
                     let mut at = start;
                     while at < end {
                         let n = (end - at).min(fetch::CHUNK as u64);
-                        let chunk = super::blocking(|| fetch::read_range(file, at, n))?;
+                        let chunk = crate::blocking(|| fetch::read_range(file, at, n))?;
                         self.out.extend_from_slice(&chunk);
                         at += n;
                         self.flush_at_mark().await?;
@@ -456,6 +470,14 @@ impl<C: Connection> Session<C> {
         Ok(())
     }
 
+    /// The size of the largest message in the selected mailbox (0 when none is selected).
+    fn largest_selected(&self) -> u64 {
+        match &self.state {
+            State::Selected(_, view) => view.messages.iter().map(|m| m.size).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
     /// The logged-in user.
     fn user(&self) -> Option<&User> {
         match &self.state {
@@ -467,7 +489,7 @@ impl<C: Connection> Session<C> {
     /// Brings the selected view up to date, writing untagged responses.
     fn refresh(&mut self, expunges: bool) {
         if let State::Selected(user, view) = &mut self.state
-            && let Err(e) = super::blocking(|| view.refresh(&mut self.out, expunges))
+            && let Err(e) = crate::blocking(|| view.refresh(&mut self.out, expunges))
         {
             warn!(user = %user.name, error = %e, "cannot read the selected mailbox");
         }
@@ -484,7 +506,7 @@ impl<C: Connection> Session<C> {
             Ok(folder) => folder,
             Err(e) => return folders::refusal(&e),
         };
-        let view = match super::blocking(|| View::open(folder, read_only)) {
+        let view = match crate::blocking(|| View::open(folder, read_only)) {
             Ok(view) => view,
             Err(e) => {
                 warn!(user = %user.name, error = %e, "cannot open a mailbox");
@@ -552,7 +574,7 @@ impl<C: Connection> Session<C> {
                 return Done::no("[UNAVAILABLE] too many failed logins; try again later");
             }
         };
-        if let Err(e) = super::blocking(|| user.mailbox.prepare()) {
+        if let Err(e) = crate::blocking(|| user.mailbox.prepare()) {
             warn!(user = %user.name, error = %e, "cannot prepare the mailbox");
             return Done::no("[SERVERBUG] cannot open the mailbox");
         }

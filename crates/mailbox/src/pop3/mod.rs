@@ -5,6 +5,7 @@
 //! `[IN-USE]` (RFC 2449), as the protocol's message numbers assume nobody else deletes.
 
 mod commands;
+mod stuffing;
 
 use std::fs::File;
 use std::net::IpAddr;
@@ -17,6 +18,7 @@ use crate::access::{Accounts, Connection, Credentials, Login, Settings, User};
 use crate::lines::{Line, LineReader};
 use crate::store::{Folder, Message};
 use commands::Command;
+use stuffing::Stuffer;
 
 /// Longest command line we take (RFC 2449 allows 255 octets; SASL responses are longer).
 const MAX_LINE: usize = 8192;
@@ -419,10 +421,10 @@ impl Maildrop {
             Ok(m) => m,
             Err(e) => return Reply::error(e),
         };
-        match self.inbox.read(&message.file) {
-            Ok(Some(bytes)) => Reply {
+        match self.inbox.open(&message.file) {
+            Ok(Some(file)) => Reply {
                 status: format!("+OK {} octets", message.size),
-                body: Some(stuffed(&bytes, lines)),
+                body: Some(Body::Message { file, lines }),
             },
             Ok(None) => Reply::error("-ERR message was removed by another session\r\n"),
             Err(e) => {
@@ -433,11 +435,18 @@ impl Maildrop {
     }
 }
 
-/// A POP3 reply: the status line and, for multi-line replies, the body (already
-/// dot-stuffed, without the final `.`).
+/// A POP3 reply: the status line and, for multi-line replies, the body.
 struct Reply {
     status: String,
-    body: Option<Vec<u8>>,
+    body: Option<Body>,
+}
+
+/// The body of a multi-line reply, without the final `.`.
+enum Body {
+    /// Lines of ours (listings), each ending in CRLF.
+    Lines(Vec<u8>),
+    /// A message, dot-stuffed as it is read from its file (RETR, or TOP with `lines`).
+    Message { file: File, lines: Option<usize> },
 }
 
 impl Reply {
@@ -460,61 +469,39 @@ impl Reply {
         }
         Reply {
             status: status.into(),
-            body: Some(body),
+            body: Some(Body::Lines(body)),
         }
     }
 }
 
+/// Octets of a message read (and written) at a time.
+const PIECE: usize = 64 * 1024;
+
+/// Writes a reply. A message goes out piece by piece as it is read, so a session holds
+/// little of it, whatever its size and however slowly the client reads.
 async fn write_multiline<W: AsyncWrite + Unpin>(conn: &mut W, reply: Reply) -> std::io::Result<()> {
     let mut out = reply.status.into_bytes();
     out.extend_from_slice(b"\r\n");
-    if let Some(body) = reply.body {
-        out.extend_from_slice(&body);
+    let multiline = reply.body.is_some();
+    match reply.body {
+        None => {}
+        Some(Body::Lines(lines)) => out.extend_from_slice(&lines),
+        Some(Body::Message { mut file, lines }) => {
+            let mut stuffer = Stuffer::new(lines);
+            let mut piece = vec![0; PIECE];
+            loop {
+                let read = crate::blocking(|| std::io::Read::read(&mut file, &mut piece))?;
+                if read == 0 || !stuffer.feed(&piece[..read], &mut out) {
+                    break;
+                }
+                conn.write_all(&out).await?;
+                out.clear();
+            }
+            stuffer.finish(&mut out);
+        }
+    }
+    if multiline {
         out.extend_from_slice(b".\r\n");
     }
     conn.write_all(&out).await
-}
-
-/// The message with every line ending in CRLF and lines starting with `.` doubled
-/// (RFC 1939 §3); with `body_lines`, only the header and that many body lines (TOP).
-fn stuffed(message: &[u8], body_lines: Option<usize>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + message.len() / 50 + 2);
-    let mut in_body = false;
-    let mut body_left = body_lines;
-    for line in message.split_inclusive(|b| *b == b'\n') {
-        if in_body {
-            match &mut body_left {
-                Some(0) => break,
-                Some(left) => *left -= 1,
-                None => {}
-            }
-        }
-        let text = line.strip_suffix(b"\n").unwrap_or(line);
-        let text = text.strip_suffix(b"\r").unwrap_or(text);
-        if text.is_empty() {
-            in_body = true;
-        }
-        if text.first() == Some(&b'.') {
-            out.push(b'.');
-        }
-        out.extend_from_slice(text);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stuffing_and_top() {
-        let message = b"Subject: x\r\n\r\n.line\nsecond\r\nthird\r\n";
-        assert_eq!(
-            stuffed(message, None),
-            b"Subject: x\r\n\r\n..line\r\nsecond\r\nthird\r\n"
-        );
-        assert_eq!(stuffed(message, Some(1)), b"Subject: x\r\n\r\n..line\r\n");
-        assert_eq!(stuffed(message, Some(0)), b"Subject: x\r\n\r\n");
-    }
 }

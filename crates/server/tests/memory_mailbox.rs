@@ -1,9 +1,11 @@
-//! The IMAP server's memory under clients that FETCH a large message and then do not
-//! read: each session must hold a bounded buffer, not the message.
+//! The IMAP and POP3 servers' memory under clients that FETCH or RETR a large message and
+//! then do not read, or SEARCH its text at once: each session must hold a bounded buffer,
+//! not the message.
 
 mod common;
 
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
 
 use common::mailbox::{Imap, listeners};
 use common::{Options, TestServer, wait_until};
@@ -13,6 +15,8 @@ const PW: &str = "alice-memory-password";
 const BIG: usize = 40 * 1024 * 1024;
 /// How many sessions fetch it without reading.
 const STALLED: usize = 20;
+/// How many sessions search the message's text at once (each reads it whole).
+const SEARCHERS: usize = 5;
 /// The most the server may reach, in KiB, with all of them stuck in the FETCH: the debug
 /// build idles at about 20 MB, and one copy of the message per session would be 800 MB.
 const PEAK_LIMIT_KIB: u64 = 200 * 1024;
@@ -29,6 +33,11 @@ max_connections_per_ip = 64
 
 [[listener]]
 role = "imap"
+address = "127.0.0.1:0"
+allow_plaintext_auth = true
+
+[[listener]]
+role = "pop3"
 address = "127.0.0.1:0"
 allow_plaintext_auth = true
 
@@ -183,5 +192,162 @@ fn clients_fetching_a_large_message_without_reading_hold_little_memory() {
     );
     drop(stalled_clients);
     drop(reader);
+    server.wait_for_memory_back(baseline);
+}
+
+/// Puts the large message into alice's INBOX; returns it.
+fn deliver_big(server: &TestServer) -> Vec<u8> {
+    let message = big_message();
+    posthorn_mailbox::maildir::deliver(
+        &server.maildir("alice"),
+        "memory.test",
+        b"",
+        &mut message.as_slice(),
+        message.len() as u64,
+    )
+    .unwrap();
+    message
+}
+
+/// A POP3 session logged in as `user`.
+fn pop3_login(addr: SocketAddr, user: &str) -> (BufReader<TcpStream>, TcpStream) {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(common::PATIENCE)).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    let mut line = String::new();
+    for command in [
+        String::new(),
+        format!("USER {user}\r\n"),
+        format!("PASS {PW}\r\n"),
+    ] {
+        writer.write_all(command.as_bytes()).unwrap();
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        assert!(line.starts_with("+OK"), "{command:?}: {line}");
+    }
+    (reader, writer)
+}
+
+#[test]
+fn pop3_clients_retrieving_a_large_message_without_reading_hold_little_memory() {
+    // POP3 locks a mailbox to one session (RFC 1939 §8), so each stalled RETR has a
+    // mailbox of its own, all holding the same message (hard links of one file).
+    let hash = light_hash(PW);
+    let users: Vec<String> = (0..STALLED).map(|i| format!("u{i}")).collect();
+    let accounts: String = users
+        .iter()
+        .map(|u| format!("[[account]]\nname = \"{u}\"\npassword = \"{hash}\"\n\n"))
+        .collect();
+    let server = Options::default()
+        .config(&format!(
+            "[limits]\nmax_connections_per_ip = 64\n\n\
+             [[listener]]\nrole = \"pop3\"\naddress = \"127.0.0.1:0\"\nallow_plaintext_auth = true\n\n\
+             [[domain]]\nname = \"example.com\"\n\n{accounts}"
+        ))
+        .start();
+    let addr = listeners(&server, "pop3")[0];
+    let message = big_message();
+    let first = server.maildir(&users[0]);
+    posthorn_mailbox::maildir::deliver(
+        &first,
+        "memory.test",
+        b"",
+        &mut message.as_slice(),
+        BIG as u64,
+    )
+    .unwrap();
+    let file = std::fs::read_dir(first.join("new"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    for user in &users[1..] {
+        let maildir = server.maildir(user);
+        for sub in ["new", "cur", "tmp"] {
+            std::fs::create_dir_all(maildir.join(sub)).unwrap();
+        }
+        std::fs::hard_link(&file, maildir.join("new").join(file.file_name().unwrap())).unwrap();
+    }
+    let baseline = server.rss_kib();
+    let stalled_clients: Vec<_> = users
+        .iter()
+        .map(|user| {
+            let (reader, mut writer) = pop3_login(addr, user);
+            writer.write_all(b"RETR 1\r\n").unwrap();
+            (reader, writer)
+        })
+        .collect();
+    let ports: Vec<SocketAddr> = stalled_clients
+        .iter()
+        .map(|(_, writer)| writer.local_addr().unwrap())
+        .collect();
+    wait_until("every session stuck in its RETR", || {
+        ports
+            .iter()
+            .all(|&client| stalled(addr, client))
+            .then_some(())
+    })
+    .unwrap();
+    let peak = server.peak_rss_kib();
+    assert!(
+        peak < PEAK_LIMIT_KIB,
+        "{STALLED} stalled RETRs of {BIG} octets: from {baseline} KiB to a peak of {peak} KiB"
+    );
+    drop(stalled_clients);
+
+    // A client that reads gets the message exactly (it has no line starting with a dot).
+    let mut message_seen = None;
+    wait_until("the first mailbox is free again", || {
+        let (mut reader, mut writer) = pop3_login(addr, &users[0]);
+        writer.write_all(b"RETR 1\r\n").unwrap();
+        let mut status = String::new();
+        reader.read_line(&mut status).unwrap();
+        assert_eq!(status, format!("+OK {BIG} octets\r\n"));
+        let mut body = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            reader.read_until(b'\n', &mut line).unwrap();
+            if line == b".\r\n" {
+                break;
+            }
+            body.extend_from_slice(&line);
+        }
+        message_seen = Some(body);
+        Some(())
+    })
+    .unwrap();
+    assert!(
+        message_seen == Some(message),
+        "RETR sends the message as it is"
+    );
+    server.wait_for_memory_back(baseline);
+}
+
+#[test]
+fn searches_of_large_messages_take_turns() {
+    let server = server();
+    let addr = listeners(&server, "imap")[0];
+    deliver_big(&server);
+    let baseline = server.rss_kib();
+    let searchers: Vec<_> = (0..SEARCHERS)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut imap = Imap::logged_in(addr, PW);
+                imap.ok("SELECT INBOX");
+                imap.ok("SEARCH BODY \"line 0000099999 of\"")
+            })
+        })
+        .collect();
+    for searcher in searchers {
+        let found = searcher.join().unwrap();
+        assert!(found.contains("* SEARCH 1\r\n"), "{found}");
+    }
+    let peak = server.peak_rss_kib();
+    assert!(
+        peak < PEAK_LIMIT_KIB,
+        "{SEARCHERS} text searches of {BIG} octets: from {baseline} KiB to a peak of {peak} KiB"
+    );
     server.wait_for_memory_back(baseline);
 }

@@ -12,6 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use posthorn_proto::sasl::Credentials;
 
+use crate::budget::MemoryBudget;
 use crate::store::Mailbox;
 
 /// A boxed future, as trait objects return them.
@@ -68,4 +69,7 @@ pub struct Settings {
     pub idle_timeout: Duration,
     /// The largest message APPEND takes.
     pub max_message_size: usize,
+    /// Memory for messages held whole, shared with every other session (IMAP parses and
+    /// text searches take their turns in it).
+    pub whole_messages: MemoryBudget,
 }

@@ -4,6 +4,7 @@
 //! and the two protocols lives here.
 
 pub mod access;
+pub mod budget;
 pub mod imap;
 mod lines;
 pub mod maildir;

@@ -145,6 +145,7 @@ fn start_with(
         plaintext_auth: true,
         idle_timeout,
         max_message_size: 1 << 20,
+        whole_messages: posthorn_mailbox::budget::MemoryBudget::new(64 << 20),
     });
     let accounts: Arc<dyn Accounts> = Arc::new(OneUser {
         root: root.to_path_buf(),

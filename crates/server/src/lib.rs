@@ -5,7 +5,6 @@
 pub mod admin;
 pub mod allocator;
 pub mod atomic_file;
-pub mod budget;
 pub mod certs;
 pub mod check_gate;
 pub mod client_key;

@@ -18,7 +18,6 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::admin;
-use crate::budget::MemoryBudget;
 use crate::certs::{CertSource, Certificates};
 use crate::client_key::ClientKey;
 use crate::config::{Config, Listener, Role};
@@ -39,6 +38,7 @@ use crate::smtp::{self, Client, Endpoint, Inbound, LocalUser};
 use crate::stream::{Connection, ServerConnection, Upgradable};
 use crate::throttle::{AuthThrottle, ConnectionRate};
 use crate::users::LiveDirectory;
+use posthorn_mailbox::budget::MemoryBudget;
 
 /// POP3's autologout timer (RFC 1939 §3: at least 10 minutes).
 const POP3_TIMEOUT: Duration = Duration::from_secs(10 * 60);
@@ -174,7 +174,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
             socket,
             Handler {
                 inbound: Arc::clone(&inbound),
-                service: service(&config, &listener),
+                service: service(&config, &listener, &inbound.whole_messages),
                 implicit_tls: listener.role.implicit_tls(),
                 guard: Arc::clone(&guard),
                 sessions: sessions.clone(),
@@ -227,7 +227,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
 }
 
 /// What a listener serves, and how.
-fn service(config: &Config, listener: &Listener) -> Service {
+fn service(config: &Config, listener: &Listener, whole_messages: &MemoryBudget) -> Service {
     let settings = |idle_timeout| {
         Arc::new(posthorn_mailbox::access::Settings {
             hostname: config.server.hostname.get_ref().clone(),
@@ -236,6 +236,7 @@ fn service(config: &Config, listener: &Listener) -> Service {
             idle_timeout,
             max_message_size: usize::try_from(config.limits.max_message_size.0)
                 .unwrap_or(usize::MAX),
+            whole_messages: whole_messages.clone(),
         })
     };
     match listener.role {

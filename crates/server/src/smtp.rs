@@ -24,7 +24,6 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
-use crate::budget::MemoryBudget;
 use crate::config::SendingLimits;
 use crate::directory::{Directory, Resolution, Target, lookup_key};
 use crate::headers::{header_section, section_end};
@@ -38,6 +37,7 @@ use crate::sending::SendingQuota;
 use crate::stream::ServerConnection;
 use crate::submission::Missing;
 use crate::users::LiveDirectory;
+use posthorn_mailbox::budget::MemoryBudget;
 use posthorn_mailbox::maildir;
 
 /// Octets read from the socket at a time.

@@ -12,7 +12,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
-use tokio::sync::{Semaphore, SemaphorePermit};
+use crate::budget::{Held, MemoryBudget};
 
 use super::command::{FetchAttribute, Section, SectionText};
 use super::message::Parsed;
@@ -23,13 +23,6 @@ use crate::store::Message;
 
 /// Octets copied from a message file at a time.
 pub(super) const CHUNK: usize = 64 * 1024;
-
-/// KiB of whole messages all sessions may hold in memory at once to parse them: with
-/// mail-parser's decoded copies a parse costs a small multiple of this, so N sessions
-/// fetching the structure of N large messages wait for each other instead. A message
-/// larger than the budget takes all of it.
-const PARSE_BUDGET_KIB: u32 = 64 * 1024;
-static PARSE_BUDGET: Semaphore = Semaphore::const_new(PARSE_BUDGET_KIB as usize);
 
 /// One part of a FETCH response.
 pub(super) enum Piece {
@@ -46,7 +39,7 @@ pub(super) struct Reply {
     pub(super) pieces: Vec<Piece>,
     /// A share of the parse budget, held while rendered pieces larger than a chunk (the
     /// envelope of a message with a huge header, say) wait to be written.
-    pub(super) _budget: Option<SemaphorePermit<'static>>,
+    pub(super) _budget: Option<Held>,
 }
 
 /// A message opened for FETCH.
@@ -79,22 +72,13 @@ pub(super) fn open(
     }))
 }
 
-/// The share of the parse budget a message of `source` takes, waited for; none when its
-/// structure is not needed.
-pub(super) async fn budget(source: Option<&Source>) -> Option<SemaphorePermit<'static>> {
+/// The share of the budget for whole messages that parsing a message of `source` takes,
+/// waited for; none when its structure is not needed. With mail-parser's decoded copies a
+/// parse costs a small multiple of the message, so N sessions fetching the structure of N
+/// large messages wait for each other instead.
+pub(super) async fn budget(budget: &MemoryBudget, source: Option<&Source>) -> Option<Held> {
     let source = source.filter(|s| s.parse)?;
-    hold(source.len).await
-}
-
-/// The share of the budget for holding `bytes` of message in memory, waited for (SEARCH
-/// reads messages whole to look into their text, too).
-pub(super) async fn hold(bytes: u64) -> Option<SemaphorePermit<'static>> {
-    let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
-    // The semaphore is never closed, so this only fails in theory; then no budget is held.
-    PARSE_BUDGET
-        .acquire_many(kib.clamp(1, PARSE_BUDGET_KIB))
-        .await
-        .ok()
+    Some(budget.hold(source.len).await)
 }
 
 /// The FETCH response of the message at `index`, with the UID first for UID FETCH and
@@ -105,7 +89,7 @@ pub(super) fn reply(
     index: usize,
     items: &[FetchAttribute],
     source: Option<Source>,
-    budget: Option<SemaphorePermit<'static>>,
+    budget: Option<Held>,
 ) -> io::Result<Option<Reply>> {
     let Some(m) = view.messages.get(index) else {
         return Ok(None);

@@ -265,7 +265,11 @@ impl<C: Connection> Session<C> {
             Command::Search { ref criteria, .. } if search::needs_content(criteria) => {
                 // Each message is read whole to look into it: as many sessions' searches
                 // as the shared budget allows run at once.
-                let _held = fetch::hold(self.largest_selected()).await;
+                let _held = self
+                    .settings
+                    .whole_messages
+                    .hold(self.largest_selected())
+                    .await;
                 self.authenticated(command)
             }
             command => self.authenticated(command),
@@ -413,7 +417,7 @@ impl<C: Connection> Session<C> {
                     continue;
                 }
             };
-            let budget = fetch::budget(source.as_ref()).await;
+            let budget = fetch::budget(&self.settings.whole_messages, source.as_ref()).await;
             let State::Selected(_, view) = &self.state else {
                 break;
             };

@@ -266,8 +266,8 @@ pub struct Limits {
     pub tarpit_after: u32,
     /// The delay added per error beyond `tarpit_after`.
     pub tarpit_delay: Span,
-    /// Memory all sessions together may use to hold messages whole while they are
-    /// checked (DKIM, ARC, DMARC) or signed; the others wait their turn.
+    /// Memory all sessions together may use to hold messages whole: SMTP checks (DKIM,
+    /// ARC, DMARC) and signing, IMAP parses and text searches; the others wait their turn.
     pub check_memory: Size,
     /// IPv6 clients in one network of this prefix length count as one client for the
     /// per-address limits (connections, connection rate, failed logins).

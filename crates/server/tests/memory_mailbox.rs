@@ -127,15 +127,7 @@ fn clients_fetching_a_large_message_without_reading_hold_little_memory() {
     let server = server();
     let addr = listeners(&server, "imap")[0];
     let mut reader = Imap::logged_in(addr, PW);
-    let message = big_message();
-    posthorn_mailbox::maildir::deliver(
-        &server.maildir("alice"),
-        "memory.test",
-        b"",
-        &mut message.as_slice(),
-        message.len() as u64,
-    )
-    .unwrap();
+    let message = deliver_big(&server, "alice");
     let selected = reader.ok("SELECT INBOX");
     assert!(selected.contains("* 1 EXISTS"), "{selected}");
     let baseline = server.rss_kib();
@@ -195,11 +187,11 @@ fn clients_fetching_a_large_message_without_reading_hold_little_memory() {
     server.wait_for_memory_back(baseline);
 }
 
-/// Puts the large message into alice's INBOX; returns it.
-fn deliver_big(server: &TestServer) -> Vec<u8> {
+/// Puts the large message into `account`'s INBOX; returns it.
+fn deliver_big(server: &TestServer, account: &str) -> Vec<u8> {
     let message = big_message();
     posthorn_mailbox::maildir::deliver(
-        &server.maildir("alice"),
+        &server.maildir(account),
         "memory.test",
         b"",
         &mut message.as_slice(),
@@ -247,16 +239,8 @@ fn pop3_clients_retrieving_a_large_message_without_reading_hold_little_memory() 
         ))
         .start();
     let addr = listeners(&server, "pop3")[0];
-    let message = big_message();
+    let message = deliver_big(&server, &users[0]);
     let first = server.maildir(&users[0]);
-    posthorn_mailbox::maildir::deliver(
-        &first,
-        "memory.test",
-        b"",
-        &mut message.as_slice(),
-        BIG as u64,
-    )
-    .unwrap();
     let file = std::fs::read_dir(first.join("new"))
         .unwrap()
         .next()
@@ -329,7 +313,7 @@ fn pop3_clients_retrieving_a_large_message_without_reading_hold_little_memory() 
 fn searches_of_large_messages_take_turns() {
     let server = server();
     let addr = listeners(&server, "imap")[0];
-    deliver_big(&server);
+    deliver_big(&server, "alice");
     let baseline = server.rss_kib();
     let searchers: Vec<_> = (0..SEARCHERS)
         .map(|_| {

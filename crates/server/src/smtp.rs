@@ -158,6 +158,9 @@ struct HeaderFindings {
     missing: Missing,
     /// Why the message will be refused at its end, if it will.
     refusal: Option<Reply>,
+    /// We will DKIM-sign it: its sender is one we sign for, and we hold keys for its From
+    /// domain.
+    signed: bool,
 }
 
 /// Runs one session on `connection` until the client leaves, the session ends, or
@@ -534,11 +537,6 @@ impl Driver {
                     .is_some_and(|ip| self.inbound.is_trusted(ip)))
     }
 
-    /// Checking and signing read the whole message.
-    fn needs_whole_message(&self) -> bool {
-        self.spf.is_some() || self.signs()
-    }
-
     /// The domain of the first recipient address that an alias forwards to another server,
     /// when such mail from another server is ARC-sealed.
     fn forwarding_domain(&self) -> Option<String> {
@@ -601,6 +599,7 @@ impl Driver {
                     incoming.header = Some(HeaderFindings {
                         missing: Missing::default(),
                         refusal: Some(table::header_section_too_long()),
+                        signed: false,
                     });
                 }
                 true
@@ -639,7 +638,17 @@ impl Driver {
             );
             table::author_not_owned()
         });
-        HeaderFindings { missing, refusal }
+        let signed = self.signs()
+            && self
+                .inbound
+                .signer
+                .as_ref()
+                .is_some_and(|signer| signer.signs_for(section));
+        HeaderFindings {
+            missing,
+            refusal,
+            signed,
+        }
     }
 
     /// The first From or Sender address of an authenticated user's or a local program's
@@ -714,7 +723,7 @@ impl Driver {
         let mut content = std::mem::take(&mut self.content);
         // A spilled message that must be checked or signed is read back whole, within the
         // budget all sessions share.
-        let whole_budget = if incoming.spilled && self.needs_whole_message() {
+        let whole_budget = if incoming.spilled && (self.spf.is_some() || header.signed) {
             let held = self.inbound.whole_messages.hold(size).await;
             let read = on_writer(incoming, |writer| writer.read_back()).await;
             let Some((back, Ok(mut whole))) = read else {
@@ -738,7 +747,7 @@ impl Driver {
             envelope.prepend.push_str(&verdict.headers);
             envelope.quarantine = verdict.disposition == Disposition::Quarantine;
         }
-        if let Some(signer) = self.inbound.signer.as_ref().filter(|_| self.signs()) {
+        if let Some(signer) = self.inbound.signer.as_ref().filter(|_| header.signed) {
             let signatures = signer.sign(envelope.prepend.as_bytes(), &mut content);
             envelope.prepend.insert_str(0, &signatures);
         }

@@ -240,13 +240,7 @@ impl Signer {
     /// Whitespace-only lines ending the body are removed from `content` first (see
     /// `blank_tail`), so every verifier computes the body hash we signed.
     pub fn sign(&self, prepend: &[u8], content: &mut Vec<u8>) -> String {
-        let Some(domain) = from_domain(content) else {
-            return String::new();
-        };
-        let Some((signing_domain, _)) = self.keyring.for_domain(&domain) else {
-            return String::new();
-        };
-        let Some(signers) = self.dkim.get(signing_domain) else {
+        let Some((signing_domain, signers)) = self.signers_for(content) else {
             return String::new();
         };
         if let Some(len) = without_blank_tail(content) {
@@ -261,6 +255,21 @@ impl Signer {
             }
         }
         headers
+    }
+
+    /// True when a message with this header section would be signed: we hold keys for
+    /// its From domain. Decided from the header alone, so a large message that will not be
+    /// signed is not read back for it.
+    pub fn signs_for(&self, section: &[u8]) -> bool {
+        self.signers_for(section).is_some()
+    }
+
+    /// The signing domain and its signers for a message's From domain.
+    fn signers_for(&self, message: &[u8]) -> Option<(&str, &[DkimSigner<SharedKey, Done>])> {
+        let domain = from_domain(message)?;
+        let (signing_domain, _) = self.keyring.for_domain(&domain)?;
+        let signers = self.dkim.get(signing_domain)?;
+        Some((signing_domain, signers))
     }
 
     /// An ARC set (three header lines) sealing `message` as `domain`, recording `results`,

@@ -70,6 +70,6 @@ pub struct Settings {
     /// The largest message APPEND takes.
     pub max_message_size: usize,
     /// Memory for messages held whole, shared with every other session (IMAP parses and
-    /// text searches take their turns in it).
+    /// text searches and large APPEND literals take their turns in it).
     pub whole_messages: MemoryBudget,
 }

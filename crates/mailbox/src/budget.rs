@@ -1,10 +1,11 @@
 //! One memory budget, shared by every session of every protocol, for messages that must be
 //! held whole: SMTP's DKIM, ARC and DMARC checks and DKIM signing (which read a message
-//! back from its spool file at the end of DATA), IMAP's parses for ENVELOPE, BODYSTRUCTURE
-//! and part sections, and its text searches. Without it, N clients working on large
-//! messages at once would make us hold N whole messages; with it, they take turns and
-//! memory stays below the budget (plus at most one message when a single one is larger
-//! than the whole budget). The server makes one from `limits.check_memory`.
+//! back from its spool file at the end of DATA), and IMAP's parses for ENVELOPE,
+//! BODYSTRUCTURE and part sections, its text searches and its large APPEND literals.
+//! Without it, N clients working on large messages at once would make us hold N whole
+//! messages; with it, they take turns and memory stays below the budget (plus at most one
+//! message when a single one is larger than the whole budget). The server makes one from
+//! `limits.check_memory`.
 
 use std::sync::Arc;
 

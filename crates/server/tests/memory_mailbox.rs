@@ -1,6 +1,6 @@
 //! The IMAP and POP3 servers' memory under clients that FETCH or RETR a large message and
-//! then do not read, or SEARCH its text at once: each session must hold a bounded buffer,
-//! not the message.
+//! then do not read, or SEARCH its text or APPEND it at once: each session must hold a
+//! bounded buffer, not the message, or take its turn in the shared budget.
 
 mod common;
 
@@ -17,6 +17,8 @@ const BIG: usize = 40 * 1024 * 1024;
 const STALLED: usize = 20;
 /// How many sessions search the message's text at once (each reads it whole).
 const SEARCHERS: usize = 5;
+/// How many sessions APPEND the message at once (each literal is held until it is stored).
+const APPENDERS: usize = 8;
 /// The most the server may reach, in KiB, with all of them stuck in the FETCH: the debug
 /// build idles at about 20 MB, and one copy of the message per session would be 800 MB.
 const PEAK_LIMIT_KIB: u64 = 200 * 1024;
@@ -333,5 +335,44 @@ fn searches_of_large_messages_take_turns() {
         peak < PEAK_LIMIT_KIB,
         "{SEARCHERS} text searches of {BIG} octets: from {baseline} KiB to a peak of {peak} KiB"
     );
+    server.wait_for_memory_back(baseline);
+}
+
+#[test]
+fn appends_of_large_messages_take_turns() {
+    let server = server();
+    let addr = listeners(&server, "imap")[0];
+    let message = std::sync::Arc::new(big_message());
+    let baseline = server.rss_kib();
+    let appenders: Vec<_> = (0..APPENDERS)
+        .map(|_| {
+            let message = std::sync::Arc::clone(&message);
+            std::thread::spawn(move || {
+                let mut imap = Imap::logged_in(addr, PW);
+                imap.send(format!("x APPEND INBOX {{{}+}}\r\n", message.len()));
+                imap.send(message.as_slice());
+                imap.send(b"\r\n");
+                imap.wait_for(common::PATIENCE * 6, "the APPEND's completion", |line| {
+                    line.starts_with("x ")
+                })
+            })
+        })
+        .collect();
+    for appender in appenders {
+        let done = appender.join().unwrap();
+        assert!(done.contains("x OK [APPENDUID"), "{done}");
+    }
+    let peak = server.peak_rss_kib();
+    assert!(
+        peak < PEAK_LIMIT_KIB,
+        "{APPENDERS} APPENDs of {BIG} octets at once: from {baseline} KiB to a peak of {peak} KiB"
+    );
+    let stored = std::fs::read_dir(server.maildir("alice").join("cur"))
+        .unwrap()
+        .count()
+        + std::fs::read_dir(server.maildir("alice").join("new"))
+            .unwrap()
+            .count();
+    assert_eq!(stored, APPENDERS);
     server.wait_for_memory_back(baseline);
 }

@@ -291,6 +291,12 @@ impl CommandReader {
             + self.pending.literals.iter().map(Vec::len).sum::<usize>()
     }
 
+    /// Octets of literal the command being read has announced and we accepted: what
+    /// holding it will cost, known before its octets are read.
+    pub fn literals_announced(&self) -> usize {
+        self.pending.announced
+    }
+
     /// Drops everything buffered (used right after STARTTLS).
     pub fn clear(&mut self) {
         self.buf = Vec::new();

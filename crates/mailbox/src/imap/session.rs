@@ -14,6 +14,7 @@ use super::parser::{CommandReader, Input, Limits};
 use super::view::View;
 use super::{fetch, folders, search, selected};
 use crate::access::{Accounts, Connection, Credentials, Login, Settings, User};
+use crate::budget::Held;
 use crate::store::Mailbox;
 
 /// Longest command line, literals apart.
@@ -61,6 +62,7 @@ pub async fn serve<C: Connection>(
         read_buffer: vec![0; READ_BUFFER].into_boxed_slice(),
         out: Vec::new(),
         state: State::NotAuthenticated,
+        literal_budget: (Vec::new(), 0),
     };
     if let Err(e) = session.run().await {
         info!(%client, error = %e, "IMAP session ended");
@@ -87,6 +89,9 @@ pub(super) struct Session<C> {
     /// Responses not yet written.
     pub(super) out: Vec<u8>,
     pub(super) state: State,
+    /// The share of the memory budget held for the large literals (APPEND's message) of
+    /// the command being read, and how many octets it covers.
+    literal_budget: (Vec<Held>, usize),
 }
 
 /// A tagged completion: OK, NO or BAD with optional response code and text.
@@ -133,22 +138,29 @@ impl<C: Connection> Session<C> {
         loop {
             match self.reader.next() {
                 Input::Incomplete => {
+                    self.hold_for_literals().await;
                     if !self.read_more().await? {
                         return Ok(());
                     }
                 }
-                Input::Continue => self.send(b"+ Ready for literal data\r\n").await?,
+                Input::Continue => {
+                    self.hold_for_literals().await;
+                    self.send(b"+ Ready for literal data\r\n").await?;
+                }
                 Input::Request(request) => {
+                    self.literal_budget = (Vec::new(), 0);
                     self.execute(request).await?;
                     if matches!(self.state, State::Logout) {
                         return Ok(());
                     }
                 }
                 Input::Bad { tag, message } => {
+                    self.literal_budget = (Vec::new(), 0);
                     let line = format!("{} BAD {message}\r\n", tag.as_deref().unwrap_or("*"));
                     self.send(line.as_bytes()).await?;
                 }
                 Input::TooBig { tag, message } => {
+                    self.literal_budget = (Vec::new(), 0);
                     let line = match tag {
                         Some(tag) => format!("{tag} NO [TOOBIG] {message}\r\n"),
                         None => format!("* BAD {message}\r\n"),
@@ -161,6 +173,24 @@ impl<C: Connection> Session<C> {
                     return Ok(());
                 }
             }
+        }
+    }
+
+    /// Before reading the octets of a large literal (an APPENDed message of up to the
+    /// message size limit), waits until the memory budget shared by all sessions can hold
+    /// it: until then the client's octets stay in the socket, so N clients appending large
+    /// messages at once take turns instead of costing N messages.
+    async fn hold_for_literals(&mut self) {
+        let announced = self.reader.literals_announced();
+        let (held, covered) = &mut self.literal_budget;
+        if announced > *covered + fetch::CHUNK {
+            held.push(
+                self.settings
+                    .whole_messages
+                    .hold((announced - *covered) as u64)
+                    .await,
+            );
+            *covered = announced;
         }
     }
 

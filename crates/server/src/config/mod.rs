@@ -267,7 +267,7 @@ pub struct Limits {
     /// The delay added per error beyond `tarpit_after`.
     pub tarpit_delay: Span,
     /// Memory all sessions together may use to hold messages whole: SMTP checks (DKIM,
-    /// ARC, DMARC) and signing, IMAP parses and text searches; the others wait their turn.
+    /// ARC, DMARC) and signing, IMAP parses, text searches and large APPENDs; the others wait their turn.
     pub check_memory: Size,
     /// IPv6 clients in one network of this prefix length count as one client for the
     /// per-address limits (connections, connection rate, failed logins).

@@ -418,3 +418,22 @@ async fn imap_client_that_stops_reading_is_dropped_after_the_idle_timeout() {
         .expect("the session ends once its write has waited for the idle timeout")
         .unwrap();
 }
+
+#[tokio::test]
+async fn pop3_client_that_stops_reading_is_dropped_after_the_idle_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = format!("Subject: big\r\n\r\n{}", "x".repeat(100).repeat(40_000));
+    deliver(dir.path(), &big);
+    let (mut c, session) = start_with(Protocol::Pop3, dir.path(), None, Duration::from_millis(500));
+    assert!(c.line().await.starts_with("+OK"));
+    c.send("USER alice\r\n").await;
+    assert!(c.line().await.starts_with("+OK"));
+    c.send("PASS secret\r\n").await;
+    assert!(c.line().await.starts_with("+OK"));
+    // 4 MB to send through a 1 MiB pipe that nobody reads.
+    c.send("RETR 1\r\n").await;
+    tokio::time::timeout(Duration::from_secs(10), session)
+        .await
+        .expect("the session ends once its write has waited for the idle timeout")
+        .unwrap();
+}

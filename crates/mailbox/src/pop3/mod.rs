@@ -10,6 +10,7 @@ mod stuffing;
 use std::fs::File;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tracing::{info, warn};
@@ -134,7 +135,10 @@ impl Session {
                     conn.write_all(reply.as_bytes()).await?;
                     return Ok(Next::Quit);
                 }
-                command => write_multiline(conn, drop.transaction(command)).await?,
+                command => {
+                    let reply = drop.transaction(command);
+                    write_multiline(conn, reply, self.settings.idle_timeout).await?;
+                }
             }
             conn.flush().await?;
             return Ok(Next::Continue);
@@ -478,8 +482,13 @@ impl Reply {
 const PIECE: usize = 64 * 1024;
 
 /// Writes a reply. A message goes out piece by piece as it is read, so a session holds
-/// little of it, whatever its size and however slowly the client reads.
-async fn write_multiline<W: AsyncWrite + Unpin>(conn: &mut W, reply: Reply) -> std::io::Result<()> {
+/// little of it, whatever its size; a client that reads nothing of it for `patience` is
+/// dropped, as one that stops writing is.
+async fn write_multiline<W: AsyncWrite + Unpin>(
+    conn: &mut W,
+    reply: Reply,
+    patience: Duration,
+) -> std::io::Result<()> {
     let mut out = reply.status.into_bytes();
     out.extend_from_slice(b"\r\n");
     let multiline = reply.body.is_some();
@@ -494,7 +503,7 @@ async fn write_multiline<W: AsyncWrite + Unpin>(conn: &mut W, reply: Reply) -> s
                 if read == 0 || !stuffer.feed(&piece[..read], &mut out) {
                     break;
                 }
-                conn.write_all(&out).await?;
+                write_within(conn, &out, patience).await?;
                 out.clear();
             }
             stuffer.finish(&mut out);
@@ -503,5 +512,16 @@ async fn write_multiline<W: AsyncWrite + Unpin>(conn: &mut W, reply: Reply) -> s
     if multiline {
         out.extend_from_slice(b".\r\n");
     }
-    conn.write_all(&out).await
+    write_within(conn, &out, patience).await
+}
+
+/// Writes `bytes`, giving up after `patience`.
+async fn write_within<W: AsyncWrite + Unpin>(
+    conn: &mut W,
+    bytes: &[u8],
+    patience: Duration,
+) -> std::io::Result<()> {
+    tokio::time::timeout(patience, conn.write_all(bytes))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
 }

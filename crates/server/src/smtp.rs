@@ -26,7 +26,7 @@ use tracing::{info, warn};
 
 use crate::config::SendingLimits;
 use crate::directory::{Directory, Resolution, Target, lookup_key};
-use crate::headers::{header_section, section_end};
+use crate::headers::{has_field, header_section, section_end};
 use crate::login::{Checked, Logins};
 use crate::mailauth::sign::Signer;
 use crate::mailauth::spf::SpfChecks;
@@ -161,6 +161,10 @@ struct HeaderFindings {
     /// We will DKIM-sign it: its sender is one we sign for, and we hold keys for its From
     /// domain.
     signed: bool,
+    /// It carries DKIM or ARC signatures, whose check needs its body.
+    signatures: bool,
+    /// The length of the header section.
+    len: u64,
 }
 
 /// Runs one session on `connection` until the client leaves, the session ends, or
@@ -600,6 +604,8 @@ impl Driver {
                         missing: Missing::default(),
                         refusal: Some(table::header_section_too_long()),
                         signed: false,
+                        signatures: false,
+                        len: 0,
                     });
                 }
                 true
@@ -644,10 +650,19 @@ impl Driver {
                 .signer
                 .as_ref()
                 .is_some_and(|signer| signer.signs_for(section));
+        let signatures = [
+            &b"dkim-signature"[..],
+            b"arc-seal",
+            b"arc-message-signature",
+        ]
+        .iter()
+        .any(|name| has_field(section, name));
         HeaderFindings {
             missing,
             refusal,
             signed,
+            signatures,
+            len: section.len() as u64,
         }
     }
 
@@ -721,11 +736,16 @@ impl Driver {
         }
         let size = self.session.transaction().map_or(0, |t| t.content_size());
         let mut content = std::mem::take(&mut self.content);
-        // A spilled message that must be checked or signed is read back whole, within the
-        // budget all sessions share.
-        let whole_budget = if incoming.spilled && (self.spf.is_some() || header.signed) {
+        // A spilled message that must be signed, or whose signatures must be verified or
+        // sealed, is read back whole, within the budget all sessions share; for DMARC of an
+        // unsigned one its header section is enough.
+        let checked = self.spf.is_some();
+        let whole_needed =
+            header.signed || (checked && (header.signatures || self.forwarding_domain().is_some()));
+        let mut header_only = None;
+        let whole_budget = if incoming.spilled && whole_needed {
             let held = self.inbound.whole_messages.hold(size).await;
-            let read = on_writer(incoming, |writer| writer.read_back()).await;
+            let read = on_writer(incoming, |writer| writer.read_back(u64::MAX)).await;
             let Some((back, Ok(mut whole))) = read else {
                 return table::local_error();
             };
@@ -734,9 +754,18 @@ impl Driver {
             content = whole;
             Some(held)
         } else {
+            if incoming.spilled && checked {
+                let len = header.len;
+                let read = on_writer(incoming, move |writer| writer.read_back(len)).await;
+                let Some((back, Ok(section))) = read else {
+                    return table::local_error();
+                };
+                incoming = back;
+                header_only = Some(section);
+            }
             None
         };
-        let verdict = match self.check(&content).await {
+        let verdict = match self.check(header_only.as_deref().unwrap_or(&content)).await {
             Ok(verdict) => verdict,
             Err(reply) => return reply,
         };

@@ -278,10 +278,10 @@ impl MessageWriter for FsWriter {
         self.written
     }
 
-    fn read_back(&mut self) -> io::Result<Vec<u8>> {
+    fn read_back(&mut self, len: u64) -> io::Result<Vec<u8>> {
         let mut content = Vec::new();
         if let Some(file) = &self.file {
-            let len = usize::try_from(self.written).map_err(invalid)?;
+            let len = usize::try_from(len.min(self.written)).map_err(invalid)?;
             content.resize(len, 0);
             file.read_exact_at(&mut content, 0)?;
         }

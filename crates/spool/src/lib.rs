@@ -62,9 +62,10 @@ pub trait MessageWriter: io::Write + Send {
     /// Octets written so far.
     fn written(&self) -> u64;
 
-    /// Everything written so far, read back: a check that needs the whole message reads
-    /// it from here instead of the server holding it while it arrives.
-    fn read_back(&mut self) -> io::Result<Vec<u8>>;
+    /// The first `len` octets written so far (all of them when fewer), read back: a check
+    /// that needs the whole message, or its header, reads it from here instead of the
+    /// server holding it while it arrives.
+    fn read_back(&mut self, len: u64) -> io::Result<Vec<u8>>;
 
     /// Cuts what was written down to its first `len` octets; later writes follow them.
     fn truncate(&mut self, len: u64) -> io::Result<()>;

@@ -45,8 +45,9 @@ const READ_BUFFER: usize = 16 * 1024;
 /// Content is handed to the spool file once this much is buffered.
 const FLUSH_AT: usize = 256 * 1024;
 /// The header section is held until it ends, to be filtered and checked before anything is
-/// written; a longer one gets the message refused.
-const MAX_HEADER_SECTION: usize = 1024 * 1024;
+/// written; a longer one gets the message refused. No more than a session buffers anyway
+/// (Postfix keeps 100 KiB of a header field and discards the rest).
+const MAX_HEADER_SECTION: usize = FLUSH_AT;
 /// The longest a tarpitted reply is held back.
 const MAX_TARPIT: Duration = Duration::from_secs(30);
 

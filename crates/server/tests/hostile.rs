@@ -749,6 +749,34 @@ fn silent_client_gets_421_4_4_2_after_command_timeout() {
     assert_closed(&mut client, "after the timeout");
 }
 
+/// The header section is held in memory until it ends, to be filtered and checked: one
+/// that never ends (a 1 MB folded header field, or endless fields) is refused, not held.
+#[test]
+fn header_section_longer_than_a_session_buffers_is_refused() {
+    let server = TestServer::start();
+    let idle = server.rss_kib();
+    for header in [
+        format!(
+            "X-Long: start\r\n{}",
+            " and a folded line more of the same field\r\n".repeat(25_000)
+        ),
+        "X-Field: value\r\n".repeat(70_000),
+    ] {
+        let mut client = server.client();
+        open_transaction(&mut client, "postmaster@localhost");
+        client.expect("DATA", "354");
+        client.send(header);
+        client.send(b"\r\nbody\r\n");
+        let reply = client.command(".");
+        assert!(reply.starts_with("552 5.3.4"), "{reply}");
+    }
+    assert_nothing_stored(&server, &["postmaster"]);
+    assert!(
+        server.rss_kib() < idle + 32 * 1024,
+        "the header was not held"
+    );
+}
+
 #[test]
 fn client_stalled_mid_data_gets_421_4_4_2_and_nothing_is_kept() {
     let server = start("[limits]\ndata_timeout = \"1s\"\n");

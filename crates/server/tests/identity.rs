@@ -126,8 +126,12 @@ struct UnixUser {
     gid: u32,
 }
 
+/// useradd and userdel lock /etc/passwd and fail rather than wait: one at a time.
+static USER_DATABASE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 impl UnixUser {
     fn create(name: &str) -> UnixUser {
+        let _one_at_a_time = USER_DATABASE.lock().unwrap_or_else(|e| e.into_inner());
         let _ = Command::new("userdel").arg(name).output();
         let made = Command::new("useradd")
             .args([
@@ -157,6 +161,7 @@ impl UnixUser {
 
 impl Drop for UnixUser {
     fn drop(&mut self) {
+        let _one_at_a_time = USER_DATABASE.lock().unwrap_or_else(|e| e.into_inner());
         let _ = Command::new("userdel").arg(&self.name).output();
     }
 }

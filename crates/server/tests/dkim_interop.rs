@@ -540,7 +540,7 @@ fn python(script: &str, args: &[String], input: &[u8]) -> Output {
         input,
     )
     .unwrap_or_else(|e| {
-        panic!("cannot run python3 ({e}): dkimpy, dnspython and pynacl are needed (.ci/run)")
+        panic!("cannot run python3 ({e}): dkimpy, dnspython and pynacl are needed (scripts/test-all installs them)")
     })
 }
 
@@ -566,7 +566,7 @@ fn dkimpy(message: &[u8], dns: &TestDns) -> Vec<Verdict> {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.code() != Some(3),
-        "dkimpy is not usable: {stderr}(.ci/run must install dkimpy, dnspython and pynacl)"
+        "dkimpy is not usable: {stderr}(scripts/test-all installs dkimpy, dnspython and pynacl)"
     );
     assert!(
         output.status.success(),
@@ -714,7 +714,7 @@ impl OpenDkim {
         )
         .unwrap_or_else(|e| {
             panic!(
-                "cannot run {} ({e}): install Debian's opendkim-tools (.ci/run does)",
+                "cannot run {} ({e}): install Debian's opendkim-tools (scripts/test-all does)",
                 self.program.display()
             )
         });

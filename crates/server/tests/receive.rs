@@ -114,7 +114,7 @@ fn swaks_with_pipelining_is_accepted() {
             "Subject: swaks",
         ])
         .output()
-        .expect("swaks must be installed (.ci/run installs it)");
+        .expect("swaks must be installed (scripts/test-all installs it)");
     let transcript = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{transcript}");
     assert!(

@@ -26,7 +26,7 @@ use tracing::{info, warn};
 
 use crate::config::SendingLimits;
 use crate::directory::{Directory, Resolution, Target, lookup_key};
-use crate::headers::{has_field, header_section, section_end};
+use crate::headers::{has_field, header_section, section_end_from};
 use crate::login::{Checked, Logins};
 use crate::mailauth::sign::Signer;
 use crate::mailauth::spf::SpfChecks;
@@ -150,6 +150,8 @@ struct Incoming {
     spilled: bool,
     /// What the header section showed, once it has all arrived.
     header: Option<HeaderFindings>,
+    /// Octets of content searched for the end of the header section so far.
+    scanned: usize,
 }
 
 /// What the header section of a message showed.
@@ -569,6 +571,7 @@ impl Driver {
                     arrival: unix_now(),
                     spilled: false,
                     header: None,
+                    scanned: 0,
                 });
                 self.content.clear();
                 self.session.accept();
@@ -585,33 +588,33 @@ impl Driver {
     /// any size costs a session no more than `FLUSH_AT` (after a header section of at most
     /// `MAX_HEADER_SECTION`). Nothing more is kept of a message that will be refused.
     async fn receive_content(&mut self) {
-        let Some(incoming) = &self.incoming else {
+        let Some(incoming) = &mut self.incoming else {
             self.content.clear();
             return;
         };
-        let refused = match &incoming.header {
-            Some(header) => header.refusal.is_some(),
-            None if section_end(&self.content).is_some() => {
-                let header = self.read_header();
-                let refused = header.refusal.is_some();
-                if let Some(incoming) = &mut self.incoming {
-                    incoming.header = Some(header);
+        let refused = if let Some(header) = &incoming.header {
+            header.refusal.is_some()
+        } else {
+            let found = section_end_from(&self.content, incoming.scanned).is_some();
+            incoming.scanned = self.content.len();
+            let header = if found {
+                self.read_header()
+            } else if self.content.len() > MAX_HEADER_SECTION {
+                HeaderFindings {
+                    missing: Missing::default(),
+                    refusal: Some(table::header_section_too_long()),
+                    signed: false,
+                    signatures: false,
+                    len: 0,
                 }
-                refused
+            } else {
+                return;
+            };
+            let refused = header.refusal.is_some();
+            if let Some(incoming) = &mut self.incoming {
+                incoming.header = Some(header);
             }
-            None if self.content.len() > MAX_HEADER_SECTION => {
-                if let Some(incoming) = &mut self.incoming {
-                    incoming.header = Some(HeaderFindings {
-                        missing: Missing::default(),
-                        refusal: Some(table::header_section_too_long()),
-                        signed: false,
-                        signatures: false,
-                        len: 0,
-                    });
-                }
-                true
-            }
-            None => return,
+            refused
         };
         if refused {
             self.content.clear();
@@ -698,22 +701,17 @@ impl Driver {
             return;
         };
         let mut content = std::mem::take(&mut self.content);
-        let (incoming, written) = match on_writer(incoming, move |writer| {
+        let write = on_writer(incoming, move |writer| {
             let written = writer.write_all(&content);
             content.clear();
             (content, written)
-        })
-        .await
-        {
-            Some((incoming, (content, written))) => {
-                self.content = content;
-                (incoming, written)
-            }
-            None => return,
+        });
+        let Some((mut incoming, (content, written))) = write.await else {
+            return;
         };
+        self.content = content;
         match written {
             Ok(()) => {
-                let mut incoming = incoming;
                 incoming.spilled = true;
                 self.incoming = Some(incoming);
             }

@@ -156,11 +156,10 @@ fn clients_fetching_a_large_message_without_reading_hold_little_memory() {
             .then_some(())
     })
     .unwrap();
-    let peak = server.peak_rss_kib();
-    assert!(
-        peak < PEAK_LIMIT_KIB,
-        "{STALLED} stalled FETCHes of {BIG} octets: the server went from {baseline} KiB to a \
-         peak of {peak} KiB"
+    assert_peak_under_limit(
+        &server,
+        baseline,
+        &format!("{STALLED} stalled FETCHes of {BIG} octets"),
     );
 
     // Meanwhile a client that reads gets the message exactly, whole and in parts.
@@ -187,6 +186,15 @@ fn clients_fetching_a_large_message_without_reading_hold_little_memory() {
     drop(stalled_clients);
     drop(reader);
     server.wait_for_memory_back(baseline);
+}
+
+/// Asserts that the server's peak memory stayed under `PEAK_LIMIT_KIB` while `what`.
+fn assert_peak_under_limit(server: &TestServer, baseline: u64, what: &str) {
+    let peak = server.peak_rss_kib();
+    assert!(
+        peak < PEAK_LIMIT_KIB,
+        "{what}: from {baseline} KiB to a peak of {peak} KiB"
+    );
 }
 
 /// Puts the large message into `account`'s INBOX; returns it.
@@ -276,10 +284,10 @@ fn pop3_clients_retrieving_a_large_message_without_reading_hold_little_memory() 
             .then_some(())
     })
     .unwrap();
-    let peak = server.peak_rss_kib();
-    assert!(
-        peak < PEAK_LIMIT_KIB,
-        "{STALLED} stalled RETRs of {BIG} octets: from {baseline} KiB to a peak of {peak} KiB"
+    assert_peak_under_limit(
+        &server,
+        baseline,
+        &format!("{STALLED} stalled RETRs of {BIG} octets"),
     );
     drop(stalled_clients);
 
@@ -330,10 +338,10 @@ fn searches_of_large_messages_take_turns() {
         let found = searcher.join().unwrap();
         assert!(found.contains("* SEARCH 1\r\n"), "{found}");
     }
-    let peak = server.peak_rss_kib();
-    assert!(
-        peak < PEAK_LIMIT_KIB,
-        "{SEARCHERS} text searches of {BIG} octets: from {baseline} KiB to a peak of {peak} KiB"
+    assert_peak_under_limit(
+        &server,
+        baseline,
+        &format!("{SEARCHERS} text searches of {BIG} octets"),
     );
     server.wait_for_memory_back(baseline);
 }
@@ -362,10 +370,10 @@ fn appends_of_large_messages_take_turns() {
         let done = appender.join().unwrap();
         assert!(done.contains("x OK [APPENDUID"), "{done}");
     }
-    let peak = server.peak_rss_kib();
-    assert!(
-        peak < PEAK_LIMIT_KIB,
-        "{APPENDERS} APPENDs of {BIG} octets at once: from {baseline} KiB to a peak of {peak} KiB"
+    assert_peak_under_limit(
+        &server,
+        baseline,
+        &format!("{APPENDERS} APPENDs of {BIG} octets at once"),
     );
     let stored = std::fs::read_dir(server.maildir("alice").join("cur"))
         .unwrap()

@@ -1,15 +1,19 @@
-//! Posthorn and Postfix side by side, one after the other in the same run, with the same
-//! load: each relays everything it accepts from loopback to Postfix's `smtp-sink`, with its
-//! durable queue. Throughput comes from Postfix's `smtp-source` (as in the baseline, a new
-//! connection per message); DATA-to-250 latency from our own generator.
+//! Posthorn, Postfix and Exim side by side, one after the other in the same run, with the
+//! same load: each relays everything it accepts from loopback to Postfix's `smtp-sink`, with
+//! its durable queue on the same filesystem. Throughput comes from Postfix's `smtp-source`
+//! (as in the baseline, a new connection per message); DATA-to-250 latency from our own
+//! generator.
 
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use posthorn_testkit::postfix::{PostfixOptions, PrivatePostfix};
+use posthorn_testkit::postfix::PostfixOptions;
 
+use crate::exim::PrivateExim;
+use crate::filesystem::Filesystem;
 use crate::load::{self, Spec};
 use crate::procs::{PeakMemory, Tree};
 use crate::server::{Posthorn, free_port};
@@ -32,7 +36,38 @@ pub enum Server {
     Posthorn,
     /// Debian's Postfix.
     Postfix,
+    /// Debian's Exim (exim4-daemon-light).
+    Exim,
 }
+
+impl Server {
+    /// Its name in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Server::Posthorn => "Posthorn",
+            Server::Postfix => "Postfix",
+            Server::Exim => "Exim",
+        }
+    }
+}
+
+/// The programs under test.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    /// `posthorn`.
+    pub posthorn: PathBuf,
+    /// `exim4`, unpacked from Debian's package.
+    pub exim: PathBuf,
+}
+
+/// Postfix with the same room as Posthorn (`max_connections = 20000`): Postfix's default of
+/// 100 processes made it refuse or queue clients at 500, and its listen queue follows the
+/// process limit. Connection-count limits exempt `mynetworks` anyway; set so all the same.
+const POSTFIX_ROOM: [&str; 3] = [
+    "default_process_limit = 20000",
+    "smtpd_client_connection_count_limit = 20000",
+    "smtpd_client_connection_rate_limit = 0",
+];
 
 /// The figures of one case on one server.
 #[derive(Debug, Clone)]
@@ -58,8 +93,7 @@ struct Running {
     sink: Sink,
     tree: Tree,
     addr: SocketAddr,
-    _posthorn: Option<Posthorn>,
-    _postfix: Option<PrivatePostfix>,
+    _server: Box<dyn std::any::Any>,
     _dir: tempfile::TempDir,
 }
 
@@ -118,10 +152,10 @@ impl Drop for Sink {
     }
 }
 
-fn start(server: Server, posthorn: &Path) -> anyhow::Result<Running> {
+fn start(server: Server, binaries: &Binaries) -> anyhow::Result<Running> {
     let dir = tempfile::tempdir()?;
     let sink = Sink::start(dir.path())?;
-    match server {
+    let (root, addr, process): (i32, SocketAddr, Box<dyn std::any::Any>) = match server {
         Server::Posthorn => {
             let port = free_port()?;
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -138,42 +172,43 @@ fn start(server: Server, posthorn: &Path) -> anyhow::Result<Running> {
                     sink.port
                 ),
             )?;
-            let process =
-                Posthorn::start(posthorn, &config, addr, &dir.path().join("posthorn.log"))?;
-            let tree = Tree {
-                root: process.pid().ok_or_else(|| anyhow::anyhow!("no pid"))?,
-            };
-            Ok(Running {
-                sink,
-                tree,
+            let process = Posthorn::start(
+                &binaries.posthorn,
+                &config,
                 addr,
-                _posthorn: Some(process),
-                _postfix: None,
-                _dir: dir,
-            })
+                &dir.path().join("posthorn.log"),
+            )?;
+            let pid = process.pid().ok_or_else(|| anyhow::anyhow!("no pid"))?;
+            (pid, addr, Box::new(process))
         }
         Server::Postfix => {
-            let postfix = PostfixOptions::default().relayhost(sink.port).start();
-            let tree = Tree {
-                root: postfix
-                    .master_pid()
-                    .ok_or_else(|| anyhow::anyhow!("no Postfix master pid"))?,
-            };
-            Ok(Running {
-                sink,
-                tree,
-                addr: postfix.addr(),
-                _posthorn: None,
-                _postfix: Some(postfix),
-                _dir: dir,
-            })
+            let mut options = PostfixOptions::default().relayhost(sink.port);
+            for line in POSTFIX_ROOM {
+                options = options.main_cf(line);
+            }
+            let postfix = options.start();
+            let pid = postfix
+                .master_pid()
+                .ok_or_else(|| anyhow::anyhow!("no Postfix master pid"))?;
+            (pid, postfix.addr(), Box::new(postfix))
         }
-    }
+        Server::Exim => {
+            let exim = PrivateExim::start(&binaries.exim, dir.path(), sink.port)?;
+            (exim.pid, exim.addr, Box::new(exim))
+        }
+    };
+    Ok(Running {
+        sink,
+        tree: Tree { root },
+        addr,
+        _server: process,
+        _dir: dir,
+    })
 }
 
 /// Measures one case on one server, with fresh instances.
-pub fn measure(server: Server, posthorn: &Path, case: Case) -> anyhow::Result<Figures> {
-    let running = start(server, posthorn)?;
+pub fn measure(server: Server, binaries: &Binaries, case: Case) -> anyhow::Result<Figures> {
+    let running = start(server, binaries)?;
     let cpu_before = running.tree.cpu_seconds();
     let memory = PeakMemory::start(running.tree, Duration::from_millis(200));
     let started = Instant::now();
@@ -211,13 +246,74 @@ pub fn measure(server: Server, posthorn: &Path, case: Case) -> anyhow::Result<Fi
     }
     let delivered_in = started.elapsed();
     let cpu = running.tree.cpu_seconds() - cpu_before;
-    let latency_messages = case.messages.min(3000);
+    let probe = latency(
+        &running,
+        Case {
+            messages: case.messages.min(3000),
+            ..case
+        },
+    )?;
+    let peak = memory.finish();
+    Ok(Figures {
+        accept: case.messages as f64 / accepted_in.as_secs_f64(),
+        end_to_end: case.messages as f64 / delivered_in.as_secs_f64(),
+        p50_ms: probe.p50_ms,
+        p99_ms: probe.p99_ms,
+        cpu_per_1000: cpu * 1000.0 / case.messages as f64,
+        peak_mib: peak as f64 / 1024.0,
+        latency_failures: probe.failed,
+    })
+}
+
+/// DATA-to-250 at `case` while another process rewrites a 1 GiB file on the queue's
+/// filesystem without pause: what a sync covering the whole filesystem (`syncfs`) costs
+/// next to one covering only our files, when the machine does other work too.
+pub fn under_write_load(
+    server: Server,
+    binaries: &Binaries,
+    case: Case,
+) -> anyhow::Result<Latency> {
+    let running = start(server, binaries)?;
+    let file = running._dir.path().join("other-program.dat");
+    let mut writer = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "while :; do dd if=/dev/zero of='{}' bs=1M count=1024 conv=notrunc status=none; done",
+            file.display()
+        ))
+        .stdin(Stdio::null())
+        .process_group(0)
+        .spawn()?;
+    // Let write-back get going before measuring.
+    std::thread::sleep(Duration::from_secs(3));
+    let figures = latency(&running, case);
+    // SAFETY: a signal to the process group of the writer we started.
+    unsafe {
+        libc::kill(-(writer.id() as i32), libc::SIGKILL);
+    }
+    let _ = writer.wait();
+    figures
+}
+
+/// DATA-to-250 as our generator measures it: a new connection per message.
+#[derive(Debug, Clone, Copy)]
+pub struct Latency {
+    /// Median, milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile, milliseconds.
+    pub p99_ms: f64,
+    /// Messages that failed or timed out (60 s).
+    pub failed: usize,
+}
+
+/// DATA-to-250 percentiles of `case` from our generator, against a running server.
+fn latency(running: &Running, case: Case) -> anyhow::Result<Latency> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let report = runtime.block_on(load::run(Spec {
         target: running.addr,
-        messages: latency_messages,
+        messages: case.messages,
         concurrency: case.concurrency,
         size: case.size,
         reuse: false,
@@ -227,22 +323,21 @@ pub fn measure(server: Server, posthorn: &Path, case: Case) -> anyhow::Result<Fi
         persist: false,
         timeout: Duration::from_secs(60),
     }));
-    let peak = memory.finish();
-    Ok(Figures {
-        accept: case.messages as f64 / accepted_in.as_secs_f64(),
-        end_to_end: case.messages as f64 / delivered_in.as_secs_f64(),
+    Ok(Latency {
         p50_ms: report.latency(0.5).as_secs_f64() * 1000.0,
         p99_ms: report.latency(0.99).as_secs_f64() * 1000.0,
-        cpu_per_1000: cpu * 1000.0 / case.messages as f64,
-        peak_mib: peak as f64 / 1024.0,
-        latency_failures: report.failed,
+        failed: report.failed,
     })
 }
 
 /// Memory of a server holding `count` idle connections (greeted, EHLO sent): PSS in MiB
 /// before and with them, or why it could not be measured.
-pub fn idle_memory(server: Server, posthorn: &Path, count: usize) -> Result<(f64, f64), String> {
-    let running = start(server, posthorn).map_err(|e| e.to_string())?;
+pub fn idle_memory(
+    server: Server,
+    binaries: &Binaries,
+    count: usize,
+) -> Result<(f64, f64), String> {
+    let running = start(server, binaries).map_err(|e| e.to_string())?;
     std::thread::sleep(Duration::from_millis(500));
     let before = running.tree.pss_kib() as f64 / 1024.0;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -268,7 +363,8 @@ pub fn idle_memory(server: Server, posthorn: &Path, count: usize) -> Result<(f64
 }
 
 /// Facts about the machine and the software, for the report's header.
-pub fn environment(posthorn: &Path) -> Vec<(String, String)> {
+pub fn environment(binaries: &Binaries, queues: &Filesystem) -> Vec<(String, String)> {
+    let posthorn = &binaries.posthorn;
     let run = |program: &str, args: &[&str]| {
         Command::new(program)
             .args(args)
@@ -315,5 +411,14 @@ pub fn environment(posthorn: &Path) -> Vec<(String, String)> {
             // -d: the built-in default, which needs no main.cf (none exists here).
             run("/usr/sbin/postconf", &["-d", "-h", "mail_version"]),
         ),
+        (
+            "exim".into(),
+            run(&binaries.exim.to_string_lossy(), &["-bV"])
+                .lines()
+                .find(|l| l.starts_with("Exim version"))
+                .unwrap_or("not found")
+                .to_string(),
+        ),
+        ("queues on".into(), queues.describe()),
     ]
 }

@@ -3,6 +3,8 @@
 //! side-by-side comparison with Postfix, and the crash soak.
 
 pub mod compare;
+pub mod exim;
+pub mod filesystem;
 pub mod load;
 pub mod procs;
 pub mod report;

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use posthorn_bench::compare::{self, Case, Server};
+use posthorn_bench::compare::{self, Binaries, Case, Server};
+use posthorn_bench::filesystem::Filesystem;
 use posthorn_bench::load::{self, Spec};
 use posthorn_bench::procs;
 use posthorn_bench::report::Results;
@@ -23,15 +24,28 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Posthorn and Postfix side by side: every case, idle connections, a large queue; one
-    /// markdown report.
+    /// Posthorn, Postfix and Exim side by side: every case, latency under another program's
+    /// writes, idle connections, a large queue; one markdown report.
     Compare {
         /// Fewer messages per case (a few minutes instead of a quarter of an hour).
         #[arg(long)]
         quick: bool,
-        /// Only Posthorn (when Postfix is not installed).
+        /// The peers to measure beside Posthorn (comma-separated: postfix, exim; empty for
+        /// none).
+        #[arg(long, value_delimiter = ',', default_value = "postfix,exim")]
+        peers: Vec<String>,
+        /// The `exim4` binary (bench/run.sh unpacks Debian's there).
+        #[arg(long, default_value = posthorn_bench::exim::DEFAULT_BINARY)]
+        exim: PathBuf,
+        /// Client counts to measure.
+        #[arg(long, value_delimiter = ',', default_value = "1,10,50,500")]
+        clients: Vec<usize>,
+        /// Message sizes to measure, in octets.
+        #[arg(long, value_delimiter = ',', default_value = "4096,1048576")]
+        sizes: Vec<usize>,
+        /// Skip the DATA-to-250 measurement under another program's writes.
         #[arg(long)]
-        skip_postfix: bool,
+        no_write_load: bool,
         /// Messages in the large-queue test (0 skips it).
         #[arg(long, default_value_t = 1_000_000)]
         queue: usize,
@@ -93,26 +107,62 @@ enum Command {
     },
 }
 
-/// Runs every measurement.
-fn compare(
-    posthorn: &std::path::Path,
+/// What `compare` measures.
+struct Plan {
+    binaries: Binaries,
+    peers: Vec<Server>,
     quick: bool,
-    skip_postfix: bool,
+    clients: Vec<usize>,
+    sizes: Vec<usize>,
+    write_load: bool,
     queue: usize,
     idle: usize,
-) -> anyhow::Result<Results> {
+}
+
+/// Each server in turn, Posthorn first; a server that fails a measurement gets its error in
+/// the report, and the run goes on.
+fn each_server<T>(
+    servers: &[Server],
+    what: &str,
+    measure: impl Fn(Server) -> anyhow::Result<T>,
+) -> Vec<Result<T, String>>
+where
+    T: std::fmt::Debug,
+{
+    servers
+        .iter()
+        .map(|&server| {
+            let outcome = measure(server).map_err(|e| format!("{e:#}"));
+            eprintln!("  {what} {}: {outcome:?}", server.name());
+            outcome
+        })
+        .collect()
+}
+
+/// Runs every measurement.
+fn compare(plan: &Plan) -> anyhow::Result<Results> {
+    let binaries = &plan.binaries;
     anyhow::ensure!(
-        posthorn.exists(),
+        binaries.posthorn.exists(),
         "{} not found: build it with cargo build --release -p posthorn",
-        posthorn.display()
+        binaries.posthorn.display()
     );
-    let (small, large) = if quick { (2_000, 100) } else { (20_000, 500) };
+    let queues = Filesystem::of(&std::env::temp_dir())?;
+    queues.ensure_on_disk()?;
+    let mut servers = vec![Server::Posthorn];
+    servers.extend(&plan.peers);
+    let (small, large) = if plan.quick {
+        (2_000, 100)
+    } else {
+        (20_000, 500)
+    };
     let mut results = Results {
-        environment: compare::environment(posthorn),
+        environment: compare::environment(binaries, &queues),
+        servers: servers.clone(),
         ..Results::default()
     };
-    for size in [4096, 1 << 20] {
-        for concurrency in [1, 10, 50, 500] {
+    for &size in &plan.sizes {
+        for &concurrency in &plan.clients {
             let case = Case {
                 concurrency,
                 size,
@@ -122,31 +172,38 @@ fn compare(
                 "case: {concurrency} clients, {size} octets, {} messages",
                 case.messages
             );
-            let ours = compare::measure(Server::Posthorn, posthorn, case)?;
-            eprintln!("  posthorn: {ours:?}");
-            let theirs = if skip_postfix {
-                None
-            } else {
-                let theirs = compare::measure(Server::Postfix, posthorn, case)?;
-                eprintln!("  postfix:  {theirs:?}");
-                Some(theirs)
-            };
-            results.cases.push((case, ours, theirs));
+            let outcomes = each_server(&servers, "case", |server| {
+                compare::measure(server, binaries, case)
+            });
+            results.cases.push((case, outcomes));
         }
     }
-    if idle > 0 {
-        eprintln!("idle: {idle} connections");
-        let ours = compare::idle_memory(Server::Posthorn, posthorn, idle);
-        let theirs = if skip_postfix {
-            Err("skipped".into())
-        } else {
-            compare::idle_memory(Server::Postfix, posthorn, idle)
+    if plan.write_load {
+        let case = Case {
+            concurrency: 10,
+            size: 4096,
+            messages: 3000,
         };
-        results.idle = Some((idle, ours, theirs));
+        eprintln!("DATA-to-250 under another program's writes");
+        let outcomes = each_server(&servers, "write load", |server| {
+            compare::under_write_load(server, binaries, case)
+        });
+        results.write_load = Some((case, outcomes));
     }
-    if queue > 0 {
-        eprintln!("large queue: {queue} messages");
-        results.scale = Some(scale::measure(posthorn, queue, queue.min(20_000))?);
+    if plan.idle > 0 {
+        eprintln!("idle: {} connections", plan.idle);
+        let outcomes = each_server(&servers, "idle", |server| {
+            compare::idle_memory(server, binaries, plan.idle).map_err(anyhow::Error::msg)
+        });
+        results.idle = Some((plan.idle, outcomes));
+    }
+    if plan.queue > 0 {
+        eprintln!("large queue: {} messages", plan.queue);
+        results.scale = Some(scale::measure(
+            &binaries.posthorn,
+            plan.queue,
+            plan.queue.min(20_000),
+        )?);
     }
     Ok(results)
 }
@@ -156,13 +213,46 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Compare {
             quick,
-            skip_postfix,
+            peers,
+            exim,
+            clients,
+            sizes,
+            no_write_load,
             queue,
             idle,
             out,
         } => {
             procs::raise_file_limit();
-            match compare(&cli.posthorn, quick, skip_postfix, queue, idle) {
+            let peers: Result<Vec<Server>, String> = peers
+                .iter()
+                .filter(|p| !p.is_empty())
+                .map(|p| match p.as_str() {
+                    "postfix" => Ok(Server::Postfix),
+                    "exim" => Ok(Server::Exim),
+                    other => Err(format!("unknown peer {other:?}: postfix or exim")),
+                })
+                .collect();
+            let peers = match peers {
+                Ok(peers) => peers,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let plan = Plan {
+                binaries: Binaries {
+                    posthorn: cli.posthorn,
+                    exim,
+                },
+                peers,
+                quick,
+                clients,
+                sizes,
+                write_load: !no_write_load,
+                queue,
+                idle,
+            };
+            match compare(&plan) {
                 Ok(results) => {
                     let text = results.markdown();
                     println!("{text}");

@@ -30,8 +30,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::dns::TestDns;
 use common::sink::Sink;
-use common::{Options, wait_until};
+use common::{Options, TestServer, list_files, wait_until};
 
 /// Every call that writes, names, removes or syncs a file, or writes to a socket. Names
 /// with `?` are skipped where the architecture lacks them.
@@ -42,6 +43,23 @@ const TRACED: &str = "trace=openat,?open,?creat,close,write,pwrite64,writev,pwri
 
 /// Clients on parallel connections, each sending every kind of message in `SCRIPT`.
 const CLIENTS: usize = 4;
+
+/// A message that fails DMARC under `p=quarantine`, sent from 127.0.0.2 (checked, unlike
+/// the trusted 127.0.0.1) to an account without a Maildir yet: its delivery makes
+/// `carol/.Junk` and `carol` at once, and both need syncing into their parents. Sent alone
+/// once all else is done, so that no other message's syncfs can cover for a missing sync.
+const QUARANTINED: &str = r#"
+import os, smtplib
+with smtplib.SMTP(os.environ["HOST"], int(os.environ["PORT"]), source_address=("127.0.0.2", 0)) as s:
+    s.ehlo("out.other.test")
+    code, text = s.mail("attacker@other.test")
+    assert code == 250, (code, text)
+    code, text = s.rcpt("carol@localhost")
+    assert code == 250, (code, text)
+    code, text = s.data(b"From: billing@quarantine.test\r\nSubject: junk\r\n\r\nPay now.\r\n")
+    assert code == 250, (code, text)
+    print("quarantined", text.decode().split()[-1], "carol@localhost")
+"#;
 
 /// Python's smtplib, one connection per thread: local, relayed, mixed, locally delivered
 /// plus deferred by the next hop, and BDAT (mixed); client 0 also sends one large message,
@@ -127,15 +145,23 @@ fn every_promise_follows_a_completed_sync() {
             }
         })
         .start();
+    let dns = TestDns::builder()
+        .txt("quarantine.test", "v=spf1 -all")
+        .txt("_dmarc.quarantine.test", "v=DMARC1; p=quarantine")
+        .txt("other.test", "v=spf1 ip4:127.0.0.2 -all")
+        .start();
     let traces = tempfile::tempdir().expect("temp dir for the trace");
     let trace_path = traces.path().join("strace.log");
     let trace_arg = trace_path.to_str().expect("trace path is UTF-8");
     let mut server = Options::default()
         .config(&format!(
-            "[policy]\ntrusted_networks = [\"127.0.0.0/8\"]\n\n\
+            "[policy]\ntrusted_networks = [\"127.0.0.1/32\"]\n\n\
+             [verify]\nskip_networks = [\"127.0.0.1/32\"]\n\n\
+             [delivery]\nnameserver = \"{}\"\n\n\
              [[account]]\nname = \"alice\"\n\n[[account]]\nname = \"bob\"\n\n\
-             [[account]]\nname = \"postmaster\"\n\n\
+             [[account]]\nname = \"carol\"\n\n[[account]]\nname = \"postmaster\"\n\n\
              [[route]]\ndomain = \"sink.test\"\nhost = \"[127.0.0.1]:{}\"\ntls = \"none\"\n",
+            dns.addr,
             sink.addr.port()
         ))
         .wrapped(&[
@@ -156,29 +182,8 @@ fn every_promise_follows_a_completed_sync() {
         ])
         .start();
 
-    let output = Command::new("python3")
-        .arg("-c")
-        .arg(SCRIPT)
-        .env("HOST", server.addr.ip().to_string())
-        .env("PORT", server.addr.port().to_string())
-        .env("CLIENTS", CLIENTS.to_string())
-        .output()
-        .expect("python3 must be installed");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "clients failed:\n{}\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        server.log()
-    );
-    let accepted: Vec<(String, String)> = stdout
-        .lines()
-        .filter_map(|l| {
-            let mut words = l.split_whitespace();
-            Some((words.next()?.to_string(), words.next()?.to_string()))
-        })
-        .collect();
-    assert_eq!(accepted.len(), 5 * CLIENTS + 1, "{stdout}");
+    let mut accepted = python(&server, SCRIPT);
+    assert_eq!(accepted.len(), 5 * CLIENTS + 1, "{accepted:?}");
 
     // Everything that can happen without a retry has happened: the sink has what was
     // relayed, the Maildirs what was local, and the queue only the deferred messages,
@@ -200,6 +205,14 @@ fn every_promise_follows_a_completed_sync() {
         (files == deferred && attempted).then_some(())
     })
     .unwrap_or_else(|e| panic!("{e}: {:?}\n{}", server.queue_files(), server.log()));
+    accepted.extend(python(&server, QUARANTINED));
+    let junk = server.maildir("carol").join(".Junk").join("new");
+    wait_until("the quarantined message delivered", || {
+        let delivered = list_files(&junk).len() == 1;
+        let queued: BTreeSet<String> = server.queue_files().into_iter().collect();
+        (delivered && queued == deferred).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}\n{}", server.queue_files(), server.log()));
     let status = server.stop();
     assert!(
         status.success(),
@@ -218,7 +231,7 @@ fn every_promise_follows_a_completed_sync() {
     );
     assert_eq!(
         report.deliveries,
-        5 * CLIENTS + 1,
+        5 * CLIENTS + 2,
         "Maildir deliveries seen"
     );
     assert!(
@@ -235,6 +248,33 @@ fn every_promise_follows_a_completed_sync() {
             report.failures.summary()
         );
     }
+}
+
+/// Runs a Python client `script` against the server; returns the `kind id` of each
+/// message it reports accepted.
+fn python(server: &TestServer, script: &str) -> Vec<(String, String)> {
+    let output = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .env("HOST", server.addr.ip().to_string())
+        .env("PORT", server.addr.port().to_string())
+        .env("CLIENTS", CLIENTS.to_string())
+        .output()
+        .expect("python3 must be installed");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "clients failed:\n{}\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        server.log()
+    );
+    stdout
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            Some((words.next()?.to_string(), words.next()?.to_string()))
+        })
+        .collect()
 }
 
 /// What the checks found: the ids of the `queued as` replies, how many Maildir deliveries

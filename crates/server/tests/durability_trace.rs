@@ -9,9 +9,9 @@
 //! - (b) a Maildir file is written and synced, renamed into `new/`, and `new/` (and every
 //!   folder made on the way) is synced before the recipient is marked delivered: before the
 //!   state write that records the delivery, or the removal of the spool file;
-//! - (c) a state file is written whole before it is renamed over `ID.state`, and the thread
-//!   that saved it goes on only once content and name are synced (`save_state` returns
-//!   durable).
+//! - (c) a state file is written whole and synced before it is renamed over `ID.state`,
+//!   and the thread that saved it goes on only once its name is synced too (`save_state`
+//!   returns durable).
 //!
 //! Order is the order of the log's lines: strace handles one event at a time and a
 //! traced thread waits at each call's entry and exit until strace has printed it. A call
@@ -792,6 +792,18 @@ impl Trace {
                 .max()
                 .unwrap_or(self.events[created].call.end);
             let content = self.content_sync(&names, last);
+            // Renamed over the old state first, a crash could leave `ID.state` empty, and
+            // an unreadable state sets the whole message aside.
+            if content.is_none_or(|sync| sync.end >= renamed.begin) {
+                failures.add(
+                    "(c) state file renamed before its content was synced",
+                    format!(
+                        "{what}: last written at line {}; first covering sync: {}",
+                        last + 1,
+                        describe(content)
+                    ),
+                );
+            }
             let name = self.entry_sync(&queue, renamed.end);
             let durable = content.zip(name).map(|(c, n)| c.end.max(n.end));
             let next = self

@@ -7,17 +7,26 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 static DELIVERIES: AtomicU64 = AtomicU64::new(0);
 
+/// Held while a Maildir is looked at or made. Folders that exist are not yet durable while
+/// the thread that made them is still syncing them: a delivery that found them and went on
+/// could be recorded (and its queued copy removed) before they were on disk.
+static MAKING: Mutex<()> = Mutex::new(());
+
 /// Creates `cur/`, `new/` and `tmp/` under `root` if they are missing (mode 0700). New
-/// folders are fsynced into their parents: a message delivered into a folder whose own
-/// entry is not durable could vanish with it.
+/// folders are fsynced into their parents, up to the first folder that already existed: a
+/// message delivered into a folder whose own entry is not durable could vanish with it.
 pub fn create(root: &Path) -> io::Result<()> {
+    let _making = MAKING.lock().unwrap_or_else(PoisonError::into_inner);
     if root.join("new").is_dir() && root.join("cur").is_dir() && root.join("tmp").is_dir() {
         return Ok(());
     }
+    // `root` and the folders above it that do not exist yet: each is made here.
+    let made = root.ancestors().take_while(|p| !p.is_dir()).count();
     for sub in ["cur", "new", "tmp"] {
         fs::DirBuilder::new()
             .recursive(true)
@@ -32,8 +41,10 @@ pub fn create(root: &Path) -> io::Result<()> {
         File::create(root.join("maildirfolder"))?.sync_all()?;
     }
     File::open(root)?.sync_all()?;
-    if let Some(parent) = root.parent() {
-        File::open(parent)?.sync_all()?;
+    // The parent of every folder made, and `root`'s in any case: a half-made Maildir may be
+    // left by a run that crashed while making it.
+    for folder in root.ancestors().skip(1).take(made.max(1)) {
+        File::open(folder)?.sync_all()?;
     }
     Ok(())
 }

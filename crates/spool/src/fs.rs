@@ -7,8 +7,8 @@
 //!   a 24-octet footer (magic, content length, envelope length, magic). It appears under
 //!   this name only by a rename once written in full, made durable with its content by the
 //!   group committer before the commit returns.
-//! - `<id>.state`: the recipients' delivery state once it has changed, replaced atomically
-//!   the same way (written in `tmp/`, renamed and synced by the group committer).
+//! - `<id>.state`: the recipients' delivery state once it has changed, replaced atomically:
+//!   written and synced in `tmp/`, then renamed and synced by the group committer.
 //! - `corrupt/<id>`: a file that failed to parse, set aside for the operator, never deleted.
 
 use std::fs::{self, File, OpenOptions};
@@ -41,6 +41,15 @@ impl Folder {
     fn sync(&self) -> io::Result<()> {
         if self.committer.is_some() {
             self.handle.sync_all()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Makes a file's content durable (not for the spool that never fsyncs).
+    fn sync_content(&self, file: &File) -> io::Result<()> {
+        if self.committer.is_some() {
+            file.sync_data()
         } else {
             Ok(())
         }
@@ -208,8 +217,17 @@ impl QueueStore for FsQueueStore {
             .tmp
             .join(format!("{}{STATE_SUFFIX}", envelope.id));
         let mut file = create_file(&tmp)?;
-        file.write_all(&json)?;
+        // Content before name: renamed over the old state first, a crash could leave
+        // `ID.state` empty, and a state that cannot be read sets the whole message aside.
+        let written = file
+            .write_all(&json)
+            .and_then(|()| self.folder.sync_content(&file));
         drop(file);
+        if let Err(e) = written {
+            // The name is reused: a failed write must not stay in the way of the next one.
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
         self.folder.publish(tmp, self.folder.state(&envelope.id))
     }
 

@@ -22,6 +22,9 @@ pub struct Options {
     pub server: String,
     /// Extra tables appended to the file (domains, accounts, limits...).
     pub config: String,
+    /// A command the binary runs under (e.g. `strace ... -o FILE`), given the binary and
+    /// its arguments after its own.
+    pub wrapper: Vec<String>,
 }
 
 impl Options {
@@ -36,6 +39,13 @@ impl Options {
     pub fn config(mut self, tables: &str) -> Self {
         self.config.push_str(tables);
         self.config.push('\n');
+        self
+    }
+
+    /// Runs the binary under `command` (its program and arguments); the binary's path and
+    /// arguments follow them.
+    pub fn wrapped(mut self, command: &[&str]) -> Self {
+        self.wrapper = command.iter().map(|s| s.to_string()).collect();
         self
     }
 
@@ -84,9 +94,15 @@ impl TestServer {
         self.root.join("data")
     }
 
-    /// The server's process id.
+    /// The server's process id: our child's, or under a wrapper the process it started
+    /// the binary in (signals and memory figures are about the server, not the wrapper).
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("server running").id()
+        let child = self.child.as_ref().expect("server running").id();
+        if self.options.wrapper.is_empty() {
+            return child;
+        }
+        wait_until("the wrapped server process", || wrapped_server(child))
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.log()))
     }
 
     /// The server's resident memory now, in KiB.
@@ -150,7 +166,16 @@ impl TestServer {
             self.options.config
         );
         std::fs::write(self.config_path(), config).expect("write config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_posthorn"))
+        let binary = env!("CARGO_BIN_EXE_posthorn");
+        let mut command = match self.options.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
+        let mut child = command
             .arg("serve")
             .arg("--config")
             .arg(self.config_path())
@@ -159,7 +184,7 @@ impl TestServer {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start posthorn");
+            .unwrap_or_else(|e| panic!("start posthorn {:?}: {e}", self.options.wrapper));
         let stderr = child.stderr.take().expect("stderr");
         let log = Arc::clone(&self.log);
         log.lock().unwrap().push_str("--- start ---\n");
@@ -207,18 +232,27 @@ impl TestServer {
         self.launch();
     }
 
-    /// SIGKILL: the crash the spool must survive.
+    /// SIGKILL: the crash the spool must survive. Under a wrapper the server is killed
+    /// first, then the wrapper.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
+            if !self.options.wrapper.is_empty()
+                && let Some(server) = wrapped_server(child.id())
+            {
+                // SAFETY: plain signal to a process we started.
+                unsafe {
+                    libc::kill(server as libc::pid_t, libc::SIGKILL);
+                }
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
-    /// SIGTERM, then waits for the process to exit.
+    /// SIGTERM to the server, then waits for our child (the server, or its wrapper) to exit.
     pub fn stop(&mut self) -> ExitStatus {
+        let pid = self.pid() as libc::pid_t;
         let mut child = self.child.take().expect("server running");
-        let pid = child.id() as libc::pid_t;
         // SAFETY: plain signal to our own child process.
         unsafe {
             libc::kill(pid, libc::SIGTERM);
@@ -321,6 +355,18 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// The child of process `parent` that runs our binary (by its name in `/proc`), if any.
+fn wrapped_server(parent: u32) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.find_map(|entry| {
+        let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
+        let (head, tail) = stat.rsplit_once(") ")?;
+        let ppid: u32 = tail.split_whitespace().nth(1)?.parse().ok()?;
+        (ppid == parent && head.ends_with("(posthorn")).then_some(pid)
+    })
 }
 
 /// Files (not folders) directly in `dir`.

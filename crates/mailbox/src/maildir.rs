@@ -17,21 +17,17 @@ static DELIVERIES: AtomicU64 = AtomicU64::new(0);
 /// could be recorded (and its queued copy removed) before they were on disk.
 static MAKING: Mutex<()> = Mutex::new(());
 
-/// Creates `cur/`, `new/` and `tmp/` under `root` if they are missing (mode 0700). New
-/// folders are fsynced into their parents, up to the first folder that already existed: a
-/// message delivered into a folder whose own entry is not durable could vanish with it.
+/// Creates `cur/`, `new/` and `tmp/` under `root` if they are missing (mode 0700), each
+/// durably (see [`create_dir_durable`]): a message delivered into a folder whose own entry
+/// is not durable could vanish with it.
 pub fn create(root: &Path) -> io::Result<()> {
     let _making = MAKING.lock().unwrap_or_else(PoisonError::into_inner);
     if root.join("new").is_dir() && root.join("cur").is_dir() && root.join("tmp").is_dir() {
         return Ok(());
     }
-    // `root` and the folders above it that do not exist yet: each is made here.
-    let made = root.ancestors().take_while(|p| !p.is_dir()).count();
+    let half_made = root.is_dir();
     for sub in ["cur", "new", "tmp"] {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(root.join(sub))?;
+        create_dir_durable(&root.join(sub), 0o700)?;
     }
     // Maildir++ marks a subfolder (`.Name`) so readers do not take it for a mailbox.
     if root
@@ -39,12 +35,30 @@ pub fn create(root: &Path) -> io::Result<()> {
         .is_some_and(|n| n.to_string_lossy().starts_with('.'))
     {
         File::create(root.join("maildirfolder"))?.sync_all()?;
+        File::open(root)?.sync_all()?;
     }
-    File::open(root)?.sync_all()?;
-    // The parent of every folder made, and `root`'s in any case: a half-made Maildir may be
-    // left by a run that crashed while making it.
-    for folder in root.ancestors().skip(1).take(made.max(1)) {
-        File::open(folder)?.sync_all()?;
+    // A run that crashed while making this Maildir may have left `root` without a durable
+    // entry in its parent.
+    if half_made && let Some(parent) = root.parent() {
+        File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Makes `folder` and the folders above it that are missing (new ones with `mode`), and
+/// fsyncs the parent of each one made, so that none of them can vanish in a crash once
+/// this returns.
+pub fn create_dir_durable(folder: &Path, mode: u32) -> io::Result<()> {
+    let missing = folder.ancestors().take_while(|p| !p.is_dir()).count();
+    if missing == 0 {
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(folder)?;
+    for parent in folder.ancestors().skip(1).take(missing) {
+        File::open(parent)?.sync_all()?;
     }
     Ok(())
 }

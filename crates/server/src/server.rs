@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use posthorn_mailbox::access::Accounts;
+use posthorn_mailbox::maildir::create_dir_durable;
 use posthorn_proto::reply::table;
 use posthorn_proto::{AuthPolicy, Reply, SessionConfig};
 use posthorn_spool::{FsQueueStore, QueueStore};
@@ -53,7 +54,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let data_dir = &config.server.data_dir;
-    std::fs::create_dir_all(data_dir)
+    create_dir_durable(data_dir, 0o755)
         .with_context(|| format!("cannot create data folder {}", data_dir.display()))?;
     // Two servers on one spool would deliver everything twice and corrupt its state.
     let lock = std::fs::File::create(data_dir.join("posthorn.lock"))
@@ -66,7 +67,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     );
     let directory = LiveDirectory::load(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mail_root = directory.current().mail_root().to_path_buf();
-    std::fs::create_dir_all(&mail_root)
+    create_dir_durable(&mail_root, 0o755)
         .with_context(|| format!("cannot create {}", mail_root.display()))?;
     let configured = config
         .tls

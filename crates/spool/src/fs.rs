@@ -8,7 +8,7 @@
 //!   this name only by a rename once written in full, made durable with its content by the
 //!   group committer before the commit returns.
 //! - `<id>.state`: the recipients' delivery state once it has changed, replaced atomically:
-//!   written and synced in `tmp/`, then renamed and synced by the group committer.
+//!   written in `tmp/`, then synced, renamed and its name synced by the group committer.
 //! - `corrupt/<id>`: a file that failed to parse, set aside for the operator, never deleted.
 
 use std::fs::{self, File, OpenOptions};
@@ -41,15 +41,6 @@ impl Folder {
     fn sync(&self) -> io::Result<()> {
         if self.committer.is_some() {
             self.handle.sync_all()
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Makes a file's content durable (not for the spool that never fsyncs).
-    fn sync_content(&self, file: &File) -> io::Result<()> {
-        if self.committer.is_some() {
-            file.sync_data()
         } else {
             Ok(())
         }
@@ -217,11 +208,10 @@ impl QueueStore for FsQueueStore {
             .tmp
             .join(format!("{}{STATE_SUFFIX}", envelope.id));
         let mut file = create_file(&tmp)?;
-        // Content before name: renamed over the old state first, a crash could leave
-        // `ID.state` empty, and a state that cannot be read sets the whole message aside.
-        let written = file
-            .write_all(&json)
-            .and_then(|()| self.folder.sync_content(&file));
+        // The group committer syncs the content before the rename (see `durable`): renamed
+        // over the old state first, a crash could leave `ID.state` empty, and a state that
+        // cannot be read sets the whole message aside.
+        let written = file.write_all(&json);
         drop(file);
         if let Err(e) = written {
             // The name is reused: a failed write must not stay in the way of the next one.

@@ -55,7 +55,7 @@ impl SenderPattern {
         }
         parse_mailbox(text)
             .map(|m| SenderPattern::Address(lookup_key(&m)))
-            .map_err(|e| format!("bad address: {e}"))
+            .map_err(|e| format!("not a valid address ({e})"))
     }
 }
 
@@ -289,7 +289,7 @@ impl Directory {
             let mut parsed = Vec::new();
             for target in targets {
                 let mailbox = parse_mailbox(target.get_ref())
-                    .map_err(|e| Invalid::at(&key, target, format!("bad address: {e}")))?;
+                    .map_err(|e| Invalid::at(&key, target, format!("not a valid address ({e})")))?;
                 parsed.push(mailbox);
             }
             self.aliases.insert(lookup, parsed);
@@ -317,7 +317,7 @@ impl Directory {
     /// Parses `text` as an address in one of our domains.
     fn local_mailbox(&self, key: &str, text: &toml::Spanned<String>) -> Result<Mailbox, Invalid> {
         let mailbox = parse_mailbox(text.get_ref())
-            .map_err(|e| Invalid::at(key, text, format!("bad address: {e}")))?;
+            .map_err(|e| Invalid::at(key, text, format!("not a valid address ({e})")))?;
         if !self.is_local_domain(&mailbox.domain) {
             return Err(Invalid::at(
                 key,

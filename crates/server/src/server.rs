@@ -82,9 +82,15 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
 
     let mut sockets = Vec::new();
     for listener in &config.listeners {
-        let socket = TcpListener::bind(listener.address).await.with_context(|| {
-            format!("cannot listen on {} ({})", listener.address, listener.role)
-        })?;
+        let socket = TcpListener::bind(*listener.address.get_ref())
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} ({})",
+                    listener.address.get_ref(),
+                    listener.role
+                )
+            })?;
         sockets.push((listener.clone(), socket));
     }
     let local_socket = bind_local(&data_dir.join(sendmail::SOCKET))?;

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 use tracing::{info, warn};
 
-use crate::config::{Account, Config, ConfigError, Invalid, line_of};
+use crate::config::{Account, Config, ConfigError, Invalid, key_of, line_of};
 use crate::directory::Directory;
 
 /// How often a running server looks at the users file.
@@ -52,7 +52,7 @@ impl UsersFile {
             error(path, line, String::new(), e.message().to_string())
         })?;
         serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            let key = e.path().to_string();
+            let key = key_of(e.path());
             let inner = e.into_inner();
             let line = inner.span().map(|s| line_of(text, s.start));
             error(path, line, key, inner.message().to_string())
@@ -164,7 +164,7 @@ impl UsersFile {
     fn check(&self, config: &Config) -> Result<(), String> {
         Directory::build_with_users(config, &self.users)
             .map(drop)
-            .map_err(|invalid| format!("{}: {}", invalid.key, invalid.message))
+            .map_err(|invalid| invalid.to_string())
     }
 }
 
@@ -188,6 +188,7 @@ fn error(path: &Path, line: Option<usize>, key: String, message: String) -> Conf
         file: Some(path.to_path_buf()),
         line,
         key,
+        value: None,
         message,
     }
 }
@@ -214,6 +215,7 @@ pub(crate) fn locate(path: &Path, invalid: Invalid) -> ConfigError {
         file: in_users.then(|| path.to_path_buf()),
         line,
         key: invalid.key,
+        value: Some(invalid.value),
         message: invalid.message,
     }
 }

@@ -59,6 +59,17 @@ impl SenderPattern {
     }
 }
 
+impl std::fmt::Display for SenderPattern {
+    /// As written in `send_as`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SenderPattern::Address(address) => f.write_str(address),
+            SenderPattern::Domain(domain) => write!(f, "@{domain}"),
+            SenderPattern::Any => f.write_str("*"),
+        }
+    }
+}
+
 /// One final destination of a recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -357,6 +368,18 @@ impl Directory {
     /// The account called `name`.
     pub fn account(&self, name: &str) -> Option<&Account> {
         self.accounts.get(name)
+    }
+
+    /// The addresses that deliver to the account called `name`, sorted.
+    pub fn addresses_of(&self, name: &str) -> Vec<String> {
+        let mut addresses: Vec<String> = self
+            .addresses
+            .iter()
+            .filter(|(_, account)| *account == name)
+            .map(|(address, _)| address.clone())
+            .collect();
+        addresses.sort();
+        addresses
     }
 
     /// The account a login name stands for: an account name, or one of its addresses.

@@ -110,21 +110,14 @@ pub struct ListedRecipient {
     pub diagnostic: Option<String>,
 }
 
-/// Serves the admin socket until shutdown.
+/// Serves the admin socket bound at `path` until shutdown.
 pub async fn serve(
+    listener: UnixListener,
     path: PathBuf,
     store: Arc<dyn QueueStore>,
     queue: QueueHandle,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let listener = match bind_private(&path) {
-        Ok(listener) => listener,
-        Err(e) => {
-            warn!(path = %path.display(), error = %e, "admin socket unavailable; `posthorn queue` will not work");
-            return;
-        }
-    };
-    info!(path = %path.display(), "admin socket ready");
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -148,7 +141,7 @@ pub async fn serve(
 /// 0600 there, and only then renamed into place (replacing a socket left by a crash). A
 /// umask around the bind would do it too, but the umask is the whole process's, and other
 /// threads create files and folders meanwhile.
-fn bind_private(path: &Path) -> io::Result<UnixListener> {
+pub fn bind(path: &Path) -> io::Result<UnixListener> {
     let folder = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

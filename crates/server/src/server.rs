@@ -93,7 +93,9 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
             })?;
         sockets.push((listener.clone(), socket));
     }
-    let local_socket = bind_local(&data_dir.join(sendmail::SOCKET))?;
+    let local_path = data_dir.join(sendmail::SOCKET);
+    let local_socket = bind_local(&local_path)?;
+    info!(path = %local_path.display(), "sendmail socket ready");
     let own_listeners = sockets
         .iter()
         .filter_map(|(_, socket)| socket.local_addr().ok())
@@ -126,12 +128,24 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         signer.clone(),
     )?;
     let (queue, queue_task) = queue::start(queue_parts, recovered, shutdown.clone());
-    let admin_task = tokio::spawn(admin::serve(
-        data_dir.join(admin::SOCKET),
-        Arc::clone(&store),
-        queue.clone(),
-        shutdown.clone(),
-    ));
+    // Bound here, not in its task: "posthorn started" promises that `posthorn queue` works.
+    let admin_path = data_dir.join(admin::SOCKET);
+    let admin_task = match admin::bind(&admin_path) {
+        Ok(socket) => {
+            info!(path = %admin_path.display(), "admin socket ready");
+            Some(tokio::spawn(admin::serve(
+                socket,
+                admin_path,
+                Arc::clone(&store),
+                queue.clone(),
+                shutdown.clone(),
+            )))
+        }
+        Err(e) => {
+            warn!(path = %admin_path.display(), error = %e, "admin socket unavailable; `posthorn queue` will not work");
+            None
+        }
+    };
     tokio::spawn(Arc::clone(&directory).watch(shutdown.clone()));
     tokio::spawn(reload_on_hangup(
         Arc::clone(&certificates),
@@ -204,6 +218,8 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
             shutdown: shutdown.clone(),
         },
     )));
+    // Every socket is bound by now (connections wait in their backlogs until the accept
+    // loops run): scripts may wait for this line, then use the server.
     info!(hostname = %config.server.hostname.get_ref(), "posthorn started");
 
     stop.await;
@@ -226,7 +242,9 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     {
         warn!("deliveries still running at exit; they will be retried");
     }
-    let _ = admin_task.await;
+    if let Some(admin_task) = admin_task {
+        let _ = admin_task.await;
+    }
     info!("stopped");
     drop(lock);
     Ok(())

@@ -210,3 +210,19 @@ fn a_second_server_on_the_same_data_folder_refuses_to_start() {
     // The first one still works.
     assert!(server.client().command("NOOP").starts_with("250"));
 }
+
+#[test]
+fn started_means_every_socket_is_ready() {
+    // TestServer::start returns as soon as "posthorn started" is logged.
+    let server = TestServer::start();
+    let listed = cli(&server, &["list"]);
+    assert!(listed.status.success(), "{listed:?}\n{}", server.log());
+    let log = server.log();
+    let started = log.find("posthorn started").expect("started");
+    for ready in ["listening", "admin socket ready", "sendmail socket ready"] {
+        let at = log
+            .find(ready)
+            .unwrap_or_else(|| panic!("no {ready:?}:\n{log}"));
+        assert!(at < started, "{ready:?} after \"posthorn started\":\n{log}");
+    }
+}

@@ -2,7 +2,7 @@
 //! apart again on shutdown without losing a session's message.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,10 +74,19 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         .as_ref()
         .zip(config.tls.key.as_ref())
         .map(|(c, k)| (c.get_ref().clone(), k.get_ref().clone()));
+    // Clients that connect by address find it in a self-signed certificate; a wildcard
+    // address names nothing.
+    let addresses: Vec<IpAddr> = config
+        .listeners
+        .iter()
+        .map(|l| l.address.get_ref().ip())
+        .filter(|ip| !ip.is_unspecified())
+        .collect();
     let certificates = Certificates::load(CertSource::resolve(
         configured,
         data_dir,
         config.server.hostname.get_ref(),
+        &addresses,
     )?)?;
 
     let mut sockets = Vec::new();

@@ -686,3 +686,28 @@ fn certificate_is_reloaded_on_sighup_without_dropping_sessions() {
     open.expect("NOOP", "250");
     assert!(open.login("alice", ALICE).starts_with("235"));
 }
+
+#[test]
+fn the_self_signed_certificate_names_the_host_and_the_listener_addresses() {
+    let server = server("\n[[listener]]\nrole = \"imaps\"\naddress = \"127.0.0.2:0\"\n");
+    let certificate = server.data().join("tls").join("self-signed.crt");
+    let output = Command::new("openssl")
+        .args([
+            "x509",
+            "-noout",
+            "-subject",
+            "-ext",
+            "subjectAltName",
+            "-in",
+        ])
+        .arg(&certificate)
+        .output()
+        .expect("openssl runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(text.contains("subject=CN = mx.test\n"), "{text}");
+    assert!(
+        text.contains("DNS:mx.test, IP Address:127.0.0.1, IP Address:127.0.0.2\n"),
+        "{text}"
+    );
+}

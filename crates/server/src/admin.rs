@@ -192,7 +192,7 @@ async fn handle(request: Request, store: Arc<dyn QueueStore>, queue: &QueueHandl
             Err(refusal) => return refusal,
         },
     };
-    info!(?command, "admin command");
+    info!(%command, "admin command");
     match queue.admin(command).await {
         Ok(text) => Response {
             ok: true,

@@ -502,11 +502,21 @@ fn queue(config: Option<PathBuf>, json: bool, request: Request) -> ExitCode {
     }
 }
 
+/// rustls's parser of handshake messages warns of harmless peer quirks: "Illegal SNI
+/// extension" for every client that sends the address it connected to as its server name
+/// (RFC 6066 allows host names only; many clients do it when given an address), the
+/// handshake going on unharmed. Off unless `RUST_LOG` names rustls.
+const QUIET_RUSTLS: &str = "rustls::msgs::handshake=error";
+
 /// Logs go to stderr through a writer thread: a busy server's sessions never wait on a
 /// write(2) per log line. Lines are never dropped (a full buffer makes loggers wait), and
 /// the returned guard flushes what is left when dropped at exit.
 fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let names_rustls = std::env::var("RUST_LOG").is_ok_and(|v| v.contains("rustls"));
+    if !names_rustls && let Ok(quiet) = QUIET_RUSTLS.parse() {
+        filter = filter.add_directive(quiet);
+    }
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .finish(std::io::stderr());

@@ -23,7 +23,7 @@ use crate::client_key::ClientKey;
 use crate::config::{Config, Listener, Role};
 use crate::limiter::ConnectionLimiter;
 use crate::local::LocalTransport;
-use crate::login::Logins;
+use crate::login::{Logins, MailboxLogins, Protocol};
 use crate::mailauth::sign::{Keyring, Signer};
 use crate::mailauth::verify::Verifier;
 use crate::outbound::connection::Settings;
@@ -555,7 +555,10 @@ fn admit(stream: TcpStream, peer: SocketAddr, handler: &Handler) {
             }
             Service::Pop3(settings) | Service::Imap(settings) => {
                 let connection = Upgradable::new(connection, inbound.tls.clone());
-                let accounts: Arc<dyn Accounts> = inbound.logins.clone();
+                let accounts: Arc<dyn Accounts> = Arc::new(MailboxLogins {
+                    logins: Arc::clone(&inbound.logins),
+                    protocol: if pop3 { Protocol::Pop3 } else { Protocol::Imap },
+                });
                 // Mailbox sessions hold no queue state: at shutdown they just end.
                 let session = async {
                     if pop3 {

@@ -31,8 +31,16 @@ fn cli(server: &TestServer, args: &[&str]) -> Output {
         .expect("run posthorn queue")
 }
 
+/// Runs `posthorn queue args` and asserts it succeeded. A message whose attempt is being
+/// written back (its state file already shows the attempt) is "being delivered; try again
+/// in a moment": the command is tried again, as the operator is told to.
 fn ok(server: &TestServer, args: &[&str]) -> String {
-    let output = cli(server, args);
+    let output = wait_until("the message to be back from delivery", || {
+        let output = cli(server, args);
+        let busy = String::from_utf8_lossy(&output.stderr).contains("try again in a moment");
+        (!busy).then_some(output)
+    })
+    .unwrap();
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
@@ -100,6 +108,7 @@ fn hold_release_and_flush() {
     sink.reconfigure(|b| b.greeting("220 mx.down.test ESMTP"));
 
     assert!(ok(&server, &["hold", &id]).contains("held"));
+    server.wait_for_log(&format!("admin command command=hold {id}\n"));
     assert!(ok(&server, &["list"]).contains("(held)"));
     // A held message is not flushed.
     let refused = cli(&server, &["flush", &id]);

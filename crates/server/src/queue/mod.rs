@@ -188,6 +188,21 @@ pub enum AdminCommand {
     Bounce(QueueId),
 }
 
+impl std::fmt::Display for AdminCommand {
+    /// As the operator typed it (`flush`, `hold ID`, `delete ID --silent`), for the log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AdminCommand::Flush(None) => f.write_str("flush"),
+            AdminCommand::Flush(Some(id)) => write!(f, "flush {id}"),
+            AdminCommand::Hold(id) => write!(f, "hold {id}"),
+            AdminCommand::Release(id) => write!(f, "release {id}"),
+            AdminCommand::Delete { id, silent: false } => write!(f, "delete {id}"),
+            AdminCommand::Delete { id, silent: true } => write!(f, "delete {id} --silent"),
+            AdminCommand::Bounce(id) => write!(f, "bounce {id}"),
+        }
+    }
+}
+
 /// The reply to an admin command: what was done, or why not.
 pub type AdminReply = Result<String, String>;
 

@@ -82,18 +82,23 @@ fn list_and_show_describe_the_queue() {
     assert!(list.contains(&id), "{list}");
     assert!(list.contains("postmaster@localhost"), "{list}");
     assert!(
-        list.contains("user@down.test  pending (attempts 1, next attempt"),
+        list.contains("user@down.test  deferred (attempts 1, next attempt"),
         "{list}"
     );
-    assert!(list.contains("4.4.1 connect to 127.0.0.1"), "{list}");
     assert!(
-        list.ends_with("-- 1 message(s), 1 recipient(s) pending\n"),
+        list.contains(&format!(
+            "4.4.1 cannot connect: Connection refused (os error 111) (server 127.0.0.1:{port})"
+        )),
+        "{list}"
+    );
+    assert!(
+        list.ends_with("-- 1 message(s), 0 recipient(s) queued, 1 deferred\n"),
         "{list}"
     );
 
     let json: serde_json::Value = serde_json::from_str(&ok(&server, &["--json", "list"])).unwrap();
     assert_eq!(json["messages"][0]["id"], id.as_str());
-    assert_eq!(json["messages"][0]["recipients"][0]["status"], "pending");
+    assert_eq!(json["messages"][0]["recipients"][0]["status"], "deferred");
 
     let show = ok(&server, &["show", &id]);
     assert!(show.contains("Subject: listed"), "{show}");
@@ -105,6 +110,15 @@ fn hold_release_and_flush() {
     let sink = Sink::builder().greeting("421 4.3.2 not today").start();
     let server = server(sink.addr.port());
     let id = queue_one(&server, "held");
+    // The diagnostic names the server that gave the reply, in the log and the listing.
+    let diagnostic = format!(
+        "greeting refused: 421 4.3.2 not today (reply from 127.0.0.1:{})",
+        sink.addr.port()
+    );
+    assert!(ok(&server, &["list"]).contains(&diagnostic));
+    server.wait_for_log(&format!(
+        "result=\"deferred\" attempt=1 detail=\"{diagnostic}\""
+    ));
     sink.reconfigure(|b| b.greeting("220 mx.down.test ESMTP"));
 
     assert!(ok(&server, &["hold", &id]).contains("held"));

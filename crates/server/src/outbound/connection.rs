@@ -232,7 +232,7 @@ impl Connection {
         {
             return Err(Failure::local(
                 Status::new(4, 7, 10),
-                "no TLS offered, and TLS is required",
+                "the server does not offer TLS, which is required",
                 Some(&connection.hop),
             ));
         }

@@ -532,9 +532,9 @@ fn admit(stream: TcpStream, peer: SocketAddr, handler: &Handler) {
     handler.sessions.spawn(async move {
         let connection = if implicit_tls {
             match handshake(&inbound.tls, stream).await {
-                Some(connection) => connection,
-                None => {
-                    info!(client = %ip, "TLS handshake failed");
+                Ok(connection) => connection,
+                Err(why) => {
+                    info!(client = %ip, error = why.as_str(), "TLS handshake failed");
                     return;
                 }
             }
@@ -578,11 +578,13 @@ fn admit(stream: TcpStream, peer: SocketAddr, handler: &Handler) {
 }
 
 /// The handshake of an implicit-TLS connection (RFC 8314), before any SMTP.
-async fn handshake(acceptor: &TlsAcceptor, stream: TcpStream) -> Option<ServerConnection> {
+/// Fails with the reason, for the log.
+async fn handshake(acceptor: &TlsAcceptor, stream: TcpStream) -> Result<ServerConnection, String> {
     let mut connection = Connection::Plain(stream);
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, connection.start_tls(acceptor)).await {
-        Ok(Ok(())) => Some(connection),
-        _ => None,
+        Ok(Ok(())) => Ok(connection),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("timed out".into()),
     }
 }
 

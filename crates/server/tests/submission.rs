@@ -736,6 +736,11 @@ fn session_ends_are_told_apart_and_an_address_as_sni_is_no_warning() {
         "{output:?}"
     );
     server.wait_for_log("end=\"quit\"");
+    // Plain text where TLS is due: the log says what went wrong.
+    let mut plain = Client::connect(submissions);
+    plain.send("EHLO client.test\r\n");
+    assert!(plain.is_closed());
+    server.wait_for_log("TLS handshake failed client=127.0.0.1 error=\"");
     let log = server.settled_log();
     assert!(
         !log.contains("read error") && !log.contains("SNI") && !log.contains("WARN rustls"),

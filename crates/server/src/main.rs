@@ -150,11 +150,13 @@ fn main() -> ExitCode {
         .unwrap_or_default();
     // sendmail takes sendmail's flags (`-C FILE`, `-t`, `-bm`...), which are not ours:
     // everything after its name is its own.
-    if invoked_as == "sendmail" {
-        return ExitCode::from(sendmail::main(None, &args[1..]));
-    }
-    if args.get(1).map(String::as_str) == Some("sendmail") {
-        return ExitCode::from(sendmail::main(None, &args[2..]));
+    let sendmail_from = match (invoked_as, args.get(1).map(String::as_str)) {
+        ("sendmail", _) => Some(1),
+        (_, Some("sendmail")) => Some(2),
+        _ => None,
+    };
+    if let Some(first) = sendmail_from {
+        return ExitCode::from(sendmail::main(None, &args[first..]));
     }
     let cli = Cli::parse();
     if cli.json && !cli.command.speaks_json() {

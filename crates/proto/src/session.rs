@@ -192,6 +192,7 @@ pub struct Session<R> {
     tls: bool,
     authenticated: Option<String>,
     shutting_down: bool,
+    quit: bool,
 }
 
 impl<R> Session<R> {
@@ -210,6 +211,7 @@ impl<R> Session<R> {
             tls: false,
             authenticated: None,
             shutting_down: false,
+            quit: false,
         }
     }
 
@@ -305,6 +307,11 @@ impl<R> Session<R> {
     /// True when the session has ended.
     pub fn is_closed(&self) -> bool {
         matches!(self.phase, Phase::Closed)
+    }
+
+    /// True once the client has said QUIT: the session ended as it should.
+    pub fn said_quit(&self) -> bool {
+        self.quit
     }
 
     /// The client was silent too long (RFC 5321 §4.5.3.2): say so and close.
@@ -685,7 +692,10 @@ impl<R> Session<R> {
                 }
             }
             Command::Noop => self.respond(table::ok()),
-            Command::Quit => self.respond(table::bye()),
+            Command::Quit => {
+                self.quit = true;
+                self.respond(table::bye());
+            }
             Command::Vrfy => self.respond(table::cannot_vrfy()),
             Command::Help => self.respond(table::help()),
             Command::Expn | Command::NotImplemented => self.respond(table::not_implemented()),

@@ -171,8 +171,9 @@ fn happy_path_with_data() {
     assert_eq!(d.send("Subject: hi\r\n\r\n..dot\r\n"), "");
     assert_eq!(d.send(".\r\n"), "250 2.0.0 OK queued as TEST\r\n");
     assert_eq!(d.messages, [b"Subject: hi\r\n\r\n.dot\r\n".to_vec()]);
+    assert!(!d.session.said_quit());
     assert_eq!(d.send("QUIT\r\n"), "221 2.0.0 Bye\r\n");
-    assert!(d.closed);
+    assert!(d.closed && d.session.said_quit());
 }
 
 #[test]

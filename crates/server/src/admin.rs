@@ -8,14 +8,14 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use posthorn_spool::{Envelope, QueueId, QueueStore, RecipientStatus};
+use posthorn_spool::{DeliveryState, Envelope, QueueId, QueueStore, RecipientStatus};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::queue::{AdminCommand, QueueHandle};
+use crate::queue::{AdminCommand, DEFERRED, QUEUED, QueueHandle};
 use crate::received::rfc5322_date;
 
 /// The socket's name in the data folder.
@@ -100,31 +100,24 @@ pub struct Listing {
 pub struct ListedRecipient {
     /// The address.
     pub address: String,
-    /// pending, delivered, failed or expired.
+    /// `queued`, `deferred`, `delivered`, `failed` or `expired` (see [`status_word`]).
     pub status: String,
     /// Attempts so far.
     pub attempts: u32,
-    /// Next attempt, seconds since the epoch (pending recipients).
+    /// Next attempt, seconds since the epoch (queued and deferred recipients).
     pub next_attempt: Option<u64>,
     /// The last error or result.
     pub diagnostic: Option<String>,
 }
 
-/// Serves the admin socket until shutdown.
+/// Serves the admin socket bound at `path` until shutdown.
 pub async fn serve(
+    listener: UnixListener,
     path: PathBuf,
     store: Arc<dyn QueueStore>,
     queue: QueueHandle,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let listener = match bind_private(&path) {
-        Ok(listener) => listener,
-        Err(e) => {
-            warn!(path = %path.display(), error = %e, "admin socket unavailable; `posthorn queue` will not work");
-            return;
-        }
-    };
-    info!(path = %path.display(), "admin socket ready");
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -148,7 +141,7 @@ pub async fn serve(
 /// 0600 there, and only then renamed into place (replacing a socket left by a crash). A
 /// umask around the bind would do it too, but the umask is the whole process's, and other
 /// threads create files and folders meanwhile.
-fn bind_private(path: &Path) -> io::Result<UnixListener> {
+pub fn bind(path: &Path) -> io::Result<UnixListener> {
     let folder = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -199,7 +192,7 @@ async fn handle(request: Request, store: Arc<dyn QueueStore>, queue: &QueueHandl
             Err(refusal) => return refusal,
         },
     };
-    info!(?command, "admin command");
+    info!(%command, "admin command");
     match queue.admin(command).await {
         Ok(text) => Response {
             ok: true,
@@ -305,13 +298,7 @@ fn listing_of(envelope: &Envelope, size: u64, headers: Option<String>) -> Listin
             .iter()
             .map(|r| ListedRecipient {
                 address: r.address.to_string(),
-                status: match r.state.status {
-                    RecipientStatus::Pending => "pending",
-                    RecipientStatus::Delivered => "delivered",
-                    RecipientStatus::Failed => "failed",
-                    RecipientStatus::Expired => "expired",
-                }
-                .into(),
+                status: status_word(&r.state).into(),
                 attempts: r.state.attempts,
                 next_attempt: (r.state.status == RecipientStatus::Pending)
                     .then_some(r.state.next_attempt),
@@ -319,6 +306,19 @@ fn listing_of(envelope: &Envelope, size: u64, headers: Option<String>) -> Listin
             })
             .collect(),
         headers,
+    }
+}
+
+/// A recipient's state in one word, the log's word where it has one: `deferred` (the
+/// log's `result="deferred"`) for a recipient whose attempts failed for now and that waits
+/// for the next, `queued` for one not attempted yet (new, or held since it came).
+pub fn status_word(state: &DeliveryState) -> &'static str {
+    match state.status {
+        RecipientStatus::Pending if state.attempts == 0 => QUEUED,
+        RecipientStatus::Pending => DEFERRED,
+        RecipientStatus::Delivered => "delivered",
+        RecipientStatus::Failed => "failed",
+        RecipientStatus::Expired => "expired",
     }
 }
 
@@ -380,18 +380,32 @@ pub fn format_listing(messages: &[Listing], detailed: bool) -> String {
             out.push('\n');
         }
     }
-    let pending: usize = messages
-        .iter()
-        .map(|m| {
-            m.recipients
-                .iter()
-                .filter(|r| r.status == "pending")
-                .count()
-        })
-        .sum();
+    let count = |status: &str| -> usize {
+        messages
+            .iter()
+            .map(|m| m.recipients.iter().filter(|r| r.status == status).count())
+            .sum()
+    };
     out.push_str(&format!(
-        "-- {} message(s), {pending} recipient(s) pending\n",
-        messages.len()
+        "-- {} message(s), {} recipient(s) {QUEUED}, {} {DEFERRED}\n",
+        messages.len(),
+        count(QUEUED),
+        count(DEFERRED)
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recipient_is_queued_until_attempted_then_deferred() {
+        let mut state = DeliveryState::default();
+        assert_eq!(status_word(&state), "queued");
+        state.attempts = 1;
+        assert_eq!(status_word(&state), "deferred");
+        state.status = RecipientStatus::Delivered;
+        assert_eq!(status_word(&state), "delivered");
+    }
 }

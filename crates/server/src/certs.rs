@@ -3,6 +3,7 @@
 //! SIGHUP, so a renewed certificate takes effect without dropping a session.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -42,11 +43,12 @@ pub struct CertSource {
 
 impl CertSource {
     /// The configured files, or the self-signed pair in `data_dir/tls`, made now for
-    /// `hostname` if it does not exist yet.
+    /// `hostname` and `addresses` if it does not exist yet.
     pub fn resolve(
         configured: Option<(PathBuf, PathBuf)>,
         data_dir: &Path,
         hostname: &str,
+        addresses: &[IpAddr],
     ) -> anyhow::Result<CertSource> {
         if let Some((certificate, key)) = configured {
             return Ok(CertSource { certificate, key });
@@ -57,7 +59,7 @@ impl CertSource {
             key: folder.join("self-signed.key"),
         };
         if !source.certificate.exists() || !source.key.exists() {
-            generate_self_signed(&source, hostname)?;
+            generate_self_signed(&source, hostname, addresses)?;
         }
         warn!(
             certificate = %source.certificate.display(),
@@ -68,13 +70,32 @@ impl CertSource {
     }
 }
 
-/// Makes a self-signed certificate for `hostname`; the key file is readable by us only.
-fn generate_self_signed(source: &CertSource, hostname: &str) -> anyhow::Result<()> {
-    let certified = rcgen::generate_simple_self_signed(vec![hostname.to_string()])?;
-    let key = certified.signing_key.serialize_pem();
-    crate::atomic_file::replace(&source.key, key.as_bytes(), 0o600)?;
-    crate::atomic_file::replace(&source.certificate, certified.cert.pem().as_bytes(), 0o644)?;
-    info!(certificate = %source.certificate.display(), %hostname, "made a self-signed certificate");
+/// Makes a self-signed certificate named for `hostname` (subject CN and a DNS name) and
+/// for `addresses` (IP address names, for clients that connect by address); the key file
+/// is readable by us only. A client shown it sees whose it is, not rcgen's default name.
+fn generate_self_signed(
+    source: &CertSource,
+    hostname: &str,
+    addresses: &[IpAddr],
+) -> anyhow::Result<()> {
+    let mut names = vec![hostname.to_string()];
+    for address in addresses {
+        let address = address.to_string();
+        if !names.contains(&address) {
+            names.push(address);
+        }
+    }
+    let listed = names.join(", ");
+    let mut params = rcgen::CertificateParams::new(names)?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, hostname);
+    let key = rcgen::KeyPair::generate()?;
+    let certificate = params.self_signed(&key)?;
+    crate::atomic_file::replace(&source.key, key.serialize_pem().as_bytes(), 0o600)?;
+    crate::atomic_file::replace(&source.certificate, certificate.pem().as_bytes(), 0o644)?;
+    info!(certificate = %source.certificate.display(), names = %listed, "made a self-signed certificate");
     Ok(())
 }
 
@@ -174,10 +195,10 @@ mod tests {
     #[test]
     fn self_signed_is_made_once_and_loads() {
         let dir = tempfile::tempdir().unwrap();
-        let source = CertSource::resolve(None, dir.path(), "mx.test").unwrap();
+        let source = CertSource::resolve(None, dir.path(), "mx.test", &[]).unwrap();
         let first = std::fs::read(&source.certificate).unwrap();
         let certificates = Certificates::load(source.clone()).unwrap();
-        let again = CertSource::resolve(None, dir.path(), "mx.test").unwrap();
+        let again = CertSource::resolve(None, dir.path(), "mx.test", &[]).unwrap();
         assert_eq!(std::fs::read(&again.certificate).unwrap(), first);
         certificates.reload();
     }
@@ -186,8 +207,8 @@ mod tests {
     fn mismatched_key_is_named() {
         let a = tempfile::tempdir().unwrap();
         let b = tempfile::tempdir().unwrap();
-        let one = CertSource::resolve(None, a.path(), "a.test").unwrap();
-        let two = CertSource::resolve(None, b.path(), "b.test").unwrap();
+        let one = CertSource::resolve(None, a.path(), "a.test", &[]).unwrap();
+        let two = CertSource::resolve(None, b.path(), "b.test", &[]).unwrap();
         let error = load_pem(&one.certificate, &two.key).unwrap_err();
         assert!(error.in_key, "{error}");
         let error = load_pem(&a.path().join("missing.pem"), &one.key).unwrap_err();

@@ -55,7 +55,18 @@ impl SenderPattern {
         }
         parse_mailbox(text)
             .map(|m| SenderPattern::Address(lookup_key(&m)))
-            .map_err(|e| format!("bad address: {e}"))
+            .map_err(|e| format!("not a valid address ({e})"))
+    }
+}
+
+impl std::fmt::Display for SenderPattern {
+    /// As written in `send_as`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SenderPattern::Address(address) => f.write_str(address),
+            SenderPattern::Domain(domain) => write!(f, "@{domain}"),
+            SenderPattern::Any => f.write_str("*"),
+        }
     }
 }
 
@@ -289,7 +300,7 @@ impl Directory {
             let mut parsed = Vec::new();
             for target in targets {
                 let mailbox = parse_mailbox(target.get_ref())
-                    .map_err(|e| Invalid::at(&key, target, format!("bad address: {e}")))?;
+                    .map_err(|e| Invalid::at(&key, target, format!("not a valid address ({e})")))?;
                 parsed.push(mailbox);
             }
             self.aliases.insert(lookup, parsed);
@@ -317,7 +328,7 @@ impl Directory {
     /// Parses `text` as an address in one of our domains.
     fn local_mailbox(&self, key: &str, text: &toml::Spanned<String>) -> Result<Mailbox, Invalid> {
         let mailbox = parse_mailbox(text.get_ref())
-            .map_err(|e| Invalid::at(key, text, format!("bad address: {e}")))?;
+            .map_err(|e| Invalid::at(key, text, format!("not a valid address ({e})")))?;
         if !self.is_local_domain(&mailbox.domain) {
             return Err(Invalid::at(
                 key,
@@ -357,6 +368,18 @@ impl Directory {
     /// The account called `name`.
     pub fn account(&self, name: &str) -> Option<&Account> {
         self.accounts.get(name)
+    }
+
+    /// The addresses that deliver to the account called `name`, sorted.
+    pub fn addresses_of(&self, name: &str) -> Vec<String> {
+        let mut addresses: Vec<String> = self
+            .addresses
+            .iter()
+            .filter(|(_, account)| *account == name)
+            .map(|(address, _)| address.clone())
+            .collect();
+        addresses.sort();
+        addresses
     }
 
     /// The account a login name stands for: an account name, or one of its addresses.

@@ -3,6 +3,7 @@
 //! answered late and counted per client address (checks in flight included), and
 //! addresses with too many failures blocked for a while.
 
+use std::fmt;
 use std::net::IpAddr;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -31,6 +32,41 @@ pub struct Logins {
     failure_delay: Duration,
     hostname: String,
     ipv6_prefix: u8,
+}
+
+/// The protocol a login came in by: named in the log, so fail2ban can tell its jails
+/// apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// SMTP AUTH.
+    Smtp,
+    /// POP3 USER/PASS or AUTH.
+    Pop3,
+    /// IMAP LOGIN or AUTHENTICATE.
+    Imap,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Smtp => "smtp",
+            Protocol::Pop3 => "pop3",
+            Protocol::Imap => "imap",
+        })
+    }
+}
+
+/// A client as the log names it: its bare address, or `local` for a program on this
+/// machine.
+struct ClientName(Option<IpAddr>);
+
+impl fmt::Display for ClientName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(ip) => write!(f, "{ip}"),
+            None => f.write_str("local"),
+        }
+    }
 }
 
 /// The outcome of one check.
@@ -78,12 +114,17 @@ impl Logins {
         ClientKey::of(ip, self.ipv6_prefix)
     }
 
-    /// Checks `credentials` from `ip` (`None` for local programs, never throttled). A
-    /// PLAIN authorization identity must name the same account: nobody acts for others.
-    /// The attempt counts against the address from before it queues until its failure
-    /// is counted, so parallel guesses cannot outrun the block; attempts beyond the room
-    /// the limit leaves wait for those in flight.
-    pub async fn check(&self, ip: Option<IpAddr>, credentials: &Credentials) -> Checked {
+    /// Checks `credentials` given over `protocol` from `ip` (`None` for local programs,
+    /// never throttled). A PLAIN authorization identity must name the same account:
+    /// nobody acts for others. The attempt counts against the address from before it
+    /// queues until its failure is counted, so parallel guesses cannot outrun the block;
+    /// attempts beyond the room the limit leaves wait for those in flight.
+    pub async fn check(
+        &self,
+        protocol: Protocol,
+        ip: Option<IpAddr>,
+        credentials: &Credentials,
+    ) -> Checked {
         let key = ip.map(|ip| self.key(ip));
         let attempt = match key {
             Some(key) => match self.throttle.attempt(key).await {
@@ -114,7 +155,14 @@ impl Logins {
             Some(account) if verified && acts_as_self => Checked::Accepted(account),
             _ => {
                 let blocked = attempt.is_some_and(Attempt::failed);
-                warn!(client = ?ip, login = %credentials.username, blocked, "authentication failed");
+                // The login is the client's text: quoted, so it cannot forge fields.
+                warn!(
+                    %protocol,
+                    client = %ClientName(ip),
+                    login = credentials.username.as_str(),
+                    blocked,
+                    "authentication failed"
+                );
                 tokio::time::sleep(self.failure_delay).await;
                 Checked::Rejected { blocked }
             }
@@ -122,14 +170,26 @@ impl Logins {
     }
 }
 
-impl Accounts for Logins {
+/// The logins of a POP3 or IMAP listener: the shared checks, under the protocol's name.
+pub struct MailboxLogins {
+    /// The checker.
+    pub logins: Arc<Logins>,
+    /// POP3 or IMAP.
+    pub protocol: Protocol,
+}
+
+impl Accounts for MailboxLogins {
     fn login(&self, client: IpAddr, credentials: Credentials) -> BoxFuture<'_, Login> {
         Box::pin(async move {
-            match self.check(Some(client), &credentials).await {
+            let logins = &self.logins;
+            match logins
+                .check(self.protocol, Some(client), &credentials)
+                .await
+            {
                 Checked::Accepted(account) => Login::Accepted(User {
                     mailbox: Mailbox::new(
-                        self.directory.current().maildir(&account.name),
-                        &self.hostname,
+                        logins.directory.current().maildir(&account.name),
+                        &logins.hostname,
                     ),
                     quota: account.quota,
                     name: account.name,

@@ -10,7 +10,7 @@ use posthorn::config::{Config, Size};
 use posthorn::mailauth::keys::{self, Algorithm};
 use posthorn::mailauth::records;
 use posthorn::mailauth::sign::{self, Keyring};
-use posthorn::users::{NewUser, UsersFile};
+use posthorn::users::{self, NewUser, UsersFile};
 use posthorn::{passwords, sendmail};
 use tracing_subscriber::EnvFilter;
 
@@ -23,9 +23,17 @@ const EX_SOFTWARE: u8 = 70;
 /// sysexits.h EX_UNAVAILABLE: no server to talk to.
 const EX_UNAVAILABLE: u8 = 69;
 
+/// `--config` and `--json` are global: `posthorn user -c F passwd alice` and
+/// `posthorn user passwd alice -c F` mean the same.
 #[derive(Parser)]
 #[command(name = "posthorn", version, about = "Posthorn mail server")]
 struct Cli {
+    /// The configuration file (TOML); without it, the embedded defaults.
+    #[arg(long, short, global = true)]
+    config: Option<PathBuf>,
+    /// Print the answer as JSON (`queue` and `user list`).
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -34,60 +42,55 @@ struct Cli {
 enum Command {
     /// Run the server (with no --config, on the embedded defaults: loopback port 2525,
     /// data under ./posthorn-data, local domain `localhost`, user `postmaster`).
-    Serve {
-        /// The configuration file (TOML).
-        #[arg(long, short)]
-        config: Option<PathBuf>,
-    },
-    /// Check a configuration file and exit: 0 when it is valid.
+    Serve,
+    /// Check a configuration file (FILE or --config) and exit: 0 when it is valid.
     CheckConfig {
         /// The configuration file (TOML).
-        file: PathBuf,
+        file: Option<PathBuf>,
     },
     /// Inspect and change the queue of the running server.
     Queue {
-        /// The server's configuration file (for its data folder).
-        #[arg(long, short)]
-        config: Option<PathBuf>,
-        /// Print the server's answer as JSON.
-        #[arg(long)]
-        json: bool,
         #[command(subcommand)]
         action: Request,
     },
     /// Manage the users who log in (the users file); a running server picks changes up.
     User {
-        /// The server's configuration file.
-        #[arg(long, short)]
-        config: Option<PathBuf>,
         #[command(subcommand)]
         action: UserAction,
     },
     /// DKIM keys of our domains.
     Dkim {
-        /// The server's configuration file (for its data folder).
-        #[arg(long, short)]
-        config: Option<PathBuf>,
         #[command(subcommand)]
         action: DkimAction,
     },
     /// Print every DNS record to publish for DOMAIN (MX, A/AAAA, SPF, DKIM, DMARC,
     /// MTA-STS, TLS-RPT) as zone file lines.
     DnsRecords {
-        /// The server's configuration file.
-        #[arg(long, short)]
-        config: Option<PathBuf>,
         /// The mail domain.
         domain: String,
     },
-    /// Send a message read from standard input, like sendmail(8): `-t`, `-i`, `-f`, `-F`
-    /// and recipients. A link named `sendmail` to this program does the same.
+    /// Send a message read from standard input, like sendmail(8): `-t`, `-i`, `-f`, `-F`,
+    /// `-C FILE` and recipients (`posthorn sendmail --help`). A link named `sendmail` to
+    /// this program does the same.
     #[command(disable_help_flag = true)]
     Sendmail {
         /// sendmail's own options and the recipients.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+}
+
+impl Command {
+    /// True for the commands that can answer in JSON.
+    fn speaks_json(&self) -> bool {
+        matches!(
+            self,
+            Command::Queue { .. }
+                | Command::User {
+                    action: UserAction::List
+                }
+        )
+    }
 }
 
 #[derive(Subcommand)]
@@ -139,22 +142,33 @@ enum DkimAction {
 }
 
 fn main() -> ExitCode {
-    let mut args = std::env::args();
-    let program = args.next().unwrap_or_default();
-    let invoked_as = std::path::Path::new(&program)
-        .file_name()
+    let args: Vec<String> = std::env::args().collect();
+    let invoked_as = args
+        .first()
+        .and_then(|program| std::path::Path::new(program).file_name())
         .and_then(|n| n.to_str())
-        .unwrap_or_default()
-        .to_string();
-    if invoked_as == "sendmail" {
-        return ExitCode::from(sendmail::main(&args.collect::<Vec<_>>()));
+        .unwrap_or_default();
+    // sendmail takes sendmail's flags (`-C FILE`, `-t`, `-bm`...), which are not ours:
+    // everything after its name is its own.
+    let sendmail_from = match (invoked_as, args.get(1).map(String::as_str)) {
+        ("sendmail", _) => Some(1),
+        (_, Some("sendmail")) => Some(2),
+        _ => None,
+    };
+    if let Some(first) = sendmail_from {
+        return ExitCode::from(sendmail::main(None, &args[first..]));
     }
     let cli = Cli::parse();
+    if cli.json && !cli.command.speaks_json() {
+        eprintln!("posthorn: --json is for `queue` and `user list` only");
+        return ExitCode::from(EX_USAGE);
+    }
+    let config = cli.config;
     match cli.command {
-        Command::Sendmail { args } => ExitCode::from(sendmail::main(&args)),
-        Command::User { config, action } => user(config, action),
+        // `posthorn --config F sendmail ...`: F unless sendmail's own -C names another.
+        Command::Sendmail { args } => ExitCode::from(sendmail::main(config, &args)),
+        Command::User { action } => user(config, cli.json, action),
         Command::Dkim {
-            config,
             action:
                 DkimAction::Generate {
                     domain,
@@ -162,35 +176,41 @@ fn main() -> ExitCode {
                     algorithm,
                 },
         } => dkim_generate(config, &domain, selector, algorithm),
-        Command::DnsRecords { config, domain } => dns_records(config, &domain),
-        Command::CheckConfig { file } => match Config::load(&file) {
-            Ok(_) => {
-                println!("{}: OK", file.display());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::from(EX_CONFIG)
-            }
-        },
-        Command::Queue {
-            config,
-            json,
-            action,
-        } => queue(config, json, action),
-        Command::Serve { config } => {
-            let config = match config {
-                Some(path) => match Config::load(&path) {
-                    Ok(config) => config,
-                    Err(e) => {
-                        eprintln!("{e}");
-                        return ExitCode::from(EX_CONFIG);
-                    }
-                },
-                None => Config::embedded(),
+        Command::DnsRecords { domain } => dns_records(config, &domain),
+        Command::CheckConfig { file } => check_config(file, config),
+        Command::Queue { action } => queue(config, cli.json, action),
+        Command::Serve => {
+            let config = match load_config(config) {
+                Ok(config) => config,
+                Err(code) => return code,
             };
             let _flush_at_exit = init_logging();
             serve(config)
+        }
+    }
+}
+
+/// `posthorn check-config FILE` (or `--config FILE`).
+fn check_config(file: Option<PathBuf>, config: Option<PathBuf>) -> ExitCode {
+    let file = match (file, config) {
+        (Some(file), None) | (None, Some(file)) => file,
+        (Some(_), Some(_)) => {
+            eprintln!("posthorn check-config: give the file once, as FILE or --config FILE");
+            return ExitCode::from(EX_USAGE);
+        }
+        (None, None) => {
+            eprintln!("posthorn check-config: which file? posthorn check-config FILE");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    match Config::load(&file) {
+        Ok(_) => {
+            println!("{}: OK", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(EX_CONFIG)
         }
     }
 }
@@ -233,16 +253,16 @@ fn read_password() -> Result<String, String> {
 }
 
 /// `posthorn user ...`: edits the users file.
-fn user(config: Option<PathBuf>, action: UserAction) -> ExitCode {
+fn user(config: Option<PathBuf>, json: bool, action: UserAction) -> ExitCode {
     let config = match load_config(config) {
         Ok(config) => config,
         Err(code) => return code,
     };
     let path = config.users_file();
     // The slow part, hashing a password, is done before the users file is locked.
-    let change = match user_change(action) {
+    let (change, done) = match user_change(action) {
         Ok(Some(change)) => change,
-        Ok(None) => return list_users(&path),
+        Ok(None) => return list_users(&config, json),
         Err(e) => {
             eprintln!("posthorn user: {e}");
             return ExitCode::FAILURE;
@@ -267,7 +287,10 @@ fn user(config: Option<PathBuf>, action: UserAction) -> ExitCode {
         return ExitCode::FAILURE;
     }
     match file.save(&path) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            println!("{done}");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("posthorn user: cannot write {}: {e}", path.display());
             ExitCode::from(EX_SOFTWARE)
@@ -278,8 +301,9 @@ fn user(config: Option<PathBuf>, action: UserAction) -> ExitCode {
 /// An edit of the users file, ready to apply to the file as it is under the lock.
 type UserChange = Box<dyn FnOnce(&mut UsersFile, &Config) -> Result<(), String>>;
 
-/// The edit `action` makes (none for `list`), with its password read and hashed.
-fn user_change(action: UserAction) -> Result<Option<UserChange>, String> {
+/// The edit `action` makes (none for `list`), with its password read and hashed, and
+/// what to say once it is saved: a silent success leaves people wondering.
+fn user_change(action: UserAction) -> Result<Option<(UserChange, String)>, String> {
     let hashed = || read_password().and_then(|p| passwords::hash(&p).map_err(|e| e.to_string()));
     Ok(Some(match action {
         UserAction::List => return Ok(None),
@@ -293,6 +317,7 @@ fn user_change(action: UserAction) -> Result<Option<UserChange>, String> {
                 .map(|q| toml::Value::String(q).try_into::<Size>())
                 .transpose()
                 .map_err(|e| format!("--quota: {e}"))?;
+            let done = format!("added {name}");
             let user = NewUser {
                 name,
                 addresses,
@@ -300,44 +325,53 @@ fn user_change(action: UserAction) -> Result<Option<UserChange>, String> {
                 quota,
                 password_hash: hashed()?,
             };
-            Box::new(move |file, config| file.add(config, user))
+            (Box::new(move |file, config| file.add(config, user)), done)
         }
         UserAction::Passwd { name } => {
             let hash = hashed()?;
-            Box::new(move |file, config| file.set_password(config, &name, hash))
+            let done = format!("password changed for {name}");
+            (
+                Box::new(move |file, config| file.set_password(config, &name, hash)),
+                done,
+            )
         }
-        UserAction::Del { name } => Box::new(move |file, config| file.remove(config, &name)),
+        UserAction::Del { name } => {
+            let done = format!("removed {name} (its mailbox stays on disk)");
+            (
+                Box::new(move |file, config| file.remove(config, &name)),
+                done,
+            )
+        }
     }))
 }
 
-/// `posthorn user list`.
-fn list_users(path: &std::path::Path) -> ExitCode {
-    let file = match UsersFile::load(path) {
-        Ok(file) => file,
+/// `posthorn user list`: every account, from the configuration and the users file.
+fn list_users(config: &Config, json: bool) -> ExitCode {
+    let listed = match users::list(config, &config.users_file()) {
+        Ok(listed) => listed,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(EX_CONFIG);
         }
     };
-    for user in &file.users {
-        let list = |l: &Option<Vec<toml::Spanned<String>>>| {
-            l.as_ref().map_or("(default)".to_string(), |l| {
-                l.iter()
-                    .map(|a| a.get_ref().as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-        };
+    if json {
         println!(
-            "{}\taddresses: {}\tsend as: {}\tpassword: {}",
-            user.name.get_ref(),
+            "{}",
+            serde_json::to_string_pretty(&listed).unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
+    let none = || "(none)".to_string();
+    for user in &listed {
+        let list = |l: &[String]| if l.is_empty() { none() } else { l.join(", ") };
+        println!(
+            "{}\t{}\taddresses: {}\tsend as: {}\tquota: {}\tpassword: {}",
+            user.name,
+            user.source,
             list(&user.addresses),
             list(&user.send_as),
-            if user.password.is_some() {
-                "set"
-            } else {
-                "none"
-            }
+            user.quota.map_or_else(none, |q| Size(q).to_string()),
+            if user.password { "set" } else { "none" }
         );
     }
     ExitCode::SUCCESS
@@ -470,11 +504,21 @@ fn queue(config: Option<PathBuf>, json: bool, request: Request) -> ExitCode {
     }
 }
 
+/// rustls's parser of handshake messages warns of harmless peer quirks: "Illegal SNI
+/// extension" for every client that sends the address it connected to as its server name
+/// (RFC 6066 allows host names only; many clients do it when given an address), the
+/// handshake going on unharmed. Off unless `RUST_LOG` names rustls.
+const QUIET_RUSTLS: &str = "rustls::msgs::handshake=error";
+
 /// Logs go to stderr through a writer thread: a busy server's sessions never wait on a
 /// write(2) per log line. Lines are never dropped (a full buffer makes loggers wait), and
 /// the returned guard flushes what is left when dropped at exit.
 fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let names_rustls = std::env::var("RUST_LOG").is_ok_and(|v| v.contains("rustls"));
+    if !names_rustls && let Ok(quiet) = QUIET_RUSTLS.parse() {
+        filter = filter.add_directive(quiet);
+    }
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .finish(std::io::stderr());

@@ -38,6 +38,22 @@ pub mod exit {
 /// Longest wait for the server.
 const TIMEOUT: Duration = Duration::from_secs(300);
 
+/// What `--help` prints.
+const USAGE: &str = "\
+usage: posthorn sendmail [-t] [-i] [-f sender] [-F name] [-C config] [recipient ...]
+
+Reads a message on standard input and hands it to the running Posthorn server.
+  -t            take the recipients from To, Cc and Bcc (and remove Bcc)
+  -i, -oi       a line holding a single dot does not end the message
+  -f, -r ADDR   the envelope sender (default: USER@hostname)
+  -F NAME       the full name in the From header added when the message has none
+  -C FILE       the server's configuration (default: $POSTHORN_CONFIG, then
+                /etc/posthorn/posthorn.toml, then the built-in defaults)
+Other sendmail options (-oem, -odi, -v, -B, -N...) are accepted and ignored.
+Exit codes (sysexits.h): 0 sent, 64 bad usage, 65 message refused, 67 unknown
+recipient, 69/75 server unavailable or try later, 77 refused by policy.
+";
+
 /// What the command line asked for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Options {
@@ -53,6 +69,8 @@ pub struct Options {
     pub config: Option<PathBuf>,
     /// Recipients on the command line.
     pub recipients: Vec<String>,
+    /// `--help`: print the usage, send nothing.
+    pub help: bool,
 }
 
 /// Parses sendmail's options: flags may carry their value attached (`-fuser`) or as the
@@ -65,6 +83,10 @@ pub fn parse_args(args: &[String]) -> Result<Options, String> {
         if arg == "--" {
             options.recipients.extend(args.by_ref().cloned());
             break;
+        }
+        if arg == "--help" {
+            options.help = true;
+            continue;
         }
         let Some(flag) = arg.strip_prefix('-').filter(|f| !f.is_empty()) else {
             options.recipients.push(arg.clone());
@@ -276,15 +298,21 @@ fn header_recipients(head: &[u8]) -> Vec<String> {
 }
 
 /// Runs `sendmail` with its arguments (without the program name); returns the exit code.
-pub fn main(args: &[String]) -> u8 {
+/// The configuration is the one `-C` names, else `config` (`posthorn --config F sendmail`),
+/// else `$POSTHORN_CONFIG`, else the system one if it exists.
+pub fn main(config: Option<PathBuf>, args: &[String]) -> u8 {
     let options = match parse_args(args) {
         Ok(options) => options,
         Err(e) => {
-            eprintln!("sendmail: {e}");
+            eprintln!("sendmail: {e} (sendmail --help lists the options)");
             return exit::USAGE;
         }
     };
-    let config_path = options.config.clone().or_else(|| {
+    if options.help {
+        print!("{USAGE}");
+        return 0;
+    }
+    let config_path = options.config.clone().or(config).or_else(|| {
         std::env::var_os("POSTHORN_CONFIG")
             .map(PathBuf::from)
             .or_else(|| {
@@ -448,6 +476,7 @@ mod tests {
         assert!(parse_args(&args("-bs")).is_err());
         assert!(parse_args(&args("-f")).is_err());
         assert!(parse_args(&args("-Z")).is_err());
+        assert!(parse_args(&args("-t --help")).unwrap().help);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! apart again on shutdown without losing a session's message.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ use crate::client_key::ClientKey;
 use crate::config::{Config, Listener, Role};
 use crate::limiter::ConnectionLimiter;
 use crate::local::LocalTransport;
-use crate::login::Logins;
+use crate::login::{Logins, MailboxLogins, Protocol};
 use crate::mailauth::sign::{Keyring, Signer};
 use crate::mailauth::verify::Verifier;
 use crate::outbound::connection::Settings;
@@ -75,20 +75,37 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         .as_ref()
         .zip(config.tls.key.as_ref())
         .map(|(c, k)| (c.get_ref().clone(), k.get_ref().clone()));
+    // Clients that connect by address find it in a self-signed certificate; a wildcard
+    // address names nothing.
+    let addresses: Vec<IpAddr> = config
+        .listeners
+        .iter()
+        .map(|l| l.address.get_ref().ip())
+        .filter(|ip| !ip.is_unspecified())
+        .collect();
     let certificates = Certificates::load(CertSource::resolve(
         configured,
         data_dir,
         config.server.hostname.get_ref(),
+        &addresses,
     )?)?;
 
     let mut sockets = Vec::new();
     for listener in &config.listeners {
-        let socket = TcpListener::bind(listener.address).await.with_context(|| {
-            format!("cannot listen on {} ({})", listener.address, listener.role)
-        })?;
+        let socket = TcpListener::bind(*listener.address.get_ref())
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} ({})",
+                    listener.address.get_ref(),
+                    listener.role
+                )
+            })?;
         sockets.push((listener.clone(), socket));
     }
-    let local_socket = bind_local(&data_dir.join(sendmail::SOCKET))?;
+    let local_path = data_dir.join(sendmail::SOCKET);
+    let local_socket = bind_local(&local_path)?;
+    info!(path = %local_path.display(), "sendmail socket ready");
     let own_listeners = sockets
         .iter()
         .filter_map(|(_, socket)| socket.local_addr().ok())
@@ -121,12 +138,24 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         signer.clone(),
     )?;
     let (queue, queue_task) = queue::start(queue_parts, recovered, shutdown.clone());
-    let admin_task = tokio::spawn(admin::serve(
-        data_dir.join(admin::SOCKET),
-        Arc::clone(&store),
-        queue.clone(),
-        shutdown.clone(),
-    ));
+    // Bound here, not in its task: "posthorn started" promises that `posthorn queue` works.
+    let admin_path = data_dir.join(admin::SOCKET);
+    let admin_task = match admin::bind(&admin_path) {
+        Ok(socket) => {
+            info!(path = %admin_path.display(), "admin socket ready");
+            Some(tokio::spawn(admin::serve(
+                socket,
+                admin_path,
+                Arc::clone(&store),
+                queue.clone(),
+                shutdown.clone(),
+            )))
+        }
+        Err(e) => {
+            warn!(path = %admin_path.display(), error = %e, "admin socket unavailable; `posthorn queue` will not work");
+            None
+        }
+    };
     tokio::spawn(Arc::clone(&directory).watch(shutdown.clone()));
     tokio::spawn(reload_on_hangup(
         Arc::clone(&certificates),
@@ -199,6 +228,8 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
             shutdown: shutdown.clone(),
         },
     )));
+    // Every socket is bound by now (connections wait in their backlogs until the accept
+    // loops run): scripts may wait for this line, then use the server.
     info!(hostname = %config.server.hostname.get_ref(), "posthorn started");
 
     stop.await;
@@ -221,7 +252,9 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     {
         warn!("deliveries still running at exit; they will be retried");
     }
-    let _ = admin_task.await;
+    if let Some(admin_task) = admin_task {
+        let _ = admin_task.await;
+    }
     info!("stopped");
     drop(lock);
     Ok(())
@@ -500,9 +533,9 @@ fn admit(stream: TcpStream, peer: SocketAddr, handler: &Handler) {
     handler.sessions.spawn(async move {
         let connection = if implicit_tls {
             match handshake(&inbound.tls, stream).await {
-                Some(connection) => connection,
-                None => {
-                    info!(client = %ip, "TLS handshake failed");
+                Ok(connection) => connection,
+                Err(why) => {
+                    info!(client = %ip, error = why.as_str(), "TLS handshake failed");
                     return;
                 }
             }
@@ -523,7 +556,10 @@ fn admit(stream: TcpStream, peer: SocketAddr, handler: &Handler) {
             }
             Service::Pop3(settings) | Service::Imap(settings) => {
                 let connection = Upgradable::new(connection, inbound.tls.clone());
-                let accounts: Arc<dyn Accounts> = inbound.logins.clone();
+                let accounts: Arc<dyn Accounts> = Arc::new(MailboxLogins {
+                    logins: Arc::clone(&inbound.logins),
+                    protocol: if pop3 { Protocol::Pop3 } else { Protocol::Imap },
+                });
                 // Mailbox sessions hold no queue state: at shutdown they just end.
                 let session = async {
                     if pop3 {
@@ -543,11 +579,13 @@ fn admit(stream: TcpStream, peer: SocketAddr, handler: &Handler) {
 }
 
 /// The handshake of an implicit-TLS connection (RFC 8314), before any SMTP.
-async fn handshake(acceptor: &TlsAcceptor, stream: TcpStream) -> Option<ServerConnection> {
+/// Fails with the reason, for the log.
+async fn handshake(acceptor: &TlsAcceptor, stream: TcpStream) -> Result<ServerConnection, String> {
     let mut connection = Connection::Plain(stream);
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, connection.start_tls(acceptor)).await {
-        Ok(Ok(())) => Some(connection),
-        _ => None,
+        Ok(Ok(())) => Ok(connection),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("timed out".into()),
     }
 }
 

@@ -27,7 +27,7 @@ use tracing::{info, warn};
 use crate::config::SendingLimits;
 use crate::directory::{Directory, Resolution, Target, lookup_key};
 use crate::headers::{has_field, header_section, section_end_from};
-use crate::login::{Checked, Logins};
+use crate::login::{Checked, Logins, Protocol};
 use crate::mailauth::sign::Signer;
 use crate::mailauth::spf::SpfChecks;
 use crate::mailauth::verify::{self, Disposition, Verdict, Verifier, strip_own_results};
@@ -199,7 +199,7 @@ pub async fn run(
         spf: None,
     };
     let started = Instant::now();
-    let end = driver.drive(shutdown).await;
+    let end = driver.drive(shutdown).await.to_string();
     info!(
         client = %driver.client,
         helo = driver.session.hello().map_or("", |h| h.name.as_str()),
@@ -207,7 +207,7 @@ pub async fn run(
         user = driver.session.authenticated().unwrap_or(""),
         accepted = driver.accepted,
         duration_ms = started.elapsed().as_millis() as u64,
-        end,
+        end = end.as_str(),
         "session"
     );
 }
@@ -227,6 +227,54 @@ struct Driver {
     spf: Option<SpfChecks>,
 }
 
+/// How a session ended, for the log.
+enum End {
+    /// The client said QUIT.
+    Quit,
+    /// The client closed the connection without QUIT.
+    ClientClosed,
+    /// The client was silent too long.
+    Timeout,
+    /// The server is stopping.
+    Shutdown,
+    /// We closed it: too many errors, or not SMTP.
+    Closed,
+    /// Reading failed.
+    ReadError(std::io::Error),
+    /// Writing failed.
+    WriteError(std::io::Error),
+    /// STARTTLS was answered, but the handshake failed (or timed out).
+    TlsFailed(String),
+}
+
+impl fmt::Display for End {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            End::Quit => f.write_str("quit"),
+            End::ClientClosed => f.write_str("client closed"),
+            End::Timeout => f.write_str("timeout"),
+            End::Shutdown => f.write_str("shutdown"),
+            End::Closed => f.write_str("closed"),
+            End::ReadError(e) => write!(f, "read error: {e}"),
+            End::WriteError(e) => write!(f, "write error: {e}"),
+            End::TlsFailed(why) => write!(f, "TLS handshake failed: {why}"),
+        }
+    }
+}
+
+impl End {
+    /// The end a failed read means. A TLS client that closes the TCP connection without
+    /// TLS's close_notify gets an "unexpected EOF" from rustls: most clients do that, and
+    /// SMTP, which frames its own data, loses nothing by it, so it is a close, not an error.
+    fn of_read_error(error: std::io::Error) -> End {
+        if error.kind() == std::io::ErrorKind::UnexpectedEof {
+            End::ClientClosed
+        } else {
+            End::ReadError(error)
+        }
+    }
+}
+
 /// What woke the driver while it waited for input.
 enum Wake {
     Read(std::io::Result<usize>),
@@ -236,14 +284,15 @@ enum Wake {
 
 impl Driver {
     /// The session loop; returns how it ended, for the log.
-    async fn drive(&mut self, mut shutdown: watch::Receiver<bool>) -> &'static str {
+    async fn drive(&mut self, mut shutdown: watch::Receiver<bool>) -> End {
         let mut shutting_down = false;
+        let mut timed_out = false;
         self.session.greet();
         loop {
             match self.session.next_action() {
                 Action::NeedInput => {
-                    if self.flush().await.is_err() {
-                        return "write error";
+                    if let Err(e) = self.flush().await {
+                        return End::WriteError(e);
                     }
                     let limit = if self.session.in_content() {
                         self.inbound.data_timeout
@@ -258,10 +307,13 @@ impl Driver {
                         _ = shutdown.wait_for(|stop| *stop), if !shutting_down => Wake::Shutdown,
                     };
                     match wake {
-                        Wake::Read(Ok(0)) => return "client closed",
-                        Wake::Read(Err(_)) => return "read error",
+                        Wake::Read(Ok(0)) => return End::ClientClosed,
+                        Wake::Read(Err(e)) => return End::of_read_error(e),
                         Wake::Read(Ok(_)) => {}
-                        Wake::TimedOut => self.session.timeout(),
+                        Wake::TimedOut => {
+                            timed_out = true;
+                            self.session.timeout();
+                        }
                         Wake::Shutdown => {
                             shutting_down = true;
                             self.session.shutdown();
@@ -285,8 +337,8 @@ impl Driver {
                     self.content.clear();
                 }
                 Action::StartTls => {
-                    if self.flush().await.is_err() {
-                        return "write error";
+                    if let Err(e) = self.flush().await {
+                        return End::WriteError(e);
                     }
                     let handshake = self.connection.start_tls(&self.inbound.tls);
                     match tokio::time::timeout(self.inbound.command_timeout, handshake).await {
@@ -294,13 +346,22 @@ impl Driver {
                             self.tls = self.connection.tls_description();
                             self.session.tls_established();
                         }
-                        _ => return "TLS handshake failed",
+                        Ok(Err(e)) => return End::TlsFailed(e.to_string()),
+                        Err(_) => return End::TlsFailed("timed out".into()),
                     }
                 }
                 Action::Auth(credentials) => self.auth(credentials).await,
                 Action::Close => {
                     let _ = self.flush().await;
-                    return "closed";
+                    return if self.session.said_quit() {
+                        End::Quit
+                    } else if timed_out {
+                        End::Timeout
+                    } else if shutting_down {
+                        End::Shutdown
+                    } else {
+                        End::Closed
+                    };
                 }
             }
         }
@@ -448,7 +509,7 @@ impl Driver {
         match self
             .inbound
             .logins
-            .check(self.client.ip(), &credentials)
+            .check(Protocol::Smtp, self.client.ip(), &credentials)
             .await
         {
             Checked::Accepted(account) => {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 use tracing::{info, warn};
 
-use crate::config::{Account, Config, ConfigError, Invalid, line_of};
+use crate::config::{Account, Config, ConfigError, Invalid, key_of, line_of};
 use crate::directory::Directory;
 
 /// How often a running server looks at the users file.
@@ -52,7 +52,7 @@ impl UsersFile {
             error(path, line, String::new(), e.message().to_string())
         })?;
         serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            let key = e.path().to_string();
+            let key = key_of(e.path());
             let inner = e.into_inner();
             let line = inner.span().map(|s| line_of(text, s.start));
             error(path, line, key, inner.message().to_string())
@@ -164,7 +164,7 @@ impl UsersFile {
     fn check(&self, config: &Config) -> Result<(), String> {
         Directory::build_with_users(config, &self.users)
             .map(drop)
-            .map_err(|invalid| format!("{}: {}", invalid.key, invalid.message))
+            .map_err(|invalid| invalid.to_string())
     }
 }
 
@@ -183,11 +183,63 @@ pub struct NewUser {
     pub password_hash: String,
 }
 
+/// An account as `posthorn user list` shows it: what the server makes of it, defaults
+/// filled in, so the operator sees the addresses that really reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Listed {
+    /// The account name.
+    pub name: String,
+    /// Where it is defined: `config`, `users file`, or `config + users file` (a
+    /// configured account whose password, or more, the users file sets).
+    pub source: &'static str,
+    /// Every address that delivers to it.
+    pub addresses: Vec<String>,
+    /// The senders it may use: addresses, `@domain` or `*`.
+    pub send_as: Vec<String>,
+    /// Mailbox size limit in octets.
+    pub quota: Option<u64>,
+    /// It has a password, so it can log in.
+    pub password: bool,
+}
+
+/// Every account: those of the configuration in its order, then the users file's own.
+pub fn list(config: &Config, path: &Path) -> Result<Vec<Listed>, ConfigError> {
+    let file = UsersFile::load(path)?;
+    let directory = Directory::build_with_users(config, &file.users)
+        .map_err(|invalid| locate(path, invalid))?;
+    let configured = |name: &str| config.accounts.iter().any(|a| a.name.get_ref() == name);
+    let in_file = |name: &str| file.users.iter().any(|u| u.name.get_ref() == name);
+    let names = config.accounts.iter().map(|a| a.name.get_ref()).chain(
+        file.users
+            .iter()
+            .map(|u| u.name.get_ref())
+            .filter(|name| !configured(name)),
+    );
+    Ok(names
+        .filter_map(|name| {
+            let account = directory.account(name)?;
+            Some(Listed {
+                name: name.clone(),
+                source: match (configured(name), in_file(name)) {
+                    (true, true) => "config + users file",
+                    (true, false) => "config",
+                    (false, _) => "users file",
+                },
+                addresses: directory.addresses_of(name),
+                send_as: account.send_as.iter().map(ToString::to_string).collect(),
+                quota: account.quota,
+                password: account.password.is_some(),
+            })
+        })
+        .collect())
+}
+
 fn error(path: &Path, line: Option<usize>, key: String, message: String) -> ConfigError {
     ConfigError {
         file: Some(path.to_path_buf()),
         line,
         key,
+        value: None,
         message,
     }
 }
@@ -214,6 +266,7 @@ pub(crate) fn locate(path: &Path, invalid: Invalid) -> ConfigError {
         file: in_users.then(|| path.to_path_buf()),
         line,
         key: invalid.key,
+        value: Some(invalid.value),
         message: invalid.message,
     }
 }

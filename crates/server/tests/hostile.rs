@@ -808,7 +808,7 @@ fn disconnect_mid_data_leaves_nothing_behind() {
     drop(client);
     let end = wait_for_session_end(&server);
     assert!(
-        ["client closed", "read error"].contains(&end.as_str()),
+        end == "client closed" || end.starts_with("read error: "),
         "{end}"
     );
     assert_nothing_stored(&server, &["postmaster"]);
@@ -838,7 +838,7 @@ fn disconnect_mid_bdat_leaves_nothing_behind() {
     drop(client);
     let end = wait_for_session_end(&server);
     assert!(
-        ["client closed", "read error"].contains(&end.as_str()),
+        end == "client closed" || end.starts_with("read error: "),
         "{end}"
     );
     assert_nothing_stored(&server, &["postmaster"]);

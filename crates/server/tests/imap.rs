@@ -533,6 +533,7 @@ out("logout", typ)
     assert_eq!(out.text("namespace"), "((\"\" \".\")) NIL NIL");
     let id = out.text("id");
     assert!(id.starts_with("OK") && id.contains("Posthorn"), "{id}");
+    server.wait_for_log("IMAP client ID client=127.0.0.1 fields=\"name\"=\"imaplib-test\"");
     assert_eq!(out.text("enable"), "OK");
 
     assert_eq!(out.text("examine"), "OK 2 True", "{}", out.0);
@@ -1368,6 +1369,9 @@ fn wrong_passwords_are_delayed_then_blocked() {
         "a blocked address must get an IMAP * BYE refusal, got {greeting:?}"
     );
     assert!(again.closed());
+    server.wait_for_log(
+        "authentication failed protocol=imap client=127.0.0.1 login=\"nobody\" blocked=false",
+    );
 }
 
 #[test]

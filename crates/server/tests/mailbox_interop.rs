@@ -154,11 +154,13 @@ impl Fetchmail {
     fn poll(&self, addr: SocketAddr, protocol: &str, options: &str) -> (i32, String) {
         use std::os::unix::fs::PermissionsExt;
         let rc = self.home.path().join("fetchmailrc");
+        // sslcommonname is also what fetchmail sends as SNI, instead of the address,
+        // which RFC 6066 does not allow there.
         let text = format!(
             "set no bouncemail\nset no syslog\n\
              poll {} service {} protocol {protocol} auth password timeout 20\n\
              \tuser \"alice\" there with password \"{PW}\" is \"root\" here\n\
-             \toptions fetchall no sslcertck sslproto \"tls1.2+\" {options}\n\
+             \toptions fetchall no sslcertck sslproto \"tls1.2+\" sslcommonname \"mx.test\" {options}\n\
              \tmda \"cat >> {}\"\n",
             addr.ip(),
             addr.port(),
@@ -316,14 +318,16 @@ impl Mbsync {
         std::fs::create_dir_all(&local).unwrap();
         let certificate = server.data().join("tls").join("self-signed.crt");
         assert!(certificate.exists(), "the server's self-signed certificate");
+        // By name: mbsync sends its Host as SNI, and an address there is not allowed
+        // (RFC 6066).
+        assert!(addr.ip().is_loopback(), "localhost names {addr}");
         let config = format!(
-            "IMAPAccount posthorn\nHost {}\nPort {}\nUser alice\nPass {PW}\nSSLType {ssl}\n\
+            "IMAPAccount posthorn\nHost localhost\nPort {}\nUser alice\nPass {PW}\nSSLType {ssl}\n\
              CertificateFile {}\nSystemCertificates no\nTimeout 20\n\n\
              IMAPStore remote\nAccount posthorn\n\n\
              MaildirStore local\nPath {}/\nInbox {}/INBOX\nSubFolders Verbatim\n\n\
              Channel sync\nFar :remote:\nNear :local:\nPatterns *\nCreate Both\n\
              Expunge Both\nSyncState *\n",
-            addr.ip(),
             addr.port(),
             certificate.display(),
             local.display(),

@@ -664,6 +664,9 @@ fn wrong_passwords_are_delayed_then_blocked() {
         "a blocked address must get a POP3 -ERR refusal, got {refusal:?}"
     );
     assert!(again.closed());
+    server.wait_for_log(
+        "authentication failed protocol=pop3 client=127.0.0.1 login=\"nobody\" blocked=false",
+    );
 }
 
 #[test]

@@ -31,8 +31,16 @@ fn cli(server: &TestServer, args: &[&str]) -> Output {
         .expect("run posthorn queue")
 }
 
+/// Runs `posthorn queue args` and asserts it succeeded. A message whose attempt is being
+/// written back (its state file already shows the attempt) is "being delivered; try again
+/// in a moment": the command is tried again, as the operator is told to.
 fn ok(server: &TestServer, args: &[&str]) -> String {
-    let output = cli(server, args);
+    let output = wait_until("the message to be back from delivery", || {
+        let output = cli(server, args);
+        let busy = String::from_utf8_lossy(&output.stderr).contains("try again in a moment");
+        (!busy).then_some(output)
+    })
+    .unwrap();
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
@@ -74,18 +82,23 @@ fn list_and_show_describe_the_queue() {
     assert!(list.contains(&id), "{list}");
     assert!(list.contains("postmaster@localhost"), "{list}");
     assert!(
-        list.contains("user@down.test  pending (attempts 1, next attempt"),
+        list.contains("user@down.test  deferred (attempts 1, next attempt"),
         "{list}"
     );
-    assert!(list.contains("4.4.1 connect to 127.0.0.1"), "{list}");
     assert!(
-        list.ends_with("-- 1 message(s), 1 recipient(s) pending\n"),
+        list.contains(&format!(
+            "4.4.1 cannot connect: Connection refused (os error 111) (server 127.0.0.1:{port})"
+        )),
+        "{list}"
+    );
+    assert!(
+        list.ends_with("-- 1 message(s), 0 recipient(s) queued, 1 deferred\n"),
         "{list}"
     );
 
     let json: serde_json::Value = serde_json::from_str(&ok(&server, &["--json", "list"])).unwrap();
     assert_eq!(json["messages"][0]["id"], id.as_str());
-    assert_eq!(json["messages"][0]["recipients"][0]["status"], "pending");
+    assert_eq!(json["messages"][0]["recipients"][0]["status"], "deferred");
 
     let show = ok(&server, &["show", &id]);
     assert!(show.contains("Subject: listed"), "{show}");
@@ -97,9 +110,19 @@ fn hold_release_and_flush() {
     let sink = Sink::builder().greeting("421 4.3.2 not today").start();
     let server = server(sink.addr.port());
     let id = queue_one(&server, "held");
+    // The diagnostic names the server that gave the reply, in the log and the listing.
+    let diagnostic = format!(
+        "greeting refused: 421 4.3.2 not today (reply from 127.0.0.1:{})",
+        sink.addr.port()
+    );
+    assert!(ok(&server, &["list"]).contains(&diagnostic));
+    server.wait_for_log(&format!(
+        "result=\"deferred\" attempt=1 detail=\"{diagnostic}\""
+    ));
     sink.reconfigure(|b| b.greeting("220 mx.down.test ESMTP"));
 
     assert!(ok(&server, &["hold", &id]).contains("held"));
+    server.wait_for_log(&format!("admin command command=hold {id}\n"));
     assert!(ok(&server, &["list"]).contains("(held)"));
     // A held message is not flushed.
     let refused = cli(&server, &["flush", &id]);
@@ -209,4 +232,20 @@ fn a_second_server_on_the_same_data_folder_refuses_to_start() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("another posthorn is running"));
     // The first one still works.
     assert!(server.client().command("NOOP").starts_with("250"));
+}
+
+#[test]
+fn started_means_every_socket_is_ready() {
+    // TestServer::start returns as soon as "posthorn started" is logged.
+    let server = TestServer::start();
+    let listed = cli(&server, &["list"]);
+    assert!(listed.status.success(), "{listed:?}\n{}", server.log());
+    let log = server.log();
+    let started = log.find("posthorn started").expect("started");
+    for ready in ["listening", "admin socket ready", "sendmail socket ready"] {
+        let at = log
+            .find(ready)
+            .unwrap_or_else(|| panic!("no {ready:?}:\n{log}"));
+        assert!(at < started, "{ready:?} after \"posthorn started\":\n{log}");
+    }
 }

@@ -276,6 +276,28 @@ fn check_config_names_key_and_line() {
 }
 
 #[test]
+fn check_config_refuses_two_listeners_on_one_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("twice.toml");
+    std::fs::write(
+        &path,
+        "[[listener]]\nrole = \"mx\"\naddress = \"127.0.0.1:2525\"\n\n\
+         [[listener]]\nrole = \"submission\"\naddress = \"127.0.0.1:2525\"\n",
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_posthorn"))
+        .args(["check-config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains("line 7: key `listener[1].address` = \"127.0.0.1:2525\""),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn serve_refuses_a_bad_config() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");

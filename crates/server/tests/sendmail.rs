@@ -360,3 +360,116 @@ fn concurrent_user_adds_keep_every_user() {
         .collect();
     assert!(stray.is_empty(), "temporary files left: {stray:?}");
 }
+
+#[test]
+fn config_and_json_are_accepted_before_or_after_the_subcommand() {
+    let server = server();
+    let config = server.config_path();
+    let config = config.to_str().unwrap();
+    let changed = posthorn_with(&["user", "passwd", "alice", "--config", config], "pw\n");
+    assert!(changed.status.success(), "{changed:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&changed.stdout),
+        "password changed for alice\n"
+    );
+    let listed = posthorn_with(&["--json", "user", "list", "-c", config], "");
+    assert!(listed.status.success(), "{listed:?}");
+    let users: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(users[1]["name"], "alice");
+    assert_eq!(users[1]["password"], true);
+    for args in [
+        ["queue", "list", "--json", "-c", config],
+        ["queue", "--json", "-c", config, "list"],
+        ["-c", config, "--json", "queue", "list"],
+    ] {
+        let queue = posthorn_with(&args, "");
+        assert!(queue.status.success(), "{args:?}: {queue:?}");
+        let answer: serde_json::Value = serde_json::from_slice(&queue.stdout).unwrap();
+        assert_eq!(answer["ok"], true, "{args:?}");
+    }
+    let checked = posthorn_with(&["check-config", "--config", config], "");
+    assert!(checked.status.success(), "{checked:?}");
+    // Before `sendmail`, --config is posthorn's; after it, sendmail's flags rule (-C).
+    let sent = posthorn_with(
+        &["--config", config, "sendmail", "bob@example.com"],
+        "Subject: via --config\n\nbody\n",
+    );
+    assert!(sent.status.success(), "{sent:?}");
+    server.wait_for_messages("bob", 1);
+    let pointless = posthorn_with(&["dns-records", "example.com", "--json"], "");
+    assert_eq!(pointless.status.code(), Some(64), "{pointless:?}");
+}
+
+#[test]
+fn sendmail_help_prints_its_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("sendmail");
+    std::os::unix::fs::symlink(posthorn(), &link).unwrap();
+    for output in [
+        posthorn_with(&["sendmail", "--help"], ""),
+        run_command(Command::new(&link), &["--help"], ""),
+    ] {
+        assert_eq!(output.status.code(), Some(0), "{output:?}");
+        let usage = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            usage.starts_with("usage: posthorn sendmail [-t] [-i]") && usage.contains("-C FILE"),
+            "{usage}"
+        );
+    }
+}
+
+#[test]
+fn user_list_shows_every_account_with_its_addresses_send_as_and_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("posthorn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\ndata_dir = \"{}\"\n\n[[domain]]\nname = \"example.com\"\n\n\
+             [[domain]]\nname = \"example.org\"\n\n[[account]]\nname = \"alice\"\n\
+             quota = \"2GiB\"\nsend_as = [\"@example.com\"]\n\n[[account]]\nname = \"bob\"\n\
+             addresses = [\"robert@example.com\"]\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let added = posthorn_with(
+        &[
+            "user",
+            "add",
+            "dave",
+            "--address",
+            "dave@example.org",
+            "--quota",
+            "10MiB",
+            "-c",
+            config,
+        ],
+        "pw\n",
+    );
+    assert!(added.status.success(), "{added:?}");
+    assert!(
+        posthorn_with(&["user", "passwd", "alice", "-c", config], "pw\n")
+            .status
+            .success()
+    );
+
+    let listed = posthorn_with(&["user", "list", "-c", config], "");
+    assert!(listed.status.success(), "{listed:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&listed.stdout),
+        "alice\tconfig + users file\taddresses: alice@example.com, alice@example.org\t\
+         send as: @example.com\tquota: 2GiB\tpassword: set\n\
+         bob\tconfig\taddresses: robert@example.com\tsend as: robert@example.com\t\
+         quota: (none)\tpassword: none\n\
+         dave\tusers file\taddresses: dave@example.org\tsend as: dave@example.org\t\
+         quota: 10MiB\tpassword: set\n"
+    );
+    let json = posthorn_with(&["user", "list", "--json", "-c", config], "");
+    let users: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(users.as_array().map(Vec::len), Some(3), "{users}");
+    assert_eq!(users[2]["source"], "users file");
+    assert_eq!(users[2]["quota"], 10 << 20);
+    assert_eq!(users[0]["addresses"][1], "alice@example.org");
+}

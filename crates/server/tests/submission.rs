@@ -496,6 +496,10 @@ fn repeated_failures_block_the_address() {
     assert!(read_reply(&mut reader).starts_with("421 4.7.0"));
     // The mx listener, which offers no AUTH, still takes mail.
     Client::greeted(server.addr);
+    // fail2ban's line: the protocol, the bare address, the login as given.
+    server.wait_for_log(
+        "authentication failed protocol=smtp client=127.0.0.1 login=\"nobody\" blocked=false",
+    );
 }
 
 /// Guesses sent in parallel count against the limit while they are checked: with
@@ -685,4 +689,61 @@ fn certificate_is_reloaded_on_sighup_without_dropping_sessions() {
     assert_eq!(fresh.peer_certificate(), second);
     open.expect("NOOP", "250");
     assert!(open.login("alice", ALICE).starts_with("235"));
+}
+
+#[test]
+fn the_self_signed_certificate_names_the_host_and_the_listener_addresses() {
+    let server = server("\n[[listener]]\nrole = \"imaps\"\naddress = \"127.0.0.2:0\"\n");
+    let certificate = server.data().join("tls").join("self-signed.crt");
+    let output = Command::new("openssl")
+        .args([
+            "x509",
+            "-noout",
+            "-subject",
+            "-ext",
+            "subjectAltName",
+            "-in",
+        ])
+        .arg(&certificate)
+        .output()
+        .expect("openssl runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(text.contains("subject=CN = mx.test\n"), "{text}");
+    assert!(
+        text.contains("DNS:mx.test, IP Address:127.0.0.1, IP Address:127.0.0.2\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn session_ends_are_told_apart_and_an_address_as_sni_is_no_warning() {
+    let server = server("");
+    let submissions = server.listener("submissions");
+    // Dropped, this rustls stream closes the TCP connection without TLS's close_notify,
+    // as most clients do: the client closed the session, nothing failed.
+    let mut tls = TlsSession::implicit(submissions);
+    tls.expect("EHLO client.test", "250");
+    drop(tls);
+    server.wait_for_log("end=\"client closed\"");
+    // Told to, openssl sends the address it connects to as SNI, as some clients do.
+    let mut openssl = Command::new("openssl");
+    openssl.args(["s_client", "-quiet", "-crlf", "-connect"]);
+    openssl.arg(submissions.to_string());
+    let output = common::run_command(openssl, &["-servername", "127.0.0.1"], "QUIT\n");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("221 2.0.0"),
+        "{output:?}"
+    );
+    server.wait_for_log("end=\"quit\"");
+    // Plain text where TLS is due: the log says what went wrong.
+    let mut plain = Client::connect(submissions);
+    plain.send("EHLO client.test\r\n");
+    assert!(plain.is_closed());
+    server.wait_for_log("TLS handshake failed client=127.0.0.1 error=\"");
+    let log = server.settled_log();
+    assert!(
+        !log.contains("read error") && !log.contains("SNI") && !log.contains("WARN rustls"),
+        "{log}"
+    );
 }

@@ -127,17 +127,14 @@ pub struct Diagnostic {
 }
 
 impl std::fmt::Display for Diagnostic {
-    /// `4.4.1 connect to 192.0.2.1:25: refused`, or for a server's reply its context and
-    /// the reply itself: `RCPT TO refused: 550 5.1.1 no such user (from mx.example.net)`.
+    /// `4.4.1 cannot connect: refused (server 192.0.2.1:25)`, or for a server's reply the
+    /// text alone, which holds the reply's code: `RCPT TO refused: 550 5.1.1 no such user
+    /// (reply from mx.example.net[192.0.2.1]:25)`. The text names the server itself.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.smtp_reply.is_none() {
             write!(f, "{} ", self.status)?;
         }
-        f.write_str(&self.text)?;
-        match &self.remote_mta {
-            Some(mta) => write!(f, " (from {mta})"),
-            None => Ok(()),
-        }
+        f.write_str(&self.text)
     }
 }
 

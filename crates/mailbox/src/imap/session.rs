@@ -264,7 +264,16 @@ impl<C: Connection> Session<C> {
             }
             Command::Id(fields) => {
                 if !fields.is_empty() {
-                    info!(client = %self.client, ?fields, "IMAP client ID");
+                    // `"name"="Thunderbird" "version"=NIL`: the client's text, quoted.
+                    let fields = fields
+                        .iter()
+                        .map(|(name, value)| match value {
+                            Some(value) => format!("{name:?}={value:?}"),
+                            None => format!("{name:?}=NIL"),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    info!(client = %self.client, fields = %fields, "IMAP client ID");
                 }
                 self.out.extend_from_slice(
                     format!(

@@ -16,6 +16,7 @@ pub struct Verify {
     pub authserv_id: String,
     /// Clients not checked, besides authenticated users and `policy.trusted_networks`:
     /// loopback by default, as a local content filter or script is no foreign server.
+    #[serde(deserialize_with = "super::text::list")]
     pub skip_networks: Vec<ipnet::IpNet>,
     /// A DMARC failure whose domain asks for `p=reject`.
     pub dmarc_reject: Action,

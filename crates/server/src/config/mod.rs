@@ -3,6 +3,7 @@
 //! dotted name and its line, and nothing starts with a config that has one.
 
 mod mail_auth;
+mod text;
 mod units;
 
 use std::collections::BTreeMap;
@@ -105,7 +106,8 @@ pub struct Listener {
     /// What the listener is for.
     pub role: Role,
     /// Address and port.
-    pub address: SocketAddr,
+    #[serde(deserialize_with = "text::spanned")]
+    pub address: Spanned<SocketAddr>,
     /// Offer AUTH; by default on submission listeners only.
     pub auth: Option<bool>,
     /// Offer AUTH before TLS too (passwords in the clear): only for a listener that
@@ -303,6 +305,7 @@ impl Default for Limits {
 pub struct Policy {
     /// Client networks that may relay: send mail to any domain, like Postfix's
     /// `mynetworks`. Empty by default, so the server is never an open relay.
+    #[serde(deserialize_with = "text::list")]
     pub trusted_networks: Vec<ipnet::IpNet>,
     /// Local programs (`posthorn sendmail`) run by members of this Unix group, or by
     /// root, may use any sender; everyone else only `user@hostname` and `local_send_as`.
@@ -387,6 +390,7 @@ pub struct Delivery {
     /// Recipients sent in one transaction.
     pub max_recipients_per_transaction: usize,
     /// A DNS server to ask instead of the system's (address and port).
+    #[serde(deserialize_with = "text::optional")]
     pub nameserver: Option<SocketAddr>,
     /// Extra trust anchors (PEM) for `tls = "verify"`, besides the system's.
     pub ca_file: Option<PathBuf>,
@@ -481,7 +485,7 @@ fn default_listeners() -> Vec<Listener> {
     .into_iter()
     .map(|(role, port)| Listener {
         role,
-        address: SocketAddr::from(([127, 0, 0, 1], port)),
+        address: Spanned::new(0..0, SocketAddr::from(([127, 0, 0, 1], port))),
         auth: None,
         allow_plaintext_auth: false,
     })
@@ -525,6 +529,9 @@ pub struct ConfigError {
     pub line: Option<usize>,
     /// The dotted key, e.g. `limits.max_message_size` or `account[1].name`.
     pub key: String,
+    /// The offending value as written (strings quoted), when the message does not quote
+    /// it already (parse errors do).
+    pub value: Option<String>,
     /// What is wrong.
     pub message: String,
 }
@@ -539,11 +546,26 @@ impl fmt::Display for ConfigError {
         } else if self.file.is_some() {
             f.write_str(" ")?;
         }
-        if !self.key.is_empty() {
-            write!(f, "key `{}`: ", self.key)?;
-        }
-        f.write_str(&self.message)
+        write_problem(f, &self.key, self.value.as_deref(), &self.message)
     }
+}
+
+/// `key `listener[1].address` = "127.0.0.1:25": message`: the key and value as the file
+/// has them, so the line is easy to find and the mistake easy to see.
+fn write_problem(
+    f: &mut fmt::Formatter<'_>,
+    key: &str,
+    value: Option<&str>,
+    message: &str,
+) -> fmt::Result {
+    if !key.is_empty() {
+        write!(f, "key `{key}`")?;
+        if let Some(value) = value {
+            write!(f, " = {value}")?;
+        }
+        f.write_str(": ")?;
+    }
+    f.write_str(message)
 }
 
 impl std::error::Error for ConfigError {}
@@ -555,18 +577,46 @@ pub struct Invalid {
     pub key: String,
     /// Where the value is in the file; empty for defaults.
     pub span: Range<usize>,
+    /// The value as written, strings quoted.
+    pub value: String,
     /// What is wrong.
     pub message: String,
 }
 
 impl Invalid {
     /// A problem with the value of `key` held in `value`.
-    pub fn at<T>(key: impl Into<String>, value: &Spanned<T>, message: impl Into<String>) -> Self {
+    pub fn at<T: fmt::Debug>(
+        key: impl Into<String>,
+        value: &Spanned<T>,
+        message: impl Into<String>,
+    ) -> Self {
         Invalid {
             key: key.into(),
             span: value.span(),
+            value: format!("{:?}", value.get_ref()),
             message: message.into(),
         }
+    }
+
+    /// A problem with a value that carries no span (a number, a list); its line is found
+    /// by its key.
+    pub fn of(
+        key: impl Into<String>,
+        value: impl fmt::Display,
+        message: impl Into<String>,
+    ) -> Self {
+        Invalid {
+            key: key.into(),
+            span: 0..0,
+            value: value.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_problem(f, &self.key, Some(&self.value), &self.message)
     }
 }
 
@@ -586,6 +636,7 @@ impl Config {
             file: Some(path.to_path_buf()),
             line: None,
             key: String::new(),
+            value: None,
             message: format!("cannot read: {e}"),
         })?;
         let config = deserialize(&text, Some(path))?;
@@ -613,6 +664,7 @@ impl Config {
                     file: file.map(Path::to_path_buf),
                     line,
                     key: invalid.key,
+                    value: Some(invalid.value),
                     message: invalid.message,
                 }
             })
@@ -658,6 +710,28 @@ impl Config {
             .and_then(|d| d.get_ref().chars().next())
     }
 
+    /// Refuses two listeners that would bind the same socket: `serve` would otherwise fail
+    /// at start with "address in use" while `check-config` said OK.
+    fn check_listener_addresses(&self) -> Result<(), Invalid> {
+        for (i, listener) in self.listeners.iter().enumerate() {
+            let address = *listener.address.get_ref();
+            let earlier = self.listeners[..i]
+                .iter()
+                .position(|other| binds_overlap(*other.address.get_ref(), address));
+            if let Some(j) = earlier {
+                return Err(Invalid::at(
+                    format!("listener[{i}].address"),
+                    &Spanned::new(listener.address.span(), address.to_string()),
+                    format!(
+                        "listener[{j}] ({}) listens there already",
+                        self.listeners[j].address.get_ref()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<(), Invalid> {
         let hostname = &self.server.hostname;
         if !address::is_valid_domain(hostname.get_ref()) {
@@ -677,12 +751,13 @@ impl Config {
             ));
         }
         if self.listeners.is_empty() {
-            return Err(Invalid {
-                key: "listener".into(),
-                span: 0..0,
-                message: "at least one listener is needed".into(),
-            });
+            return Err(Invalid::of(
+                "listener",
+                "[]",
+                "at least one listener is needed",
+            ));
         }
+        self.check_listener_addresses()?;
         let limits = &self.limits;
         let minimums: [(&str, u64, u64); 7] = [
             // RFC 5321 §4.5.3.1: the smallest limits a server may impose.
@@ -709,19 +784,19 @@ impl Config {
         ];
         for (key, value, minimum) in minimums {
             if value < minimum {
-                return Err(Invalid {
-                    key: key.into(),
-                    span: 0..0,
-                    message: format!("{value} is below the minimum of {minimum}"),
-                });
+                return Err(Invalid::of(
+                    key,
+                    value,
+                    format!("below the minimum of {minimum}"),
+                ));
             }
         }
         if limits.ipv6_prefix_length > 128 {
-            return Err(Invalid {
-                key: "limits.ipv6_prefix_length".into(),
-                span: 0..0,
-                message: format!("{} is above 128", limits.ipv6_prefix_length),
-            });
+            return Err(Invalid::of(
+                "limits.ipv6_prefix_length",
+                limits.ipv6_prefix_length,
+                "above the maximum of 128",
+            ));
         }
         if self.tls.certificate.is_some() != self.tls.key.is_some() {
             let (key, value) = match (&self.tls.certificate, &self.tls.key) {
@@ -780,19 +855,15 @@ impl Config {
         ];
         for (key, value) in counts {
             if value == 0 {
-                return Err(Invalid {
-                    key: key.into(),
-                    span: 0..0,
-                    message: "must be at least 1".into(),
-                });
+                return Err(Invalid::of(key, value, "must be at least 1"));
             }
         }
         if queue.retry_schedule.is_empty() {
-            return Err(Invalid {
-                key: "queue.retry_schedule".into(),
-                span: 0..0,
-                message: "list at least one wait".into(),
-            });
+            return Err(Invalid::of(
+                "queue.retry_schedule",
+                "[]",
+                "list at least one wait",
+            ));
         }
         if let Some(name) = &self.delivery.helo_name
             && !address::is_valid_domain(name.get_ref())
@@ -934,6 +1005,16 @@ impl HostSpec {
     }
 }
 
+/// True when listening on `a` and on `b` cannot both succeed: the same port (port 0 picks
+/// a free one each time) on the same address, or on a wildcard address covering the other
+/// (`[::]` covers IPv4 too, as Linux binds it dual-stack by default).
+fn binds_overlap(a: SocketAddr, b: SocketAddr) -> bool {
+    let covers = |wide: SocketAddr, other: SocketAddr| {
+        wide.ip().is_unspecified() && (wide.is_ipv6() || other.is_ipv4())
+    };
+    a.port() == b.port() && a.port() != 0 && (a.ip() == b.ip() || covers(a, b) || covers(b, a))
+}
+
 /// Parses and validates `text` on its own (aliases lead to its accounts only); `file`
 /// names it in errors.
 pub fn parse(text: &str, file: Option<&Path>) -> Result<Config, ConfigError> {
@@ -948,6 +1029,7 @@ fn deserialize(text: &str, file: Option<&Path>) -> Result<Config, ConfigError> {
         file: file.map(Path::to_path_buf),
         line,
         key,
+        value: None,
         message,
     };
     let deserializer = toml::Deserializer::parse(text).map_err(|e| {
@@ -958,14 +1040,36 @@ fn deserialize(text: &str, file: Option<&Path>) -> Result<Config, ConfigError> {
         )
     })?;
     serde_path_to_error::deserialize(deserializer).map_err(|e| {
-        let key = e.path().to_string();
+        let key = key_of(e.path());
         let inner = e.into_inner();
         error(
             inner.span().map(|s| line_of(text, s.start)),
-            if key == "." { String::new() } else { key },
+            key,
             inner.message().to_string(),
         )
     })
+}
+
+/// The dotted key of a parse error (`listener[0].address`), without the field through
+/// which toml hands over a `Spanned` value.
+pub(crate) fn key_of(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut key = String::new();
+    for segment in path {
+        match segment {
+            Segment::Seq { index } => key.push_str(&format!("[{index}]")),
+            Segment::Map { key: name } | Segment::Enum { variant: name }
+                if !name.starts_with("$__serde_spanned") =>
+            {
+                if !key.is_empty() {
+                    key.push('.');
+                }
+                key.push_str(name);
+            }
+            Segment::Map { .. } | Segment::Enum { .. } | Segment::Unknown => {}
+        }
+    }
+    key
 }
 
 /// The line where the last segment of `key` is assigned, for problems found in values
@@ -1002,8 +1106,14 @@ mod tests {
     fn empty_config_is_the_embedded_default() {
         let config = Config::embedded();
         assert_eq!(config.listeners.len(), 7);
-        assert_eq!(config.listeners[6].address.to_string(), "127.0.0.1:9930");
-        assert_eq!(config.listeners[0].address.to_string(), "127.0.0.1:2525");
+        assert_eq!(
+            config.listeners[6].address.get_ref().to_string(),
+            "127.0.0.1:9930"
+        );
+        assert_eq!(
+            config.listeners[0].address.get_ref().to_string(),
+            "127.0.0.1:2525"
+        );
         assert_eq!(config.listeners[1].role, Role::Submission);
         assert!(config.listeners[1].offers_auth() && !config.listeners[0].offers_auth());
         assert_eq!(config.domains[0].name.get_ref(), "localhost");
@@ -1138,6 +1248,79 @@ mod tests {
             Some(("u".into(), "p".into()))
         );
         assert_eq!(config.routes[0].tls, TlsPolicy::None);
+    }
+
+    #[test]
+    fn listeners_sharing_an_address_are_refused() {
+        let e = error(
+            "[[listener]]\nrole = \"mx\"\naddress = \"0.0.0.0:25\"\n\n[[listener]]\nrole = \"submission\"\naddress = \"127.0.0.1:25\"\n",
+        );
+        assert_eq!((e.key.as_str(), e.line), ("listener[1].address", Some(7)));
+        assert!(
+            e.to_string()
+                .contains("key `listener[1].address` = \"127.0.0.1:25\": listener[0] (0.0.0.0:25)"),
+            "{e}"
+        );
+        let overlap = |a: &str, b: &str| binds_overlap(a.parse().unwrap(), b.parse().unwrap());
+        assert!(overlap("127.0.0.1:25", "127.0.0.1:25"));
+        assert!(overlap("[::]:25", "192.0.2.1:25"));
+        assert!(overlap("[::1]:25", "[::]:25"));
+        assert!(!overlap("0.0.0.0:25", "[::1]:25"));
+        assert!(!overlap("127.0.0.1:25", "127.0.0.1:587"));
+        assert!(!overlap("127.0.0.1:25", "127.0.0.2:25"));
+        assert!(
+            !overlap("127.0.0.1:0", "127.0.0.1:0"),
+            "port 0 picks a free port"
+        );
+    }
+
+    #[test]
+    fn every_error_quotes_the_bad_value() {
+        let cases = [
+            (
+                "[[listener]]\nrole = \"mx\"\naddress = \"127.0.0.1:99999\"\n",
+                "\"127.0.0.1:99999\"",
+            ),
+            ("[delivery]\nnameserver = \"192.0.2.1\"\n", "\"192.0.2.1\""),
+            (
+                "[policy]\ntrusted_networks = [\"10.0.0.0/8\", \"10.0.0.0/33\"]\n",
+                "\"10.0.0.0/33\"",
+            ),
+            ("[verify]\nskip_networks = [\"loopback\"]\n", "\"loopback\""),
+            (
+                "[[account]]\nname = \"alice\"\naddresses = [\"alice@@example.com\"]\n",
+                "= \"alice@@example.com\"",
+            ),
+            (
+                "[[account]]\nname = \"alice\"\nsend_as = [\"@bad domain\"]\n",
+                "= \"@bad domain\"",
+            ),
+            ("[[account]]\nname = \"Alice\"\n", "= \"Alice\""),
+            ("[[domain]]\nname = \"bad domain\"\n", "= \"bad domain\""),
+            ("[server]\nhostname = \"not a host\"\n", "= \"not a host\""),
+            ("[server]\nrecipient_delimiter = \"++\"\n", "= \"++\""),
+            ("[limits]\nmax_recipients = 0\n", "= 0"),
+            ("[limits]\nipv6_prefix_length = 200\n", "= 200"),
+            ("[queue]\nlocal_concurrency = 0\n", "= 0"),
+            ("[delivery]\nhelo_name = \"a b\"\n", "= \"a b\""),
+            ("[delivery]\nport = 99999\n", "99999"),
+            ("[limits]\ncommand_timeout = \"forever\"\n", "\"forever\""),
+            ("[limits]\nbare_newline = \"maybe\"\n", "maybe"),
+            ("[relay]\nhost = \"[a]:99999\"\n", "\"[a]:99999\""),
+            (
+                "[aliases]\n\"info@localhost\" = [\"nobody@localhost\"]\n",
+                "= \"nobody@localhost\"",
+            ),
+            (
+                "[tls]\ncertificate = \"/no/cert.pem\"\n",
+                "= \"/no/cert.pem\"",
+            ),
+        ];
+        for (text, value) in cases {
+            let e = error(text);
+            assert!(e.line.is_some() && !e.key.is_empty(), "{e}");
+            assert!(e.to_string().contains(value), "{value} not quoted: {e}");
+        }
     }
 
     #[test]

@@ -82,8 +82,21 @@ impl std::str::FromStr for Span {
 }
 
 impl fmt::Display for Size {
+    /// In the largest binary unit that divides it (`2GiB`, `1536KiB`), as people write it
+    /// in the configuration; it reads back the same.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        let unit = [
+            ("TiB", 1 << 40),
+            ("GiB", 1 << 30),
+            ("MiB", 1 << 20),
+            ("KiB", 1 << 10),
+        ]
+        .into_iter()
+        .find(|&(_, factor)| self.0 != 0 && self.0.is_multiple_of(factor));
+        match unit {
+            Some((name, factor)) => write!(f, "{}{name}", self.0 / factor),
+            None => write!(f, "{}", self.0),
+        }
     }
 }
 
@@ -151,6 +164,15 @@ mod tests {
         assert!("ten".parse::<Size>().is_err());
         assert!("10 parsecs".parse::<Size>().is_err());
         assert!("99999999999999999999TiB".parse::<Size>().is_err());
+        for (size, shown) in [
+            (2 << 30, "2GiB"),
+            (1536 << 10, "1536KiB"),
+            (1000, "1000"),
+            (0, "0"),
+        ] {
+            assert_eq!(Size(size).to_string(), shown);
+            assert_eq!(shown.parse::<Size>(), Ok(Size(size)));
+        }
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub fn zone_lines(config: &Config, domain: &str, keys: &[DomainKey], policy_id: 
     let addresses: Vec<IpAddr> = config
         .listeners
         .iter()
-        .map(|l| l.address.ip())
+        .map(|l| l.address.get_ref().ip())
         .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
         .collect();
     if addresses.is_empty() {

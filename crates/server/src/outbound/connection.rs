@@ -64,32 +64,51 @@ pub struct Failure {
     pub permanent: bool,
 }
 
+impl std::fmt::Display for Hop {
+    /// `mx.example.net[192.0.2.1]:25`, as Postfix names a server, or `192.0.2.1:25` when
+    /// its name is its address: which server, at which address and port.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.name == self.address.ip().to_string() {
+            write!(f, "{}", self.address)
+        } else {
+            let (ip, port) = (self.address.ip(), self.address.port());
+            write!(f, "{}[{ip}]:{port}", self.name)
+        }
+    }
+}
+
 impl Failure {
-    /// A failure of our own making or of the network, not a server's reply.
-    pub fn local(status: Status, text: impl Into<String>, mta: Option<&str>) -> Self {
+    /// A failure of our own making or of the network, not a server's reply; with the
+    /// `server` we were talking to, if any, named at its end: `(server 192.0.2.1:25)`.
+    pub fn local(status: Status, text: impl Into<String>, server: Option<&Hop>) -> Self {
+        let text = text.into();
         Failure {
             permanent: status.class == 5,
             diagnostic: Diagnostic {
                 status,
-                text: text.into(),
-                remote_mta: mta.map(str::to_string),
+                text: match server {
+                    Some(hop) => format!("{text} (server {hop})"),
+                    None => text,
+                },
+                remote_mta: server.map(|hop| hop.name.clone()),
                 smtp_reply: None,
             },
         }
     }
 
     /// A server's refusal.
-    pub fn reply(reply: &Reply, mta: &str, context: &str) -> Self {
+    pub fn reply(reply: &Reply, server: &Hop, context: &str) -> Self {
         Failure {
             permanent: reply.code >= 500,
-            diagnostic: diagnostic_of(reply, mta, context),
+            diagnostic: diagnostic_of(reply, server, context),
         }
     }
 }
 
 /// The diagnostic for a server's reply: its enhanced status code, or one derived from the
-/// reply code when the server sent none.
-pub fn diagnostic_of(reply: &Reply, mta: &str, context: &str) -> Diagnostic {
+/// reply code when the server sent none; the text names the step and the server that
+/// replied: `RCPT TO refused: 550 5.1.1 no such user (reply from mx.example.net[192.0.2.1]:25)`.
+pub fn diagnostic_of(reply: &Reply, server: &Hop, context: &str) -> Diagnostic {
     let status = reply.status.unwrap_or_else(|| match reply.code / 100 {
         2 => Status::new(2, 0, 0),
         4 => Status::new(4, 0, 0),
@@ -97,8 +116,8 @@ pub fn diagnostic_of(reply: &Reply, mta: &str, context: &str) -> Diagnostic {
     });
     Diagnostic {
         status,
-        text: format!("{context}: {reply}"),
-        remote_mta: Some(mta.to_string()),
+        text: format!("{context}: {reply} (reply from {server})"),
+        remote_mta: Some(server.name.clone()),
         smtp_reply: Some(reply.to_string()),
     }
 }
@@ -169,21 +188,14 @@ pub struct Connection {
 impl Connection {
     /// Connects to `hop` and gets the connection ready for transactions.
     pub async fn open(hop: Hop, settings: Arc<Settings>) -> Result<Connection, Failure> {
-        let mta = hop.name.clone();
         let tcp = tokio::time::timeout(settings.connect_timeout, TcpStream::connect(hop.address))
             .await
-            .map_err(|_| {
-                Failure::local(
-                    Status::new(4, 4, 1),
-                    format!("connect to {} timed out", hop.address),
-                    Some(&mta),
-                )
-            })?
+            .map_err(|_| Failure::local(Status::new(4, 4, 1), "connect timed out", Some(&hop)))?
             .map_err(|e| {
                 Failure::local(
                     Status::new(4, 4, 1),
-                    format!("connect to {}: {e}", hop.address),
-                    Some(&mta),
+                    format!("cannot connect: {e}"),
+                    Some(&hop),
                 )
             })?;
         let _ = tcp.set_nodelay(true);
@@ -220,11 +232,8 @@ impl Connection {
         {
             return Err(Failure::local(
                 Status::new(4, 7, 10),
-                format!(
-                    "{} does not offer TLS, which is required",
-                    connection.hop.name
-                ),
-                Some(&mta),
+                "the server does not offer TLS, which is required",
+                Some(&connection.hop),
             ));
         }
         if let Some((user, password)) = connection.hop.credentials.clone() {
@@ -232,7 +241,7 @@ impl Connection {
                 return Err(Failure::local(
                     Status::new(4, 7, 10),
                     "refusing to send credentials without TLS",
-                    Some(&mta),
+                    Some(&connection.hop),
                 ));
             }
             connection.client.authenticate(&user, &password);
@@ -311,13 +320,14 @@ impl Connection {
     }
 
     async fn handshake(&mut self) -> Result<(), Failure> {
-        let mta = self.hop.name.clone();
+        let hop = self.hop.clone();
+        let mta = hop.name.as_str();
         let verify = self.hop.tls == TlsPolicy::Verify;
         let Some(config) = self.settings.tls.config(verify) else {
             return Err(Failure::local(
                 Status::new(4, 7, 5),
                 "no trusted roots to verify certificates",
-                Some(&mta),
+                Some(&hop),
             ));
         };
         let name = match self.hop.name.parse::<std::net::IpAddr>() {
@@ -326,7 +336,7 @@ impl Connection {
                 Failure::local(
                     Status::new(4, 7, 5),
                     format!("bad TLS name: {e}"),
-                    Some(&mta),
+                    Some(&hop),
                 )
             })?,
         };
@@ -334,7 +344,7 @@ impl Connection {
             return Err(Failure::local(
                 Status::new(4, 7, 5),
                 "TLS is already active",
-                Some(&mta),
+                Some(&hop),
             ));
         };
         let connector = TlsConnector::from(config);
@@ -343,12 +353,12 @@ impl Connection {
             connector.connect(name.clone(), tcp),
         )
         .await
-        .map_err(|_| Failure::local(Status::new(4, 7, 5), "TLS handshake timed out", Some(&mta)))?
+        .map_err(|_| Failure::local(Status::new(4, 7, 5), "TLS handshake timed out", Some(&hop)))?
         .map_err(|e| {
             Failure::local(
                 Status::new(4, 7, 5),
                 format!("TLS handshake failed: {e}"),
-                Some(&mta),
+                Some(&hop),
             )
         })?;
         let (_, session) = tls.get_ref();
@@ -372,14 +382,14 @@ impl Connection {
     }
 
     fn unexpected(&self, event: Event, during: &str) -> Failure {
-        let mta = &self.hop.name;
+        let hop = &self.hop;
         match event {
             Event::Refused(Stage::Auth, reply) => {
                 // Our credentials are wrong: an operator's mistake to fix, not the sender's
                 // fault, so mail waits instead of bouncing (Postfix's smtp_sasl_auth_soft_bounce).
                 let mut failure = Failure::reply(
                     &reply,
-                    mta,
+                    hop,
                     "AUTH refused; check the credentials configured for this hop",
                 );
                 failure.permanent = false;
@@ -393,12 +403,12 @@ impl Connection {
                     Stage::Auth => "AUTH refused",
                     Stage::Reset => "RSET refused",
                 };
-                Failure::reply(&reply, mta, context)
+                Failure::reply(&reply, hop, context)
             }
             other => Failure::local(
                 Status::new(4, 5, 0),
                 format!("protocol error during {during}: unexpected {other:?}"),
-                Some(mta),
+                Some(hop),
             ),
         }
     }
@@ -435,7 +445,7 @@ impl Connection {
                     return Err(Failure::local(
                         Status::new(4, 5, 0),
                         format!("protocol error: {}", e.0),
-                        Some(&self.hop.name),
+                        Some(&self.hop),
                     ));
                 }
             }
@@ -459,6 +469,6 @@ impl Connection {
     }
 
     fn lost(&self, text: String) -> Failure {
-        Failure::local(Status::new(4, 4, 2), text, Some(&self.hop.name))
+        Failure::local(Status::new(4, 4, 2), text, Some(&self.hop))
     }
 }

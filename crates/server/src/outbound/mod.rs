@@ -300,7 +300,7 @@ impl Outbound {
         } else {
             Some(DsnAction::Relayed)
         };
-        Ok(outcomes(job, &report, &mta, success))
+        Ok(outcomes(job, &report, &connection.hop, success))
     }
 
     /// Scans the content for octets above 127. Blocking read on a blocking thread.
@@ -598,11 +598,11 @@ fn failure_outcome(failure: Failure) -> Outcome {
 fn outcomes(
     job: &Job,
     report: &Report,
-    mta: &str,
+    server: &Hop,
     success: Option<DsnAction>,
 ) -> Vec<(usize, Outcome)> {
     let verdict = |reply: &Reply, context: &str| -> Outcome {
-        let diagnostic = diagnostic_of(reply, mta, context);
+        let diagnostic = diagnostic_of(reply, server, context);
         match reply.code / 100 {
             2 => Outcome::Delivered {
                 diagnostic,
@@ -622,7 +622,7 @@ fn outcomes(
                 (_, Some(reply)) if reply.code >= 400 => verdict(&reply, "RCPT TO refused"),
                 (_, None) => Outcome::Deferred(local(
                     Status::new(4, 4, 2),
-                    format!("no reply from {mta} to RCPT"),
+                    format!("no reply to RCPT from {server}"),
                 )),
                 (TransactionEnd::NoRecipients, Some(reply)) => verdict(&reply, "RCPT TO"),
                 (TransactionEnd::DataRefused(reply), Some(_)) => verdict(reply, "DATA refused"),

@@ -168,6 +168,12 @@ impl QueueHandle {
     }
 }
 
+/// The word for a recipient whose attempt failed for now and that waits for the next one,
+/// in the log (`result="deferred"`) and in `posthorn queue list`.
+pub const DEFERRED: &str = "deferred";
+/// `posthorn queue list`'s word for a recipient not attempted yet.
+pub const QUEUED: &str = "queued";
+
 /// An operator's command that changes the queue (`posthorn queue ...`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdminCommand {
@@ -186,6 +192,21 @@ pub enum AdminCommand {
     },
     /// Return a message to its sender now.
     Bounce(QueueId),
+}
+
+impl std::fmt::Display for AdminCommand {
+    /// As the operator typed it (`flush`, `hold ID`, `delete ID --silent`), for the log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AdminCommand::Flush(None) => f.write_str("flush"),
+            AdminCommand::Flush(Some(id)) => write!(f, "flush {id}"),
+            AdminCommand::Hold(id) => write!(f, "hold {id}"),
+            AdminCommand::Release(id) => write!(f, "release {id}"),
+            AdminCommand::Delete { id, silent: false } => write!(f, "delete {id}"),
+            AdminCommand::Delete { id, silent: true } => write!(f, "delete {id} --silent"),
+            AdminCommand::Bounce(id) => write!(f, "bounce {id}"),
+        }
+    }
 }
 
 /// The reply to an admin command: what was done, or why not.
@@ -351,6 +372,16 @@ impl Manager {
                 Some(finished) = self.finishing.join_next() => match finished {
                     Ok(written) => {
                         for (id, next, notices) in written {
+                            // A flush asked for while the message was busy (its attempt
+                            // being written back, say) applies now that it is back.
+                            let next = match next {
+                                Some(_) if self.forced.contains(&id) => Some(now),
+                                Some(time) => Some(time),
+                                None => {
+                                    self.forced.remove(&id);
+                                    None
+                                }
+                            };
                             self.schedule.release(id, next);
                             for notice in notices {
                                 if self.schedule.claim(&notice.id) {
@@ -475,12 +506,16 @@ impl Manager {
                     self.schedule.set(*id, now);
                     self.forced.insert(*id);
                 }
+                // Busy ones are tried again as soon as they are back, if still due.
+                let busy = self.schedule.busy();
+                self.forced.extend(busy.iter().copied());
                 for state in self.destinations.values_mut() {
                     state.dead_until = 0;
                 }
                 let _ = reply.send(Ok(format!(
-                    "{} message(s) scheduled for delivery now",
-                    waiting.len()
+                    "{} message(s) scheduled for delivery now, {} more once their current attempt is over",
+                    waiting.len(),
+                    busy.len()
                 )));
                 return;
             }
@@ -493,7 +528,10 @@ impl Manager {
                     }
                     Ok(format!("{id} scheduled for delivery now"))
                 } else if self.schedule.is_busy(id) {
-                    Ok(format!("{id} is being delivered now"))
+                    self.forced.insert(*id);
+                    Ok(format!(
+                        "{id} is being delivered now; if it is still due after that, it is tried again at once"
+                    ))
                 } else {
                     Err(format!(
                         "{id} is not waiting for delivery (held, or not in the queue)"
@@ -728,7 +766,7 @@ impl Manager {
             };
             let (verdict, detail) = match &outcome {
                 Outcome::Delivered { diagnostic, .. } => ("delivered", diagnostic.to_string()),
-                Outcome::Deferred(diagnostic) => ("deferred", diagnostic.to_string()),
+                Outcome::Deferred(diagnostic) => (DEFERRED, diagnostic.to_string()),
                 Outcome::Failed(diagnostic) => ("failed", diagnostic.to_string()),
             };
             self.parts.policy.record(recipient, arrival, outcome, now);

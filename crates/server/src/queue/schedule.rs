@@ -83,6 +83,11 @@ impl Schedule {
         self.due.first().map(|(time, _)| *time)
     }
 
+    /// Every busy message.
+    pub fn busy(&self) -> Vec<QueueId> {
+        self.busy.iter().cloned().collect()
+    }
+
     /// Messages busy now.
     pub fn busy_count(&self) -> usize {
         self.busy.len()

@@ -92,15 +92,13 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
 
     let mut sockets = Vec::new();
     for listener in &config.listeners {
-        let socket = TcpListener::bind(*listener.address.get_ref())
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot listen on {} ({})",
-                    listener.address.get_ref(),
-                    listener.role
-                )
-            })?;
+        let socket = listen(*listener.address.get_ref()).with_context(|| {
+            format!(
+                "cannot listen on {} ({})",
+                listener.address.get_ref(),
+                listener.role
+            )
+        })?;
         sockets.push((listener.clone(), socket));
     }
     let local_path = data_dir.join(sendmail::SOCKET);
@@ -299,6 +297,23 @@ fn endpoint(config: &Config, listener: &Listener) -> Endpoint {
         },
         submission,
     }
+}
+
+/// Connections the kernel may hold for a listener before we accept them. Tokio's default
+/// (1024, cut to 128 by some kernels) made 500 clients opening connections at once lose
+/// SYNs and wait a second for each retry; the kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A TCP listener on `address` with [`LISTEN_BACKLOG`] (and SO_REUSEADDR, as tokio sets it,
+/// so a restart does not wait for old connections in TIME_WAIT).
+fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match address {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// The local submission socket of `posthorn sendmail`: any local user may write to it

@@ -133,6 +133,20 @@ impl Sink {
         })
     }
 
+    /// Waits (up to 15 minutes) until the sink has `messages`.
+    fn wait_for(&self, messages: usize) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(900);
+        while self.count() < messages {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the sink got {} of {messages}",
+                self.count()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
     /// The sink's message counter (`-c` prints `mesg=N` as it goes).
     fn count(&self) -> usize {
         let text = std::fs::read(&self.output).unwrap_or_default();
@@ -206,12 +220,19 @@ fn start(server: Server, binaries: &Binaries) -> anyhow::Result<Running> {
     })
 }
 
-/// Measures one case on one server, with fresh instances.
-pub fn measure(server: Server, binaries: &Binaries, case: Case) -> anyhow::Result<Figures> {
-    let running = start(server, binaries)?;
-    let cpu_before = running.tree.cpu_seconds();
-    let memory = PeakMemory::start(running.tree, Duration::from_millis(200));
+/// The ceiling of a case on this machine: messages/s from `smtp-source` straight into the
+/// sink, no server between (both tools' CPU is part of every case too).
+pub fn sink_alone(case: Case) -> anyhow::Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let sink = Sink::start(dir.path())?;
     let started = Instant::now();
+    send(SocketAddr::from(([127, 0, 0, 1], sink.port)), case)?;
+    sink.wait_for(case.messages)?;
+    Ok(case.messages as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Sends a case's messages with Postfix's `smtp-source`, a new connection per message.
+fn send(to: SocketAddr, case: Case) -> anyhow::Result<()> {
     let status = Command::new("/usr/sbin/smtp-source")
         .args(["-c", "-s", &case.concurrency.to_string()])
         .args([
@@ -228,22 +249,26 @@ pub fn measure(server: Server, binaries: &Binaries, case: Case) -> anyhow::Resul
             "-M",
             "bench.example.com",
         ])
-        .arg(running.addr.to_string())
+        .arg(to.to_string())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()?;
+    anyhow::ensure!(status.success(), "smtp-source failed: {status}");
+    Ok(())
+}
+
+/// Measures one case on one server, with fresh instances.
+pub fn measure(server: Server, binaries: &Binaries, case: Case) -> anyhow::Result<Figures> {
+    let running = start(server, binaries)?;
+    let cpu_before = running.tree.cpu_seconds();
+    let memory = PeakMemory::start(running.tree, Duration::from_millis(200));
+    let started = Instant::now();
+    send(running.addr, case).map_err(|e| anyhow::anyhow!("{}: {e}", server.name()))?;
     let accepted_in = started.elapsed();
-    anyhow::ensure!(status.success(), "smtp-source failed against {server:?}");
-    let deadline = Instant::now() + Duration::from_secs(900);
-    while running.sink.count() < case.messages {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "{server:?}: the sink got {} of {}",
-            running.sink.count(),
-            case.messages
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    running
+        .sink
+        .wait_for(case.messages)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", server.name()))?;
     let delivered_in = started.elapsed();
     let cpu = running.tree.cpu_seconds() - cpu_before;
     let probe = latency(

@@ -172,10 +172,12 @@ fn compare(plan: &Plan) -> anyhow::Result<Results> {
                 "case: {concurrency} clients, {size} octets, {} messages",
                 case.messages
             );
+            let alone = compare::sink_alone(case).map_err(|e| format!("{e:#}"));
+            eprintln!("  sink alone: {alone:?}");
             let outcomes = each_server(&servers, "case", |server| {
                 compare::measure(server, binaries, case)
             });
-            results.cases.push((case, outcomes));
+            results.cases.push((case, alone, outcomes));
         }
     }
     if plan.write_load {

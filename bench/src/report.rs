@@ -18,8 +18,8 @@ pub struct Results {
     pub environment: Vec<(String, String)>,
     /// The servers measured, Posthorn first.
     pub servers: Vec<Server>,
-    /// Per case, every server's figures.
-    pub cases: Vec<(Case, Vec<Outcome<Figures>>)>,
+    /// Per case: `smtp-source` straight into the sink (msgs/s), then every server's figures.
+    pub cases: Vec<(Case, Outcome<f64>, Vec<Outcome<Figures>>)>,
     /// Idle connections: how many, and each server's PSS before and with them.
     pub idle: Option<(usize, Vec<IdleMemory>)>,
     /// DATA-to-250 while another program writes to the queues' filesystem.
@@ -133,7 +133,7 @@ impl Results {
                 ("CPU s / 1000 msgs", |f| f.cpu_per_1000, 2),
                 ("peak memory MiB", |f| f.peak_mib, 1),
             ];
-            for (case, outcomes) in &self.cases {
+            for (case, _, outcomes) in &self.cases {
                 for (name, pick, decimals) in rows {
                     let label = format!(
                         "{} × {} × {}: {name}",
@@ -144,6 +144,21 @@ impl Results {
                     out.push_str(&table_row(&label, outcomes, pick, decimals));
                 }
             }
+        }
+        if !self.cases.is_empty() {
+            out.push_str(
+                "\nThe ceiling: `smtp-source` straight into `smtp-sink`, no server between, \
+                 msgs/s (both tools run beside the server in every case, on the same cores):",
+            );
+            for (case, alone, _) in &self.cases {
+                out.push_str(&format!(
+                    " {} × {}: {};",
+                    case.concurrency,
+                    size_name(case.size),
+                    cell(alone, |r| *r, 0)
+                ));
+            }
+            out.push('\n');
         }
         if let Some((case, outcomes)) = &self.write_load {
             out.push_str(&format!(
@@ -221,8 +236,8 @@ impl Results {
         let figures = |clients: usize, large: bool| {
             self.cases
                 .iter()
-                .find(|(c, _)| c.concurrency == clients && (c.size >= 1 << 20) == large)
-                .map(|(_, outcomes)| {
+                .find(|(c, _, _)| c.concurrency == clients && (c.size >= 1 << 20) == large)
+                .map(|(_, _, outcomes)| {
                     let get = |i: usize| outcomes.get(i).and_then(|o| o.as_ref().ok());
                     (get(0), get(1))
                 })

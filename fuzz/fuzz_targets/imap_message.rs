@@ -10,8 +10,19 @@ fuzz_target!(|raw: &[u8]| {
     let _ = envelope(raw);
     let _ = body_structure(raw, true);
     for part in [vec![], vec![1], vec![1, 2], vec![2, 1, 1]] {
-        for text in [None, Some(SectionText::Header), Some(SectionText::Text), Some(SectionText::Mime)] {
-            let _ = section(raw, &Section { part: part.clone(), text });
+        for text in [
+            None,
+            Some(SectionText::Header),
+            Some(SectionText::Text),
+            Some(SectionText::Mime),
+        ] {
+            let _ = section(
+                raw,
+                &Section {
+                    part: part.clone(),
+                    text,
+                },
+            );
         }
     }
 });

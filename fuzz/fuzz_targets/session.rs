@@ -37,7 +37,11 @@ fuzz_target!(|input: &[u8]| {
                 Action::DataAbort => sink.clear(),
             }
         }
-        for line in session.output().split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        for line in session
+            .output()
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+        {
             assert!(line.len() >= 5 && line.ends_with(b"\r"));
         }
         session.clear_output();

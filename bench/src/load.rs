@@ -279,6 +279,12 @@ pub async fn idle(target: SocketAddr, count: usize) -> Result<Vec<TcpStream>, St
         .await;
         match read {
             Ok(Ok(n)) if greeting[..n].starts_with(b"220") => {}
+            Ok(Ok(n)) => {
+                return Err(format!(
+                    "connection {i} was answered {:?}",
+                    String::from_utf8_lossy(&greeting[..n]).trim_end()
+                ));
+            }
             other => return Err(format!("connection {i} was not greeted: {other:?}")),
         }
     }

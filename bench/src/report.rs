@@ -103,8 +103,9 @@ impl Results {
             out.push_str(
                 "\nEvery server accepts any recipient from loopback and relays everything to \
                  Postfix's `smtp-sink` on loopback, with its queue on the filesystem above and \
-                 its own way of making a message durable before the 250 (Posthorn: group commit \
-                 with `syncfs`; Postfix and Exim: `fsync` per file); each case starts it afresh. \
+                 its own way of making a message durable before the 250 (Posthorn: group commit, \
+                 `fdatasync` per file and one fsync of the folder per batch; Postfix and Exim: \
+                 `fsync` per file); each case starts it afresh. \
                  Loopback is a trusted network for all three, so none checks SPF/DKIM/DMARC or \
                  signs. Each has the same room: 20 000 connections, no per-client limits, a \
                  listen queue of 4096 (Postfix: `default_process_limit = 20000`, so up to 20 000 \

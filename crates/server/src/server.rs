@@ -576,11 +576,19 @@ fn admit(stream: TcpStream, peer: SocketAddr, handler: &Handler) {
                     protocol: if pop3 { Protocol::Pop3 } else { Protocol::Imap },
                 });
                 // Mailbox sessions hold no queue state: at shutdown they just end.
+                // Boxed: inline, an IMAP session's state would be part of every SMTP
+                // session's task too, idle ones included.
                 let session = async {
                     if pop3 {
-                        posthorn_mailbox::pop3::serve(connection, ip, settings, accounts).await;
+                        Box::pin(posthorn_mailbox::pop3::serve(
+                            connection, ip, settings, accounts,
+                        ))
+                        .await;
                     } else {
-                        posthorn_mailbox::imap::serve(connection, ip, settings, accounts).await;
+                        Box::pin(posthorn_mailbox::imap::serve(
+                            connection, ip, settings, accounts,
+                        ))
+                        .await;
                     }
                 };
                 tokio::select! {

@@ -321,15 +321,17 @@ impl Driver {
                     }
                 }
                 Action::Hello(_) => self.session.accept(),
-                Action::Mail(mail) => self.mail(&mail).await,
-                Action::Rcpt(rcpt) => self.rcpt(rcpt).await,
+                // The work of a command runs in its own boxed future: inline, the largest
+                // (checks, commit, handshake) would be part of every idle session's task.
+                Action::Mail(mail) => Box::pin(self.mail(&mail)).await,
+                Action::Rcpt(rcpt) => Box::pin(self.rcpt(rcpt)).await,
                 Action::DataStart => self.data_start(),
                 Action::Data => {
                     self.session.take_content(&mut self.content);
-                    self.receive_content().await;
+                    Box::pin(self.receive_content()).await;
                 }
                 Action::DataEnd => {
-                    let reply = self.commit().await;
+                    let reply = Box::pin(self.commit()).await;
                     self.session.finish(reply);
                 }
                 Action::DataAbort => {
@@ -340,7 +342,7 @@ impl Driver {
                     if let Err(e) = self.flush().await {
                         return End::WriteError(e);
                     }
-                    let handshake = self.connection.start_tls(&self.inbound.tls);
+                    let handshake = Box::pin(self.connection.start_tls(&self.inbound.tls));
                     match tokio::time::timeout(self.inbound.command_timeout, handshake).await {
                         Ok(Ok(())) => {
                             self.tls = self.connection.tls_description();
@@ -350,7 +352,7 @@ impl Driver {
                         Err(_) => return End::TlsFailed("timed out".into()),
                     }
                 }
-                Action::Auth(credentials) => self.auth(credentials).await,
+                Action::Auth(credentials) => Box::pin(self.auth(credentials)).await,
                 Action::Close => {
                     let _ = self.flush().await;
                     return if self.session.said_quit() {

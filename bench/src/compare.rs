@@ -1,18 +1,19 @@
 //! Posthorn, Postfix and Exim side by side, one after the other in the same run, with the
-//! same load: each relays everything it accepts from loopback to Postfix's `smtp-sink`, with
+//! same load: each relays everything it accepts from loopback to the benchmark's sink, with
 //! its durable queue on the same filesystem. Throughput comes from Postfix's `smtp-source`
 //! (as in the baseline, a new connection per message); DATA-to-250 latency from our own
 //! generator.
 
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use posthorn_testkit::postfix::PostfixOptions;
 
 use crate::exim::PrivateExim;
+use crate::fast_sink::FastSink;
 use crate::filesystem::Filesystem;
 use crate::load::{self, Spec};
 use crate::procs::{PeakMemory, Tree};
@@ -97,40 +98,17 @@ struct Running {
     _dir: tempfile::TempDir,
 }
 
-/// Postfix's `smtp-sink`, counting messages.
+/// The sink every server relays to, counting messages.
 struct Sink {
-    child: Child,
-    output: PathBuf,
+    inner: FastSink,
     port: u16,
 }
 
 impl Sink {
-    fn start(dir: &Path) -> anyhow::Result<Sink> {
-        let port = free_port()?;
-        let output = dir.join("sink.out");
-        let child = Command::new("/usr/sbin/smtp-sink")
-            .args(["-c", "-m", "1000", "-u", "root"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("1000")
-            .stdout(std::fs::File::create(&output)?)
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| {
-                anyhow::anyhow!("cannot run /usr/sbin/smtp-sink (Debian package postfix): {e}")
-            })?;
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            anyhow::ensure!(
-                started.elapsed() < Duration::from_secs(10),
-                "smtp-sink did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(Sink {
-            child,
-            output,
-            port,
-        })
+    fn start() -> anyhow::Result<Sink> {
+        let inner = FastSink::start()?;
+        let port = inner.addr.port();
+        Ok(Sink { inner, port })
     }
 
     /// Waits (up to 15 minutes) until the sink has `messages`.
@@ -147,28 +125,14 @@ impl Sink {
         Ok(())
     }
 
-    /// The sink's message counter (`-c` prints `mesg=N` as it goes).
     fn count(&self) -> usize {
-        let text = std::fs::read(&self.output).unwrap_or_default();
-        let tail = String::from_utf8_lossy(&text[text.len().saturating_sub(400)..]).into_owned();
-        tail.rsplit("mesg=")
-            .next()
-            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.inner.count()
     }
 }
 
 fn start(server: Server, binaries: &Binaries) -> anyhow::Result<Running> {
     let dir = tempfile::tempdir()?;
-    let sink = Sink::start(dir.path())?;
+    let sink = Sink::start()?;
     let (root, addr, process): (i32, SocketAddr, Box<dyn std::any::Any>) = match server {
         Server::Posthorn => {
             let port = free_port()?;
@@ -223,8 +187,7 @@ fn start(server: Server, binaries: &Binaries) -> anyhow::Result<Running> {
 /// The ceiling of a case on this machine: messages/s from `smtp-source` straight into the
 /// sink, no server between (both tools' CPU is part of every case too).
 pub fn sink_alone(case: Case) -> anyhow::Result<f64> {
-    let dir = tempfile::tempdir()?;
-    let sink = Sink::start(dir.path())?;
+    let sink = Sink::start()?;
     let started = Instant::now();
     send(SocketAddr::from(([127, 0, 0, 1], sink.port)), case)?;
     sink.wait_for(case.messages)?;

@@ -4,6 +4,7 @@
 
 pub mod compare;
 pub mod exim;
+pub mod fast_sink;
 pub mod filesystem;
 pub mod load;
 pub mod procs;

@@ -47,9 +47,13 @@ pub fn create(root: &Path) -> io::Result<()> {
 
 /// Makes `folder` and the folders above it that are missing (new ones with `mode`), and
 /// fsyncs the parent of each one made, so that none of them can vanish in a crash once
-/// this returns.
+/// this returns. A relative `folder` with no parent named (`posthorn-data`, the default data
+/// folder) has the current folder as its parent.
 pub fn create_dir_durable(folder: &Path, mode: u32) -> io::Result<()> {
-    let missing = folder.ancestors().take_while(|p| !p.is_dir()).count();
+    let missing = folder
+        .ancestors()
+        .take_while(|p| !p.as_os_str().is_empty() && !p.is_dir())
+        .count();
     if missing == 0 {
         return Ok(());
     }
@@ -58,6 +62,11 @@ pub fn create_dir_durable(folder: &Path, mode: u32) -> io::Result<()> {
         .mode(mode)
         .create(folder)?;
     for parent in folder.ancestors().skip(1).take(missing) {
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
         File::open(parent)?.sync_all()?;
     }
     Ok(())

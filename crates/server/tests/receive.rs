@@ -313,3 +313,38 @@ fn serve_refuses_a_bad_config() {
         "{stderr}"
     );
 }
+
+/// The embedded default data folder is relative (`posthorn-data`): made in a fresh folder,
+/// its parent is the current folder, which is synced too.
+#[test]
+fn a_relative_data_folder_is_made_in_a_fresh_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("posthorn.toml"),
+        "[server]\ndata_dir = \"posthorn-data\"\n\n\
+         [[listener]]\nrole = \"mx\"\naddress = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let log = dir.path().join("server.log");
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_posthorn"))
+        .args(["serve", "--config", "posthorn.toml"])
+        .current_dir(dir.path())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let started = common::wait_until("the server to start or fail", || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("posthorn started") {
+            Some(Ok(()))
+        } else if let Ok(Some(status)) = server.try_wait() {
+            Some(Err(format!("exited with {status}: {text}")))
+        } else {
+            None
+        }
+    });
+    let _ = server.kill();
+    let _ = server.wait();
+    started.unwrap().unwrap();
+    assert!(dir.path().join("posthorn-data/queue").is_dir());
+    assert!(dir.path().join("posthorn-data/mail").is_dir());
+}

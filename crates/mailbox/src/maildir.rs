@@ -18,16 +18,20 @@ static DELIVERIES: AtomicU64 = AtomicU64::new(0);
 static MAKING: Mutex<()> = Mutex::new(());
 
 /// Creates `cur/`, `new/` and `tmp/` under `root` if they are missing (mode 0700), each
-/// durably (see [`create_dir_durable`]): a message delivered into a folder whose own entry
-/// is not durable could vanish with it.
+/// durable in its parent (see [`create_dir_durable`]): a message delivered into a folder
+/// whose own entry is not durable could vanish with it.
 pub fn create(root: &Path) -> io::Result<()> {
     let _making = MAKING.lock().unwrap_or_else(PoisonError::into_inner);
     if root.join("new").is_dir() && root.join("cur").is_dir() && root.join("tmp").is_dir() {
         return Ok(());
     }
     let half_made = root.is_dir();
+    create_dir_durable(root, 0o700)?;
     for sub in ["cur", "new", "tmp"] {
-        create_dir_durable(&root.join(sub), 0o700)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root.join(sub))?;
     }
     // Maildir++ marks a subfolder (`.Name`) so readers do not take it for a mailbox.
     if root
@@ -35,8 +39,9 @@ pub fn create(root: &Path) -> io::Result<()> {
         .is_some_and(|n| n.to_string_lossy().starts_with('.'))
     {
         File::create(root.join("maildirfolder"))?.sync_all()?;
-        File::open(root)?.sync_all()?;
     }
+    // One sync of `root` for the entries made in it.
+    File::open(root)?.sync_all()?;
     // A run that crashed while making this Maildir may have left `root` without a durable
     // entry in its parent.
     if half_made && let Some(parent) = root.parent() {

@@ -14,6 +14,9 @@ use tokio::net::{TcpListener, TcpStream};
 /// Octets read at a time.
 const READ_SIZE: usize = 64 * 1024;
 
+/// Longest command line kept while waiting for its end; a longer one closes the connection.
+const MAX_LINE: usize = 4096;
+
 /// A running sink; it stops with the process (benchmark runs are short).
 pub struct FastSink {
     /// Where it listens.
@@ -123,6 +126,9 @@ async fn serve(mut stream: TcpStream, count: Arc<AtomicUsize>) {
             }
         }
         kept.drain(..at);
+        if !in_data && kept.len() > MAX_LINE {
+            return;
+        }
         if !replies.is_empty() && stream.write_all(&replies).await.is_err() {
             return;
         }

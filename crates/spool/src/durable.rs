@@ -178,29 +178,28 @@ fn name_loop(folder: &File, synced: &mpsc::Receiver<Synced>) {
     while let Ok(first) = synced.recv() {
         let mut batch = vec![first];
         batch.extend(synced.try_iter().take(MAX_BATCH - 1));
-        let placed: Vec<io::Result<()>> = batch
-            .iter_mut()
-            .map(|synced| {
-                let request = &synced.request;
-                let result = std::mem::replace(&mut synced.result, Ok(()));
+        let placed: Vec<(Request, io::Result<()>)> = batch
+            .into_iter()
+            .map(|Synced { request, result }| {
                 let placed = result.and_then(|()| std::fs::rename(&request.from, &request.to));
                 if placed.is_err() {
                     let _ = std::fs::remove_file(&request.from);
                 }
-                placed
+                (request, placed)
             })
             .collect();
+        // One fsync of the folder makes every new name of the batch durable.
         let named = folder.sync_all();
-        for (synced, placed) in batch.into_iter().zip(placed) {
+        for (request, placed) in placed {
             let result = match (placed, &named) {
                 (Err(e), _) => Err(e),
                 (Ok(()), Ok(())) => Ok(()),
                 (Ok(()), Err(e)) => {
-                    let _ = std::fs::remove_file(&synced.request.to);
+                    let _ = std::fs::remove_file(&request.to);
                     Err(io::Error::new(e.kind(), e.to_string()))
                 }
             };
-            let _ = synced.request.done.send(result);
+            let _ = request.done.send(result);
         }
     }
 }

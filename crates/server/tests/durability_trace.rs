@@ -5,7 +5,8 @@
 //!
 //! - (a) a `250 ... queued as ID` is written to the client only after a sync that covers the
 //!   spool file's content and its name `queue/ID` (fsync of the file and of `queue/`, or a
-//!   `syncfs` of their filesystem);
+//!   `syncfs` of their filesystem), the name given by a rename or by a link of an unnamed
+//!   (`O_TMPFILE`) file through `/proc/self/fd`;
 //! - (b) a Maildir file is written and synced, renamed into `new/`, and `new/` (and every
 //!   folder made on the way) is synced before the recipient is marked delivered: before the
 //!   state write that records the delivery, or the removal of the spool file;
@@ -424,6 +425,8 @@ impl Trace {
     fn parse(text: &str, data: &Path) -> Trace {
         let device = std::fs::metadata(data).expect("data folder").dev();
         let mut pending: HashMap<u32, (usize, String)> = HashMap::new();
+        // What each descriptor number was last opened as (one process, so one table).
+        let mut opened: HashMap<String, PathBuf> = HashMap::new();
         let mut events = Vec::new();
         for (index, line) in text.lines().enumerate() {
             // `PID TIME CALL`, the pid padded to a column.
@@ -453,10 +456,29 @@ impl Trace {
             let Some(call) = parse_call(pid, begin, index, &whole) else {
                 continue;
             };
+            if call.succeeded()
+                && matches!(call.name.as_str(), "open" | "openat")
+                && let Some(((number, _), path)) =
+                    call.ret.split_once('<').zip(decoration(&call.ret))
+            {
+                opened.insert(number.to_string(), PathBuf::from(path));
+            }
             let op = match operation(&call) {
                 _ if !call.succeeded() => Op::Other,
                 // A syncfs of another filesystem covers nothing here.
                 Op::SyncFs { path } if !on_filesystem(&path, device) => Op::Other,
+                // A link of `/proc/self/fd/N` names the file open as N.
+                Op::Rename { from, to } => match from
+                    .strip_prefix("/proc/self/fd")
+                    .ok()
+                    .and_then(|number| opened.get(number.to_str()?))
+                {
+                    Some(file) => Op::Rename {
+                        from: file.clone(),
+                        to,
+                    },
+                    None => Op::Rename { from, to },
+                },
                 op => op,
             };
             events.push(Event { call, op });
@@ -470,7 +492,7 @@ impl Trace {
     /// The first sync to complete among those that begin after position `after` and
     /// cover the content of the file known by any of `names`.
     fn content_sync(&self, names: &[&Path], after: usize) -> Option<&Call> {
-        self.first_sync(after, |op| match op {
+        self.first_sync(after, |op, _| match op {
             Op::Sync { path } => names.contains(&path.as_path()),
             Op::SyncFs { .. } => true,
             _ => false,
@@ -480,17 +502,17 @@ impl Trace {
     /// The first sync to complete among those that begin after `after` and cover the
     /// entries of folder `dir`.
     fn entry_sync(&self, dir: &Path, after: usize) -> Option<&Call> {
-        self.first_sync(after, |op| match op {
+        self.first_sync(after, |op, _| match op {
             Op::Sync { path } => path == dir,
             Op::SyncFs { .. } => true,
             _ => false,
         })
     }
 
-    fn first_sync(&self, after: usize, covers: impl Fn(&Op) -> bool) -> Option<&Call> {
+    fn first_sync(&self, after: usize, covers: impl Fn(&Op, &Call) -> bool) -> Option<&Call> {
         self.events
             .iter()
-            .filter(|e| e.call.begin > after && covers(&e.op))
+            .filter(|e| e.call.begin > after && covers(&e.op, &e.call))
             .map(|e| &e.call)
             .min_by_key(|c| c.end)
     }
@@ -569,9 +591,37 @@ impl Trace {
                 let replied = event.call.begin;
                 let what = format!("message {id} (250 at {})", event.call.at());
                 let spool = queue.join(id);
-                let tmp = queue.join("tmp").join(id);
-                let names = [tmp.as_path(), spool.as_path()];
-                let writes: Vec<&Event> = self.writes(&names).collect();
+                let named = self.events.iter().find_map(|e| match &e.op {
+                    Op::Rename { from, to } if *to == spool && e.call.end < replied => {
+                        Some((from, &e.call))
+                    }
+                    _ => None,
+                });
+                let Some((from, renamed)) = named else {
+                    failures.add("(a) spool file not named queue/ID before its 250", what);
+                    continue;
+                };
+                // An unnamed file is known as `queue/#INODE (deleted)` until its link, a
+                // name other files share before and after it: only the calls between its
+                // making and its link are its own.
+                let made = self
+                    .events
+                    .iter()
+                    .filter(|e| {
+                        matches!(&e.op, Op::Create { path } if path == from)
+                            && e.call.end < renamed.begin
+                    })
+                    .map(|e| e.call.end)
+                    .max()
+                    .unwrap_or(0);
+                let its_own = |path: &Path, call: &Call| {
+                    path == spool || (path == from && call.begin > made && call.end < renamed.begin)
+                };
+                let names = [from.as_path(), spool.as_path()];
+                let writes: Vec<&Event> = self
+                    .writes(&names)
+                    .filter(|e| matches!(&e.op, Op::Write { path, .. } if its_own(path, &e.call)))
+                    .collect();
                 let Some(last) = writes.iter().map(|e| e.call.end).max() else {
                     failures.add("(a) spool file never written", what);
                     continue;
@@ -582,18 +632,12 @@ impl Trace {
                         format!("{what}: written at {}", late.call.at()),
                     );
                 }
-                let renamed = self.events.iter().find(|e| {
-                    matches!(&e.op, Op::Rename { from, to } if *from == tmp && *to == spool)
-                        && e.call.end < replied
+                let content_sync = self.first_sync(last, |op, call| match op {
+                    Op::Sync { path } => its_own(path, call),
+                    Op::SyncFs { .. } => true,
+                    _ => false,
                 });
-                let Some(renamed) = renamed else {
-                    failures.add(
-                        "(a) spool file not renamed into queue/ before its 250",
-                        what,
-                    );
-                    continue;
-                };
-                match self.content_sync(&names, last) {
+                match content_sync {
                     Some(sync) if sync.end < replied => {}
                     sync => failures.add(
                         "(a) 250 before the spool file's content was synced",
@@ -604,13 +648,13 @@ impl Trace {
                         ),
                     ),
                 }
-                match self.entry_sync(&queue, renamed.call.end) {
+                match self.entry_sync(&queue, renamed.end) {
                     Some(sync) if sync.end < replied => {}
                     sync => failures.add(
                         "(a) 250 before the spool file's name in queue/ was synced",
                         format!(
                             "{what}: renamed at {}; first covering sync: {}",
-                            renamed.call.at(),
+                            renamed.at(),
                             describe(sync)
                         ),
                     ),
@@ -909,7 +953,10 @@ fn operation(call: &Call) -> Op {
         "creat" => call.path(None, 0).map(|path| Op::Create { path }),
         "open" | "openat" => {
             let flags = if call.name == "open" { 1 } else { 2 };
-            let creates = call.args.get(flags).is_some_and(|f| f.contains("O_CREAT"));
+            let creates = call
+                .args
+                .get(flags)
+                .is_some_and(|f| f.contains("O_CREAT") || f.contains("O_TMPFILE"));
             let path = decoration(&call.ret).map(PathBuf::from);
             path.filter(|_| creates).map(|path| Op::Create { path })
         }
@@ -995,6 +1042,8 @@ fn split_args(text: &str) -> Option<(Vec<String>, &str)> {
 
 /// The `-y` path of a descriptor: `3</path>` gives `/path`.
 fn decoration(arg: &str) -> Option<&str> {
+    // An unnamed (`O_TMPFILE`) file shows as `N</folder/#INODE>(deleted)`.
+    let arg = arg.strip_suffix("(deleted)").unwrap_or(arg);
     let start = arg.find('<')?;
     arg[start + 1..].strip_suffix('>')
 }
@@ -1098,4 +1147,22 @@ fn the_parser_joins_unfinished_calls_and_reads_paths_and_strings() {
         ),
         Some("1abc".to_string())
     );
+}
+
+#[test]
+fn the_parser_follows_an_unnamed_file_to_its_link() {
+    let log = "\
+7 1.000001 openat(4</d/data/queue>, \".\", O_RDWR|O_CLOEXEC|O_TMPFILE, 0600) = 5</d/data/queue/#12>(deleted) <0.000010>
+7 1.000002 write(5</d/data/queue/#12>(deleted), \"a\", 1) = 1 <0.000010>
+7 1.000003 fdatasync(5</d/data/queue/#12>(deleted)) = 0 <0.000010>
+8 1.000004 linkat(AT_FDCWD</w>, \"/proc/self/fd/5\", AT_FDCWD</w>, \"/d/data/queue/ID\", AT_SYMLINK_FOLLOW) = 0 <0.000010>
+";
+    let trace = Trace::parse(log, Path::new("/"));
+    let ops: Vec<&Op> = trace.events.iter().map(|e| &e.op).collect();
+    let unnamed = Path::new("/d/data/queue/#12");
+    assert!(matches!(ops[0], Op::Create { path } if path == unnamed));
+    assert!(matches!(ops[1], Op::Write { path, .. } if path == unnamed));
+    assert!(matches!(ops[2], Op::Sync { path } if path == unnamed));
+    assert!(matches!(ops[3], Op::Rename { from, to }
+        if from == unnamed && to == Path::new("/d/data/queue/ID")));
 }

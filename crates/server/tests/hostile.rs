@@ -19,7 +19,7 @@ const ACCOUNTS: &str = "[[account]]\nname = \"postmaster\"\n\n[[account]]\nname 
 /// A pause between two TCP writes, long enough for the server to read them separately.
 const GAP: Duration = Duration::from_millis(50);
 
-/// More content than the server buffers in memory, so a spool file exists in `tmp/` (once
+/// More content than the server buffers in memory, so a spool file is being written (once
 /// the header section has ended: it is held until then).
 const SPOOLED: usize = 300 * 1024;
 
@@ -53,12 +53,18 @@ fn assert_closed(client: &mut Client, what: &str) {
     );
 }
 
-/// Waits until the spool's `tmp/` holds `count` files.
-fn wait_for_tmp_files(server: &TestServer, count: usize) {
-    wait_until(&format!("{count} files in the spool's tmp/"), || {
-        (server.queue_tmp_files().len() == count).then_some(())
+/// Waits until the server is writing `count` spool files.
+fn wait_for_spool_files(server: &TestServer, count: usize) {
+    wait_until(&format!("{count} spool files being written"), || {
+        (server.spool_files_in_progress().len() == count).then_some(())
     })
-    .unwrap_or_else(|e| panic!("{e}: {:?}\n{}", server.queue_tmp_files(), server.log()));
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}: {:?}\n{}",
+            server.spool_files_in_progress(),
+            server.log()
+        )
+    });
 }
 
 /// Waits until the server logs the end of its first session and returns how it ended.
@@ -77,10 +83,10 @@ fn wait_for_session_end(server: &TestServer) -> String {
     .unwrap_or_else(|e| panic!("{e}\n{}", server.log()))
 }
 
-/// Nothing of a refused or abandoned message is left: no file in the spool or its `tmp/`,
+/// Nothing of a refused or abandoned message is left: no spool file, committed or not,
 /// and no mail in the Maildir of any of `accounts`.
 fn assert_nothing_stored(server: &TestServer, accounts: &[&str]) {
-    wait_for_tmp_files(server, 0);
+    wait_for_spool_files(server, 0);
     server.wait_for_empty_queue();
     for account in accounts {
         assert!(
@@ -786,12 +792,12 @@ fn client_stalled_mid_data_gets_421_4_4_2_and_nothing_is_kept() {
     client.send(b"Subject: stalled\r\n\r\n");
     client.send(filler(SPOOLED));
     // Enough content that the server has started a spool file.
-    wait_for_tmp_files(&server, 1);
+    wait_for_spool_files(&server, 1);
     expect_reply(&mut client, "421 4.4.2 ", "stalled in DATA");
     assert_closed(&mut client, "after the data timeout");
     assert_nothing_stored(&server, &["postmaster"]);
     assert!(server.queue_files().is_empty());
-    assert!(server.queue_tmp_files().is_empty());
+    assert!(server.spool_files_in_progress().is_empty());
 }
 
 // --- 10. Abrupt disconnects ---------------------------------------------------------------
@@ -804,7 +810,7 @@ fn disconnect_mid_data_leaves_nothing_behind() {
     client.expect("DATA", "354");
     client.send(b"Subject: vanishing\r\n\r\n");
     client.send(filler(SPOOLED));
-    wait_for_tmp_files(&server, 1);
+    wait_for_spool_files(&server, 1);
     drop(client);
     let end = wait_for_session_end(&server);
     assert!(
@@ -830,7 +836,7 @@ fn disconnect_mid_bdat_leaves_nothing_behind() {
         "first chunk",
     );
     // The first chunk is in a spool file now.
-    wait_for_tmp_files(&server, 1);
+    wait_for_spool_files(&server, 1);
     let second = filler(SPOOLED);
     client.send(format!("BDAT {} LAST\r\n", second.len()));
     client.send(&second[..second.len() / 2]);
@@ -1061,7 +1067,7 @@ fn rset_mid_bdat_discards_the_spooled_chunks() {
         &format!("250 2.0.0 {} octets received", chunk.len()),
         "first chunk",
     );
-    wait_for_tmp_files(&server, 1);
+    wait_for_spool_files(&server, 1);
     client.expect("RSET", "250 2.0.0 ");
     assert_nothing_stored(&server, &["postmaster"]);
     // The next BDAT has no transaction to continue.

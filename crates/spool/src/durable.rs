@@ -1,12 +1,14 @@
 //! Group commit: many files made durable together, as databases do with their logs.
 //!
-//! A writer hands over a file (or just its last octets) with [`GroupCommit::finish`]. Two
-//! stages do the rest, so a file never waits for a whole batch ahead of it:
+//! A writer hands over an unnamed file (or just its content) with [`GroupCommit::finish`],
+//! or a named one to move over another with [`GroupCommit::rename`]. Two stages do the
+//! rest, so a file never waits for a whole batch ahead of it:
 //! 1. one of [`SYNC_THREADS`] workers writes what is left of the file and syncs its data
 //!    (`fdatasync`); many syncs in flight at once let the block layer merge their disk
 //!    cache flushes;
-//! 2. the namer thread takes every synced file that is ready, renames each into the folder
-//!    and fsyncs the folder once for all their names.
+//! 2. the namer thread takes every synced file that is ready, names it in the folder (a
+//!    link for an unnamed file, see `unnamed`; a rename for a named one) and fsyncs the
+//!    folder once for all their names.
 //!
 //! The caller's [`Ticket`] resolves only after that, so nothing is promised early; a crash
 //! before it leaves at most a file whose writer was never told it was safe, and a file
@@ -18,13 +20,14 @@
 //! another process writing a large file, DATA-to-250 went from ~3 ms to ~850 ms at the
 //! median, while Postfix, which fsyncs its own files, stayed at ~8 ms.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 
 use tokio::sync::oneshot;
+
+use crate::unnamed;
 
 /// Most names made durable by one folder fsync.
 const MAX_BATCH: usize = 4096;
@@ -33,15 +36,22 @@ const MAX_BATCH: usize = 4096;
 /// (and merge them); the threads mostly sleep in the kernel, so they cost no CPU.
 const SYNC_THREADS: usize = 16;
 
-/// A file to finish and move into place durably.
+/// A file to finish and name durably.
 struct Request {
-    /// The file, when part of it is already written; otherwise it is created at `from`.
-    file: Option<File>,
-    from: PathBuf,
+    source: Source,
     to: PathBuf,
     /// Octets still to append.
     tail: Vec<u8>,
     done: oneshot::Sender<io::Result<()>>,
+}
+
+/// Where the file of a request is.
+enum Source {
+    /// An unnamed file in the folder, partly written; or none yet, and the sync worker makes
+    /// it. It is linked at `to`, which must be new.
+    Unnamed(Option<File>),
+    /// A named file, written in full, renamed over `to`.
+    Named(PathBuf),
 }
 
 /// Resolves once a file handed to the committer is durable (or failed).
@@ -80,21 +90,24 @@ pub struct GroupCommit {
 /// A file whose data is durable, on its way to its name.
 struct Synced {
     request: Request,
-    result: io::Result<()>,
+    /// The file, open, when the request had to make it.
+    result: io::Result<File>,
 }
 
 impl GroupCommit {
-    /// Starts a committer for `folder`, the open folder every file is renamed into. Its
+    /// Starts a committer for `folder`, the open folder every file is named in. Its
     /// threads end when the `GroupCommit` is dropped.
     pub fn start(folder: File) -> io::Result<GroupCommit> {
         let (requests, incoming) = mpsc::channel::<Request>();
         let (synced, to_name) = mpsc::channel::<Synced>();
         let incoming = Arc::new(Mutex::new(incoming));
+        let shared = Arc::new(folder.try_clone()?);
         for i in 0..SYNC_THREADS {
             let (incoming, synced) = (Arc::clone(&incoming), synced.clone());
+            let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name(format!("commit-sync-{i}"))
-                .spawn(move || sync_loop(&incoming, &synced))?;
+                .spawn(move || sync_loop(&shared, &incoming, &synced))?;
         }
         std::thread::Builder::new()
             .name("commit-names".into())
@@ -102,14 +115,22 @@ impl GroupCommit {
         Ok(GroupCommit { requests })
     }
 
-    /// Appends `tail` to `file` (or creates the file at `from` with it, mode 0600), renames
-    /// it to `to`, and resolves the ticket once content and name are on disk. On error the
-    /// file is not left at `to`.
-    pub fn finish(&self, file: Option<File>, from: PathBuf, to: PathBuf, tail: Vec<u8>) -> Ticket {
+    /// Appends `tail` to `file`, an unnamed file in the folder (see `unnamed`; made here
+    /// when `None`), names it `to`, and resolves the ticket once content and name are on
+    /// disk. On error nothing is left at `to`.
+    pub fn finish(&self, file: Option<File>, to: PathBuf, tail: Vec<u8>) -> Ticket {
+        self.request(Source::Unnamed(file), to, tail)
+    }
+
+    /// Moves a file written in full over `to` durably. Blocking.
+    pub fn rename(&self, from: PathBuf, to: PathBuf) -> io::Result<()> {
+        self.request(Source::Named(from), to, Vec::new()).wait()
+    }
+
+    fn request(&self, source: Source, to: PathBuf, tail: Vec<u8>) -> Ticket {
         let (done, ticket) = oneshot::channel();
         let request = Request {
-            file,
-            from,
+            source,
             to,
             tail,
             done,
@@ -121,42 +142,36 @@ impl GroupCommit {
         }
         Ticket(ticket)
     }
-
-    /// Moves a file written in full into place durably. Blocking.
-    pub fn rename(&self, from: PathBuf, to: PathBuf) -> io::Result<()> {
-        self.finish(None, from, to, Vec::new()).wait()
-    }
 }
 
-/// Writes what is left of a file and moves it into place, without syncing.
+/// Writes what is left of an unnamed file (made in `folder` when `None`) and names it `to`,
+/// without syncing.
 pub(crate) fn finish_file(
+    folder: &File,
     file: Option<File>,
-    from: &PathBuf,
-    to: &PathBuf,
+    to: &Path,
     tail: &[u8],
 ) -> io::Result<()> {
-    complete(file, from, tail)?;
-    std::fs::rename(from, to)
+    let file = complete(folder, file, tail)?;
+    unnamed::give_name(&file, to)
 }
 
-/// Writes what is left of a file and returns it open: the file handed over, or the one at
-/// `from`, created with `tail` when there is one, else written in full by the caller.
-fn complete(file: Option<File>, from: &PathBuf, tail: &[u8]) -> io::Result<File> {
+/// Writes `tail` at the end of an unnamed file, made in `folder` when there is none yet.
+fn complete(folder: &File, file: Option<File>, tail: &[u8]) -> io::Result<File> {
     let mut file = match file {
         Some(file) => file,
-        None if tail.is_empty() => return File::open(from),
-        None => OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(from)?,
+        None => unnamed::create_in(folder)?,
     };
     file.write_all(tail)?;
     Ok(file)
 }
 
 /// Stage 1: write the rest of a file and sync its data, one file at a time per worker.
-fn sync_loop(incoming: &Mutex<mpsc::Receiver<Request>>, synced: &mpsc::Sender<Synced>) {
+fn sync_loop(
+    folder: &File,
+    incoming: &Mutex<mpsc::Receiver<Request>>,
+    synced: &mpsc::Sender<Synced>,
+) {
     loop {
         // The lock is held only while waiting for the next file, never while syncing.
         let next = match incoming.lock() {
@@ -164,15 +179,18 @@ fn sync_loop(incoming: &Mutex<mpsc::Receiver<Request>>, synced: &mpsc::Sender<Sy
             Err(_) => return,
         };
         let Ok(mut request) = next else { return };
-        let result = complete(request.file.take(), &request.from, &request.tail)
-            .and_then(|file| file.sync_data());
+        let file = match &mut request.source {
+            Source::Unnamed(file) => complete(folder, file.take(), &request.tail),
+            Source::Named(from) => File::open(from),
+        };
+        let result = file.and_then(|file| file.sync_data().map(|()| file));
         if synced.send(Synced { request, result }).is_err() {
             return;
         }
     }
 }
 
-/// Stage 2: rename every synced file that is ready and make the names durable with one
+/// Stage 2: name every synced file that is ready and make the names durable with one
 /// fsync of the folder.
 fn name_loop(folder: &File, synced: &mpsc::Receiver<Synced>) {
     while let Ok(first) = synced.recv() {
@@ -181,9 +199,13 @@ fn name_loop(folder: &File, synced: &mpsc::Receiver<Synced>) {
         let placed: Vec<(Request, io::Result<()>)> = batch
             .into_iter()
             .map(|Synced { request, result }| {
-                let placed = result.and_then(|()| std::fs::rename(&request.from, &request.to));
-                if placed.is_err() {
-                    let _ = std::fs::remove_file(&request.from);
+                let placed = result.and_then(|file| match &request.source {
+                    Source::Unnamed(_) => unnamed::give_name(&file, &request.to),
+                    Source::Named(from) => std::fs::rename(from, &request.to),
+                });
+                // An unnamed file leaves nothing behind; a named one is removed.
+                if let (Err(_), Source::Named(from)) = (&placed, &request.source) {
+                    let _ = std::fs::remove_file(from);
                 }
                 (request, placed)
             })
@@ -218,10 +240,9 @@ mod tests {
                 let committer = std::sync::Arc::clone(&committer);
                 let dir = dir.path().to_path_buf();
                 std::thread::spawn(move || {
-                    let from = dir.join(format!("tmp{i}"));
                     let tail = format!("content {i}").into_bytes();
                     committer
-                        .finish(None, from, dir.join(format!("file{i}")), tail)
+                        .finish(None, dir.join(format!("file{i}")), tail)
                         .wait()
                         .unwrap();
                 })
@@ -235,23 +256,36 @@ mod tests {
                 std::fs::read_to_string(dir.path().join(format!("file{i}"))).unwrap(),
                 format!("content {i}")
             );
-            assert!(!dir.path().join(format!("tmp{i}")).exists());
         }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 16);
     }
 
     #[test]
     fn a_partly_written_file_is_finished() {
         let dir = tempfile::tempdir().unwrap();
-        let committer = GroupCommit::start(File::open(dir.path()).unwrap()).unwrap();
-        let from = dir.path().join("partial");
-        let mut file = File::create(&from).unwrap();
+        let folder = File::open(dir.path()).unwrap();
+        let mut file = unnamed::create_in(&folder).unwrap();
+        let committer = GroupCommit::start(folder).unwrap();
         file.write_all(b"head ").unwrap();
-        let ticket = committer.finish(Some(file), from, dir.path().join("whole"), b"tail".to_vec());
+        let ticket = committer.finish(Some(file), dir.path().join("whole"), b"tail".to_vec());
         ticket.wait().unwrap();
         assert_eq!(
             std::fs::read(dir.path().join("whole")).unwrap(),
             b"head tail"
         );
+    }
+
+    #[test]
+    fn a_name_already_taken_fails_and_leaves_it_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let committer = GroupCommit::start(File::open(dir.path()).unwrap()).unwrap();
+        std::fs::write(dir.path().join("taken"), b"first").unwrap();
+        let again = committer.finish(None, dir.path().join("taken"), b"second".to_vec());
+        assert_eq!(
+            again.wait().unwrap_err().kind(),
+            io::ErrorKind::AlreadyExists
+        );
+        assert_eq!(std::fs::read(dir.path().join("taken")).unwrap(), b"first");
     }
 
     #[test]

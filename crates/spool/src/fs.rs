@@ -2,13 +2,14 @@
 //! qmail keep their queues.
 //!
 //! Layout under the spool folder:
-//! - `tmp/<id>`: a message being received. Never read; wiped at start-up.
 //! - `<id>`: a committed message: the content as received, then the envelope as JSON, then
-//!   a 24-octet footer (magic, content length, envelope length, magic). It appears under
-//!   this name only by a rename once written in full, made durable with its content by the
-//!   group committer before the commit returns.
+//!   a 24-octet footer (magic, content length, envelope length, magic). It is received
+//!   into an unnamed file (`unnamed`) and appears under this name, by a link, only once
+//!   written in full, made durable with its content by the group committer before the
+//!   commit returns.
 //! - `<id>.state`: the recipients' delivery state once it has changed, replaced atomically:
 //!   written in `tmp/`, then synced, renamed and its name synced by the group committer.
+//! - `tmp/`: state files being written. Never read; wiped at start-up.
 //! - `corrupt/<id>`: a file that failed to parse, set aside for the operator, never deleted.
 
 use std::fs::{self, File, OpenOptions};
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use crate::durable::{GroupCommit, Ticket, finish_file};
 use crate::envelope::{Envelope, StateRecord};
 use crate::id::{IdGenerator, QueueId};
-use crate::{Content, MessageWriter, QueueStore};
+use crate::{Content, MessageWriter, QueueStore, unnamed};
 
 const FOOTER_LEN: u64 = 24;
 const MAGIC_HEAD: &[u8; 4] = b"PHQ1";
@@ -89,6 +90,7 @@ impl FsQueueStore {
             fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
         }
         let handle = File::open(&root)?;
+        unnamed::check(&handle, &tmp.join("probe"))?;
         // The folders' own entries must be durable before any message is.
         handle.sync_all()?;
         if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -142,7 +144,6 @@ impl QueueStore for FsQueueStore {
     fn writer(&self, id: QueueId) -> io::Result<Box<dyn MessageWriter>> {
         Ok(Box::new(FsWriter {
             folder: Arc::clone(&self.folder),
-            tmp_path: self.folder.tmp.join(id.as_str()),
             id,
             file: None,
             written: 0,
@@ -247,10 +248,10 @@ impl QueueStore for FsQueueStore {
     }
 }
 
-/// Receives one message into `tmp/`; the file is created at the first write.
+/// Receives one message into an unnamed file, made at the first write; dropped before its
+/// commit, it leaves nothing behind.
 struct FsWriter {
     folder: Arc<Folder>,
-    tmp_path: PathBuf,
     id: QueueId,
     file: Option<File>,
     written: u64,
@@ -260,7 +261,7 @@ impl FsWriter {
     fn file(&mut self) -> io::Result<&mut File> {
         match &mut self.file {
             Some(file) => Ok(file),
-            slot => Ok(slot.insert(create_file(&self.tmp_path)?)),
+            slot => Ok(slot.insert(unnamed::create_in(&self.folder.handle)?)),
         }
     }
 }
@@ -320,23 +321,13 @@ impl MessageWriter for FsWriter {
         bytes.extend_from_slice(&content_len.to_le_bytes());
         bytes.extend_from_slice(&(json.len() as u64).to_le_bytes());
         bytes.extend_from_slice(MAGIC_TAIL);
-        // The group committer writes the rest, puts the file in place and makes it durable
+        // The group committer writes the rest, names the file and makes it durable
         // together with every other commit of the moment (see `durable`).
         let file = self.file.take();
         let path = self.folder.message(&self.id);
-        let from = self.tmp_path.clone();
         match &self.folder.committer {
-            Some(committer) => committer.finish(file, from, path, bytes),
-            None => Ticket::ready(finish_file(file, &from, &path, &bytes)),
-        }
-    }
-}
-
-impl Drop for FsWriter {
-    /// An abandoned message leaves nothing behind.
-    fn drop(&mut self) {
-        if self.file.take().is_some() {
-            let _ = fs::remove_file(&self.tmp_path);
+            Some(committer) => committer.finish(file, path, bytes),
+            None => Ticket::ready(finish_file(&self.folder.handle, file, &path, &bytes)),
         }
     }
 }

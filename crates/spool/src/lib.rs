@@ -10,6 +10,7 @@ mod durable;
 mod envelope;
 mod fs;
 mod id;
+mod unnamed;
 
 use std::io;
 

@@ -90,12 +90,34 @@ fn abandoned_writer_leaves_nothing() {
     let store = FsQueueStore::open(dir.path()).unwrap();
     let mut writer = store.writer(store.new_id()).unwrap();
     writer.write_all(b"half a message").unwrap();
+    assert_eq!(
+        open_files_in(dir.path()),
+        1,
+        "the unnamed file being written"
+    );
     drop(writer);
+    assert_eq!(open_files_in(dir.path()), 0);
     assert!(store.ids().unwrap().is_empty());
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["tmp"]);
     assert_eq!(
         std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
         0
     );
+}
+
+/// Files under `dir` this process holds open, named or not (the store's own open folder
+/// aside).
+fn open_files_in(dir: &std::path::Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| std::fs::read_link(entry.path()).ok())
+        .filter(|target| target.starts_with(dir) && target != dir)
+        .count()
 }
 
 #[test]

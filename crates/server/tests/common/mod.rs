@@ -329,9 +329,26 @@ impl TestServer {
         list_files(&self.data().join("queue"))
     }
 
-    /// Names of files in the spool's `tmp/`.
-    pub fn queue_tmp_files(&self) -> Vec<String> {
-        list_files(&self.data().join("queue").join("tmp"))
+    /// Sizes of the messages the server is receiving into its spool now: unnamed files
+    /// (`O_TMPFILE`) in `queue/`, seen through the server's open descriptors.
+    pub fn spool_files_in_progress(&self) -> Vec<u64> {
+        let queue = self.data().join("queue");
+        let descriptors = PathBuf::from(format!("/proc/{}/fd", self.pid()));
+        let Ok(entries) = std::fs::read_dir(&descriptors) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter(|entry| {
+                std::fs::read_link(entry.path()).is_ok_and(|target| {
+                    let target = target.to_string_lossy();
+                    target.starts_with(&format!("{}/#", queue.display()))
+                        && target.ends_with(" (deleted)")
+                })
+            })
+            .filter_map(|entry| std::fs::metadata(entry.path()).ok())
+            .map(|metadata| metadata.len())
+            .collect()
     }
 
     /// Waits until the spool holds no committed message.

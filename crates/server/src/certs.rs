@@ -99,6 +99,22 @@ fn generate_self_signed(
     Ok(())
 }
 
+/// Start-up and `check-config`: the configured certificate and key files load and match.
+pub fn check_files(config: &crate::config::Config) -> Result<(), crate::config::Invalid> {
+    let (Some(certificate), Some(key)) = (&config.tls.certificate, &config.tls.key) else {
+        return Ok(());
+    };
+    load_pem(certificate.get_ref(), key.get_ref()).map_err(|e| {
+        let (name, value) = if e.in_key {
+            ("tls.key", key)
+        } else {
+            ("tls.certificate", certificate)
+        };
+        crate::config::Invalid::at(name, value, e.message)
+    })?;
+    Ok(())
+}
+
 /// Reads a chain and key and checks that they belong together.
 pub fn load_pem(certificate: &Path, key: &Path) -> Result<CertifiedKey, CertError> {
     let cert_error = |message: String| CertError {

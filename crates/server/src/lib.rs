@@ -1,31 +1,23 @@
-//! Posthorn, the mail server: configuration, the SMTP session driver, the recipient
-//! directory, the queue manager, local and remote delivery, and delivery status notices. The protocol itself lives in
-//! `posthorn-proto`, the queue storage in `posthorn-spool`.
+//! Posthorn, the mail server. A message's path through the folders: `inbound` (sessions,
+//! limits) puts it in the spool (`posthorn-spool`); `queue` owns its state from then on and
+//! lends jobs to `delivery` (local Maildirs, remote servers, notices). `accounts` says who
+//! is who, `mailauth` signs and checks, `config` reads the settings, `server` puts it all
+//! together. The protocol itself lives in `posthorn-proto`.
 
+pub mod accounts;
 pub mod admin;
 pub mod allocator;
 pub mod atomic_file;
 pub mod certs;
-pub mod check_gate;
-pub mod client_key;
+pub mod clock;
 pub mod config;
-pub mod directory;
-pub mod dsn;
+pub mod delivery;
+pub mod dns;
 pub mod headers;
-pub mod limiter;
-pub mod local;
-pub mod login;
+pub mod inbound;
 pub mod mailauth;
-pub mod message;
-pub mod outbound;
-pub mod passwords;
 pub mod queue;
 pub mod received;
-pub mod sending;
-pub mod sendmail;
 pub mod server;
-pub mod smtp;
+pub mod settings;
 pub mod stream;
-pub mod submission;
-pub mod throttle;
-pub mod users;

@@ -5,13 +5,14 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use clap::{Parser, Subcommand};
+use posthorn::accounts::passwords;
+use posthorn::accounts::users::{self, NewUser, UsersFile};
 use posthorn::admin::{self, Request};
 use posthorn::config::{Config, Size};
+use posthorn::inbound::sendmail;
 use posthorn::mailauth::keys::{self, Algorithm};
 use posthorn::mailauth::records;
 use posthorn::mailauth::sign::{self, Keyring};
-use posthorn::users::{self, NewUser, UsersFile};
-use posthorn::{passwords, sendmail};
 use tracing_subscriber::EnvFilter;
 
 /// sysexits.h EX_USAGE: the command was used wrongly.
@@ -203,7 +204,7 @@ fn check_config(file: Option<PathBuf>, config: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(EX_USAGE);
         }
     };
-    match Config::load(&file) {
+    match posthorn::settings::load(&file) {
         Ok(_) => {
             println!("{}: OK", file.display());
             ExitCode::SUCCESS
@@ -218,7 +219,7 @@ fn check_config(file: Option<PathBuf>, config: Option<PathBuf>) -> ExitCode {
 /// The configuration at `path`, or the embedded one.
 fn load_config(path: Option<PathBuf>) -> Result<Config, ExitCode> {
     match path {
-        Some(path) => Config::load(&path).map_err(|e| {
+        Some(path) => posthorn::settings::load(&path).map_err(|e| {
             eprintln!("{e}");
             ExitCode::from(EX_CONFIG)
         }),

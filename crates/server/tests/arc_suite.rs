@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 
 use common::dns::TestDns;
 use posthorn::config::Config;
+use posthorn::dns::Dns;
 use posthorn::mailauth::keys::{self, Algorithm};
 use posthorn::mailauth::sign::{Keyring, Signer};
 use posthorn::mailauth::verify::{Client, Verifier, strip_own_results};
-use posthorn::outbound::dns::Dns;
 use yaml_rust2::{Yaml, YamlLoader};
 
 /// The client every message comes from: outside `skip_networks` (emptied below), so the

@@ -73,7 +73,7 @@ fn wait_for_session_end(server: &TestServer) -> String {
         server
             .log()
             .lines()
-            .find(|l| l.contains("posthorn::smtp: session "))
+            .find(|l| l.contains("posthorn::inbound::session: session "))
             .and_then(|l| {
                 l.split("end=")
                     .nth(1)

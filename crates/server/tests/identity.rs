@@ -15,7 +15,7 @@ const ALICE: &str = "alice-password";
 /// A test server with a submission listener, trusted loopback, alice (who may send only as
 /// herself) and `extra` configuration.
 fn server(extra: &str) -> TestServer {
-    let alice = posthorn::passwords::hash(ALICE).unwrap();
+    let alice = posthorn::accounts::passwords::hash(ALICE).unwrap();
     Options::default()
         .config(&format!(
             "[[listener]]\nrole = \"submission\"\naddress = \"127.0.0.1:0\"\n\n\

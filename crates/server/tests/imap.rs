@@ -18,7 +18,7 @@ const PW: &str = "alice-imap-password";
 /// listener that allows logins in the clear, a default one (STARTTLS first) and an
 /// imaps one; `extra` goes into alice's account table first, then the rest of the file.
 fn server_with(account_keys: &str, extra: &str) -> TestServer {
-    let alice = posthorn::passwords::hash(PW).unwrap();
+    let alice = posthorn::accounts::passwords::hash(PW).unwrap();
     Options::default()
         .config(&format!(
             r#"

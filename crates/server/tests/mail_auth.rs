@@ -11,10 +11,10 @@ use std::path::Path;
 use common::dns::{TestDns, TestDnsBuilder};
 use common::sink::Sink;
 use common::{Client, Options, TestServer, split_message};
+use posthorn::dns::Dns;
 use posthorn::mailauth::keys::{self, Algorithm};
 use posthorn::mailauth::sign::{Keyring, Signer};
 use posthorn::mailauth::verify::{self, Verifier};
-use posthorn::outbound::dns::Dns;
 
 /// The sending domain's signer (its own keys, made for the test) and the zone publishing
 /// them with SPF and DMARC.

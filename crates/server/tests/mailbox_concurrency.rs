@@ -20,7 +20,7 @@ const PW: &str = "alice-concurrency-password";
 
 /// A server with alice and plaintext-allowed POP3 and IMAP listeners.
 fn server() -> TestServer {
-    let alice = posthorn::passwords::hash(PW).unwrap();
+    let alice = posthorn::accounts::passwords::hash(PW).unwrap();
     Options::default()
         .config(&format!(
             r#"
@@ -601,7 +601,7 @@ fn simultaneous_first_logins_all_succeed() {
         "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi",
     ];
     const SESSIONS: usize = 5;
-    let hash = posthorn::passwords::hash(PW).unwrap();
+    let hash = posthorn::accounts::passwords::hash(PW).unwrap();
     let accounts: String = ACCOUNTS
         .iter()
         .map(|name| format!("[[account]]\nname = \"{name}\"\npassword = \"{hash}\"\n\n"))

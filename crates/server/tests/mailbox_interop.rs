@@ -19,7 +19,7 @@ const PW: &str = "alice-interop-password";
 /// A server with alice (password `PW`) and default (TLS before login) POP3 and IMAP
 /// listeners plus pop3s and imaps; and a plaintext-allowed IMAP listener for setup.
 fn server() -> TestServer {
-    let alice = posthorn::passwords::hash(PW).unwrap();
+    let alice = posthorn::accounts::passwords::hash(PW).unwrap();
     Options::default()
         .config(&format!(
             r#"

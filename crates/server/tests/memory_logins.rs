@@ -13,7 +13,7 @@ const CLIENTS: usize = 100;
 
 #[test]
 fn a_hundred_parallel_wrong_logins_stay_under_200_mb() {
-    let hash = posthorn::passwords::hash("right").unwrap();
+    let hash = posthorn::accounts::passwords::hash("right").unwrap();
     let server = Options::default()
         .config(&format!(
             r#"

@@ -18,7 +18,7 @@ const PW: &str = "alice-pop-password";
 /// A server with alice (password `PW`) at example.com and, in this order, a POP3
 /// listener that allows logins in the clear, a default one (STLS first) and a pop3s one.
 fn server(extra: &str) -> TestServer {
-    let alice = posthorn::passwords::hash(PW).unwrap();
+    let alice = posthorn::accounts::passwords::hash(PW).unwrap();
     Options::default()
         .config(&format!(
             r#"

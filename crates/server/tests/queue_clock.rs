@@ -6,13 +6,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use posthorn::accounts::users::LiveDirectory;
+use posthorn::clock::Clock;
 use posthorn::config::parse;
-use posthorn::local::LocalTransport;
+use posthorn::delivery::dsn::Notifier;
+use posthorn::delivery::local::LocalTransport;
 use posthorn::queue::policy::{Outcome, Policy};
-use posthorn::queue::{
-    self, Clock, Destination, Feed, Job, JobResult, Limits, Notifier, Parts, Transport,
-};
-use posthorn::users::LiveDirectory;
+use posthorn::queue::{self, Destination, Feed, Job, JobResult, Limits, Parts, Transport};
 use posthorn_proto::{Mailbox, ReversePath, Status};
 use posthorn_spool::{
     ClientInfo, DeliveryState, Diagnostic, Envelope, FsQueueStore, QueueStore, Recipient, Route,

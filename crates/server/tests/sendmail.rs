@@ -142,7 +142,7 @@ fn sendmail_exit_codes_follow_sysexits() {
 fn try_login(server: &TestServer, user: &str, password: &str) -> String {
     use base64::Engine as _;
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let config = posthorn::outbound::tls::TlsClient::new(None)
+    let config = posthorn::delivery::remote::tls::TlsClient::new(None)
         .unwrap()
         .config(false)
         .unwrap();

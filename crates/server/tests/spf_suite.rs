@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 use common::dns::{TestDns, TestDnsBuilder};
 use hickory_proto::rr::rdata::{MX, PTR, TXT};
 use hickory_proto::rr::{Name, RData, RecordType};
+use posthorn::dns::Dns;
 use posthorn::mailauth::dmarc::organizational_domain;
 use posthorn::mailauth::spf::check_mail_from;
-use posthorn::outbound::dns::Dns;
 use yaml_rust2::{Yaml, YamlLoader};
 
 /// Our receiving host name, the `%{r}` macro. No explanation the suite checks uses it.

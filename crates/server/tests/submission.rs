@@ -19,8 +19,8 @@ const BOB: &str = "bob-password";
 /// Listeners for every role, two accounts with passwords (bob may send as anyone at
 /// example.com), fast failure answers, and `extra` tables.
 fn server(extra: &str) -> TestServer {
-    let alice = posthorn::passwords::hash(ALICE).unwrap();
-    let bob = posthorn::passwords::hash(BOB).unwrap();
+    let alice = posthorn::accounts::passwords::hash(ALICE).unwrap();
+    let bob = posthorn::accounts::passwords::hash(BOB).unwrap();
     Options::default()
         .config(&format!(
             r#"
@@ -72,7 +72,7 @@ struct TlsSession {
 
 fn tls_config() -> Arc<rustls::ClientConfig> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    posthorn::outbound::tls::TlsClient::new(None)
+    posthorn::delivery::remote::tls::TlsClient::new(None)
         .unwrap()
         .config(false)
         .expect("a non-verifying client config")

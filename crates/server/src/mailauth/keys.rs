@@ -68,6 +68,15 @@ impl LoadedKey {
     }
 }
 
+/// Start-up and `check-config`: every configured DKIM key file loads.
+pub fn check_files(config: &crate::config::Config) -> Result<(), crate::config::Invalid> {
+    for (i, key) in config.dkim.keys.iter().enumerate() {
+        load(key.file.get_ref())
+            .map_err(|e| crate::config::Invalid::at(format!("dkim.key[{i}].file"), &key.file, e))?;
+    }
+    Ok(())
+}
+
 /// Reads a PEM private key: PKCS#8 (Ed25519 or RSA) or PKCS#1 (RSA).
 pub fn load(path: &Path) -> Result<LoadedKey, String> {
     let pem = fs::read(path).map_err(|e| format!("cannot read: {e}"))?;

@@ -3,7 +3,6 @@
 //! connection for every job the manager hands out for its destination.
 
 pub mod connection;
-pub mod dns;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -20,12 +19,12 @@ use posthorn_spool::{Diagnostic, DsnAction, Envelope, QueueStore};
 use tracing::{info, warn};
 
 use crate::config::{HostSpec, NextHop, TlsPolicy};
-use crate::local::local;
-use crate::message::QueuedMessage;
+use crate::delivery::local::local;
+use crate::delivery::message::QueuedMessage;
+use crate::dns::{Dns, DnsError};
 use crate::queue::policy::Outcome;
 use crate::queue::{Destination, Feed, Job, JobResult, Transport};
 use connection::{Connection, Failure, Hop, Report, Settings, Source, diagnostic_of};
-use dns::{Dns, DnsError};
 
 /// A configured next hop, ready to use.
 #[derive(Debug, Clone)]

@@ -9,10 +9,10 @@ use posthorn_proto::{ForwardPath, Mailbox, ReversePath};
 use posthorn_spool::{ClientInfo, DeliveryState, DsnAction, Envelope, QueueStore, Recipient};
 use tracing::{info, warn};
 
-use crate::directory::Resolution;
-use crate::dsn::{self, Notice};
+use crate::accounts::directory::Resolution;
+use crate::accounts::users::LiveDirectory;
+use crate::delivery::dsn::{self, Notice};
 use crate::mailauth::sign::Signer;
-use crate::users::LiveDirectory;
 
 /// Writes notices; cheap to clone.
 #[derive(Clone)]

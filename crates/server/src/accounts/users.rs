@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 use tracing::{info, warn};
 
+use crate::accounts::directory::Directory;
 use crate::config::{Account, Config, ConfigError, Invalid, key_of, line_of};
-use crate::directory::Directory;
 
 /// How often a running server looks at the users file.
 const POLL: Duration = Duration::from_secs(1);

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::client_key::ClientKey;
+use crate::inbound::limits::client_key::ClientKey;
 
 /// Counts open connections.
 #[derive(Debug)]

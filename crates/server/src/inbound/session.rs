@@ -8,13 +8,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use posthorn_proto::address::parse_mailbox;
 use posthorn_proto::reply::table;
 use posthorn_proto::{
-    Action, Credentials, ForwardPath, MailFrom, Mailbox, RcptTo, Reply, ReversePath, Session,
-    SessionConfig,
+    Action, Credentials, ForwardPath, MailFrom, RcptTo, Reply, ReversePath, Session, SessionConfig,
 };
 use posthorn_spool::{
     ClientInfo, DeliveryState, Envelope, MessageWriter, QueueId, QueueStore, Recipient, Route,
@@ -24,19 +22,21 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
+use crate::accounts::directory::{Directory, Resolution, Target, lookup_key};
+use crate::accounts::login::{Checked, Logins, Protocol};
+use crate::accounts::users::LiveDirectory;
+use crate::clock::unix_now;
 use crate::config::SendingLimits;
-use crate::directory::{Directory, Resolution, Target, lookup_key};
 use crate::headers::{has_field, header_section, section_end_from};
-use crate::login::{Checked, Logins, Protocol};
+use crate::inbound::limits::sending::SendingQuota;
+use crate::inbound::policy::{self, Party};
+use crate::inbound::submission::Missing;
 use crate::mailauth::sign::Signer;
 use crate::mailauth::spf::SpfChecks;
 use crate::mailauth::verify::{self, Disposition, Verdict, Verifier, strip_own_results};
 use crate::queue::QueueHandle;
 use crate::received::{Trace, received_header};
-use crate::sending::SendingQuota;
 use crate::stream::ServerConnection;
-use crate::submission::Missing;
-use crate::users::LiveDirectory;
 use posthorn_mailbox::budget::MemoryBudget;
 use posthorn_mailbox::maildir;
 
@@ -48,8 +48,6 @@ const FLUSH_AT: usize = 256 * 1024;
 /// written; a longer one gets the message refused. No more than a session buffers anyway
 /// (Postfix keeps 100 KiB of a header field and discards the rest).
 const MAX_HEADER_SECTION: usize = FLUSH_AT;
-/// The longest a tarpitted reply is held back.
-const MAX_TARPIT: Duration = Duration::from_secs(30);
 
 /// What every inbound session shares.
 pub struct Inbound {
@@ -394,7 +392,8 @@ impl Driver {
 
     async fn flush(&mut self) -> std::io::Result<()> {
         if !self.session.output().is_empty() {
-            if let Some(wait) = self.tarpit() {
+            let (after, delay) = self.inbound.tarpit;
+            if let Some(wait) = policy::tarpit(&self.client, self.session.errors(), after, delay) {
                 tokio::time::sleep(wait).await;
             }
             let write = self.connection.write_all(self.session.output());
@@ -406,25 +405,24 @@ impl Driver {
         Ok(())
     }
 
-    /// A client that keeps making errors gets slower answers, longer with each error,
-    /// until `max_errors` ends the session: guessing and probing become expensive.
-    fn tarpit(&self) -> Option<Duration> {
-        let (after, delay) = self.inbound.tarpit;
-        let errors = self.session.errors();
-        (errors > after && matches!(self.client, Client::Network(_)))
-            .then(|| delay.saturating_mul(errors - after).min(MAX_TARPIT))
+    /// What the rules of `policy` know about the client now.
+    fn party(&self) -> Party<'_> {
+        Party {
+            client: &self.client,
+            user: self.session.authenticated(),
+            submission_listener: self.endpoint.submission,
+            trusted: self
+                .client
+                .ip()
+                .is_some_and(|ip| self.inbound.is_trusted(ip)),
+        }
     }
 
-    /// MAIL: mail from another server gets its SPF checked; an authenticated user may only
-    /// use its own sender addresses (RFC 6409 §6.1) and only as much as its sending quota
-    /// allows.
+    /// MAIL: mail from another server gets its SPF checked; a user may only use its own
+    /// sender addresses (RFC 6409 §6.1) and only as much as its sending quota allows.
     async fn mail(&mut self, mail: &MailFrom) {
         self.spf = None;
-        if let Client::Local(local) = &self.client {
-            self.local_mail(local.clone(), mail);
-            return;
-        }
-        let Some(user) = self.session.authenticated() else {
+        if !self.party().is_user() {
             if let Some(client) = self.checked_client() {
                 let sender = match &mail.from {
                     ReversePath::Null => String::new(),
@@ -441,67 +439,20 @@ impl Driver {
             }
             self.session.accept();
             return;
-        };
-        let directory = self.inbound.directory.current();
-        // An account removed since its AUTH owns nothing.
-        // The null sender is refused too: it would hide the user's mail from its bounces.
-        let owned = directory.account(user).filter(|account| match &mail.from {
-            ReversePath::Null => false,
-            ReversePath::Mailbox(sender) => directory.may_send_as(account, sender),
-        });
-        match owned {
-            None => {
-                info!(client = %self.client, user, from = %mail.from, "sender not owned");
-                self.session.reject(table::sender_not_owned());
-            }
-            Some(account)
-                if !self
-                    .inbound
-                    .sending
-                    .may_send(user, &account.sending, unix_now()) =>
-            {
-                info!(user, "sending quota reached");
-                self.session.reject(table::message_quota_exceeded());
-            }
-            Some(_) => self.session.accept(),
         }
-    }
-
-    /// MAIL from a local program: its user may use only its own senders (a user cannot put
-    /// our name, and DKIM signature, on someone else's mail), and only as much as the
-    /// sending quota allows.
-    fn local_mail(&mut self, user: LocalUser, mail: &MailFrom) {
         let directory = self.inbound.directory.current();
-        let owned = user.any_sender
-            || match &mail.from {
-                ReversePath::Null => false,
-                ReversePath::Mailbox(sender) => directory.local_may_send_as(&user.name, sender),
-            };
-        if !owned {
-            info!(client = %self.client, from = %mail.from, "sender not owned");
+        let party = self.party();
+        let user = party.user.unwrap_or("");
+        if !party.owns_sender(&directory, &mail.from) {
+            info!(client = %self.client, user, from = %mail.from, "sender not owned");
             self.session.reject(table::sender_not_owned());
-        } else if let Some((key, limits)) = self.counted(&directory)
+        } else if let Some((key, limits)) = party.counted(&directory, self.inbound.local_sending)
             && !self.inbound.sending.may_send(&key, &limits, unix_now())
         {
-            info!(client = %self.client, "sending quota reached");
+            info!(client = %self.client, user = key, "sending quota reached");
             self.session.reject(table::message_quota_exceeded());
         } else {
             self.session.accept();
-        }
-    }
-
-    /// Whose sending is counted, under which name and limits: an authenticated account,
-    /// or a local user (as `local:USER`, which no account name can be) with `[sending]`'s
-    /// limits. Root and the any-sender group are not counted.
-    fn counted(&self, directory: &Directory) -> Option<(String, SendingLimits)> {
-        match (&self.client, self.session.authenticated()) {
-            (Client::Local(user), _) if !user.any_sender => {
-                Some((format!("local:{}", user.name), self.inbound.local_sending))
-            }
-            (Client::Local(_), _) | (_, None) => None,
-            (_, Some(user)) => directory
-                .account(user)
-                .map(|account| (user.to_string(), account.sending)),
         }
     }
 
@@ -529,7 +480,7 @@ impl Driver {
     /// so we never accept mail we would have to bounce.
     async fn rcpt(&mut self, rcpt: RcptTo) {
         let directory = self.inbound.directory.current();
-        if let Some((key, limits)) = self.counted(&directory) {
+        if let Some((key, limits)) = self.party().counted(&directory, self.inbound.local_sending) {
             let pending = self
                 .session
                 .transaction()
@@ -553,7 +504,7 @@ impl Driver {
                 }
             }
             Resolution::UnknownUser => self.session.reject(table::unknown_user()),
-            Resolution::Remote => match (&rcpt.to, self.may_relay()) {
+            Resolution::Remote => match (&rcpt.to, self.party().may_relay()) {
                 (ForwardPath::Mailbox(address), true) => self.session.accept_rcpt(vec![Target {
                     address: address.clone(),
                     route: Route::Remote,
@@ -563,30 +514,12 @@ impl Driver {
         }
     }
 
-    /// Relaying is for authenticated users, local programs and trusted networks.
-    fn may_relay(&self) -> bool {
-        match &self.client {
-            Client::Local(_) => true,
-            Client::Network(addr) => {
-                self.session.authenticated().is_some() || self.inbound.is_trusted(addr.ip())
-            }
-        }
-    }
-
-    /// A submission: a submission listener, the local socket, or an authenticated user.
-    fn is_submission(&self) -> bool {
-        self.endpoint.submission
-            || matches!(self.client, Client::Local(_))
-            || self.session.authenticated().is_some()
-    }
-
-    /// The client whose mail is checked (SPF, DKIM, DMARC, ARC): another server, not a
-    /// user, a local program, a trusted network or a skipped one.
+    /// The client whose mail is checked (SPF, DKIM, DMARC, ARC), with its HELO name.
     fn checked_client(&self) -> Option<verify::Client<'_>> {
         let ip = self.client.ip()?;
-        if self.is_submission()
-            || self.inbound.is_trusted(ip)
-            || !self.inbound.verifier.applies_to(ip)
+        if !self
+            .party()
+            .is_checked(self.inbound.verifier.applies_to(ip))
         {
             return None;
         }
@@ -597,20 +530,10 @@ impl Driver {
         })
     }
 
-    /// Whether the message is signed here: a submission or a trusted client, with signing on.
-    fn signs(&self) -> bool {
-        self.inbound.signer.is_some()
-            && (self.is_submission()
-                || self
-                    .client
-                    .ip()
-                    .is_some_and(|ip| self.inbound.is_trusted(ip)))
-    }
-
     /// The domain of the first recipient address that an alias forwards to another server,
     /// when such mail from another server is ARC-sealed.
     fn forwarding_domain(&self) -> Option<String> {
-        if !self.inbound.arc_seal || self.is_submission() {
+        if !self.party().seals_forwards(self.inbound.arc_seal) {
             return None;
         }
         let transaction = self.session.transaction()?;
@@ -696,22 +619,26 @@ impl Driver {
             info!(client = %self.client, removed, "forged Authentication-Results removed");
         }
         let section = header_section(&self.content);
-        let submission = self.is_submission();
+        let party = self.party();
+        let submission = party.is_submission();
         let missing = if submission {
             Missing::in_section(section)
         } else {
             Missing::default()
         };
-        let refusal = self.foreign_author(section).map(|author| {
-            info!(
-                client = %self.client,
-                user = self.session.authenticated().unwrap_or(""),
-                author,
-                "author not owned"
-            );
-            table::author_not_owned()
-        });
-        let signed = self.signs()
+        let directory = self.inbound.directory.current();
+        let refusal = party
+            .foreign_author(&directory, authors(section))
+            .map(|author| {
+                info!(
+                    client = %self.client,
+                    user = self.session.authenticated().unwrap_or(""),
+                    author,
+                    "author not owned"
+                );
+                table::author_not_owned()
+            });
+        let signed = party.is_signed(self.inbound.signer.is_some())
             && self
                 .inbound
                 .signer
@@ -731,30 +658,6 @@ impl Driver {
             signatures,
             len: section.len() as u64,
         }
-    }
-
-    /// The first From or Sender address of an authenticated user's or a local program's
-    /// message that its sender may not use: we would put our name (and DKIM signature) on
-    /// someone else's mail.
-    fn foreign_author(&self, section: &[u8]) -> Option<String> {
-        let directory = self.inbound.directory.current();
-        let owns = |mailbox: &Mailbox| match (&self.client, self.session.authenticated()) {
-            (Client::Local(user), _) => {
-                user.any_sender || directory.local_may_send_as(&user.name, mailbox)
-            }
-            (_, Some(user)) => directory
-                .account(user)
-                .is_some_and(|account| directory.may_send_as(account, mailbox)),
-            (_, None) => true,
-        };
-        let checked = matches!(&self.client, Client::Local(user) if !user.any_sender)
-            || self.session.authenticated().is_some();
-        if !checked {
-            return None;
-        }
-        authors(section)
-            .into_iter()
-            .find(|author| parse_mailbox(author).map_or(true, |mailbox| !owns(&mailbox)))
     }
 
     /// Hands buffered content to the spool file on a blocking thread.
@@ -924,7 +827,8 @@ impl Driver {
 
     /// Counts an accepted message against its user's sending quota.
     fn count_sent(&self, envelope: &Envelope) {
-        let Some((user, _)) = self.counted(&self.inbound.directory.current()) else {
+        let directory = self.inbound.directory.current();
+        let Some((user, _)) = self.party().counted(&directory, self.inbound.local_sending) else {
             return;
         };
         let rcpts = self
@@ -1054,11 +958,4 @@ async fn all_mailboxes_full(directory: &Directory, targets: &[Target]) -> bool {
     })
     .await;
     full.unwrap_or(false)
-}
-
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

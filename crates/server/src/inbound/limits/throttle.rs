@@ -7,7 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::client_key::ClientKey;
+use crate::inbound::limits::client_key::ClientKey;
 
 /// Most client addresses any one counter remembers.
 const MAX_TRACKED: usize = 10_000;

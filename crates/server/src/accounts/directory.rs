@@ -237,7 +237,7 @@ impl Directory {
                     .collect::<Result<_, _>>()?,
             };
             if let Some(hash) = &account.password
-                && !crate::passwords::is_hash(hash.get_ref())
+                && !crate::accounts::passwords::is_hash(hash.get_ref())
             {
                 return Err(Invalid::at(
                     format!("{prefix}.password"),
@@ -569,7 +569,7 @@ fn is_safe_account_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::parse;
+    use crate::settings::parse;
 
     const CONFIG: &str = r#"
 [[domain]]

@@ -14,12 +14,12 @@ use posthorn_mailbox::store::Mailbox;
 use posthorn_proto::Credentials;
 use tracing::warn;
 
-use crate::check_gate::CheckGate;
-use crate::client_key::ClientKey;
-use crate::directory::Account;
-use crate::passwords;
-use crate::throttle::{Attempt, AuthThrottle};
-use crate::users::LiveDirectory;
+use crate::accounts::check_gate::CheckGate;
+use crate::accounts::directory::Account;
+use crate::accounts::passwords;
+use crate::accounts::users::LiveDirectory;
+use crate::inbound::limits::client_key::ClientKey;
+use crate::inbound::limits::throttle::{Attempt, AuthThrottle};
 
 /// Password checks one client address may run at once; its further checks queue.
 const CHECKS_PER_CLIENT: usize = 2;

@@ -321,7 +321,7 @@ pub fn main(config: Option<PathBuf>, args: &[String]) -> u8 {
             })
     });
     let config = match config_path {
-        Some(path) => match crate::config::Config::load(&path) {
+        Some(path) => match crate::settings::load(&path) {
             Ok(config) => config,
             Err(e) => {
                 eprintln!("sendmail: {e}");

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::client_key::ClientKey;
+use crate::inbound::limits::client_key::ClientKey;
 
 /// The queues password checks wait in.
 #[derive(Debug)]

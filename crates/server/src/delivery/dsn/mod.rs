@@ -3,6 +3,10 @@
 //! human-readable part, the machine-readable `message/delivery-status` part, and the
 //! original message (RET=FULL) or its headers (RET=HDRS, the default).
 
+pub mod notices;
+
+pub use notices::Notifier;
+
 use mail_builder::MessageBuilder;
 use mail_builder::headers::address::Address;
 use mail_builder::headers::content_type::ContentType;

@@ -9,11 +9,11 @@ use posthorn_proto::Status;
 use posthorn_spool::{Diagnostic, DsnAction, Envelope, QueueStore, Route};
 use tracing::warn;
 
-use crate::message::QueuedMessage;
+use crate::accounts::users::LiveDirectory;
+use crate::delivery::message::QueuedMessage;
 use crate::queue::policy::Outcome;
 use crate::queue::{Destination, Feed, Job, JobResult, Transport};
 use crate::received::delivery_headers;
-use crate::users::LiveDirectory;
 use posthorn_mailbox::maildir;
 
 /// Delivers into local Maildirs.

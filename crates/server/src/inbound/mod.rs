@@ -1,0 +1,11 @@
+//! Mail coming in: the SMTP session on every listener (MX, submission, implicit TLS) and
+//! the local socket of `posthorn sendmail`, the limits that keep one client from taking
+//! more than its share, and what submission may fix in a message. A message leaves this
+//! folder durable in the spool and handed to the queue manager (`crate::queue`).
+
+pub mod limits;
+pub mod listeners;
+pub mod policy;
+pub mod sendmail;
+pub mod session;
+pub mod submission;

@@ -212,10 +212,6 @@ pub mod table {
     pub fn too_many_recipients() -> Reply {
         Reply::new(452, 5, 3, "Too many recipients")
     }
-    /// 454 when STARTTLS cannot be offered right now.
-    pub fn tls_unavailable() -> Reply {
-        Reply::new(454, 7, 0, "TLS not available")
-    }
     /// 500 for a command line longer than the limit (RFC 5321 §4.5.3.1.4).
     pub fn line_too_long() -> Reply {
         Reply::new(500, 5, 2, "Line too long")
@@ -336,10 +332,6 @@ pub mod table {
             11,
             "Encryption required for requested authentication mechanism",
         )
-    }
-    /// 454 when the credentials cannot be checked right now (RFC 4954 §6).
-    pub fn auth_temporary_failure() -> Reply {
-        Reply::new(454, 7, 0, "Temporary authentication failure")
     }
     /// 421 for a client blocked after too many failed logins.
     pub fn blocked_for_auth_failures() -> Reply {

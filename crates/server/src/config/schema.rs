@@ -138,11 +138,6 @@ pub enum Role {
 }
 
 impl Role {
-    /// True for the roles that speak SMTP (the others serve mailboxes).
-    pub fn is_smtp(self) -> bool {
-        matches!(self, Role::Mx | Role::Submission | Role::Submissions)
-    }
-
     /// True for the roles whose connections are TLS from the first byte.
     pub fn implicit_tls(self) -> bool {
         matches!(self, Role::Submissions | Role::Pop3s | Role::Imaps)

@@ -4,5 +4,5 @@
 
 pub mod dsn;
 pub mod local;
-pub mod message;
+pub(crate) mod message;
 pub mod remote;

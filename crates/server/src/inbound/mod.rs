@@ -3,9 +3,9 @@
 //! more than its share, and what submission may fix in a message. A message leaves this
 //! folder durable in the spool and handed to the queue manager (`crate::queue`).
 
-pub mod limits;
-pub mod listeners;
-pub mod policy;
+pub(crate) mod limits;
+pub(crate) mod listeners;
+pub(crate) mod policy;
 pub mod sendmail;
-pub mod session;
-pub mod submission;
+pub(crate) mod session;
+pub(crate) mod submission;

@@ -2,7 +2,7 @@
 //! DMARC and ARC checks of incoming mail, DKIM signing and ARC sealing of outgoing mail, DKIM
 //! keys, and the DNS records an admin publishes.
 
-pub mod blank_tail;
+pub(crate) mod blank_tail;
 pub mod dmarc;
 pub mod keys;
 pub mod records;

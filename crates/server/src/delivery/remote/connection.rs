@@ -126,15 +126,12 @@ pub fn diagnostic_of(reply: &Reply, server: &Hop, context: &str) -> Diagnostic {
 pub struct Source {
     prepend: Vec<u8>,
     reader: Option<Box<dyn Read + Send>>,
-    /// Total length in octets (for SIZE and BDAT).
-    pub len: u64,
 }
 
 impl Source {
-    /// A source over `prepend` followed by `len` octets from `reader`.
-    pub fn new(prepend: Vec<u8>, reader: Box<dyn Read + Send>, content_len: u64) -> Self {
+    /// A source over `prepend` followed by what `reader` gives.
+    pub fn new(prepend: Vec<u8>, reader: Box<dyn Read + Send>) -> Self {
         Source {
-            len: prepend.len() as u64 + content_len,
             prepend,
             reader: Some(reader),
         }

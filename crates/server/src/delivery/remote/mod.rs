@@ -2,7 +2,7 @@
 //! (RFC 5321 §5), a configured per-domain route, or the relay host. One run keeps one
 //! connection for every job the manager hands out for its destination.
 
-pub mod connection;
+pub(crate) mod connection;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -292,7 +292,7 @@ impl Outbound {
             recipients,
             chunk_len: caps.chunking.then_some(len),
         };
-        let mut source = Source::new(message.head, message.rest, message.rest_len);
+        let mut source = Source::new(message.head, message.rest);
         let report = connection.send(outgoing, &mut source).await?;
         let success = if caps.dsn {
             None

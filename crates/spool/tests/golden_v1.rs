@@ -1,10 +1,11 @@
 //! Queue files in format version 1, as written by the release of 2026-12 (before the
-//! format was versioned), kept in `tests/data/v1/`: every release must load them.
+//! format was versioned), kept in `tests/data/v1/` (its README says how they were made):
+//! every release must load them, to exactly the envelopes below.
 //!
 //! Each case is a message as the server commits it (recipients pending) and, for some,
 //! the state its recipients reached later, which lives in `<id>.state`.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use posthorn_proto::{BodyType, Mailbox, Notify, Orcpt, Ret, ReversePath, Status};
@@ -137,7 +138,7 @@ fn every_state() -> Case {
     let committed = Envelope {
         id: id("0dz8k2m4q6s8v0x1"),
         sender: ReversePath::Mailbox(mailbox("alice", "example.com")),
-        recipients: recipients,
+        recipients,
         body: BodyType::EightBitMime,
         smtputf8: false,
         ret: Some(Ret::Headers),
@@ -408,26 +409,128 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// Writes the golden files with the code of this commit. Run once, by hand, to make them
-/// (`cargo test -p posthorn-spool --test golden_v1 -- --ignored`); never again.
+/// A spool holding copies of the golden files, so that no test can change them; without
+/// `states`, the state files are left out and each message loads as it was committed.
+fn golden_spool(states: bool) -> (tempfile::TempDir, FsQueueStore) {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(data_dir()).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        let stem = name.strip_suffix(".state");
+        if QueueId::try_from(stem.unwrap_or(&name).to_string()).is_err()
+            || (stem.is_some() && !states)
+        {
+            continue;
+        }
+        std::fs::copy(entry.path(), dir.path().join(&name)).unwrap();
+    }
+    let store = FsQueueStore::open_without_fsync(dir.path()).unwrap();
+    (dir, store)
+}
+
+fn read_content(store: &FsQueueStore, id: &QueueId) -> Vec<u8> {
+    let mut content = store.content(id).unwrap();
+    let mut bytes = Vec::new();
+    content.reader.read_to_end(&mut bytes).unwrap();
+    assert_eq!(bytes.len() as u64, content.len);
+    bytes
+}
+
 #[test]
-#[ignore = "makes the golden files; run once by hand"]
-fn write_golden_files() {
+fn the_golden_files_are_all_there() {
+    let mut expected: Vec<String> = cases()
+        .iter()
+        .flat_map(|case| {
+            let id = case.committed.id;
+            let state = case.later.as_ref().map(|_| format!("{id}.state"));
+            std::iter::once(id.to_string()).chain(state)
+        })
+        .chain(["README.md".to_string()])
+        .collect();
+    expected.sort();
+    let mut names: Vec<String> = std::fs::read_dir(data_dir())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, expected);
+}
+
+#[test]
+fn golden_files_load_to_the_expected_envelopes() {
+    let (_dir, store) = golden_spool(true);
+    let cases = cases();
+    let mut ids: Vec<QueueId> = cases.iter().map(|case| case.committed.id).collect();
+    ids.sort();
+    assert_eq!(store.recover().unwrap(), ids);
+    for case in &cases {
+        let id = case.committed.id;
+        let expected = case.later.as_ref().unwrap_or(&case.committed);
+        assert_eq!(&store.load(&id).unwrap(), expected, "{id}");
+        assert_eq!(read_content(&store, &id), case.content, "{id}");
+    }
+}
+
+#[test]
+fn golden_messages_without_their_state_load_as_committed() {
+    let (_dir, store) = golden_spool(false);
+    for case in cases() {
+        assert_eq!(store.load(&case.committed.id).unwrap(), case.committed);
+    }
+}
+
+/// Asserts that `dir` holds the golden file `name`, octet for octet (shown as text when
+/// they differ: they are all UTF-8 but for the footer).
+fn assert_golden(dir: &Path, name: &str) {
+    let golden = std::fs::read(data_dir().join(name)).unwrap();
+    let written = std::fs::read(dir.join(name)).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&written),
+        String::from_utf8_lossy(&golden),
+        "{name}"
+    );
+    assert!(written == golden, "{name}");
+}
+
+/// Read, then written again by this release: the same octets. This release writes what
+/// the last unversioned one wrote, so an operator can still go back to it.
+#[test]
+fn golden_files_read_and_written_again_are_the_same_octets() {
+    let (_committed_dir, committed) = golden_spool(false);
+    let (_later_dir, later) = golden_spool(true);
+    let out = tempfile::tempdir().unwrap();
+    let store = FsQueueStore::open_without_fsync(out.path()).unwrap();
+    for case in cases() {
+        let id = case.committed.id;
+        let mut writer = store.writer(id).unwrap();
+        writer.write_all(&read_content(&committed, &id)).unwrap();
+        let envelope = committed.load(&id).unwrap();
+        writer.commit(Vec::new(), &envelope).wait().unwrap();
+        assert_golden(out.path(), id.as_str());
+        if case.later.is_some() {
+            store.save_state(&later.load(&id).unwrap()).unwrap();
+            assert_golden(out.path(), &format!("{id}.state"));
+        }
+    }
+}
+
+/// The expected envelopes, written afresh and read back: the same envelopes, and the
+/// golden octets.
+#[test]
+fn envelopes_written_afresh_read_back_identically() {
     let dir = tempfile::tempdir().unwrap();
     let store = FsQueueStore::open_without_fsync(dir.path()).unwrap();
-    store.recover().unwrap();
-    let out = data_dir();
-    std::fs::create_dir_all(&out).unwrap();
     for case in cases() {
         let id = case.committed.id;
         let mut writer = store.writer(id).unwrap();
         writer.write_all(case.content).unwrap();
         writer.commit(Vec::new(), &case.committed).wait().unwrap();
-        std::fs::copy(dir.path().join(id.as_str()), out.join(id.as_str())).unwrap();
+        assert_eq!(store.load(&id).unwrap(), case.committed, "{id}");
+        assert_golden(dir.path(), id.as_str());
         if let Some(later) = &case.later {
             store.save_state(later).unwrap();
-            let state = format!("{id}.state");
-            std::fs::copy(dir.path().join(&state), out.join(&state)).unwrap();
+            assert_eq!(&store.load(&id).unwrap(), later, "{id}");
+            assert_golden(dir.path(), &format!("{id}.state"));
         }
     }
 }

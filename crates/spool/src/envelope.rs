@@ -1,6 +1,10 @@
 //! The envelope of a queued message: who sent it, to whom, with which DSN requests, and
 //! where each recipient's delivery stands. This is what the queue manager schedules and
 //! what a bounce is written from.
+//!
+//! These types are never serialised: the spool stores them through the record types of
+//! `format`, which keep the files' form fixed, so they can change with the code (a change
+//! stops the build there until someone decides how it is stored).
 
 use std::net::IpAddr;
 
@@ -9,7 +13,7 @@ use posthorn_proto::{BodyType, Mailbox, Notify, Orcpt, Ret, ReversePath, Status}
 use crate::id::QueueId;
 
 /// Everything about a queued message except its content.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Envelope {
     /// The queue id; also the spool file name.
     pub id: QueueId,
@@ -34,18 +38,14 @@ pub struct Envelope {
     /// content stays byte for byte what the client sent.
     pub prepend: String,
     /// Held by the operator: not scheduled until released.
-    #[serde(default)]
     pub hold: bool,
     /// A "delayed" DSN has been sent for this message.
-    #[serde(default)]
     pub delay_notified: bool,
     /// This message tells the postmaster about a bounce that could not be delivered: if it
     /// fails too, it is dropped, so notifications can never loop.
-    #[serde(default)]
     pub postmaster_notice: bool,
     /// Failed the sender's DMARC `p=quarantine` (or a policy set to quarantine): local
     /// recipients get it in their Junk folder.
-    #[serde(default)]
     pub quarantine: bool,
 }
 
@@ -57,7 +57,7 @@ impl Envelope {
 }
 
 /// The client that handed us a message, for Received headers and logs.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientInfo {
     /// The peer address, absent for locally submitted mail.
     pub ip: Option<IpAddr>,
@@ -66,7 +66,7 @@ pub struct ClientInfo {
 }
 
 /// One final recipient of a message.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Recipient {
     /// The address to deliver to.
     pub address: Mailbox,
@@ -83,8 +83,7 @@ pub struct Recipient {
 }
 
 /// Where a recipient's mail goes, decided at RCPT time.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     /// Into the Maildir of this local account.
     Local {
@@ -96,7 +95,7 @@ pub enum Route {
 }
 
 /// Where one recipient's delivery stands.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeliveryState {
     /// Pending, or one of the final outcomes.
     pub status: RecipientStatus,
@@ -109,12 +108,11 @@ pub struct DeliveryState {
     /// What the last attempt came to, for the queue listing and for DSNs.
     pub diagnostic: Option<Diagnostic>,
     /// A DSN of this kind is owed to the sender and not yet written.
-    #[serde(default)]
     pub dsn_owed: Option<DsnAction>,
 }
 
 /// What a delivery attempt came to, in the terms a DSN needs (RFC 3464 §2.3).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
     /// The enhanced status code (RFC 3463), e.g. 5.1.1.
     pub status: Status,
@@ -139,8 +137,7 @@ impl std::fmt::Display for Diagnostic {
 }
 
 /// The `Action` of a DSN (RFC 3464 §2.3.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DsnAction {
     /// Delivery failed (or expired).
     Failed,
@@ -165,8 +162,7 @@ impl DsnAction {
 }
 
 /// The status of one recipient.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum RecipientStatus {
     /// Not delivered yet; attempted at `next_attempt`.
     #[default]
@@ -188,7 +184,7 @@ impl RecipientStatus {
 
 /// The mutable part of an envelope, stored apart from the message so that a state change
 /// rewrites a few hundred bytes, never the message.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug)]
 pub(crate) struct StateRecord {
     pub states: Vec<DeliveryState>,
     pub hold: bool,
@@ -196,18 +192,6 @@ pub(crate) struct StateRecord {
 }
 
 impl StateRecord {
-    pub fn of(envelope: &Envelope) -> Self {
-        StateRecord {
-            states: envelope
-                .recipients
-                .iter()
-                .map(|r| r.state.clone())
-                .collect(),
-            hold: envelope.hold,
-            delay_notified: envelope.delay_notified,
-        }
-    }
-
     /// Applies the record; a record that does not match the recipient list is refused.
     pub fn apply(self, envelope: &mut Envelope) -> bool {
         if self.states.len() != envelope.recipients.len() {

@@ -3,11 +3,13 @@
 //!
 //! Layout under the spool folder:
 //! - `<id>`: a committed message: the content as received, then the envelope as JSON, then
-//!   a 24-octet footer (magic, content length, envelope length, magic). It is received
+//!   a 24-octet footer (magic, content length, envelope length, magic); the magic holds
+//!   the format version (see `format`). It is received
 //!   into an unnamed file (`unnamed`) and appears under this name, by a link, only once
 //!   written in full, made durable with its content by the group committer before the
 //!   commit returns.
-//! - `<id>.state`: the recipients' delivery state once it has changed, replaced atomically:
+//! - `<id>.state`: the recipients' delivery state once it has changed (JSON, see `format`),
+//!   replaced atomically:
 //!   written in `tmp/`, then synced, renamed and its name synced by the group committer.
 //! - `tmp/`: state files being written. Never read; wiped at start-up.
 //! - `corrupt/<id>`: a file that failed to parse, set aside for the operator, never deleted.
@@ -19,13 +21,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::durable::{GroupCommit, Ticket, finish_file};
-use crate::envelope::{Envelope, StateRecord};
+use crate::envelope::Envelope;
+use crate::format::{self, FOOTER_LEN};
 use crate::id::{IdGenerator, QueueId};
-use crate::{Content, MessageWriter, QueueStore, unnamed};
+use crate::{Content, MessageWriter, QueueStore, invalid, unnamed};
 
-const FOOTER_LEN: u64 = 24;
-const MAGIC_HEAD: &[u8; 4] = b"PHQ1";
-const MAGIC_TAIL: &[u8; 4] = b"1QHP";
 const STATE_SUFFIX: &str = ".state";
 
 /// The spool folder, an open handle on it, and its group committer.
@@ -172,17 +172,16 @@ impl QueueStore for FsQueueStore {
 
     fn load(&self, id: &QueueId) -> io::Result<Envelope> {
         let file = File::open(self.folder.message(id))?;
-        let (content_len, envelope_len) = read_footer(&file)?;
-        let mut json = vec![0; envelope_len as usize];
+        let (content_len, envelope_len) = format::read_footer(&file)?;
+        let mut json = vec![0; usize::try_from(envelope_len).map_err(invalid)?];
         file.read_exact_at(&mut json, content_len)?;
-        let mut envelope: Envelope = serde_json::from_slice(&json).map_err(invalid)?;
+        let mut envelope = format::decode_envelope(&json)?;
         if envelope.id != *id {
             return Err(invalid("envelope names another queue id"));
         }
         match fs::read(self.folder.state(id)) {
             Ok(bytes) => {
-                let record: StateRecord = serde_json::from_slice(&bytes).map_err(invalid)?;
-                if !record.apply(&mut envelope) {
+                if !format::decode_state(&bytes)?.apply(&mut envelope) {
                     return Err(invalid("state file does not match the recipients"));
                 }
             }
@@ -194,7 +193,7 @@ impl QueueStore for FsQueueStore {
 
     fn content(&self, id: &QueueId) -> io::Result<Content> {
         let mut file = File::open(self.folder.message(id))?;
-        let (len, _) = read_footer(&file)?;
+        let (len, _) = format::read_footer(&file)?;
         file.seek(SeekFrom::Start(0))?;
         Ok(Content {
             reader: Box::new(file.take(len)),
@@ -203,7 +202,7 @@ impl QueueStore for FsQueueStore {
     }
 
     fn save_state(&self, envelope: &Envelope) -> io::Result<()> {
-        let json = serde_json::to_vec(&StateRecord::of(envelope)).map_err(invalid)?;
+        let json = format::encode_state(envelope)?;
         let tmp = self
             .folder
             .tmp
@@ -309,18 +308,15 @@ impl MessageWriter for FsWriter {
     }
 
     fn commit(mut self: Box<Self>, tail: Vec<u8>, envelope: &Envelope) -> Ticket {
-        let json = match serde_json::to_vec(envelope) {
+        let json = match format::encode_envelope(envelope) {
             Ok(json) => json,
-            Err(e) => return Ticket::ready(Err(invalid(e))),
+            Err(e) => return Ticket::ready(Err(e)),
         };
         let content_len = self.written + tail.len() as u64;
         let mut bytes = tail;
         bytes.reserve(json.len() + FOOTER_LEN as usize);
         bytes.extend_from_slice(&json);
-        bytes.extend_from_slice(MAGIC_HEAD);
-        bytes.extend_from_slice(&content_len.to_le_bytes());
-        bytes.extend_from_slice(&(json.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(MAGIC_TAIL);
+        bytes.extend_from_slice(&format::footer(content_len, json.len() as u64));
         // The group committer writes the rest, names the file and makes it durable
         // together with every other commit of the moment (see `durable`).
         let file = self.file.take();
@@ -340,35 +336,4 @@ fn create_file(path: &Path) -> io::Result<File> {
         .create_new(true)
         .mode(0o600)
         .open(path)
-}
-
-/// Returns (content length, envelope length) after checking the footer.
-fn read_footer(file: &File) -> io::Result<(u64, u64)> {
-    let len = file.metadata()?.len();
-    if len < FOOTER_LEN {
-        return Err(invalid("spool file too short"));
-    }
-    let mut footer = [0u8; FOOTER_LEN as usize];
-    file.read_exact_at(&mut footer, len - FOOTER_LEN)?;
-    let field = |range: std::ops::Range<usize>| {
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(&footer[range]);
-        u64::from_le_bytes(bytes)
-    };
-    let content_len = field(4..12);
-    let envelope_len = field(12..20);
-    let consistent = &footer[..4] == MAGIC_HEAD
-        && &footer[20..] == MAGIC_TAIL
-        && content_len
-            .checked_add(envelope_len)
-            .and_then(|n| n.checked_add(FOOTER_LEN))
-            == Some(len);
-    if !consistent {
-        return Err(invalid("spool file footer is damaged"));
-    }
-    Ok((content_len, envelope_len))
-}
-
-fn invalid(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, error)
 }

@@ -19,10 +19,7 @@ const ID_LEN: usize = TIME_DIGITS + RANDOM_DIGITS;
 /// The identifier of one queued message; it names the spool file and appears in logs,
 /// Received headers and 250 replies. Sixteen octets held inline: the queue manager keeps
 /// one per queued message in memory, so it must stay small and cheap to copy.
-#[derive(
-    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct QueueId([u8; ID_LEN]);
 
 impl QueueId {

@@ -8,6 +8,7 @@
 
 mod durable;
 mod envelope;
+mod format;
 mod fs;
 mod id;
 mod unnamed;
@@ -83,4 +84,10 @@ pub struct Content {
     pub reader: Box<dyn io::Read + Send>,
     /// Its length in octets.
     pub len: u64,
+}
+
+/// An error for data that is not what it must be, mostly a queue file: the queue manager
+/// sets a message whose load fails this way aside rather than retry it.
+fn invalid(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, error)
 }

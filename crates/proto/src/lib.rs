@@ -7,6 +7,7 @@ pub mod client;
 pub mod command;
 pub mod data;
 pub mod dsn;
+pub mod headers;
 pub mod reply;
 pub mod sasl;
 pub mod session;

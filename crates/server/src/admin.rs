@@ -255,7 +255,7 @@ async fn listing(store: Arc<dyn QueueStore>, only: Option<String>) -> Response {
                             &mut io::Read::take(&mut content.reader, 256 * 1024),
                             &mut head,
                         )?;
-                        let section = crate::headers::header_section(&head);
+                        let section = posthorn_proto::headers::header_section(&head);
                         Some(format!(
                             "{}{}",
                             envelope.prepend,

@@ -13,7 +13,6 @@ pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod dns;
-pub(crate) mod headers;
 pub mod inbound;
 pub mod mailauth;
 pub mod queue;

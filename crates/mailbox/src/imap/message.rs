@@ -56,12 +56,7 @@ fn nested_types(raw: &[u8]) -> usize {
 
 /// Where the header section ends (after its blank line), or the whole input.
 fn header_end(raw: &[u8]) -> usize {
-    let crlf = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
-    let lf = raw.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
-    match (crlf, lf) {
-        (Some(a), Some(b)) => a.min(b),
-        (a, b) => a.or(b).unwrap_or(raw.len()),
-    }
+    posthorn_proto::headers::section_end(raw).unwrap_or(raw.len())
 }
 
 /// A message of one part with no header fields, all of `raw` being its body.

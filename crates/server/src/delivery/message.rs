@@ -6,7 +6,7 @@ use std::io::{self, Read};
 
 use posthorn_spool::{Envelope, QueueStore};
 
-use crate::headers::is_field;
+use posthorn_proto::headers::is_field;
 
 /// Octets read ahead to find the header section.
 const HEAD_LIMIT: u64 = 64 * 1024;
@@ -70,7 +70,7 @@ impl QueuedMessage {
     /// The number of `Received` headers: a message that has passed more hosts than a mail
     /// path could reasonably have is in a loop (RFC 5321 §6.3).
     pub fn hops(&self) -> usize {
-        let section = crate::headers::header_section(&self.head);
+        let section = posthorn_proto::headers::header_section(&self.head);
         section
             .split(|&b| b == b'\n')
             .filter(|line| is_field(line, b"received"))

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use posthorn_proto::Reply;
 
-use crate::headers::{has_field, is_field};
 use posthorn_proto::client::{Client, DotStuffer, Event, Outgoing, TransactionEnd};
+use posthorn_proto::headers::{has_field, is_field, section_end};
 
 /// The socket in the data folder.
 pub const SOCKET: &str = "sendmail.sock";
@@ -243,14 +243,7 @@ fn lone_dot(input: &[u8]) -> Option<usize> {
 
 /// The header section (with its blank line) and the body.
 fn split_header(input: &[u8]) -> (&[u8], &[u8]) {
-    let mut at = 0;
-    for line in input.split_inclusive(|&b| b == b'\n') {
-        at += line.len();
-        if line == b"\n" || line == b"\r\n" {
-            return input.split_at(at);
-        }
-    }
-    (input, &[])
+    input.split_at(section_end(input).unwrap_or(input.len()))
 }
 
 /// The header lines, each with its folded continuation lines.

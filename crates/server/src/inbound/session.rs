@@ -27,7 +27,6 @@ use crate::accounts::login::{Checked, Logins, Protocol};
 use crate::accounts::users::LiveDirectory;
 use crate::clock::unix_now;
 use crate::config::SendingLimits;
-use crate::headers::{has_field, header_section, section_end_from};
 use crate::inbound::limits::sending::SendingQuota;
 use crate::inbound::policy::{self, Party};
 use crate::inbound::submission::Missing;
@@ -39,6 +38,7 @@ use crate::received::{Trace, received_header};
 use crate::stream::ServerConnection;
 use posthorn_mailbox::budget::MemoryBudget;
 use posthorn_mailbox::maildir;
+use posthorn_proto::headers::{has_field, header_section, section_end_from};
 
 /// Octets read from the socket at a time.
 const READ_BUFFER: usize = 16 * 1024;

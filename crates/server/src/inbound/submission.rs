@@ -2,8 +2,8 @@
 //! `Message-ID`. Applications that build mail by hand often forget them, and receivers
 //! count their absence as a spam signal.
 
-use crate::headers::has_field;
 use crate::received::rfc5322_date;
+use posthorn_proto::headers::has_field;
 
 /// Which of the two headers a message lacks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -39,7 +39,7 @@ impl Missing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::headers::header_section;
+    use posthorn_proto::headers::header_section;
 
     #[test]
     fn finds_what_is_missing() {

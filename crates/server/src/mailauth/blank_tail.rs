@@ -8,7 +8,7 @@
 //! signatures and ARC sets on them. (Simple canonicalization keeps the lines, and
 //! mail-auth gets it right, so simple-body signatures are verified on the original.)
 
-use crate::headers::header_section;
+use posthorn_proto::headers::header_section;
 
 /// The length of the message without the whitespace-only lines (and the empty lines
 /// among them) that end its body, when it has any; `None` when nothing needs removing.

@@ -18,7 +18,7 @@ use super::dmarc::{self, DmarcCheck, DmarcStatus};
 use super::sign::Signer;
 use super::spf::{self, SpfChecks};
 use crate::config::{Action, Config, DnsErrors, Verify};
-use crate::headers::header_section;
+use posthorn_proto::headers::header_section;
 
 /// What happens to a checked message.
 #[derive(Debug, Clone, PartialEq, Eq)]

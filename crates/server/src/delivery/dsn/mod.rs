@@ -16,8 +16,8 @@ use posthorn_proto::Ret;
 use posthorn_proto::dsn::xtext_encode;
 use posthorn_spool::{DsnAction, Envelope, Recipient};
 
-use crate::headers::header_section;
 use crate::received::rfc5322_date;
+use posthorn_proto::headers::header_section;
 
 /// One notice about some recipients of one message.
 #[derive(Debug)]

@@ -5,7 +5,7 @@ use tracing::warn;
 
 use super::command::{Flag, ListCommand, StatusItem};
 use super::response;
-use super::session::Done;
+use super::response::Done;
 use crate::blocking;
 use crate::store::mailbox::{DELIMITER, is_inbox};
 use crate::store::{FolderError, Mailbox};

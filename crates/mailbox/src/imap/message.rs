@@ -711,13 +711,9 @@ fn header_fields(node: Node<'_, '_>, names: &[String], not: bool) -> Vec<u8> {
     out
 }
 
-/// The calendar date of the Date: header, in the zone the header gives; what SENTBEFORE,
-/// SENTON and SENTSINCE compare. None when the field is missing or not a valid date.
-pub fn sent_date(raw: &[u8]) -> Option<Date> {
-    header_date(&parse(raw))
-}
-
-/// The calendar date of `message`'s Date: header.
+/// The calendar date of `message`'s Date: header, in the zone the header gives; what
+/// SENTBEFORE, SENTON and SENTSINCE compare. None when the field is missing or not a
+/// valid date.
 pub(crate) fn header_date(message: &Message<'_>) -> Option<Date> {
     let date = Node::root(message)?.field("Date")?.value.as_datetime()?;
     date.is_valid().then_some(Date {
@@ -1198,7 +1194,7 @@ mod tests {
 
     #[test]
     fn sent_date_is_the_header_calendar_date() {
-        let date = |header: &str| sent_date(format!("Date: {header}\r\n\r\n").as_bytes());
+        let date = |header: &str| header_date(&parse(format!("Date: {header}\r\n\r\n").as_bytes()));
         assert_eq!(
             date("Mon, 31 Dec 2018 23:30:00 -0500"),
             Some(Date {
@@ -1208,7 +1204,7 @@ mod tests {
             })
         );
         assert_eq!(date("not a date"), None);
-        assert_eq!(sent_date(b"Subject: no date\r\n\r\n"), None);
+        assert_eq!(header_date(&parse(b"Subject: no date\r\n\r\n")), None);
     }
 
     /// True if the parentheses outside quoted strings and literals balance.
@@ -1288,7 +1284,7 @@ mod tests {
                 String::from_utf8_lossy(&structure)
             );
         }
-        let _ = sent_date(raw);
+        let _ = header_date(&parse(raw));
         for path in part_paths(&parse(raw)) {
             for text in [
                 None,

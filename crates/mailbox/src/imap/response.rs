@@ -79,6 +79,38 @@ fn is_atom(value: &[u8]) -> bool {
             .all(|b| (0x21..=0x7e).contains(b) && !b"(){%*\"\\]".contains(b))
 }
 
+/// A tagged completion: OK, NO or BAD with optional response code and text.
+pub(super) struct Done {
+    pub(super) status: &'static str,
+    pub(super) text: String,
+}
+
+impl Done {
+    /// `OK text`
+    pub(super) fn ok(text: impl Into<String>) -> Done {
+        Done {
+            status: "OK",
+            text: text.into(),
+        }
+    }
+
+    /// `NO text`
+    pub(super) fn no(text: impl Into<String>) -> Done {
+        Done {
+            status: "NO",
+            text: text.into(),
+        }
+    }
+
+    /// `BAD text`
+    pub(super) fn bad(text: impl Into<String>) -> Done {
+        Done {
+            status: "BAD",
+            text: text.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@ use tracing::{info, warn};
 
 use super::command::{Command, FetchAttribute, Request, SequenceSet};
 use super::parser::{CommandReader, Input, Limits};
+use super::response::Done;
 use super::view::View;
 use super::{fetch, folders, search, selected};
 use crate::access::{Accounts, Connection, Credentials, Login, Settings, User};
@@ -92,38 +93,6 @@ pub(super) struct Session<C> {
     /// The share of the memory budget held for the large literals (APPEND's message) of
     /// the command being read, and how many octets it covers.
     literal_budget: (Vec<Held>, usize),
-}
-
-/// A tagged completion: OK, NO or BAD with optional response code and text.
-pub(super) struct Done {
-    pub(super) status: &'static str,
-    pub(super) text: String,
-}
-
-impl Done {
-    /// `OK text`
-    pub(super) fn ok(text: impl Into<String>) -> Done {
-        Done {
-            status: "OK",
-            text: text.into(),
-        }
-    }
-
-    /// `NO text`
-    pub(super) fn no(text: impl Into<String>) -> Done {
-        Done {
-            status: "NO",
-            text: text.into(),
-        }
-    }
-
-    /// `BAD text`
-    pub(super) fn bad(text: impl Into<String>) -> Done {
-        Done {
-            status: "BAD",
-            text: text.into(),
-        }
-    }
 }
 
 impl<C: Connection> Session<C> {

@@ -289,9 +289,11 @@ pub fn under_write_load(
     // Let write-back get going before measuring.
     std::thread::sleep(Duration::from_secs(3));
     let figures = latency(&running, case);
-    // SAFETY: a signal to the process group of the writer we started.
-    unsafe {
-        libc::kill(-(writer.id() as i32), libc::SIGKILL);
+    if let Some(group) = i32::try_from(writer.id())
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
     }
     let _ = writer.wait();
     figures

@@ -93,9 +93,8 @@ impl Drop for PrivateExim {
     fn drop(&mut self) {
         // SIGTERM stops the daemon; sessions and deliveries still running end with their
         // clients and the sink, which the benchmark stops too.
-        // SAFETY: a signal to a daemon we started.
-        unsafe {
-            libc::kill(self.pid, libc::SIGTERM);
+        if let Some(pid) = rustix::process::Pid::from_raw(self.pid) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }

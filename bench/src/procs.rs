@@ -51,8 +51,7 @@ impl Tree {
     /// CPU seconds used so far: user + system of every live process, plus what the root has
     /// collected from children that already exited (Postfix forks and reaps all the time).
     pub fn cpu_seconds(&self) -> f64 {
-        // SAFETY: sysconf has no preconditions.
-        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let ticks = rustix::param::clock_ticks_per_second().max(1) as f64;
         let mut total = 0u64;
         for pid in self.pids() {
             let Some(fields) = stat_fields(pid) else {
@@ -136,15 +135,13 @@ impl PeakMemory {
 
 /// Raises this process's open-file limit to its hard limit (10 000 connections need it).
 pub fn raise_file_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain getrlimit/setrlimit on our own process with a valid struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let _ = setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        },
+    );
 }

@@ -68,8 +68,7 @@ fn fill(dir: &Path, count: usize) -> anyhow::Result<()> {
     })?;
     // Flush the fill now, or the kernel's write-back of it would compete with the
     // deliveries being timed.
-    // SAFETY: sync(2) takes no arguments and cannot fail.
-    unsafe { libc::sync() };
+    rustix::fs::sync();
     Ok(())
 }
 

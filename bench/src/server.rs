@@ -103,9 +103,11 @@ impl Posthorn {
     /// SIGTERM and wait.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            // SAFETY: a signal to our own child.
-            unsafe {
-                libc::kill(child.id() as i32, libc::SIGTERM);
+            if let Some(pid) = i32::try_from(child.id())
+                .ok()
+                .and_then(rustix::process::Pid::from_raw)
+            {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
             }
             let started = Instant::now();
             while child.try_wait().ok().flatten().is_none() {

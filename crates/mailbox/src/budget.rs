@@ -41,6 +41,10 @@ impl MemoryBudget {
 
     /// Waits until `bytes` of the budget are free and takes them. A request larger than
     /// the whole budget takes all of it, so it waits for everyone else and then runs alone.
+    #[allow(
+        clippy::expect_used,
+        reason = "the semaphore is ours and never closed: no input can reach the panic"
+    )]
     pub async fn hold(&self, bytes: u64) -> Held {
         let units = u32::try_from(bytes.div_ceil(UNIT))
             .unwrap_or(u32::MAX)

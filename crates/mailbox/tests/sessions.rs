@@ -1,6 +1,12 @@
 //! POP3 and IMAP sessions driven over in-memory streams against a real Maildir in a
 //! temporary folder: the protocol behaviour byte by byte, without sockets or a server.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::sync::Arc;

@@ -1,6 +1,12 @@
 //! The protocol's hot paths: parsing command lines, decoding DATA content, and a whole
 //! session fed the bytes of a transaction.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};

@@ -1,6 +1,12 @@
 //! The SMTP client state machine against scripted server replies: what it writes and what
 //! it reports, step by step.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 use posthorn_proto::client::{Client, DotStuffer, Event, Outgoing, Stage, TransactionEnd, Waiting};
 
 /// Feeds `replies` and returns every event until none is left.

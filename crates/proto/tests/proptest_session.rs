@@ -2,6 +2,12 @@
 //! never panics, every reply is well-formed, and message content survives dot-stuffing
 //! exactly. This runs in the normal test suite; `fuzz/` holds the cargo-fuzz targets.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 use posthorn_proto::data::{BareNewline, ContentLimits};
 use posthorn_proto::reply::{Reply, table};
 use posthorn_proto::{Action, AuthPolicy, Session, SessionConfig};

@@ -2,6 +2,12 @@
 //! plays a fixed policy (recipients starting with "unknown" do not exist, "full" is over
 //! quota, everything else is accepted; the spool answers "queued as TEST").
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 use posthorn_proto::data::{BareNewline, ContentLimits};
 use posthorn_proto::reply::{Reply, table};
 use posthorn_proto::{Action, AuthPolicy, ForwardPath, RcptTo, Session, SessionConfig};

@@ -1,6 +1,12 @@
 //! What DKIM signing costs per message: both signatures (Ed25519 and RSA-2048), as every
 //! submitted message gets them, for a short and a 100 KiB message.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use posthorn::mailauth::sign::{Keyring, Signer};
 

@@ -8,6 +8,7 @@
 //! within 2x of its idle size (README, "Memory").
 
 /// Sets the allocator up for the server; call once, before any thread starts.
+#[allow(unsafe_code, reason = "mallopt has no safe wrapper in libc or rustix")]
 pub fn return_large_blocks() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets a tuning parameter of the allocator.

@@ -6,6 +6,12 @@
 //!
 //! The suite was written against draft-ietf-dmarc-arc-protocol-18, which became RFC 8617.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 mod common;
 
 use std::fmt::Write as _;

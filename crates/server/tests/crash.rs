@@ -4,6 +4,12 @@
 //! line, a spool file, a reply), never on luck. The harness waits for the "listening" log
 //! line, which comes after the SIGTERM handler is installed.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -41,6 +41,12 @@
 //! `white_space_only_last_lines_verify` covers our workaround of a bug in mail-auth's
 //! relaxed body canonicalization (see there).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -2,6 +2,12 @@
 //! points it at a configured resolver address: what MX routing will see, including the ways a
 //! lookup fails (NXDOMAIN, NODATA, SERVFAIL, silence).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

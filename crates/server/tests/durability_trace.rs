@@ -24,6 +24,12 @@
 //! always.) The test fails, rather than skips, without strace: `scripts/test-all`
 //! installs it.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -3,6 +3,12 @@
 //! vanishing clients, and the size, recipient and connection limits. Every test checks the
 //! exact replies and what did or did not reach the Maildir and the spool.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 mod common;
 
 use std::io::{Read, Write};

@@ -2,6 +2,12 @@
 //! sender; a local Unix user through `sendmail` only as itself unless the admin says
 //! otherwise; and nobody may bring in Authentication-Results that claim to be ours.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 mod common;
 
 use std::os::unix::fs::PermissionsExt;

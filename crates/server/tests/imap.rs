@@ -3,6 +3,12 @@
 //! STARTTLS and imaps), raw sockets for IDLE, updates between sessions, login rules and
 //! hostile input.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 mod common;
 
 use std::net::SocketAddr;

@@ -6,6 +6,12 @@
 //! Remote recipients are reached through an alias (`fwd@localhost`) because Posthorn's mx
 //! listener does not relay for clients.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 mod common;
 
 use common::sink::Sink;

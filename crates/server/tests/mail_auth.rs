@@ -3,6 +3,12 @@
 //! the Authentication-Results header, the policy per result (reject, Junk, mark, defer),
 //! ARC sealing of forwarded mail and DKIM signing of our own mail are observed from outside.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 mod common;
 
 use std::net::IpAddr;

@@ -3,6 +3,12 @@
 //! same messages at the same time. Afterwards every message is on disk exactly once or
 //! was deleted on purpose by exactly one session.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

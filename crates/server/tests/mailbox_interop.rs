@@ -5,6 +5,12 @@
 //! The CI installs both (Debian packages `fetchmail` and `isync`); where a binary is
 //! missing the test says so and passes.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 mod common;
 
 use std::net::SocketAddr;

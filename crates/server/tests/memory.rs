@@ -2,6 +2,12 @@
 //! to the mx listener, with SPF/DKIM/DMARC checks on, must not make the server hold those
 //! messages in memory; and what a burst took is given back once it is over.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 mod common;
 
 use std::time::Instant;

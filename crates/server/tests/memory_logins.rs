@@ -2,6 +2,12 @@
 //! at once must be bounded however many clients try at the same moment, and given back
 //! once they are done.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 mod common;
 
 use std::sync::{Arc, Barrier};

@@ -2,6 +2,12 @@
 //! then do not read, or SEARCH its text or APPEND it at once: each session must hold a
 //! bounded buffer, not the message, or take its turn in the shared budget.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 mod common;
 
 use std::io::{BufRead, BufReader, Write};

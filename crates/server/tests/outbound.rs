@@ -2,6 +2,12 @@
 //! loopback. Remote recipients are reached through aliases (relaying for clients arrives
 //! with authentication).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 mod common;
 
 use common::dns::TestDns;

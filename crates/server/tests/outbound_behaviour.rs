@@ -8,6 +8,12 @@
 //! Remote recipients are reached through the alias `fwd@localhost` (the mx listener does not
 //! relay), and the sender is `postmaster@localhost` whenever a notice must be seen.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 mod common;
 
 use std::io::{Read, Write};

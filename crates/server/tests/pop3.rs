@@ -3,6 +3,12 @@
 //! the exact responses, the UPDATE-state rules (deletions only at QUIT), the IN-USE lock
 //! and the brute-force throttle.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,6 +1,12 @@
 //! Python's standard smtplib against the real server: `sendmail` (DATA) and, through its
 //! low-level calls, CHUNKING (BDAT), which lettre and swaks do not speak.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 mod common;
 
 use common::TestServer;

@@ -1,6 +1,12 @@
 //! `posthorn queue ...` against the running server: listing, holding, releasing, flushing,
 //! deleting and bouncing queued mail, and the errors an operator sees.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 mod common;
 
 use std::os::unix::fs::PermissionsExt;

@@ -2,6 +2,12 @@
 //! destination that always answers "try later", and the manager's real schedule, delay
 //! notice, expiry and bounce, five days played in well under a second of real time.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -1,6 +1,12 @@
 //! Receiving mail for local users: real clients against the real server, checked in the
 //! Maildir.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 mod common;
 
 use common::{Options, TestServer, queue_id, split_message};

@@ -12,6 +12,12 @@
 //! see a notice send as `postmaster@localhost`, whose Maildir then receives it.
 //!
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 mod common;
 
 use std::io::{BufRead, BufReader, Write};

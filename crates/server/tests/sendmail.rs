@@ -2,6 +2,12 @@
 //! link named `sendmail`) injecting mail through the local socket, and `posthorn user`
 //! editing the users file while the server runs.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 mod common;
 
 use std::io::{BufRead, BufReader, Write};

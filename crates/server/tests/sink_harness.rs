@@ -1,6 +1,12 @@
 //! Fast checks of the test SMTP sink itself (tests/common/sink.rs), driven by the raw client
 //! and by Python's smtplib/ssl, so that outbound-delivery tests can trust what it records.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 mod common;
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};

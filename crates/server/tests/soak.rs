@@ -3,6 +3,12 @@
 //! arrive (at least once), and the spool must end empty with no half-written file.
 //! `posthorn-bench soak` runs the same with 100 000 messages (see README).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 use std::path::PathBuf;
 
 use posthorn_bench::soak::{self, SoakSpec};

@@ -11,6 +11,12 @@
 //! Every test must pass unless it is in [`EXCEPTIONS`], with the reason; an exception that
 //! starts passing fails the run too, so the list stays honest.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 mod common;
 
 use std::collections::{BTreeSet, HashMap, HashSet};

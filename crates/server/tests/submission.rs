@@ -2,6 +2,12 @@
 //! swaks, openssl), SMTP AUTH, sender ownership, relay control, brute-force blocking,
 //! rate limits and sending quotas, tarpitting, certificate reload.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -682,8 +688,7 @@ fn certificate_is_reloaded_on_sighup_without_dropping_sessions() {
 
     let second = write("second.test");
     let pid = server.pid();
-    // SAFETY: kill(2) with a real pid and a standard signal.
-    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGHUP) }, 0);
+    common::signal(pid, rustix::process::Signal::HUP);
     server.wait_for_log("certificate reloaded");
     let fresh = TlsSession::starttls(server.listener("submission"));
     assert_eq!(fresh.peer_certificate(), second);

@@ -1,6 +1,12 @@
 //! What a message costs the spool: a 4 KiB commit with fsync of file and folder (the price
 //! of every 250), without fsync (the rest of the work), and a load.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use posthorn_proto::{Mailbox, ReversePath};
 use posthorn_spool::{

@@ -1,6 +1,12 @@
 //! Files the spool must refuse rather than misread: a later format version, keys version 1
 //! does not know; and the leniency version 1 keeps for files of its first releases.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 use std::path::{Path, PathBuf};
 
 use posthorn_spool::{FsQueueStore, QueueId, QueueStore};

@@ -1,5 +1,11 @@
 //! The embedded queue store on a real folder.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 use std::io::{Read, Write};
 
 use posthorn_proto::{Mailbox, ReversePath, Status};

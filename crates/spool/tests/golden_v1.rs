@@ -5,6 +5,12 @@
 //! Each case is a message as the server commits it (recipients pending) and, for some,
 //! the state its recipients reached later, which lives in `<id>.state`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 

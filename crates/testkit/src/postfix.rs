@@ -348,15 +348,12 @@ impl PrivatePostfix {
         if wait_gone(pid, Duration::from_secs(3)) {
             return;
         }
-        // SAFETY: plain signals to the master of this instance, by its pid.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
+        let Some(master) = rustix::process::Pid::from_raw(pid) else {
+            return;
+        };
+        let _ = rustix::process::kill_process(master, rustix::process::Signal::TERM);
         if !wait_gone(pid, Duration::from_secs(3)) {
-            // SAFETY: as above.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-            }
+            let _ = rustix::process::kill_process(master, rustix::process::Signal::KILL);
             wait_gone(pid, Duration::from_secs(3));
         }
     }

@@ -128,6 +128,10 @@ pub fn parse_args(args: &[String]) -> Result<Options, String> {
 }
 
 /// The name of the user with `uid`, from the password database.
+#[allow(
+    unsafe_code,
+    reason = "the password database is read through NSS, which only libc reaches (not rustix)"
+)]
 pub fn user_name(uid: u32) -> Option<String> {
     let mut buffer = vec![0 as libc::c_char; 16 * 1024];
     // SAFETY: an all-zero passwd is a valid value for getpwuid_r to fill in.
@@ -152,6 +156,10 @@ pub fn user_name(uid: u32) -> Option<String> {
 }
 
 /// The id and member names of the Unix group `name`, from the group database.
+#[allow(
+    unsafe_code,
+    reason = "the group database is read through NSS, which only libc reaches (not rustix)"
+)]
 pub fn group_members(name: &str) -> Option<(u32, Vec<String>)> {
     let name = std::ffi::CString::new(name).ok()?;
     let mut buffer = vec![0 as libc::c_char; 64 * 1024];
@@ -324,7 +332,7 @@ pub fn main(config: Option<PathBuf>, args: &[String]) -> u8 {
         None => crate::config::Config::embedded(),
     };
     // SAFETY: getuid cannot fail.
-    let user = user_name(unsafe { libc::getuid() }).unwrap_or_else(|| "nobody".into());
+    let user = user_name(rustix::process::getuid().as_raw()).unwrap_or_else(|| "nobody".into());
     let sender = options
         .sender
         .clone()
@@ -533,6 +541,6 @@ mod tests {
     #[test]
     fn current_user_has_a_name() {
         // SAFETY: getuid cannot fail.
-        assert!(user_name(unsafe { libc::getuid() }).is_some());
+        assert!(user_name(rustix::process::getuid().as_raw()).is_some());
     }
 }

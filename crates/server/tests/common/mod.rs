@@ -239,10 +239,7 @@ impl TestServer {
             if !self.options.wrapper.is_empty()
                 && let Some(server) = wrapped_server(child.id())
             {
-                // SAFETY: plain signal to a process we started.
-                unsafe {
-                    libc::kill(server as libc::pid_t, libc::SIGKILL);
-                }
+                signal(server, rustix::process::Signal::KILL);
             }
             let _ = child.kill();
             let _ = child.wait();
@@ -251,12 +248,9 @@ impl TestServer {
 
     /// SIGTERM to the server, then waits for our child (the server, or its wrapper) to exit.
     pub fn stop(&mut self) -> ExitStatus {
-        let pid = self.pid() as libc::pid_t;
+        let pid = self.pid();
         let mut child = self.child.take().expect("server running");
-        // SAFETY: plain signal to our own child process.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
+        signal(pid, rustix::process::Signal::TERM);
         let started = Instant::now();
         loop {
             if let Some(status) = child.try_wait().expect("wait") {
@@ -537,4 +531,13 @@ pub fn run_command(mut command: Command, args: &[&str], input: &str) -> std::pro
         .write_all(input.as_bytes())
         .unwrap();
     child.wait_with_output().unwrap()
+}
+
+/// Sends `signal` to process `pid`; panics if it cannot (the test would be meaningless).
+pub fn signal(pid: u32, signal: rustix::process::Signal) {
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .expect("a process id");
+    rustix::process::kill_process(pid, signal).expect("kill(2)");
 }

@@ -14,7 +14,7 @@ use crate::queue::policy::Outcome;
 use crate::queue::{Destination, Feed, Job, JobResult, Transport};
 use crate::received::delivery_headers;
 use crate::users::LiveDirectory;
-use posthorn_mailbox::maildir;
+use posthorn_maildir as maildir;
 
 /// Delivers into local Maildirs.
 pub struct LocalTransport {

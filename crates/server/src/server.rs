@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use posthorn_mailbox::access::Accounts;
-use posthorn_mailbox::maildir::create_dir_durable;
+use posthorn_maildir::create_dir_durable;
 use posthorn_proto::reply::table;
 use posthorn_proto::{AuthPolicy, Reply, SessionConfig};
 use posthorn_spool::{FsQueueStore, QueueStore};

@@ -38,7 +38,7 @@ use crate::stream::ServerConnection;
 use crate::submission::Missing;
 use crate::users::LiveDirectory;
 use posthorn_mailbox::budget::MemoryBudget;
-use posthorn_mailbox::maildir;
+use posthorn_maildir as maildir;
 
 /// Octets read from the socket at a time.
 const READ_BUFFER: usize = 16 * 1024;

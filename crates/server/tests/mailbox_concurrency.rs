@@ -666,7 +666,10 @@ fn simultaneous_first_logins_all_succeed() {
         let log = server.settled_log();
         let warnings: Vec<&str> = log
             .lines()
-            .filter(|l| l.contains("posthorn_mailbox") && l.contains("WARN"))
+            .filter(|l| {
+                (l.contains("posthorn_mailbox") || l.contains("posthorn_maildir"))
+                    && l.contains("WARN")
+            })
             .collect();
         panic!(
             "simultaneous first logins must all succeed; refused: {failed:#?}\nserver log:\n{}",

@@ -1,14 +1,14 @@
 //! The mailbox-level commands: LIST, LSUB, STATUS, CREATE, DELETE, RENAME, (UN)SUBSCRIBE
 //! and APPEND, on a user's Maildir++ store.
 
+use posthorn_maildir::store::mailbox::{DELIMITER, is_inbox};
+use posthorn_maildir::store::{FolderError, Mailbox};
 use tracing::warn;
 
 use super::command::{Flag, ListCommand, StatusItem};
 use super::response;
 use super::session::Done;
 use crate::blocking;
-use crate::store::mailbox::{DELIMITER, is_inbox};
-use crate::store::{FolderError, Mailbox};
 
 /// The NO for a refused folder operation, with its RFC 5530 response code.
 pub(super) fn refusal(error: &FolderError) -> Done {

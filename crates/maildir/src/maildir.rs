@@ -129,7 +129,7 @@ fn write_synced(path: &Path, header: &[u8], content: &mut dyn Read, len: u64) ->
 
 /// `time.MmicrosPpidQn.host,S=size`: unique per host (time, pid and a counter), with the
 /// size in the name as Maildir++ readers expect for quota.
-pub fn unique_name(hostname: &str, size: u64) -> String {
+pub(crate) fn unique_name(hostname: &str, size: u64) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -190,7 +190,7 @@ pub fn usage(root: &Path) -> io::Result<u64> {
 }
 
 /// The `S=` field of a Maildir++ file name (`...,S=1234` possibly followed by `:2,FLAGS`).
-pub fn size_from_name(name: &str) -> Option<u64> {
+pub(crate) fn size_from_name(name: &str) -> Option<u64> {
     let base = name.split(':').next()?;
     base.split(',')
         .find_map(|field| field.strip_prefix("S="))

@@ -1,8 +1,8 @@
 //! The mailbox store: Maildir++ folders of one user, their flags and IMAP UIDs.
 
 pub mod flags;
-pub mod folder;
-pub mod index;
+mod folder;
+mod index;
 pub mod mailbox;
 mod mutf7;
 

@@ -16,9 +16,8 @@ use std::time::SystemTime;
 
 use tracing::warn;
 
-use super::flags::{Flags, MAX_KEYWORDS};
+use super::flags::{Flag, Flags, MAX_KEYWORDS, StoreOperation};
 use super::index::{self, Index};
-use crate::imap::command::{Flag, StoreOperation};
 use crate::maildir;
 
 /// The lock file serialising changes to a folder.
@@ -564,7 +563,7 @@ fn delivery_order(name: &str) -> (u64, u64, &str) {
 }
 
 /// The base name: the file name before the `:2,` info.
-pub fn base_of(name: &str) -> &str {
+fn base_of(name: &str) -> &str {
     name.split_once(':').map_or(name, |(base, _)| base)
 }
 

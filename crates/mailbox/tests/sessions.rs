@@ -169,6 +169,7 @@ fn start_with(
 fn deliver(root: &Path, text: &str) {
     posthorn_maildir::deliver(
         root,
+        None,
         "test.host",
         b"",
         &mut text.as_bytes(),

@@ -5,9 +5,9 @@
 //!
 //! What lives here, and why here rather than with the protocols:
 //!
-//! - the crate root ([`deliver`], [`create`], [`folder`], [`create_dir_durable`]...): the
-//!   Maildir layout and its durable writes. Local delivery needs nothing else, and every
-//!   other part of the store builds on it.
+//! - the crate root ([`deliver`], [`JUNK`], [`create_dir_durable`]): the Maildir layout
+//!   and its durable writes, all that local delivery needs besides [`Quota`]; the rest of
+//!   the store builds on it.
 //! - [`store`]: one user's folders ([`store::Mailbox`]), one folder's messages with their
 //!   flags and UIDs ([`store::Folder`]), the per-folder UID list, and folder names in
 //!   modified UTF-7. IMAP and POP3 both list, read and delete through it (POP3's UIDL and
@@ -15,6 +15,10 @@
 //!   `imap4flags` (RFC 5228, RFC 5232) need folders and flags, not IMAP. The flag type and
 //!   the three ways of changing flags live in [`store::flags`] for the same reason; the
 //!   IMAP parser produces them and re-exports them.
+//! - [`quota`]: the Maildir++ `maildirsize` file, the one quota figure that SMTP's RCPT
+//!   check, local delivery and IMAP's APPEND and COPY all read, and that every change the
+//!   store makes keeps current. It lives with the code that adds and removes messages, as
+//!   a change that forgot to record itself would make the figure drift.
 //!
 //! What stays in `posthorn-mailbox`: the IMAP and POP3 sessions, their parser and
 //! responses, the `access` traits the server implements for them, their line reader, and
@@ -22,6 +26,8 @@
 //! it has nothing to do with Maildir).
 
 mod maildir;
+pub mod quota;
 pub mod store;
 
-pub use maildir::{JUNK, create, create_dir_durable, deliver, folder, usage};
+pub use maildir::{JUNK, create_dir_durable, deliver};
+pub use quota::Quota;

@@ -38,7 +38,7 @@ use crate::stream::ServerConnection;
 use crate::submission::Missing;
 use crate::users::LiveDirectory;
 use posthorn_mailbox::budget::MemoryBudget;
-use posthorn_maildir as maildir;
+use posthorn_maildir::Quota;
 
 /// Octets read from the socket at a time.
 const READ_BUFFER: usize = 16 * 1024;
@@ -1035,7 +1035,8 @@ fn authors(section: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// True when every target is a local mailbox already at or over its quota.
+/// True when every target is a local mailbox already at or over its quota (by the figure
+/// its `maildirsize` caches).
 async fn all_mailboxes_full(directory: &Directory, targets: &[Target]) -> bool {
     let mut checks = Vec::new();
     for target in targets {
@@ -1048,9 +1049,11 @@ async fn all_mailboxes_full(directory: &Directory, targets: &[Target]) -> bool {
         checks.push((directory.maildir(account), quota));
     }
     let full = tokio::task::spawn_blocking(move || {
-        checks
-            .iter()
-            .all(|(path, quota)| maildir::usage(path).is_ok_and(|used| used >= *quota))
+        checks.iter().all(|(path, quota)| {
+            Quota::new(*quota)
+                .usage(path)
+                .is_ok_and(|used| used >= *quota)
+        })
     })
     .await;
     full.unwrap_or(false)

@@ -202,6 +202,7 @@ fn deliver_big(server: &TestServer, account: &str) -> Vec<u8> {
     let message = big_message();
     posthorn_maildir::deliver(
         &server.maildir(account),
+        None,
         "memory.test",
         b"",
         &mut message.as_slice(),

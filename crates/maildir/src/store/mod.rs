@@ -7,5 +7,6 @@ pub mod mailbox;
 mod mutf7;
 
 pub use flags::Flags;
+pub(crate) use folder::lock_folder;
 pub use folder::{Folder, Message, Snapshot, Transfer};
 pub use mailbox::{FolderError, Mailbox};

@@ -8,12 +8,12 @@ use std::net::IpAddr;
 use std::pin::Pin;
 use std::time::Duration;
 
+use posthorn_maildir::store::Mailbox;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use posthorn_proto::sasl::Credentials;
 
 use crate::budget::MemoryBudget;
-use crate::store::Mailbox;
 
 /// A boxed future, as trait objects return them.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -1,15 +1,13 @@
-//! Posthorn's mailboxes: the Maildir++ store local delivery writes into, and the POP3 and
-//! IMAP servers through which their owners read it. The server crate supplies sockets,
-//! TLS and password checks through the traits of `access`; everything about mail folders
-//! and the two protocols lives here.
+//! Posthorn's mailbox access protocols: the POP3 and IMAP servers through which account
+//! owners read the Maildir++ store of `posthorn-maildir`. The server crate supplies
+//! sockets, TLS and password checks through the traits of `access`; the store supplies
+//! folders, messages, flags and the quota; everything about the two protocols lives here.
 
 pub mod access;
 pub mod budget;
 pub mod imap;
 mod lines;
-pub mod maildir;
 pub mod pop3;
-pub mod store;
 
 /// Runs file-system work from async code. On the server's multi-threaded runtime the
 /// worker thread hands its other tasks to its peers while it blocks; elsewhere (a

@@ -15,8 +15,7 @@ use std::time::Duration;
 use posthorn_mailbox::access::{
     Accounts, BoxFuture, Connection, Credentials, Login, Settings, User,
 };
-use posthorn_mailbox::maildir;
-use posthorn_mailbox::store::Mailbox;
+use posthorn_maildir::store::Mailbox;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream};
 
 /// A plain in-memory connection; STARTTLS is never offered to it.
@@ -174,8 +173,9 @@ fn start_with(
 }
 
 fn deliver(root: &Path, text: &str) {
-    maildir::deliver(
+    posthorn_maildir::deliver(
         root,
+        None,
         "test.host",
         b"",
         &mut text.as_bytes(),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use posthorn_mailbox::maildir::create_dir_durable;
+use posthorn_maildir::create_dir_durable;
 use posthorn_spool::{FsQueueStore, QueueStore};
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;

@@ -1,7 +1,8 @@
 //! The mailbox under concurrent use: SMTP deliveries racing a POP3 session that deletes
 //! some messages and an IMAP session that expunges others, and IMAP sessions moving the
 //! same messages at the same time. Afterwards every message is on disk exactly once or
-//! was deleted on purpose by exactly one session.
+//! was deleted on purpose by exactly one session, and the quota figure (alice has a
+//! quota, never reached) agrees with what is on disk.
 
 #![allow(
     clippy::unwrap_used,
@@ -24,7 +25,8 @@ use common::{Client, Options, PATIENCE, TestServer};
 
 const PW: &str = "alice-concurrency-password";
 
-/// A server with alice and plaintext-allowed POP3 and IMAP listeners.
+/// A server with alice (with a quota, so every change records its delta) and
+/// plaintext-allowed POP3 and IMAP listeners.
 fn server() -> TestServer {
     let alice = posthorn::accounts::passwords::hash(PW).unwrap();
     Options::default()
@@ -46,6 +48,7 @@ name = "example.com"
 [[account]]
 name = "alice"
 password = "{alice}"
+quota = "1GiB"
 "#
         ))
         .start()
@@ -72,6 +75,45 @@ fn census(dir: &Path) -> BTreeMap<String, usize> {
         }
     }
     counts
+}
+
+/// Checks that the quota figure of the Maildir at `root` (its `maildirsize`: a definition
+/// line, then lines of octets and messages to add up) is what its folders hold.
+fn assert_quota_agrees(root: &Path) {
+    let text = std::fs::read_to_string(root.join("maildirsize")).expect("the quota file");
+    let (mut bytes, mut messages) = (0i64, 0i64);
+    for line in text.lines().skip(1) {
+        let fields: Vec<i64> = line
+            .split_whitespace()
+            .map(|f| f.parse().expect("a number"))
+            .collect();
+        bytes += fields[0];
+        messages += fields[1];
+    }
+    let mut folders = vec![root.to_path_buf()];
+    for entry in std::fs::read_dir(root).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && !name.starts_with("..") && entry.path().is_dir() {
+            folders.push(entry.path());
+        }
+    }
+    let (mut on_disk, mut files) = (0i64, 0i64);
+    for folder in folders {
+        for sub in ["cur", "new"] {
+            let Ok(entries) = std::fs::read_dir(folder.join(sub)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                on_disk += entry.metadata().unwrap().len() as i64;
+                files += 1;
+            }
+        }
+    }
+    assert_eq!(
+        (bytes, messages),
+        (on_disk, files),
+        "the quota figure against the disk; maildirsize:\n{text}"
+    );
 }
 
 /// A raw POP3 client.
@@ -391,6 +433,7 @@ fn deliveries_race_pop3_deletions_and_imap_expunges() {
     seen.sort();
     let kept: Vec<String> = on_disk.keys().cloned().collect();
     assert_eq!(seen, kept, "the IMAP session's final view");
+    assert_quota_agrees(&server.maildir("alice"));
 }
 
 #[test]
@@ -529,6 +572,7 @@ fn concurrent_moves_place_each_message_exactly_once() {
         let on_disk = everywhere.values().filter(|p| p[0] == target).count();
         assert_eq!(listing.len(), on_disk, "{target}: {listing:?}");
     }
+    assert_quota_agrees(&server.maildir("alice"));
 }
 
 #[test]
@@ -672,7 +716,10 @@ fn simultaneous_first_logins_all_succeed() {
         let log = server.settled_log();
         let warnings: Vec<&str> = log
             .lines()
-            .filter(|l| l.contains("posthorn_mailbox") && l.contains("WARN"))
+            .filter(|l| {
+                (l.contains("posthorn_mailbox") || l.contains("posthorn_maildir"))
+                    && l.contains("WARN")
+            })
             .collect();
         panic!(
             "simultaneous first logins must all succeed; refused: {failed:#?}\nserver log:\n{}",

@@ -206,8 +206,9 @@ fn assert_peak_under_limit(server: &TestServer, baseline: u64, what: &str) {
 /// Puts the large message into `account`'s INBOX; returns it.
 fn deliver_big(server: &TestServer, account: &str) -> Vec<u8> {
     let message = big_message();
-    posthorn_mailbox::maildir::deliver(
+    posthorn_maildir::deliver(
         &server.maildir(account),
+        None,
         "memory.test",
         b"",
         &mut message.as_slice(),

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{Options, TestServer, queue_id, split_message};
+use common::{Client, Options, TestServer, queue_id, split_message};
 
 use lettre::message::header::ContentType;
 use lettre::{Message, SmtpTransport, Transport};
@@ -249,6 +249,38 @@ fn message_that_would_overflow_quota_stays_queued() {
     );
     assert!(server.messages("postmaster").is_empty());
     assert!(server.queue_files().iter().any(|f| f == &queue_id(&reply)));
+}
+
+#[test]
+fn quota_checks_read_the_cached_figure_not_the_mailbox() {
+    let server = Options::default()
+        .config("[[account]]\nname = \"postmaster\"\nquota = 1000\n")
+        .start();
+    let mut client = server.client();
+    let reply = client.send_message(
+        "x@example.com",
+        &["postmaster@localhost"],
+        "Subject: a\r\n\r\nb\r\n",
+    );
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+    server.wait_for_messages("postmaster", 1);
+    let maildir = server.maildir("postmaster");
+    let rcpt = |client: &mut Client, expected: &str| {
+        client.expect("MAIL FROM:<x@example.com>", "250");
+        let reply = client.expect("RCPT TO:<postmaster@localhost>", expected);
+        client.expect("RSET", "250");
+        reply
+    };
+    // This check counts the mailbox (there is no figure yet) and keeps the figure.
+    rcpt(&mut client, "250");
+    let figure = std::fs::read_to_string(maildir.join("maildirsize")).unwrap();
+    assert!(figure.starts_with("1000S\n"), "{figure:?}");
+    // A message put in behind the store's back is not seen: no check walks the mailbox.
+    std::fs::write(maildir.join("cur/1.x,S=2000:2,S"), vec![b'x'; 2000]).unwrap();
+    rcpt(&mut client, "250");
+    // Until the figure is recalculated: here because its file went.
+    std::fs::remove_file(maildir.join("maildirsize")).unwrap();
+    rcpt(&mut client, "552 5.2.2");
 }
 
 #[test]

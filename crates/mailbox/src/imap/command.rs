@@ -2,6 +2,9 @@
 //! session never looks at raw client text. Mailbox names stay as the client wrote them
 //! (modified UTF-7); INBOX is matched case-insensitively by the session.
 
+/// Flags and the ways STORE changes them are the store's types (Sieve shares them).
+pub use posthorn_maildir::store::flags::{Flag, StoreOperation};
+
 /// One tagged command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
@@ -197,25 +200,6 @@ pub enum StatusItem {
     Deleted,
 }
 
-/// A message flag: a system flag or a keyword.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Flag {
-    /// \Seen
-    Seen,
-    /// \Answered
-    Answered,
-    /// \Flagged
-    Flagged,
-    /// \Deleted
-    Deleted,
-    /// \Draft
-    Draft,
-    /// \Recent (never stored; only seen in SEARCH and FETCH)
-    Recent,
-    /// A keyword such as `$Forwarded` or `$Junk`, as written by the client.
-    Keyword(String),
-}
-
 /// A sequence set (`1:4,7,9:*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SequenceSet(pub Vec<SeqRange>);
@@ -297,17 +281,6 @@ pub enum SectionText {
     Text,
     /// MIME (only with a part number)
     Mime,
-}
-
-/// How STORE changes flags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreOperation {
-    /// FLAGS: replace.
-    Replace,
-    /// +FLAGS
-    Add,
-    /// -FLAGS
-    Remove,
 }
 
 /// A calendar date as SEARCH compares them (no time, no zone).

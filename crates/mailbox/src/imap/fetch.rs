@@ -12,6 +12,8 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
+use posthorn_maildir::store::Message;
+
 use crate::budget::{Held, MemoryBudget};
 
 use super::command::{FetchAttribute, Section, SectionText};
@@ -19,7 +21,6 @@ use super::message::Parsed;
 use super::response::{self, MAX_QUOTED};
 use super::view::View;
 use crate::blocking;
-use crate::store::Message;
 
 /// Octets copied from a message file at a time.
 pub(super) const CHUNK: usize = 64 * 1024;

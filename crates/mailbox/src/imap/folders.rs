@@ -1,14 +1,15 @@
 //! The mailbox-level commands: LIST, LSUB, STATUS, CREATE, DELETE, RENAME, (UN)SUBSCRIBE
 //! and APPEND, on a user's Maildir++ store.
 
+use posthorn_maildir::Quota;
+use posthorn_maildir::store::mailbox::{DELIMITER, is_inbox};
+use posthorn_maildir::store::{FolderError, Mailbox};
 use tracing::warn;
 
 use super::command::{Flag, ListCommand, StatusItem};
 use super::response;
 use super::response::Done;
 use crate::blocking;
-use crate::store::mailbox::{DELIMITER, is_inbox};
-use crate::store::{FolderError, Mailbox};
 
 /// The NO for a refused folder operation, with its RFC 5530 response code.
 pub(super) fn refusal(error: &FolderError) -> Done {
@@ -193,12 +194,14 @@ pub(super) fn append(
     }
 }
 
-/// The NO for adding `size` octets to a mailbox at or over its quota.
+/// The NO for adding `size` octets to a mailbox at or over its quota, checked against the
+/// mailbox's cached figure (the store records APPEND, COPY and EXPUNGE in it).
 pub(super) fn over_quota(mailbox: &Mailbox, quota: Option<u64>, size: u64) -> Option<Done> {
-    let quota = quota?;
-    match blocking(|| mailbox.usage()) {
-        Ok(used) if used.saturating_add(size) > quota => Some(Done::no(format!(
-            "[OVERQUOTA] mailbox is full ({used} of {quota} octets used)"
+    let quota = Quota::new(quota?);
+    match blocking(|| quota.usage(mailbox.root())) {
+        Ok(used) if used.saturating_add(size) > quota.limit() => Some(Done::no(format!(
+            "[OVERQUOTA] mailbox is full ({used} of {} octets used)",
+            quota.limit()
         ))),
         Ok(_) => None,
         Err(e) => Some(refusal(&FolderError::Io(e))),

@@ -5,10 +5,10 @@
 use std::cell::OnceCell;
 
 use mail_parser::{DateTime, Header, HeaderValue, Message, PartType};
+use posthorn_maildir::store::Flags;
 
 use crate::imap::command::{Date, Flag, SearchKey, SeqNumber, SequenceSet};
 use crate::imap::message::{MAX_DEPTH, Node, header_date, parse};
-use crate::store::flags::Flags;
 
 /// What SEARCH knows of a message without reading it.
 #[derive(Debug, Clone, Copy)]

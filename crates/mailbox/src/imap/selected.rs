@@ -1,6 +1,7 @@
 //! The commands on messages of the selected mailbox: FETCH, STORE, SEARCH, EXPUNGE, COPY
 //! and MOVE (and their UID forms).
 
+use posthorn_maildir::store::{FolderError, Mailbox};
 use tracing::warn;
 
 use super::command::{FetchAttribute, Flag, SearchKey, SequenceSet, StoreOperation};
@@ -10,7 +11,6 @@ use super::response::Done;
 use super::search::{self, Candidate};
 use super::view::View;
 use crate::blocking;
-use crate::store::{FolderError, Mailbox};
 
 /// (UID, file) pairs of the messages at `indexes`, as the store takes them.
 fn pairs(view: &View, indexes: &[usize]) -> Vec<(u32, String)> {

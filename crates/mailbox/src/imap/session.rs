@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use posthorn_maildir::store::Mailbox;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{info, warn};
 
@@ -16,7 +17,6 @@ use super::view::View;
 use super::{fetch, folders, search, selected};
 use crate::access::{Accounts, Connection, Credentials, Login, Settings, User};
 use crate::budget::Held;
-use crate::store::Mailbox;
 
 /// Longest command line, literals apart.
 const MAX_LINE: usize = 64 * 1024;

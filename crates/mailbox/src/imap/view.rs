@@ -6,8 +6,9 @@ use std::collections::HashSet;
 use std::io;
 use std::time::SystemTime;
 
+use posthorn_maildir::store::{Flags, Folder, Message};
+
 use super::command::{SeqNumber, SequenceSet};
-use crate::store::{Flags, Folder, Message};
 
 /// A selected folder.
 #[derive(Debug)]

@@ -12,12 +12,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use posthorn_maildir::store::{Folder, Message};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tracing::{info, warn};
 
 use crate::access::{Accounts, Connection, Credentials, Login, Settings, User};
 use crate::lines::{Line, LineReader};
-use crate::store::{Folder, Message};
 use commands::Command;
 use stuffing::Stuffer;
 

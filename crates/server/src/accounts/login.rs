@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use posthorn_mailbox::access::{Accounts, BoxFuture, Login, User};
-use posthorn_mailbox::store::Mailbox;
+use posthorn_maildir::store::Mailbox;
 use posthorn_proto::Credentials;
 use tracing::warn;
 

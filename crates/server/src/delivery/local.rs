@@ -14,7 +14,7 @@ use crate::delivery::message::QueuedMessage;
 use crate::queue::policy::Outcome;
 use crate::queue::{Destination, Feed, Job, JobResult, Transport};
 use crate::received::delivery_headers;
-use posthorn_mailbox::maildir;
+use posthorn_maildir as maildir;
 
 /// Delivers into local Maildirs.
 pub struct LocalTransport {
@@ -120,14 +120,10 @@ impl LocalTransport {
             delivery_headers(&envelope.sender, &recipient.address.to_string()).into_bytes();
         header.extend_from_slice(&message.head);
         let mailbox = directory.maildir(account);
-        let maildir = if envelope.quarantine {
-            maildir::folder(&mailbox, maildir::JUNK)
-        } else {
-            mailbox.clone()
-        };
+        let folder = envelope.quarantine.then_some(maildir::JUNK);
         if let Some(quota) = entry.quota {
             let size = header.len() as u64 + message.rest_len;
-            match maildir::usage(&mailbox) {
+            match maildir::Quota::new(quota).usage(&mailbox) {
                 Ok(used) if used + size > quota => {
                     return Outcome::Deferred(local(
                         Status::new(4, 2, 2),
@@ -140,7 +136,8 @@ impl LocalTransport {
         }
         let mut rest = message.rest;
         match maildir::deliver(
-            &maildir,
+            &mailbox,
+            folder,
             &self.hostname,
             &header,
             &mut rest,

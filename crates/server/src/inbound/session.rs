@@ -37,7 +37,7 @@ use crate::queue::QueueHandle;
 use crate::received::{Trace, received_header};
 use crate::stream::ServerConnection;
 use posthorn_mailbox::budget::MemoryBudget;
-use posthorn_mailbox::maildir;
+use posthorn_maildir::Quota;
 use posthorn_proto::headers::{has_field, header_section, section_end_from};
 
 /// Octets read from the socket at a time.
@@ -939,7 +939,8 @@ fn authors(section: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// True when every target is a local mailbox already at or over its quota.
+/// True when every target is a local mailbox already at or over its quota (by the figure
+/// its `maildirsize` caches).
 async fn all_mailboxes_full(directory: &Directory, targets: &[Target]) -> bool {
     let mut checks = Vec::new();
     for target in targets {
@@ -952,9 +953,11 @@ async fn all_mailboxes_full(directory: &Directory, targets: &[Target]) -> bool {
         checks.push((directory.maildir(account), quota));
     }
     let full = tokio::task::spawn_blocking(move || {
-        checks
-            .iter()
-            .all(|(path, quota)| maildir::usage(path).is_ok_and(|used| used >= *quota))
+        checks.iter().all(|(path, quota)| {
+            Quota::new(*quota)
+                .usage(path)
+                .is_ok_and(|used| used >= *quota)
+        })
     })
     .await;
     full.unwrap_or(false)

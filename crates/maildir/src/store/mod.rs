@@ -1,11 +1,12 @@
 //! The mailbox store: Maildir++ folders of one user, their flags and IMAP UIDs.
 
 pub mod flags;
-pub mod folder;
-pub mod index;
+mod folder;
+mod index;
 pub mod mailbox;
 mod mutf7;
 
 pub use flags::Flags;
+pub(crate) use folder::lock_folder;
 pub use folder::{Folder, Message, Snapshot, Transfer};
 pub use mailbox::{FolderError, Mailbox};

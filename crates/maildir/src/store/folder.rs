@@ -6,6 +6,11 @@
 //! needs no lock. A message is known by its base name (the file name before `:2,`), which
 //! never changes while it stays in the folder: a file whose flags were changed by another
 //! session is found again by that name, and its UID follows it.
+//!
+//! Every change that adds or removes messages records its delta in the mailbox's quota
+//! file ([`crate::quota`]): APPEND, COPY, MOVE between mailboxes, and expunges (IMAP's
+//! EXPUNGE and CLOSE, POP3's deletions at QUIT). Such a change takes the mailbox's quota
+//! lock before the folder's.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -16,10 +21,10 @@ use std::time::SystemTime;
 
 use tracing::warn;
 
-use super::flags::{Flags, MAX_KEYWORDS};
+use super::flags::{Flag, Flags, MAX_KEYWORDS, StoreOperation};
 use super::index::{self, Index};
-use crate::imap::command::{Flag, StoreOperation};
 use crate::maildir;
+use crate::quota::{Change, Usage};
 
 /// The lock file serialising changes to a folder.
 const LOCK: &str = "posthorn-uidlist.lock";
@@ -71,6 +76,8 @@ pub struct Transfer {
 /// A Maildir folder.
 #[derive(Debug, Clone)]
 pub struct Folder {
+    /// The Maildir root of the mailbox it belongs to, where its quota file is.
+    root: PathBuf,
     dir: PathBuf,
     hostname: String,
 }
@@ -82,10 +89,11 @@ struct Current {
 }
 
 impl Folder {
-    /// The folder at `dir` (the Maildir root for INBOX, `root/.Name` for the others).
-    /// `hostname` goes into the names of files we create.
-    pub fn new(dir: PathBuf, hostname: &str) -> Folder {
+    /// The folder at `dir` of the mailbox at `root` (`dir` is `root` for INBOX,
+    /// `root/.Name` for the others). `hostname` goes into the names of files we create.
+    pub(crate) fn new(root: PathBuf, dir: PathBuf, hostname: &str) -> Folder {
         Folder {
+            root,
             dir,
             hostname: hostname.to_string(),
         }
@@ -339,19 +347,29 @@ impl Folder {
     /// Deletes `messages` (UID and file name as last seen); returns the UIDs that were
     /// still there and are now gone.
     pub fn expunge(&self, messages: &[(u32, String)]) -> io::Result<Vec<u32>> {
+        let quota = Change::begin(&self.root)?;
         let _lock = self.lock()?;
         let mut names = Names::new(self);
         let mut gone = Vec::new();
-        for (uid, file) in messages {
+        let mut freed = Usage::default();
+        let result = messages.iter().try_for_each(|(uid, file)| {
             let Some(name) = names.current(file)? else {
-                continue;
+                return Ok(());
             };
+            let size = self.size_of(&name);
             match fs::remove_file(self.dir.join("cur").join(&name)) {
-                Ok(()) => gone.push(*uid),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
+                Ok(()) => {
+                    gone.push(*uid);
+                    freed.add(size);
+                    Ok(())
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e),
             }
-        }
+        });
+        // What is gone is gone even if a later file failed.
+        quota.removed(freed);
+        result?;
         if !gone.is_empty() {
             File::open(self.dir.join("cur"))?.sync_all()?;
         }
@@ -375,12 +393,23 @@ impl Folder {
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
-        let _lock = self.lock()?;
-        let keywords = self.register_keywords(flags)?;
-        let mut set = Flags::default();
-        flags.iter().for_each(|f| set.insert(f));
-        let name = format!("{base}:2,{}", set.to_info(&keywords));
-        fs::rename(&tmp, self.dir.join("cur").join(&name))?;
+        let placed = Change::begin(&self.root).and_then(|quota| {
+            let lock = self.lock()?;
+            let keywords = self.register_keywords(flags)?;
+            let mut set = Flags::default();
+            flags.iter().for_each(|f| set.insert(f));
+            let name = format!("{base}:2,{}", set.to_info(&keywords));
+            fs::rename(&tmp, self.dir.join("cur").join(&name))?;
+            quota.added(Usage::one(content.len() as u64));
+            Ok(lock)
+        });
+        let _lock = match placed {
+            Ok(lock) => lock,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
         File::open(self.dir.join("cur"))?.sync_all()?;
         let listing = self.sync_locked(false)?;
         let uid = listing
@@ -414,6 +443,14 @@ impl Folder {
             return Err(io::Error::other("source and target are the same folder"));
         }
         maildir::create(&target.dir)?;
+        // The quota locks before the folders' (see `Change`): the source mailbox's, and the
+        // target's if it is another mailbox.
+        let quota = Change::begin(&self.root)?;
+        let target_quota = if target.root == self.root {
+            None
+        } else {
+            Some(Change::begin(&target.root)?)
+        };
         // Both locks, always taken in path order so two opposite transfers cannot deadlock.
         let (_first, _second) = if self.dir < target.dir {
             let a = self.lock()?;
@@ -438,13 +475,15 @@ impl Folder {
             .collect();
         let keywords = target.register_keywords(&keyword_flags)?;
         let mut placed: Vec<(u32, String)> = Vec::new();
-        for (uid, current) in found {
+        let mut added = Usage::default();
+        let result = found.into_iter().try_for_each(|(uid, current)| {
             let info = current.flags.to_info(&keywords);
             let from = self.dir.join("cur").join(&current.name);
+            let size = self.size_of(&current.name);
             let base = if remove {
                 base_of(&current.name).to_string()
             } else {
-                maildir::unique_name(&self.hostname, self.size_of(&current.name))
+                maildir::unique_name(&self.hostname, size)
             };
             let to = target.dir.join("cur").join(format!("{base}:2,{info}"));
             let result = if remove {
@@ -453,11 +492,30 @@ impl Folder {
                 fs::hard_link(&from, &to).or_else(|_| copy_synced(&from, &to, &target.dir))
             };
             match result {
-                Ok(()) => placed.push((uid, base)),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
+                Ok(()) => {
+                    placed.push((uid, base));
+                    added.add(size);
+                    Ok(())
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e),
+            }
+        });
+        // What was placed is recorded even if a later message failed. A copy adds to the
+        // target's mailbox; a move takes from one mailbox what it adds to the other, and
+        // changes nothing inside one mailbox (a hard link counts as a message of its own,
+        // as the walk that recalculates counts it).
+        match (&target_quota, remove) {
+            (None, true) => {}
+            (None, false) => quota.added(added),
+            (Some(target_quota), _) => {
+                if remove {
+                    quota.removed(added);
+                }
+                target_quota.added(added);
             }
         }
+        result?;
         File::open(target.dir.join("cur"))?.sync_all()?;
         if remove {
             File::open(self.dir.join("cur"))?.sync_all()?;
@@ -478,15 +536,21 @@ impl Folder {
     /// An exclusive lock on the folder, released when dropped.
     fn lock(&self) -> io::Result<File> {
         maildir::create(&self.dir)?;
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(self.dir.join(LOCK))?;
-        file.lock()?;
-        Ok(file)
+        lock_folder(&self.dir)
     }
+}
+
+/// Locks the existing folder at `dir` (its lock file made if missing), as every change to
+/// its `cur/` does and as the quota's recalculation does to list it.
+pub(crate) fn lock_folder(dir: &Path) -> io::Result<File> {
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(dir.join(LOCK))?;
+    file.lock()?;
+    Ok(file)
 }
 
 /// A file's modification time in Unix seconds: Maildir's delivery time, IMAP's
@@ -564,7 +628,7 @@ fn delivery_order(name: &str) -> (u64, u64, &str) {
 }
 
 /// The base name: the file name before the `:2,` info.
-pub fn base_of(name: &str) -> &str {
+fn base_of(name: &str) -> &str {
     name.split_once(':').map_or(name, |(base, _)| base)
 }
 
@@ -622,13 +686,15 @@ mod tests {
 
     fn folder() -> (tempfile::TempDir, Folder) {
         let dir = tempfile::tempdir().unwrap();
-        let folder = Folder::new(dir.path().join("box"), "h");
+        let root = dir.path().join("box");
+        let folder = Folder::new(root.clone(), root, "h");
         (dir, folder)
     }
 
     fn deliver(folder: &Folder, text: &str) {
         maildir::deliver(
             folder.dir(),
+            None,
             "h",
             b"",
             &mut text.as_bytes(),
@@ -743,8 +809,9 @@ mod tests {
     #[test]
     fn append_copy_and_move_keep_flags_and_content() {
         let dir = tempfile::tempdir().unwrap();
-        let inbox = Folder::new(dir.path().join("a"), "h");
-        let archive = Folder::new(dir.path().join("a/.Archive"), "h");
+        let root = dir.path().join("a");
+        let inbox = Folder::new(root.clone(), root.clone(), "h");
+        let archive = Folder::new(root.clone(), root.join(".Archive"), "h");
         let (validity, uid) = inbox
             .append(
                 b"hello\r\n",

@@ -1,8 +1,40 @@
 //! Message flags and how Maildir keeps them: the letters after `:2,` in the file name
 //! (D F P R S T, in ASCII order; P, "passed", is the keyword `$Forwarded`), and keywords as the letters `a`–`z`, each standing for a
 //! keyword listed in the folder's index (as Dovecot does with `dovecot-keywords`).
+//!
+//! The flags are IMAP's (RFC 3501 §2.3.2), and Sieve's `imap4flags` names them the same
+//! way (RFC 5232), so the types are the store's and the IMAP parser re-exports them.
 
-use crate::imap::command::Flag;
+/// A message flag: a system flag or a keyword.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Flag {
+    /// \Seen
+    Seen,
+    /// \Answered
+    Answered,
+    /// \Flagged
+    Flagged,
+    /// \Deleted
+    Deleted,
+    /// \Draft
+    Draft,
+    /// \Recent (never stored; only seen in SEARCH and FETCH)
+    Recent,
+    /// A keyword such as `$Forwarded` or `$Junk`, as written by the client.
+    Keyword(String),
+}
+
+/// How a change of flags applies: IMAP's STORE `FLAGS`, `+FLAGS` and `-FLAGS`, Sieve's
+/// `setflag`, `addflag` and `removeflag`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOperation {
+    /// FLAGS: replace.
+    Replace,
+    /// +FLAGS
+    Add,
+    /// -FLAGS
+    Remove,
+}
 
 /// The system flags as Maildir letters, in the order a file name must list them.
 const LETTERS: [(char, Flag); 5] = [
@@ -120,7 +152,7 @@ impl Flags {
 }
 
 /// The IMAP name of a flag (`\Seen`, or the keyword itself).
-pub fn flag_name(flag: &Flag) -> String {
+fn flag_name(flag: &Flag) -> String {
     match flag {
         Flag::Seen => "\\Seen".into(),
         Flag::Answered => "\\Answered".into(),

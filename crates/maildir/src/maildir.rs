@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::quota::{Change, Usage};
+
 static DELIVERIES: AtomicU64 = AtomicU64::new(0);
 
 /// Held while a Maildir is looked at or made. Folders that exist are not yet durable while
@@ -20,7 +22,7 @@ static MAKING: Mutex<()> = Mutex::new(());
 /// Creates `cur/`, `new/` and `tmp/` under `root` if they are missing (mode 0700), each
 /// durable in its parent (see [`create_dir_durable`]): a message delivered into a folder
 /// whose own entry is not durable could vanish with it.
-pub fn create(root: &Path) -> io::Result<()> {
+pub(crate) fn create(root: &Path) -> io::Result<()> {
     let _making = MAKING.lock().unwrap_or_else(PoisonError::into_inner);
     if root.join("new").is_dir() && root.join("cur").is_dir() && root.join("tmp").is_dir() {
         return Ok(());
@@ -79,34 +81,49 @@ pub fn create_dir_durable(folder: &Path, mode: u32) -> io::Result<()> {
 
 /// The Maildir++ folder `name` of the mailbox at `root`: `root/.name`, as Dovecot and
 /// Courier lay folders out, so IMAP clients find it.
-pub fn folder(root: &Path, name: &str) -> PathBuf {
+pub(crate) fn folder(root: &Path, name: &str) -> PathBuf {
     root.join(format!(".{name}"))
 }
 
 /// The folder quarantined mail goes to.
 pub const JUNK: &str = "Junk";
 
-/// Delivers `header` followed by `content` (of `content_len` octets) into the Maildir at
-/// `root`; returns the path in `new/`. `hostname` goes into the unique file name.
+/// Delivers `header` followed by `content` (of `content_len` octets) into the mailbox
+/// whose Maildir root is `root`: into INBOX, or into the Maildir++ folder `folder` (made
+/// if missing). Returns the path in `new/`. `hostname` goes into the unique file name. The
+/// message is added to the quota figure (see [`crate::quota`]).
 pub fn deliver(
     root: &Path,
+    folder: Option<&str>,
     hostname: &str,
     header: &[u8],
     content: &mut dyn Read,
     content_len: u64,
 ) -> io::Result<PathBuf> {
-    create(root)?;
+    let dir = match folder {
+        Some(name) => self::folder(root, name),
+        None => root.to_path_buf(),
+    };
+    create(&dir)?;
     let size = header.len() as u64 + content_len;
     let name = unique_name(hostname, size);
-    let tmp = root.join("tmp").join(&name);
+    let tmp = dir.join("tmp").join(&name);
     let result = write_synced(&tmp, header, content, content_len);
     if let Err(e) = result {
         let _ = fs::remove_file(&tmp);
         return Err(e);
     }
-    let new = root.join("new").join(&name);
-    fs::rename(&tmp, &new)?;
-    File::open(root.join("new"))?.sync_all()?;
+    let new = dir.join("new").join(&name);
+    let placed = Change::begin(root).and_then(|change| {
+        fs::rename(&tmp, &new)?;
+        change.added(Usage::one(size));
+        Ok(())
+    });
+    if let Err(e) = placed {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    File::open(dir.join("new"))?.sync_all()?;
     Ok(new)
 }
 
@@ -129,7 +146,12 @@ fn write_synced(path: &Path, header: &[u8], content: &mut dyn Read, len: u64) ->
 
 /// `time.MmicrosPpidQn.host,S=size`: unique per host (time, pid and a counter), with the
 /// size in the name as Maildir++ readers expect for quota.
-pub fn unique_name(hostname: &str, size: u64) -> String {
+pub(crate) fn unique_name(hostname: &str, size: u64) -> String {
+    format!("{},S={size}", unique(hostname))
+}
+
+/// `time.MmicrosPpidQn.host`, the unique part of a name in `tmp/`.
+pub(crate) fn unique(hostname: &str) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -143,54 +165,17 @@ pub fn unique_name(hostname: &str, size: u64) -> String {
         })
         .collect();
     format!(
-        "{}.M{:06}P{}Q{}.{},S={}",
+        "{}.M{:06}P{}Q{}.{}",
         now.as_secs(),
         now.subsec_micros(),
         std::process::id(),
         n,
-        host,
-        size
+        host
     )
 }
 
-/// Octets used by the messages of a Maildir and its Maildir++ folders (`.Name/`), read
-/// from the `S=` of file names where present.
-pub fn usage(root: &Path) -> io::Result<u64> {
-    let mut total = 0;
-    let mut folders = vec![root.to_path_buf()];
-    match fs::read_dir(root) {
-        Ok(entries) => {
-            for entry in entries {
-                let entry = entry?;
-                if entry.file_name().to_string_lossy().starts_with('.')
-                    && entry.file_type()?.is_dir()
-                {
-                    folders.push(entry.path());
-                }
-            }
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e),
-    }
-    for folder in folders {
-        for sub in ["cur", "new"] {
-            let entries = match fs::read_dir(folder.join(sub)) {
-                Ok(entries) => entries,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
-            };
-            for entry in entries {
-                let entry = entry?;
-                total += size_from_name(&entry.file_name().to_string_lossy())
-                    .map_or_else(|| entry.metadata().map(|m| m.len()), Ok)?;
-            }
-        }
-    }
-    Ok(total)
-}
-
 /// The `S=` field of a Maildir++ file name (`...,S=1234` possibly followed by `:2,FLAGS`).
-pub fn size_from_name(name: &str) -> Option<u64> {
+pub(crate) fn size_from_name(name: &str) -> Option<u64> {
     let base = name.split(':').next()?;
     base.split(',')
         .find_map(|field| field.strip_prefix("S="))
@@ -208,6 +193,7 @@ mod tests {
         let content = b"Subject: hi\r\n\r\nbody\r\n";
         let path = deliver(
             &root,
+            None,
             "mx.example",
             b"Delivered-To: a@b\r\n",
             &mut &content[..],
@@ -218,7 +204,21 @@ mod tests {
         let stored = fs::read(&path).unwrap();
         assert_eq!(stored, b"Delivered-To: a@b\r\nSubject: hi\r\n\r\nbody\r\n");
         assert_eq!(fs::read_dir(root.join("tmp")).unwrap().count(), 0);
-        assert_eq!(usage(&root).unwrap(), stored.len() as u64);
+        let name = path.file_name().unwrap().to_string_lossy();
+        assert_eq!(size_from_name(&name), Some(stored.len() as u64));
+    }
+
+    #[test]
+    fn delivery_into_a_folder_makes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("alice");
+        let path = deliver(&root, Some(JUNK), "h", b"", &mut &b"x"[..], 1).unwrap();
+        assert!(
+            path.starts_with(root.join(".Junk/new")),
+            "{}",
+            path.display()
+        );
+        assert!(root.join(".Junk/maildirfolder").exists());
     }
 
     #[test]
@@ -235,20 +235,9 @@ mod tests {
     #[test]
     fn short_content_is_an_error_and_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let e = deliver(dir.path(), "h", b"", &mut &b"abc"[..], 10).unwrap_err();
+        let e = deliver(dir.path(), None, "h", b"", &mut &b"abc"[..], 10).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
         assert_eq!(fs::read_dir(dir.path().join("new")).unwrap().count(), 0);
-    }
-
-    #[test]
-    fn usage_counts_folders_and_missing_maildir_is_empty() {
-        let dir = tempfile::tempdir().unwrap();
-        assert_eq!(usage(&dir.path().join("none")).unwrap(), 0);
-        create(&dir.path().join(".Sent")).unwrap();
-        fs::write(dir.path().join(".Sent/cur/1.x,S=5:2,S"), b"12345").unwrap();
-        fs::create_dir_all(dir.path().join("cur")).unwrap();
-        fs::write(dir.path().join("cur/2.x"), b"123").unwrap();
-        assert_eq!(usage(dir.path()).unwrap(), 8);
     }
 }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use super::folder::Folder;
 use super::mutf7;
 use crate::maildir;
+use crate::quota::Change;
 
 /// The hierarchy delimiter.
 pub const DELIMITER: char = '.';
@@ -98,7 +99,7 @@ impl Mailbox {
         if !dir.join("cur").is_dir() {
             return Err(FolderError::NotFound);
         }
-        Ok(Folder::new(dir, &self.hostname))
+        Ok(Folder::new(self.root.clone(), dir, &self.hostname))
     }
 
     /// The directory of the folder `name` (which need not exist).
@@ -155,7 +156,8 @@ impl Mailbox {
     }
 
     /// DELETE: removes a folder and its messages. It is first renamed out of sight (one
-    /// atomic step), then removed, so a crash never leaves half a folder listed.
+    /// atomic step), then removed, so a crash never leaves half a folder listed. What it
+    /// held leaves the quota figure at the rename.
     pub fn delete(&self, name: &str) -> Result<(), FolderError> {
         if is_inbox(name) {
             return Err(FolderError::Cannot("INBOX cannot be deleted"));
@@ -171,7 +173,10 @@ impl Mailbox {
             "..deleted-{}",
             maildir::unique_name(&self.hostname, 0)
         ));
+        let quota = Change::begin(&self.root)?;
         fs::rename(&dir, &doomed)?;
+        quota.removed_folder(&doomed);
+        drop(quota);
         fs::File::open(&self.root)?.sync_all()?;
         fs::remove_dir_all(&doomed)?;
         self.change_subscriptions(|subscribed| subscribed.retain(|s| s != name))?;
@@ -206,6 +211,9 @@ impl Mailbox {
             return Err(FolderError::Cannot("a mailbox cannot move into itself"));
         }
         let prefix = format!("{from}{DELIMITER}");
+        // Nothing comes or goes, but a recalculation of the quota must not list the folders
+        // half renamed.
+        let _quota = Change::begin(&self.root)?;
         let children: Vec<String> = self
             .list()?
             .into_iter()
@@ -232,7 +240,7 @@ impl Mailbox {
 
     fn rename_inbox(&self, to: &str) -> Result<(), FolderError> {
         self.create(to)?;
-        let inbox = Folder::new(self.root.clone(), &self.hostname);
+        let inbox = Folder::new(self.root.clone(), self.root.clone(), &self.hostname);
         let target = self.folder(to)?;
         let all: Vec<(u32, String)> = inbox
             .sync(false)?
@@ -289,11 +297,6 @@ impl Mailbox {
         let tmp = self.root.join(format!("{SUBSCRIPTIONS}.tmp"));
         fs::write(&tmp, text)?;
         fs::rename(&tmp, self.root.join(SUBSCRIPTIONS))
-    }
-
-    /// Octets used by all folders, for the quota.
-    pub fn usage(&self) -> io::Result<u64> {
-        maildir::usage(&self.root)
     }
 }
 
@@ -409,7 +412,7 @@ mod tests {
     fn renaming_inbox_moves_its_messages() {
         let (_dir, mailbox) = mailbox();
         mailbox.prepare().unwrap();
-        maildir::deliver(mailbox.root(), "h", b"", &mut &b"a\r\n"[..], 3).unwrap();
+        maildir::deliver(mailbox.root(), None, "h", b"", &mut &b"a\r\n"[..], 3).unwrap();
         mailbox.rename("INBOX", "Old").unwrap();
         let old = mailbox.folder("Old").unwrap().sync(false).unwrap();
         assert_eq!(old.messages.len(), 1);

@@ -117,8 +117,12 @@ impl<C: Connection> Session<C> {
                     self.send(b"+ Ready for literal data\r\n").await?;
                 }
                 Input::Request(request) => {
-                    self.literal_budget = (Vec::new(), 0);
+                    // Held until the command is done: an APPEND's message stays in memory
+                    // until it is written, so releasing the budget before would let every
+                    // session's message be in memory at once.
+                    let held = std::mem::take(&mut self.literal_budget);
                     self.execute(request).await?;
+                    drop(held);
                     if matches!(self.state, State::Logout) {
                         return Ok(());
                     }

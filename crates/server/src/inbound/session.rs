@@ -14,19 +14,18 @@ use posthorn_proto::reply::table;
 use posthorn_proto::{
     Action, Credentials, ForwardPath, MailFrom, RcptTo, Reply, ReversePath, Session, SessionConfig,
 };
-use posthorn_spool::{
-    ClientInfo, DeliveryState, Envelope, MessageWriter, QueueId, QueueStore, Recipient, Route,
-};
+use posthorn_spool::{Envelope, MessageWriter, QueueId, QueueStore, Route};
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
-use crate::accounts::directory::{Directory, Resolution, Target, lookup_key};
+use crate::accounts::directory::{Directory, Resolution, Target};
 use crate::accounts::login::{Checked, Logins, Protocol};
 use crate::accounts::users::LiveDirectory;
 use crate::clock::unix_now;
 use crate::config::SendingLimits;
+use crate::inbound::envelope::{self, Arrival};
 use crate::inbound::limits::sending::SendingQuota;
 use crate::inbound::policy::{self, Party};
 use crate::inbound::submission::Missing;
@@ -34,7 +33,6 @@ use crate::mailauth::sign::Signer;
 use crate::mailauth::spf::SpfChecks;
 use crate::mailauth::verify::{self, Disposition, Verdict, Verifier, strip_own_results};
 use crate::queue::QueueHandle;
-use crate::received::{Trace, received_header};
 use crate::stream::ServerConnection;
 use posthorn_mailbox::budget::MemoryBudget;
 use posthorn_maildir::Quota;
@@ -839,69 +837,21 @@ impl Driver {
         tokio::task::spawn_blocking(move || inbound.sending.record(&user, rcpts, unix_now()));
     }
 
-    /// The envelope of the transaction in progress: one recipient per distinct target.
+    /// The envelope of the message being committed (see `envelope`).
     fn envelope(&self, incoming: &Incoming, missing: Missing) -> Option<Envelope> {
         let transaction = self.session.transaction()?;
-        let hello = self.session.hello()?;
-        let mut recipients: Vec<Recipient> = Vec::new();
-        for accepted in &transaction.recipients {
-            for target in &accepted.resolved {
-                let key = lookup_key(&target.address);
-                if recipients.iter().any(|r| lookup_key(&r.address) == key) {
-                    continue;
-                }
-                recipients.push(Recipient {
-                    address: target.address.clone(),
-                    route: target.route.clone(),
-                    rcpt: accepted.rcpt.to.to_string(),
-                    notify: accepted.rcpt.notify,
-                    orcpt: accepted.rcpt.orcpt.clone(),
-                    state: DeliveryState::default(),
-                });
-            }
-        }
-        let single_recipient = match transaction.recipients.as_slice() {
-            [only] => Some(only.rcpt.to.to_string()),
-            _ => None,
-        };
-        let mail = &transaction.mail;
-        let hostname = &self.endpoint.session_config.hostname;
-        let mut prepend = received_header(&Trace {
-            helo: &hello.name,
-            ip: self.client.ip(),
-            hostname,
-            esmtp: hello.esmtp,
-            smtputf8: mail.smtputf8,
-            tls: self.tls.as_deref(),
-            authenticated: self.session.authenticated(),
-            local_user: match &self.client {
-                Client::Local(user) => Some((user.uid, user.name.as_str())),
-                Client::Network(_) => None,
-            },
-            queue_id: incoming.id.as_str(),
-            single_recipient,
-            time: incoming.arrival,
-        });
-        prepend.push_str(&missing.headers(incoming.id.as_str(), hostname, incoming.arrival));
-        Some(Envelope {
+        Some(envelope::build(&Arrival {
             id: incoming.id,
-            sender: mail.from.clone(),
-            recipients,
-            body: mail.body.unwrap_or_default(),
-            smtputf8: mail.smtputf8,
-            ret: mail.ret,
-            envid: mail.envid.clone(),
-            arrival: incoming.arrival,
-            client: ClientInfo {
-                ip: self.client.ip(),
-                helo: Some(hello.name.clone()),
-            },
-            prepend,
-            hold: false,
-            delay_notified: false,
-            postmaster_notice: false,
-            quarantine: false,
-        })
+            time: incoming.arrival,
+            mail: &transaction.mail,
+            recipients: &transaction.recipients,
+            hello: self.session.hello()?,
+            client: &self.client,
+            tls: self.tls.as_deref(),
+            user: self.session.authenticated(),
+            hostname: &self.endpoint.session_config.hostname,
+            missing,
+        }))
     }
 }
 

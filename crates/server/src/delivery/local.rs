@@ -203,3 +203,288 @@ pub fn local(status: Status, text: impl Into<String>) -> Diagnostic {
         smtp_reply: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use posthorn_proto::{Mailbox, ReversePath};
+    use posthorn_spool::{ClientInfo, DeliveryState, FsQueueStore, Recipient};
+    use tempfile::TempDir;
+
+    use super::*;
+    use crate::config::parse;
+
+    const PREPEND: &str =
+        "Received: from client.test by mx.test; Thu, 1 Jan 2027 00:00:00 +0000\r\n";
+    const CONTENT: &[u8] = b"From: sender@remote.test\r\nSubject: hello\r\n\r\nbody\r\n";
+
+    /// A local transport (at most two Received headers) over a spool in a temporary
+    /// folder, for the accounts postmaster, alice, and bob whose mailbox holds 250 octets.
+    struct Setup {
+        dir: TempDir,
+        store: Arc<dyn QueueStore>,
+        transport: LocalTransport,
+    }
+
+    impl Setup {
+        fn new() -> Setup {
+            let dir = tempfile::tempdir().unwrap();
+            let config = parse(
+                &format!(
+                    "[server]\nhostname = \"mx.test\"\ndata_dir = \"{}\"\n\n\
+                     [[account]]\nname = \"postmaster\"\n\n[[account]]\nname = \"alice\"\n\n\
+                     [[account]]\nname = \"bob\"\nquota = \"250\"\n",
+                    dir.path().display()
+                ),
+                None,
+            )
+            .unwrap();
+            let directory = LiveDirectory::load(&config).unwrap();
+            let store: Arc<dyn QueueStore> =
+                Arc::new(FsQueueStore::open(dir.path().join("queue")).unwrap());
+            let transport = LocalTransport::new(Arc::clone(&store), directory, "mx.test".into(), 2);
+            Setup {
+                dir,
+                store,
+                transport,
+            }
+        }
+
+        /// Spools `content` for the local `accounts` (at `localhost`) and returns the job
+        /// for all of them, its content to be read from the spool.
+        fn queue(&self, accounts: &[&str], content: &[u8]) -> Job {
+            let id = self.store.new_id();
+            let envelope = Envelope {
+                id,
+                sender: ReversePath::Mailbox(Mailbox {
+                    local: "sender".into(),
+                    domain: "remote.test".into(),
+                }),
+                recipients: accounts
+                    .iter()
+                    .map(|account| Recipient {
+                        address: Mailbox {
+                            local: account.to_string(),
+                            domain: "localhost".into(),
+                        },
+                        route: Route::Local {
+                            account: account.to_string(),
+                        },
+                        rcpt: format!("{account}@localhost"),
+                        notify: None,
+                        orcpt: None,
+                        state: DeliveryState::default(),
+                    })
+                    .collect(),
+                body: Default::default(),
+                smtputf8: false,
+                ret: None,
+                envid: None,
+                arrival: 1_800_000_000,
+                client: ClientInfo::default(),
+                prepend: PREPEND.into(),
+                hold: false,
+                delay_notified: false,
+                postmaster_notice: false,
+                quarantine: false,
+            };
+            self.store
+                .writer(id)
+                .unwrap()
+                .commit(content.to_vec(), &envelope)
+                .wait()
+                .unwrap();
+            Job {
+                recipients: (0..accounts.len()).collect(),
+                envelope: Arc::new(envelope),
+                content: None,
+            }
+        }
+
+        /// The files in `folder` (a Maildir, relative to the mail root) `new/`, by name.
+        fn new_mail(&self, folder: &str) -> Vec<(PathBuf, Vec<u8>)> {
+            files(&self.dir.path().join("mail").join(folder).join("new"))
+        }
+    }
+
+    fn files(folder: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        let Ok(entries) = std::fs::read_dir(folder) else {
+            return Vec::new();
+        };
+        let mut files: Vec<_> = entries
+            .map(|e| {
+                let path = e.unwrap().path();
+                let content = std::fs::read(&path).unwrap();
+                (path, content)
+            })
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// What a Maildir copy for `account` must hold.
+    fn expected_copy(account: &str, content: &[u8]) -> Vec<u8> {
+        let mut copy = format!(
+            "Return-Path: <sender@remote.test>\r\nDelivered-To: {account}@localhost\r\n{PREPEND}"
+        )
+        .into_bytes();
+        copy.extend_from_slice(content);
+        copy
+    }
+
+    fn status(outcome: &Outcome) -> Status {
+        match outcome {
+            Outcome::Delivered { diagnostic, .. }
+            | Outcome::Deferred(diagnostic)
+            | Outcome::Failed(diagnostic) => diagnostic.status,
+        }
+    }
+
+    #[test]
+    fn a_copy_in_new_starts_with_return_path_delivered_to_and_our_headers() {
+        let setup = Setup::new();
+        let outcomes = setup.transport.deliver(&setup.queue(&["alice"], CONTENT));
+        let delivered = setup.new_mail("alice");
+        assert_eq!(delivered.len(), 1);
+        let (path, copy) = &delivered[0];
+        assert_eq!(
+            String::from_utf8_lossy(copy),
+            String::from_utf8_lossy(&expected_copy("alice", CONTENT))
+        );
+        let name = path.file_name().unwrap().to_string_lossy();
+        assert_eq!(
+            outcomes,
+            [(
+                0,
+                Outcome::Delivered {
+                    diagnostic: local(Status::new(2, 0, 0), format!("delivered to maildir {name}")),
+                    dsn: Some(DsnAction::Delivered),
+                }
+            )]
+        );
+        let alice = setup.dir.path().join("mail/alice");
+        assert!(files(&alice.join("cur")).is_empty());
+        assert!(files(&alice.join("tmp")).is_empty());
+    }
+
+    #[test]
+    fn content_the_job_carries_is_delivered_as_the_spool_holds_it() {
+        let setup = Setup::new();
+        let mut job = setup.queue(&["alice"], CONTENT);
+        job.content = Some(CONTENT.into());
+        let outcomes = setup.transport.deliver(&job);
+        assert_eq!(status(&outcomes[0].1), Status::new(2, 0, 0));
+        assert_eq!(
+            setup.new_mail("alice")[0].1,
+            expected_copy("alice", CONTENT)
+        );
+    }
+
+    #[test]
+    fn several_recipients_each_get_a_whole_copy_of_a_large_message() {
+        let setup = Setup::new();
+        // Longer than what is read ahead of the rest, so each copy streams the spool again.
+        let mut content = b"Subject: large\r\n\r\n".to_vec();
+        while content.len() < 200_000 {
+            content
+                .extend_from_slice(b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefgh\r\n");
+        }
+        let outcomes = setup
+            .transport
+            .deliver(&setup.queue(&["alice", "postmaster"], &content));
+        assert_eq!(
+            outcomes
+                .iter()
+                .map(|(i, o)| (*i, status(o)))
+                .collect::<Vec<_>>(),
+            [(0, Status::new(2, 0, 0)), (1, Status::new(2, 0, 0))]
+        );
+        for account in ["alice", "postmaster"] {
+            let delivered = setup.new_mail(account);
+            assert_eq!(delivered.len(), 1, "{account}");
+            assert!(
+                delivered[0].1 == expected_copy(account, &content),
+                "{account}'s copy differs"
+            );
+        }
+    }
+
+    #[test]
+    fn a_message_beyond_the_quota_is_deferred_as_mailbox_full() {
+        let setup = Setup::new();
+        let first = setup.transport.deliver(&setup.queue(&["bob"], CONTENT));
+        assert_eq!(status(&first[0].1), Status::new(2, 0, 0));
+        let used = setup.new_mail("bob")[0].1.len();
+        assert!(
+            used <= 250 && 2 * used > 250,
+            "one copy fits in bob's 250 octets, two do not"
+        );
+        let second = setup.transport.deliver(&setup.queue(&["bob"], CONTENT));
+        assert_eq!(
+            second,
+            [(
+                0,
+                Outcome::Deferred(local(
+                    Status::new(4, 2, 2),
+                    format!("mailbox of bob is full ({used} of 250 octets used)")
+                ))
+            )]
+        );
+        assert_eq!(setup.new_mail("bob").len(), 1, "nothing written");
+    }
+
+    #[test]
+    fn an_unknown_account_fails_permanently() {
+        let setup = Setup::new();
+        let outcomes = setup.transport.deliver(&setup.queue(&["ghost"], CONTENT));
+        assert_eq!(
+            outcomes,
+            [(
+                0,
+                Outcome::Failed(local(
+                    Status::new(5, 1, 1),
+                    "account ghost no longer exists"
+                ))
+            )]
+        );
+        assert!(!setup.dir.path().join("mail/ghost").exists());
+    }
+
+    #[test]
+    fn too_many_received_headers_fail_every_recipient_as_a_loop() {
+        let setup = Setup::new();
+        // Our own Received line plus two in the content: three, one more than allowed.
+        let content = b"Received: one\r\nReceived: two\r\nSubject: loop\r\n\r\nbody\r\n";
+        let outcomes = setup
+            .transport
+            .deliver(&setup.queue(&["alice", "bob"], content));
+        let why = local(
+            Status::new(5, 4, 6),
+            "mail loop: 3 Received headers, more than 2",
+        );
+        assert_eq!(
+            outcomes,
+            [(0, Outcome::Failed(why.clone())), (1, Outcome::Failed(why))]
+        );
+        assert!(setup.new_mail("alice").is_empty());
+    }
+
+    #[test]
+    fn quarantined_mail_goes_to_the_junk_folder() {
+        let setup = Setup::new();
+        let job = setup.queue(&["alice"], CONTENT);
+        let mut envelope = (*job.envelope).clone();
+        envelope.quarantine = true;
+        let job = Job {
+            envelope: Arc::new(envelope),
+            ..job
+        };
+        setup.transport.deliver(&job);
+        assert!(setup.new_mail("alice").is_empty());
+        assert_eq!(
+            setup.new_mail("alice/.Junk")[0].1,
+            expected_copy("alice", CONTENT)
+        );
+    }
+}

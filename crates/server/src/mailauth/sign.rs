@@ -313,3 +313,163 @@ pub fn from_domain(message: &[u8]) -> Option<String> {
     let (_, domain) = address.rsplit_once('@')?;
     Some(domain.to_ascii_lowercase())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use mail_auth::common::parse::TxtRecordParser;
+    use mail_auth::common::verify::DomainKey as PublishedKey;
+    use mail_auth::{DkimResult, Parameters, ResolverCache, Txt};
+
+    use super::*;
+    use crate::dns::Dns;
+
+    /// The DKIM key records of the test's domains, by name: all the DNS verification gets.
+    #[derive(Default)]
+    struct Records(HashMap<Box<str>, Txt>);
+
+    impl ResolverCache<Box<str>, Txt> for Records {
+        fn get<Q>(&self, name: &Q) -> Option<Txt>
+        where
+            Box<str>: std::borrow::Borrow<Q>,
+            Q: std::hash::Hash + Eq + ?Sized,
+        {
+            self.0.get(name).cloned()
+        }
+
+        fn remove<Q>(&self, _: &Q) -> Option<Txt>
+        where
+            Box<str>: std::borrow::Borrow<Q>,
+            Q: std::hash::Hash + Eq + ?Sized,
+        {
+            None
+        }
+
+        fn insert(&self, _: Box<str>, _: Txt, _: std::time::Instant) {}
+    }
+
+    /// A signer for each domain with a new key of each (selector, algorithm), and the
+    /// records publishing the keys.
+    fn signer(domains: &[(&str, &[(&str, Algorithm)])]) -> (Signer, Records) {
+        let mut keyring = Keyring::default();
+        let mut records = Records::default();
+        for (domain, keys) in domains {
+            for (selector, algorithm) in *keys {
+                let key = keys::parse(keys::generate(*algorithm).unwrap().as_bytes()).unwrap();
+                let published = PublishedKey::parse(key.txt_record().as_bytes()).unwrap();
+                records.0.insert(
+                    format!("{selector}._domainkey.{domain}.").into(),
+                    published.into(),
+                );
+                keyring
+                    .domains
+                    .entry(domain.to_string())
+                    .or_default()
+                    .push(DomainKey {
+                        selector: selector.to_string(),
+                        key,
+                    });
+            }
+        }
+        (Signer::new(keyring), records)
+    }
+
+    /// Each DKIM signature's result with its d= and s=, verified against `records` alone
+    /// (a cache holding every key; the resolver behind it has no server to ask).
+    async fn verify(message: &[u8], records: &Records) -> Vec<(DkimResult, String, String)> {
+        let nowhere = "127.0.0.1:9".parse().unwrap();
+        let auth = Dns::new(Some(nowhere), Duration::from_millis(200))
+            .unwrap()
+            .authenticator();
+        let message = AuthenticatedMessage::parse(message).expect("a message");
+        auth.verify_dkim(Parameters::new(&message).with_txt_cache(records))
+            .await
+            .into_iter()
+            .map(|output| {
+                let signature = output.signature().expect("a signature");
+                (
+                    output.result().clone(),
+                    signature.d.clone(),
+                    signature.s.clone(),
+                )
+            })
+            .collect()
+    }
+
+    const ED25519: &[(&str, Algorithm)] = &[("ed", Algorithm::Ed25519)];
+
+    fn from(address: &str) -> Vec<u8> {
+        format!("From: Someone <{address}>\r\nSubject: hi\r\n\r\nbody\r\n").into_bytes()
+    }
+
+    #[test]
+    fn signs_for_a_from_domain_with_keys_and_its_subdomains_only() {
+        let (signer, _) = signer(&[("example.com", ED25519), ("mail.other.test", ED25519)]);
+        for (address, signed) in [
+            ("a@example.com", true),
+            ("a@EXAMPLE.com", true),
+            ("a@deep.sub.example.com", true),
+            ("a@mail.other.test", true),
+            ("a@other.test", false),
+            ("a@notexample.com", false),
+            ("a@example.com.evil.test", false),
+            ("a@com", false),
+        ] {
+            assert_eq!(signer.signs_for(&from(address)), signed, "{address}");
+        }
+        assert!(!signer.signs_for(b"Subject: no author\r\n\r\nbody\r\n"));
+    }
+
+    #[test]
+    fn nothing_is_signed_for_a_domain_without_keys() {
+        let (signer, _) = signer(&[("example.com", ED25519)]);
+        let mut content = from("a@other.test");
+        content.extend_from_slice(b"\r\n\r\n");
+        let before = content.clone();
+        assert_eq!(signer.sign(b"", &mut content), "");
+        assert_eq!(content, before, "the content is left alone");
+    }
+
+    #[tokio::test]
+    async fn each_key_of_the_domain_adds_a_signature_that_verifies() {
+        let (signer, records) = signer(&[(
+            "example.com",
+            &[("ed", Algorithm::Ed25519), ("rsa", Algorithm::Rsa)],
+        )]);
+        let prepend = b"Received: from client.test by mx.example.com\r\n";
+        // Blank lines ending the body are cut before signing.
+        let mut content = from("a@sub.example.com");
+        content.extend_from_slice(b"\r\n \r\n");
+        let signatures = signer.sign(prepend, &mut content);
+        assert_eq!(content, from("a@sub.example.com"));
+        let message = [signatures.as_bytes(), prepend, &content].concat();
+        let mut results = verify(&message, &records).await;
+        results.sort_by(|a, b| a.2.cmp(&b.2));
+        assert_eq!(
+            results,
+            [
+                (DkimResult::Pass, "example.com".into(), "ed".into()),
+                (DkimResult::Pass, "example.com".into(), "rsa".into()),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_signed_header_changed_later_fails_verification() {
+        let (signer, records) = signer(&[("example.com", ED25519)]);
+        let mut content = from("a@example.com");
+        let signatures = signer.sign(b"", &mut content);
+        let message = [signatures.as_bytes(), &content].concat();
+        let changed = String::from_utf8(message)
+            .unwrap()
+            .replace("Subject: hi", "Subject: changed");
+        let results = verify(changed.as_bytes(), &records).await;
+        assert_eq!(results.len(), 1);
+        assert!(
+            matches!(results[0].0, DkimResult::Fail(_)),
+            "{:?}",
+            results[0]
+        );
+    }
+}

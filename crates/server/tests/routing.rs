@@ -643,17 +643,13 @@ fn cname_chains_to_the_mx_host_are_followed() {
 }
 
 /// An MX host with only an AAAA record (::1). The harness sink binds 127.0.0.1 only, so
-/// the receiving end here is the `MiniMx` of this file on [::1]; skipped (with a message)
-/// where the machine has no IPv6 loopback.
+/// the receiving end here is the `MiniMx` of this file on [::1]; the test fails where the
+/// machine has no IPv6 loopback.
 #[test]
 fn mx_host_with_only_an_aaaa_record() {
-    let mx = match MiniMx::start("[::1]:0".parse().unwrap(), "220 mx.v6only.test") {
-        Ok(mx) => mx,
-        Err(e) => {
-            eprintln!("SKIPPED: cannot listen on [::1] ({e})");
-            return;
-        }
-    };
+    require_ipv6_loopback();
+    let mx =
+        MiniMx::start("[::1]:0".parse().unwrap(), "220 mx.v6only.test").expect("listen on [::1]");
     let dns = TestDns::builder()
         .mx("v6only.test", 10, "mx.v6only.test")
         .aaaa("mx.v6only.test", "::1")
@@ -669,15 +665,14 @@ fn mx_host_with_only_an_aaaa_record() {
     assert_eq!(mx.connections(), 1);
 }
 
-/// Whether this machine can listen on the IPv6 loopback; tests needing it are skipped
-/// (with a message) where it cannot.
-fn ipv6_loopback() -> bool {
-    match TcpListener::bind("[::1]:0") {
-        Ok(_) => true,
-        Err(e) => {
-            eprintln!("SKIPPED: cannot listen on [::1] ({e})");
-            false
-        }
+/// Fails the test, saying what is missing, where this machine cannot listen on the IPv6
+/// loopback: a skipped test would look just like a passing one.
+fn require_ipv6_loopback() {
+    if let Err(e) = TcpListener::bind("[::1]:0") {
+        panic!(
+            "cannot listen on [::1] ({e}): this test needs the IPv6 loopback (Linux: sysctl -w \
+             net.ipv6.conf.lo.disable_ipv6=0; Docker: a network with IPv6 enabled)"
+        );
     }
 }
 
@@ -686,9 +681,7 @@ fn ipv6_loopback() -> bool {
 /// the IPv4 sink is never contacted.
 #[test]
 fn ipv6_address_of_mx_host_is_tried_before_ipv4() {
-    if !ipv6_loopback() {
-        return;
-    }
+    require_ipv6_loopback();
     let sink = Sink::builder().hostname("mx.dual.test").start();
     let port = sink.addr.port();
     let v6 = MiniMx::start(
@@ -715,9 +708,7 @@ fn ipv6_address_of_mx_host_is_tried_before_ipv4() {
 /// is tried next, in the same attempt.
 #[test]
 fn ipv4_address_is_tried_when_ipv6_refuses() {
-    if !ipv6_loopback() {
-        return;
-    }
+    require_ipv6_loopback();
     let sink = Sink::builder().hostname("mx.dual.test").start();
     let port = sink.addr.port();
     let dns = TestDns::builder()

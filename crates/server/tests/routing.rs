@@ -1,8 +1,9 @@
 //! Outbound routing and queue life against the real binary: MX preference and fallback,
 //! load sharing among equal preferences, implicit MX, null MX, NXDOMAIN, SERVFAIL and DNS
 //! timeouts, CNAMEs and IPv6-only hosts, mail loops (our own name, our own socket, too many
-//! hops), destination back-off, delay notices and expiry, double bounces, and crashes or
-//! restarts in the middle of outbound delivery.
+//! hops), destination back-off, double bounces, and crashes or restarts in the middle of
+//! outbound delivery. Delay notices and expiry are played in `queue_clock.rs` on a clock the
+//! test moves: the binary only has the system's, and a lifetime in real time is a wait.
 //!
 //! Every zone is served by a `TestDns` on loopback and every remote host is a scripted sink,
 //! or, where a second host on the same port or an IPv6 host is needed, the small `MiniMx`
@@ -23,7 +24,7 @@ use std::time::Duration;
 
 use common::dns::TestDns;
 use common::sink::{Sink, Stage};
-use common::{Client, Options, TestServer, wait_until};
+use common::{Options, TestServer, wait_until};
 use hickory_proto::rr::RecordType;
 use mail_parser::{MessageParser, MimeHeaders};
 
@@ -121,21 +122,6 @@ impl Setup {
 fn send(server: &TestServer, from: &str, to: &[&str], content: &str) {
     let mut client = server.client();
     let reply = client.send_message(from, to, content);
-    assert!(reply.starts_with("250 "), "{reply}\n{}", server.log());
-    client.command("QUIT");
-}
-
-/// Sends one message with hand-written MAIL and RCPT command lines (for parameters).
-fn send_raw(server: &TestServer, mail: &str, rcpts: &[&str], content: &str) {
-    let mut client: Client = server.client();
-    client.expect("EHLO client.test", "250");
-    client.expect(mail, "250");
-    for rcpt in rcpts {
-        client.expect(rcpt, "250");
-    }
-    client.expect("DATA", "354");
-    client.send(content);
-    let reply = client.command(".");
     assert!(reply.starts_with("250 "), "{reply}\n{}", server.log());
     client.command("QUIT");
 }
@@ -261,14 +247,6 @@ fn assert_one_bounce(server: &TestServer, recipient: &str, status: &str) -> Noti
     server.wait_for_empty_queue();
     assert_eq!(server.messages("postmaster").len(), 1, "{}", server.log());
     notice
-}
-
-/// A port held on 127.0.0.1 so that nothing else can listen on it anywhere: the same port
-/// on 127.0.0.3 is then certainly closed (connection refused at once).
-fn closed_port_on_127_0_0_3() -> (TcpListener, u16) {
-    let holder = TcpListener::bind("127.0.0.1:0").expect("bind a port holder");
-    let port = holder.local_addr().expect("holder address").port();
-    (holder, port)
 }
 
 /// A port that was free on 127.0.0.1 a moment ago (bound and released), for a second mx
@@ -1001,7 +979,7 @@ fn hop_count_within_limit_is_delivered() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Back-off, delay notices, expiry, double bounces
+// Back-off and double bounces
 // ---------------------------------------------------------------------------------------
 
 /// The MX answers every connection with "421 4.3.2" (counted by `MiniMx`). The first message
@@ -1049,79 +1027,6 @@ fn unreachable_destination_is_backed_off_as_a_whole() {
     );
     assert!(!server.queue_files().is_empty());
     assert!(server.messages("postmaster").is_empty());
-}
-
-/// retry_schedule ["1s"], delay_warning 2s, max_lifetime 5s, MX unreachable (127.0.0.3,
-/// refused): the sender gets exactly one "delayed" notice (Will-Retry-Until given) and then
-/// one failure (4.4.7), and the spool ends empty.
-#[test]
-fn delay_notice_then_expiry_bounce() {
-    let (_holder, port) = closed_port_on_127_0_0_3();
-    let dns = TestDns::builder()
-        .mx("late.test", 10, "mx.late.test")
-        .a("mx.late.test", "127.0.0.3")
-        .start();
-    let server = Setup::new(port, &["user@late.test"])
-        .queue("delay_warning = \"2s\"\nmax_lifetime = \"5s\"")
-        .start(&dns);
-    send(&server, "postmaster@localhost", &["fwd@localhost"], CONTENT);
-    let notices = postmaster_notices(&server, 2);
-    server.wait_for_empty_queue();
-    std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(server.messages("postmaster").len(), 2, "{}", server.log());
-    let delayed: Vec<&Notice> = notices
-        .iter()
-        .filter(|n| n.field("Action") == "delayed")
-        .collect();
-    let failed: Vec<&Notice> = notices
-        .iter()
-        .filter(|n| n.field("Action") == "failed")
-        .collect();
-    assert_eq!((delayed.len(), failed.len()), (1, 1), "{notices:#?}");
-    let delayed = delayed[0];
-    assert!(delayed.field("Status").starts_with("4."), "{delayed:?}");
-    assert!(!delayed.field("Will-Retry-Until").is_empty(), "{delayed:?}");
-    assert_eq!(delayed.field("Final-Recipient"), "rfc822; user@late.test");
-    assert!(delayed.subject.contains("Delayed"), "{delayed:?}");
-    let failed = failed[0];
-    assert_eq!(failed.field("Status"), "4.4.7", "{failed:?}");
-    assert!(failed.fields("Will-Retry-Until").is_empty(), "{failed:?}");
-    assert_eq!(failed.field("Final-Recipient"), "rfc822; user@late.test");
-    assert_eq!(
-        log_lines(&server, &["result=\"expired\""]).len(),
-        1,
-        "{}",
-        server.log()
-    );
-}
-
-/// The same life with NOTIFY=NEVER: the message expires and leaves the spool, and the
-/// sender hears nothing at all.
-#[test]
-fn notify_never_gets_neither_delay_notice_nor_bounce() {
-    let (_holder, port) = closed_port_on_127_0_0_3();
-    let dns = TestDns::builder()
-        .mx("late.test", 10, "mx.late.test")
-        .a("mx.late.test", "127.0.0.3")
-        .start();
-    let server = Setup::new(port, &["user@late.test"])
-        .queue("delay_warning = \"2s\"\nmax_lifetime = \"5s\"")
-        .start(&dns);
-    send_raw(
-        &server,
-        "MAIL FROM:<postmaster@localhost>",
-        &["RCPT TO:<fwd@localhost> NOTIFY=NEVER"],
-        CONTENT,
-    );
-    wait_for_lines(&server, &["result=\"expired\"", "user@late.test"], 1);
-    server.wait_for_empty_queue();
-    std::thread::sleep(Duration::from_millis(1000));
-    assert!(server.messages("postmaster").is_empty(), "{}", server.log());
-    assert!(
-        log_lines(&server, &["notice queued"]).is_empty(),
-        "{}",
-        server.log()
-    );
 }
 
 /// A message with the null sender whose remote recipient is refused (550): the bounce has

@@ -98,12 +98,12 @@ fn subject(message: &[u8]) -> String {
         .to_string()
 }
 
-/// Waits until the spool is empty, then a little more, and asserts `account` holds
-/// exactly `count` messages: a duplicate that arrives late is caught too.
+/// Waits until `account` holds `count` messages and the spool is empty, and asserts the
+/// count is exact. A message is delivered while it is in the spool and leaves it only
+/// once delivered: with the spool empty, no late duplicate can come any more.
 fn assert_settled(server: &TestServer, account: &str, count: usize) -> Vec<Vec<u8>> {
     server.wait_for_messages(account, count);
     server.wait_for_empty_queue();
-    std::thread::sleep(Duration::from_secs(2));
     let messages = server.messages(account);
     assert_eq!(
         messages.len(),
@@ -247,8 +247,8 @@ fn kill9_right_after_250_loses_nothing() {
         let missing: Vec<&String> = subjects.iter().filter(|s| !seen.contains(s)).collect();
         panic!("{e}: LOST {missing:?}\n{}", server.log())
     });
+    // Every copy is delivered while its message is in the spool: none can come after this.
     server.wait_for_empty_queue();
-    std::thread::sleep(Duration::from_secs(1));
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for message in server.messages("postmaster") {
         *counts.entry(subject(&message)).or_default() += 1;

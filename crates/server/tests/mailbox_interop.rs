@@ -2,8 +2,9 @@
 //! pop3s, IMAP with STARTTLS and over imaps; keep and nokeep) and mbsync from isync (a
 //! two-way sync of folders, flags, new mail and deletions with a local Maildir).
 //!
-//! The CI installs both (Debian packages `fetchmail` and `isync`); where a binary is
-//! missing the test says so and passes.
+//! Both must be installed (Debian packages `fetchmail` and `isync`, which `scripts/test-all`
+//! installs): a test whose client is missing fails and says how to install it, since a
+//! skipped interop test looks just like a passing one.
 
 #![allow(
     clippy::unwrap_used,
@@ -61,19 +62,18 @@ password = "{alice}"
         .start()
 }
 
-/// False (with a note) when `binary` is not installed.
-fn have(binary: &str) -> bool {
+/// Fails the test, saying how to install it, when `binary` is not installed.
+fn require(binary: &str) {
     let found = Path::new("/usr/bin").join(binary).exists()
         || Command::new("which")
             .arg(binary)
             .output()
             .is_ok_and(|o| o.status.success());
-    if !found {
-        eprintln!(
-            "NOTE: {binary} is not installed; skipping (Debian: apt-get install fetchmail isync)"
-        );
-    }
-    found
+    assert!(
+        found,
+        "{binary} is not installed: this interop test needs it (Debian: apt-get install \
+         fetchmail isync; scripts/test-all installs both)"
+    );
 }
 
 fn message(subject: &str) -> String {
@@ -222,9 +222,7 @@ fn assert_fetched(fetched: &str, subjects: &[&str], times: usize, log: &str) {
 
 #[test]
 fn fetchmail_pop3_with_stls_keep_then_nokeep() {
-    if !have("fetchmail") {
-        return;
-    }
+    require("fetchmail");
     let server = server();
     deliver(&server, &["fm-pop-1", "fm-pop-2", "fm-pop-3"]);
     let fetchmail = Fetchmail::new();
@@ -253,9 +251,7 @@ fn fetchmail_pop3_with_stls_keep_then_nokeep() {
 
 #[test]
 fn fetchmail_pop3s_nokeep() {
-    if !have("fetchmail") {
-        return;
-    }
+    require("fetchmail");
     let server = server();
     deliver(&server, &["fm-pop3s-1", "fm-pop3s-2"]);
     let fetchmail = Fetchmail::new();
@@ -267,9 +263,7 @@ fn fetchmail_pop3s_nokeep() {
 
 #[test]
 fn fetchmail_imap_with_starttls_and_imaps() {
-    if !have("fetchmail") {
-        return;
-    }
+    require("fetchmail");
     let server = server();
     deliver(&server, &["fm-imap-1", "fm-imap-2"]);
     let fetchmail = Fetchmail::new();
@@ -363,9 +357,7 @@ impl Mbsync {
 
 #[test]
 fn mbsync_two_way_sync_of_folders_flags_and_deletions() {
-    if !have("mbsync") {
-        return;
-    }
+    require("mbsync");
     let server = server();
     deliver(&server, &["mb-1", "mb-2", "mb-3", "mb-4"]);
     // On the server: a folder with one message, \Flagged on one, \Seen on another.
@@ -530,9 +522,7 @@ M.expunge()
 
 #[test]
 fn mbsync_over_imaps_pulls_everything() {
-    if !have("mbsync") {
-        return;
-    }
+    require("mbsync");
     let server = server();
     deliver(&server, &["mbs-1", "mbs-2"]);
     let mbsync = Mbsync::new(&server, "IMAPS", server.listener("imaps"));

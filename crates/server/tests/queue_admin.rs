@@ -130,11 +130,28 @@ fn hold_release_and_flush() {
     assert!(ok(&server, &["hold", &id]).contains("held"));
     server.wait_for_log(&format!("admin command command=hold {id}\n"));
     assert!(ok(&server, &["list"]).contains("(held)"));
-    // A held message is not flushed.
-    let refused = cli(&server, &["flush", &id]);
-    assert!(!refused.status.success());
-    ok(&server, &["flush"]);
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // A held message is not flushed. Just after the hold it may still be finishing its
+    // write-back ("being delivered now"); once back, the manager says it is held.
+    let refused = wait_until("the held message back from its write-back", || {
+        let output = cli(&server, &["flush", &id]);
+        (!output.status.success()).then_some(output)
+    })
+    .unwrap();
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        why.contains(&format!(
+            "{id} is not waiting for delivery (held, or not in the queue)"
+        )),
+        "{why}"
+    );
+    // The manager's account of the flush: nothing was scheduled, now or later.
+    let flushed = ok(&server, &["flush"]);
+    assert!(
+        flushed.contains(
+            "0 message(s) scheduled for delivery now, 0 more once their current attempt is over"
+        ),
+        "{flushed}"
+    );
     assert!(sink.messages().is_empty(), "a held message was delivered");
 
     assert!(ok(&server, &["release", &id]).contains("released"));
@@ -165,8 +182,9 @@ fn delete_bounces_unless_silent_and_bounce_returns() {
     let server = server(port);
     let silent = queue_one(&server, "silently deleted");
     assert!(ok(&server, &["delete", "--silent", &silent]).contains("no notice sent"));
+    // A notice enters the spool before the message that owes it leaves, and leaves only
+    // once delivered: with the spool empty, any notice would be in the Maildir already.
     server.wait_for_empty_queue();
-    std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(
         server.messages("postmaster").is_empty(),
         "--silent must not bounce"

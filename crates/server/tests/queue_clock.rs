@@ -1,6 +1,9 @@
 //! The queue manager over a message's whole life, on an injected clock: a remote
 //! destination that always answers "try later", and the manager's real schedule, delay
-//! notice, expiry and bounce, five days played in well under a second of real time.
+//! notice, expiry and bounce, five days played in well under a second of real time. The
+//! binary has no clock but the system's, so message lifetimes are tested here, where
+//! nothing waits on real time and the end of a life is an event (the message leaving the
+//! spool), not a pause.
 
 #![allow(
     clippy::unwrap_used,
@@ -18,10 +21,13 @@ use posthorn::config::parse;
 use posthorn::delivery::dsn::Notifier;
 use posthorn::delivery::local::LocalTransport;
 use posthorn::queue::policy::{Outcome, Policy};
-use posthorn::queue::{self, Destination, Feed, Job, JobResult, Limits, Parts, Transport};
-use posthorn_proto::{Mailbox, ReversePath, Status};
+use posthorn::queue::{
+    self, Destination, Feed, Job, JobResult, Limits, Parts, QueueHandle, Transport,
+};
+use posthorn_proto::{Mailbox, Notify, ReversePath, Status};
 use posthorn_spool::{
-    ClientInfo, DeliveryState, Diagnostic, Envelope, FsQueueStore, QueueStore, Recipient, Route,
+    ClientInfo, DeliveryState, Diagnostic, Envelope, FsQueueStore, QueueId, QueueStore, Recipient,
+    Route,
 };
 
 const START: u64 = 1_800_000_000;
@@ -94,126 +100,168 @@ fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-fn notices(mail: &std::path::Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(mail.join("postmaster/new")) else {
-        return Vec::new();
-    };
-    entries
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-        .collect()
+/// The real queue manager, spool, notifier and local delivery in a temporary folder, with
+/// the remote destination always saying "try later" and a clock the test moves.
+struct Life {
+    dir: tempfile::TempDir,
+    store: Arc<dyn QueueStore>,
+    clock: Arc<ManualClock>,
+    remote: Arc<AlwaysLater>,
+    handle: QueueHandle,
+    _stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Life {
+    /// Retries after 1, 5, 15, 30, 60 minutes, then every 2 hours; a delay notice after 4
+    /// hours; given up after 5 days.
+    fn start() -> Life {
+        let dir = tempfile::tempdir().unwrap();
+        let config = parse(
+            &format!(
+                "[server]\nhostname = \"mx.test\"\ndata_dir = \"{}\"\n",
+                dir.path().display()
+            ),
+            None,
+        )
+        .unwrap();
+        let directory = LiveDirectory::load(&config).unwrap();
+        let store: Arc<dyn QueueStore> =
+            Arc::new(FsQueueStore::open(dir.path().join("queue")).unwrap());
+        let clock = Arc::new(ManualClock(AtomicU64::new(START)));
+        let remote = Arc::new(AlwaysLater {
+            clock: Arc::clone(&clock),
+            attempts: Mutex::new(Vec::new()),
+        });
+        let parts = Parts {
+            store: Arc::clone(&store),
+            notifier: Notifier::new(
+                Arc::clone(&store),
+                Arc::clone(&directory),
+                "mx.test".into(),
+                true,
+                None,
+            ),
+            policy: Policy {
+                retry_schedule: [60, 300, 900, 1800, 3600, 7200]
+                    .map(Duration::from_secs)
+                    .to_vec(),
+                max_lifetime: 5 * DAY,
+                delay_warning: 4 * HOUR,
+            },
+            clock: clock.clone(),
+            local: Arc::new(LocalTransport::new(
+                Arc::clone(&store),
+                Arc::clone(&directory),
+                "mx.test".into(),
+                50,
+            )),
+            remote: remote.clone(),
+            limits: Limits {
+                local: 2,
+                remote: 2,
+                per_destination: 1,
+                recipients_per_transaction: 50,
+                active: 100,
+            },
+        };
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let recovered = store.recover().unwrap();
+        let (handle, _task) = queue::start(parts, recovered, shutdown);
+        Life {
+            dir,
+            store,
+            clock,
+            remote,
+            handle,
+            _stop: stop,
+        }
+    }
+
+    /// Queues a message from the local postmaster to `user@remote.test` with `notify` as
+    /// its NOTIFY parameter (none given: the default, failures and delays).
+    async fn submit(&self, notify: Option<Notify>) -> QueueId {
+        let id = self.store.new_id();
+        let envelope = Envelope {
+            id,
+            sender: ReversePath::Mailbox(Mailbox {
+                local: "postmaster".into(),
+                domain: "localhost".into(),
+            }),
+            recipients: vec![Recipient {
+                address: Mailbox {
+                    local: "user".into(),
+                    domain: "remote.test".into(),
+                },
+                route: Route::Remote,
+                rcpt: "user@remote.test".into(),
+                notify,
+                orcpt: None,
+                state: DeliveryState::default(),
+            }],
+            body: Default::default(),
+            smtputf8: false,
+            ret: None,
+            envid: None,
+            arrival: START,
+            client: ClientInfo::default(),
+            prepend: String::new(),
+            hold: false,
+            delay_notified: false,
+            postmaster_notice: false,
+            quarantine: false,
+        };
+        let content = b"Subject: doomed\r\n\r\nbody\r\n".to_vec();
+        let writer = self.store.writer(id).unwrap();
+        writer.commit(content, &envelope).durable().await.unwrap();
+        self.handle.submit(envelope, None);
+        id
+    }
+
+    /// Jumps the clock to each next attempt the manager records for message `id`, until the
+    /// message has left the spool; returns the times of the attempts, from arrival.
+    fn live_out(&self, id: QueueId) -> Vec<u64> {
+        let mut seen = 0;
+        loop {
+            seen = wait_for("an attempt", || {
+                let n = self.remote.attempts.lock().unwrap().len();
+                (n > seen).then_some(n)
+            });
+            let next = wait_for("the state of the attempt", || match self.store.load(&id) {
+                Ok(e) if e.recipients[0].state.attempts as usize == seen => {
+                    Some(Some(e.recipients[0].state.next_attempt))
+                }
+                Ok(_) => None,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(None),
+                Err(e) => panic!("{e}"),
+            });
+            let Some(next) = next else { break };
+            self.clock.0.store(next, Ordering::SeqCst);
+            self.handle.wake();
+        }
+        self.remote.attempts.lock().unwrap().clone()
+    }
+
+    /// The notices in the postmaster's Maildir once the spool is empty. A notice is written
+    /// to the spool before the message that owes it leaves, and leaves the spool only once
+    /// delivered: with the spool empty, every notice there will ever be is in the Maildir.
+    fn final_notices(&self) -> Vec<String> {
+        wait_for("an empty spool", || {
+            self.store.ids().unwrap().is_empty().then_some(())
+        });
+        let Ok(entries) = std::fs::read_dir(self.dir.path().join("mail/postmaster/new")) else {
+            return Vec::new();
+        };
+        entries
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+            .collect()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undeliverable_message_follows_the_schedule_then_bounces() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = parse(
-        &format!(
-            "[server]\nhostname = \"mx.test\"\ndata_dir = \"{}\"\n",
-            dir.path().display()
-        ),
-        None,
-    )
-    .unwrap();
-    let directory = LiveDirectory::load(&config).unwrap();
-    let store: Arc<dyn QueueStore> =
-        Arc::new(FsQueueStore::open(dir.path().join("queue")).unwrap());
-    let clock = Arc::new(ManualClock(AtomicU64::new(START)));
-    let remote = Arc::new(AlwaysLater {
-        clock: Arc::clone(&clock),
-        attempts: Mutex::new(Vec::new()),
-    });
-    let parts = Parts {
-        store: Arc::clone(&store),
-        notifier: Notifier::new(
-            Arc::clone(&store),
-            Arc::clone(&directory),
-            "mx.test".into(),
-            true,
-            None,
-        ),
-        policy: Policy {
-            retry_schedule: [60, 300, 900, 1800, 3600, 7200]
-                .map(Duration::from_secs)
-                .to_vec(),
-            max_lifetime: 5 * DAY,
-            delay_warning: 4 * HOUR,
-        },
-        clock: clock.clone(),
-        local: Arc::new(LocalTransport::new(
-            Arc::clone(&store),
-            Arc::clone(&directory),
-            "mx.test".into(),
-            50,
-        )),
-        remote: remote.clone(),
-        limits: Limits {
-            local: 2,
-            remote: 2,
-            per_destination: 1,
-            recipients_per_transaction: 50,
-            active: 100,
-        },
-    };
-    let (_stop, shutdown) = tokio::sync::watch::channel(false);
-    let recovered = store.recover().unwrap();
-    let (handle, _task) = queue::start(parts, recovered, shutdown);
-
-    let id = store.new_id();
-    let envelope = Envelope {
-        id,
-        sender: ReversePath::Mailbox(Mailbox {
-            local: "postmaster".into(),
-            domain: "localhost".into(),
-        }),
-        recipients: vec![Recipient {
-            address: Mailbox {
-                local: "user".into(),
-                domain: "remote.test".into(),
-            },
-            route: Route::Remote,
-            rcpt: "user@remote.test".into(),
-            notify: None,
-            orcpt: None,
-            state: DeliveryState::default(),
-        }],
-        body: Default::default(),
-        smtputf8: false,
-        ret: None,
-        envid: None,
-        arrival: START,
-        client: ClientInfo::default(),
-        prepend: String::new(),
-        hold: false,
-        delay_notified: false,
-        postmaster_notice: false,
-        quarantine: false,
-    };
-    let content = b"Subject: doomed\r\n\r\nbody\r\n".to_vec();
-    let writer = store.writer(id).unwrap();
-    writer.commit(content, &envelope).durable().await.unwrap();
-    handle.submit(envelope, None);
-
-    // Jump the clock to each next attempt the manager recorded, until the message is gone.
-    let mut seen = 0;
-    loop {
-        seen = wait_for("an attempt", || {
-            let n = remote.attempts.lock().unwrap().len();
-            (n > seen).then_some(n)
-        });
-        let next = wait_for("the state of the attempt", || match store.load(&id) {
-            Ok(e) if e.recipients[0].state.attempts as usize == seen => {
-                Some(Some(e.recipients[0].state.next_attempt))
-            }
-            Ok(_) => None,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(None),
-            Err(e) => panic!("{e}"),
-        });
-        let Some(next) = next else { break };
-        clock.0.store(next, Ordering::SeqCst);
-        handle.wake();
-    }
-
-    let attempts = remote.attempts.lock().unwrap().clone();
+    let life = Life::start();
+    let id = life.submit(None).await;
+    let attempts = life.live_out(id);
     assert_eq!(
         &attempts[..7],
         &[0, 60, 360, 1260, 3060, 6660, 13860],
@@ -229,12 +277,12 @@ async fn undeliverable_message_follows_the_schedule_then_bounces() {
         "gave up at {last}"
     );
 
-    let mail = dir.path().join("mail");
-    let notices = wait_for("the delay notice and the bounce", || {
-        let notices = notices(&mail);
-        (notices.len() >= 2).then_some(notices)
-    });
-    assert_eq!(notices.len(), 2, "exactly one delay notice and one bounce");
+    let notices = life.final_notices();
+    assert_eq!(
+        notices.len(),
+        2,
+        "exactly one delay notice and one bounce: {notices:#?}"
+    );
     let delayed: Vec<_> = notices
         .iter()
         .filter(|n| n.contains("Action: delayed"))
@@ -244,15 +292,43 @@ async fn undeliverable_message_follows_the_schedule_then_bounces() {
         .filter(|n| n.contains("Action: failed"))
         .collect();
     assert_eq!((delayed.len(), failed.len()), (1, 1));
-    assert!(delayed[0].contains("Will-Retry-Until:"), "{}", delayed[0]);
-    assert!(failed[0].contains("Status: 4.4.7"), "{}", failed[0]);
+    let (delayed, failed) = (delayed[0], failed[0]);
+    assert!(delayed.contains("Will-Retry-Until:"), "{delayed}");
+    assert!(delayed.contains("\r\nStatus: 4."), "{delayed}");
     assert!(
-        failed[0].contains("Diagnostic-Code: smtp; 451 4.2.0 try later"),
-        "{}",
-        failed[0]
+        delayed.contains("Final-Recipient: rfc822; user@remote.test\r\n"),
+        "{delayed}"
     );
-    assert!(failed[0].contains("Return-Path: <>"), "{}", failed[0]);
-    wait_for("an empty queue", || {
-        store.ids().unwrap().is_empty().then_some(())
-    });
+    let subject = delayed
+        .lines()
+        .find(|l| l.starts_with("Subject: "))
+        .unwrap_or_default();
+    assert!(subject.contains("Delayed"), "{delayed}");
+    assert!(failed.contains("Status: 4.4.7"), "{failed}");
+    assert!(!failed.contains("Will-Retry-Until:"), "{failed}");
+    assert!(
+        failed.contains("Final-Recipient: rfc822; user@remote.test\r\n"),
+        "{failed}"
+    );
+    assert!(
+        failed.contains("Diagnostic-Code: smtp; 451 4.2.0 try later"),
+        "{failed}"
+    );
+    assert!(failed.contains("Return-Path: <>"), "{failed}");
+}
+
+/// NOTIFY=NEVER: the message lives the same life, expires and leaves the spool, and the
+/// sender hears nothing at all, neither the delay notice nor the bounce.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_never_gets_neither_delay_notice_nor_bounce() {
+    let life = Life::start();
+    let id = life.submit(Some(Notify::default())).await;
+    let attempts = life.live_out(id);
+    let last = *attempts.last().unwrap();
+    assert!(
+        (5 * DAY..5 * DAY + 7200).contains(&last),
+        "gave up at {last}: {attempts:?}"
+    );
+    let notices = life.final_notices();
+    assert!(notices.is_empty(), "{notices:#?}");
 }

@@ -1,5 +1,6 @@
 //! Receiving mail for local users: real clients against the real server, checked in the
-//! Maildir.
+//! Maildir. Plain exchanges of commands and replies (BDAT chunks, SMTPUTF8 addresses) are
+//! scripts in `tests/data/dialogs/`, played by `dialogs.rs`.
 
 #![allow(
     clippy::unwrap_used,
@@ -79,27 +80,6 @@ fn pipelined_transaction_in_one_write() {
     let messages = server.wait_for_messages("postmaster", 1);
     assert!(messages[0].ends_with(b"Subject: pipelined\r\n\r\nbody\r\n"));
     assert!(String::from_utf8_lossy(&messages[0]).contains(&queue_id(&queued)));
-}
-
-#[test]
-fn bdat_chunks_are_delivered_exactly() {
-    let server = TestServer::start();
-    let mut client = server.client();
-    client.expect("EHLO client.test", "250");
-    client.expect("MAIL FROM:<a@example.com> BODY=8BITMIME", "250 2.1.0");
-    client.expect("RCPT TO:<postmaster@localhost>", "250 2.1.5");
-    let part1 = b"Subject: chunked\r\n\r\n.not stuffed\r\n";
-    let part2 = b"\xc3\xa9\r\n.\r\nend\r\n";
-    client.send(format!("BDAT {}\r\n", part1.len()));
-    client.send(part1);
-    assert!(client.reply().starts_with("250 2.0.0"));
-    client.send(format!("BDAT {} LAST\r\n", part2.len()));
-    client.send(part2);
-    assert!(client.reply().starts_with("250 2.0.0 OK queued as"));
-    let messages = server.wait_for_messages("postmaster", 1);
-    let mut expected = part1.to_vec();
-    expected.extend_from_slice(part2);
-    assert!(messages[0].ends_with(&expected));
 }
 
 #[test]
@@ -192,27 +172,6 @@ fn directory_routes_recipients() {
         "several recipients stay private: {headers}"
     );
     server.wait_for_empty_queue();
-}
-
-#[test]
-fn utf8_address_with_smtputf8() {
-    let server = Options::default().config(DIRECTORY).start();
-    let mut client = server.client();
-    client.expect("EHLO client.test", "250");
-    client.expect("MAIL FROM:<jöran@example.com>", "553 5.6.7");
-    client.expect("MAIL FROM:<jöran@example.com> SMTPUTF8", "250");
-    client.expect("RCPT TO:<jöran@other.test>", "250 2.1.5");
-    client.expect("DATA", "354");
-    client.send("Subject: =?utf-8?q?gr=C3=BC=C3=9Fe?=\r\n\r\nhej\r\n.\r\n");
-    assert!(client.reply().starts_with("250 2.0.0"));
-    let messages = server.wait_for_messages("bob", 1);
-    let (headers, _) = split_message(&messages[0]);
-    assert!(
-        headers
-            .starts_with("Return-Path: <jöran@example.com>\r\nDelivered-To: jöran@other.test\r\n"),
-        "{headers}"
-    );
-    assert!(headers.contains("with UTF8SMTP id"), "{headers}");
 }
 
 #[test]

@@ -11,7 +11,6 @@ mod common;
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
 
 use common::Client;
 use common::sink::{DEFAULT_EXTENSIONS, Sink, SinkTls, Stage, base64_encode};
@@ -49,22 +48,46 @@ fn python(sink: &Sink, extra: &[(&str, String)], script: &str) -> String {
     stdout
 }
 
-/// A plain TCP connection with a short read timeout, for stalls and drops.
+/// A plain TCP connection, for stalls and drops.
 fn raw(sink: &Sink) -> (BufReader<TcpStream>, TcpStream) {
     let stream = TcpStream::connect(sink.addr).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
+    stream.set_read_timeout(Some(common::PATIENCE)).unwrap();
     (BufReader::new(stream.try_clone().unwrap()), stream)
 }
 
-/// True if nothing arrives (and the socket stays open) for the read timeout.
-fn silent(reader: &mut BufReader<TcpStream>) -> bool {
-    let mut line = String::new();
-    match reader.read_line(&mut line) {
-        Err(e) => matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
-        Ok(_) => false,
-    }
+/// Asserts that connection 1, stalled at `stage`, answers nothing more and stays open. A
+/// probe line is sent and waited for in the transcript (a stalled sink reads and logs what
+/// comes); every reply is logged before it is written, so no reply logged after the stall
+/// means none was written; and the socket then has nothing to read, and no end.
+fn assert_stalled(
+    sink: &Sink,
+    stage: &str,
+    reader: &mut BufReader<TcpStream>,
+    writer: &mut TcpStream,
+) {
+    writer.write_all(b"NOOP probe\r\n").unwrap();
+    let transcript = sink.wait_for_transcript("[1] C: NOOP probe");
+    let stalled = format!("[1] * stalled at {stage}: no more replies");
+    let after: Vec<&str> = transcript
+        .lines()
+        .skip_while(|line| *line != stalled)
+        .collect();
+    assert!(!after.is_empty(), "{transcript}");
+    assert!(
+        !after.iter().any(|line| line.starts_with("[1] S: ")),
+        "{transcript}"
+    );
+    assert!(reader.buffer().is_empty(), "{:?}", reader.buffer());
+    let socket = reader.get_ref();
+    socket.set_nonblocking(true).unwrap();
+    let pending = socket.peek(&mut [0u8; 1]);
+    socket.set_nonblocking(false).unwrap();
+    assert!(
+        pending
+            .as_ref()
+            .is_err_and(|e| e.kind() == ErrorKind::WouldBlock),
+        "{pending:?}\n{transcript}"
+    );
 }
 
 /// Reads until the peer closes (EOF or reset) within `common::PATIENCE`; false if it does not.
@@ -550,9 +573,8 @@ fn replies_can_fail_and_be_reconfigured() {
 #[test]
 fn stalls_keep_the_socket_open_without_answering() {
     let sink = Sink::builder().stall_at(Stage::Greeting).start();
-    let (mut reader, _writer) = raw(&sink);
-    assert!(silent(&mut reader));
-    sink.wait_for_transcript("[1] * stalled at Greeting");
+    let (mut reader, mut writer) = raw(&sink);
+    assert_stalled(&sink, "Greeting", &mut reader, &mut writer);
 
     let sink = Sink::builder().stall_at(Stage::AfterMail).start();
     let (mut reader, mut writer) = raw(&sink);
@@ -565,7 +587,7 @@ fn stalls_keep_the_socket_open_without_answering() {
     while !ehlo.contains("250 ") {
         reader.read_line(&mut ehlo).unwrap();
     }
-    assert!(silent(&mut reader));
+    assert_stalled(&sink, "AfterMail", &mut reader, &mut writer);
 
     let sink = Sink::builder().stall_at(Stage::DataEnd).start();
     let mut c = connect(&sink);

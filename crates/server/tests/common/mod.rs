@@ -10,6 +10,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -59,6 +60,7 @@ impl Options {
             root,
             _dir: Some(dir),
             log: Arc::new(Mutex::new(String::new())),
+            log_readers: Arc::new(AtomicUsize::new(0)),
             options: self,
         };
         server.launch();
@@ -75,6 +77,8 @@ pub struct TestServer {
     pub root: PathBuf,
     _dir: Option<tempfile::TempDir>,
     log: Arc<Mutex<String>>,
+    /// Threads still reading a run's log: none once every run's stderr is at its end.
+    log_readers: Arc<AtomicUsize>,
     options: Options,
 }
 
@@ -188,6 +192,8 @@ impl TestServer {
         let stderr = child.stderr.take().expect("stderr");
         let log = Arc::clone(&self.log);
         log.lock().unwrap().push_str("--- start ---\n");
+        let readers = Arc::clone(&self.log_readers);
+        readers.fetch_add(1, Ordering::SeqCst);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
@@ -195,6 +201,7 @@ impl TestServer {
                 log.push_str(&line);
                 log.push('\n');
             }
+            readers.fetch_sub(1, Ordering::SeqCst);
         });
         self.child = Some(child);
         let started = Instant::now();
@@ -269,19 +276,31 @@ impl TestServer {
         self.log.lock().unwrap().clone()
     }
 
-    /// The log once the server has been quiet for a moment: for assertions about what was
-    /// (or was not) logged, since lines reach the test through a writer thread and a pipe.
+    /// Every line the server has logged so far, for assertions about what was (or was not)
+    /// logged: lines reach the test through the server's writer thread and a pipe, so one
+    /// logged just before something the test saw happen may not be in `log()` yet. A
+    /// running server is given a session of its own, whose HELO name is used once, and its
+    /// "session" line is waited for: the log is one ordered stream, so every line logged
+    /// before that one has arrived. A stopped server's log is whole once its pipe is at
+    /// its end.
     pub fn settled_log(&self) -> String {
-        let started = Instant::now();
-        let mut seen = self.log();
-        loop {
-            std::thread::sleep(Duration::from_millis(150));
-            let now = self.log();
-            if now.len() == seen.len() || started.elapsed() > Duration::from_secs(3) {
-                return now;
-            }
-            seen = now;
+        if self.child.is_none() {
+            wait_until("the end of the server's log", || {
+                (self.log_readers.load(Ordering::SeqCst) == 0).then_some(())
+            })
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.log()));
+            return self.log();
         }
+        static BARRIERS: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "log-barrier-{}.test",
+            BARRIERS.fetch_add(1, Ordering::SeqCst)
+        );
+        let mut client = Client::greeted(self.addr);
+        client.expect(&format!("HELO {name}"), "250 ");
+        client.expect("QUIT", "221 ");
+        self.wait_for_log(&format!("helo=\"{name}\" "));
+        self.log()
     }
 
     /// Waits until the log contains `needle`.
@@ -321,6 +340,14 @@ impl TestServer {
     /// Names of committed files in the spool (messages and state files).
     pub fn queue_files(&self) -> Vec<String> {
         list_files(&self.data().join("queue"))
+    }
+
+    /// Queue ids of the messages committed to the spool (their state files left out).
+    pub fn queued_messages(&self) -> Vec<String> {
+        self.queue_files()
+            .into_iter()
+            .filter(|name| !name.ends_with(".state"))
+            .collect()
     }
 
     /// Sizes of the messages the server is receiving into its spool now: unnamed files

@@ -1110,7 +1110,9 @@ impl Conn {
         self.finish(content, true).await
     }
 
-    /// The end of the content: the configured reply, and the record if it was 2xx.
+    /// The end of the content: the record if the configured reply is 2xx, then the reply.
+    /// Recorded first, so a sender holding the 250 (and anything it did after, such as
+    /// removing the message from its spool) finds the message in `messages()`.
     async fn finish(&mut self, content: Vec<u8>, bdat: bool) -> io::Result<Next> {
         if self.stalls(Stage::DataEnd) {
             return Ok(Next::Stall(Stage::DataEnd));
@@ -1127,7 +1129,6 @@ impl Conn {
                 .await;
         }
         let reply = self.b.data_reply.clone();
-        let next = self.reply(&reply).await?;
         if reply.starts_with('2') {
             self.log(&format!("* message recorded ({} octets)", content.len()));
             lock(&self.shared.messages).push(SinkMessage {
@@ -1143,7 +1144,7 @@ impl Conn {
                 connection: self.id,
             });
         }
-        Ok(next)
+        self.reply(&reply).await
     }
 
     async fn starttls(&mut self, arg: &str) -> io::Result<Next> {

@@ -18,7 +18,7 @@ use crate::accounts::users::LiveDirectory;
 use crate::admin;
 use crate::certs::{CertSource, Certificates};
 use crate::clock::SystemClock;
-use crate::config::Config;
+use crate::config::{Config, Listener};
 use crate::delivery::dsn::Notifier;
 use crate::delivery::local::LocalTransport;
 use crate::delivery::remote::connection::Settings;
@@ -38,6 +38,7 @@ use crate::mailauth::verify::Verifier;
 use crate::queue;
 use crate::queue::policy::Policy;
 use posthorn_mailbox::budget::MemoryBudget;
+use tokio::net::{TcpListener, UnixListener};
 
 /// Runs the server until `stop` completes, then shuts down gracefully: listeners close at
 /// once, sessions get `shutdown_grace` to finish, deliveries in progress complete.
@@ -59,38 +60,8 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     let mail_root = directory.current().mail_root().to_path_buf();
     create_dir_durable(&mail_root, 0o755)
         .with_context(|| format!("cannot create {}", mail_root.display()))?;
-    let configured = config
-        .tls
-        .certificate
-        .as_ref()
-        .zip(config.tls.key.as_ref())
-        .map(|(c, k)| (c.get_ref().clone(), k.get_ref().clone()));
-    // Clients that connect by address find it in a self-signed certificate; a wildcard
-    // address names nothing.
-    let addresses: Vec<IpAddr> = config
-        .listeners
-        .iter()
-        .map(|l| l.address.get_ref().ip())
-        .filter(|ip| !ip.is_unspecified())
-        .collect();
-    let certificates = Certificates::load(CertSource::resolve(
-        configured,
-        data_dir,
-        config.server.hostname.get_ref(),
-        &addresses,
-    )?)?;
-
-    let mut sockets = Vec::new();
-    for listener in &config.listeners {
-        let socket = listen(*listener.address.get_ref()).with_context(|| {
-            format!(
-                "cannot listen on {} ({})",
-                listener.address.get_ref(),
-                listener.role
-            )
-        })?;
-        sockets.push((listener.clone(), socket));
-    }
+    let certificates = certificates(&config)?;
+    let sockets = bind(&config)?;
     let local_path = data_dir.join(sendmail::SOCKET);
     let local_socket = bind_local(&local_path)?;
     info!(path = %local_path.display(), "sendmail socket ready");
@@ -126,55 +97,22 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         signer.clone(),
     )?;
     let (queue, queue_task) = queue::start(queue_parts, recovered, shutdown.clone());
-    // Bound here, not in its task: "posthorn started" promises that `posthorn queue` works.
-    let admin_path = data_dir.join(admin::SOCKET);
-    let admin_task = match admin::bind(&admin_path) {
-        Ok(socket) => {
-            info!(path = %admin_path.display(), "admin socket ready");
-            Some(tokio::spawn(admin::serve(
-                socket,
-                admin_path,
-                Arc::clone(&store),
-                queue.clone(),
-                shutdown.clone(),
-            )))
-        }
-        Err(e) => {
-            warn!(path = %admin_path.display(), error = %e, "admin socket unavailable; `posthorn queue` will not work");
-            None
-        }
-    };
+    let admin_task = start_admin(data_dir, &store, &queue, &shutdown);
     tokio::spawn(Arc::clone(&directory).watch(shutdown.clone()));
     tokio::spawn(reload_on_hangup(
         Arc::clone(&certificates),
         Arc::clone(&directory),
         shutdown.clone(),
     )?);
-    let auth = &config.auth;
-    let logins = Arc::new(Logins::new(
-        Arc::clone(&directory),
-        AuthThrottle::new(auth.max_failures, auth.failure_window.0, auth.block_time.0),
-        auth.failure_delay.0,
-        config.server.hostname.get_ref().clone(),
-        config.limits.ipv6_prefix_length,
-    ));
-    let inbound = Arc::new(Inbound {
-        command_timeout: config.limits.command_timeout.0,
-        data_timeout: config.limits.data_timeout.0,
+    let inbound = inbound(
+        &config,
         directory,
         store,
         queue,
-        trusted_networks: config.policy.trusted_networks.clone(),
-        tls: certificates.acceptor(),
-        logins: logins.clone(),
-        sending: SendingQuota::load(data_dir.join("sending.json")),
-        tarpit: (config.limits.tarpit_after, config.limits.tarpit_delay.0),
-        verifier: Verifier::new(dns.authenticator(), &config),
+        &certificates,
+        &dns,
         signer,
-        arc_seal: config.dkim.arc_seal,
-        whole_messages: MemoryBudget::new(config.limits.check_memory.0),
-        local_sending: config.sending,
-    });
+    );
     let guard = Arc::new(Guard {
         limiter: ConnectionLimiter::new(
             config.limits.max_connections,
@@ -184,38 +122,15 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         ipv6_prefix: config.limits.ipv6_prefix_length,
     });
     let sessions = TaskTracker::new();
-    let mut listeners = Vec::new();
-    for (listener, socket) in sockets {
-        let address = socket.local_addr()?;
-        info!(role = %listener.role, %address, "listening");
-        listeners.push(tokio::spawn(accept_loop(
-            socket,
-            Handler {
-                inbound: Arc::clone(&inbound),
-                service: service(&config, &listener, &inbound.whole_messages),
-                implicit_tls: listener.role.implicit_tls(),
-                guard: Arc::clone(&guard),
-                sessions: sessions.clone(),
-                shutdown: shutdown.clone(),
-            },
-        )));
-    }
-    let local_endpoint = Arc::new(Endpoint {
-        session_config: config.session_config(),
-        submission: true,
-    });
-    listeners.push(tokio::spawn(local_accept_loop(
+    let listeners = start_listeners(
+        &config,
+        sockets,
         local_socket,
-        config.policy.local_any_sender_group.clone(),
-        Handler {
-            inbound: Arc::clone(&inbound),
-            service: Service::Smtp(local_endpoint),
-            implicit_tls: false,
-            guard: Arc::clone(&guard),
-            sessions: sessions.clone(),
-            shutdown: shutdown.clone(),
-        },
-    )));
+        &inbound,
+        &guard,
+        &sessions,
+        &shutdown,
+    )?;
     // Every socket is bound by now (connections wait in their backlogs until the accept
     // loops run): scripts may wait for this line, then use the server.
     info!(hostname = %config.server.hostname.get_ref(), "posthorn started");
@@ -246,6 +161,158 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     info!("stopped");
     drop(lock);
     Ok(())
+}
+
+/// Our certificate: the configured one, or a self-signed one made for the host name and
+/// the listeners' addresses (clients that connect by address find it there; a wildcard
+/// address names nothing).
+fn certificates(config: &Config) -> anyhow::Result<Arc<Certificates>> {
+    let configured = config
+        .tls
+        .certificate
+        .as_ref()
+        .zip(config.tls.key.as_ref())
+        .map(|(c, k)| (c.get_ref().clone(), k.get_ref().clone()));
+    let addresses: Vec<IpAddr> = config
+        .listeners
+        .iter()
+        .map(|l| l.address.get_ref().ip())
+        .filter(|ip| !ip.is_unspecified())
+        .collect();
+    Certificates::load(CertSource::resolve(
+        configured,
+        &config.server.data_dir,
+        config.server.hostname.get_ref(),
+        &addresses,
+    )?)
+}
+
+/// Every configured listener's socket, bound before anything else starts: a port in use
+/// stops the start-up with its address and role.
+fn bind(config: &Config) -> anyhow::Result<Vec<(Listener, TcpListener)>> {
+    config
+        .listeners
+        .iter()
+        .map(|listener| {
+            let socket = listen(*listener.address.get_ref()).with_context(|| {
+                format!(
+                    "cannot listen on {} ({})",
+                    listener.address.get_ref(),
+                    listener.role
+                )
+            })?;
+            Ok((listener.clone(), socket))
+        })
+        .collect()
+}
+
+/// The operator's socket, bound here rather than in its task: "posthorn started" promises
+/// that `posthorn queue` works.
+fn start_admin(
+    data_dir: &std::path::Path,
+    store: &Arc<dyn QueueStore>,
+    queue: &queue::QueueHandle,
+    shutdown: &watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let admin_path = data_dir.join(admin::SOCKET);
+    match admin::bind(&admin_path) {
+        Ok(socket) => {
+            info!(path = %admin_path.display(), "admin socket ready");
+            Some(tokio::spawn(admin::serve(
+                socket,
+                admin_path,
+                Arc::clone(store),
+                queue.clone(),
+                shutdown.clone(),
+            )))
+        }
+        Err(e) => {
+            warn!(path = %admin_path.display(), error = %e, "admin socket unavailable; `posthorn queue` will not work");
+            None
+        }
+    }
+}
+
+/// What every inbound session shares.
+fn inbound(
+    config: &Config,
+    directory: Arc<LiveDirectory>,
+    store: Arc<dyn QueueStore>,
+    queue: queue::QueueHandle,
+    certificates: &Arc<Certificates>,
+    dns: &Dns,
+    signer: Option<Arc<Signer>>,
+) -> Arc<Inbound> {
+    let auth = &config.auth;
+    let logins = Arc::new(Logins::new(
+        Arc::clone(&directory),
+        AuthThrottle::new(auth.max_failures, auth.failure_window.0, auth.block_time.0),
+        auth.failure_delay.0,
+        config.server.hostname.get_ref().clone(),
+        config.limits.ipv6_prefix_length,
+    ));
+    Arc::new(Inbound {
+        command_timeout: config.limits.command_timeout.0,
+        data_timeout: config.limits.data_timeout.0,
+        directory,
+        store,
+        queue,
+        trusted_networks: config.policy.trusted_networks.clone(),
+        tls: certificates.acceptor(),
+        logins: logins.clone(),
+        sending: SendingQuota::load(config.server.data_dir.join("sending.json")),
+        tarpit: (config.limits.tarpit_after, config.limits.tarpit_delay.0),
+        verifier: Verifier::new(dns.authenticator(), config),
+        signer,
+        arc_seal: config.dkim.arc_seal,
+        whole_messages: MemoryBudget::new(config.limits.check_memory.0),
+        local_sending: config.sending,
+    })
+}
+
+/// An accept loop for every listener and one for the local socket of `sendmail`.
+fn start_listeners(
+    config: &Config,
+    sockets: Vec<(Listener, TcpListener)>,
+    local_socket: UnixListener,
+    inbound: &Arc<Inbound>,
+    guard: &Arc<Guard>,
+    sessions: &TaskTracker,
+    shutdown: &watch::Receiver<bool>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut listeners = Vec::new();
+    for (listener, socket) in sockets {
+        let address = socket.local_addr()?;
+        info!(role = %listener.role, %address, "listening");
+        listeners.push(tokio::spawn(accept_loop(
+            socket,
+            Handler {
+                inbound: Arc::clone(inbound),
+                service: service(config, &listener, &inbound.whole_messages),
+                implicit_tls: listener.role.implicit_tls(),
+                guard: Arc::clone(guard),
+                sessions: sessions.clone(),
+                shutdown: shutdown.clone(),
+            },
+        )));
+    }
+    let local_endpoint = Arc::new(Endpoint {
+        session_config: config.session_config(),
+        submission: true,
+    });
+    listeners.push(tokio::spawn(local_accept_loop(
+        local_socket,
+        config.policy.local_any_sender_group.clone(),
+        Handler {
+            inbound: Arc::clone(inbound),
+            service: Service::Smtp(local_endpoint),
+            implicit_tls: false,
+            guard: Arc::clone(guard),
+            sessions: sessions.clone(),
+            shutdown: shutdown.clone(),
+        },
+    )));
+    Ok(listeners)
 }
 
 /// SIGHUP: reload the certificate and the users file.

@@ -58,6 +58,15 @@ fn check(
 mod tests {
     use super::*;
 
+    #[test]
+    fn example_file_documents_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/posthorn.example.toml");
+        let mut example = load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let embedded = Config::embedded();
+        example.server.hostname = embedded.server.hostname.clone();
+        assert_eq!(example, embedded);
+    }
+
     fn error(text: &str) -> ConfigError {
         parse(text, None).expect_err("config should be refused")
     }

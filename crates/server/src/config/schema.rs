@@ -15,6 +15,11 @@ use toml::Spanned;
 use super::host::HostSpec;
 use super::{Dkim, Size, Span, Verify, text};
 
+/// The prefix length IPv6 clients are grouped by for the per-client limits unless
+/// `limits.ipv6_prefix_length` says otherwise (RFC 6177 recommends /56 or /48 for sites,
+/// RFC 4291 fixes /64 for one link).
+pub const DEFAULT_IPV6_PREFIX: u8 = 64;
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -283,7 +288,7 @@ impl Default for Limits {
             tarpit_after: 5,
             tarpit_delay: Span(Duration::from_secs(1)),
             check_memory: Size(64 * 1024 * 1024),
-            ipv6_prefix_length: crate::inbound::limits::client_key::DEFAULT_IPV6_PREFIX,
+            ipv6_prefix_length: DEFAULT_IPV6_PREFIX,
         }
     }
 }

@@ -6,10 +6,6 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 
-/// The prefix length IPv6 clients are grouped by unless configured otherwise (RFC 6177
-/// recommends /56 or /48 for sites, RFC 4291 fixes /64 for one link).
-pub const DEFAULT_IPV6_PREFIX: u8 = 64;
-
 /// An IPv4 address, an IPv6 network of the configured prefix length, or a local Unix user
 /// (programs using `sendmail` count against the same connection limits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

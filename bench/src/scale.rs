@@ -7,9 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use posthorn_proto::{Mailbox, ReversePath};
-use posthorn_spool::{
-    ClientInfo, DeliveryState, Envelope, FsQueueStore, QueueStore, Recipient, Route,
-};
+use posthorn_spool::{Envelope, FsQueueStore, QueueStore, Recipient, Route};
 
 use crate::procs::{PeakMemory, Tree};
 use crate::server::{Posthorn, free_port};
@@ -80,37 +78,23 @@ fn drop_caches() -> bool {
 }
 
 fn envelope(id: posthorn_spool::QueueId) -> Envelope {
-    Envelope {
+    let sender = Mailbox {
+        local: "bench".into(),
+        domain: "example.com".into(),
+    };
+    let recipient = Mailbox {
+        local: "user".into(),
+        domain: "remote.example".into(),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    Envelope::new(
         id,
-        sender: ReversePath::Mailbox(Mailbox {
-            local: "bench".into(),
-            domain: "example.com".into(),
-        }),
-        recipients: vec![Recipient {
-            address: Mailbox {
-                local: "user".into(),
-                domain: "remote.example".into(),
-            },
-            route: Route::Remote,
-            rcpt: "user@remote.example".into(),
-            notify: None,
-            orcpt: None,
-            state: DeliveryState::default(),
-        }],
-        body: Default::default(),
-        smtputf8: false,
-        ret: None,
-        envid: None,
-        arrival: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        client: ClientInfo::default(),
-        prepend: String::new(),
-        hold: false,
-        delay_notified: false,
-        postmaster_notice: false,
-        quarantine: false,
-    }
+        ReversePath::Mailbox(sender),
+        vec![Recipient::new(recipient, Route::Remote)],
+        now,
+    )
 }
 
 /// A server on `dir` relaying to a fresh sink; returns it, its sink, and its start time.

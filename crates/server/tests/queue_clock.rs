@@ -25,10 +25,7 @@ use posthorn::queue::{
     self, Destination, Feed, Job, JobResult, Limits, Parts, QueueHandle, Transport,
 };
 use posthorn_proto::{Mailbox, Notify, ReversePath, Status};
-use posthorn_spool::{
-    ClientInfo, DeliveryState, Diagnostic, Envelope, FsQueueStore, QueueId, QueueStore, Recipient,
-    Route,
-};
+use posthorn_spool::{Diagnostic, Envelope, FsQueueStore, QueueId, QueueStore, Recipient, Route};
 
 const START: u64 = 1_800_000_000;
 const HOUR: u64 = 3_600;
@@ -181,35 +178,19 @@ impl Life {
     /// its NOTIFY parameter (none given: the default, failures and delays).
     async fn submit(&self, notify: Option<Notify>) -> QueueId {
         let id = self.store.new_id();
-        let envelope = Envelope {
-            id,
-            sender: ReversePath::Mailbox(Mailbox {
-                local: "postmaster".into(),
-                domain: "localhost".into(),
-            }),
-            recipients: vec![Recipient {
-                address: Mailbox {
-                    local: "user".into(),
-                    domain: "remote.test".into(),
-                },
-                route: Route::Remote,
-                rcpt: "user@remote.test".into(),
-                notify,
-                orcpt: None,
-                state: DeliveryState::default(),
-            }],
-            body: Default::default(),
-            smtputf8: false,
-            ret: None,
-            envid: None,
-            arrival: START,
-            client: ClientInfo::default(),
-            prepend: String::new(),
-            hold: false,
-            delay_notified: false,
-            postmaster_notice: false,
-            quarantine: false,
+        let sender = Mailbox {
+            local: "postmaster".into(),
+            domain: "localhost".into(),
         };
+        let user = Mailbox {
+            local: "user".into(),
+            domain: "remote.test".into(),
+        };
+        let recipient = Recipient {
+            notify,
+            ..Recipient::new(user, Route::Remote)
+        };
+        let envelope = Envelope::new(id, ReversePath::Mailbox(sender), vec![recipient], START);
         let content = b"Subject: doomed\r\n\r\nbody\r\n".to_vec();
         let writer = self.store.writer(id).unwrap();
         writer.commit(content, &envelope).durable().await.unwrap();

@@ -9,39 +9,25 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use posthorn_proto::{Mailbox, ReversePath};
-use posthorn_spool::{
-    ClientInfo, DeliveryState, Envelope, FsQueueStore, QueueId, QueueStore, Recipient, Route,
-};
+use posthorn_spool::{Envelope, FsQueueStore, QueueId, QueueStore, Recipient, Route};
 
 fn envelope(id: QueueId) -> Envelope {
+    let sender = Mailbox {
+        local: "sender".into(),
+        domain: "example.com".into(),
+    };
+    let recipient = Mailbox {
+        local: "recipient".into(),
+        domain: "example.org".into(),
+    };
     Envelope {
-        id,
-        sender: ReversePath::Mailbox(Mailbox {
-            local: "sender".into(),
-            domain: "example.com".into(),
-        }),
-        recipients: vec![Recipient {
-            address: Mailbox {
-                local: "recipient".into(),
-                domain: "example.org".into(),
-            },
-            route: Route::Remote,
-            rcpt: "recipient@example.org".into(),
-            notify: None,
-            orcpt: None,
-            state: DeliveryState::default(),
-        }],
-        body: Default::default(),
-        smtputf8: false,
-        ret: None,
-        envid: None,
-        arrival: 1_800_000_000,
-        client: ClientInfo::default(),
         prepend: "Received: from client.example ([192.0.2.1])\r\n\tby mx.example (Posthorn) with ESMTP id X;\r\n\tThu, 1 Jan 2027 00:00:00 +0000\r\n".into(),
-        hold: false,
-        delay_notified: false,
-        postmaster_notice: false,
-        quarantine: false,
+        ..Envelope::new(
+            id,
+            ReversePath::Mailbox(sender),
+            vec![Recipient::new(recipient, Route::Remote)],
+            1_800_000_000,
+        )
     }
 }
 

@@ -50,6 +50,33 @@ pub struct Envelope {
 }
 
 impl Envelope {
+    /// The envelope of a new message from `sender` to `recipients`, arrived at `arrival`:
+    /// no MAIL parameters, no client, nothing prepended, no flag set (struct update syntax
+    /// fills in the rest).
+    pub fn new(
+        id: QueueId,
+        sender: ReversePath,
+        recipients: Vec<Recipient>,
+        arrival: u64,
+    ) -> Envelope {
+        Envelope {
+            id,
+            sender,
+            recipients,
+            body: BodyType::default(),
+            smtputf8: false,
+            ret: None,
+            envid: None,
+            arrival,
+            client: ClientInfo::default(),
+            prepend: String::new(),
+            hold: false,
+            delay_notified: false,
+            postmaster_notice: false,
+            quarantine: false,
+        }
+    }
+
     /// True when no recipient is left to deliver: the message can leave the queue.
     pub fn is_complete(&self) -> bool {
         self.recipients.iter().all(|r| r.state.status.is_final())
@@ -80,6 +107,21 @@ pub struct Recipient {
     pub orcpt: Option<Orcpt>,
     /// How delivery stands.
     pub state: DeliveryState,
+}
+
+impl Recipient {
+    /// A recipient not attempted yet, delivered to `address` by `route` as RCPT named it,
+    /// without DSN parameters.
+    pub fn new(address: Mailbox, route: Route) -> Recipient {
+        Recipient {
+            rcpt: address.to_string(),
+            address,
+            route,
+            notify: None,
+            orcpt: None,
+            state: DeliveryState::default(),
+        }
+    }
 }
 
 /// Where a recipient's mail goes, decided at RCPT time.

@@ -15,41 +15,30 @@ use posthorn_spool::{
 };
 
 fn envelope(id: QueueId, recipients: usize) -> Envelope {
+    let sender = Mailbox {
+        local: "alice".into(),
+        domain: "example.com".into(),
+    };
+    let recipients = (0..recipients)
+        .map(|i| {
+            let address = Mailbox {
+                local: format!("r{i}"),
+                domain: "localhost".into(),
+            };
+            let route = Route::Local {
+                account: format!("r{i}"),
+            };
+            Recipient::new(address, route)
+        })
+        .collect();
     Envelope {
-        id,
-        sender: ReversePath::Mailbox(Mailbox {
-            local: "alice".into(),
-            domain: "example.com".into(),
-        }),
-        recipients: (0..recipients)
-            .map(|i| Recipient {
-                address: Mailbox {
-                    local: format!("r{i}"),
-                    domain: "localhost".into(),
-                },
-                route: Route::Local {
-                    account: format!("r{i}"),
-                },
-                rcpt: format!("r{i}@localhost"),
-                notify: None,
-                orcpt: None,
-                state: DeliveryState::default(),
-            })
-            .collect(),
-        body: Default::default(),
-        smtputf8: false,
-        ret: None,
         envid: Some("env-1".into()),
-        arrival: 1_700_000_000,
         client: ClientInfo {
             ip: Some("127.0.0.1".parse().unwrap()),
             helo: Some("client.example".into()),
         },
         prepend: "Received: test\r\n".into(),
-        hold: false,
-        delay_notified: false,
-        postmaster_notice: false,
-        quarantine: false,
+        ..Envelope::new(id, ReversePath::Mailbox(sender), recipients, 1_700_000_000)
     }
 }
 

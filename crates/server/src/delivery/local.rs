@@ -209,7 +209,7 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     use posthorn_proto::{Mailbox, ReversePath};
-    use posthorn_spool::{ClientInfo, DeliveryState, FsQueueStore, Recipient};
+    use posthorn_spool::{FsQueueStore, Recipient};
     use tempfile::TempDir;
 
     use super::*;
@@ -255,39 +255,26 @@ mod tests {
         /// for all of them, its content to be read from the spool.
         fn queue(&self, accounts: &[&str], content: &[u8]) -> Job {
             let id = self.store.new_id();
+            let sender = Mailbox {
+                local: "sender".into(),
+                domain: "remote.test".into(),
+            };
+            let recipients = accounts
+                .iter()
+                .map(|account| {
+                    let address = Mailbox {
+                        local: account.to_string(),
+                        domain: "localhost".into(),
+                    };
+                    let route = Route::Local {
+                        account: account.to_string(),
+                    };
+                    Recipient::new(address, route)
+                })
+                .collect();
             let envelope = Envelope {
-                id,
-                sender: ReversePath::Mailbox(Mailbox {
-                    local: "sender".into(),
-                    domain: "remote.test".into(),
-                }),
-                recipients: accounts
-                    .iter()
-                    .map(|account| Recipient {
-                        address: Mailbox {
-                            local: account.to_string(),
-                            domain: "localhost".into(),
-                        },
-                        route: Route::Local {
-                            account: account.to_string(),
-                        },
-                        rcpt: format!("{account}@localhost"),
-                        notify: None,
-                        orcpt: None,
-                        state: DeliveryState::default(),
-                    })
-                    .collect(),
-                body: Default::default(),
-                smtputf8: false,
-                ret: None,
-                envid: None,
-                arrival: 1_800_000_000,
-                client: ClientInfo::default(),
                 prepend: PREPEND.into(),
-                hold: false,
-                delay_notified: false,
-                postmaster_notice: false,
-                quarantine: false,
+                ..Envelope::new(id, ReversePath::Mailbox(sender), recipients, 1_800_000_000)
             };
             self.store
                 .writer(id)

@@ -185,7 +185,7 @@ fn admit(stream: TcpStream, peer: SocketAddr, handler: &Handler) {
         inbound.is_trusted(ip),
         &handler.guard.rate,
         handler.service.takes_logins(),
-        inbound.logins.is_blocked(ip),
+        || inbound.logins.is_blocked(ip),
     );
     if let Some((why, reply)) = refusal {
         info!(client = %ip, "refused: {why}");

@@ -145,17 +145,18 @@ pub fn tarpit(client: &Client, errors: u32, after: u32, delay: Duration) -> Opti
 }
 
 /// Why a new connection is turned away before its session starts, with the reply.
+/// `blocked` is asked only where clients log in.
 pub fn refusal(
     key: ClientKey,
     trusted: bool,
     rate: &ConnectionRate,
     takes_logins: bool,
-    blocked: bool,
+    blocked: impl FnOnce() -> bool,
 ) -> Option<(&'static str, Reply)> {
     // Trusted networks are not counted: a busy application server is not a flood.
     if !trusted && !rate.admit(key) {
         Some(("connection rate", table::connection_rate_exceeded()))
-    } else if takes_logins && blocked {
+    } else if takes_logins && blocked() {
         // Where clients log in, an address blocked for failed logins is not even heard.
         Some((
             "blocked after failed logins",
@@ -369,16 +370,19 @@ local_send_as = { www = ["noreply@example.com"] }
     fn connections_are_refused_over_the_rate_or_when_blocked() {
         let rate = ConnectionRate::new(1);
         let key = ClientKey::of(IpAddr::from([192, 0, 2, 7]), 64);
-        assert!(refusal(key, false, &rate, true, false).is_none());
-        let (why, reply) = refusal(key, false, &rate, true, false).unwrap();
+        assert!(refusal(key, false, &rate, true, || false).is_none());
+        let (why, reply) = refusal(key, false, &rate, true, || false).unwrap();
         assert_eq!((why, reply.code), ("connection rate", 421));
-        assert!(refusal(key, true, &rate, false, false).is_none(), "trusted");
+        assert!(
+            refusal(key, true, &rate, false, || false).is_none(),
+            "trusted"
+        );
         let other = ClientKey::of(IpAddr::from([192, 0, 2, 8]), 64);
         assert!(
-            refusal(other, false, &rate, false, true).is_none(),
+            refusal(other, false, &rate, false, || true).is_none(),
             "no logins here"
         );
-        let (why, _) = refusal(other, true, &rate, true, true).unwrap();
+        let (why, _) = refusal(other, true, &rate, true, || true).unwrap();
         assert_eq!(why, "blocked after failed logins");
     }
 }

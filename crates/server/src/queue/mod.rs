@@ -122,9 +122,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use posthorn_proto::{Mailbox, ReversePath, Status};
-    use posthorn_spool::{
-        ClientInfo, DeliveryState, FsQueueStore, Recipient, RecipientStatus, Route,
-    };
+    use posthorn_spool::{FsQueueStore, Recipient, RecipientStatus, Route};
     use tempfile::TempDir;
 
     use super::*;
@@ -329,41 +327,22 @@ mod tests {
         /// hands it to the manager, as a session does.
         async fn submit(&self, recipients: &[&str]) -> QueueId {
             let id = self.store.new_id();
-            let envelope = Envelope {
-                id,
-                sender: ReversePath::Mailbox(Mailbox {
-                    local: "postmaster".into(),
-                    domain: "localhost".into(),
-                }),
-                recipients: recipients
-                    .iter()
-                    .map(|address| {
-                        let (local, domain) = address.split_once('@').unwrap();
-                        Recipient {
-                            address: Mailbox {
-                                local: local.into(),
-                                domain: domain.into(),
-                            },
-                            route: Route::Remote,
-                            rcpt: address.to_string(),
-                            notify: None,
-                            orcpt: None,
-                            state: DeliveryState::default(),
-                        }
-                    })
-                    .collect(),
-                body: Default::default(),
-                smtputf8: false,
-                ret: None,
-                envid: None,
-                arrival: START,
-                client: ClientInfo::default(),
-                prepend: String::new(),
-                hold: false,
-                delay_notified: false,
-                postmaster_notice: false,
-                quarantine: false,
+            let sender = Mailbox {
+                local: "postmaster".into(),
+                domain: "localhost".into(),
             };
+            let recipients = recipients
+                .iter()
+                .map(|address| {
+                    let (local, domain) = address.split_once('@').unwrap();
+                    let address = Mailbox {
+                        local: local.into(),
+                        domain: domain.into(),
+                    };
+                    Recipient::new(address, Route::Remote)
+                })
+                .collect();
+            let envelope = Envelope::new(id, ReversePath::Mailbox(sender), recipients, START);
             let content = b"Subject: test\r\n\r\nbody\r\n".to_vec();
             let writer = self.store.writer(id).unwrap();
             writer

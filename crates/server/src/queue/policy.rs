@@ -157,7 +157,7 @@ fn wants(notify: Option<Notify>, action: DsnAction) -> bool {
 mod tests {
     use super::*;
     use posthorn_proto::{Mailbox, ReversePath};
-    use posthorn_spool::{ClientInfo, DeliveryState, IdGenerator, Route};
+    use posthorn_spool::{IdGenerator, Route};
 
     const DAY: u64 = 86_400;
     const HOUR: u64 = 3_600;
@@ -173,32 +173,20 @@ mod tests {
     }
 
     fn envelope(notify: Option<Notify>, sender: ReversePath) -> Envelope {
-        Envelope {
-            id: IdGenerator::default().generate(),
+        let address = Mailbox {
+            local: "r".into(),
+            domain: "remote.example".into(),
+        };
+        let recipient = Recipient {
+            notify,
+            ..Recipient::new(address, Route::Remote)
+        };
+        Envelope::new(
+            IdGenerator::default().generate(),
             sender,
-            recipients: vec![Recipient {
-                address: Mailbox {
-                    local: "r".into(),
-                    domain: "remote.example".into(),
-                },
-                route: Route::Remote,
-                rcpt: "r@remote.example".into(),
-                notify,
-                orcpt: None,
-                state: DeliveryState::default(),
-            }],
-            body: Default::default(),
-            smtputf8: false,
-            ret: None,
-            envid: None,
-            arrival: 1_000_000,
-            client: ClientInfo::default(),
-            prepend: String::new(),
-            hold: false,
-            delay_notified: false,
-            postmaster_notice: false,
-            quarantine: false,
-        }
+            vec![recipient],
+            1_000_000,
+        )
     }
 
     fn sender() -> ReversePath {

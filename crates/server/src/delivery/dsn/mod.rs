@@ -220,9 +220,7 @@ fn one_line(text: &str) -> String {
 mod tests {
     use mail_parser::{MessageParser, MimeHeaders};
     use posthorn_proto::{Mailbox, Orcpt, ReversePath, Status};
-    use posthorn_spool::{
-        ClientInfo, DeliveryState, Diagnostic, IdGenerator, RecipientStatus, Route,
-    };
+    use posthorn_spool::{DeliveryState, Diagnostic, IdGenerator, RecipientStatus, Route};
 
     use super::*;
 
@@ -294,24 +292,19 @@ From: s@here.test\r\nSubject: original\r\n\r\nthe body\r\n";
                 smtp_reply: None,
             },
         );
+        let sender = Mailbox {
+            local: "s".into(),
+            domain: "here.test".into(),
+        };
         Envelope {
-            id: IdGenerator::default().generate(),
-            sender: ReversePath::Mailbox(Mailbox {
-                local: "s".into(),
-                domain: "here.test".into(),
-            }),
-            recipients: vec![refused, full, pending],
-            body: Default::default(),
-            smtputf8: false,
             ret,
             envid: Some("env 1".into()),
-            arrival: ARRIVAL,
-            client: ClientInfo::default(),
-            prepend: String::new(),
-            hold: false,
-            delay_notified: false,
-            postmaster_notice: false,
-            quarantine: false,
+            ..Envelope::new(
+                IdGenerator::default().generate(),
+                ReversePath::Mailbox(sender),
+                vec![refused, full, pending],
+                ARRIVAL,
+            )
         }
     }
 

@@ -6,7 +6,7 @@ use std::io::Read;
 use std::sync::Arc;
 
 use posthorn_proto::{ForwardPath, Mailbox, ReversePath};
-use posthorn_spool::{ClientInfo, DeliveryState, DsnAction, Envelope, QueueStore, Recipient};
+use posthorn_spool::{DeliveryState, DsnAction, Envelope, QueueStore, Recipient};
 use tracing::{info, warn};
 
 use crate::accounts::directory::Resolution;
@@ -178,24 +178,15 @@ impl Notifier {
             .map_or_else(String::new, |signer| signer.sign(b"", &mut bytes));
         let id = self.store.new_id();
         let notice = Envelope {
-            id,
-            sender: ReversePath::Null,
             smtputf8: !recipients.iter().all(|r| r.address.is_ascii()),
-            recipients,
             body: if bytes.is_ascii() {
                 posthorn_proto::BodyType::SevenBit
             } else {
                 posthorn_proto::BodyType::EightBitMime
             },
-            ret: None,
-            envid: None,
-            arrival: now,
-            client: ClientInfo::default(),
             prepend: signatures,
-            hold: false,
-            delay_notified: false,
             postmaster_notice,
-            quarantine: false,
+            ..Envelope::new(id, ReversePath::Null, recipients, now)
         };
         self.store.writer(id)?.commit(bytes, &notice).wait()?;
         Ok(notice)
@@ -281,34 +272,18 @@ mod tests {
             let recipients = ["r1", "r2"]
                 .into_iter()
                 .zip(notify)
-                .map(|(local, notify)| Recipient {
-                    address: Mailbox {
+                .map(|(local, notify)| {
+                    let address = Mailbox {
                         local: local.into(),
                         domain: "remote.test".into(),
-                    },
-                    route: Route::Remote,
-                    rcpt: format!("{local}@remote.test"),
-                    notify,
-                    orcpt: None,
-                    state: DeliveryState::default(),
+                    };
+                    Recipient {
+                        notify,
+                        ..Recipient::new(address, Route::Remote)
+                    }
                 })
                 .collect();
-            let envelope = Envelope {
-                id,
-                sender,
-                recipients,
-                body: Default::default(),
-                smtputf8: false,
-                ret: None,
-                envid: None,
-                arrival: ARRIVAL,
-                client: ClientInfo::default(),
-                prepend: String::new(),
-                hold: false,
-                delay_notified: false,
-                postmaster_notice: false,
-                quarantine: false,
-            };
+            let envelope = Envelope::new(id, sender, recipients, ARRIVAL);
             self.store
                 .writer(id)
                 .unwrap()

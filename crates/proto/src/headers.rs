@@ -51,9 +51,57 @@ pub fn has_field(section: &[u8], name: &[u8]) -> bool {
         .any(|line| is_field(line, name))
 }
 
+/// Removes from the header section at the start of `content` every field (with its
+/// continuation lines) for which `remove` says yes, given the whole field; the body is
+/// left alone. Returns how many were removed.
+pub fn remove_fields(content: &mut Vec<u8>, remove: impl Fn(&[u8]) -> bool) -> usize {
+    let section_len = header_section(content).len();
+    let mut kept = Vec::with_capacity(section_len);
+    let mut removed = 0;
+    let mut start = 0;
+    while start < section_len {
+        let end = field_end(content, start, section_len);
+        let field = &content[start..end];
+        if remove(field) {
+            removed += 1;
+        } else {
+            kept.extend_from_slice(field);
+        }
+        start = end;
+    }
+    if removed > 0 {
+        content.splice(..section_len, kept);
+    }
+    removed
+}
+
+/// The end of the header field starting at `start`: after its last continuation line.
+fn field_end(content: &[u8], start: usize, limit: usize) -> usize {
+    let mut end = start;
+    loop {
+        end = match content[end..limit].iter().position(|&b| b == b'\n') {
+            Some(i) => end + i + 1,
+            None => return limit,
+        };
+        if end >= limit || !matches!(content[end], b' ' | b'\t') {
+            return end;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_are_removed_with_their_continuations_and_the_body_kept() {
+        let mut content = b"X-Spam-Flag: YES\r\nSubject: hi\r\nX-Spam-Status: No,\r\n\ttests=A\r\n\r\nX-Spam-Flag: body\r\n".to_vec();
+        let removed = remove_fields(&mut content, |field| {
+            is_field(field, b"x-spam-flag") || is_field(field, b"x-spam-status")
+        });
+        assert_eq!(removed, 2);
+        assert_eq!(content, b"Subject: hi\r\n\r\nX-Spam-Flag: body\r\n");
+    }
 
     #[test]
     fn the_section_ends_at_the_first_empty_line_of_either_ending() {

@@ -416,6 +416,42 @@ pub mod table {
             "Temporary DNS error checking DMARC, try again later",
         )
     }
+    /// 550 for a sender or client on a block list (RFC 3463 X.7.1: delivery not
+    /// authorized).
+    pub fn sender_blocked() -> Reply {
+        Reply::new(550, 7, 1, "Sender blocked by local policy")
+    }
+    /// 550 for a message the checks judged spam or dangerous, with the main reason.
+    pub fn content_refused(reason: &str) -> Reply {
+        Reply::new(550, 7, 1, format!("Message refused: {reason}"))
+    }
+    /// 550 for a message broken beyond what we accept (RFC 3463 X.6.0: other or
+    /// undefined media error).
+    pub fn malformed_message(reason: &str) -> Reply {
+        Reply::new(550, 6, 0, format!("Malformed message: {reason}"))
+    }
+    /// 554 for a message carrying a virus, naming it (X.7.1).
+    pub fn virus_found(signature: &str) -> Reply {
+        Reply::new(554, 7, 1, format!("Virus found: {signature}"))
+    }
+    /// 451 for the first attempt of a greylisted sender (X.7.1; the sender retries).
+    pub fn greylisted(delay_seconds: u64) -> Reply {
+        Reply::new(
+            451,
+            7,
+            1,
+            format!("Greylisted, please try again in {delay_seconds} seconds"),
+        )
+    }
+    /// 451 when a check could not run and the admin wants such mail deferred.
+    pub fn check_failed(check: &str) -> Reply {
+        Reply::new(
+            451,
+            7,
+            1,
+            format!("Temporary failure of the {check} check, try again later"),
+        )
+    }
     /// 555 for a MAIL or RCPT parameter we do not know (RFC 5321 §4.1.1.11).
     pub fn unknown_parameter() -> Reply {
         Reply::new(555, 5, 4, "Unsupported MAIL/RCPT parameter")

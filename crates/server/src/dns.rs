@@ -78,6 +78,25 @@ impl Dns {
         }
     }
 
+    /// The IPv4 addresses of `name`, which is how DNS lists answer (RFC 5782 §2.1); empty
+    /// when the name does not exist, which is how they say "not listed".
+    pub async fn ipv4(&self, name: &str) -> Result<Vec<std::net::Ipv4Addr>, DnsError> {
+        match self.resolver.ipv4_lookup(fqdn(name)).await {
+            Ok(lookup) => Ok(lookup
+                .answers()
+                .iter()
+                .filter_map(|r| match &r.data {
+                    RData::A(a) => Some(a.0),
+                    _ => None,
+                })
+                .collect()),
+            Err(e) => match classify(e) {
+                Ok(()) | Err(DnsError::NotFound) => Ok(Vec::new()),
+                Err(temporary) => Err(temporary),
+            },
+        }
+    }
+
     /// The IPv6 then IPv4 addresses of `host` (CNAMEs followed).
     pub async fn ips(&self, host: &str) -> Result<Vec<IpAddr>, DnsError> {
         let name = fqdn(host);

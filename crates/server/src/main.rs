@@ -49,6 +49,24 @@ enum Command {
         /// The configuration file (TOML).
         file: Option<PathBuf>,
     },
+    /// Run the checks (`[checks]`) on a message file and explain every symbol: why such
+    /// a message would be accepted, junked, deferred or refused.
+    Check {
+        /// The message as a file; standard input when absent or `-`.
+        file: Option<PathBuf>,
+        /// The envelope sender (MAIL FROM).
+        #[arg(long)]
+        from: Option<String>,
+        /// The client's address; with it, SPF, DKIM, DMARC and ARC are checked too.
+        #[arg(long)]
+        ip: Option<std::net::IpAddr>,
+        /// The client's HELO name.
+        #[arg(long)]
+        helo: Option<String>,
+        /// List every symbol with its score and meaning instead.
+        #[arg(long)]
+        symbols: bool,
+    },
     /// Inspect and change the queue of the running server.
     Queue {
         #[command(subcommand)]
@@ -179,6 +197,13 @@ fn main() -> ExitCode {
         } => dkim_generate(config, &domain, selector, algorithm),
         Command::DnsRecords { domain } => dns_records(config, &domain),
         Command::CheckConfig { file } => check_config(file, config),
+        Command::Check {
+            file,
+            from,
+            ip,
+            helo,
+            symbols,
+        } => check_message(config, file, from, ip, helo, symbols),
         Command::Queue { action } => queue(config, cli.json, action),
         Command::Serve => {
             let config = match load_config(config) {
@@ -211,6 +236,72 @@ fn check_config(file: Option<PathBuf>, config: Option<PathBuf>) -> ExitCode {
         }
         Err(e) => {
             eprintln!("{e}");
+            ExitCode::from(EX_CONFIG)
+        }
+    }
+}
+
+/// `posthorn check [FILE] [--from ADDR --ip IP --helo NAME]`, or `--symbols`.
+fn check_message(
+    config: Option<PathBuf>,
+    file: Option<PathBuf>,
+    from: Option<String>,
+    ip: Option<std::net::IpAddr>,
+    helo: Option<String>,
+    symbols: bool,
+) -> ExitCode {
+    use posthorn::inbound::checks::explain;
+    use std::io::Read as _;
+    let config = match load_config(config) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    if symbols {
+        print!("{}", explain::symbol_table(&config));
+        return ExitCode::SUCCESS;
+    }
+    let sender = match from.as_deref().filter(|f| !f.is_empty()) {
+        Some(text) => match posthorn_proto::address::parse_mailbox(text) {
+            Ok(sender) => Some(sender),
+            Err(e) => {
+                eprintln!("posthorn check: --from {text:?}: {e}");
+                return ExitCode::from(EX_USAGE);
+            }
+        },
+        None => None,
+    };
+    let message = match file.filter(|f| f.as_os_str() != "-") {
+        Some(path) => std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display())),
+        None => {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .map(|_| bytes)
+                .map_err(|e| format!("standard input: {e}"))
+        }
+    };
+    let message = match message {
+        Ok(message) => message,
+        Err(e) => {
+            eprintln!("posthorn check: {e}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    let origin = explain::Origin { sender, ip, helo };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("posthorn check: {e}");
+            return ExitCode::from(EX_SOFTWARE);
+        }
+    };
+    match runtime.block_on(explain::explain(&config, message, &origin)) {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("posthorn check: {e}");
             ExitCode::from(EX_CONFIG)
         }
     }

@@ -25,6 +25,7 @@ use crate::delivery::remote::connection::Settings;
 use crate::delivery::remote::tls::TlsClient;
 use crate::delivery::remote::{NextHopPlan, Outbound, OutboundParts};
 use crate::dns::Dns;
+use crate::inbound::checks::Stage;
 use crate::inbound::limits::limiter::ConnectionLimiter;
 use crate::inbound::limits::sending::SendingQuota;
 use crate::inbound::limits::throttle::{AuthThrottle, ConnectionRate};
@@ -112,7 +113,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         &certificates,
         &dns,
         signer,
-    );
+    )?;
     let guard = Arc::new(Guard {
         limiter: ConnectionLimiter::new(
             config.limits.max_connections,
@@ -242,7 +243,20 @@ fn inbound(
     certificates: &Arc<Certificates>,
     dns: &Dns,
     signer: Option<Arc<Signer>>,
-) -> Arc<Inbound> {
+) -> anyhow::Result<Arc<Inbound>> {
+    let checks = if config.checks.enabled {
+        let stage = Stage::new(
+            config,
+            dns.clone(),
+            &config.server.data_dir,
+            Arc::new(SystemClock),
+        )
+        .map_err(|invalid| anyhow::anyhow!("{}: {}", invalid.key, invalid.message))?;
+        stage.start();
+        Some(Arc::new(stage))
+    } else {
+        None
+    };
     let auth = &config.auth;
     let logins = Arc::new(Logins::new(
         Arc::clone(&directory),
@@ -251,7 +265,7 @@ fn inbound(
         config.server.hostname.get_ref().clone(),
         config.limits.ipv6_prefix_length,
     ));
-    Arc::new(Inbound {
+    Ok(Arc::new(Inbound {
         command_timeout: config.limits.command_timeout.0,
         data_timeout: config.limits.data_timeout.0,
         directory,
@@ -267,7 +281,8 @@ fn inbound(
         arc_seal: config.dkim.arc_seal,
         whole_messages: MemoryBudget::new(config.limits.check_memory.0),
         local_sending: config.sending,
-    })
+        checks,
+    }))
 }
 
 /// An accept loop for every listener and one for the local socket of `sendmail`.
@@ -299,6 +314,7 @@ fn start_listeners(
     let local_endpoint = Arc::new(Endpoint {
         session_config: config.session_config(),
         submission: true,
+        checks: config.checks.submissions,
     });
     listeners.push(tokio::spawn(local_accept_loop(
         local_socket,

@@ -44,6 +44,7 @@ fn check(
 ) -> Result<(), ConfigError> {
     crate::certs::check_files(config)
         .and_then(|()| crate::mailauth::keys::check_files(config))
+        .and_then(|()| crate::inbound::checks::check_config(config))
         .and_then(|()| Directory::build_with_users(config, users).map(drop))
         .map_err(|invalid| {
             if users::is_about_a_user(&invalid) {

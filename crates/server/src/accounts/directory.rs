@@ -27,6 +27,10 @@ pub struct Account {
     pub send_as: Vec<SenderPattern>,
     /// Its sending limits.
     pub sending: SendingLimits,
+    /// Senders whose mail to it skips scoring (`[checks]`).
+    pub allow_senders: Vec<SenderPattern>,
+    /// Senders whose mail to it is refused at RCPT.
+    pub block_senders: Vec<SenderPattern>,
 }
 
 /// One entry of an account's `send_as`.
@@ -42,7 +46,7 @@ pub enum SenderPattern {
 
 impl SenderPattern {
     /// Parses `*`, `@domain` or an address.
-    fn parse(text: &str) -> Result<SenderPattern, String> {
+    pub fn parse(text: &str) -> Result<SenderPattern, String> {
         if text == "*" {
             return Ok(SenderPattern::Any);
         }
@@ -245,12 +249,24 @@ impl Directory {
                     "not an argon2 hash: set passwords with `posthorn user passwd`",
                 ));
             }
+            let patterns = |key: &str, texts: &[toml::Spanned<String>]| {
+                texts
+                    .iter()
+                    .enumerate()
+                    .map(|(j, text)| {
+                        SenderPattern::parse(text.get_ref())
+                            .map_err(|e| Invalid::at(format!("{prefix}.{key}[{j}]"), text, e))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            };
             let entry = Account {
                 name: name.clone(),
                 quota: account.quota.map(|q| q.0),
                 password: account.password.as_ref().map(|p| p.get_ref().clone()),
                 send_as,
                 sending: account.sending.unwrap_or(config.sending),
+                allow_senders: patterns("allow_senders", &account.allow_senders)?,
+                block_senders: patterns("block_senders", &account.block_senders)?,
             };
             directory.accounts.insert(name.clone(), entry);
         }
@@ -412,7 +428,7 @@ impl Directory {
     }
 
     /// True when one of `patterns` allows `sender`.
-    fn matches_any(&self, patterns: &[SenderPattern], sender: &Mailbox) -> bool {
+    pub fn matches_any(&self, patterns: &[SenderPattern], sender: &Mailbox) -> bool {
         let key = lookup_key(sender);
         let base = self.without_extension(sender).map(|b| lookup_key(&b));
         let domain = sender.domain.to_lowercase();

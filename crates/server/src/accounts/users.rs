@@ -120,6 +120,8 @@ impl UsersFile {
             password: Some(Spanned::new(0..0, user.password_hash)),
             send_as: spanned(user.send_as),
             sending: None,
+            allow_senders: Vec::new(),
+            block_senders: Vec::new(),
         });
         self.check(config)
     }
@@ -143,6 +145,8 @@ impl UsersFile {
                 password,
                 send_as: None,
                 sending: None,
+                allow_senders: Vec::new(),
+                block_senders: Vec::new(),
             });
         } else {
             return Err(format!("no user {name}"));

@@ -2,6 +2,7 @@
 //! in `config/posthorn.example.toml`). Loading reports the first problem with the key's
 //! dotted name and its line, and nothing starts with a config that has one.
 
+mod checks;
 mod errors;
 mod host;
 mod mail_auth;
@@ -12,6 +13,7 @@ mod validate;
 
 use std::path::Path;
 
+pub use checks::{Checks, Clamav, DnsList, Greylist, Lists, Lookup, OnFailure};
 pub use errors::{ConfigError, Invalid, locate};
 pub(crate) use errors::{key_of, line_of};
 pub use host::HostSpec;

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::host::HostSpec;
-use super::{Dkim, Size, Span, Verify, text};
+use super::{Checks, Dkim, Size, Span, Verify, text};
 
 /// The prefix length IPv6 clients are grouped by for the per-client limits unless
 /// `limits.ipv6_prefix_length` says otherwise (RFC 6177 recommends /56 or /48 for sites,
@@ -48,6 +48,9 @@ pub struct Config {
     /// SPF, DKIM, DMARC and ARC checks of mail from other servers.
     #[serde(default)]
     pub verify: Verify,
+    /// The checking stage: format, threats, lists, reputation, greylisting, ClamAV.
+    #[serde(default)]
+    pub checks: Checks,
     /// DKIM signing of our users' mail, and ARC sealing of forwarded mail.
     #[serde(default)]
     pub dkim: Dkim,
@@ -113,12 +116,19 @@ pub struct Listener {
     /// nothing but trusted local programs can reach.
     #[serde(default)]
     pub allow_plaintext_auth: bool,
+    /// Run `[checks]` on mail arriving here; by default on mx listeners only.
+    pub checks: Option<bool>,
 }
 
 impl Listener {
     /// Whether AUTH is offered here.
     pub fn offers_auth(&self) -> bool {
         self.auth.unwrap_or(self.role != Role::Mx)
+    }
+
+    /// Whether `[checks]` applies to mail arriving here.
+    pub fn runs_checks(&self) -> bool {
+        self.checks.unwrap_or(self.role == Role::Mx)
     }
 }
 
@@ -464,6 +474,12 @@ pub struct Account {
     /// Its own sending limits instead of `[sending]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sending: Option<SendingLimits>,
+    /// Senders (`user@example.org`, `@example.org`) whose mail to it skips scoring.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_senders: Vec<Spanned<String>>,
+    /// Senders whose mail to it is refused at RCPT.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub block_senders: Vec<Spanned<String>>,
 }
 
 fn default_listeners() -> Vec<Listener> {
@@ -482,6 +498,7 @@ fn default_listeners() -> Vec<Listener> {
         address: Spanned::new(0..0, SocketAddr::from(([127, 0, 0, 1], port))),
         auth: None,
         allow_plaintext_auth: false,
+        checks: None,
     })
     .collect()
 }
@@ -501,6 +518,8 @@ fn default_accounts() -> Vec<Account> {
         password: None,
         send_as: None,
         sending: None,
+        allow_senders: Vec::new(),
+        block_senders: Vec::new(),
     }]
 }
 

@@ -77,6 +77,9 @@ fn endpoint(config: &Config, listener: &Listener) -> Endpoint {
             ..config.session_config()
         },
         submission,
+        checks: listener
+            .checks
+            .unwrap_or(listener.role == Role::Mx || config.checks.submissions),
     }
 }
 

@@ -61,6 +61,17 @@ impl Party<'_> {
             && checks_apply
     }
 
+    /// Whether the checking stage looks at its mail, on a listener where checks run:
+    /// mail from another server always, and mail from our users and trusted networks
+    /// when the admin asks (`checks.submissions`).
+    pub fn is_filtered(&self, listener_checks: bool, submissions_too: bool) -> bool {
+        listener_checks
+            && (submissions_too
+                || (matches!(self.client, Client::Network(_))
+                    && !self.is_submission()
+                    && !self.trusted))
+    }
+
     /// Whether we sign its mail (with signing on): a submission or a trusted client, never
     /// mail from another server.
     pub fn is_signed(&self, signing_on: bool) -> bool {

@@ -25,6 +25,7 @@ use crate::accounts::login::{Checked, Logins, Protocol};
 use crate::accounts::users::LiveDirectory;
 use crate::clock::unix_now;
 use crate::config::SendingLimits;
+use crate::inbound::checks::{self, Stage};
 use crate::inbound::envelope::{self, Arrival};
 use crate::inbound::limits::sending::SendingQuota;
 use crate::inbound::policy::{self, Party};
@@ -79,6 +80,8 @@ pub struct Inbound {
     pub whole_messages: MemoryBudget,
     /// What a local user (through `sendmail`) may send: `[sending]`.
     pub local_sending: SendingLimits,
+    /// The checking stage; `None` when `checks.enabled` is off.
+    pub checks: Option<Arc<Stage>>,
 }
 
 impl Inbound {
@@ -96,6 +99,8 @@ pub struct Endpoint {
     pub session_config: SessionConfig,
     /// A submission service: messages get a missing Date or Message-ID (RFC 6409 §8).
     pub submission: bool,
+    /// `[checks]` runs on mail arriving here.
+    pub checks: bool,
 }
 
 /// Who is at the other end.
@@ -420,6 +425,17 @@ impl Driver {
     /// sender addresses (RFC 6409 §6.1) and only as much as its sending quota allows.
     async fn mail(&mut self, mail: &MailFrom) {
         self.spf = None;
+        if let Some(stage) = self.filtered() {
+            let sender = match &mail.from {
+                ReversePath::Mailbox(sender) => Some(sender),
+                ReversePath::Null => None,
+            };
+            if stage.blocks(&self.inbound.directory.current(), self.client.ip(), sender) {
+                info!(client = %self.client, from = %mail.from, "sender blocked");
+                self.session.reject(table::sender_blocked());
+                return;
+            }
+        }
         if !self.party().is_user() {
             if let Some(client) = self.checked_client() {
                 let sender = match &mail.from {
@@ -495,7 +511,10 @@ impl Driver {
         }
         match directory.resolve(&rcpt.to) {
             Resolution::Deliver(targets) => {
-                if all_mailboxes_full(&directory, &targets).await {
+                if self.blocked_by_recipient(&directory, &targets) {
+                    info!(client = %self.client, to = %rcpt.to, "sender blocked by recipient");
+                    self.session.reject(table::sender_blocked());
+                } else if all_mailboxes_full(&directory, &targets).await {
                     self.session.reject(table::mailbox_full());
                 } else {
                     self.session.accept_rcpt(targets);
@@ -510,6 +529,29 @@ impl Driver {
                 _ => self.session.reject(table::relay_denied()),
             },
         }
+    }
+
+    /// The checking stage, when it looks at this session's mail.
+    fn filtered(&self) -> Option<Arc<Stage>> {
+        let stage = self.inbound.checks.as_ref()?;
+        self.party()
+            .is_filtered(self.endpoint.checks, stage.checks_submissions())
+            .then(|| Arc::clone(stage))
+    }
+
+    /// True when a local account among `targets` blocks the transaction's sender.
+    fn blocked_by_recipient(&self, directory: &Directory, targets: &[Target]) -> bool {
+        let Some(ReversePath::Mailbox(sender)) = self.session.transaction().map(|t| &t.mail.from)
+        else {
+            return false;
+        };
+        self.filtered().is_some()
+            && targets.iter().any(|target| match &target.route {
+                Route::Local { account } => {
+                    checks::lists::account_blocks(directory, account, sender)
+                }
+                Route::Remote => false,
+            })
     }
 
     /// The client whose mail is checked (SPF, DKIM, DMARC, ARC), with its HELO name.
@@ -616,6 +658,12 @@ impl Driver {
         if removed > 0 {
             info!(client = %self.client, removed, "forged Authentication-Results removed");
         }
+        if self.filtered().is_some() {
+            let removed = checks::strip_foreign_verdicts(&mut self.content);
+            if removed > 0 {
+                info!(client = %self.client, removed, "verdict headers from outside removed");
+            }
+        }
         let section = header_section(&self.content);
         let party = self.party();
         let submission = party.is_submission();
@@ -703,8 +751,10 @@ impl Driver {
         // sealed, is read back whole, within the budget all sessions share; for DMARC of an
         // unsigned one its header section is enough.
         let checked = self.spf.is_some();
-        let whole_needed =
-            header.signed || (checked && (header.signatures || self.forwarding_domain().is_some()));
+        let filtered = self.filtered();
+        let whole_needed = header.signed
+            || filtered.is_some()
+            || (checked && (header.signatures || self.forwarding_domain().is_some()));
         let mut header_only = None;
         let whole_budget = if incoming.spilled && whole_needed {
             let held = self.inbound.whole_messages.hold(size).await;
@@ -732,12 +782,36 @@ impl Driver {
             Ok(verdict) => verdict,
             Err(reply) => return reply,
         };
+        let judged = match filtered {
+            Some(stage) => {
+                let facts = self.facts(verdict.as_ref().map(|v| &v.results), &content);
+                let (back, judged) = stage.run(&facts, content).await;
+                content = back;
+                if let checks::Action::Reject(reply) | checks::Action::Defer(reply) = &judged.action
+                {
+                    info!(
+                        client = %self.client,
+                        from = %facts.sender.map_or(String::new(), |s| s.to_string()),
+                        checks = %judged.summary(),
+                        reply = %reply,
+                        "refused by checks"
+                    );
+                    return reply.clone();
+                }
+                Some(judged)
+            }
+            None => None,
+        };
         let Some(mut envelope) = self.envelope(&incoming, header.missing) else {
             return table::local_error();
         };
         if let Some(verdict) = &verdict {
             envelope.prepend.push_str(&verdict.headers);
             envelope.quarantine = verdict.disposition == Disposition::Quarantine;
+        }
+        if let Some(judged) = &judged {
+            envelope.prepend.push_str(&judged.headers());
+            envelope.quarantine |= judged.action == checks::Action::Junk;
         }
         if let Some(signer) = self.inbound.signer.as_ref().filter(|_| header.signed) {
             let signatures = signer.sign(envelope.prepend.as_bytes(), &mut content);
@@ -777,6 +851,7 @@ impl Driver {
                     client = %self.client,
                     user = self.session.authenticated().unwrap_or(""),
                     auth = verdict.as_ref().map_or("-", |v| v.summary.as_str()),
+                    checks = judged.as_ref().map_or_else(|| "-".to_string(), checks::Verdict::summary),
                     quarantine = envelope.quarantine,
                     "accepted"
                 );
@@ -820,6 +895,38 @@ impl Driver {
                 Err(reply.clone())
             }
             Disposition::Accept | Disposition::Quarantine => Ok(Some(verdict)),
+        }
+    }
+
+    /// What the checking stage knows of the message besides `content`.
+    fn facts<'a>(
+        &'a self,
+        auth: Option<&'a verify::AuthResults>,
+        content: &[u8],
+    ) -> checks::Facts<'a> {
+        let transaction = self.session.transaction();
+        let recipients = transaction.map_or(&[][..], |t| t.recipients.as_slice());
+        let accounts = recipients
+            .iter()
+            .flat_map(|r| &r.resolved)
+            .filter_map(|target| match &target.route {
+                Route::Local { account } => Some(account.clone()),
+                Route::Remote => None,
+            })
+            .collect();
+        checks::Facts {
+            ip: self.client.ip(),
+            helo: self.session.hello().map_or("", |h| h.name.as_str()),
+            sender: transaction.and_then(|t| match &t.mail.from {
+                ReversePath::Mailbox(sender) => Some(sender),
+                ReversePath::Null => None,
+            }),
+            authors: checks::authors_of(header_section(content)),
+            recipients: recipients.iter().map(|r| r.rcpt.to.to_string()).collect(),
+            accounts,
+            auth,
+            smtputf8: transaction.is_some_and(|t| t.mail.smtputf8),
+            directory: self.inbound.directory.current(),
         }
     }
 

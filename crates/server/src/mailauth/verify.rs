@@ -18,7 +18,7 @@ use super::dmarc::{self, DmarcCheck, DmarcStatus};
 use super::sign::Signer;
 use super::spf::{self, SpfChecks};
 use crate::config::{Action, Config, DnsErrors, Verify};
-use posthorn_proto::headers::header_section;
+use posthorn_proto::headers::remove_fields;
 
 /// What happens to a checked message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +41,25 @@ pub struct Verdict {
     pub disposition: Disposition,
     /// `spf=... dkim=... dmarc=... arc=...`, for the log.
     pub summary: String,
+    /// The results, for the checking stage's symbols.
+    pub results: AuthResults,
+}
+
+/// What SPF, DKIM, DMARC and ARC said, as result keywords (RFC 8601 §2.7).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthResults {
+    /// SPF of MAIL FROM.
+    pub spf: &'static str,
+    /// The best DKIM result (a pass wins).
+    pub dkim: &'static str,
+    /// The domains (`d=`) of the DKIM signatures that passed, lower-case.
+    pub dkim_domains: Vec<String>,
+    /// DMARC.
+    pub dmarc: &'static str,
+    /// ARC.
+    pub arc: &'static str,
+    /// The From domain, lower-case; empty when there is none.
+    pub from_domain: String,
 }
 
 /// What the session knows about the client.
@@ -170,16 +189,27 @@ impl Verifier {
             .map(|o| o.result())
             .max_by_key(|r| dkim_rank(r))
             .map_or("none", dkim_keyword);
+        let results = AuthResults {
+            spf: spf_keyword(spf.mail_from.result()),
+            dkim: dkim_summary,
+            dkim_domains: dkim
+                .iter()
+                .filter(|o| *o.result() == DkimResult::Pass)
+                .filter_map(|o| o.signature().map(|s| s.d.to_lowercase()))
+                .collect(),
+            dmarc: dmarc.status.as_str(),
+            arc: dkim_keyword(arc.result()),
+            from_domain: dmarc.from_domain.clone(),
+        };
         let summary = format!(
-            "spf={} dkim={dkim_summary} dmarc={} arc={}",
-            spf_keyword(spf.mail_from.result()),
-            dmarc.status.as_str(),
-            dkim_keyword(arc.result()),
+            "spf={} dkim={} dmarc={} arc={}",
+            results.spf, results.dkim, results.dmarc, results.arc
         );
         Verdict {
             headers,
             disposition: self.disposition(spf, &dmarc),
             summary,
+            results,
         }
     }
 
@@ -268,38 +298,7 @@ fn dkim_rank(result: &DkimResult) -> u8 {
 /// Removes every `Authentication-Results` field whose authserv-id is `ours` from the header
 /// section of `content` (RFC 8601 §5): only we may say what we found. Returns how many.
 pub fn strip_own_results(content: &mut Vec<u8>, ours: &str) -> usize {
-    let section_len = header_section(content).len();
-    let mut kept = Vec::with_capacity(section_len);
-    let mut removed = 0;
-    let mut start = 0;
-    while start < section_len {
-        let end = field_end(content, start, section_len);
-        let field = &content[start..end];
-        if is_own_result(field, ours) {
-            removed += 1;
-        } else {
-            kept.extend_from_slice(field);
-        }
-        start = end;
-    }
-    if removed > 0 {
-        content.splice(..section_len, kept);
-    }
-    removed
-}
-
-/// The end of the header field starting at `start`: after its last continuation line.
-fn field_end(content: &[u8], start: usize, limit: usize) -> usize {
-    let mut end = start;
-    loop {
-        end = match content[end..limit].iter().position(|&b| b == b'\n') {
-            Some(i) => end + i + 1,
-            None => return limit,
-        };
-        if end >= limit || !matches!(content[end], b' ' | b'\t') {
-            return end;
-        }
-    }
+    remove_fields(content, |field| is_own_result(field, ours))
 }
 
 /// True for an `Authentication-Results` field whose authserv-id is `ours`.

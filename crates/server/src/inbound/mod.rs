@@ -3,6 +3,7 @@
 //! more than its share, and what submission may fix in a message. A message leaves this
 //! folder durable in the spool and handed to the queue manager (`crate::queue`).
 
+pub mod clamav;
 pub(crate) mod envelope;
 pub(crate) mod limits;
 pub(crate) mod listeners;

@@ -1,6 +1,7 @@
 //! Equipment shared by Posthorn's integration tests and its benchmark: a private Postfix
-//! instance on loopback, and a bounded wait.
+//! instance on loopback, a private clamd, and a bounded wait.
 
+pub mod clamd;
 pub mod postfix;
 
 use std::time::{Duration, Instant};

@@ -486,7 +486,7 @@ fn run_bounded(command: &mut Command, limit: Duration) -> Option<ExitStatus> {
 }
 
 /// Waits for `child` at most `limit`; `None` (and the process killed) if it did not exit.
-fn wait_bounded(mut child: Child, limit: Duration) -> Option<ExitStatus> {
+pub(crate) fn wait_bounded(mut child: Child, limit: Duration) -> Option<ExitStatus> {
     let started = Instant::now();
     loop {
         if let Ok(Some(status)) = child.try_wait() {

@@ -1,7 +1,8 @@
 //! Mail coming in: the SMTP session on every listener (MX, submission, implicit TLS) and
 //! the local socket of `posthorn sendmail`, the limits that keep one client from taking
-//! more than its share, and what submission may fix in a message. A message leaves this
-//! folder durable in the spool and handed to the queue manager (`crate::queue`).
+//! more than its share, what submission may fix in a message, and the checks mail from
+//! other servers passes before it is accepted. A message leaves this folder durable in
+//! the spool and handed to the queue manager (`crate::queue`).
 
 pub mod checks;
 pub(crate) mod envelope;

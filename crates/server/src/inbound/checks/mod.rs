@@ -9,6 +9,7 @@
 //! or runs out of time gives a symbol, never a lost or half-accepted message.
 
 pub(crate) mod auth;
+pub mod clamav;
 pub(crate) mod content;
 pub(crate) mod dns_lists;
 pub mod explain;
@@ -26,13 +27,15 @@ use posthorn_proto::Mailbox;
 use posthorn_proto::headers::remove_fields;
 use posthorn_proto::reply::table;
 use tokio::sync::Semaphore;
+use tracing::warn;
 
 use crate::accounts::directory::Directory;
 use crate::clock::Clock;
-use crate::config::{Config, Invalid};
+use crate::config::{Clamav, Config, Invalid, OnFailure};
 use crate::dns::Dns;
 use crate::mailauth::verify::AuthResults;
 
+use clamav::{Clamd, ClamdAddress, ClamdError, Scan};
 use dns_lists::{DnsLists, Subjects};
 use greylist::{Decision, Greylist};
 use lists::SenderList;
@@ -117,7 +120,19 @@ pub fn check_config(config: &Config) -> Result<(), Invalid> {
     }
     SenderList::new("checks.allow", &checks.allow)?;
     SenderList::new("checks.block", &checks.block)?;
+    if let Some(clamav) = &checks.clamav {
+        clamd_address(clamav)?;
+    }
     Ok(())
+}
+
+/// clamd's address as `[checks.clamav]` gives it.
+fn clamd_address(clamav: &Clamav) -> Result<ClamdAddress, Invalid> {
+    clamav
+        .address
+        .get_ref()
+        .parse()
+        .map_err(|e: clamav::AddressError| Invalid::at("checks.clamav.address", &clamav.address, e.to_string()))
 }
 
 /// The stage, built once from `[checks]`.
@@ -133,6 +148,7 @@ pub struct Stage {
     greylist: Option<Arc<Greylist>>,
     local_domains: Vec<String>,
     inspections: Semaphore,
+    clamd: Option<(Clamd, OnFailure)>,
 }
 
 impl Stage {
@@ -180,6 +196,13 @@ impl Stage {
                 .map(|d| d.name.get_ref().to_lowercase())
                 .collect(),
             inspections: Semaphore::new(cores),
+            clamd: match &checks.clamav {
+                Some(clamav) => Some((
+                    Clamd::new(clamd_address(clamav)?, clamav.timeout.0),
+                    clamav.on_failure,
+                )),
+                None => None,
+            },
         })
     }
 
@@ -213,17 +236,40 @@ impl Stage {
         let allowed = facts.ip.is_some_and(|ip| self.allow.has_client(ip))
             || self.allow.has_sender(&facts.directory, &senders)
             || lists::all_recipients_allow(&facts.directory, &facts.accounts, &senders);
-        if allowed {
-            let symbols = vec![self.scores.symbol("SENDER_ALLOWED", "")];
-            return (
-                content,
-                self.thresholds.judge(symbols, Some(Action::Accept)),
-            );
-        }
-        let mut symbols: Vec<Symbol> = Vec::new();
         let content = Arc::new(content);
+        let scored = async {
+            if allowed {
+                return vec![self.scores.symbol("SENDER_ALLOWED", "")];
+            }
+            let mut symbols = self.score(facts, &content).await;
+            if let Some(results) = facts.auth {
+                symbols.extend(auth::symbols(results, &self.local_domains, &self.scores));
+            }
+            symbols
+        };
+        // A virus is refused whoever sends it: an allowed sender is still scanned.
+        let (mut symbols, scanned) = tokio::join!(scored, self.scan(&content));
+        let mut decided = allowed.then_some(Action::Accept);
+        if let Some((symbol, action)) = scanned {
+            symbols.push(symbol);
+            decided = action.or(decided);
+        }
+        let mut verdict = self.thresholds.judge(symbols, decided);
+        if !allowed
+            && matches!(verdict.action, Action::Accept | Action::Junk)
+            && let Some(wait) = self.greylisted(facts)
+        {
+            verdict.action = Action::Defer(table::greylisted(wait));
+        }
+        let content = Arc::try_unwrap(content).unwrap_or_else(|shared| (*shared).clone());
+        (content, verdict)
+    }
+
+    /// The scored checks: content inspection, then the DNS lists (which need the link
+    /// domains the inspection found), all within the time budget.
+    async fn score(&self, facts: &Facts<'_>, content: &Arc<Vec<u8>>) -> Vec<Symbol> {
         let inspected = tokio::time::timeout(self.time_budget, async {
-            let report = self.inspect(facts, &content).await;
+            let report = self.inspect(facts, content).await;
             let subjects = Subjects {
                 ip: facts.ip,
                 helo: Some(facts.helo.to_string())
@@ -232,32 +278,34 @@ impl Stage {
                 from: facts.authors.first().map(|a| a.domain.clone()),
                 urls: report.url_domains.clone(),
             };
-            let listed = if self.dns_lists.is_empty() {
-                Vec::new()
-            } else {
-                self.dns_lists.check(&subjects, &self.scores).await
-            };
-            (report, listed)
+            let mut symbols = report.symbols;
+            if !self.dns_lists.is_empty() {
+                symbols.extend(self.dns_lists.check(&subjects, &self.scores).await);
+            }
+            symbols
         })
         .await;
-        match inspected {
-            Ok((report, listed)) => {
-                symbols.extend(report.symbols);
-                symbols.extend(listed);
+        inspected.unwrap_or_else(|_| vec![self.scores.symbol("CHECKS_TIMEOUT", "")])
+    }
+
+    /// The virus scan through clamd, when configured: its symbol, and the action it
+    /// decides (a virus is refused; a failed scan is deferred when the admin says so,
+    /// unless the message is too large for clamd, which no retry changes).
+    async fn scan(&self, content: &Arc<Vec<u8>>) -> Option<(Symbol, Option<Action>)> {
+        let (clamd, on_failure) = self.clamd.as_ref()?;
+        match clamd.scan(content.as_slice()).await {
+            Ok(Scan::Clean) => None,
+            Ok(Scan::Virus(signature)) => {
+                let reply = table::virus_found(&verdict::header_safe(&signature));
+                Some((self.scores.symbol("CLAMAV_VIRUS", signature), Some(Action::Reject(reply))))
             }
-            Err(_) => symbols.push(self.scores.symbol("CHECKS_TIMEOUT", "")),
+            Err(e) => {
+                warn!(error = %e, "virus scan failed");
+                let defer = *on_failure == OnFailure::Defer && !matches!(e, ClamdError::SizeLimit);
+                let action = defer.then(|| Action::Defer(table::check_failed("virus")));
+                Some((self.scores.symbol("CLAMAV_FAIL", e.to_string()), action))
+            }
         }
-        if let Some(results) = facts.auth {
-            symbols.extend(auth::symbols(results, &self.local_domains, &self.scores));
-        }
-        let mut verdict = self.thresholds.judge(symbols, None);
-        if matches!(verdict.action, Action::Accept | Action::Junk)
-            && let Some(wait) = self.greylisted(facts)
-        {
-            verdict.action = Action::Defer(table::greylisted(wait));
-        }
-        let content = Arc::try_unwrap(content).unwrap_or_else(|shared| (*shared).clone());
-        (content, verdict)
     }
 
     /// Content inspection, when the message is small enough, on a blocking thread.

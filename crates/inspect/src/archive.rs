@@ -56,13 +56,33 @@ pub(crate) fn zip(scan: &mut Scan, data: &[u8], label: &str, depth: usize) {
             continue;
         }
         if scan.archive_budget == 0 {
-            scan.add(
-                ARCHIVE_UNCHECKED,
-                format!("{label}: decompression budget spent"),
-            );
-            return;
+            break;
         }
         entry_content(scan, data, entry, &path, depth);
+    }
+    if scan.archive_budget == 0 {
+        budget_spent(scan, data, &listing.entries, label);
+    }
+}
+
+/// The budget ran out in this archive: a bomb if it claims to expand far beyond its size
+/// (many entries each too small to be evidence alone), else merely not fully checked.
+fn budget_spent(scan: &mut Scan, data: &[u8], entries: &[Entry], label: &str) {
+    let declared: u64 = entries
+        .iter()
+        .map(|e| e.uncompressed)
+        .fold(0, u64::saturating_add);
+    let ratio = declared / data.len().max(1) as u64;
+    if ratio > scan.limits().max_compression_ratio {
+        scan.add(
+            ARCHIVE_BOMB,
+            format!("{label}: expands {ratio}x, past the decompression budget"),
+        );
+    } else {
+        scan.add(
+            ARCHIVE_UNCHECKED,
+            format!("{label}: decompression budget spent"),
+        );
     }
 }
 
@@ -138,8 +158,8 @@ fn entry_content(scan: &mut Scan, data: &[u8], entry: &Entry, path: &str, depth:
     content::check(scan, &content, Origin { label: path, depth });
 }
 
-/// Up to `wanted` octets of an entry, charged to the budget; `None` (after reporting) for
-/// methods this crate does not decompress and for a budget that runs out.
+/// Up to `wanted` octets of an entry, charged to the budget; `None` for methods this
+/// crate does not decompress and when the budget runs out first.
 fn decompress(scan: &mut Scan, compressed: &[u8], entry: &Entry, wanted: u64) -> Option<Vec<u8>> {
     let cap = wanted.min(scan.archive_budget as u64);
     let mut out = Vec::new();
@@ -158,20 +178,7 @@ fn decompress(scan: &mut Scan, compressed: &[u8], entry: &Entry, wanted: u64) ->
         // A broken stream: what came out so far is still worth sniffing.
         return Some(out);
     }
-    if (out.len() as u64) < wanted && out.len() as u64 == cap {
-        let ratio = out.len() as u64 / compressed.len().max(1) as u64;
-        if ratio > scan.limits().max_compression_ratio {
-            scan.add(
-                ARCHIVE_BOMB,
-                format!("{}: expands over {ratio}x", entry.name),
-            );
-        } else {
-            scan.add(
-                ARCHIVE_UNCHECKED,
-                format!("{}: decompression budget spent", entry.name),
-            );
-        }
-        return None;
-    }
-    Some(out)
+    // Cut short by the budget (now spent): the archive reports it.
+    let cut_short = cap < wanted && out.len() as u64 == cap;
+    (!cut_short).then_some(out)
 }

@@ -26,21 +26,18 @@ pub(crate) fn is_local(domain: &str, locals: &[String]) -> bool {
     locals.iter().any(|l| l.eq_ignore_ascii_case(domain))
 }
 
-/// The local domain `host` (or its registrable domain) imitates, if any.
+/// The local domain `host` (or its registrable domain) imitates, if any. A host that is one
+/// of ours, or under one of ours, imitates nothing.
 pub(crate) fn lookalike_of<'l>(host: &str, locals: &'l [String]) -> Option<&'l str> {
-    if is_local(host, locals) {
+    let mut candidates = vec![host.trim_end_matches('.').to_lowercase()];
+    candidates.extend(registrable(host));
+    if candidates.iter().any(|c| is_local(c, locals)) {
         return None;
     }
-    let mut candidates = vec![skeleton(host)];
-    if let Some(registrable) = registrable(host) {
-        candidates.push(skeleton(&registrable));
-    }
+    let skeletons: Vec<String> = candidates.iter().map(|c| skeleton(c)).collect();
     locals
         .iter()
-        .find(|local| {
-            let target = skeleton(local);
-            candidates.contains(&target) && !host.eq_ignore_ascii_case(local)
-        })
+        .find(|local| skeletons.contains(&skeleton(local)))
         .map(String::as_str)
 }
 
@@ -144,6 +141,7 @@ mod tests {
         assert_eq!(lookalike_of("paypal.example", &locals), None);
         assert_eq!(lookalike_of("other.example", &locals), None);
         assert_eq!(lookalike_of("b4nk.co.uk", &locals), None);
+        assert_eq!(lookalike_of("www.bank.co.uk", &locals), None);
     }
 
     #[test]

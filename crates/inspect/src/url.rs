@@ -45,28 +45,43 @@ fn is_number(part: &str) -> bool {
 }
 
 /// URL-like tokens in plain text: from `http://`, `https://` or a word starting `www.` up to
-/// the next space or delimiter. One pass over the text per pattern.
+/// the next space or delimiter. A match inside the previous token of its kind is part of
+/// it, so each pass reads each octet at most twice.
 pub(crate) fn find_in_text(text: &str) -> Vec<&str> {
     let mut found = Vec::new();
     let bytes = text.as_bytes();
+    let mut covered = 0;
     for start in memmem::find_iter(bytes, b"://") {
-        let scheme_start = text[..start]
-            .rfind(|c: char| !c.is_ascii_alphabetic())
-            .map_or(0, |i| i + 1);
-        if matches!(
-            text[scheme_start..start].to_ascii_lowercase().as_str(),
-            "http" | "https"
-        ) {
-            found.push(token_from(text, scheme_start));
+        let scheme_start = start.saturating_sub(5);
+        let scheme_start = (scheme_start..start)
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(start);
+        let scheme = &text[scheme_start..start];
+        let scheme_start = start - scheme.len()
+            + scheme
+                .rfind(|c: char| !c.is_ascii_alphabetic())
+                .map_or(0, |i| i + 1);
+        if scheme_start >= covered
+            && matches!(
+                text[scheme_start..start].to_ascii_lowercase().as_str(),
+                "http" | "https"
+            )
+        {
+            let token = token_from(text, scheme_start);
+            covered = scheme_start + token.len().max(1);
+            found.push(token);
         }
     }
+    covered = 0;
     let lower = text.to_ascii_lowercase();
     for start in memmem::find_iter(lower.as_bytes(), b"www.") {
         let after_word_break = start == 0
             || !matches!(bytes[start - 1], b'/' | b'.' | b'@')
                 && !bytes[start - 1].is_ascii_alphanumeric();
-        if after_word_break {
-            found.push(token_from(text, start));
+        if after_word_break && start >= covered {
+            let token = token_from(text, start);
+            covered = start + token.len().max(1);
+            found.push(token);
         }
     }
     found

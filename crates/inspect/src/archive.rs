@@ -7,6 +7,7 @@ use std::io::Read;
 use flate2::read::DeflateDecoder;
 
 use crate::content::{self, Origin};
+use crate::magic::{Kind, sniff};
 use crate::symbols::*;
 use crate::zip::{self, Entry};
 use crate::{Scan, filename};
@@ -134,18 +135,15 @@ fn entry_content(scan: &mut Scan, data: &[u8], entry: &Entry, path: &str, depth:
     let Some(mut content) = decompress(scan, compressed, entry, wanted) else {
         return;
     };
-    let kind = crate::magic::sniff(&content);
-    let nested = matches!(kind, Some(crate::magic::Kind::Zip));
+    let kind = sniff(&content);
+    let nested = matches!(kind, Some(Kind::Zip));
     if nested && !nested_by_name && (content.len() as u64) < entry.uncompressed {
         let Some(whole) = decompress(scan, compressed, entry, entry.uncompressed) else {
             return;
         };
         content = whole;
     }
-    if let Some(other) = kind.and_then(|k| match k {
-        crate::magic::Kind::OtherArchive(name) => Some(name),
-        _ => None,
-    }) {
+    if let Some(Kind::OtherArchive(other)) = kind {
         scan.add(ARCHIVE_NESTED, format!("{path} ({other})"));
     }
     if nested {

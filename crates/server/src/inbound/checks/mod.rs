@@ -132,7 +132,9 @@ fn clamd_address(clamav: &Clamav) -> Result<ClamdAddress, Invalid> {
         .address
         .get_ref()
         .parse()
-        .map_err(|e: clamav::AddressError| Invalid::at("checks.clamav.address", &clamav.address, e.to_string()))
+        .map_err(|e: clamav::AddressError| {
+            Invalid::at("checks.clamav.address", &clamav.address, e.to_string())
+        })
 }
 
 /// The stage, built once from `[checks]`.
@@ -297,7 +299,10 @@ impl Stage {
             Ok(Scan::Clean) => None,
             Ok(Scan::Virus(signature)) => {
                 let reply = table::virus_found(&verdict::header_safe(&signature));
-                Some((self.scores.symbol("CLAMAV_VIRUS", signature), Some(Action::Reject(reply))))
+                Some((
+                    self.scores.symbol("CLAMAV_VIRUS", signature),
+                    Some(Action::Reject(reply)),
+                ))
             }
             Err(e) => {
                 warn!(error = %e, "virus scan failed");

@@ -35,7 +35,7 @@ const fn known(name: &'static str, score: f64, description: &'static str) -> Kno
 }
 
 /// The symbols of the stage itself (lists, authentication, reputation, scanners).
-/// Content symbols come from `posthorn_inspect` with scores in [`CONTENT_SCORES`].
+/// Content symbols come from `posthorn_inspect`, with scores in `content::SCORES`.
 pub const STAGE: &[Known] = &[
     known(
         "SPF_PASS",
@@ -118,14 +118,6 @@ pub const STAGE: &[Known] = &[
     ),
 ];
 
-/// Built-in scores of the content symbols of `posthorn_inspect` (format, threats,
-/// phishing). A symbol missing here scores [`CONTENT_DEFAULT`]; a test keeps the two
-/// lists in step.
-pub const CONTENT_SCORES: &[(&str, f64)] = &[];
-
-/// The score of a content symbol with no entry in [`CONTENT_SCORES`].
-pub const CONTENT_DEFAULT: f64 = 1.0;
-
 /// A symbol a message got.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Symbol {
@@ -149,7 +141,11 @@ impl Scores {
         let mut scores: HashMap<String, f64> = STAGE
             .iter()
             .map(|k| (k.name.to_string(), k.score))
-            .chain(CONTENT_SCORES.iter().map(|(n, s)| (n.to_string(), *s)))
+            .chain(
+                super::content::SCORES
+                    .iter()
+                    .map(|(n, s)| (n.to_string(), *s)),
+            )
             .collect();
         for list in &checks.dns_lists {
             scores.insert(list.symbol.get_ref().clone(), list.score);
@@ -162,12 +158,12 @@ impl Scores {
 
     /// True for a symbol some check can give.
     pub fn knows(&self, name: &str) -> bool {
-        self.scores.contains_key(name) || is_content_symbol(name)
+        self.scores.contains_key(name)
     }
 
     /// The symbol `name` with `detail`, scored.
     pub fn symbol(&self, name: &str, detail: impl Into<String>) -> Symbol {
-        let score = self.scores.get(name).copied().unwrap_or(CONTENT_DEFAULT);
+        let score = self.scores.get(name).copied().unwrap_or_default();
         Symbol {
             name: name.to_string(),
             score,
@@ -193,8 +189,4 @@ pub fn class_of(name: &str) -> Class {
     } else {
         Class::Policy
     }
-}
-
-fn is_content_symbol(name: &str) -> bool {
-    super::content::symbols().any(|n| n == name)
 }

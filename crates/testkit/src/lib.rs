@@ -1,8 +1,11 @@
 //! Equipment shared by Posthorn's integration tests and its benchmark: a private Postfix
-//! instance on loopback, a private clamd, and a bounded wait.
+//! instance on loopback, a private clamd, a private rspamd with its milter, a scripted
+//! milter, and a bounded wait.
 
 pub mod clamd;
 pub mod postfix;
+pub mod rspamd;
+pub mod scripted_milter;
 
 use std::time::{Duration, Instant};
 

@@ -26,6 +26,7 @@ use crate::delivery::remote::tls::TlsClient;
 use crate::delivery::remote::{NextHopPlan, Outbound, OutboundParts};
 use crate::dns::Dns;
 use crate::inbound::checks::Stage;
+use crate::inbound::checks::milters::Milters;
 use crate::inbound::limits::limiter::ConnectionLimiter;
 use crate::inbound::limits::sending::SendingQuota;
 use crate::inbound::limits::throttle::{AuthThrottle, ConnectionRate};
@@ -315,6 +316,7 @@ fn start_listeners(
         session_config: config.session_config(),
         submission: true,
         checks: config.checks.submissions,
+        milters: Milters::default(),
     });
     listeners.push(tokio::spawn(local_accept_loop(
         local_socket,

@@ -169,7 +169,44 @@ fn default_scan_timeout() -> Span {
 pub enum OnFailure {
     /// Answer `451 4.7.1`: the sender tries again later.
     #[default]
+    #[serde(alias = "tempfail")]
     Defer,
     /// Accept, with the check's `_FAIL` symbol.
     Accept,
+}
+
+/// `[[milter]]`: an external filter speaking the milter protocol (rspamd, OpenDKIM,
+/// clamav-milter), used by the listeners that name it in their `milters`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Milter {
+    /// The name listeners use for it.
+    pub name: Spanned<String>,
+    /// Its socket: `unix:/path`, `inet:host:port` or `host:port`.
+    pub address: Spanned<String>,
+    /// Connecting to it.
+    #[serde(default = "default_milter_connect")]
+    pub connect_timeout: Span,
+    /// Each command before the content.
+    #[serde(default = "default_milter_command")]
+    pub command_timeout: Span,
+    /// Each part of the content, and its verdict at the end.
+    #[serde(default = "default_milter_content")]
+    pub content_timeout: Span,
+    /// What happens when it is down or fails: `tempfail` (451 4.7.1) or `accept`
+    /// (the message goes on without it).
+    #[serde(default)]
+    pub on_failure: OnFailure,
+}
+
+fn default_milter_connect() -> Span {
+    Span(std::time::Duration::from_secs(30))
+}
+
+fn default_milter_command() -> Span {
+    Span(std::time::Duration::from_secs(30))
+}
+
+fn default_milter_content() -> Span {
+    Span(std::time::Duration::from_secs(300))
 }

@@ -13,7 +13,7 @@ mod validate;
 
 use std::path::Path;
 
-pub use checks::{Checks, Clamav, DnsList, Greylist, Lists, Lookup, OnFailure};
+pub use checks::{Checks, Clamav, DnsList, Greylist, Lists, Lookup, Milter, OnFailure};
 pub use errors::{ConfigError, Invalid, locate};
 pub(crate) use errors::{key_of, line_of};
 pub use host::HostSpec;

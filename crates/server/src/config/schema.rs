@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::host::HostSpec;
-use super::{Checks, Dkim, Size, Span, Verify, text};
+use super::{Checks, Dkim, Milter, Size, Span, Verify, text};
 
 /// The prefix length IPv6 clients are grouped by for the per-client limits unless
 /// `limits.ipv6_prefix_length` says otherwise (RFC 6177 recommends /56 or /48 for sites,
@@ -51,6 +51,9 @@ pub struct Config {
     /// The checking stage: format, threats, lists, reputation, greylisting, ClamAV.
     #[serde(default)]
     pub checks: Checks,
+    /// External filters (milters).
+    #[serde(default, rename = "milter")]
+    pub milters: Vec<Milter>,
     /// DKIM signing of our users' mail, and ARC sealing of forwarded mail.
     #[serde(default)]
     pub dkim: Dkim,
@@ -118,6 +121,9 @@ pub struct Listener {
     pub allow_plaintext_auth: bool,
     /// Run `[checks]` on mail arriving here; by default on mx listeners only.
     pub checks: Option<bool>,
+    /// The `[[milter]]`s, by name, that see mail arriving here, in this order.
+    #[serde(default)]
+    pub milters: Vec<Spanned<String>>,
 }
 
 impl Listener {
@@ -499,6 +505,7 @@ fn default_listeners() -> Vec<Listener> {
         auth: None,
         allow_plaintext_auth: false,
         checks: None,
+        milters: Vec::new(),
     })
     .collect()
 }

@@ -18,6 +18,7 @@ use tracing::{info, warn};
 
 use crate::accounts::login::{MailboxLogins, Protocol};
 use crate::config::{Config, Listener, Role};
+use crate::inbound::checks::milters::Milters;
 use crate::inbound::limits::client_key::ClientKey;
 use crate::inbound::limits::limiter::ConnectionLimiter;
 use crate::inbound::limits::throttle::ConnectionRate;
@@ -80,6 +81,7 @@ fn endpoint(config: &Config, listener: &Listener) -> Endpoint {
         checks: listener
             .checks
             .unwrap_or(listener.role == Role::Mx || config.checks.submissions),
+        milters: Milters::new(config, &listener.milters),
     }
 }
 

@@ -14,7 +14,7 @@ use posthorn_proto::reply::table;
 use posthorn_proto::{
     Action, Credentials, ForwardPath, MailFrom, RcptTo, Reply, ReversePath, Session, SessionConfig,
 };
-use posthorn_spool::{Envelope, MessageWriter, QueueId, QueueStore, Route};
+use posthorn_spool::{Envelope, MessageWriter, QueueId, QueueStore, Recipient, Route};
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -25,6 +25,7 @@ use crate::accounts::login::{Checked, Logins, Protocol};
 use crate::accounts::users::LiveDirectory;
 use crate::clock::unix_now;
 use crate::config::SendingLimits;
+use crate::inbound::checks::milters::{self, Milters};
 use crate::inbound::checks::{self, Stage};
 use crate::inbound::envelope::{self, Arrival};
 use crate::inbound::limits::sending::SendingQuota;
@@ -101,6 +102,8 @@ pub struct Endpoint {
     pub submission: bool,
     /// `[checks]` runs on mail arriving here.
     pub checks: bool,
+    /// The external filters mail arriving here is shown.
+    pub milters: Milters,
 }
 
 /// Who is at the other end.
@@ -754,6 +757,7 @@ impl Driver {
         let filtered = self.filtered();
         let whole_needed = header.signed
             || filtered.is_some()
+            || !self.endpoint.milters.is_empty()
             || (checked && (header.signatures || self.forwarding_domain().is_some()));
         let mut header_only = None;
         let whole_budget = if incoming.spilled && whole_needed {
@@ -782,6 +786,22 @@ impl Driver {
             Ok(verdict) => verdict,
             Err(reply) => return reply,
         };
+        let mut rewritten = false;
+        let mut milter_changes = None;
+        if !self.endpoint.milters.is_empty() {
+            let before = content.len();
+            let (back, changes) = self.ask_milters(incoming.id.as_str(), content).await;
+            content = back;
+            if let Some(reply) = changes.refusal {
+                return reply;
+            }
+            if changes.discard {
+                info!(queue_id = %incoming.id, client = %self.client, "discarded by milter");
+                return table::queued(incoming.id.as_str());
+            }
+            rewritten = content.len() != before || changes.rewrote;
+            milter_changes = Some(changes);
+        }
         let judged = match filtered {
             Some(stage) => {
                 let facts = self.facts(verdict.as_ref().map(|v| &v.results), &content);
@@ -813,14 +833,18 @@ impl Driver {
             envelope.prepend.push_str(&judged.headers());
             envelope.quarantine |= judged.action == checks::Action::Junk;
         }
+        if let Some(changes) = &milter_changes {
+            self.apply_milter_changes(&mut envelope, changes);
+        }
         if let Some(signer) = self.inbound.signer.as_ref().filter(|_| header.signed) {
             let signatures = signer.sign(envelope.prepend.as_bytes(), &mut content);
             envelope.prepend.insert_str(0, &signatures);
         }
         if whole_budget.is_some() {
-            // Only what the file lacks is written; signing may have cut the end off.
+            // Only what the file lacks is written; signing may have cut the end off, and
+            // a filter that changed the content has it written again whole.
             let written = incoming.writer.written();
-            let len = content.len() as u64;
+            let len = if rewritten { 0 } else { content.len() as u64 };
             if len < written {
                 let cut = on_writer(incoming, move |writer| writer.truncate(len)).await;
                 let Some((back, Ok(()))) = cut else {
@@ -895,6 +919,92 @@ impl Driver {
                 Err(reply.clone())
             }
             Disposition::Accept | Disposition::Quarantine => Ok(Some(verdict)),
+        }
+    }
+
+    /// Shows the message to the listener's filters (see `checks::milters`).
+    fn ask_milters(
+        &self,
+        queue_id: &str,
+        content: Vec<u8>,
+    ) -> impl Future<Output = (Vec<u8>, milters::Changes)> + Send + use<> {
+        let transaction = self.session.transaction();
+        let recipients = transaction.map_or(&[][..], |t| t.recipients.as_slice());
+        let asked = milters::Transaction {
+            client: match &self.client {
+                Client::Network(addr) => Some(*addr),
+                Client::Local(_) => None,
+            },
+            helo: self
+                .session
+                .hello()
+                .map_or(String::new(), |h| h.name.clone()),
+            sender: transaction.map_or(String::new(), |t| match &t.mail.from {
+                ReversePath::Mailbox(sender) => sender.to_string(),
+                ReversePath::Null => String::new(),
+            }),
+            recipients: recipients.iter().map(|r| r.rcpt.to.to_string()).collect(),
+            queue_id: queue_id.to_string(),
+            user: self.session.authenticated().map(str::to_string),
+            tls: self.tls.clone(),
+            hostname: self.endpoint.session_config.hostname.clone(),
+        };
+        let endpoint = Arc::clone(&self.endpoint);
+        async move { endpoint.milters.run(&asked, content).await }
+    }
+
+    /// A filter's changes to the envelope: the sender, recipients removed and added
+    /// (resolved like RCPT; an address we cannot deliver to is left out), Junk.
+    fn apply_milter_changes(&self, envelope: &mut Envelope, changes: &milters::Changes) {
+        if let Some(sender) = &changes.sender {
+            match sender.as_str() {
+                "" => envelope.sender = ReversePath::Null,
+                text => match posthorn_proto::address::parse_mailbox(text) {
+                    Ok(mailbox) => envelope.sender = ReversePath::Mailbox(mailbox),
+                    Err(e) => {
+                        warn!(queue_id = %envelope.id, sender, error = %e, "milter's new sender ignored")
+                    }
+                },
+            }
+        }
+        for removed in &changes.removed {
+            envelope.recipients.retain(|r| {
+                !r.rcpt.eq_ignore_ascii_case(removed)
+                    && !r.address.to_string().eq_ignore_ascii_case(removed)
+            });
+        }
+        let directory = self.inbound.directory.current();
+        for added in &changes.added {
+            let Ok(mailbox) = posthorn_proto::address::parse_mailbox(added) else {
+                warn!(queue_id = %envelope.id, recipient = added, "milter's new recipient ignored");
+                continue;
+            };
+            let targets = match directory.resolve(&ForwardPath::Mailbox(mailbox.clone())) {
+                Resolution::Deliver(targets) => targets,
+                Resolution::Remote => vec![Target {
+                    address: mailbox,
+                    route: Route::Remote,
+                }],
+                Resolution::UnknownUser => {
+                    warn!(queue_id = %envelope.id, recipient = added, "milter's new recipient is unknown");
+                    continue;
+                }
+            };
+            for target in targets {
+                if !envelope
+                    .recipients
+                    .iter()
+                    .any(|r| r.address == target.address)
+                {
+                    envelope
+                        .recipients
+                        .push(Recipient::new(target.address, target.route));
+                }
+            }
+        }
+        if let Some(reason) = &changes.quarantine {
+            info!(queue_id = %envelope.id, reason, "quarantined by milter");
+            envelope.quarantine = true;
         }
     }
 

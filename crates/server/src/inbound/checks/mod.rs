@@ -15,6 +15,7 @@ pub(crate) mod dns_lists;
 pub mod explain;
 pub mod greylist;
 pub(crate) mod lists;
+pub mod milters;
 pub(crate) mod symbols;
 pub(crate) mod verdict;
 
@@ -123,7 +124,7 @@ pub fn check_config(config: &Config) -> Result<(), Invalid> {
     if let Some(clamav) = &checks.clamav {
         clamd_address(clamav)?;
     }
-    Ok(())
+    milters::check_config(config)
 }
 
 /// clamd's address as `[checks.clamav]` gives it.

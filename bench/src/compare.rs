@@ -35,6 +35,9 @@ pub struct Case {
 pub enum Server {
     /// Us.
     Posthorn,
+    /// Us, with the checking stage on for this (trusted) mail too: every local check,
+    /// no DNS lists, clamd or milters.
+    PosthornChecked,
     /// Debian's Postfix.
     Postfix,
     /// Debian's Exim (exim4-daemon-light).
@@ -46,6 +49,7 @@ impl Server {
     pub fn name(self) -> &'static str {
         match self {
             Server::Posthorn => "Posthorn",
+            Server::PosthornChecked => "Posthorn, checks on",
             Server::Postfix => "Postfix",
             Server::Exim => "Exim",
         }
@@ -90,10 +94,10 @@ pub struct Figures {
 }
 
 /// A server under test with its sink.
-struct Running {
+pub(crate) struct Running {
     sink: Sink,
     tree: Tree,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     _server: Box<dyn std::any::Any>,
     _dir: tempfile::TempDir,
 }
@@ -130,11 +134,16 @@ impl Sink {
     }
 }
 
-fn start(server: Server, binaries: &Binaries) -> anyhow::Result<Running> {
+pub(crate) fn start(server: Server, binaries: &Binaries) -> anyhow::Result<Running> {
     let dir = tempfile::tempdir()?;
     let sink = Sink::start()?;
     let (root, addr, process): (i32, SocketAddr, Box<dyn std::any::Any>) = match server {
-        Server::Posthorn => {
+        Server::Posthorn | Server::PosthornChecked => {
+            let checks = if server == Server::PosthornChecked {
+                "[checks]\nsubmissions = true\n\n"
+            } else {
+                ""
+            };
             let port = free_port()?;
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             let config = dir.path().join("posthorn.toml");
@@ -144,7 +153,7 @@ fn start(server: Server, binaries: &Binaries) -> anyhow::Result<Running> {
                     "[server]\nhostname = \"posthorn.bench.example\"\ndata_dir = \"{}\"\n\n\
                      [[listener]]\nrole = \"mx\"\naddress = \"{addr}\"\n\n\
                      [limits]\nmax_connections = 20000\nmax_connections_per_ip = 20000\n\n\
-                     [policy]\ntrusted_networks = [\"127.0.0.0/8\"]\n\n\
+                     [policy]\ntrusted_networks = [\"127.0.0.0/8\"]\n\n{checks}\
                      [relay]\nhost = \"[127.0.0.1]:{}\"\ntls = \"none\"\n",
                     dir.path().join("data").display(),
                     sink.port

@@ -2,6 +2,7 @@
 //! time to a durable 250, idle connections), process-tree CPU and memory sampling, the
 //! side-by-side comparison with Postfix, and the crash soak.
 
+pub mod checks;
 pub mod compare;
 pub mod exim;
 pub mod fast_sink;

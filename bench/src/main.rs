@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use posthorn_bench::checks;
 use posthorn_bench::compare::{self, Binaries, Case, Server};
 use posthorn_bench::filesystem::Filesystem;
 use posthorn_bench::load::{self, Spec};
@@ -54,6 +55,22 @@ enum Command {
         idle: usize,
         /// Where to write the report.
         #[arg(long, default_value = "bench/results/latest.md")]
+        out: PathBuf,
+    },
+    /// What the checking stage costs: accept throughput with every local check on against
+    /// checks off, in alternating rounds.
+    Checks {
+        /// Clients at once.
+        #[arg(long, default_value_t = 50)]
+        clients: usize,
+        /// Messages a round.
+        #[arg(long, default_value_t = 20_000)]
+        messages: usize,
+        /// Rounds of each.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Where to write the report.
+        #[arg(long, default_value = "bench/results/checks.md")]
         out: PathBuf,
     },
     /// Only the large-queue test: start-up on a big spool, memory per message, delivery
@@ -270,6 +287,32 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("benchmark failed: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Checks {
+            clients,
+            messages,
+            rounds,
+            out,
+        } => {
+            let binaries = Binaries {
+                posthorn: cli.posthorn.clone(),
+                exim: PathBuf::new(),
+            };
+            match checks::measure(&binaries, clients, messages, rounds) {
+                Ok(cost) => {
+                    let report = cost.report(clients, messages);
+                    println!("{report}");
+                    if let Err(e) = std::fs::write(&out, &report) {
+                        eprintln!("cannot write {}: {e}", out.display());
+                        return ExitCode::FAILURE;
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("checks cost failed: {e:#}");
                     ExitCode::FAILURE
                 }
             }

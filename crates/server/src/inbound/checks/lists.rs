@@ -39,19 +39,26 @@ impl SenderList {
         self.networks.iter().any(|n| n.contains(&ip))
     }
 
-    /// True when `domain` is listed as a whole (`@domain`).
+    /// True when `domain`, or a domain above it, is listed as a whole (`@domain`).
     pub fn has_domain(&self, domain: &str) -> bool {
         self.senders
             .iter()
-            .any(|p| matches!(p, SenderPattern::Domain(d) if d.eq_ignore_ascii_case(domain)))
+            .any(|p| matches!(p, SenderPattern::Domain(d) if is_within(domain, d)))
     }
 
     /// True when one of `senders` (MAIL FROM, the From header's addresses) is listed.
     pub fn has_sender(&self, directory: &Directory, senders: &[Mailbox]) -> bool {
-        senders
-            .iter()
-            .any(|sender| directory.matches_any(&self.senders, sender))
+        senders.iter().any(|sender| {
+            directory.matches_any(&self.senders, sender) || self.has_domain(&sender.domain)
+        })
     }
+}
+
+/// True when `domain` is `parent` (lower case) or below it: `@example.org` in
+/// `[checks.allow]` and `[checks.block]` also covers `mail.example.org`.
+fn is_within(domain: &str, parent: &str) -> bool {
+    let domain = domain.trim_end_matches('.').to_lowercase();
+    domain == parent || domain.ends_with(&format!(".{parent}"))
 }
 
 /// True when every recipient account of `accounts` allows one of `senders`: the message
@@ -76,4 +83,25 @@ pub fn account_blocks(directory: &Directory, name: &str, sender: &Mailbox) -> bo
     directory
         .account(name)
         .is_some_and(|account| directory.matches_any(&account.block_senders, sender))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use toml::Spanned;
+
+    #[test]
+    fn a_listed_domain_covers_its_subdomains_only() {
+        let lists = Lists {
+            senders: vec![Spanned::new(0..0, "@Example.org".to_string())],
+            networks: Vec::new(),
+        };
+        let list = SenderList::new("checks.block", &lists).unwrap();
+        for covered in ["example.org", "MAIL.example.org", "a.b.example.org."] {
+            assert!(list.has_domain(covered), "{covered}");
+        }
+        for other in ["notexample.org", "example.org.test", "org"] {
+            assert!(!list.has_domain(other), "{other}");
+        }
+    }
 }

@@ -160,6 +160,9 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     if let Some(admin_task) = admin_task {
         let _ = admin_task.await;
     }
+    if let Some(checks) = inbound.checks.clone() {
+        let _ = tokio::task::spawn_blocking(move || checks.save()).await;
+    }
     info!("stopped");
     drop(lock);
     Ok(())

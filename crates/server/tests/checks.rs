@@ -83,8 +83,9 @@ fn server(dns: &TestDns, extra: &str) -> TestServer {
 fn message(from: &str, subject: &str, extra: &str) -> String {
     format!(
         "From: {from}\r\n{extra}To: alice@rcpt.test\r\nSubject: {subject}\r\n\
-         Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{subject}@far.test>\r\n\
-         \r\nHello Alice.\r\n"
+         Date: {}\r\nMessage-ID: <{subject}@far.test>\r\n\
+         \r\nHello Alice.\r\n",
+        common::date_now()
     )
 }
 
@@ -303,7 +304,7 @@ fn a_dnsbl_without_the_client_accepts_and_marks_the_message() {
     );
     assert!(folder(&server, "alice", ".Junk").is_empty());
     let line = log_line(&server, &["accepted", "from=a@far.test"]);
-    assert!(line.contains("checks=\"accept score="), "{line}");
+    assert!(line.contains("checks=accept score="), "{line}");
     assert!(line.contains("quarantine=false"), "{line}");
 }
 
@@ -343,7 +344,7 @@ fn dnsbl_return_codes_score_and_a_list_that_cannot_answer_is_an_error() {
     );
     assert_eq!(verdict.action, "accept");
     let line = log_line(&server, &["accepted", "from=a@far.test"]);
-    assert!(line.contains("checks=\"accept score="), "{line}");
+    assert!(line.contains("checks=accept score="), "{line}");
     assert!(line.contains("CODES_BL"), "{line}");
 }
 
@@ -436,7 +437,7 @@ fn a_score_between_junk_and_reject_goes_to_the_junk_folder() {
     );
     assert!(status.contains("JUNK_BL"), "{status}");
     let line = log_line(&server, &["accepted", "from=a@far.test"]);
-    assert!(line.contains("checks=\"junk score="), "{line}");
+    assert!(line.contains("checks=junk score="), "{line}");
     assert!(line.contains("quarantine=true"), "{line}");
     assert!(
         folder(&server, "alice", "").is_empty(),
@@ -530,7 +531,7 @@ fn mail_from_our_users_is_not_checked() {
         "{fields:#?}"
     );
     let line = log_line(&server, &["accepted", "user=\"carol\""]);
-    assert!(line.contains("checks=\"-\""), "{line}");
+    assert!(line.contains("checks=-"), "{line}");
     // Only the mail from outside had its verdict fields removed.
     let removals = server
         .settled_log()
@@ -644,7 +645,7 @@ fn allowed_senders_skip_scoring() {
     assert_eq!(verdict.symbols.len(), 1, "{verdict:?}");
     assert_eq!(verdict.symbol("SENDER_ALLOWED").score, -100.0);
     let line = log_line(&server, &["accepted", "from=friend@far.test"]);
-    assert!(line.contains("checks=\"accept score=-100.0"), "{line}");
+    assert!(line.contains("checks=accept score=-100.0"), "{line}");
 
     // An account's allowance counts when every recipient allows the sender.
     let pal = message("x@pal.test", "pal", "");
@@ -790,7 +791,7 @@ fn a_sender_passing_dmarc_is_not_greylisted() {
     );
     let line = log_line(&server, &["accepted", "from=news@aligned.test"]);
     assert!(
-        line.contains("dmarc=pass") && line.contains("checks=\"accept "),
+        line.contains("dmarc=pass") && line.contains("checks=accept "),
         "{line}"
     );
 }
@@ -800,12 +801,13 @@ fn with_attachment(subject: &str, attachment: &[u8]) -> String {
     let encoded = base64::engine::general_purpose::STANDARD.encode(attachment);
     format!(
         "From: a@far.test\r\nTo: alice@rcpt.test\r\nSubject: {subject}\r\n\
-         Message-ID: <{subject}@far.test>\r\nMIME-Version: 1.0\r\n\
+         Date: {}\r\nMessage-ID: <{subject}@far.test>\r\nMIME-Version: 1.0\r\n\
          Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
          --b1\r\nContent-Type: text/plain\r\n\r\nThe file.\r\n\
-         --b1\r\nContent-Type: application/octet-stream; name=\"tool.com\"\r\n\
-         Content-Disposition: attachment; filename=\"tool.com\"\r\n\
-         Content-Transfer-Encoding: base64\r\n\r\n{encoded}\r\n--b1--\r\n"
+         --b1\r\nContent-Type: application/octet-stream; name=\"notes.txt\"\r\n\
+         Content-Disposition: attachment; filename=\"notes.txt\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{encoded}\r\n--b1--\r\n",
+        common::date_now()
     )
 }
 
@@ -868,7 +870,7 @@ fn clamav_refuses_viruses_and_its_failure_defers_or_accepts() {
         "{verdict:?}"
     );
     let line = log_line(&accepting, &["accepted", "from=a@far.test"]);
-    assert!(line.contains("checks=\"accept "), "{line}");
+    assert!(line.contains("checks=accept "), "{line}");
 }
 
 /// `posthorn ARGS` with `config`; its output once it has exited.

@@ -875,7 +875,7 @@ impl Driver {
                     client = %self.client,
                     user = self.session.authenticated().unwrap_or(""),
                     auth = verdict.as_ref().map_or("-", |v| v.summary.as_str()),
-                    checks = judged.as_ref().map_or_else(|| "-".to_string(), checks::Verdict::summary),
+                    checks = %judged.as_ref().map_or_else(|| "-".to_string(), checks::Verdict::summary),
                     quarantine = envelope.quarantine,
                     "accepted"
                 );

@@ -560,6 +560,15 @@ pub fn run_command(mut command: Command, args: &[&str], input: &str) -> std::pro
     child.wait_with_output().unwrap()
 }
 
+/// Now as a `Date` field writes it (RFC 5322 §3.3), so a test message never ages into
+/// a content check's "date in the past".
+pub fn date_now() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    mail_parser::DateTime::from_timestamp(now).to_rfc822()
+}
+
 /// Sends `signal` to process `pid`; panics if it cannot (the test would be meaningless).
 pub fn signal(pid: u32, signal: rustix::process::Signal) {
     let pid = i32::try_from(pid)

@@ -216,6 +216,13 @@ impl Stage {
         }
     }
 
+    /// Saves what must outlive the process (greylisting state): at shutdown.
+    pub fn save(&self) {
+        if let Some(greylist) = &self.greylist {
+            greylist.save();
+        }
+    }
+
     /// Also check mail from our users, `sendmail` and trusted networks.
     pub fn checks_submissions(&self) -> bool {
         self.submissions

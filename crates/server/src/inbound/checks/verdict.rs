@@ -130,21 +130,18 @@ impl Verdict {
         headers
     }
 
-    /// `junk score=7.2 A,B,C`: the verdict and the top symbols, for the log.
+    /// `junk score=7.2 A,B,C`: the verdict and the symbols that weigh most (whatever
+    /// their sign), for the log.
     pub fn summary(&self) -> String {
-        let top: Vec<&str> = self
-            .symbols
-            .iter()
-            .filter(|s| s.score > 0.0)
-            .take(5)
-            .map(|s| s.name.as_str())
-            .collect();
-        format!(
-            "{} score={:.1} {}",
-            self.action.as_str(),
-            self.score,
-            top.join(",")
-        )
+        let mut top: Vec<&Symbol> = self.symbols.iter().collect();
+        top.sort_by(|a, b| b.score.abs().total_cmp(&a.score.abs()));
+        let names: Vec<&str> = top.iter().take(5).map(|s| s.name.as_str()).collect();
+        let mut summary = format!("{} score={:.1}", self.action.as_str(), self.score);
+        if !names.is_empty() {
+            summary.push(' ');
+            summary.push_str(&names.join(","));
+        }
+        summary
     }
 }
 
@@ -239,6 +236,6 @@ mod tests {
             ),
             "{headers}"
         );
-        assert_eq!(verdict.summary(), "junk score=6.2 HIGH");
+        assert_eq!(verdict.summary(), "junk score=6.2 HIGH,LOW");
     }
 }

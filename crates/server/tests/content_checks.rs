@@ -279,3 +279,31 @@ fn a_check_that_outlives_the_budget_gives_its_symbol_not_a_stuck_session() {
     assert!(headers.contains("CHECKS_TIMEOUT"), "{headers}");
     assert!(!headers.contains("SLOW_LIST"), "{headers}");
 }
+
+#[test]
+fn a_domain_list_looks_up_the_domains_of_links() {
+    // The list names one of the two link domains; the other is asked about and not listed.
+    let dns = TestDns::builder()
+        .a("phish-bank.com.dbl.test", "127.0.1.2")
+        .start();
+    let server = server(&format!(
+        "[delivery]\nnameserver = \"{}\"\n\n\
+         [[checks.dnsbl]]\nzone = \"dbl.test\"\nlookups = [\"url\"]\nsymbol = \"URL_LISTED\"\nscore = 7.0\n",
+        dns.addr
+    ));
+    let html = "Content-Type: text/html\r\n\r\n<p><a href=\"https://www.phish-bank.com/login\">log in</a> \
+                or <a href=\"https://docs.example.org/help\">read the help</a></p>\r\n";
+    let content = multipart("bob@sender.test", &[html.to_string()]);
+    let reply = send(&server, "bob@sender.test", &content);
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+    let headers = junk_headers(&server);
+    assert!(
+        headers.contains("URL_LISTED=7.00 (phish-bank.com 127.0.1.2)"),
+        "{headers}"
+    );
+    let asked: Vec<String> = dns.queries().into_iter().map(|(name, _)| name).collect();
+    assert!(
+        asked.iter().any(|n| n == "example.org.dbl.test"),
+        "{asked:?}"
+    );
+}

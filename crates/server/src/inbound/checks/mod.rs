@@ -140,7 +140,7 @@ fn clamd_address(clamav: &Clamav) -> Result<ClamdAddress, Invalid> {
 
 /// The stage, built once from `[checks]`.
 pub struct Stage {
-    scores: Scores,
+    scores: Arc<Scores>,
     thresholds: Thresholds,
     time_budget: Duration,
     max_size: u64,
@@ -149,8 +149,8 @@ pub struct Stage {
     block: SenderList,
     dns_lists: DnsLists,
     greylist: Option<Arc<Greylist>>,
-    local_domains: Vec<String>,
-    inspections: Semaphore,
+    local_domains: Arc<[String]>,
+    inspections: Arc<Semaphore>,
     clamd: Option<(Clamd, OnFailure)>,
 }
 
@@ -176,7 +176,7 @@ impl Stage {
         });
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Stage {
-            scores,
+            scores: Arc::new(scores),
             thresholds: Thresholds {
                 junk: checks.junk_score,
                 reject: checks.reject_score,
@@ -198,7 +198,7 @@ impl Stage {
                 .iter()
                 .map(|d| d.name.get_ref().to_lowercase())
                 .collect(),
-            inspections: Semaphore::new(cores),
+            inspections: Arc::new(Semaphore::new(cores)),
             clamd: match &checks.clamav {
                 Some(clamav) => Some((
                     Clamd::new(clamd_address(clamav)?, clamav.timeout.0),
@@ -329,15 +329,19 @@ impl Stage {
                     .symbol("TOO_BIG_TO_CHECK", content.len().to_string()),
             );
         }
-        let Ok(_permit) = self.inspections.acquire().await else {
+        // The permit goes with the work: an inspection that outlives the time budget still
+        // holds its core until it ends, so no more than one per core ever run.
+        let Ok(permit) = Arc::clone(&self.inspections).acquire_owned().await else {
             return content::Report::default();
         };
         let content = Arc::clone(content);
-        let local_domains = self.local_domains.clone();
-        let scores = self.scores.clone();
+        let local_domains = Arc::clone(&self.local_domains);
+        let scores = Arc::clone(&self.scores);
         let smtputf8 = facts.smtputf8;
         tokio::task::spawn_blocking(move || {
-            content::inspect(&content, &local_domains, smtputf8, &scores)
+            let report = content::inspect(&content, &local_domains, smtputf8, &scores);
+            drop(permit);
+            report
         })
         .await
         .unwrap_or_default()

@@ -804,7 +804,8 @@ impl Driver {
         }
         let judged = match filtered {
             Some(stage) => {
-                let facts = self.facts(verdict.as_ref().map(|v| &v.results), &content);
+                let mut facts = self.facts(verdict.as_ref().map(|v| &v.results), &content);
+                facts.milters = milter_changes.as_ref();
                 let (back, judged) = stage.run(&facts, content).await;
                 content = back;
                 if let checks::Action::Reject(reply) | checks::Action::Defer(reply) = &judged.action
@@ -1036,6 +1037,7 @@ impl Driver {
             accounts,
             auth,
             smtputf8: transaction.is_some_and(|t| t.mail.smtputf8),
+            milters: None,
             directory: self.inbound.directory.current(),
         }
     }

@@ -80,6 +80,7 @@ pub async fn explain(config: &Config, message: Vec<u8>, origin: &Origin) -> anyh
         accounts: Vec::new(),
         auth: auth.as_ref(),
         smtputf8: true,
+        milters: None,
         directory,
     };
     facts.smtputf8 = !message.is_ascii();

@@ -62,6 +62,8 @@ pub struct Facts<'a> {
     pub auth: Option<&'a AuthResults>,
     /// The client announced SMTPUTF8.
     pub smtputf8: bool,
+    /// What the listener's milters decided, when it has any.
+    pub milters: Option<&'a milters::Changes>,
     /// Who lives here.
     pub directory: Arc<Directory>,
 }
@@ -260,11 +262,24 @@ impl Stage {
         // A virus is refused whoever sends it: an allowed sender is still scanned.
         let (mut symbols, scanned) = tokio::join!(scored, self.scan(&content));
         let mut decided = allowed.then_some(Action::Accept);
+        if let Some(changes) = facts.milters {
+            for name in &changes.failed {
+                symbols.push(self.scores.symbol("MILTER_FAIL", name.as_str()));
+            }
+            if let Some(reason) = &changes.quarantine {
+                symbols.push(self.scores.symbol("MILTER_QUARANTINE", reason.as_str()));
+            }
+        }
         if let Some((symbol, action)) = scanned {
             symbols.push(symbol);
             decided = action.or(decided);
         }
         let mut verdict = self.thresholds.judge(symbols, decided);
+        // A milter's quarantine makes mail junk at least; it never lessens a refusal.
+        if verdict.action == Action::Accept && facts.milters.is_some_and(|m| m.quarantine.is_some())
+        {
+            verdict.action = Action::Junk;
+        }
         if !allowed
             && matches!(verdict.action, Action::Accept | Action::Junk)
             && let Some(wait) = self.greylisted(facts)

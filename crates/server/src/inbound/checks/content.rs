@@ -35,8 +35,10 @@ pub const SCORES: &[(&str, f64)] = &[
     ("MIME_BAD_BASE64", 1.0),
     ("MIME_BAD_QP", 0.5),
     ("MIME_UNKNOWN_CTE", 1.0),
-    ("MIME_TOO_DEEP", 5.0),
-    ("MIME_TOO_MANY_PARTS", 5.0),
+    // Whatever lies beyond the limits is not inspected: enough for Junk on its own, so
+    // nothing can be hidden behind a thousand empty parts.
+    ("MIME_TOO_DEEP", 7.0),
+    ("MIME_TOO_MANY_PARTS", 7.0),
     // The stage's FROM_LOCAL_UNAUTHENTICATED scores a From in our domains that no
     // signature of ours proves; being in our domain is no fault by itself.
     ("FROM_LOCAL_DOMAIN", 0.0),

@@ -845,17 +845,19 @@ impl Driver {
             // Only what the file lacks is written; signing may have cut the end off, and
             // a filter that changed the content has it written again whole.
             let written = incoming.writer.written();
-            let len = if rewritten { 0 } else { content.len() as u64 };
-            if len < written {
-                let cut = on_writer(incoming, move |writer| writer.truncate(len)).await;
+            let kept = if rewritten {
+                0
+            } else {
+                written.min(content.len() as u64)
+            };
+            if kept < written {
+                let cut = on_writer(incoming, move |writer| writer.truncate(kept)).await;
                 let Some((back, Ok(()))) = cut else {
                     return table::local_error();
                 };
                 incoming = back;
-                content = Vec::new();
-            } else {
-                content = content.split_off(written as usize);
             }
+            content = content.split_off(kept as usize);
         }
         drop(whole_budget);
         let id = incoming.id;

@@ -146,11 +146,19 @@ fn answering_at(
     }))
 }
 
+/// Today's date, the same for every message of the run, so a message made twice is the
+/// same message.
+fn test_date() -> &'static str {
+    static DATE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DATE.get_or_init(common::date_now)
+}
+
 /// A well-formed message to the postmaster (the checking stage finds nothing in it).
 fn message(subject: &str, body: &str) -> String {
     format!(
         "From: Sender <sender@example.org>\r\nTo: postmaster@localhost\r\nSubject: {subject}\r\n\
-         Date: Mon, 7 Dec 2026 00:00:00 +0000\r\nMessage-ID: <1@example.org>\r\n\r\n{body}"
+         Date: {}\r\nMessage-ID: <1@example.org>\r\n\r\n{body}",
+        test_date()
     )
 }
 
@@ -500,6 +508,21 @@ fn a_filter_refusing_every_recipient_refuses_the_message() {
 }
 
 #[test]
+fn a_recipient_the_filter_refuses_is_left_out() {
+    let milter = answering_at(
+        |command| matches!(command, Command::Rcpt(args) if args.first().is_some_and(|a| a.starts_with(b"<bob"))),
+        vec![Reply::Reject],
+    );
+    let filtered = Filtered::with(&milter, "");
+    let sent = message("one refused", "body\r\n");
+    assert_queued(&filtered.send(&[POSTMASTER, BOB], &sent));
+    assert_eq!(content_of(&filtered.delivered("postmaster")), sent);
+    filtered.server.wait_for_empty_queue();
+    assert!(filtered.server.messages("bob").is_empty());
+    assert!(filtered.log_line(" accepted ").contains("recipients=1"));
+}
+
+#[test]
 fn a_filter_rejecting_the_connection_refuses_the_message() {
     let milter = answering_at(
         |command| matches!(command, Command::Connect { .. }),
@@ -584,12 +607,10 @@ fn send_past_a_stall(on_failure: &str) -> (Filtered, String) {
         waited >= Duration::from_secs(1) && waited < PATIENCE,
         "answered after {waited:?}"
     );
-    assert_queued(&client.send_message(SENDER, &[BOB], &message("after", "body\r\n")));
+    let after = message("after", "body\r\n");
+    assert_queued(&client.send_message(SENDER, &[BOB], &after));
     client.expect("QUIT", "221 ");
-    assert_eq!(
-        content_of(&filtered.delivered("bob")),
-        message("after", "body\r\n")
-    );
+    assert_eq!(content_of(&filtered.delivered("bob")), after);
     let line = filtered.log_line("milter failed");
     assert!(line.contains("WARN") && line.contains("in time"), "{line}");
     (filtered, reply)

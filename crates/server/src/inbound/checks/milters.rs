@@ -3,8 +3,13 @@
 //! (CONNECT, HELO, MAIL, RCPT, DATA, the header fields, the body) with the macros
 //! Postfix sends, and its answer is honoured: a refusal is our reply, a discard drops the
 //! message after a 250, quarantine sends it to Junk, and its changes to the header, the
-//! body, the sender and the recipients are applied before the spool commit. A filter
-//! that is down or misbehaves is skipped or defers the message, as its `on_failure` says.
+//! body, the sender and the recipients are applied before the spool commit (a recipient
+//! it refuses at RCPT is removed). A filter that is down or misbehaves is skipped or
+//! defers the message, as its `on_failure` says.
+//!
+//! Unlike Postfix, filters see the message as the client sent it, without our Received
+//! header (which we add at delivery), and each filter of a chain is told the original
+//! envelope; SMFIR_SHUTDOWN defers the message (451) rather than closing the session.
 
 use std::net::SocketAddr;
 
@@ -147,7 +152,8 @@ impl Milters {
         let mut changes = Changes::default();
         for filter in &self.filters {
             match ask(filter, transaction, &content).await {
-                Ok(outcome) => {
+                Ok((outcome, refused)) => {
+                    changes.removed.extend(refused);
                     if let Some(refusal) = refusal(&outcome.decision) {
                         info!(milter = %filter.name, reply = %refusal, "refused by milter");
                         changes.refusal = Some(refusal);
@@ -198,9 +204,15 @@ fn filter(config: &Config, milter: &config::Milter) -> Option<Filter> {
     })
 }
 
-/// One filter's verdict on the transaction, over a connection of its own. A decision
-/// taken before the end of the message (at CONNECT, MAIL...) is the outcome.
-async fn ask(filter: &Filter, t: &Transaction, content: &[u8]) -> Result<Outcome, MilterError> {
+/// One filter's verdict on the transaction, over a connection of its own, and the
+/// recipients it refused (the message goes on without them, as Postfix drops a recipient
+/// a filter refuses at RCPT). A decision taken before the end of the message (at
+/// CONNECT, MAIL...) is the outcome.
+async fn ask(
+    filter: &Filter,
+    t: &Transaction,
+    content: &[u8],
+) -> Result<(Outcome, Vec<String>), MilterError> {
     let mut milter = MilterClient::open(&filter.address, filter.options).await?;
     let client_addr = t.client.map(|c| c.ip().to_string()).unwrap_or_default();
     let client_name = t
@@ -227,6 +239,7 @@ async fn ask(filter: &Filter, t: &Transaction, content: &[u8]) -> Result<Outcome
         mail.set("{auth_authen}", user.as_str());
         mail.set("{auth_type}", "PLAIN");
     }
+    let mut refused_recipients = Vec::new();
     let mut decision = milter.connect(&client_name, t.client, &connect).await?;
     if decision == Decision::Continue {
         decision = milter.helo(&t.helo, &helo).await?;
@@ -235,12 +248,11 @@ async fn ask(filter: &Filter, t: &Transaction, content: &[u8]) -> Result<Outcome
         decision = milter.mail(&t.sender, &[], &mail).await?;
     }
     if decision == Decision::Continue {
-        let mut accepted = 0;
         for recipient in &t.recipients {
             let rcpt = Macros::new().with("{rcpt_addr}", recipient.clone());
             match milter.rcpt(recipient, &[], &rcpt).await? {
-                Decision::Continue => accepted += 1,
-                refused if refused.is_refusal() => {}
+                Decision::Continue => {}
+                refused if refused.is_refusal() => refused_recipients.push(recipient.clone()),
                 other => {
                     decision = other;
                     break;
@@ -248,7 +260,7 @@ async fn ask(filter: &Filter, t: &Transaction, content: &[u8]) -> Result<Outcome
             }
         }
         // A filter that refuses every recipient refuses the message.
-        if decision == Decision::Continue && accepted == 0 {
+        if decision == Decision::Continue && refused_recipients.len() == t.recipients.len() {
             decision = Decision::Reject;
         }
     }
@@ -263,7 +275,7 @@ async fn ask(filter: &Filter, t: &Transaction, content: &[u8]) -> Result<Outcome
         Outcome::decided(decision)
     };
     let _ = milter.quit().await;
-    Ok(outcome)
+    Ok((outcome, refused_recipients))
 }
 
 /// DATA, each header field, the end of the header and the body.

@@ -560,6 +560,23 @@ pub fn run_command(mut command: Command, args: &[&str], input: &str) -> std::pro
     child.wait_with_output().unwrap()
 }
 
+/// `header` (header lines ending in CRLF) without the checking stage's verdict fields
+/// (`X-Spam-*`, `X-Posthorn-Checks`, with their continuation lines): for tests about
+/// the other fields we add.
+pub fn without_verdict(header: &str) -> String {
+    let mut kept = String::new();
+    let mut skipping = false;
+    for line in header.split_inclusive("\r\n") {
+        if !line.starts_with([' ', '\t']) {
+            skipping = line.starts_with("X-Spam-") || line.starts_with("X-Posthorn-Checks:");
+        }
+        if !skipping {
+            kept.push_str(line);
+        }
+    }
+    kept
+}
+
 /// Now as a `Date` field writes it (RFC 5322 §3.3), so a test message never ages into
 /// a content check's "date in the past".
 pub fn date_now() -> String {

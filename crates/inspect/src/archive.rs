@@ -4,7 +4,7 @@
 
 use std::io::Read;
 
-use flate2::read::DeflateDecoder;
+use flate2::bufread::DeflateDecoder;
 
 use crate::content::{self, Origin};
 use crate::magic::{Kind, sniff};

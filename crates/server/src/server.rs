@@ -38,6 +38,7 @@ use crate::inbound::session::{Endpoint, Inbound};
 use crate::mailauth::sign::{Keyring, Signer};
 use crate::mailauth::verify::Verifier;
 use crate::queue;
+use crate::queue::flow::Flow;
 use crate::queue::policy::Policy;
 use posthorn_mailbox::budget::MemoryBudget;
 use tokio::net::{TcpListener, UnixListener};
@@ -286,6 +287,7 @@ fn inbound(
         whole_messages: MemoryBudget::new(config.limits.check_memory.0),
         local_sending: config.sending,
         checks,
+        flow: Flow::new(config.queue.inflow_window, config.queue.inflow_delay.0),
     }))
 }
 

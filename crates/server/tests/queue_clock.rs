@@ -194,7 +194,7 @@ impl Life {
         let content = b"Subject: doomed\r\n\r\nbody\r\n".to_vec();
         let writer = self.store.writer(id).unwrap();
         writer.commit(content, &envelope).durable().await.unwrap();
-        self.handle.submit(envelope, None);
+        self.handle.submit(envelope, None, None);
         id
     }
 

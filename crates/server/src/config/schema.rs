@@ -341,6 +341,12 @@ pub struct Queue {
     pub local_concurrency: usize,
     /// Messages held in memory for delivery at once; the rest wait on disk.
     pub active_limit: usize,
+    /// New messages that may wait for their first delivery attempt before sessions are
+    /// slowed (Postfix's `in_flow_delay`): when delivery falls behind, each new message
+    /// waits up to `inflow_delay` for one ahead of it to be attempted.
+    pub inflow_window: usize,
+    /// The longest a session is slowed per message; 0 turns inflow control off.
+    pub inflow_delay: Span,
     /// Tell the postmaster when a notification itself cannot be delivered.
     pub notify_postmaster: bool,
 }
@@ -356,6 +362,8 @@ impl Default for Queue {
             max_hops: 50,
             local_concurrency: 16,
             active_limit: 10_000,
+            inflow_window: 1_000,
+            inflow_delay: Span(Duration::from_secs(1)),
             notify_postmaster: true,
         }
     }

@@ -35,6 +35,7 @@ use crate::mailauth::sign::Signer;
 use crate::mailauth::spf::SpfChecks;
 use crate::mailauth::verify::{self, Disposition, Verdict, Verifier, strip_own_results};
 use crate::queue::QueueHandle;
+use crate::queue::flow::{Flow, Ticket};
 use crate::stream::ServerConnection;
 use posthorn_mailbox::budget::MemoryBudget;
 use posthorn_maildir::Quota;
@@ -83,6 +84,8 @@ pub struct Inbound {
     pub local_sending: SendingLimits,
     /// The checking stage; `None` when `checks.enabled` is off.
     pub checks: Option<Arc<Stage>>,
+    /// Inflow control: new messages wait while delivery is behind.
+    pub flow: Arc<Flow>,
 }
 
 impl Inbound {
@@ -201,6 +204,7 @@ pub async fn run(
         content: Vec::new(),
         accepted: 0,
         spf: None,
+        ticket: None,
     };
     let started = Instant::now();
     let end = driver.drive(shutdown).await.to_string();
@@ -229,6 +233,8 @@ struct Driver {
     accepted: u32,
     /// The SPF results of the transaction, when its mail is checked.
     spf: Option<SpfChecks>,
+    /// The inflow ticket of the transaction, handed to the queue with its message.
+    ticket: Option<Ticket>,
 }
 
 /// How a session ended, for the log.
@@ -428,6 +434,7 @@ impl Driver {
     /// sender addresses (RFC 6409 §6.1) and only as much as its sending quota allows.
     async fn mail(&mut self, mail: &MailFrom) {
         self.spf = None;
+        self.ticket = None;
         if let Some(stage) = self.filtered() {
             let sender = match &mail.from {
                 ReversePath::Mailbox(sender) => Some(sender),
@@ -454,7 +461,7 @@ impl Driver {
                     }
                 }
             }
-            self.session.accept();
+            self.accept_mail().await;
             return;
         }
         let directory = self.inbound.directory.current();
@@ -469,8 +476,15 @@ impl Driver {
             info!(client = %self.client, user = key, "sending quota reached");
             self.session.reject(table::message_quota_exceeded());
         } else {
-            self.session.accept();
+            self.accept_mail().await;
         }
+    }
+
+    /// Accepts MAIL once the transaction holds an inflow ticket, which slows the client
+    /// while delivery is behind (see `queue::flow`).
+    async fn accept_mail(&mut self) {
+        self.ticket = Some(self.inbound.flow.admit().await);
+        self.session.accept();
     }
 
     /// AUTH: the shared login check; failures are answered late and counted against the
@@ -883,7 +897,9 @@ impl Driver {
                     "accepted"
                 );
                 self.count_sent(&envelope);
-                self.inbound.queue.submit(envelope, whole);
+                self.inbound
+                    .queue
+                    .submit(envelope, whole, self.ticket.take());
                 table::queued(id.as_str())
             }
             Err(e) => {

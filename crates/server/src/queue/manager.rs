@@ -13,6 +13,7 @@ use tracing::{error, info, warn};
 
 use super::backoff::DestinationState;
 use super::commands::admin_apply;
+use super::flow::Ticket;
 use super::policy::{Outcome, Policy};
 use super::schedule::Schedule;
 use super::{AdminCommand, AdminReply, DEFERRED, Destination, Feed, Input, Job, JobResult, Parts};
@@ -42,6 +43,8 @@ pub(super) struct Manager {
     tx: mpsc::UnboundedSender<Input>,
     schedule: Schedule,
     active: HashMap<QueueId, Active>,
+    /// Inflow tickets of new messages whose first attempt is not over yet.
+    tickets: HashMap<QueueId, Ticket>,
     destinations: HashMap<Destination, DestinationState>,
     ready: HashSet<Destination>,
     /// Messages flushed by the operator: every pending recipient is due at activation.
@@ -69,6 +72,7 @@ impl Manager {
             tx: tx.clone(),
             schedule: Schedule::default(),
             active: HashMap::new(),
+            tickets: HashMap::new(),
             destinations: HashMap::new(),
             ready: HashSet::new(),
             forced: HashSet::new(),
@@ -166,7 +170,10 @@ impl Manager {
 
     fn input(&mut self, input: Input) {
         match input {
-            Input::Submit(envelope, content) => {
+            Input::Submit(envelope, content, ticket) => {
+                if let Some(ticket) = ticket {
+                    self.tickets.insert(envelope.id, ticket);
+                }
                 if self.schedule.busy_count() >= self.parts.limits.active {
                     // Memory is bounded: beyond the limit, new mail waits on disk.
                     self.schedule.set(envelope.id, 0);
@@ -534,8 +541,10 @@ impl Manager {
         }
     }
 
-    /// A message's attempt is over: it is written back with the others of this pass.
+    /// A message's attempt is over: it is written back with the others of this pass, and
+    /// the inflow ticket it came in with, if this was its first, goes back.
     fn finish(&mut self, envelope: Envelope, recorded: Option<Recorded>) {
+        self.tickets.remove(&envelope.id);
         self.to_write_back.push((envelope, recorded));
     }
 

@@ -12,6 +12,7 @@
 
 mod backoff;
 mod commands;
+pub mod flow;
 mod manager;
 pub mod policy;
 mod schedule;
@@ -24,6 +25,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::clock::Clock;
 use crate::delivery::dsn::Notifier;
+use flow::Ticket;
 use manager::Manager;
 use policy::Policy;
 
@@ -38,10 +40,11 @@ pub struct QueueHandle {
 
 impl QueueHandle {
     /// Hands a freshly committed message over for an immediate attempt, with its whole
-    /// content if the caller still holds it (which spares the delivery a read of the spool).
-    pub fn submit(&self, envelope: Envelope, content: Option<Arc<[u8]>>) {
+    /// content if the caller still holds it (which spares the delivery a read of the spool)
+    /// and the inflow ticket it was taken in with, given back after that attempt.
+    pub fn submit(&self, envelope: Envelope, content: Option<Arc<[u8]>>, ticket: Option<Ticket>) {
         // Only fails at shutdown; the message is then picked up at the next start.
-        let _ = self.tx.send(Input::Submit(envelope, content));
+        let _ = self.tx.send(Input::Submit(envelope, content, ticket));
     }
 }
 
@@ -66,7 +69,7 @@ impl QueueHandle {
 /// What the manager reacts to.
 #[derive(Debug)]
 enum Input {
-    Submit(Envelope, Option<Arc<[u8]>>),
+    Submit(Envelope, Option<Arc<[u8]>>, Option<Ticket>),
     Admin(AdminCommand, oneshot::Sender<AdminReply>),
     Wake,
     Finished {
@@ -350,7 +353,7 @@ mod tests {
                 .durable()
                 .await
                 .unwrap();
-            self.handle.submit(envelope, Some(content.into()));
+            self.handle.submit(envelope, Some(content.into()), None);
             id
         }
 

@@ -362,7 +362,7 @@ impl Default for Queue {
             max_hops: 50,
             local_concurrency: 16,
             active_limit: 10_000,
-            inflow_window: 1_000,
+            inflow_window: 100,
             inflow_delay: Span(Duration::from_secs(1)),
             notify_postmaster: true,
         }

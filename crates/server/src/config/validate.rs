@@ -60,7 +60,8 @@ impl Config {
         }
         self.check_listener_addresses()?;
         let limits = &self.limits;
-        let minimums: [(&str, u64, u64); 7] = [
+        let minimums: [(&str, u64, u64); 8] = [
+            ("queue.inflow_window", self.queue.inflow_window as u64, 1),
             // RFC 5321 §4.5.3.1: the smallest limits a server may impose.
             (
                 "limits.max_command_line",

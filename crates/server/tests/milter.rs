@@ -707,3 +707,43 @@ fn check_config_refuses_a_listener_naming_an_unknown_milter() {
     );
     assert!(stderr.contains("no [[milter]] has this name"), "{stderr}");
 }
+
+#[test]
+fn posthorn_check_shows_what_the_mx_listeners_milters_decide() {
+    let rspamd = Rspamd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("posthorn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\ndata_dir = \"{}\"\n\n\
+             [[milter]]\nname = \"rspamd\"\naddress = \"{}\"\n\n\
+             [[listener]]\nrole = \"mx\"\naddress = \"127.0.0.1:2525\"\nmilters = [\"rspamd\"]\n",
+            dir.path().join("data").display(),
+            rspamd.milter_address()
+        ),
+    )
+    .unwrap();
+    let check = |content: &str| {
+        let path = dir.path().join("message.eml");
+        std::fs::write(&path, content).unwrap();
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_posthorn"))
+            .args([
+                "-c",
+                config.to_str().unwrap(),
+                "check",
+                path.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let gtube = check(&message("gtube", &format!("Hello\r\n{GTUBE}\r\n")));
+    assert_eq!(
+        gtube,
+        "verdict: reject by a milter (554 5.7.1 Gtube pattern)\n"
+    );
+    let clean = check(&message("clean", "Hello\r\n"));
+    assert!(clean.starts_with("verdict: accept\n"), "{clean}");
+}

@@ -1,23 +1,25 @@
 //! `posthorn check FILE`: the whole stage run on a message file, every symbol explained,
 //! so an admin can see why a message was junked or refused. The client, sender and HELO
 //! name are given on the command line; SPF, DKIM, DMARC and ARC are checked through the
-//! configured resolver when a client address is given. Greylisting is reported, not
-//! applied: a check must not change what the server remembers.
+//! configured resolver when a client address is given, and the first mx listener's
+//! milters see the message first. Greylisting is left out: a check must not change what
+//! the server remembers.
 
 use std::fmt::Write as _;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use posthorn_proto::Mailbox;
 use posthorn_proto::headers::header_section;
 
+use super::milters::{self, Milters};
 use super::symbols::{STAGE, Symbol};
 use super::{Action, Facts, Stage, Verdict, content};
 use crate::accounts::directory::Directory;
 use crate::accounts::users::UsersFile;
 use crate::clock::SystemClock;
-use crate::config::Config;
+use crate::config::{Config, Role};
 use crate::dns::Dns;
 use crate::mailauth::verify::{self, Verifier};
 
@@ -71,7 +73,42 @@ pub async fn explain(config: &Config, message: Vec<u8>, origin: &Origin) -> anyh
         }
         None => None,
     };
-    let mut facts = Facts {
+    // The milters of the first mx listener see the message first, as in a session.
+    let milters = config
+        .listeners
+        .iter()
+        .find(|l| l.role == Role::Mx)
+        .map(|listener| Milters::new(&config, &listener.milters))
+        .unwrap_or_default();
+    let (message, changes) = if milters.is_empty() {
+        (message, None)
+    } else {
+        let transaction = milters::Transaction {
+            client: origin.ip.map(|ip| SocketAddr::new(ip, 0)),
+            helo: helo.clone(),
+            sender: origin
+                .sender
+                .as_ref()
+                .map(Mailbox::to_string)
+                .unwrap_or_default(),
+            recipients: Vec::new(),
+            queue_id: "check".to_string(),
+            user: None,
+            tls: None,
+            hostname: config.server.hostname.get_ref().clone(),
+        };
+        let (message, changes) = milters.run(&transaction, message).await;
+        (message, Some(changes))
+    };
+    if let Some(changes) = &changes {
+        if let Some(reply) = &changes.refusal {
+            return Ok(format!("verdict: reject by a milter ({reply})\n"));
+        }
+        if changes.discard {
+            return Ok("verdict: discarded by a milter\n".to_string());
+        }
+    }
+    let facts = Facts {
         ip: origin.ip,
         helo: &helo,
         sender: origin.sender.as_ref(),
@@ -79,11 +116,10 @@ pub async fn explain(config: &Config, message: Vec<u8>, origin: &Origin) -> anyh
         recipients: Vec::new(),
         accounts: Vec::new(),
         auth: auth.as_ref(),
-        smtputf8: true,
-        milters: None,
+        smtputf8: !message.is_ascii(),
+        milters: changes.as_ref(),
         directory,
     };
-    facts.smtputf8 = !message.is_ascii();
     let (_, verdict) = stage.run(&facts, message).await;
     Ok(report(&verdict, auth.is_some()))
 }

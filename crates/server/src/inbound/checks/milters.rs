@@ -260,7 +260,10 @@ async fn ask(
             }
         }
         // A filter that refuses every recipient refuses the message.
-        if decision == Decision::Continue && refused_recipients.len() == t.recipients.len() {
+        if decision == Decision::Continue
+            && !t.recipients.is_empty()
+            && refused_recipients.len() == t.recipients.len()
+        {
             decision = Decision::Reject;
         }
     }

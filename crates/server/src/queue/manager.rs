@@ -300,6 +300,8 @@ impl Manager {
             return;
         }
         self.forced.remove(&id);
+        // An operator's hand on a new message ends its wait for a first attempt.
+        self.tickets.remove(&id);
         let store = Arc::clone(&self.parts.store);
         let notifier = self.parts.notifier.clone();
         let policy = self.parts.policy.clone();

@@ -15,6 +15,7 @@ use posthorn_testkit::postfix::PostfixOptions;
 use crate::exim::PrivateExim;
 use crate::fast_sink::FastSink;
 use crate::filesystem::Filesystem;
+use crate::fresh_fs::FreshFs;
 use crate::load::{self, Spec};
 use crate::procs::{PeakMemory, Tree};
 use crate::server::{Posthorn, free_port};
@@ -100,6 +101,8 @@ pub(crate) struct Running {
     pub(crate) addr: SocketAddr,
     _server: Box<dyn std::any::Any>,
     _dir: tempfile::TempDir,
+    /// Dropped last: unmounted once the server and its folder are gone.
+    _fresh: FreshFs,
 }
 
 /// The sink every server relays to, counting messages.
@@ -135,7 +138,9 @@ impl Sink {
 }
 
 pub(crate) fn start(server: Server, binaries: &Binaries) -> anyhow::Result<Running> {
-    let dir = tempfile::tempdir()?;
+    let host = Filesystem::of(&std::env::temp_dir())?;
+    let fresh = FreshFs::create(&host)?;
+    let dir = tempfile::tempdir_in(fresh.path())?;
     let sink = Sink::start()?;
     let (root, addr, process): (i32, SocketAddr, Box<dyn std::any::Any>) = match server {
         Server::Posthorn | Server::PosthornChecked => {
@@ -169,7 +174,9 @@ pub(crate) fn start(server: Server, binaries: &Binaries) -> anyhow::Result<Runni
             (pid, addr, Box::new(process))
         }
         Server::Postfix => {
-            let mut options = PostfixOptions::default().relayhost(sink.port);
+            let mut options = PostfixOptions::default()
+                .relayhost(sink.port)
+                .parent(fresh.path());
             for line in POSTFIX_ROOM {
                 options = options.main_cf(line);
             }
@@ -190,6 +197,7 @@ pub(crate) fn start(server: Server, binaries: &Binaries) -> anyhow::Result<Runni
         addr,
         _server: process,
         _dir: dir,
+        _fresh: fresh,
     })
 }
 
@@ -432,6 +440,12 @@ pub fn environment(binaries: &Binaries, queues: &Filesystem) -> Vec<(String, Str
                 .unwrap_or("not found")
                 .to_string(),
         ),
-        ("queues on".into(), queues.describe()),
+        (
+            "queues on".into(),
+            format!(
+                "a fresh ext4 on a loop device for every server start, made like {}",
+                queues.describe()
+            ),
+        ),
     ]
 }

@@ -7,6 +7,7 @@ pub mod compare;
 pub mod exim;
 pub mod fast_sink;
 pub mod filesystem;
+pub mod fresh_fs;
 pub mod load;
 pub mod procs;
 pub mod report;

@@ -52,9 +52,17 @@ pub struct PostfixOptions {
     relayhost: Option<u16>,
     transports: Vec<(String, u16)>,
     main_cf: Vec<String>,
+    parent: Option<PathBuf>,
 }
 
 impl PostfixOptions {
+    /// Makes the instance's folder (its queue among it) in `parent` instead of the
+    /// temporary folder: the benchmark gives each instance a fresh filesystem.
+    pub fn parent(mut self, parent: &Path) -> Self {
+        self.parent = Some(parent.to_path_buf());
+        self
+    }
+
     /// Listens on this port instead of one the harness picks (for tests that must name the
     /// port in another configuration before Postfix can start; see [`free_port`]).
     pub fn port(mut self, port: u16) -> Self {
@@ -139,10 +147,13 @@ impl PrivatePostfix {
     }
 
     fn try_start(options: &PostfixOptions) -> Result<PrivatePostfix, StartError> {
-        let dir = tempfile::Builder::new()
-            .prefix("posthorn-postfix-")
-            .tempdir()
-            .expect("temp dir for Postfix");
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("posthorn-postfix-");
+        let dir = match &options.parent {
+            Some(parent) => builder.tempdir_in(parent),
+            None => builder.tempdir(),
+        }
+        .expect("temp dir for Postfix");
         // Postfix's unprivileged daemons must be able to reach the folder's contents.
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))
             .expect("chmod Postfix dir");

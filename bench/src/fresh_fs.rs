@@ -1,4 +1,5 @@
-//! A new, empty filesystem for every server start: ext4 on a loop device, made like the
+//! A new, empty filesystem for every server start: ext4 on a loop device (direct I/O to
+//! its image), made like the
 //! filesystem the run is on (without a journal when that has none). Without a journal,
 //! ext4 skips inodes freed in the last 60-300 s when it creates a file
 //! (`recently_deleted` in fs/ext4/ialloc.c), so on one shared filesystem each case paid
@@ -18,6 +19,7 @@ const IMAGE_SIZE: u64 = 16 << 30;
 pub struct FreshFs {
     mount: tempfile::TempDir,
     image: PathBuf,
+    device: PathBuf,
 }
 
 impl FreshFs {
@@ -35,10 +37,22 @@ impl FreshFs {
             mkfs.args(["-O", "^has_journal"]);
         }
         run(mkfs.arg(&image))?;
-        let fresh = FreshFs { mount, image };
+        // Direct I/O to the image: without it, the image's own page cache sits under the
+        // filesystem's, and a flush of the device syncs every dirty page of the image,
+        // other programs' writes included, which no real disk does.
+        let device = output(
+            Command::new("losetup")
+                .args(["--find", "--show", "--direct-io=on"])
+                .arg(&image),
+        )?;
+        let fresh = FreshFs {
+            mount,
+            image,
+            device: PathBuf::from(device.trim()),
+        };
         run(Command::new("mount")
-            .args(["-o", "loop,relatime"])
-            .arg(&fresh.image)
+            .args(["-o", "relatime"])
+            .arg(&fresh.device)
             .arg(fresh.mount.path()))?;
         Ok(fresh)
     }
@@ -52,16 +66,22 @@ impl FreshFs {
 impl Drop for FreshFs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(self.mount.path()).status();
+        let _ = Command::new("losetup").arg("-d").arg(&self.device).status();
         let _ = std::fs::remove_file(&self.image);
     }
 }
 
 fn run(command: &mut Command) -> anyhow::Result<()> {
+    output(command).map(drop)
+}
+
+/// What `command` printed, once it succeeded.
+fn output(command: &mut Command) -> anyhow::Result<String> {
     let output = command.output()?;
     anyhow::ensure!(
         output.status.success(),
         "{command:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    Ok(())
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }

@@ -65,7 +65,13 @@ impl FreshFs {
 
 impl Drop for FreshFs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.mount.path()).status();
+        // Lazily: a server's last processes may still be closing their files; the
+        // filesystem goes when they have, and the device (detached now, which marks a
+        // busy one to go then) with it.
+        let _ = Command::new("umount")
+            .arg("--lazy")
+            .arg(self.mount.path())
+            .status();
         let _ = Command::new("losetup").arg("-d").arg(&self.device).status();
         let _ = std::fs::remove_file(&self.image);
     }

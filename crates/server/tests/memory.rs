@@ -40,12 +40,6 @@ fn checking_server(dns: &TestDns) -> TestServer {
 /// Sends one message of `size` octets as `sender.test`'s server would; returns the final
 /// reply.
 fn send_large(server: &TestServer, n: usize, size: usize) -> String {
-    let mut client = Client::greeted(server.addr);
-    client.patience(PATIENCE * 15);
-    client.expect("EHLO out.sender.test", "250");
-    client.expect("MAIL FROM:<news@sender.test>", "250");
-    client.expect("RCPT TO:<alice@rcpt.test>", "250");
-    client.expect("DATA", "354");
     // A signature (whose key the sender never published) makes the server read the whole
     // message back to check it: the case that must take turns in the memory budget.
     let header = format!(
@@ -54,14 +48,27 @@ fn send_large(server: &TestServer, n: usize, size: usize) -> String {
          From: news@sender.test\r\nTo: alice@rcpt.test\r\nSubject: large {n}\r\n\
          Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{n}@sender.test>\r\n\r\n"
     );
-    client.send(&header);
     let line = b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n";
+    send_padded(server, &header, line, size, "")
+}
+
+/// One message from `sender.test`'s server to Alice: `head`, then `line` repeated until
+/// `size` octets are sent, then `tail`; returns the final reply.
+fn send_padded(server: &TestServer, head: &str, line: &[u8], size: usize, tail: &str) -> String {
+    let mut client = Client::greeted(server.addr);
+    client.patience(PATIENCE * 15);
+    client.expect("EHLO out.sender.test", "250");
+    client.expect("MAIL FROM:<news@sender.test>", "250");
+    client.expect("RCPT TO:<alice@rcpt.test>", "250");
+    client.expect("DATA", "354");
+    client.send(head);
     let block: Vec<u8> = line.repeat(64 * 1024 / line.len());
-    let mut sent = header.len();
+    let mut sent = head.len();
     while sent < size {
         client.send(&block);
         sent += block.len();
     }
+    client.send(tail);
     client.command(".")
 }
 
@@ -143,12 +150,6 @@ fn nested_zip_bomb(megabytes: usize) -> Vec<u8> {
 /// Sends a hostile message: a nested zip bomb, nearly as many MIME parts as are inspected
 /// and a large attachment, `size` octets in all; returns the final reply.
 fn send_hostile(server: &TestServer, n: usize, bomb: &str, size: usize) -> String {
-    let mut client = Client::greeted(server.addr);
-    client.patience(PATIENCE * 15);
-    client.expect("EHLO out.sender.test", "250");
-    client.expect("MAIL FROM:<news@sender.test>", "250");
-    client.expect("RCPT TO:<alice@rcpt.test>", "250");
-    client.expect("DATA", "354");
     let mut message = format!(
         "From: news@sender.test\r\nTo: alice@rcpt.test\r\nSubject: hostile {n}\r\n\
          Date: {}\r\nMessage-ID: <h{n}@sender.test>\r\nMIME-Version: 1.0\r\n\
@@ -168,16 +169,8 @@ fn send_hostile(server: &TestServer, n: usize, bomb: &str, size: usize) -> Strin
         "--b\r\nContent-Type: application/octet-stream; name=\"data.bin\"\r\n\
          Content-Transfer-Encoding: base64\r\n\r\n",
     );
-    client.send(&message);
     let line = b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0\r\n";
-    let block: Vec<u8> = line.repeat(64 * 1024 / line.len());
-    let mut sent = message.len();
-    while sent < size {
-        client.send(&block);
-        sent += block.len();
-    }
-    client.send("\r\n--b--\r\n");
-    client.command(".")
+    send_padded(server, &message, line, size, "\r\n--b--\r\n")
 }
 
 #[test]

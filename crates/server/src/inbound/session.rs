@@ -803,7 +803,6 @@ impl Driver {
         let mut rewritten = false;
         let mut milter_changes = None;
         if !self.endpoint.milters.is_empty() {
-            let before = content.len();
             let (back, changes) = self.ask_milters(incoming.id.as_str(), content).await;
             content = back;
             if let Some(reply) = changes.refusal {
@@ -813,7 +812,7 @@ impl Driver {
                 info!(queue_id = %incoming.id, client = %self.client, "discarded by milter");
                 return table::queued(incoming.id.as_str());
             }
-            rewritten = content.len() != before || changes.rewrote;
+            rewritten = changes.rewrote;
             milter_changes = Some(changes);
         }
         let judged = match filtered {

@@ -164,15 +164,10 @@ impl Scores {
     /// The symbol `name` with `detail`, scored.
     pub fn symbol(&self, name: &str, detail: impl Into<String>) -> Symbol {
         let score = self.scores.get(name).copied().unwrap_or_default();
-        Symbol {
-            name: name.to_string(),
-            score,
-            detail: detail.into(),
-        }
+        self.scored(name, score, detail)
     }
 
-    /// The symbol `name` with a score given by the check itself (a DNS list's answer),
-    /// unless `[checks.scores]` names it.
+    /// The symbol `name` with a score the check gives itself (a DNS list's answer).
     pub fn scored(&self, name: &str, score: f64, detail: impl Into<String>) -> Symbol {
         Symbol {
             name: name.to_string(),

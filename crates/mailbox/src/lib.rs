@@ -1,6 +1,7 @@
 //! Posthorn's mailbox access protocols: the POP3 and IMAP servers through which account
 //! owners read the Maildir++ store of `posthorn-maildir`. The server crate supplies
-//! sockets, TLS and password checks through the traits of `access`; the store supplies
+//! sockets, TLS and password checks through the traits of `access`, and takes the spam
+//! classifier's training signals from IMAP through its `Learner`; the store supplies
 //! folders, messages, flags and the quota; everything about the two protocols lives here.
 
 pub mod access;

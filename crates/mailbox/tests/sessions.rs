@@ -7,13 +7,14 @@
     reason = "in a test, a failed unwrap is a failed assertion"
 )]
 
+use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use posthorn_mailbox::access::{
-    Accounts, BoxFuture, Connection, Credentials, Login, Settings, User,
+    Accounts, BoxFuture, Class, Connection, Credentials, Learner, Lesson, Login, Settings, User,
 };
 use posthorn_maildir::store::Mailbox;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream};
@@ -133,15 +134,16 @@ enum Protocol {
 }
 
 fn start(protocol: Protocol, root: &Path, quota: Option<u64>) -> Client {
-    start_with(protocol, root, quota, Duration::from_secs(60)).0
+    start_with(protocol, root, quota, Duration::from_secs(60), None).0
 }
 
-/// A session with `idle_timeout`, and the task running it.
+/// A session with `idle_timeout` and `learner`, and the task running it.
 fn start_with(
     protocol: Protocol,
     root: &Path,
     quota: Option<u64>,
     idle_timeout: Duration,
+    learner: Option<Arc<dyn Learner>>,
 ) -> (Client, tokio::task::JoinHandle<()>) {
     let (server, client) = tokio::io::duplex(1 << 20);
     let settings = Arc::new(Settings {
@@ -151,6 +153,7 @@ fn start_with(
         idle_timeout,
         max_message_size: 1 << 20,
         whole_messages: posthorn_mailbox::budget::MemoryBudget::new(64 << 20),
+        learner,
     });
     let accounts: Arc<dyn Accounts> = Arc::new(OneUser {
         root: root.to_path_buf(),
@@ -173,9 +176,14 @@ fn start_with(
 }
 
 fn deliver(root: &Path, text: &str) {
+    deliver_to(root, None, text);
+}
+
+/// Delivers `text` into INBOX or the folder `folder`.
+fn deliver_to(root: &Path, folder: Option<&str>, text: &str) {
     posthorn_maildir::deliver(
         root,
-        None,
+        folder,
         "test.host",
         b"",
         &mut text.as_bytes(),
@@ -251,7 +259,12 @@ async fn pop3_second_session_is_locked_out() {
 }
 
 async fn imap_login(root: &Path, quota: Option<u64>) -> Client {
-    let mut c = start(Protocol::Imap, root, quota);
+    let c = start(Protocol::Imap, root, quota);
+    logged_in(c).await
+}
+
+/// `c` past the greeting and logged in as alice.
+async fn logged_in(mut c: Client) -> Client {
     assert!(c.line().await.starts_with("* OK [CAPABILITY IMAP4rev1"));
     let login = c.command("a", "LOGIN alice secret").await;
     assert!(login.starts_with("a OK"), "{login}");
@@ -413,7 +426,13 @@ async fn imap_client_that_stops_reading_is_dropped_after_the_idle_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let big = format!("Subject: big\r\n\r\n{}", "x".repeat(100).repeat(40_000));
     deliver(dir.path(), &big);
-    let (mut c, session) = start_with(Protocol::Imap, dir.path(), None, Duration::from_millis(500));
+    let (mut c, session) = start_with(
+        Protocol::Imap,
+        dir.path(),
+        None,
+        Duration::from_millis(500),
+        None,
+    );
     assert!(c.line().await.starts_with("* OK"));
     assert!(c.command("a", "LOGIN alice secret").await.contains("a OK"));
     assert!(c.command("b", "SELECT INBOX").await.contains("b OK"));
@@ -430,7 +449,13 @@ async fn pop3_client_that_stops_reading_is_dropped_after_the_idle_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let big = format!("Subject: big\r\n\r\n{}", "x".repeat(100).repeat(40_000));
     deliver(dir.path(), &big);
-    let (mut c, session) = start_with(Protocol::Pop3, dir.path(), None, Duration::from_millis(500));
+    let (mut c, session) = start_with(
+        Protocol::Pop3,
+        dir.path(),
+        None,
+        Duration::from_millis(500),
+        None,
+    );
     assert!(c.line().await.starts_with("+OK"));
     c.send("USER alice\r\n").await;
     assert!(c.line().await.starts_with("+OK"));
@@ -442,4 +467,203 @@ async fn pop3_client_that_stops_reading_is_dropped_after_the_idle_timeout() {
         .await
         .expect("the session ends once its write has waited for the idle timeout")
         .unwrap();
+}
+
+/// A learner that keeps what it is given, one entry per `learn` call.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<Vec<Lesson>>>);
+
+impl Learner for Recorder {
+    fn learn(&self, lessons: Vec<Lesson>) {
+        self.0.lock().unwrap().push(lessons);
+    }
+}
+
+impl Recorder {
+    /// The calls since the last look.
+    fn calls(&self) -> Vec<Vec<Lesson>> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+
+    /// The one call the last command made, as (class, folder directory, content) of each
+    /// lesson, each file opened the way the server will open it.
+    fn taught(&self) -> Vec<(Class, std::path::PathBuf, Vec<u8>)> {
+        let mut calls = self.calls();
+        assert_eq!(calls.len(), 1, "one learn call per command: {calls:?}");
+        calls
+            .remove(0)
+            .into_iter()
+            .map(|lesson| {
+                assert_eq!(lesson.account, "alice");
+                let mut content = Vec::new();
+                lesson
+                    .folder
+                    .open(&lesson.file)
+                    .unwrap()
+                    .unwrap_or_else(|| panic!("{} is not in its folder", lesson.file))
+                    .read_to_end(&mut content)
+                    .unwrap();
+                (lesson.class, lesson.folder.dir().to_path_buf(), content)
+            })
+            .collect()
+    }
+
+    fn assert_silent(&self, after: &str) {
+        let calls = self.calls();
+        assert!(calls.is_empty(), "{after} taught {calls:?}");
+    }
+}
+
+/// An IMAP session of alice's, logged in, whose lessons go to the returned recorder.
+async fn imap_learning(root: &Path, quota: Option<u64>) -> (Client, Arc<Recorder>) {
+    let recorder = Arc::new(Recorder::default());
+    let learner: Arc<dyn Learner> = recorder.clone();
+    let (c, _) = start_with(
+        Protocol::Imap,
+        root,
+        quota,
+        Duration::from_secs(60),
+        Some(learner),
+    );
+    (logged_in(c).await, recorder)
+}
+
+/// Sends a command that must succeed.
+async fn ok(c: &mut Client, tag: &str, command: &str) {
+    let reply = c.command(tag, command).await;
+    assert!(reply.contains(&format!("{tag} OK")), "{command}: {reply}");
+}
+
+const ONE: &str = "Subject: one\r\n\r\nfirst\r\n";
+const TWO: &str = "Subject: two\r\n\r\nsecond\r\n";
+const THREE: &str = "Subject: three\r\n\r\nthird\r\n";
+
+#[tokio::test]
+async fn imap_filing_into_junk_teaches_spam() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("alice");
+    for text in [ONE, TWO, THREE] {
+        deliver(&root, text);
+    }
+    let (mut c, learned) = imap_learning(&root, None).await;
+    let junk = root.join(".Junk");
+    ok(&mut c, "s", "SELECT INBOX").await;
+    ok(&mut c, "a", "COPY 1 Archive").await;
+    learned.assert_silent("a copy between folders other than Junk");
+    ok(&mut c, "b", "COPY 1:2 Junk").await;
+    assert_eq!(
+        learned.taught(),
+        [
+            (Class::Spam, junk.clone(), ONE.into()),
+            (Class::Spam, junk.clone(), TWO.into())
+        ]
+    );
+    ok(&mut c, "c", "UID MOVE 3 Junk").await;
+    assert_eq!(
+        learned.taught(),
+        [(Class::Spam, junk.clone(), THREE.into())]
+    );
+    ok(&mut c, "d", "UID COPY 2 Junk").await;
+    assert_eq!(learned.taught(), [(Class::Spam, junk.clone(), TWO.into())]);
+    ok(&mut c, "e", "MOVE 1 Junk").await;
+    assert_eq!(learned.taught(), [(Class::Spam, junk.clone(), ONE.into())]);
+    let refused = c.command("f", "COPY 1 Nowhere").await;
+    assert!(refused.contains("f NO [TRYCREATE]"), "{refused}");
+    learned.assert_silent("a failed COPY");
+}
+
+#[tokio::test]
+async fn imap_filing_out_of_junk_teaches_ham_except_into_trash() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("alice");
+    for text in [ONE, TWO, THREE] {
+        deliver_to(&root, Some("Junk"), text);
+    }
+    let (mut c, learned) = imap_learning(&root, None).await;
+    ok(&mut c, "s", "SELECT Junk").await;
+    ok(&mut c, "a", "UID MOVE 1 INBOX").await;
+    assert_eq!(learned.taught(), [(Class::Ham, root.clone(), ONE.into())]);
+    ok(&mut c, "b", "COPY 1 Archive").await;
+    assert_eq!(
+        learned.taught(),
+        [(Class::Ham, root.join(".Archive"), TWO.into())]
+    );
+    ok(&mut c, "c", "COPY 1:2 Trash").await;
+    ok(&mut c, "d", "UID MOVE 2:3 Trash").await;
+    learned.assert_silent("filing junk into Trash");
+}
+
+#[tokio::test]
+async fn imap_append_to_junk_teaches_spam() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("alice");
+    let (mut c, learned) = imap_learning(&root, Some(200)).await;
+    ok(
+        &mut c,
+        "a",
+        &format!("APPEND Junk (\\Seen) {{{}+}}\r\n{ONE}", ONE.len()),
+    )
+    .await;
+    assert_eq!(
+        learned.taught(),
+        [(Class::Spam, root.join(".Junk"), ONE.into())]
+    );
+    ok(
+        &mut c,
+        "b",
+        &format!("APPEND INBOX {{{}+}}\r\n{TWO}", TWO.len()),
+    )
+    .await;
+    learned.assert_silent("APPEND to INBOX");
+    let big = "x".repeat(300);
+    let over = c
+        .command("c", &format!("APPEND Junk {{300+}}\r\n{big}"))
+        .await;
+    assert!(over.contains("c NO [OVERQUOTA]"), "{over}");
+    learned.assert_silent("a refused APPEND");
+}
+
+#[tokio::test]
+async fn imap_junk_keywords_teach_when_they_change_the_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("alice");
+    for text in [ONE, TWO] {
+        deliver(&root, text);
+    }
+    let (mut c, learned) = imap_learning(&root, None).await;
+    ok(&mut c, "s", "SELECT INBOX").await;
+    ok(&mut c, "a", "STORE 1 +FLAGS ($Junk)").await;
+    assert_eq!(learned.taught(), [(Class::Spam, root.clone(), ONE.into())]);
+    ok(&mut c, "b", "STORE 1 +FLAGS.SILENT ($junk \\Seen)").await;
+    learned.assert_silent("$Junk on a message that has it");
+    ok(&mut c, "c", "STORE 1 -FLAGS ($Junk)").await;
+    learned.assert_silent("-FLAGS $Junk");
+    // Thunderbird: "junk", then "not junk" (+FLAGS of the one, -FLAGS of the other).
+    ok(&mut c, "d", "UID STORE 2 +FLAGS ($Junk)").await;
+    assert_eq!(learned.taught(), [(Class::Spam, root.clone(), TWO.into())]);
+    ok(&mut c, "e", "UID STORE 2 +FLAGS ($NotJunk)").await;
+    learned.assert_silent("both keywords");
+    ok(&mut c, "f", "UID STORE 2 -FLAGS ($Junk)").await;
+    assert_eq!(learned.taught(), [(Class::Ham, root.clone(), TWO.into())]);
+    ok(&mut c, "g", "STORE 1:2 FLAGS (\\Flagged $Junk)").await;
+    assert_eq!(
+        learned.taught(),
+        [
+            (Class::Spam, root.clone(), ONE.into()),
+            (Class::Spam, root.clone(), TWO.into())
+        ]
+    );
+    // A lesson's file is found again after a later flag change renamed it.
+    ok(&mut c, "h", "STORE 1 FLAGS ($NotJunk)").await;
+    let file = learned.calls().remove(0).remove(0);
+    ok(&mut c, "i", "STORE 1 +FLAGS (\\Answered \\Deleted)").await;
+    let mut content = Vec::new();
+    file.folder
+        .open(&file.file)
+        .unwrap()
+        .expect("found by its base name")
+        .read_to_end(&mut content)
+        .unwrap();
+    assert_eq!((file.class, content), (Class::Ham, ONE.into()));
+    learned.assert_silent("\\Answered");
 }

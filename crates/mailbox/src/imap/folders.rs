@@ -9,6 +9,7 @@ use tracing::warn;
 use super::command::{Flag, ListCommand, StatusItem};
 use super::response;
 use super::response::Done;
+use super::training::{self, Lessons};
 use crate::blocking;
 
 /// The NO for a refused folder operation, with its RFC 5530 response code.
@@ -169,7 +170,8 @@ pub(super) fn status(
     Done::ok("STATUS completed")
 }
 
-/// APPEND: quota first (RFC 9208's OVERQUOTA), then the message is stored durably.
+/// APPEND: quota first (RFC 9208's OVERQUOTA), then the message is stored durably; one
+/// appended to Junk is a lesson.
 pub(super) fn append(
     mailbox: &Mailbox,
     quota: Option<u64>,
@@ -177,6 +179,7 @@ pub(super) fn append(
     flags: &[Flag],
     date: Option<i64>,
     message: &[u8],
+    lessons: &mut Lessons,
 ) -> Done {
     let folder = match mailbox.folder(name) {
         Ok(folder) => folder,
@@ -187,8 +190,14 @@ pub(super) fn append(
         return done;
     }
     match blocking(|| folder.append(message, flags, date)) {
-        Ok((uid_validity, uid)) => {
-            Done::ok(format!("[APPENDUID {uid_validity} {uid}] APPEND completed"))
+        Ok(appended) => {
+            if let Some(class) = training::of_append(name) {
+                lessons.add(&folder, &appended.file, class);
+            }
+            Done::ok(format!(
+                "[APPENDUID {} {}] APPEND completed",
+                appended.uid_validity, appended.uid
+            ))
         }
         Err(e) => refusal(&FolderError::Io(e)),
     }

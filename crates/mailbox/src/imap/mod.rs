@@ -11,6 +11,7 @@ pub mod response;
 pub mod search;
 mod selected;
 mod session;
+mod training;
 mod view;
 
 pub use session::serve;

@@ -9,6 +9,7 @@ use super::fetch::sets_seen;
 use super::folders::{over_quota, refusal};
 use super::response::Done;
 use super::search::{self, Candidate};
+use super::training::{self, Lessons};
 use super::view::View;
 use crate::blocking;
 
@@ -91,7 +92,8 @@ pub(super) fn search(
     Done::ok("SEARCH completed")
 }
 
-/// STORE / UID STORE.
+/// STORE / UID STORE; a message whose `$Junk`/`$NotJunk` verdict it changes is a lesson.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn store(
     view: &mut View,
     uid: bool,
@@ -100,6 +102,7 @@ pub(super) fn store(
     silent: bool,
     flags: &[Flag],
     out: &mut Vec<u8>,
+    lessons: &mut Lessons,
 ) -> Done {
     if view.read_only {
         return Done::no("[READ-ONLY] mailbox is read-only");
@@ -118,8 +121,11 @@ pub(super) fn store(
         Ok(changed) => changed,
         Err(e) => return refusal(&FolderError::Io(e)),
     };
-    for (message_uid, file, new_flags) in changed {
-        if let Some(index) = view.set_flags(message_uid, file, new_flags)
+    for change in changed {
+        if let Some(class) = training::of_keywords(&change.before, &change.flags) {
+            lessons.add(&view.folder, &change.file, class);
+        }
+        if let Some(index) = view.set_flags(change.uid, change.file, change.flags)
             && !silent
         {
             flags_response(view, index, uid, out);
@@ -149,7 +155,8 @@ fn flags_response(view: &View, index: usize, uid: bool, out: &mut Vec<u8>) {
     );
 }
 
-/// COPY or MOVE (and UID forms) into `target`, answering with COPYUID (RFC 4315).
+/// COPY or MOVE (and UID forms) into `target`, answering with COPYUID (RFC 4315); each
+/// message filed into or out of Junk is a lesson.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn copy(
     view: &mut View,
@@ -160,6 +167,7 @@ pub(super) fn copy(
     target: &str,
     remove: bool,
     out: &mut Vec<u8>,
+    lessons: &mut Lessons,
 ) -> Done {
     if remove && view.read_only {
         return Done::no("[READ-ONLY] mailbox is read-only");
@@ -198,13 +206,18 @@ pub(super) fn copy(
         Ok(transfer) => transfer,
         Err(e) => return refusal(&FolderError::Io(e)),
     };
-    let code = if transfer.uids.is_empty() {
+    if let Some(class) = training::of_filing(&view.name, target) {
+        for placed in &transfer.placed {
+            lessons.add(&destination, &placed.file, class);
+        }
+    }
+    let code = if transfer.placed.is_empty() {
         String::new()
     } else {
         let (from, to): (Vec<String>, Vec<String>) = transfer
-            .uids
+            .placed
             .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .map(|p| (p.source_uid.to_string(), p.uid.to_string()))
             .unzip();
         format!(
             "[COPYUID {} {} {}] ",
@@ -215,7 +228,7 @@ pub(super) fn copy(
     };
     if remove {
         out.extend_from_slice(format!("* OK {code}moved\r\n").as_bytes());
-        let moved: Vec<u32> = transfer.uids.iter().map(|(uid, _)| *uid).collect();
+        let moved: Vec<u32> = transfer.placed.iter().map(|p| p.source_uid).collect();
         view.remove(&moved, out);
         Done::ok("MOVE completed")
     } else {
@@ -249,8 +262,8 @@ pub(super) fn fetch_prepare(
                 .store_flags(&targets, StoreOperation::Add, &[Flag::Seen])
         }) {
             Ok(changed) => {
-                for (message_uid, file, flags) in changed {
-                    view.set_flags(message_uid, file, flags);
+                for change in changed {
+                    view.set_flags(change.uid, change.file, change.flags);
                 }
             }
             Err(e) => warn!(error = %e, "cannot set \\Seen"),

@@ -13,6 +13,7 @@ use tracing::{info, warn};
 use super::command::{Command, FetchAttribute, Request, SequenceSet};
 use super::parser::{CommandReader, Input, Limits};
 use super::response::Done;
+use super::training::Lessons;
 use super::view::View;
 use super::{fetch, folders, search, selected};
 use crate::access::{Accounts, Connection, Credentials, Login, Settings, User};
@@ -332,7 +333,10 @@ impl<C: Connection> Session<C> {
                 message,
             } => {
                 let quota = self.user().and_then(|u| u.quota);
-                let done = folders::append(&mailbox, quota, &name, &flags, date, &message);
+                let mut lessons = self.lessons();
+                let done =
+                    folders::append(&mailbox, quota, &name, &flags, date, &message, &mut lessons);
+                lessons.hand_over();
                 self.refresh(true);
                 done
             }
@@ -343,6 +347,7 @@ impl<C: Connection> Session<C> {
     /// Commands of the selected state.
     fn selected(&mut self, command: Command) -> Done {
         let quota = self.user().and_then(|u| u.quota);
+        let mut lessons = self.lessons();
         let State::Selected(user, view) = &mut self.state else {
             return Done::bad("no mailbox selected");
         };
@@ -373,7 +378,16 @@ impl<C: Connection> Session<C> {
                 silent,
                 flags,
             } => (
-                selected::store(view, uid, &set, operation, silent, &flags, out),
+                selected::store(
+                    view,
+                    uid,
+                    &set,
+                    operation,
+                    silent,
+                    &flags,
+                    out,
+                    &mut lessons,
+                ),
                 uid,
             ),
             Command::Copy {
@@ -381,7 +395,17 @@ impl<C: Connection> Session<C> {
                 set,
                 mailbox: target,
             } => (
-                selected::copy(view, &mailbox, quota, uid, &set, &target, false, out),
+                selected::copy(
+                    view,
+                    &mailbox,
+                    quota,
+                    uid,
+                    &set,
+                    &target,
+                    false,
+                    out,
+                    &mut lessons,
+                ),
                 true,
             ),
             Command::Move {
@@ -389,11 +413,22 @@ impl<C: Connection> Session<C> {
                 set,
                 mailbox: target,
             } => (
-                selected::copy(view, &mailbox, quota, uid, &set, &target, true, out),
+                selected::copy(
+                    view,
+                    &mailbox,
+                    quota,
+                    uid,
+                    &set,
+                    &target,
+                    true,
+                    out,
+                    &mut lessons,
+                ),
                 true,
             ),
             _ => (Done::bad("command not allowed here"), false),
         };
+        lessons.hand_over();
         self.refresh(expunges);
         done
     }
@@ -494,6 +529,13 @@ impl<C: Connection> Session<C> {
         }
     }
 
+    /// An empty collection for what the command about to run teaches the spam
+    /// classifier about the logged-in user's mail.
+    fn lessons(&self) -> Lessons {
+        let account = self.user().map_or("", |u| u.name.as_str());
+        Lessons::new(self.settings.learner.as_ref(), account)
+    }
+
     /// The logged-in user.
     fn user(&self) -> Option<&User> {
         match &self.state {
@@ -522,7 +564,7 @@ impl<C: Connection> Session<C> {
             Ok(folder) => folder,
             Err(e) => return folders::refusal(&e),
         };
-        let view = match crate::blocking(|| View::open(folder, read_only)) {
+        let view = match crate::blocking(|| View::open(name, folder, read_only)) {
             Ok(view) => view,
             Err(e) => {
                 warn!(user = %user.name, error = %e, "cannot open a mailbox");

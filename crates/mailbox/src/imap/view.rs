@@ -13,6 +13,8 @@ use super::command::{SeqNumber, SequenceSet};
 /// A selected folder.
 #[derive(Debug)]
 pub struct View {
+    /// Its name, as the client selected it.
+    pub name: String,
     /// The folder on disk.
     pub folder: Folder,
     /// EXAMINE: no changes allowed.
@@ -34,11 +36,12 @@ pub struct View {
 }
 
 impl View {
-    /// Selects `folder`: syncs it, claiming \Recent unless read-only.
-    pub fn open(folder: Folder, read_only: bool) -> io::Result<View> {
+    /// Selects `folder`, called `name`: syncs it, claiming \Recent unless read-only.
+    pub fn open(name: &str, folder: Folder, read_only: bool) -> io::Result<View> {
         let stamp = folder.stamp();
         let snapshot = folder.sync(!read_only)?;
         Ok(View {
+            name: name.to_string(),
             read_only,
             uid_validity: snapshot.uid_validity,
             uid_next: snapshot.uid_next,

@@ -64,13 +64,49 @@ pub struct Snapshot {
     pub keywords: Vec<String>,
 }
 
-/// What COPY or MOVE did, for UIDPLUS's COPYUID.
+/// What COPY or MOVE did: UIDPLUS's COPYUID, and where each message now is (for the
+/// spam classifier to read it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transfer {
     /// The target's UIDVALIDITY.
     pub uid_validity: u32,
-    /// (source UID, target UID) of each message placed.
-    pub uids: Vec<(u32, u32)>,
+    /// The messages placed, in the order they were asked for.
+    pub placed: Vec<Placed>,
+}
+
+/// One message COPY or MOVE placed in the target folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    /// Its UID in the source folder.
+    pub source_uid: u32,
+    /// Its UID in the target folder.
+    pub uid: u32,
+    /// Its file name in the target's `cur/`.
+    pub file: String,
+}
+
+/// What APPEND stored: UIDPLUS's APPENDUID, and the new file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// The folder's UIDVALIDITY.
+    pub uid_validity: u32,
+    /// The message's UID.
+    pub uid: u32,
+    /// Its file name in `cur/`.
+    pub file: String,
+}
+
+/// A message's flags as a STORE found them on disk and left them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagChange {
+    /// Its UID.
+    pub uid: u32,
+    /// Its file name now.
+    pub file: String,
+    /// Its flags before the change.
+    pub before: Flags,
+    /// Its flags now, as the file name holds them.
+    pub flags: Flags,
 }
 
 /// A Maildir folder.
@@ -280,13 +316,14 @@ impl Folder {
 
     /// Changes the flags of `messages` (UID and file name as last seen) as STORE asks,
     /// starting from their flags now on disk, so concurrent changes by others are kept.
-    /// Returns the UIDs still present with their new names and flags.
+    /// Returns the messages still present with their flags before and after: what the
+    /// new name holds, so a keyword the folder had no letter left for is not among them.
     pub fn store_flags(
         &self,
         messages: &[(u32, String)],
         operation: StoreOperation,
         flags: &[Flag],
-    ) -> io::Result<Vec<(u32, String, Flags)>> {
+    ) -> io::Result<Vec<FlagChange>> {
         let _lock = self.lock()?;
         let keywords = self.register_keywords(flags)?;
         let mut names = Names::new(self);
@@ -306,7 +343,8 @@ impl Folder {
                     _ => new.insert(flag),
                 }
             }
-            let name = format!("{}:2,{}", base_of(&current.name), new.to_info(&keywords));
+            let info = new.to_info(&keywords);
+            let name = format!("{}:2,{info}", base_of(&current.name));
             if name != current.name {
                 fs::rename(
                     self.dir.join("cur").join(&current.name),
@@ -314,7 +352,12 @@ impl Folder {
                 )?;
                 renamed = true;
             }
-            changed.push((*uid, name, new));
+            changed.push(FlagChange {
+                uid: *uid,
+                file: name,
+                before: current.flags,
+                flags: Flags::from_info(&info, &keywords),
+            });
         }
         if renamed {
             File::open(self.dir.join("cur"))?.sync_all()?;
@@ -377,14 +420,13 @@ impl Folder {
     }
 
     /// Stores a new message with `flags` and internal date `date` (Unix seconds): written
-    /// and synced in `tmp/`, then renamed into `cur/`. Returns the folder's UIDVALIDITY and
-    /// the message's UID (UIDPLUS's APPENDUID).
+    /// and synced in `tmp/`, then renamed into `cur/`.
     pub fn append(
         &self,
         content: &[u8],
         flags: &[Flag],
         date: Option<i64>,
-    ) -> io::Result<(u32, u32)> {
+    ) -> io::Result<Appended> {
         maildir::create(&self.dir)?;
         let base = maildir::unique_name(&self.hostname, content.len() as u64);
         let tmp = self.dir.join("tmp").join(&base);
@@ -412,23 +454,26 @@ impl Folder {
         };
         File::open(self.dir.join("cur"))?.sync_all()?;
         let listing = self.sync_locked(false)?;
-        let uid = listing
+        let stored = listing
             .messages
-            .iter()
+            .into_iter()
             .find(|m| m.base() == base)
-            .map(|m| m.uid)
             .ok_or_else(|| io::Error::other("a message vanished as it was added"))?;
-        Ok((listing.uid_validity, uid))
+        Ok(Appended {
+            uid_validity: listing.uid_validity,
+            uid: stored.uid,
+            file: stored.file,
+        })
     }
 
     /// Copies `messages` into `target` with their flags (hard links: the content is
-    /// shared and already durable). Returns (source UID, target UID) pairs.
+    /// shared and already durable).
     pub fn copy_to(&self, messages: &[(u32, String)], target: &Folder) -> io::Result<Transfer> {
         self.transfer(messages, target, false)
     }
 
     /// Moves `messages` into `target`: each file is renamed across, so at every instant it
-    /// is in exactly one of the two folders. Returns (source UID, target UID) pairs.
+    /// is in exactly one of the two folders.
     pub fn move_to(&self, messages: &[(u32, String)], target: &Folder) -> io::Result<Transfer> {
         self.transfer(messages, target, true)
     }
@@ -521,15 +566,22 @@ impl Folder {
             File::open(self.dir.join("cur"))?.sync_all()?;
         }
         let listing = target.sync_locked(false)?;
-        let by_base: HashMap<&str, u32> =
-            listing.messages.iter().map(|m| (m.base(), m.uid)).collect();
-        let uids = placed
+        let by_base: HashMap<&str, &Message> =
+            listing.messages.iter().map(|m| (m.base(), m)).collect();
+        let placed = placed
             .iter()
-            .filter_map(|(uid, base)| Some((*uid, *by_base.get(base.as_str())?)))
+            .filter_map(|(source_uid, base)| {
+                let message = by_base.get(base.as_str())?;
+                Some(Placed {
+                    source_uid: *source_uid,
+                    uid: message.uid,
+                    file: message.file.clone(),
+                })
+            })
             .collect();
         Ok(Transfer {
             uid_validity: listing.uid_validity,
-            uids,
+            placed,
         })
     }
 
@@ -757,12 +809,16 @@ mod tests {
                 &[Flag::Seen, Flag::Keyword("$Junk".into())],
             )
             .unwrap();
-        assert!(seen[0].1.ends_with(":2,Sa"), "{}", seen[0].1);
+        assert!(seen[0].file.ends_with(":2,Sa"), "{}", seen[0].file);
+        assert_eq!(seen[0].before, Flags::default());
         // A second session still holding the old name adds \Flagged: \Seen stays.
         let flagged = folder
             .store_flags(&stale, StoreOperation::Add, &[Flag::Flagged])
             .unwrap();
-        assert!(flagged[0].2.contains(&Flag::Seen) && flagged[0].2.contains(&Flag::Flagged));
+        assert!(
+            flagged[0].flags.contains(&Flag::Seen) && flagged[0].flags.contains(&Flag::Flagged)
+        );
+        assert!(!flagged[0].before.contains(&Flag::Flagged));
         assert!(folder.read(&stale[0].1).unwrap().is_some());
         let again = folder.sync(false).unwrap();
         assert_eq!(again.messages[0].uid, 1);
@@ -770,7 +826,27 @@ mod tests {
         let cleared = folder
             .store_flags(&stale, StoreOperation::Replace, &[])
             .unwrap();
-        assert!(cleared[0].1.ends_with(":2,"));
+        assert!(cleared[0].file.ends_with(":2,"));
+    }
+
+    #[test]
+    fn a_keyword_without_a_letter_is_not_reported_as_stored() {
+        let (_dir, folder) = folder();
+        deliver(&folder, "one\r\n");
+        let all = pairs(&folder.sync(false).unwrap());
+        let many: Vec<Flag> = (0..MAX_KEYWORDS)
+            .map(|i| Flag::Keyword(format!("k{i}")))
+            .collect();
+        folder
+            .store_flags(&all, StoreOperation::Add, &many)
+            .unwrap();
+        let junk = Flag::Keyword("$Junk".into());
+        let changed = folder
+            .store_flags(&all, StoreOperation::Add, std::slice::from_ref(&junk))
+            .unwrap();
+        assert!(!changed[0].flags.contains(&junk));
+        assert!(changed[0].flags.contains(&Flag::Keyword("k25".into())));
+        assert_eq!(changed[0].before, changed[0].flags);
     }
 
     #[test]
@@ -812,23 +888,31 @@ mod tests {
         let root = dir.path().join("a");
         let inbox = Folder::new(root.clone(), root.clone(), "h");
         let archive = Folder::new(root.clone(), root.join(".Archive"), "h");
-        let (validity, uid) = inbox
+        let appended = inbox
             .append(
                 b"hello\r\n",
                 &[Flag::Seen, Flag::Keyword("work".into())],
                 Some(1_000_000_000),
             )
             .unwrap();
-        assert_eq!(uid, 1);
+        assert_eq!(appended.uid, 1);
         let listed = inbox.sync(false).unwrap();
-        assert_eq!(validity, listed.uid_validity);
+        assert_eq!(appended.uid_validity, listed.uid_validity);
+        assert_eq!(appended.file, listed.messages[0].file);
         assert_eq!(inbox.internal_date(&listed.messages[0].file), 1_000_000_000);
         archive
             .append(b"x\r\n", &[Flag::Keyword("other".into())], None)
             .unwrap();
         let copied = inbox.copy_to(&pairs(&listed), &archive).unwrap();
-        assert_eq!(copied.uids, [(1, 2)]);
         let target = archive.sync(false).unwrap();
+        assert_eq!(
+            copied.placed,
+            [Placed {
+                source_uid: 1,
+                uid: 2,
+                file: target.messages[1].file.clone()
+            }]
+        );
         assert!(
             target.messages[1]
                 .flags
@@ -844,7 +928,11 @@ mod tests {
             1_000_000_000
         );
         let moved = archive.move_to(&pairs(&target)[1..], &inbox).unwrap();
-        assert_eq!(moved.uids, [(2, 2)]);
+        assert_eq!((moved.placed[0].source_uid, moved.placed[0].uid), (2, 2));
+        assert_eq!(
+            inbox.read(&moved.placed[0].file).unwrap().unwrap(),
+            b"hello\r\n"
+        );
         assert_eq!(archive.sync(false).unwrap().messages.len(), 1);
         let back = inbox.sync(false).unwrap();
         assert_eq!(back.messages.len(), 2);

@@ -8,5 +8,5 @@ mod mutf7;
 
 pub use flags::Flags;
 pub(crate) use folder::lock_folder;
-pub use folder::{Folder, Message, Snapshot, Transfer};
+pub use folder::{Appended, FlagChange, Folder, Message, Placed, Snapshot, Transfer};
 pub use mailbox::{FolderError, Mailbox};

@@ -51,6 +51,7 @@ pub(crate) fn service(
             max_message_size: usize::try_from(config.limits.max_message_size.0)
                 .unwrap_or(usize::MAX),
             whole_messages: whole_messages.clone(),
+            learner: None,
         })
     };
     match listener.role {

@@ -29,12 +29,13 @@ pub struct Readiness {
 }
 
 impl Default for Readiness {
-    /// 50 of each: below that an account's model has seen too few of its own mail
-    /// kinds to beat the global model (see DESIGN.md).
+    /// 100 of each: trained on 50 + 50 messages the model caught 47% of spam at 0.5%
+    /// false positives on held-out mail, on 100 + 100 already 79% (DESIGN.md); until
+    /// then the global model scores for the account.
     fn default() -> Self {
         Readiness {
-            min_spam: 50,
-            min_ham: 50,
+            min_spam: 100,
+            min_ham: 100,
         }
     }
 }

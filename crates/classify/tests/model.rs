@@ -206,7 +206,7 @@ fn damaged_encodings_are_errors() {
 
 #[test]
 fn the_first_ready_layer_scores() {
-    let global = trained(60, 1);
+    let global = trained(120, 1);
     let young_account = trained(10, 1);
     let ready = Readiness::default();
     let spam = features(&synthetic(Class::Spam, 1234));
@@ -215,7 +215,7 @@ fn the_first_ready_layer_scores() {
     assert!(verdict.spam_probability > 0.9, "{verdict:?}");
     let ham = features(&synthetic(Class::Ham, 1234));
     assert!(score(&[&global], &ham, &ready).unwrap().spam_probability < 0.1);
-    let account = trained(50, 1);
+    let account = trained(100, 1);
     assert_eq!(score(&[&account, &global], &spam, &ready).unwrap().layer, 0);
     assert_eq!(score(&[&young_account], &spam, &ready), None);
     assert_eq!(score(&[], &spam, &ready), None);

@@ -32,7 +32,31 @@ pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
         let _ = std::fs::remove_file(&temporary);
         return Err(e);
     }
+    sync_folder(folder)
+}
+
+/// Makes the names in `folder` durable (after a file in it was removed or renamed).
+pub fn sync_folder(folder: &Path) -> io::Result<()> {
     std::fs::File::open(folder)?.sync_all()
+}
+
+/// Locks `path` for a read-modify-write until the returned file is dropped: an exclusive
+/// `flock` on `<path>.lock` beside it (the file itself is replaced by each write, so it
+/// cannot hold the lock).
+pub fn lock_beside(path: &Path) -> io::Result<std::fs::File> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(folder)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(std::path::PathBuf::from(name))?;
+    file.lock()?;
+    Ok(file)
 }
 
 #[cfg(test)]

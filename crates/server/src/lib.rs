@@ -14,6 +14,7 @@ pub mod config;
 pub mod delivery;
 pub mod dns;
 pub mod inbound;
+pub mod learning;
 pub mod mailauth;
 pub mod queue;
 pub(crate) mod received;

@@ -35,11 +35,14 @@ use crate::inbound::listeners::{
 };
 use crate::inbound::sendmail;
 use crate::inbound::session::{Endpoint, Inbound};
+use crate::learning::Learning;
+use crate::learning::teacher::Teacher;
 use crate::mailauth::sign::{Keyring, Signer};
 use crate::mailauth::verify::Verifier;
 use crate::queue;
 use crate::queue::flow::Flow;
 use crate::queue::policy::Policy;
+use posthorn_mailbox::access::Learner;
 use posthorn_mailbox::budget::MemoryBudget;
 use tokio::net::{TcpListener, UnixListener};
 
@@ -164,6 +167,11 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     if let Some(checks) = inbound.checks.clone() {
         let _ = tokio::task::spawn_blocking(move || checks.save()).await;
     }
+    if let Some(learning) = inbound.learning.clone()
+        && let Ok(Err(e)) = tokio::task::spawn_blocking(move || learning.save()).await
+    {
+        warn!(error = %e, "cannot save what users taught the classifier");
+    }
     info!("stopped");
     drop(lock);
     Ok(())
@@ -249,12 +257,14 @@ fn inbound(
     dns: &Dns,
     signer: Option<Arc<Signer>>,
 ) -> anyhow::Result<Arc<Inbound>> {
+    let learning = learning(config)?;
     let checks = if config.checks.enabled {
         let stage = Stage::new(
             config,
             dns.clone(),
             &config.server.data_dir,
             Arc::new(SystemClock),
+            learning.clone(),
         )
         .map_err(|invalid| anyhow::anyhow!("{}: {}", invalid.key, invalid.message))?;
         stage.start();
@@ -288,7 +298,25 @@ fn inbound(
         local_sending: config.sending,
         checks,
         flow: Flow::new(config.queue.inflow_window, config.queue.inflow_delay.0),
+        learning,
     }))
+}
+
+/// What users taught the classifier and about their correspondents, saved every few
+/// seconds; `None` when both are off.
+fn learning(config: &Config) -> anyhow::Result<Option<Arc<Learning>>> {
+    let checks = &config.checks;
+    if !checks.classifier.enabled && !checks.reputation.enabled {
+        return Ok(None);
+    }
+    let learning = Arc::new(Learning::open(config).with_context(|| {
+        format!(
+            "cannot read what the classifier learnt in {}",
+            config.server.data_dir.join("learning").display()
+        )
+    })?);
+    learning.keep_saved();
+    Ok(Some(learning))
 }
 
 /// An accept loop for every listener and one for the local socket of `sendmail`.
@@ -302,6 +330,11 @@ fn start_listeners(
     shutdown: &watch::Receiver<bool>,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut listeners = Vec::new();
+    // One teacher for every IMAP listener: lessons are learnt one at a time.
+    let learner = inbound
+        .learning
+        .clone()
+        .map(|learning| Arc::new(Teacher::start(learning)) as Arc<dyn Learner>);
     for (listener, socket) in sockets {
         let address = socket.local_addr()?;
         info!(role = %listener.role, %address, "listening");
@@ -309,7 +342,7 @@ fn start_listeners(
             socket,
             Handler {
                 inbound: Arc::clone(inbound),
-                service: service(config, &listener, &inbound.whole_messages),
+                service: service(config, &listener, &inbound.whole_messages, learner.clone()),
                 implicit_tls: listener.role.implicit_tls(),
                 guard: Arc::clone(guard),
                 sessions: sessions.clone(),

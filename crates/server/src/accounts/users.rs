@@ -60,23 +60,9 @@ impl UsersFile {
     }
 
     /// Locks the users file at `path` for a read-modify-write until the returned file is
-    /// dropped: an exclusive `flock` on `<path>.lock` beside it, which every `posthorn user`
-    /// edit takes (the file itself is replaced by each write, so it cannot hold the lock).
+    /// dropped (see `atomic_file::lock_beside`); every `posthorn user` edit takes it.
     pub fn lock(path: &Path) -> std::io::Result<std::fs::File> {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let mut name = path.as_os_str().to_owned();
-        name.push(".lock");
-        if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(folder)?;
-        }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(PathBuf::from(name))?;
-        file.lock()?;
-        Ok(file)
+        crate::atomic_file::lock_beside(path)
     }
 
     /// Writes the file atomically (a new file synced, then renamed over the old one) and

@@ -42,6 +42,10 @@ pub struct Checks {
     pub greylist: Greylist,
     /// Virus scanning through clamd.
     pub clamav: Option<Clamav>,
+    /// The statistical classifier that learns from what users file as junk.
+    pub classifier: Classifier,
+    /// Sender reputation per account: correspondents, kept and junked senders.
+    pub reputation: Reputation,
 }
 
 impl Default for Checks {
@@ -60,6 +64,62 @@ impl Default for Checks {
             dns_lists: Vec::new(),
             greylist: Greylist::default(),
             clamav: None,
+            classifier: Classifier::default(),
+            reputation: Reputation::default(),
+        }
+    }
+}
+
+/// `[checks.classifier]`: the learning spam classifier (`BAYES_SPAM`, `BAYES_HAM`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Classifier {
+    /// Score mail with it, and train it when users file mail into or out of Junk.
+    pub enabled: bool,
+    /// Spam messages a model must have learned before it scores (an account's own
+    /// model takes over from the global one from then on).
+    pub min_spam: u32,
+    /// Ham messages a model must have learned before it scores.
+    pub min_ham: u32,
+    /// From this spam probability on, a message gets `BAYES_SPAM`.
+    pub spam_probability: f64,
+    /// Up to this spam probability, a message gets `BAYES_HAM`.
+    pub ham_probability: f64,
+    /// Tokens the global model keeps at most (rare and old ones go first).
+    pub max_tokens: usize,
+    /// Tokens each account's model keeps at most.
+    pub account_max_tokens: usize,
+}
+
+impl Default for Classifier {
+    fn default() -> Self {
+        Classifier {
+            enabled: true,
+            min_spam: 100,
+            min_ham: 100,
+            spam_probability: 0.9,
+            ham_probability: 0.1,
+            max_tokens: 1_000_000,
+            account_max_tokens: 200_000,
+        }
+    }
+}
+
+/// `[checks.reputation]`: what each account's own mail says about a sender.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Reputation {
+    /// Record correspondents and filed senders, and score by them.
+    pub enabled: bool,
+    /// Senders remembered per account at most; the longest unseen go first.
+    pub max_senders: usize,
+}
+
+impl Default for Reputation {
+    fn default() -> Self {
+        Reputation {
+            enabled: true,
+            max_senders: 20_000,
         }
     }
 }

@@ -13,7 +13,9 @@ mod validate;
 
 use std::path::Path;
 
-pub use checks::{Checks, Clamav, DnsList, Greylist, Lists, Lookup, Milter, OnFailure};
+pub use checks::{
+    Checks, Clamav, Classifier, DnsList, Greylist, Lists, Lookup, Milter, OnFailure, Reputation,
+};
 pub use errors::{ConfigError, Invalid, locate};
 pub(crate) use errors::{key_of, line_of};
 pub use host::HostSpec;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use posthorn_mailbox::access::Accounts;
+use posthorn_mailbox::access::{Accounts, Learner};
 use posthorn_proto::reply::table;
 use posthorn_proto::{AuthPolicy, Reply, SessionConfig};
 use tokio::net::{TcpListener, TcpStream, UnixListener};
@@ -41,6 +41,7 @@ pub(crate) fn service(
     config: &Config,
     listener: &Listener,
     whole_messages: &MemoryBudget,
+    learner: Option<Arc<dyn Learner>>,
 ) -> Service {
     let settings = |idle_timeout| {
         Arc::new(posthorn_mailbox::access::Settings {
@@ -51,7 +52,7 @@ pub(crate) fn service(
             max_message_size: usize::try_from(config.limits.max_message_size.0)
                 .unwrap_or(usize::MAX),
             whole_messages: whole_messages.clone(),
-            learner: None,
+            learner: learner.clone(),
         })
     };
     match listener.role {

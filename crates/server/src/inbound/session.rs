@@ -31,6 +31,7 @@ use crate::inbound::envelope::{self, Arrival};
 use crate::inbound::limits::sending::SendingQuota;
 use crate::inbound::policy::{self, Party};
 use crate::inbound::submission::Missing;
+use crate::learning::Learning;
 use crate::mailauth::sign::Signer;
 use crate::mailauth::spf::SpfChecks;
 use crate::mailauth::verify::{self, Disposition, Verdict, Verifier, strip_own_results};
@@ -86,6 +87,8 @@ pub struct Inbound {
     pub checks: Option<Arc<Stage>>,
     /// Inflow control: new messages wait while delivery is behind.
     pub flow: Arc<Flow>,
+    /// What users taught: the classifier's models, their correspondents.
+    pub learning: Option<Arc<Learning>>,
 }
 
 impl Inbound {
@@ -896,6 +899,7 @@ impl Driver {
                     "accepted"
                 );
                 self.count_sent(&envelope);
+                self.record_correspondents(&envelope);
                 self.inbound
                     .queue
                     .submit(envelope, whole, self.ticket.take());
@@ -1071,6 +1075,22 @@ impl Driver {
             .map_or(envelope.recipients.len(), |t| t.recipients.len()) as u64;
         let inbound = Arc::clone(&self.inbound);
         tokio::task::spawn_blocking(move || inbound.sending.record(&user, rcpts, unix_now()));
+    }
+
+    /// Records whom a logged-in user wrote to: their mail coming back is vouched for
+    /// (mox's rule; see `checks::learned`).
+    fn record_correspondents(&self, envelope: &Envelope) {
+        let (Some(learning), Some(user)) = (&self.inbound.learning, self.session.authenticated())
+        else {
+            return;
+        };
+        let (learning, user) = (Arc::clone(learning), user.to_string());
+        let written: Vec<String> = envelope.recipients.iter().map(|r| r.rcpt.clone()).collect();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = learning.wrote(&user, written) {
+                warn!(user, error = %e, "cannot record the recipients as correspondents");
+            }
+        });
     }
 
     /// The envelope of the message being committed (see `envelope`).

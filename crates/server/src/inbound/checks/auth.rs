@@ -65,7 +65,7 @@ pub fn is_local(domain: &str, local_domains: &[String]) -> bool {
 /// True when a DKIM signature that passed is in the From domain or a parent of it
 /// (relaxed alignment as RFC 7489 §3.1.1 has it, short of the public suffix list, which
 /// our own domains never need).
-fn has_aligned_dkim(results: &AuthResults) -> bool {
+pub(crate) fn has_aligned_dkim(results: &AuthResults) -> bool {
     let from = results.from_domain.as_str();
     results
         .dkim_domains

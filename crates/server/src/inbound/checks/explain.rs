@@ -21,6 +21,7 @@ use crate::accounts::users::UsersFile;
 use crate::clock::SystemClock;
 use crate::config::{Config, Role};
 use crate::dns::Dns;
+use crate::learning::Learning;
 use crate::mailauth::verify::{self, Verifier};
 
 /// Who sent the message, as the command line says.
@@ -32,6 +33,21 @@ pub struct Origin {
     pub ip: Option<IpAddr>,
     /// Its HELO name.
     pub helo: Option<String>,
+}
+
+/// What users taught the classifier, when it is on and its files can be read: the
+/// global model scores the message (it names no recipient).
+fn learning(config: &Config) -> Option<Arc<Learning>> {
+    if !config.checks.classifier.enabled {
+        return None;
+    }
+    match Learning::open(config) {
+        Ok(learning) => Some(Arc::new(learning)),
+        Err(e) => {
+            eprintln!("note: the classifier is left out: {e}");
+            None
+        }
+    }
 }
 
 /// Runs the stage of `config` on `message` from `origin`; the report to print.
@@ -49,6 +65,7 @@ pub async fn explain(config: &Config, message: Vec<u8>, origin: &Origin) -> anyh
         dns.clone(),
         &config.server.data_dir,
         Arc::new(SystemClock),
+        learning(&config),
     )
     .map_err(|e| anyhow::anyhow!("{}: {}", e.key, e.message))?;
     let helo = origin.helo.clone().unwrap_or_default();

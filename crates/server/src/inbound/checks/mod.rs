@@ -14,6 +14,7 @@ pub(crate) mod content;
 pub(crate) mod dns_lists;
 pub mod explain;
 pub mod greylist;
+pub(crate) mod learned;
 pub(crate) mod lists;
 pub mod milters;
 pub(crate) mod symbols;
@@ -32,13 +33,15 @@ use tracing::warn;
 
 use crate::accounts::directory::Directory;
 use crate::clock::Clock;
-use crate::config::{Clamav, Config, Invalid, OnFailure};
+use crate::config::{Clamav, Classifier, Config, Invalid, OnFailure};
 use crate::dns::Dns;
+use crate::learning::Learning;
 use crate::mailauth::verify::AuthResults;
 
 use clamav::{Clamd, ClamdAddress, ClamdError, Scan};
 use dns_lists::{DnsLists, Subjects};
 use greylist::{Decision, Greylist};
+use learned::Question;
 use lists::SenderList;
 use symbols::{Scores, Symbol};
 use verdict::Thresholds;
@@ -123,10 +126,37 @@ pub fn check_config(config: &Config) -> Result<(), Invalid> {
     }
     SenderList::new("checks.allow", &checks.allow)?;
     SenderList::new("checks.block", &checks.block)?;
+    check_classifier(&checks.classifier)?;
     if let Some(clamav) = &checks.clamav {
         clamd_address(clamav)?;
     }
     milters::check_config(config)
+}
+
+/// The classifier's probabilities lie in 0..=1, the ham one below the spam one.
+fn check_classifier(classifier: &Classifier) -> Result<(), Invalid> {
+    for (key, p) in [
+        (
+            "checks.classifier.spam_probability",
+            classifier.spam_probability,
+        ),
+        (
+            "checks.classifier.ham_probability",
+            classifier.ham_probability,
+        ),
+    ] {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(Invalid::of(key, p, "a probability lies between 0 and 1"));
+        }
+    }
+    if classifier.ham_probability >= classifier.spam_probability {
+        return Err(Invalid::of(
+            "checks.classifier.ham_probability",
+            classifier.ham_probability,
+            "must be below checks.classifier.spam_probability",
+        ));
+    }
+    Ok(())
 }
 
 /// clamd's address as `[checks.clamav]` gives it.
@@ -154,16 +184,26 @@ pub struct Stage {
     local_domains: Arc<[String]>,
     inspections: Arc<Semaphore>,
     clamd: Option<(Clamd, OnFailure)>,
+    learnt: Option<Learnt>,
+}
+
+/// What users taught, and how the stage reads it (see `learned`).
+#[derive(Clone)]
+struct Learnt {
+    learning: Arc<Learning>,
+    classifier: Classifier,
+    reputation: bool,
 }
 
 impl Stage {
     /// The stage of `config`, asking DNS lists through `dns`, keeping greylisting state
-    /// in `data_dir`, on `clock`.
+    /// in `data_dir`, on `clock`, scoring with what users taught in `learning`.
     pub fn new(
         config: &Config,
         dns: Dns,
         data_dir: &Path,
         clock: Arc<dyn Clock>,
+        learning: Option<Arc<Learning>>,
     ) -> Result<Stage, Invalid> {
         check_config(config)?;
         let checks = &config.checks;
@@ -208,6 +248,11 @@ impl Stage {
                 )),
                 None => None,
             },
+            learnt: learning.map(|learning| Learnt {
+                learning,
+                classifier: checks.classifier.clone(),
+                reputation: checks.reputation.enabled,
+            }),
         })
     }
 
@@ -353,8 +398,22 @@ impl Stage {
         let local_domains = Arc::clone(&self.local_domains);
         let scores = Arc::clone(&self.scores);
         let smtputf8 = facts.smtputf8;
+        let learnt = self.learnt.clone().map(|learnt| {
+            let question = Question::new(&facts.accounts, &facts.authors, facts.sender, facts.auth);
+            (learnt, question)
+        });
         tokio::task::spawn_blocking(move || {
-            let report = content::inspect(&content, &local_domains, smtputf8, &scores);
+            let mut report = content::inspect(&content, &local_domains, smtputf8, &scores);
+            if let Some((learnt, question)) = learnt {
+                report.symbols.extend(learned::symbols(
+                    &learnt.learning,
+                    &learnt.classifier,
+                    learnt.reputation,
+                    &question,
+                    &content,
+                    &scores,
+                ));
+            }
             drop(permit);
             report
         })

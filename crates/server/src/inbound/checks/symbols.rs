@@ -103,6 +103,31 @@ pub const STAGE: &[Known] = &[
         "the From domain is one of ours, but no aligned DKIM signature proves it",
     ),
     known("SENDER_ALLOWED", -100.0, "the sender is on an allow list"),
+    known(
+        "BAYES_SPAM",
+        6.0,
+        "the classifier, taught by what users filed as junk, finds it spam",
+    ),
+    known(
+        "BAYES_HAM",
+        -3.0,
+        "the classifier, taught by what users filed as junk, finds it ham",
+    ),
+    known(
+        "FROM_CORRESPONDENT",
+        -6.0,
+        "the recipient has written to the (authenticated) From address",
+    ),
+    known(
+        "FROM_KEPT",
+        -3.0,
+        "the recipient filed mail from this (authenticated) sender as not junk",
+    ),
+    known(
+        "FROM_JUNKED",
+        6.0,
+        "the recipient filed mail from this sender as junk",
+    ),
     known("DNSBL_ERROR", 0.0, "a DNS list could not be asked"),
     known("CLAMAV_VIRUS", 100.0, "clamd found a virus"),
     known("CLAMAV_FAIL", 0.0, "clamd could not scan the message"),

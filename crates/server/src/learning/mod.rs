@@ -1,0 +1,330 @@
+//! What users teach the server about their mail: a classifier model per account and a
+//! global one (`posthorn_classify`), and each account's sender reputation. Users teach by
+//! filing mail into or out of Junk over IMAP (`teacher`), by writing to people (their
+//! submissions), and the admin with `posthorn spam` (`commands`). The checking stage asks
+//! (`checks::learned`).
+//!
+//! Files, in `data_dir/learning/`: `global.model`, and `accounts/NAME.model` and
+//! `accounts/NAME.senders` per account; each is replaced atomically (see `stored`).
+
+mod classifier;
+pub mod commands;
+mod senders;
+mod stored;
+pub mod teacher;
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use posthorn_classify::{Class, Features, Learned, Limits, Readiness, Verdict};
+use tracing::warn;
+
+use crate::config::Config;
+use classifier::{Bayes, Training};
+pub use senders::Standing;
+use senders::{Deed, Senders};
+use stored::{Folder, Stored};
+
+/// Octets of a message read to learn it or score it: the classifier reads no further.
+pub const READ_LIMIT: usize = 512 * 1024;
+
+/// How often training is written to disk; `kill -9` loses at most this much of it.
+const SAVE_EVERY: Duration = Duration::from_secs(2);
+
+/// An account's learnt state.
+struct Account {
+    model: Stored<Bayes>,
+    senders: Stored<Senders>,
+}
+
+/// The classifier's models and the sender tables, shared by the server's sessions.
+pub struct Learning {
+    folder: Folder,
+    readiness: Readiness,
+    account_limits: Limits,
+    max_senders: usize,
+    global: Stored<Bayes>,
+    accounts: Mutex<HashMap<String, Arc<Account>>>,
+}
+
+/// A model's numbers, for `posthorn spam status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Status {
+    /// Spam messages learnt.
+    pub spam: u32,
+    /// Ham messages learnt.
+    pub ham: u32,
+    /// Tokens known.
+    pub tokens: usize,
+    /// True once it scores mail (enough of both kinds).
+    pub ready: bool,
+    /// Senders known (accounts only).
+    pub senders: Option<usize>,
+}
+
+/// Days since the Unix epoch: the age unit of tokens and senders.
+pub fn today() -> u32 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| {
+            u32::try_from(d.as_secs() / 86_400).unwrap_or(u32::MAX)
+        })
+}
+
+/// The From address of a message, lower-case, when it has one that parses.
+pub fn author_of(message: &[u8]) -> Option<String> {
+    crate::inbound::checks::authors_of(message)
+        .first()
+        .map(|a| a.to_string().to_lowercase())
+}
+
+impl Learning {
+    /// The learnt state under `config`'s data folder (empty when there is none yet).
+    pub fn open(config: &Config) -> io::Result<Learning> {
+        let classifier = &config.checks.classifier;
+        let dir = config.server.data_dir.join("learning");
+        std::fs::create_dir_all(dir.join("accounts"))?;
+        let folder = Folder::new(dir);
+        let global_limits = Limits {
+            max_tokens: classifier.max_tokens,
+            ..Limits::default()
+        };
+        Ok(Learning {
+            global: Stored::open(folder.path("global.model"), global_limits)?,
+            folder,
+            readiness: Readiness {
+                min_spam: classifier.min_spam,
+                min_ham: classifier.min_ham,
+            },
+            account_limits: Limits {
+                max_tokens: classifier.account_max_tokens,
+                ..Limits::default()
+            },
+            max_senders: config.checks.reputation.max_senders,
+            accounts: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// An account's state, read from disk the first time it is needed.
+    fn account(&self, name: &str) -> io::Result<Arc<Account>> {
+        if name.is_empty() || name.starts_with('.') || name.contains('/') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{name:?} is not an account name"),
+            ));
+        }
+        let mut accounts = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(account) = accounts.get(name) {
+            return Ok(Arc::clone(account));
+        }
+        let path = |suffix: &str| self.folder.path(&format!("accounts/{name}.{suffix}"));
+        let account = Arc::new(Account {
+            model: Stored::open(path("model"), self.account_limits)?,
+            senders: Stored::open(path("senders"), self.max_senders)?,
+        });
+        accounts.insert(name.to_string(), Arc::clone(&account));
+        Ok(account)
+    }
+
+    /// The spam probability of a message with `features`, from the account's model when
+    /// it is ready, else the global one; `None` while neither is. Blocking (may read a
+    /// model from disk).
+    pub fn score(&self, account: Option<&str>, features: &Features) -> Option<(Verdict, bool)> {
+        let own = account.and_then(|name| match self.account(name) {
+            Ok(account) => Some(account),
+            Err(e) => {
+                warn!(account = name, error = %e, "cannot read the account's classifier");
+                None
+            }
+        });
+        let global = self.global.read();
+        match &own {
+            Some(own) => {
+                let model = own.model.read();
+                posthorn_classify::score(&[&model.0, &global.0], features, &self.readiness).map(
+                    |v| {
+                        let own = v.layer == 0;
+                        (v, own)
+                    },
+                )
+            }
+            None => posthorn_classify::score(&[&global.0], features, &self.readiness)
+                .map(|v| (v, false)),
+        }
+    }
+
+    /// What `account`'s mail says about `sender`. Blocking.
+    pub fn standing(&self, account: &str, sender: &str) -> Option<Standing> {
+        let account = self.account(account).ok()?;
+        account.senders.read().standing(sender)
+    }
+
+    /// Records that `account`'s user sent a message to `recipients`. Blocking.
+    pub fn wrote(&self, account: &str, recipients: Vec<String>) -> io::Result<()> {
+        self.account(account)?
+            .senders
+            .change(Deed::Wrote(recipients), today());
+        Ok(())
+    }
+
+    /// Learns `message` as `class`: in `account`'s model and the global one, and its
+    /// sender's standing with the account; in the global model only without an account.
+    /// A message learnt before as the same class changes nothing; as the other, it is
+    /// learnt again the other way. Returns what the account's model (or the global one)
+    /// did. Blocking.
+    pub fn learn(
+        &self,
+        account: Option<&str>,
+        message: &[u8],
+        class: Class,
+    ) -> io::Result<Learned> {
+        let message = &message[..message.len().min(READ_LIMIT)];
+        let digest = posthorn_classify::digest(message);
+        let features = Arc::new(posthorn_classify::features(message));
+        let day = today();
+        let training = || Training::Learn {
+            digest,
+            features: Arc::clone(&features),
+            class,
+        };
+        let global = train(&self.global, training(), day);
+        let Some(name) = account else {
+            return Ok(global);
+        };
+        let account = self.account(name)?;
+        let learned = train(&account.model, training(), day);
+        if let Some(sender) = author_of(message)
+            && !matches!(learned, Learned::Unchanged)
+        {
+            let deed = Deed::Filed {
+                sender,
+                class,
+                instead: matches!(learned, Learned::Retrained),
+                undo: false,
+            };
+            account.senders.change(deed, day);
+        }
+        Ok(learned)
+    }
+
+    /// Takes `message` back out of the models it was learnt in (`account`'s and the
+    /// global one, or the global one only). True when the account's (or global) model had
+    /// it. Blocking.
+    pub fn forget(&self, account: Option<&str>, message: &[u8]) -> io::Result<bool> {
+        let message = &message[..message.len().min(READ_LIMIT)];
+        let digest = posthorn_classify::digest(message);
+        let features = Arc::new(posthorn_classify::features(message));
+        let day = today();
+        let training = || Training::Forget {
+            digest,
+            features: Arc::clone(&features),
+        };
+        let global = train(&self.global, training(), day);
+        let Some(name) = account else {
+            return Ok(!matches!(global, Learned::Unchanged));
+        };
+        let account = self.account(name)?;
+        Ok(!matches!(
+            train(&account.model, training(), day),
+            Learned::Unchanged
+        ))
+    }
+
+    /// A model's numbers: `account`'s, or the global one.
+    pub fn status(&self, account: Option<&str>) -> io::Result<Status> {
+        let describe = |model: &Bayes, senders: Option<usize>| {
+            let (spam, ham) = model.0.messages();
+            Status {
+                spam,
+                ham,
+                tokens: model.0.tokens(),
+                ready: spam >= self.readiness.min_spam && ham >= self.readiness.min_ham,
+                senders,
+            }
+        };
+        Ok(match account {
+            Some(name) => {
+                let account = self.account(name)?;
+                let senders = account.senders.read().len();
+                describe(&account.model.read(), Some(senders))
+            }
+            None => describe(&self.global.read(), None),
+        })
+    }
+
+    /// Forgets everything `account` (or the global model) learnt: its files go.
+    pub fn reset(&self, account: Option<&str>) -> io::Result<()> {
+        let _lock = self.folder.lock()?;
+        let files = match account {
+            Some(name) => {
+                self.account(name)?;
+                self.accounts
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(name);
+                vec![
+                    format!("accounts/{name}.model"),
+                    format!("accounts/{name}.senders"),
+                ]
+            }
+            None => vec!["global.model".to_string()],
+        };
+        for file in files {
+            match std::fs::remove_file(self.folder.path(&file)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        crate::atomic_file::sync_folder(&self.folder.path("accounts"))
+    }
+
+    /// Writes every change not yet on disk, and reads what others wrote (a `posthorn
+    /// spam train` beside the server). Blocking.
+    pub fn save(&self) -> io::Result<()> {
+        let _lock = self.folder.lock()?;
+        let day = today();
+        let mut result = self.global.save(day);
+        let accounts: Vec<Arc<Account>> = self
+            .accounts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for account in accounts {
+            for saved in [account.model.save(day), account.senders.save(day)] {
+                if saved.is_err() && result.is_ok() {
+                    result = saved;
+                }
+            }
+        }
+        result
+    }
+
+    /// Saves every [`SAVE_EVERY`] until the server stops (then once more: the caller
+    /// calls [`Learning::save`] at shutdown).
+    pub fn keep_saved(self: &Arc<Self>) {
+        let learning = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SAVE_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let learning = Arc::clone(&learning);
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || learning.save()).await {
+                    warn!(error = %e, "cannot save what users taught the classifier");
+                }
+            }
+        });
+    }
+}
+
+/// Applies `training` to a stored model; kept for the save only when it changed it.
+fn train(model: &Stored<Bayes>, training: Training, day: u32) -> Learned {
+    model.change_with(training, |bayes, training| {
+        let learned = bayes.train(training, day);
+        (!matches!(learned, Learned::Unchanged), learned)
+    })
+}

@@ -80,17 +80,21 @@ impl Evidence {
         let ham = f64::from(ham.max(1));
         let (mut ln_f, mut ln_not_f) = (LogProduct::default(), LogProduct::default());
         let mut significant = 0usize;
-        for &token in features.hashes() {
-            let Some(counts) = model.counts(token) else {
-                continue;
-            };
-            let in_spam = f64::from(counts.spam) / spam;
-            let in_ham = f64::from(counts.ham) / ham;
+        // All lookups first: they are independent, so the processor overlaps their cache
+        // misses (scoring is bound by them) instead of waiting for each in turn.
+        let known: Vec<(u32, u32)> = features
+            .hashes()
+            .iter()
+            .filter_map(|&token| model.counts(token).map(|c| (c.spam, c.ham)))
+            .collect();
+        for (in_spam_messages, in_ham_messages) in known {
+            let in_spam = f64::from(in_spam_messages) / spam;
+            let in_ham = f64::from(in_ham_messages) / ham;
             if in_spam + in_ham <= 0.0 {
                 continue;
             }
             let p = in_spam / (in_spam + in_ham);
-            let n = f64::from(counts.spam) + f64::from(counts.ham);
+            let n = f64::from(in_spam_messages) + f64::from(in_ham_messages);
             let f = (PRIOR_STRENGTH * PRIOR + n * p) / (PRIOR_STRENGTH + n);
             if (f - 0.5).abs() < MIN_DEVIATION {
                 continue;

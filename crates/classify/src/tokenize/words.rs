@@ -47,6 +47,9 @@ fn is_word_char(c: char) -> bool {
 /// The token of one word, or `None` for a word too short to mean anything. CJK runs
 /// push their character pairs themselves and give no token.
 fn word_token(kind: u64, word: &str, lower: &mut String, sink: &mut Sink) -> Option<u64> {
+    if word.is_ascii() {
+        return ascii_word_token(kind, word.as_bytes());
+    }
     let mut chars = word.chars();
     let first = chars.next()?;
     if chars.next().is_none() && first.is_ascii() {
@@ -73,6 +76,35 @@ fn word_token(kind: u64, word: &str, lower: &mut String, sink: &mut Sink) -> Opt
         );
     }
     Some(lowercase_hash(kind, word, lower))
+}
+
+/// [`word_token`] of an ASCII word, the common case, without a pass per question or a
+/// copy to the heap; the same tokens as the general path.
+fn ascii_word_token(kind: u64, word: &[u8]) -> Option<u64> {
+    let length = word.len();
+    if length < 2 {
+        return None;
+    }
+    if length > 4 && word.iter().all(u8::is_ascii_digit) {
+        return Some(
+            TokenHash::new(kind::NUMBER)
+                .bytes(&[length.min(32) as u8])
+                .finish(),
+        );
+    }
+    if length > MAX_WORD {
+        let class = if word[0].is_ascii_digit() { b'9' } else { b'a' };
+        return Some(
+            TokenHash::new(kind::LONG_WORD)
+                .bytes(&[class, (length / 8).min(32) as u8])
+                .finish(),
+        );
+    }
+    let mut lower = [0u8; MAX_WORD];
+    let lower = &mut lower[..length];
+    lower.copy_from_slice(word);
+    lower.make_ascii_lowercase();
+    Some(TokenHash::new(kind).bytes(lower).finish())
 }
 
 /// Hash of `word` lowercased under `kind`; `lower` is a reused buffer.

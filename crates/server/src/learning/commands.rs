@@ -38,7 +38,7 @@ pub fn messages_in(path: &Path) -> io::Result<Vec<PathBuf>> {
         for entry in std::fs::read_dir(&folder)? {
             let entry = entry?;
             let hidden = entry.file_name().to_string_lossy().starts_with('.');
-            if !hidden && entry.file_type()?.is_file() {
+            if !hidden && entry.path().is_file() {
                 files.push(entry.path());
             }
         }

@@ -16,7 +16,7 @@ pub mod teacher;
 use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use posthorn_classify::{Class, Features, Learned, Limits, Readiness, Verdict};
 use tracing::warn;
@@ -33,10 +33,17 @@ pub const READ_LIMIT: usize = 512 * 1024;
 /// How often training is written to disk; `kill -9` loses at most this much of it.
 const SAVE_EVERY: Duration = Duration::from_secs(2);
 
+/// An account not asked about for this long is dropped from memory after its next save
+/// (read again when needed): a server with many accounts holds only the busy ones'
+/// models.
+const IDLE: Duration = Duration::from_secs(10 * 60);
+
 /// An account's learnt state.
 struct Account {
     model: Stored<Bayes>,
     senders: Stored<Senders>,
+    /// When it was last asked about or taught.
+    used: Mutex<Instant>,
 }
 
 /// The classifier's models and the sender tables, shared by the server's sessions.
@@ -47,6 +54,8 @@ pub struct Learning {
     max_senders: usize,
     global: Stored<Bayes>,
     accounts: Mutex<HashMap<String, Arc<Account>>>,
+    /// [`IDLE`], shorter in tests.
+    idle: Duration,
 }
 
 /// A model's numbers, for `posthorn spam status`.
@@ -104,6 +113,7 @@ impl Learning {
             },
             max_senders: config.checks.reputation.max_senders,
             accounts: Mutex::new(HashMap::new()),
+            idle: IDLE,
         })
     }
 
@@ -117,12 +127,14 @@ impl Learning {
         }
         let mut accounts = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(account) = accounts.get(name) {
+            *account.used.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
             return Ok(Arc::clone(account));
         }
         let path = |suffix: &str| self.folder.path(&format!("accounts/{name}.{suffix}"));
         let account = Arc::new(Account {
             model: Stored::open(path("model"), self.account_limits)?,
             senders: Stored::open(path("senders"), self.max_senders)?,
+            used: Mutex::new(Instant::now()),
         });
         accounts.insert(name.to_string(), Arc::clone(&account));
         Ok(account)
@@ -281,7 +293,8 @@ impl Learning {
     }
 
     /// Writes every change not yet on disk, and reads what others wrote (a `posthorn
-    /// spam train` beside the server). Blocking.
+    /// spam train` beside the server); then lets go of accounts idle for [`IDLE`].
+    /// Blocking.
     pub fn save(&self) -> io::Result<()> {
         let _lock = self.folder.lock()?;
         let day = today();
@@ -300,6 +313,22 @@ impl Learning {
                 }
             }
         }
+        self.accounts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, account| {
+                let idle = account
+                    .used
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .elapsed()
+                    >= self.idle;
+                // Kept while someone holds it or its changes are not all on disk.
+                !idle
+                    || Arc::strong_count(account) > 1
+                    || account.model.dirty()
+                    || account.senders.dirty()
+            });
         result
     }
 
@@ -327,4 +356,76 @@ fn train(model: &Stored<Bayes>, training: Training, day: u32) -> Learned {
         let learned = bayes.train(training, day);
         (!matches!(learned, Learned::Unchanged), learned)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(from: &str, body: &str) -> Vec<u8> {
+        format!("From: {from}\r\nSubject: {body}\r\n\r\n{body}\r\n").into_bytes()
+    }
+
+    fn learning(dir: &std::path::Path) -> Learning {
+        let mut config = Config::embedded();
+        config.server.data_dir = dir.to_path_buf();
+        Learning::open(&config).unwrap()
+    }
+
+    #[test]
+    fn a_lesson_teaches_the_account_the_global_model_and_the_senders_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let learning = learning(dir.path());
+        let pills = message("Sales@Pills.test", "cheap pills now");
+        assert_eq!(
+            learning.learn(Some("alice"), &pills, Class::Spam).unwrap(),
+            Learned::Trained
+        );
+        assert_eq!(
+            learning.learn(Some("alice"), &pills, Class::Spam).unwrap(),
+            Learned::Unchanged
+        );
+        let alice = learning.status(Some("alice")).unwrap();
+        assert_eq!((alice.spam, alice.ham, alice.senders), (1, 0, Some(1)));
+        assert_eq!(learning.status(None).unwrap().spam, 1);
+        assert_eq!(
+            learning
+                .standing("alice", "sales@pills.test")
+                .unwrap()
+                .junked,
+            1
+        );
+        // Filed back: a retrain, and the sender's standing moves with it.
+        assert_eq!(
+            learning.learn(Some("alice"), &pills, Class::Ham).unwrap(),
+            Learned::Retrained
+        );
+        let standing = learning.standing("alice", "sales@pills.test").unwrap();
+        assert_eq!((standing.junked, standing.kept), (0, 1));
+        assert!(learning.forget(Some("alice"), &pills).unwrap());
+        assert_eq!(learning.status(Some("alice")).unwrap().ham, 0);
+        assert!(learning.learn(Some("../bob"), &pills, Class::Spam).is_err());
+    }
+
+    #[test]
+    fn saved_state_survives_and_idle_accounts_leave_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = learning(dir.path());
+        first.idle = Duration::ZERO;
+        first
+            .learn(Some("alice"), &message("a@x.test", "one"), Class::Spam)
+            .unwrap();
+        first
+            .wrote("alice", vec!["Friend@Far.test".into()])
+            .unwrap();
+        first.save().unwrap();
+        assert!(first.accounts.lock().unwrap().is_empty());
+        let second = learning(dir.path());
+        assert_eq!(second.status(Some("alice")).unwrap().spam, 1);
+        assert_eq!(second.standing("alice", "friend@far.test").unwrap().sent, 1);
+        // Read again when asked: nothing was lost by letting go.
+        assert_eq!(first.status(Some("alice")).unwrap().spam, 1);
+        second.reset(Some("alice")).unwrap();
+        assert_eq!(learning(dir.path()).status(Some("alice")).unwrap().spam, 0);
+    }
 }

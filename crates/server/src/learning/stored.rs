@@ -165,6 +165,15 @@ impl<T: Learnt> Stored<T> {
         told
     }
 
+    /// True when changes wait for a save.
+    pub(crate) fn dirty(&self) -> bool {
+        !self
+            .unsaved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
     /// Writes unsaved changes, merged over the file if someone else replaced it. The
     /// caller holds the folder's lock. On failure the changes stay unsaved.
     pub(crate) fn save(&self, day: u32) -> io::Result<()> {

@@ -53,20 +53,49 @@ impl Features {
 /// [`MAX_EMITTED`].
 pub(crate) struct Sink {
     hashes: Vec<u64>,
+    /// The family of the tokens pushed now (see [`Family`]).
+    family: Family,
+}
+
+/// Where in the message a token comes from, kept in its hash's lowest bit: scoring
+/// weighs the header section's evidence apart from the content's (see `score`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Family {
+    /// Header fields: names, values, shapes (Received hops, addresses, mailers).
+    Header = 0,
+    /// What the sender wrote: Subject, body words and pairs, links, HTML and MIME.
+    Content = 1,
+}
+
+impl Family {
+    /// The family of a feature hash.
+    pub(crate) fn of(hash: u64) -> Family {
+        if hash & 1 == 0 {
+            Family::Header
+        } else {
+            Family::Content
+        }
+    }
 }
 
 impl Sink {
     fn new() -> Self {
         Sink {
             hashes: Vec::with_capacity(1024),
+            family: Family::Content,
         }
     }
 
     /// Adds one token hash.
     pub(crate) fn push(&mut self, hash: u64) {
         if self.hashes.len() < MAX_EMITTED {
-            self.hashes.push(hash);
+            self.hashes.push(hash & !1 | self.family as u64);
         }
+    }
+
+    /// Tokens pushed from now on are of `family`; returns the family before.
+    pub(crate) fn family(&mut self, family: Family) -> Family {
+        std::mem::replace(&mut self.family, family)
     }
 
     /// True once no more tokens are taken: callers may stop walking.
@@ -89,4 +118,41 @@ pub fn features(message: &[u8]) -> Features {
 /// ledger's key, so one message is never counted twice for the same class.
 pub fn digest(message: &[u8]) -> u64 {
     hash::of_bytes(0x006d_6573_7361_6765, message) // "message"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The features `more` adds to `base`, by family.
+    fn added(base: &[u8], more: &[u8]) -> (usize, usize) {
+        let before = features(base);
+        let after = features(more);
+        let new: Vec<u64> = after
+            .hashes()
+            .iter()
+            .filter(|h| before.hashes().binary_search(h).is_err())
+            .copied()
+            .collect();
+        let headers = new
+            .iter()
+            .filter(|h| Family::of(**h) == Family::Header)
+            .count();
+        (headers, new.len() - headers)
+    }
+
+    #[test]
+    fn header_and_content_tokens_are_told_apart() {
+        let base = b"X-Mailer: Foo 1.0\r\n\r\nhello there world\r\n";
+        let hop = b"Received: from relay.example.org ([192.0.2.1])\r\nX-Mailer: Foo 1.0\r\n\r\nhello there world\r\n";
+        let (headers, content) = added(base, hop);
+        assert!(headers > 0 && content == 0, "{headers} {content}");
+        let words = b"X-Mailer: Foo 1.0\r\n\r\nhello there world, cheap pills\r\n";
+        let (headers, content) = added(base, words);
+        assert!(headers == 0 && content > 0, "{headers} {content}");
+        // A Subject's words are what the sender wrote; its field is the header's.
+        let subject = b"Subject: cheap pills\r\nX-Mailer: Foo 1.0\r\n\r\nhello there world\r\n";
+        let (headers, content) = added(base, subject);
+        assert!(headers > 0 && content > 0, "{headers} {content}");
+    }
 }

@@ -4,7 +4,7 @@
 
 use mail_parser::Header;
 
-use crate::features::Sink;
+use crate::features::{Family, Sink};
 use crate::hash::{self, TokenHash};
 use crate::tokenize::{kind, url, words};
 
@@ -32,6 +32,13 @@ const IGNORED_PREFIXES: [&str; 8] = [
 
 /// Emits the tokens of one header section; `raw` is the message the offsets point into.
 pub(crate) fn section(headers: &[Header<'_>], raw: &[u8], sink: &mut Sink) {
+    let outer = sink.family(Family::Header);
+    fields(headers, raw, sink);
+    sink.family(outer);
+}
+
+/// The tokens of each field of a header section.
+fn fields(headers: &[Header<'_>], raw: &[u8], sink: &mut Sink) {
     let mut lower = String::new();
     for header in headers.iter().take(MAX_FIELDS) {
         let name = header.name.as_str();
@@ -58,7 +65,10 @@ pub(crate) fn section(headers: &[Header<'_>], raw: &[u8], sink: &mut Sink) {
         match lower.as_str() {
             "subject" => {
                 let decoded = header.value.as_text().unwrap_or(&value);
+                // What the sender wrote, not how the mail travelled.
+                let outer = sink.family(Family::Content);
                 words::text(kind::SUBJECT, decoded, sink);
+                sink.family(outer);
             }
             "date" => shape(field, value.trim(), sink),
             "message-id" => {

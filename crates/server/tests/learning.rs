@@ -520,9 +520,17 @@ fn kill_9_while_learning_never_damages_a_model() {
     let mut server = server(&dns, "");
     let dir = tempfile::tempdir().unwrap();
     let spam_dir = dir.path().join("spam");
-    corpus(&spam_dir, "spam", 400);
-    // The command killed at a different moment each round: before, during and after saves.
-    for round in 0..6u64 {
+    corpus(&spam_dir, "spam", 1200);
+    // The command (which saves every 500 messages and at the end) killed later each
+    // round, until a round ends by itself: each kill lands before, during or after a save.
+    let learnt = |server: &TestServer| -> u64 {
+        let json = stdout(&spam(server, &["status", "--json"]));
+        let status: serde_json::Value = serde_json::from_str(&json).unwrap();
+        status["spam"].as_u64().unwrap()
+    };
+    let mut before = 0;
+    let mut finished = false;
+    for round in 0..200u64 {
         let mut child = Command::new(env!("CARGO_BIN_EXE_posthorn"))
             .args([
                 "spam",
@@ -535,12 +543,28 @@ fn kill_9_while_learning_never_damages_a_model() {
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(40 * round));
-        child.kill().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(30 * round));
+        if child.try_wait().unwrap().is_some() {
+            finished = true;
+        }
+        let _ = child.kill();
         child.wait().unwrap();
-        let status = stdout(&spam(&server, &["status"]));
-        assert!(status.contains("global model:"), "{status}");
+        // Never damaged, never less than before: a kill loses at most what was in flight.
+        let now = learnt(&server);
+        assert!(now >= before, "round {round}: {now} after {before}");
+        before = now;
+        if finished {
+            break;
+        }
     }
+    assert!(finished, "the training never finished");
+    assert_eq!(before, 1200);
+    let leftovers: Vec<String> = common::list_files(&server.data().join("learning"))
+        .into_iter()
+        .filter(|f| f.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
     // The server killed while it learns what alice files.
     for i in 0..20 {
         let subject = format!("offer {i}");

@@ -96,6 +96,10 @@ impl Learning {
         let dir = config.server.data_dir.join("learning");
         std::fs::create_dir_all(dir.join("accounts"))?;
         let folder = Folder::new(dir);
+        {
+            let _lock = folder.lock()?;
+            folder.remove_leftovers("accounts")?;
+        }
         let global_limits = Limits {
             max_tokens: classifier.max_tokens,
             ..Limits::default()

@@ -89,6 +89,22 @@ impl Folder {
         self.dir.join(name)
     }
 
+    /// Removes the temporary files of writes a crash cut short (see
+    /// `atomic_file::replace`), in the folder and `sub`; the caller holds the lock.
+    pub(crate) fn remove_leftovers(&self, sub: &str) -> io::Result<()> {
+        for dir in [self.dir.clone(), self.dir.join(sub)] {
+            for entry in std::fs::read_dir(&dir)? {
+                let entry = entry?;
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with('.') && name.ends_with(".tmp") {
+                    std::fs::remove_file(entry.path())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Holds the folder for a read-modify-write until dropped.
     pub(crate) fn lock(&self) -> io::Result<File> {
         atomic_file::lock_beside(&self.dir.join("learning"))

@@ -78,6 +78,12 @@ impl Family {
     }
 }
 
+impl Default for Sink {
+    fn default() -> Self {
+        Sink::new()
+    }
+}
+
 impl Sink {
     fn new() -> Self {
         Sink {

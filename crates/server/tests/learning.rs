@@ -251,6 +251,67 @@ M.logout()
 }
 
 #[test]
+fn with_the_defaults_a_near_copy_of_junk_follows_it_from_the_first_lesson() {
+    let dns = world();
+    let server = server(&dns, "");
+    let reply = send(
+        &server,
+        "sales@pills.test",
+        &message("sales@pills.test", "cheap pills today", PILLS),
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    wait_in(&server, "INBOX", "cheap pills today");
+    python(
+        &server,
+        r#"
+M = login()
+M.select("INBOX")
+assert M.uid("MOVE", uid_of(M, "cheap pills today"), "Junk")[0] == "OK"
+M.logout()
+"#,
+    );
+    wait_for_lessons(&server, 1);
+    // Another sender, a changed price: still the same message.
+    let copy = PILLS.replace("80 percent", "90 percent");
+    let reply = send(
+        &server,
+        "offers@pharma.test",
+        &message("offers@pharma.test", "pharmacy offers", &copy),
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    let junked = wait_in(&server, "Junk", "pharmacy offers");
+    assert!(checks_header(&junked).contains("JUNK_LOOKALIKE"), "{junked}");
+    // Other mail is not touched.
+    let reply = send(
+        &server,
+        "dan@friends.test",
+        &message("dan@friends.test", "lunch on thursday", LUNCH),
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    let lunch = wait_in(&server, "INBOX", "lunch on thursday");
+    assert!(!checks_header(&lunch).contains("LOOKALIKE"), "{lunch}");
+    // The user disagrees about the copy: the next one like it stays in the inbox.
+    python(
+        &server,
+        r#"
+M = login()
+M.select("Junk")
+assert M.uid("MOVE", uid_of(M, "pharmacy offers"), "INBOX")[0] == "OK"
+M.logout()
+"#,
+    );
+    wait_for_lessons(&server, 2);
+    let reply = send(
+        &server,
+        "news@shop.test",
+        &message("news@shop.test", "more pills", &copy),
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    let kept = wait_in(&server, "INBOX", "more pills");
+    assert!(checks_header(&kept).contains("KEPT_LOOKALIKE"), "{kept}");
+}
+
+#[test]
 fn a_junked_sender_goes_to_junk_and_a_kept_one_is_trusted() {
     let dns = world();
     let server = server(&dns, "");

@@ -2,7 +2,7 @@
 //! charsets) and feeds every token hash to a [`Sink`].
 
 mod header;
-mod html;
+pub(crate) mod html;
 pub(crate) mod kind;
 mod mime;
 mod url;

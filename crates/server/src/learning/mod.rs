@@ -4,11 +4,13 @@
 //! submissions), and the admin with `posthorn spam` (`commands`). The checking stage asks
 //! (`checks::learned`).
 //!
-//! Files, in `data_dir/learning/`: `global.model`, and `accounts/NAME.model` and
-//! `accounts/NAME.senders` per account; each is replaced atomically (see `stored`).
+//! Files, in `data_dir/learning/`: `global.model`, and `accounts/NAME.model`,
+//! `accounts/NAME.senders` and `accounts/NAME.lookalikes` per account; each is replaced
+//! atomically (see `stored`).
 
 mod classifier;
 pub mod commands;
+mod lookalikes;
 mod senders;
 mod stored;
 pub mod teacher;
@@ -18,17 +20,21 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use posthorn_classify::{Class, Features, Learned, Limits, Readiness, Verdict};
+use posthorn_classify::{Class, Features, Fingerprint, Learned, Limits, Readiness, Verdict};
 use tracing::warn;
 
 use crate::config::Config;
 use classifier::{Bayes, Training};
+use lookalikes::{Filing, Lookalikes};
 pub use senders::Standing;
 use senders::{Deed, Senders};
 use stored::{Folder, Stored};
 
 /// Octets of a message read to learn it or score it: the classifier reads no further.
 pub const READ_LIMIT: usize = 512 * 1024;
+
+/// Filed messages whose near-copies each account remembers at most.
+const MAX_LOOKALIKES: usize = 2000;
 
 /// How often training is written to disk; `kill -9` loses at most this much of it.
 const SAVE_EVERY: Duration = Duration::from_secs(2);
@@ -42,6 +48,7 @@ const IDLE: Duration = Duration::from_secs(10 * 60);
 struct Account {
     model: Stored<Bayes>,
     senders: Stored<Senders>,
+    lookalikes: Stored<Lookalikes>,
     /// When it was last asked about or taught.
     used: Mutex<Instant>,
 }
@@ -138,6 +145,7 @@ impl Learning {
         let account = Arc::new(Account {
             model: Stored::open(path("model"), self.account_limits)?,
             senders: Stored::open(path("senders"), self.max_senders)?,
+            lookalikes: Stored::open(path("lookalikes"), MAX_LOOKALIKES)?,
             used: Mutex::new(Instant::now()),
         });
         accounts.insert(name.to_string(), Arc::clone(&account));
@@ -177,6 +185,19 @@ impl Learning {
         account.senders.read().standing(sender)
     }
 
+    /// How `account`'s user filed the latest near-copy of a message with `fingerprint`,
+    /// and how alike the two are. Blocking.
+    pub fn lookalike(&self, account: &str, fingerprint: &Fingerprint) -> Option<(Class, f64)> {
+        let account = self.account(account).ok()?;
+        account.lookalikes.read().closest(fingerprint)
+    }
+
+    /// True when `account`'s user has filed anything whose near-copies count. Blocking.
+    pub fn has_lookalikes(&self, account: &str) -> bool {
+        self.account(account)
+            .is_ok_and(|account| !account.lookalikes.read().is_empty())
+    }
+
     /// Records that `account`'s user sent a message to `recipients`. Blocking.
     pub fn wrote(&self, account: &str, recipients: Vec<String>) -> io::Result<()> {
         self.account(account)?
@@ -211,9 +232,18 @@ impl Learning {
         };
         let account = self.account(name)?;
         let learned = train(&account.model, training(), day);
-        if let Some(sender) = author_of(message)
-            && !matches!(learned, Learned::Unchanged)
-        {
+        if matches!(learned, Learned::Unchanged) {
+            return Ok(learned);
+        }
+        if let Some(fingerprint) = posthorn_classify::fingerprint(message) {
+            let filing = Filing::Filed {
+                digest,
+                fingerprint,
+                class,
+            };
+            account.lookalikes.change(filing, day);
+        }
+        if let Some(sender) = author_of(message) {
             let deed = Deed::Filed {
                 sender,
                 class,
@@ -242,6 +272,7 @@ impl Learning {
             return Ok(!matches!(global, Learned::Unchanged));
         };
         let account = self.account(name)?;
+        account.lookalikes.change(Filing::Forgotten { digest }, day);
         Ok(!matches!(
             train(&account.model, training(), day),
             Learned::Unchanged
@@ -280,10 +311,9 @@ impl Learning {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(name);
-                vec![
-                    format!("accounts/{name}.model"),
-                    format!("accounts/{name}.senders"),
-                ]
+                ["model", "senders", "lookalikes"]
+                    .map(|suffix| format!("accounts/{name}.{suffix}"))
+                    .to_vec()
             }
             None => vec!["global.model".to_string()],
         };
@@ -311,7 +341,12 @@ impl Learning {
             .cloned()
             .collect();
         for account in accounts {
-            for saved in [account.model.save(day), account.senders.save(day)] {
+            let saved = [
+                account.model.save(day),
+                account.senders.save(day),
+                account.lookalikes.save(day),
+            ];
+            for saved in saved {
                 if saved.is_err() && result.is_ok() {
                     result = saved;
                 }
@@ -332,6 +367,7 @@ impl Learning {
                     || Arc::strong_count(account) > 1
                     || account.model.dirty()
                     || account.senders.dirty()
+                    || account.lookalikes.dirty()
             });
         result
     }

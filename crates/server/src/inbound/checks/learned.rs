@@ -1,8 +1,10 @@
-//! What the recipient's own mail taught (`crate::learning`): the classifier's verdict and
-//! the sender's standing with the account, as symbols. A standing that lowers the score
+//! What the recipient's own mail taught (`crate::learning`): the classifier's verdict, a
+//! near-copy of a message the user filed, and the sender's standing with the account, as
+//! symbols. A standing that lowers the score
 //! needs an authenticated From (DMARC, aligned DKIM, or SPF of the same domain), so a
 //! forged From of a friend gains nothing; one that raises it needs none.
 
+use posthorn_classify::Class;
 use posthorn_proto::Mailbox;
 
 use crate::config::Classifier;
@@ -73,6 +75,17 @@ pub(crate) fn symbols(
                 symbols.push(scores.symbol("BAYES_HAM", detail));
             }
         }
+    }
+    if let Some(name) = account
+        && learning.has_lookalikes(name)
+        && let Some(fingerprint) = posthorn_classify::fingerprint(content)
+        && let Some((class, similarity)) = learning.lookalike(name, &fingerprint)
+    {
+        let name = match class {
+            Class::Spam => "JUNK_LOOKALIKE",
+            Class::Ham => "KEPT_LOOKALIKE",
+        };
+        symbols.push(scores.symbol(name, format!("{similarity:.2}")));
     }
     let standing = account
         .zip(question.author.as_deref())

@@ -114,6 +114,16 @@ pub const STAGE: &[Known] = &[
         "the classifier, taught by what users filed as junk, finds it ham",
     ),
     known(
+        "JUNK_LOOKALIKE",
+        6.0,
+        "a near-copy of a message the recipient filed as junk",
+    ),
+    known(
+        "KEPT_LOOKALIKE",
+        -3.0,
+        "a near-copy of a message the recipient filed out of Junk",
+    ),
+    known(
         "FROM_CORRESPONDENT",
         -6.0,
         "the recipient has written to the (authenticated) From address",

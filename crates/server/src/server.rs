@@ -277,6 +277,7 @@ fn inbound(
         Arc::clone(&directory),
         AuthThrottle::new(auth.max_failures, auth.failure_window.0, auth.block_time.0),
         auth.failure_delay.0,
+        auth.cache_ttl.0,
         config.server.hostname.get_ref().clone(),
         config.limits.ipv6_prefix_length,
     ));

@@ -280,7 +280,10 @@ M.logout()
     );
     assert!(reply.starts_with("250"), "{reply}");
     let junked = wait_in(&server, "Junk", "pharmacy offers");
-    assert!(checks_header(&junked).contains("JUNK_LOOKALIKE"), "{junked}");
+    assert!(
+        checks_header(&junked).contains("JUNK_LOOKALIKE"),
+        "{junked}"
+    );
     // Other mail is not touched.
     let reply = send(
         &server,

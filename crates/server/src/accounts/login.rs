@@ -14,6 +14,7 @@ use posthorn_maildir::store::Mailbox;
 use posthorn_proto::Credentials;
 use tracing::warn;
 
+use crate::accounts::check_cache::CheckCache;
 use crate::accounts::check_gate::CheckGate;
 use crate::accounts::directory::Account;
 use crate::accounts::passwords;
@@ -29,6 +30,7 @@ pub struct Logins {
     directory: Arc<LiveDirectory>,
     throttle: AuthThrottle,
     gate: CheckGate,
+    cache: CheckCache,
     failure_delay: Duration,
     hostname: String,
     ipv6_prefix: u8,
@@ -86,11 +88,12 @@ pub enum Checked {
 impl Logins {
     /// A checker over `directory`; failures wait `failure_delay` before the answer, and
     /// clients are counted by [`ClientKey`] with `ipv6_prefix`. About one check per core
-    /// runs at a time.
+    /// runs at a time; a right password is remembered for `cache_ttl`.
     pub fn new(
         directory: Arc<LiveDirectory>,
         throttle: AuthThrottle,
         failure_delay: Duration,
+        cache_ttl: Duration,
         hostname: String,
         ipv6_prefix: u8,
     ) -> Logins {
@@ -99,6 +102,7 @@ impl Logins {
             directory,
             throttle,
             gate: CheckGate::new(cores, CHECKS_PER_CLIENT),
+            cache: CheckCache::new(cache_ttl),
             failure_delay,
             hostname,
             ipv6_prefix,
@@ -133,20 +137,26 @@ impl Logins {
             },
             None => None,
         };
-        let pass = self.gate.enter(key).await;
         let directory = self.directory.current();
         let account = directory.login(&credentials.username).cloned();
         let hash = account.as_ref().and_then(|a| a.password.clone());
-        let password = credentials.password.clone();
-        // The pass goes with the check: should this session be dropped meanwhile, the
-        // hash still running keeps its place until it ends.
-        let verified = tokio::task::spawn_blocking(move || {
-            let verified = passwords::verify(&password, hash.as_deref());
-            drop(pass);
-            verified
-        })
-        .await
-        .unwrap_or(false);
+        let known = account
+            .as_ref()
+            .zip(hash.as_deref())
+            .is_some_and(|(account, hash)| {
+                self.cache.knows(&account.name, hash, &credentials.password)
+            });
+        let verified = known
+            || self
+                .verify(key, hash.as_deref(), &credentials.password)
+                .await;
+        if verified
+            && !known
+            && let Some((account, hash)) = account.as_ref().zip(hash.as_deref())
+        {
+            self.cache
+                .remember(&account.name, hash, &credentials.password);
+        }
         let acts_as_self = credentials.authzid.as_deref().is_none_or(|wanted| {
             let wanted = directory.login(wanted).map(|a| a.name.as_str());
             wanted.is_some() && wanted == account.as_ref().map(|a| a.name.as_str())
@@ -167,6 +177,23 @@ impl Logins {
                 Checked::Rejected { blocked }
             }
         }
+    }
+}
+
+impl Logins {
+    /// Checks `password` against `hash` on a blocking thread, within the gate's bound.
+    async fn verify(&self, key: Option<ClientKey>, hash: Option<&str>, password: &str) -> bool {
+        let pass = self.gate.enter(key).await;
+        let (hash, password) = (hash.map(str::to_string), password.to_string());
+        // The pass goes with the check: should this session be dropped meanwhile, the
+        // hash still running keeps its place until it ends.
+        tokio::task::spawn_blocking(move || {
+            let verified = passwords::verify(&password, hash.as_deref());
+            drop(pass);
+            verified
+        })
+        .await
+        .unwrap_or(false)
     }
 }
 

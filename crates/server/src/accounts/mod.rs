@@ -1,6 +1,7 @@
 //! Who is who: the directory of domains, accounts and aliases recipients are resolved
 //! against, the users file `posthorn user` edits, and password checks for every protocol.
 
+pub(crate) mod check_cache;
 pub(crate) mod check_gate;
 pub(crate) mod directory;
 pub(crate) mod login;

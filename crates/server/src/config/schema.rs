@@ -205,6 +205,11 @@ pub struct Auth {
     pub failure_window: Span,
     /// How long a blocked address gets `421 4.7.0`.
     pub block_time: Span,
+    /// How long a right password is remembered (as a keyed digest, in memory only), so
+    /// a client that logs in again and again (IMAP clients open several connections)
+    /// skips the deliberately slow hash check, as Dovecot's auth cache does; `0s` turns
+    /// it off. A changed password ends it at once.
+    pub cache_ttl: Span,
 }
 
 impl Default for Auth {
@@ -215,6 +220,7 @@ impl Default for Auth {
             max_failures: 5,
             failure_window: Span(Duration::from_secs(600)),
             block_time: Span(Duration::from_secs(900)),
+            cache_ttl: Span(Duration::from_secs(600)),
         }
     }
 }

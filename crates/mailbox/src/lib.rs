@@ -8,6 +8,7 @@ pub mod access;
 pub mod budget;
 pub mod imap;
 mod lines;
+pub mod managesieve;
 pub mod pop3;
 
 /// Runs file-system work from async code. On the server's multi-threaded runtime the

@@ -1,5 +1,6 @@
 //! Reading CRLF-terminated command lines with a length limit, for POP3 (whose commands
-//! are single lines) and for IMAP's raw continuation lines.
+//! are single lines), IMAP's raw continuation lines and ManageSieve, and the octets of a
+//! literal.
 
 use std::io;
 
@@ -54,6 +55,37 @@ impl LineReader {
         }
     }
 
+    /// Reads the `length` octets of a literal (IMAP, ManageSieve): `Some(None)` when
+    /// there are more than `keep` (they are read and dropped, to stay in step with the
+    /// client), `None` when the client left.
+    pub async fn read_octets<C: AsyncRead + Unpin>(
+        &mut self,
+        conn: &mut C,
+        length: usize,
+        keep: usize,
+    ) -> io::Result<Option<Option<Vec<u8>>>> {
+        let keeping = length <= keep;
+        let buffered = self.buffer.len().min(length);
+        let mut kept: Vec<u8> = self.buffer.drain(..buffered).collect();
+        if !keeping {
+            kept.clear();
+        }
+        let mut left = length - buffered;
+        let mut chunk = [0u8; 8192];
+        while left > 0 {
+            let want = left.min(chunk.len());
+            let n = conn.read(&mut chunk[..want]).await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            if keeping {
+                kept.extend_from_slice(&chunk[..n]);
+            }
+            left -= n;
+        }
+        Ok(Some(keeping.then_some(kept)))
+    }
+
     /// Forgets buffered input: after STARTTLS, nothing sent in the clear may be taken as
     /// sent inside TLS (the command-injection attack of CVE-2011-0411).
     pub fn clear(&mut self) {
@@ -65,6 +97,41 @@ impl LineReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn literal_octets_kept_or_dropped_in_step() {
+        let mut input: &[u8] = b"A {5+}\r\nhello\r\nB {9+}\r\nworldwide\r\nC\r\n";
+        let mut reader = LineReader::default();
+        assert_eq!(
+            reader.read(&mut input, 100).await.unwrap(),
+            Line::Text("A {5+}".into())
+        );
+        assert_eq!(
+            reader.read_octets(&mut input, 5, 8).await.unwrap(),
+            Some(Some(b"hello".to_vec()))
+        );
+        assert_eq!(
+            reader.read(&mut input, 100).await.unwrap(),
+            Line::Text("".into())
+        );
+        assert_eq!(
+            reader.read(&mut input, 100).await.unwrap(),
+            Line::Text("B {9+}".into())
+        );
+        assert_eq!(
+            reader.read_octets(&mut input, 9, 8).await.unwrap(),
+            Some(None)
+        );
+        assert_eq!(
+            reader.read(&mut input, 100).await.unwrap(),
+            Line::Text("".into())
+        );
+        assert_eq!(
+            reader.read(&mut input, 100).await.unwrap(),
+            Line::Text("C".into())
+        );
+        assert_eq!(reader.read_octets(&mut input, 3, 8).await.unwrap(), None);
+    }
 
     #[tokio::test]
     async fn lines_pipelined_and_too_long() {

@@ -137,7 +137,7 @@ pub fn part(at: i64, offset: i32, name: &str) -> Option<String> {
             let weekday = DAYS[days.rem_euclid(7) as usize];
             let month_name = MONTHS[(month - 1) as usize];
             format!(
-                "{weekday}, {day} {month_name} {year:04} {hour:02}:{minute:02}:{second:02} {sign}{zh:02}{zm:02}"
+                "{weekday}, {day:02} {month_name} {year:04} {hour:02}:{minute:02}:{second:02} {sign}{zh:02}{zm:02}"
             )
         }
         "zone" => format!("{sign}{zh:02}{zm:02}"),
@@ -166,6 +166,10 @@ mod tests {
         assert_eq!(
             part(d.unix, d.offset, "std11").unwrap(),
             "Sat, 13 Mar 2010 16:59:00 +0100"
+        );
+        assert_eq!(
+            part(d.unix - 12 * 86_400, d.offset, "std11").unwrap(),
+            "Mon, 01 Mar 2010 16:59:00 +0100"
         );
         assert_eq!(part(d.unix, -330, "zone").unwrap(), "-0530");
         assert!(part(0, 0, "fortnight").is_none());

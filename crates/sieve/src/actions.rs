@@ -92,31 +92,15 @@ impl ActionSet {
     }
 
     /// Adds an action; `cancels_keep` is false for `:copy` (RFC 3894 §3) and vacation.
+    /// A repeat of an action already taken is dropped (§2.10.3) before it can cancel the
+    /// implicit keep, as Pigeonhole does; a repeated store only brings its flags.
     pub fn add(&mut self, action: Action, cancels_keep: bool) -> Result<(), RuntimeError> {
         self.check_conflicts(&action)?;
-        if cancels_keep {
-            self.implicit_keep = false;
-        }
-        if let Some(target) = action.store_target() {
-            let existing = self
-                .actions
-                .iter_mut()
-                .find(|a| a.store_target().is_some_and(|t| same_mailbox(t, target)));
-            if let Some(existing) = existing {
-                merge_store(existing, action);
-                return Ok(());
-            }
-        }
-        if self.actions.contains(&action)
-            || (action == Action::Discard && self.actions.contains(&Action::Discard))
-        {
+        if let Some(existing) = self.actions.iter_mut().find(|a| repeats(a, &action)) {
+            merge_store(existing, action);
             return Ok(());
         }
-        if let Action::Redirect { address, copy } = &action {
-            if let Some(Action::Redirect { copy: seen_copy, .. }) = self.actions.iter_mut().find(|a| matches!(a, Action::Redirect { address: seen, .. } if seen.eq_ignore_ascii_case(address))) {
-                *seen_copy &= *copy;
-                return Ok(());
-            }
+        if let Action::Redirect { .. } = action {
             let redirects = self
                 .actions
                 .iter()
@@ -128,6 +112,9 @@ impl ActionSet {
         }
         if self.actions.len() >= self.max_actions {
             return Err(RuntimeError::TooManyActions(self.max_actions));
+        }
+        if cancels_keep {
+            self.implicit_keep = false;
         }
         self.actions.push(action);
         Ok(())
@@ -176,30 +163,36 @@ impl ActionSet {
     }
 }
 
+/// Whether `new` does what `existing` already does: stores into the same mailbox
+/// (§4.1), redirects to the same address (§4.2), or discards again.
+fn repeats(existing: &Action, new: &Action) -> bool {
+    match (existing.store_target(), new.store_target()) {
+        (Some(a), Some(b)) => return same_mailbox(a, b),
+        (None, None) => {}
+        _ => return false,
+    }
+    match (existing, new) {
+        (Action::Redirect { address: a, .. }, Action::Redirect { address: b, .. }) => {
+            a.eq_ignore_ascii_case(b)
+        }
+        (Action::Discard, Action::Discard) => true,
+        _ => false,
+    }
+}
+
 /// A second store into the same mailbox is one delivery; its flags replace the
 /// earlier ones, as in Pigeonhole.
 fn merge_store(existing: &mut Action, new: Action) {
-    let (new_flags, new_create, new_copy) = match new {
-        Action::Keep { flags } => (flags, false, false),
-        Action::FileInto {
-            flags,
-            create,
-            copy,
-            ..
-        } => (flags, create, copy),
+    let (new_flags, new_create) = match new {
+        Action::Keep { flags } => (flags, false),
+        Action::FileInto { flags, create, .. } => (flags, create),
         _ => return,
     };
     match existing {
         Action::Keep { flags } => *flags = new_flags,
-        Action::FileInto {
-            flags,
-            create,
-            copy,
-            ..
-        } => {
+        Action::FileInto { flags, create, .. } => {
             *flags = new_flags;
             *create |= new_create;
-            *copy &= new_copy;
         }
         _ => {}
     }

@@ -176,12 +176,12 @@ pub enum Test {
         keys: Vec<String>,
         matcher: Matcher,
     },
-    SpamTest {
+    Spam {
         percent: bool,
         value: String,
         matcher: Matcher,
     },
-    VirusTest {
+    Virus {
         value: String,
         matcher: Matcher,
     },

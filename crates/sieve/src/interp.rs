@@ -433,7 +433,7 @@ impl Run<'_, '_> {
                 };
                 (vec![value], keys, matcher)
             }
-            Test::SpamTest {
+            Test::Spam {
                 percent,
                 value,
                 matcher,
@@ -442,7 +442,7 @@ impl Run<'_, '_> {
                 std::slice::from_ref(value),
                 matcher,
             ),
-            Test::VirusTest { value, matcher } => {
+            Test::Virus { value, matcher } => {
                 let verdict = self.ctx.virus.map_or(0, |v| v.clamp(1, 5));
                 (
                     vec![verdict.to_string()],

@@ -275,7 +275,7 @@ mod tests {
     #[test]
     fn glob_stays_polynomial() {
         let value = "a".repeat(5000);
-        assert!(matches(&value, &"*a".repeat(50).replace("a*a", "a*a")).is_some());
+        assert!(matches(&value, &"*a".repeat(50)).is_some());
         assert!(matches(&value, &("*a".repeat(40) + "b")).is_none());
     }
 

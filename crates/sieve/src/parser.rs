@@ -162,10 +162,7 @@ impl Parser<'_> {
     /// Arguments, then an optional test or parenthesised test list (§8.2).
     fn arguments(&mut self, depth: usize) -> Result<(Vec<Arg>, Vec<Node>), CompileError> {
         let mut args = Vec::new();
-        loop {
-            let Some(next) = self.peek().cloned() else {
-                break;
-            };
+        while let Some(next) = self.peek().cloned() {
             match next.token {
                 Token::Tag(tag) => {
                     self.at += 1;

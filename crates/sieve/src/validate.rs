@@ -817,13 +817,13 @@ impl Validator<'_> {
                 let [value] = positional::<1>(node, args)?;
                 let (value, matcher) = (string(&value)?, matcher(node, &tags)?);
                 if name == "spamtest" {
-                    Test::SpamTest {
+                    Test::Spam {
                         percent: !rest.is_empty(),
                         value,
                         matcher,
                     }
                 } else {
-                    Test::VirusTest { value, matcher }
+                    Test::Virus { value, matcher }
                 }
             }
             "string" => {

@@ -3,7 +3,9 @@
 //! message, and its printed actions must equal ours once both are written the same way.
 //!
 //! A script's first comment lines choose its message (`# message: plain.eml`) and the
-//! envelope sender (`# from: ...`); the recipient is always bob@example.com. The
+//! envelope sender (`# from: ...`); the recipient is always bob@example.com. The null
+//! sender cannot be compared: sieve-test refuses `-f <>` and, given none, takes the
+//! From field; tests/table.rs covers it. The
 //! messages' X-Spam-Score and X-Virus-Score fields are the "checking stage's verdict"
 //! both sides read: Pigeonhole through its spamtest settings, ours through `Context`.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]

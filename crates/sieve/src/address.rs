@@ -61,6 +61,20 @@ impl Mailbox {
     }
 }
 
+/// A rough RFC 5321 mailbox check for redirect targets: something on both sides of
+/// an `@`, no blanks or control characters.
+pub fn is_plausible_mailbox(address: &str) -> bool {
+    let inner = address.trim().trim_start_matches('<').trim_end_matches('>');
+    match inner.rsplit_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !inner.chars().any(|c| c.is_whitespace() || c.is_control())
+        }
+        None => false,
+    }
+}
+
 fn unquote(local: &str) -> String {
     match local.strip_prefix('"').and_then(|l| l.strip_suffix('"')) {
         Some(inner) => {

@@ -41,6 +41,8 @@ pub enum RuntimeError {
     TooManyRedirects(usize),
     #[error("{0}")]
     Conflict(String),
+    #[error("redirect address '{0}' is invalid")]
+    InvalidAddress(String),
     #[error("included script '{name}' {problem}")]
     Include { name: String, problem: String },
 }

@@ -137,6 +137,10 @@ impl Run<'_, '_> {
             }
             Command::Redirect { address, copy } => {
                 let address = expand(frame, address, &self.globals);
+                // §4.2: checked again once variables have had their say.
+                if !address::is_plausible_mailbox(&address) {
+                    return Err(RuntimeError::InvalidAddress(address));
+                }
                 self.actions.add(
                     Action::Redirect {
                         address,

@@ -1,6 +1,8 @@
 //! The parts of a message the tests read: header fields (unfolded, RFC 2047 decoded as
 //! RFC 5228 §2.7.2 asks), the size, and the body for `body` (RFC 5173).
 
+use std::cell::OnceCell;
+
 use base64::Engine as _;
 use mail_parser::MimeHeaders as _;
 
@@ -9,6 +11,7 @@ pub struct Message<'a> {
     raw: &'a [u8],
     headers: Vec<(String, String)>,
     body_start: usize,
+    parts: OnceCell<Vec<BodyPart>>,
 }
 
 impl<'a> Message<'a> {
@@ -18,6 +21,7 @@ impl<'a> Message<'a> {
             raw,
             headers,
             body_start,
+            parts: OnceCell::new(),
         }
     }
 
@@ -54,44 +58,55 @@ impl<'a> Message<'a> {
     /// (RFC 5173 §5.2: "" selects all, "text" every text/*, "text/plain" that type);
     /// `None` asks for the text parts (`:text`).
     pub fn body_parts(&self, wanted: Option<&[String]>) -> Vec<String> {
-        let Some(parsed) = mail_parser::MessageParser::default().parse(self.raw) else {
-            return Vec::new();
+        let parts = self.parts.get_or_init(|| leaf_parts(self.raw));
+        let selects = |part: &BodyPart| match wanted {
+            None => part.main == "text",
+            Some(types) => types.iter().any(|t| {
+                let t = t.to_ascii_lowercase();
+                t.is_empty() || t == part.main || t == format!("{}/{}", part.main, part.sub)
+            }),
         };
-        let mut out = Vec::new();
-        for part in &parsed.parts {
-            if matches!(part.body, mail_parser::PartType::Multipart(_)) {
-                continue;
-            }
-            let (main, sub) = match part.content_type() {
-                Some(ct) => (
-                    ct.ctype().to_ascii_lowercase(),
-                    ct.subtype().unwrap_or_default().to_ascii_lowercase(),
-                ),
-                None => ("text".to_owned(), "plain".to_owned()),
-            };
-            let selected = match wanted {
-                None => main == "text",
-                Some(types) => types.iter().any(|t| {
-                    let t = t.to_ascii_lowercase();
-                    t.is_empty() || t == main || t == format!("{main}/{sub}")
-                }),
-            };
-            if !selected {
-                continue;
-            }
-            match &part.body {
-                mail_parser::PartType::Text(text) | mail_parser::PartType::Html(text) => {
-                    out.push(text.to_string())
-                }
-                mail_parser::PartType::Binary(bytes)
-                | mail_parser::PartType::InlineBinary(bytes) => {
-                    out.push(String::from_utf8_lossy(bytes).into_owned())
-                }
-                _ => {}
-            }
-        }
-        out
+        parts
+            .iter()
+            .filter(|p| selects(p))
+            .map(|p| p.text.clone())
+            .collect()
     }
+}
+
+/// One leaf MIME part: its content type, lowercased, and its decoded content.
+struct BodyPart {
+    main: String,
+    sub: String,
+    text: String,
+}
+
+/// The leaf parts of a message, read once per run however many `body` tests ask.
+fn leaf_parts(raw: &[u8]) -> Vec<BodyPart> {
+    let Some(parsed) = mail_parser::MessageParser::default().parse(raw) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for part in &parsed.parts {
+        let text = match &part.body {
+            mail_parser::PartType::Text(text) | mail_parser::PartType::Html(text) => {
+                text.to_string()
+            }
+            mail_parser::PartType::Binary(bytes) | mail_parser::PartType::InlineBinary(bytes) => {
+                String::from_utf8_lossy(bytes).into_owned()
+            }
+            _ => continue,
+        };
+        let (main, sub) = match part.content_type() {
+            Some(ct) => (
+                ct.ctype().to_ascii_lowercase(),
+                ct.subtype().unwrap_or_default().to_ascii_lowercase(),
+            ),
+            None => ("text".to_owned(), "plain".to_owned()),
+        };
+        out.push(BodyPart { main, sub, text });
+    }
+    out
 }
 
 /// The header fields, unfolded (RFC 5322 §2.2.3), and where the body starts.

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::address::AddressPart;
+use crate::address::{self, AddressPart};
 use crate::ast::{
     BodyTransform, Command, FlagOp, Location, Modifier, Script, Test, VacationSpec, Zone,
 };
@@ -295,7 +295,7 @@ impl Validator<'_> {
                 let address = string(&address)?;
                 // §4.2: the address must be a valid RFC 5322 address; checked here when
                 // no variable can still change it.
-                if !address.contains("${") && !plausible_address(&address) {
+                if !address.contains("${") && !address::is_plausible_mailbox(&address) {
                     return Err(error(
                         address_pos,
                         format!("specified redirect address '{address}' is invalid"),
@@ -882,19 +882,6 @@ fn matcher(node: &Node, tags: &MatchTags) -> Result<Matcher, CompileError> {
         ));
     }
     Ok(found)
-}
-
-/// A rough RFC 5321 mailbox check: something on both sides of an `@`, no blanks.
-fn plausible_address(address: &str) -> bool {
-    let inner = address.trim().trim_start_matches('<').trim_end_matches('>');
-    match inner.rsplit_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && !domain.is_empty()
-                && !inner.chars().any(|c| c.is_whitespace() || c.is_control())
-        }
-        None => false,
-    }
 }
 
 fn positional<const N: usize>(node: &Node, args: Vec<Arg>) -> Result<[Arg; N], CompileError> {

@@ -1,5 +1,6 @@
 //! Any script text: compiling returns a script or a positioned error, never panics,
-//! and a script that compiles runs on a small message within its limits.
+//! and a script that compiles runs within its limits on the message after the first
+//! NUL byte of the input (a small fixed one when there is none).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -8,7 +9,11 @@ use posthorn_sieve::{Context, Envelope, Extensions, Limits, Now, compile, run};
 const MESSAGE: &[u8] = b"From: A <a+x@example.org>\r\nTo: b@example.com\r\nSubject: =?UTF-8?Q?hi?=\r\nDate: Sat, 13 Mar 2010 16:59:07 +0100\r\n\r\nbody\r\n";
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
+    let (script, message) = match data.iter().position(|&b| b == 0) {
+        Some(nul) => (&data[..nul], &data[nul + 1..]),
+        None => (data, MESSAGE),
+    };
+    let Ok(text) = std::str::from_utf8(script) else {
         return;
     };
     let limits = Limits {
@@ -25,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
             };
             let include = |name: &str, _| (name == "self").then(|| text.to_owned());
             let ctx = Context {
-                message: MESSAGE,
+                message,
                 envelope: &envelope,
                 spam_score: Some(5.0),
                 virus: None,

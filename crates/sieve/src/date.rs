@@ -32,7 +32,7 @@ pub fn parse_rfc5322(value: &str) -> Option<DateTime> {
     let minute: i64 = time.next()?.parse().ok()?;
     let second: i64 = time.next().map_or(Some(0), |s| s.parse().ok())?;
     let offset = zone_offset(words.next().unwrap_or("-0000"))?;
-    if !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=31).contains(&day) || !(0..=9999).contains(&year) || hour > 23 || minute > 59 || second > 60 {
         return None;
     }
     let local = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
@@ -182,5 +182,6 @@ mod tests {
         assert_eq!(part(d.unix, 0, "hour").unwrap(), "05");
         assert!(parse_rfc5322("yesterday").is_none());
         assert!(parse_rfc5322("32 Jan 2020 00:00 +0000").is_none());
+        assert!(parse_rfc5322("1 Jan 99999999999999 00:00 +0000").is_none());
     }
 }

@@ -1,7 +1,5 @@
 //! What can go wrong: at compile time with a position, at run time with a reason.
 
-use std::fmt;
-
 /// A place in a script, 1-based.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Pos {
@@ -45,10 +43,4 @@ pub enum RuntimeError {
     InvalidAddress(String),
     #[error("included script '{name}' {problem}")]
     Include { name: String, problem: String },
-}
-
-impl fmt::Display for Pos {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}, column {}", self.line, self.column)
-    }
 }

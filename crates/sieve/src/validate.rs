@@ -349,14 +349,15 @@ impl Validator<'_> {
                     matches!(t, "personal" | "global" | "once" | "optional")
                         .then_some(Want::Nothing)
                 })?;
-                let has = |tag: &str| split.tags.iter().any(|t| t.name == tag);
+                let tags: Vec<&str> = split.tags.iter().map(|t| t.name.as_str()).collect();
+                let has = |tag: &str| tags.contains(&tag);
                 if has("personal") && has("global") {
                     return Err(error(
                         node.pos,
                         "include: :personal and :global cannot be combined",
                     ));
                 }
-                let [script] = positional::<1>(node, split.positional.clone())?;
+                let [script] = positional::<1>(node, split.positional)?;
                 let location = if has("global") {
                     Location::Global
                 } else {
@@ -890,13 +891,8 @@ fn positional<const N: usize>(node: &Node, args: Vec<Arg>) -> Result<[Arg; N], C
         error(
             node.pos,
             format!(
-                "the {} {} takes {N} positional argument(s), found {count}",
-                node.name,
-                if node.block.is_some() {
-                    "command"
-                } else {
-                    "command or test"
-                }
+                "'{}' takes {N} positional argument(s), found {count}",
+                node.name
             ),
         )
     })

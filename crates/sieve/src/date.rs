@@ -32,7 +32,12 @@ pub fn parse_rfc5322(value: &str) -> Option<DateTime> {
     let minute: i64 = time.next()?.parse().ok()?;
     let second: i64 = time.next().map_or(Some(0), |s| s.parse().ok())?;
     let offset = zone_offset(words.next().unwrap_or("-0000"))?;
-    if !(1..=31).contains(&day) || !(0..=9999).contains(&year) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=31).contains(&day)
+        || !(0..=9999).contains(&year)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return None;
     }
     let local = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
@@ -126,6 +131,10 @@ pub fn part(at: i64, offset: i32, name: &str) -> Option<String> {
         "minute" => format!("{minute:02}"),
         "second" => format!("{second:02}"),
         "time" => format!("{hour:02}:{minute:02}:{second:02}"),
+        // RFC 3339 §5.6 as Pigeonhole writes it: "Z" for UTC.
+        "iso8601" if offset == 0 => {
+            format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
+        }
         "iso8601" => format!(
             "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}{sign}{zh:02}:{zm:02}"
         ),

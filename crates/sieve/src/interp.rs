@@ -127,8 +127,15 @@ impl Run<'_, '_> {
                 copy,
                 create,
             } => {
+                let mailbox = expand(frame, mailbox, &self.globals);
+                // RFC 3501 §5.1: INBOX is one mailbox however it is spelled.
+                let mailbox = if mailbox.eq_ignore_ascii_case("INBOX") {
+                    "INBOX".to_owned()
+                } else {
+                    mailbox
+                };
                 let action = Action::FileInto {
-                    mailbox: expand(frame, mailbox, &self.globals),
+                    mailbox,
                     flags: self.flags_for(flags.as_deref(), frame),
                     create: *create,
                     copy: *copy,
@@ -246,11 +253,17 @@ impl Run<'_, '_> {
         if vacation::refusal(&self.message, &self.ctx.envelope.from, &own).is_some() {
             return Ok(());
         }
+        // The default handle is made from the arguments as written, before variables
+        // are expanded, so one vacation keeps one record whatever it quotes (as in
+        // Pigeonhole).
         let handle = match &spec.handle {
             Some(handle) => text(handle),
-            None => {
-                vacation::default_handle(&reason, subject.as_deref(), from.as_deref(), spec.mime)
-            }
+            None => vacation::default_handle(
+                &spec.reason,
+                spec.subject.as_deref(),
+                spec.from.as_deref(),
+                spec.mime,
+            ),
         };
         let period = spec.period.unwrap_or(7 * 86_400).clamp(
             self.limits.vacation_min_period,
@@ -484,28 +497,34 @@ impl Run<'_, '_> {
                     .iter()
                     .flat_map(|k| split_flags(k))
                     .collect();
-                return Ok(self.compare(&split_flags(&held), &keys, matcher, frame));
+                return self.compare(&split_flags(&held), &keys, matcher, frame);
             }
         };
         let keys = texts(frame, keys);
-        Ok(self.compare(&values, &keys, matcher, frame))
+        self.compare(&values, &keys, matcher, frame)
     }
 
     /// Matches and, with variables, keeps the `:matches` wildcards' text (RFC 5229 §3.2).
+    /// Every value-key comparison is a step, so long header lists against long key lists
+    /// are bounded too.
     fn compare(
-        &self,
+        &mut self,
         values: &[String],
         keys: &[String],
         matcher: &Matcher,
         frame: &mut Frame<'_>,
-    ) -> bool {
+    ) -> Result<bool, RuntimeError> {
+        self.steps = self
+            .steps
+            .saturating_add((values.len() as u64).saturating_mul(keys.len() as u64));
+        self.step()?;
         let mut captures =
             (frame.script.uses_variables && matcher.kind == MatchKind::Matches).then(Vec::new);
         let matched = matcher.test(values, keys, &mut captures);
         if matched && let Some(found) = captures.filter(|c| !c.is_empty()) {
             frame.captures = found;
         }
-        matched
+        Ok(matched)
     }
 
     fn envelope_part(&self, part: &str) -> Option<String> {

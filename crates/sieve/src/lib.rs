@@ -74,7 +74,7 @@ pub struct Limits {
     pub max_script_bytes: usize,
     /// Blocks and tests inside one another.
     pub max_nesting: usize,
-    /// Commands and tests executed in one run, includes counted.
+    /// Commands, tests and value-key comparisons in one run, includes counted.
     pub max_steps: u64,
     pub max_actions: usize,
     /// Distinct redirect addresses in one run (RFC 5228 §4.2 wants a bound against

@@ -58,7 +58,7 @@ impl<'a> Message<'a> {
     /// (RFC 5173 §5.2: "" selects all, "text" every text/*, "text/plain" that type);
     /// `None` asks for the text parts (`:text`).
     pub fn body_parts(&self, wanted: Option<&[String]>) -> Vec<String> {
-        let parts = self.parts.get_or_init(|| leaf_parts(self.raw));
+        let parts = self.parts.get_or_init(|| mime_parts(self.raw));
         let selects = |part: &BodyPart| match wanted {
             None => part.main == "text",
             Some(types) => types.iter().any(|t| {
@@ -66,37 +66,33 @@ impl<'a> Message<'a> {
                 t.is_empty() || t == part.main || t == format!("{}/{}", part.main, part.sub)
             }),
         };
-        parts
-            .iter()
-            .filter(|p| selects(p))
-            .map(|p| p.text.clone())
-            .collect()
+        let as_text = |part: &BodyPart| match wanted {
+            // RFC 5173 §5.2: `:text` compares HTML as the text it shows.
+            None if part.sub == "html" => html_to_text(&part.text),
+            _ => part.text.clone(),
+        };
+        parts.iter().filter(|p| selects(p)).map(as_text).collect()
     }
 }
 
-/// One leaf MIME part: its content type, lowercased, and its decoded content.
+/// One MIME part: its content type, lowercased, and its decoded content (for a
+/// multipart, its prologue and epilogue).
 struct BodyPart {
     main: String,
     sub: String,
     text: String,
 }
 
-/// The leaf parts of a message, read once per run however many `body` tests ask.
-fn leaf_parts(raw: &[u8]) -> Vec<BodyPart> {
+/// The parts of a message, read once per run however many `body` tests ask: each leaf
+/// with its decoded content, and each
+/// multipart with its prologue and epilogue, which is what selecting a multipart type
+/// compares (RFC 5173 §5.2).
+fn mime_parts(raw: &[u8]) -> Vec<BodyPart> {
     let Some(parsed) = mail_parser::MessageParser::default().parse(raw) else {
         return Vec::new();
     };
     let mut out = Vec::new();
     for part in &parsed.parts {
-        let text = match &part.body {
-            mail_parser::PartType::Text(text) | mail_parser::PartType::Html(text) => {
-                text.to_string()
-            }
-            mail_parser::PartType::Binary(bytes) | mail_parser::PartType::InlineBinary(bytes) => {
-                String::from_utf8_lossy(bytes).into_owned()
-            }
-            _ => continue,
-        };
         let (main, sub) = match part.content_type() {
             Some(ct) => (
                 ct.ctype().to_ascii_lowercase(),
@@ -104,8 +100,116 @@ fn leaf_parts(raw: &[u8]) -> Vec<BodyPart> {
             ),
             None => ("text".to_owned(), "plain".to_owned()),
         };
+        let text = match &part.body {
+            mail_parser::PartType::Text(text) => text.to_string(),
+            mail_parser::PartType::Html(html) => html.to_string(),
+            mail_parser::PartType::Binary(bytes) | mail_parser::PartType::InlineBinary(bytes) => {
+                String::from_utf8_lossy(bytes).into_owned()
+            }
+            mail_parser::PartType::Multipart(_) => {
+                let body = raw
+                    .get(part.offset_body as usize..part.offset_end as usize)
+                    .unwrap_or_default();
+                let boundary = part
+                    .content_type()
+                    .and_then(|ct| ct.attribute("boundary"))
+                    .unwrap_or_default();
+                outside_parts(&String::from_utf8_lossy(body), boundary)
+            }
+            mail_parser::PartType::Message(_) => continue,
+        };
         out.push(BodyPart { main, sub, text });
     }
+    out
+}
+
+/// A multipart body's prologue and epilogue: the text before the first boundary line
+/// and after the closing one (RFC 2046 §5.1.1).
+fn outside_parts(body: &str, boundary: &str) -> String {
+    if boundary.is_empty() {
+        return String::new();
+    }
+    let open = format!("--{boundary}");
+    let close = format!("--{boundary}--");
+    let prologue = body.find(&open).map_or(body, |at| &body[..at]);
+    let epilogue = body.find(&close).map_or("", |at| {
+        body[at + close.len()..].trim_start_matches(['\r', '\n'])
+    });
+    format!("{prologue}{epilogue}")
+}
+
+/// Markup removed (and `script`/`style` content with it), the common entities
+/// decoded: the words of an HTML part.
+fn html_to_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&decode_entities(&rest[..open]));
+        let after = &rest[open..];
+        let lower = after.get(..8).unwrap_or(after).to_ascii_lowercase();
+        let skip_to = if lower.starts_with("<script") {
+            Some("</script>")
+        } else if lower.starts_with("<style") {
+            Some("</style>")
+        } else {
+            None
+        };
+        let end = match skip_to {
+            Some(closing) => after
+                .to_ascii_lowercase()
+                .find(closing)
+                .map(|at| at + closing.len()),
+            None => after.find('>').map(|at| at + 1),
+        };
+        match end {
+            Some(end) => rest = &after[end..],
+            None => return out,
+        }
+    }
+    out.push_str(&decode_entities(rest));
+    out
+}
+
+fn decode_entities(text: &str) -> String {
+    if !text.contains('&') {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        let after = &rest[amp + 1..];
+        let entity = after
+            .find(';')
+            .filter(|&end| end <= 8)
+            .map(|end| (&after[..end], end));
+        let decoded = entity.and_then(|(name, _)| match name {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            "nbsp" => Some(' '),
+            _ => name
+                .strip_prefix('#')
+                .and_then(|n| match n.strip_prefix(['x', 'X']) {
+                    Some(hex) => u32::from_str_radix(hex, 16).ok(),
+                    None => n.parse().ok(),
+                })
+                .and_then(char::from_u32),
+        });
+        match (decoded, entity) {
+            (Some(c), Some((_, end))) => {
+                out.push(c);
+                rest = &after[end + 1..];
+            }
+            _ => {
+                out.push('&');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
     out
 }
 
@@ -251,6 +355,18 @@ mod tests {
         assert!(m.has("from") && !m.has("to"));
         assert_eq!(m.raw_body(), "Body\r\n");
         assert_eq!(m.body_parts(None), vec!["Body\r\n"]);
+    }
+
+    #[test]
+    fn html_becomes_text() {
+        assert_eq!(
+            html_to_text("<p>a &amp; <b>b</b>&#33;</p><style>x{}</style>&bogus;"),
+            "a & b!&bogus;"
+        );
+        assert_eq!(
+            outside_parts("pro\r\n--b\r\nx\r\n--b--\r\nepi\r\n", "b"),
+            "pro\r\nepi\r\n"
+        );
     }
 
     #[test]

@@ -336,10 +336,10 @@ impl Validator<'_> {
                     _ => FlagOp::Remove,
                 };
                 let split = self.split(node, "command", |_| None)?;
-                let (variable, flags) = self.flag_arguments(node, split.positional)?;
+                let (variable, flags) = self.flag_arguments(node, split.positional, false)?;
                 Command::Flags {
                     op,
-                    variable,
+                    variable: variable.into_iter().next(),
                     flags,
                 }
             }
@@ -423,33 +423,39 @@ impl Validator<'_> {
         }
     }
 
-    /// `[<variablename: string>] <list-of-flags: string-list>` (RFC 5232 §3, §4).
+    /// `[<variablename>] <list-of-flags: string-list>` (RFC 5232 §3); `hasflag` takes a
+    /// list of variable names (§4), the other commands one.
     fn flag_arguments(
         &self,
         node: &Node,
         args: Vec<Arg>,
-    ) -> Result<(Option<String>, Vec<String>), CompileError> {
+        many: bool,
+    ) -> Result<(Vec<String>, Vec<String>), CompileError> {
         match args.as_slice() {
-            [flags] => Ok((None, list(flags)?)),
-            [variable, flags] => {
+            [flags] => Ok((Vec::new(), list(flags)?)),
+            [variables, flags] => {
                 self.need(
                     Extension::Variables,
-                    variable.pos(),
+                    variables.pos(),
                     "a flag variable needs variables",
                 )?;
-                let name = string(variable)?;
-                if !variables::is_assignable(&name) {
+                let names = if many {
+                    list(variables)?
+                } else {
+                    vec![string(variables)?]
+                };
+                if let Some(bad) = names.iter().find(|n| !variables::is_assignable(n)) {
                     return Err(error(
-                        variable.pos(),
-                        format!("invalid variable name '{name}'"),
+                        variables.pos(),
+                        format!("invalid variable name '{bad}'"),
                     ));
                 }
-                Ok((Some(name), list(flags)?))
+                Ok((names, list(flags)?))
             }
             _ => Err(error(
                 node.pos,
                 format!(
-                    "the {} takes an optional variable name and a list of flags",
+                    "'{}' takes an optional variable name and a list of flags",
                     node.name
                 ),
             )),
@@ -842,9 +848,9 @@ impl Validator<'_> {
                 no_tests(node)?;
                 self.need(Extension::Imap4Flags, node.pos, &unknown())?;
                 let (tags, _, args) = self.split_matching(node, false, |_| None)?;
-                let (variable, keys) = self.flag_arguments(node, args)?;
+                let (variables, keys) = self.flag_arguments(node, args, true)?;
                 Test::HasFlag {
-                    variables: variable.into_iter().collect(),
+                    variables,
                     keys,
                     matcher: matcher(node, &tags)?,
                 }

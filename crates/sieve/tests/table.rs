@@ -167,6 +167,18 @@ fn limits_stop_runaway_scripts() {
         run_with("keep; keep; keep; keep; keep; keep;", "a@b.c", &tight),
         Err(RuntimeError::TooManySteps(5))
     );
+    let many_keys = format!(
+        "if header :is \"subject\" [{}] {{ keep; }}",
+        vec!["\"k\""; 50].join(",")
+    );
+    let tight = Limits {
+        max_steps: 40,
+        ..Limits::default()
+    };
+    assert_eq!(
+        run_with(&many_keys, "a@b.c", &tight),
+        Err(RuntimeError::TooManySteps(40))
+    );
     let few = Limits {
         max_actions: 2,
         ..Limits::default()

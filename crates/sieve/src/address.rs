@@ -61,6 +61,29 @@ impl Mailbox {
     }
 }
 
+/// The header fields the `address` test may read: RFC 5228 §5.1 requires the RFC 5322
+/// ones and lets an implementation restrict the test to fields that hold addresses;
+/// this is Pigeonhole's list.
+pub fn is_address_field(name: &str) -> bool {
+    const FIELDS: [&str; 14] = [
+        "from",
+        "sender",
+        "reply-to",
+        "to",
+        "cc",
+        "bcc",
+        "resent-from",
+        "resent-sender",
+        "resent-to",
+        "resent-cc",
+        "resent-bcc",
+        "delivered-to",
+        "x-original-to",
+        "errors-to",
+    ];
+    FIELDS.iter().any(|f| f.eq_ignore_ascii_case(name))
+}
+
 /// A rough RFC 5321 mailbox check for redirect targets: something on both sides of
 /// an `@`, no blanks or control characters.
 pub fn is_plausible_mailbox(address: &str) -> bool {

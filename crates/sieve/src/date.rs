@@ -86,6 +86,21 @@ pub fn zone_offset(zone: &str) -> Option<i32> {
     Some(hours * 60)
 }
 
+/// The offset a `:zone` argument names (RFC 5260 §4.1: `+hhmm` or `-hhmm`), taken as
+/// arithmetic as Pigeonhole does ("+0160" is two hours); `None` when it is no such
+/// thing, and the local zone then applies.
+pub fn zone_argument(zone: &str) -> Option<i32> {
+    let bytes = zone.as_bytes();
+    if bytes.len() != 5
+        || !matches!(bytes[0], b'+' | b'-')
+        || !bytes[1..].iter().all(u8::is_ascii_digit)
+    {
+        return None;
+    }
+    let total = zone[1..3].parse::<i32>().ok()? * 60 + zone[3..5].parse::<i32>().ok()?;
+    Some(if bytes[0] == b'-' { -total } else { total })
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date.
 fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
@@ -182,6 +197,9 @@ mod tests {
         );
         assert_eq!(part(d.unix, -330, "zone").unwrap(), "-0530");
         assert!(part(0, 0, "fortnight").is_none());
+        assert_eq!(zone_argument("+0160"), Some(120));
+        assert_eq!(zone_argument("-0530"), Some(-330));
+        assert_eq!(zone_argument("garbage"), None);
     }
 
     #[test]

@@ -547,8 +547,8 @@ impl Run<'_, '_> {
         let offset = match zone {
             Zone::Local => self.ctx.now.offset_minutes,
             Zone::Original => at.offset,
-            Zone::Fixed(zone) => date::zone_offset(&expand(frame, zone, &self.globals))
-                .filter(|_| zone.starts_with(['+', '-']))?,
+            Zone::Fixed(zone) => date::zone_argument(&expand(frame, zone, &self.globals))
+                .unwrap_or(self.ctx.now.offset_minutes),
         };
         date::part(at.unix, offset, part)
     }

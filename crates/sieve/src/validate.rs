@@ -709,6 +709,15 @@ impl Validator<'_> {
                 let (names_pos, names, keys) = (names.pos(), list(&names)?, list(&keys)?);
                 let (part, matcher) = (tags.part.unwrap_or_default(), matcher(node, &tags)?);
                 if name == "address" {
+                    if let Some(bad) = names
+                        .iter()
+                        .find(|n| !n.contains("${") && !address::is_address_field(n))
+                    {
+                        return Err(error(
+                            names_pos,
+                            format!("specified header '{bad}' is not allowed for the address test"),
+                        ));
+                    }
                     Test::Address {
                         names,
                         keys,

@@ -1,0 +1,5 @@
+# message: plain.eml
+require ["fileinto", "mailbox"];
+fileinto :create "Archive/2010";
+stop;
+fileinto "Never";

@@ -1,0 +1,4 @@
+# message: plain.eml
+require ["copy", "fileinto"];
+redirect :copy "archive@example.net";
+fileinto :copy "Copies";

@@ -1,0 +1,3 @@
+# message: autoreply.eml
+require "vacation";
+vacation "I am away.";

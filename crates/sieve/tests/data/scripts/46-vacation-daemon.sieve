@@ -1,0 +1,4 @@
+# message: plain.eml
+# from: MAILER-DAEMON@example.org
+require "vacation";
+vacation "Away";

@@ -1,0 +1,5 @@
+# message: plain.eml
+require ["fileinto", "copy"];
+fileinto :copy "Box";
+fileinto "Box";
+redirect :copy "x@example.net";

@@ -1,0 +1,4 @@
+# message: spam.eml
+require "reject";
+reject "no";
+discard;

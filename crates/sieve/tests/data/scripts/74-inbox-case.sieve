@@ -1,0 +1,5 @@
+# message: plain.eml
+require "fileinto";
+fileinto "inbox";
+keep;
+fileinto "Inbox";

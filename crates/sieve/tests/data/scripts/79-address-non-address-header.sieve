@@ -1,0 +1,3 @@
+# message: plain.eml
+require "fileinto";
+if address :all :contains "subject" "Meeting" { fileinto "AddressOnSubject"; }

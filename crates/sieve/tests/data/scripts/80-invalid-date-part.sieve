@@ -1,0 +1,3 @@
+# message: plain.eml
+require ["date", "fileinto"];
+if date "date" "fortnight" "1" { fileinto "Never"; }

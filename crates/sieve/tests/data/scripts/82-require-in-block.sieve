@@ -1,0 +1,2 @@
+# message: plain.eml
+if true { require "fileinto"; }

@@ -1,0 +1,3 @@
+# message: plain.eml
+require "relational";
+if header :value "bigger" "subject" "a" { discard; }

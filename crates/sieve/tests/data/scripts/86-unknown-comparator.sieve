@@ -1,0 +1,2 @@
+# message: plain.eml
+if header :comparator "i;unicode-casemap" "subject" "a" { discard; }

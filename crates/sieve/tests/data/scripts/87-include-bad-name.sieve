@@ -1,0 +1,3 @@
+# message: plain.eml
+require "include";
+include "../etc/passwd";

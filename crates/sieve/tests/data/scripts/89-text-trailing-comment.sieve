@@ -1,0 +1,6 @@
+# message: plain.eml
+require "reject";
+reject text:   # the reason follows
+Line one
+.
+;

@@ -1,0 +1,3 @@
+# message: plain.eml
+require "envelope";
+if envelope "sender" "x" { discard; }

@@ -1,0 +1,2 @@
+# message: plain.eml
+if false { discard; } else { keep; } elsif true { discard; }

@@ -29,5 +29,5 @@ mod maildir;
 pub mod quota;
 pub mod store;
 
-pub use maildir::{JUNK, create_dir_durable, deliver};
+pub use maildir::{JUNK, create_dir_durable, deliver, deliver_flagged};
 pub use quota::Quota;

@@ -100,6 +100,21 @@ pub fn deliver(
     content: &mut dyn Read,
     content_len: u64,
 ) -> io::Result<PathBuf> {
+    deliver_flagged(root, folder, hostname, header, content, content_len, "")
+}
+
+/// [`deliver`] with Maildir flag letters (`S` seen, `F` flagged...; a Sieve `addflag`):
+/// with any, the message goes into `cur/` as `NAME:2,LETTERS`, as a client that had
+/// read it would leave it; returns that path.
+pub fn deliver_flagged(
+    root: &Path,
+    folder: Option<&str>,
+    hostname: &str,
+    header: &[u8],
+    content: &mut dyn Read,
+    content_len: u64,
+    letters: &str,
+) -> io::Result<PathBuf> {
     let dir = match folder {
         Some(name) => self::folder(root, name),
         None => root.to_path_buf(),
@@ -113,7 +128,11 @@ pub fn deliver(
         let _ = fs::remove_file(&tmp);
         return Err(e);
     }
-    let new = dir.join("new").join(&name);
+    let new = if letters.is_empty() {
+        dir.join("new").join(&name)
+    } else {
+        dir.join("cur").join(format!("{name}:2,{letters}"))
+    };
     let placed = Change::begin(root).and_then(|change| {
         fs::rename(&tmp, &new)?;
         change.added(Usage::one(size));
@@ -123,7 +142,7 @@ pub fn deliver(
         let _ = fs::remove_file(&tmp);
         return Err(e);
     }
-    File::open(dir.join("new"))?.sync_all()?;
+    File::open(new.parent().unwrap_or(&dir))?.sync_all()?;
     Ok(new)
 }
 

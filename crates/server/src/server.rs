@@ -24,6 +24,7 @@ use crate::delivery::local::LocalTransport;
 use crate::delivery::remote::connection::Settings;
 use crate::delivery::remote::tls::TlsClient;
 use crate::delivery::remote::{NextHopPlan, Outbound, OutboundParts};
+use crate::delivery::sieve::Sieve;
 use crate::dns::Dns;
 use crate::inbound::checks::Stage;
 use crate::inbound::checks::milters::Milters;
@@ -93,6 +94,10 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     )
     .context("cannot set up the DNS resolver")?;
     let signer = signer(&config)?;
+    let sieve = Arc::new(
+        Sieve::new(&config)
+            .map_err(|invalid| anyhow::anyhow!("{}: {}", invalid.key, invalid.message))?,
+    );
     let (shutdown_tx, shutdown) = watch::channel(false);
     let queue_parts = queue_parts(
         &config,
@@ -101,6 +106,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         own_listeners,
         dns.clone(),
         signer.clone(),
+        config.sieve.enabled.then(|| Arc::clone(&sieve)),
     )?;
     let (queue, queue_task) = queue::start(queue_parts, recovered, shutdown.clone());
     let admin_task = start_admin(data_dir, &store, &queue, &shutdown);
@@ -118,6 +124,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         &certificates,
         &dns,
         signer,
+        sieve,
     )?;
     let guard = Arc::new(Guard {
         limiter: ConnectionLimiter::new(
@@ -248,6 +255,7 @@ fn start_admin(
 }
 
 /// What every inbound session shares.
+#[allow(clippy::too_many_arguments)]
 fn inbound(
     config: &Config,
     directory: Arc<LiveDirectory>,
@@ -256,6 +264,7 @@ fn inbound(
     certificates: &Arc<Certificates>,
     dns: &Dns,
     signer: Option<Arc<Signer>>,
+    sieve: Arc<Sieve>,
 ) -> anyhow::Result<Arc<Inbound>> {
     let learning = learning(config)?;
     let checks = if config.checks.enabled {
@@ -300,6 +309,7 @@ fn inbound(
         checks,
         flow: Flow::new(config.queue.inflow_window, config.queue.inflow_delay.0),
         learning,
+        sieve,
     }))
 }
 
@@ -406,6 +416,7 @@ fn queue_parts(
     own_listeners: Vec<SocketAddr>,
     dns: Dns,
     signer: Option<Arc<Signer>>,
+    sieve: Option<Arc<Sieve>>,
 ) -> anyhow::Result<queue::Parts> {
     let hostname = config.server.hostname.get_ref().clone();
     let delivery = &config.delivery;
@@ -446,6 +457,7 @@ fn queue_parts(
         Arc::clone(directory),
         hostname.clone(),
         queue.max_hops,
+        sieve,
     );
     Ok(queue::Parts {
         store: Arc::clone(store),

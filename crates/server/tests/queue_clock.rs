@@ -72,6 +72,7 @@ impl Transport for AlwaysLater {
                 let result = JobResult {
                     id: job.envelope.id,
                     outcomes,
+                    spawned: Vec::new(),
                 };
                 next = feed.next(result, None).await;
             }
@@ -151,6 +152,7 @@ impl Life {
                 Arc::clone(&directory),
                 "mx.test".into(),
                 50,
+                None,
             )),
             remote: remote.clone(),
             limits: Limits {

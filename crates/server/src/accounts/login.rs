@@ -46,6 +46,8 @@ pub enum Protocol {
     Pop3,
     /// IMAP LOGIN or AUTHENTICATE.
     Imap,
+    /// ManageSieve AUTHENTICATE.
+    Sieve,
 }
 
 impl fmt::Display for Protocol {
@@ -54,6 +56,7 @@ impl fmt::Display for Protocol {
             Protocol::Smtp => "smtp",
             Protocol::Pop3 => "pop3",
             Protocol::Imap => "imap",
+            Protocol::Sieve => "sieve",
         })
     }
 }

@@ -22,7 +22,7 @@ pub use host::HostSpec;
 pub use mail_auth::{Action, Dkim, DkimKeyConfig, DnsErrors, Verify};
 pub use schema::{
     Account, Auth, Config, DEFAULT_IPV6_PREFIX, Delivery, Domain, Limits, Listener, NextHop,
-    Policy, Queue, Role, SendingLimits, Server, Tls, TlsPolicy,
+    Policy, Queue, Role, SendingLimits, Server, Sieve, Tls, TlsPolicy,
 };
 pub use units::{Size, Span};
 
@@ -88,7 +88,7 @@ mod tests {
     #[test]
     fn empty_config_is_the_embedded_default() {
         let config = Config::embedded();
-        assert_eq!(config.listeners.len(), 7);
+        assert_eq!(config.listeners.len(), 8);
         assert_eq!(
             config.listeners[6].address.get_ref().to_string(),
             "127.0.0.1:9930"

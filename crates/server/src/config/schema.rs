@@ -57,6 +57,9 @@ pub struct Config {
     /// DKIM signing of our users' mail, and ARC sealing of forwarded mail.
     #[serde(default)]
     pub dkim: Dkim,
+    /// Sieve filters at local delivery, and ManageSieve.
+    #[serde(default)]
+    pub sieve: Sieve,
     /// Delivery scheduling.
     #[serde(default)]
     pub queue: Queue,
@@ -156,6 +159,9 @@ pub enum Role {
     Imap,
     /// IMAP with TLS from the first byte (port 993, RFC 8314).
     Imaps,
+    /// ManageSieve (port 4190, RFC 5804), with STARTTLS: clients edit their Sieve
+    /// scripts.
+    Sieve,
 }
 
 impl Role {
@@ -175,7 +181,32 @@ impl fmt::Display for Role {
             Role::Pop3s => "pop3s",
             Role::Imap => "imap",
             Role::Imaps => "imaps",
+            Role::Sieve => "sieve",
         })
+    }
+}
+
+/// `[sieve]`: the filters each account writes (RFC 5228), run at local delivery.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sieve {
+    /// Run each account's active script when mail is delivered to it.
+    pub enabled: bool,
+    /// A script run before each account's own, e.g. to file junk into Junk; when it
+    /// decides where the message goes (anything but keep), the account's script does not
+    /// run.
+    pub before: Option<Spanned<PathBuf>>,
+    /// Addresses one run may redirect to (RFC 5228 §4.2: a bound against loops).
+    pub max_redirects: usize,
+}
+
+impl Default for Sieve {
+    fn default() -> Self {
+        Sieve {
+            enabled: true,
+            before: None,
+            max_redirects: 4,
+        }
     }
 }
 
@@ -511,6 +542,7 @@ fn default_listeners() -> Vec<Listener> {
         (Role::Pop3s, 9950),
         (Role::Imap, 1430),
         (Role::Imaps, 9930),
+        (Role::Sieve, 41900),
     ]
     .into_iter()
     .map(|(role, port)| Listener {

@@ -5,12 +5,15 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use posthorn_proto::Status;
+use posthorn_proto::headers::header_section;
+use posthorn_proto::{ForwardPath, ReversePath, Status};
+use posthorn_sieve::Action;
 use posthorn_spool::{Diagnostic, DsnAction, Envelope, QueueStore, Route};
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::accounts::users::LiveDirectory;
 use crate::delivery::message::QueuedMessage;
+use crate::delivery::sieve::{self, Sieve};
 use crate::queue::policy::Outcome;
 use crate::queue::{Destination, Feed, Job, JobResult, Transport};
 use crate::received::delivery_headers;
@@ -22,38 +25,45 @@ pub struct LocalTransport {
     directory: Arc<LiveDirectory>,
     hostname: String,
     max_hops: usize,
+    /// The accounts' Sieve filters; `None` when `[sieve]` is off.
+    sieve: Option<Arc<Sieve>>,
 }
 
 impl LocalTransport {
-    /// A transport reading from `store`, delivering to the accounts of `directory`.
+    /// A transport reading from `store`, delivering to the accounts of `directory`
+    /// through their Sieve scripts.
     pub fn new(
         store: Arc<dyn QueueStore>,
         directory: Arc<LiveDirectory>,
         hostname: String,
         max_hops: usize,
+        sieve: Option<Arc<Sieve>>,
     ) -> Self {
         LocalTransport {
             store,
             directory,
             hostname,
             max_hops,
+            sieve,
         }
     }
 
-    /// Delivers every recipient of `job`. Blocking.
-    fn deliver(&self, job: &Job) -> Vec<(usize, Outcome)> {
-        let envelope = &job.envelope;
+    /// Delivers every recipient of `job`; with the messages their Sieve scripts wrote.
+    /// Blocking.
+    fn deliver(&self, job: &Job) -> (Vec<(usize, Outcome)>, Vec<Envelope>) {
         let mut first = match QueuedMessage::for_job(self.store.as_ref(), job) {
             Err(e) => {
                 let why = local(
                     Status::new(4, 3, 0),
                     format!("cannot read the queued message: {e}"),
                 );
-                return job
-                    .recipients
-                    .iter()
-                    .map(|&i| (i, Outcome::Deferred(why.clone())))
-                    .collect();
+                let deferred = job.recipients.iter();
+                return (
+                    deferred
+                        .map(|&i| (i, Outcome::Deferred(why.clone())))
+                        .collect(),
+                    Vec::new(),
+                );
             }
             Ok(message) if message.hops() > self.max_hops => {
                 let why = local(
@@ -64,33 +74,40 @@ impl LocalTransport {
                         self.max_hops
                     ),
                 );
-                return job
-                    .recipients
-                    .iter()
-                    .map(|&i| (i, Outcome::Failed(why.clone())))
-                    .collect();
+                let failed = job.recipients.iter();
+                return (
+                    failed.map(|&i| (i, Outcome::Failed(why.clone()))).collect(),
+                    Vec::new(),
+                );
             }
             Ok(message) => Some(message),
         };
-        job.recipients
+        let mut spawned = Vec::new();
+        let outcomes = job
+            .recipients
             .iter()
             .map(|&index| {
                 let message = match first.take() {
                     Some(message) => Ok(message),
                     None => QueuedMessage::for_job(self.store.as_ref(), job),
                 };
-                (index, self.deliver_one(envelope, index, message))
+                (index, self.deliver_one(job, index, message, &mut spawned))
             })
-            .collect()
+            .collect();
+        (outcomes, spawned)
     }
 
-    /// Delivers one copy into a local account's Maildir.
+    /// Delivers one recipient's copy as its Sieve script says (into the inbox without
+    /// one); messages the script makes (redirects, vacation replies) are written into the
+    /// spool and added to `spawned`.
     fn deliver_one(
         &self,
-        envelope: &Envelope,
+        job: &Job,
         index: usize,
         message: std::io::Result<QueuedMessage>,
+        spawned: &mut Vec<Envelope>,
     ) -> Outcome {
+        let envelope = &job.envelope;
         let Some(recipient) = envelope.recipients.get(index) else {
             return Outcome::Failed(local(
                 Status::new(5, 3, 0),
@@ -116,13 +133,10 @@ impl LocalTransport {
                 ));
             }
         };
-        let mut header =
-            delivery_headers(&envelope.sender, &recipient.address.to_string()).into_bytes();
-        header.extend_from_slice(&message.head);
         let mailbox = directory.maildir(account);
-        let folder = envelope.quarantine.then_some(maildir::JUNK);
+        let address = recipient.address.to_string();
         if let Some(quota) = entry.quota {
-            let size = header.len() as u64 + message.rest_len;
+            let size = message.size();
             match maildir::Quota::new(quota).usage(&mailbox) {
                 Ok(used) if used + size > quota => {
                     return Outcome::Deferred(local(
@@ -134,32 +148,276 @@ impl LocalTransport {
                 Err(e) => warn!(account, error = %e, "cannot measure mailbox; delivering anyway"),
             }
         }
-        let mut rest = message.rest;
-        match maildir::deliver(
-            &mailbox,
-            folder,
-            &self.hostname,
-            &header,
-            &mut rest,
-            message.rest_len,
-        ) {
-            Ok(path) => Outcome::Delivered {
-                diagnostic: local(
-                    Status::new(2, 0, 0),
-                    format!(
-                        "delivered to maildir {}",
-                        path.file_name()
-                            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
-                    ),
-                ),
-                dsn: Some(DsnAction::Delivered),
-            },
-            Err(e) => Outcome::Deferred(local(
-                Status::new(4, 3, 0),
-                format!("maildir delivery failed: {e}"),
-            )),
+        let now = crate::clock::unix_now();
+        let actions = match &self.sieve {
+            Some(sieve) => sieve.actions(
+                &mailbox,
+                &sieve::Delivery {
+                    message: &message.head,
+                    sender: &envelope.sender.to_string(),
+                    recipient: &address,
+                    spam_score: sieve::spam_score(header_section(&message.head)),
+                    now: i64::try_from(now).unwrap_or(i64::MAX),
+                },
+            ),
+            None => vec![Action::Keep { flags: Vec::new() }],
+        };
+        let mut message = Some(message);
+        let mut placed = Vec::new();
+        for action in actions {
+            let stored = match action {
+                Action::Keep { flags } => {
+                    let folder = envelope.quarantine.then_some(maildir::JUNK);
+                    self.store_copy(job, &mut message, &mailbox, folder, false, &flags, &address)
+                }
+                Action::FileInto {
+                    mailbox: name,
+                    flags,
+                    create,
+                    ..
+                } => {
+                    let folder = Some(name.as_str()).filter(|n| !n.eq_ignore_ascii_case("INBOX"));
+                    self.store_copy(
+                        job,
+                        &mut message,
+                        &mailbox,
+                        folder,
+                        create,
+                        &flags,
+                        &address,
+                    )
+                }
+                Action::Discard => continue,
+                Action::Reject { reason, .. } => {
+                    info!(queue_id = %envelope.id, recipient = %address, "rejected by the recipient's Sieve script");
+                    return Outcome::Failed(local(Status::new(5, 7, 1), reason));
+                }
+                Action::Redirect { address: to, .. } => {
+                    self.redirect(job, &mut message, &to, &address, now, spawned);
+                    continue;
+                }
+                Action::Vacation(vacation) => {
+                    self.vacation(
+                        &vacation,
+                        &mailbox,
+                        &address,
+                        &mut message,
+                        job,
+                        now,
+                        spawned,
+                    );
+                    continue;
+                }
+            };
+            match stored {
+                Ok(path) => placed.push(path),
+                Err(e) => {
+                    return Outcome::Deferred(local(
+                        Status::new(4, 3, 0),
+                        format!("maildir delivery failed: {e}"),
+                    ));
+                }
+            }
+        }
+        let names: Vec<String> = placed
+            .iter()
+            .filter_map(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect();
+        Outcome::Delivered {
+            diagnostic: local(
+                Status::new(2, 0, 0),
+                if names.is_empty() {
+                    "delivered: discarded by the recipient's Sieve script".to_string()
+                } else {
+                    format!("delivered to maildir {}", names.join(" "))
+                },
+            ),
+            dsn: Some(DsnAction::Delivered),
         }
     }
+
+    /// The message again, for a second copy (the first copy read it through).
+    fn reopen(
+        &self,
+        job: &Job,
+        message: &mut Option<QueuedMessage>,
+    ) -> std::io::Result<QueuedMessage> {
+        match message.take() {
+            Some(message) => Ok(message),
+            None => QueuedMessage::for_job(self.store.as_ref(), job),
+        }
+    }
+
+    /// Stores one copy into `folder` (the inbox when `None`) with Sieve's `flags`. A
+    /// folder that does not exist is made only with `create` (`:create`, RFC 5490 §3.2);
+    /// else the copy goes to the inbox, as Pigeonhole does.
+    #[allow(clippy::too_many_arguments)]
+    fn store_copy(
+        &self,
+        job: &Job,
+        message: &mut Option<QueuedMessage>,
+        root: &std::path::Path,
+        folder: Option<&str>,
+        create: bool,
+        flags: &[String],
+        address: &str,
+    ) -> std::io::Result<std::path::PathBuf> {
+        let store = posthorn_maildir::store::Mailbox::new(root.to_path_buf(), &self.hostname);
+        let folder = match folder {
+            Some(name) if name != maildir::JUNK => match store.folder(name) {
+                Ok(found) => found
+                    .dir()
+                    .file_name()
+                    .map(|n| n.to_string_lossy().trim_start_matches('.').to_string()),
+                Err(_) if create => {
+                    store
+                        .create(name)
+                        .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+                    store
+                        .folder(name)
+                        .map_err(|e| std::io::Error::other(format!("{e:?}")))?
+                        .dir()
+                        .file_name()
+                        .map(|n| n.to_string_lossy().trim_start_matches('.').to_string())
+                }
+                Err(_) => {
+                    warn!(
+                        recipient = address,
+                        folder = name,
+                        "Sieve fileinto a folder that does not exist; delivered to the inbox"
+                    );
+                    None
+                }
+            },
+            other => other.map(str::to_string),
+        };
+        let mut copy = self.reopen(job, message)?;
+        let mut header = delivery_headers(&job.envelope.sender, address).into_bytes();
+        header.extend_from_slice(&copy.head);
+        maildir::deliver_flagged(
+            root,
+            folder.as_deref(),
+            &self.hostname,
+            &header,
+            &mut copy.rest,
+            copy.rest_len,
+            &maildir_letters(flags),
+        )
+    }
+
+    /// Sends a copy on to `to` (Sieve `redirect`), from the original sender, with a trace
+    /// field: each redirect is a hop, so a loop ends at `max_hops`.
+    fn redirect(
+        &self,
+        job: &Job,
+        message: &mut Option<QueuedMessage>,
+        to: &str,
+        address: &str,
+        now: u64,
+        spawned: &mut Vec<Envelope>,
+    ) {
+        let written = posthorn_proto::address::parse_mailbox(to)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .and_then(|to| {
+                let mut copy = self.reopen(job, message)?;
+                let trace = format!(
+                    "Received: by {} (Posthorn Sieve redirect of {address});\r\n\t{}\r\n",
+                    self.hostname,
+                    crate::received::rfc5322_date(now)
+                );
+                let mut content = std::io::Read::chain(copy.head.as_slice(), &mut copy.rest);
+                sieve::reply::write_new(
+                    self.store.as_ref(),
+                    &self.directory.current(),
+                    job.envelope.sender.clone(),
+                    &ForwardPath::Mailbox(to),
+                    trace,
+                    &mut content,
+                    now,
+                )
+            });
+        match written {
+            Ok(Some(envelope)) => spawned.push(envelope),
+            Ok(None) => warn!(
+                recipient = address,
+                to, "Sieve redirect to an unknown local user; dropped"
+            ),
+            Err(e) => warn!(recipient = address, to, error = %e, "cannot write a Sieve redirect"),
+        }
+    }
+
+    /// Sends the vacation reply, unless its sender had one for this vacation within its
+    /// period (RFC 5230 §4.2); from the null sender, as auto-replies go (RFC 3834 §3.3).
+    #[allow(clippy::too_many_arguments)]
+    fn vacation(
+        &self,
+        vacation: &posthorn_sieve::Vacation,
+        root: &std::path::Path,
+        address: &str,
+        message: &mut Option<QueuedMessage>,
+        job: &Job,
+        now: u64,
+        spawned: &mut Vec<Envelope>,
+    ) {
+        let sent = (|| -> std::io::Result<Option<Envelope>> {
+            let to = match posthorn_proto::address::parse_mailbox(&vacation.to) {
+                Ok(to) => to,
+                Err(_) => return Ok(None),
+            };
+            let mut replied = sieve::vacation::Replied::load(root)?;
+            if !replied.may_reply(&vacation.handle, &vacation.to, now) {
+                return Ok(None);
+            }
+            let copy = self.reopen(job, message)?;
+            let reply = sieve::reply::vacation(
+                vacation,
+                address,
+                header_section(&copy.head),
+                &self.hostname,
+                i64::try_from(now).unwrap_or(i64::MAX),
+            )?;
+            *message = Some(copy);
+            let written = sieve::reply::write_new(
+                self.store.as_ref(),
+                &self.directory.current(),
+                ReversePath::Null,
+                &ForwardPath::Mailbox(to),
+                String::new(),
+                &mut reply.as_slice(),
+                now,
+            )?;
+            replied.replied(&vacation.handle, &vacation.to, now, vacation.period_seconds)?;
+            Ok(written)
+        })();
+        match sent {
+            Ok(Some(envelope)) => {
+                info!(recipient = address, to = %vacation.to, reply_id = %envelope.id, "vacation reply queued");
+                spawned.push(envelope);
+            }
+            Ok(None) => {}
+            Err(e) => warn!(recipient = address, error = %e, "cannot send a vacation reply"),
+        }
+    }
+}
+
+/// Sieve's flags (RFC 5232) as Maildir info letters, in the order a name lists them;
+/// keywords have no letter of their own at delivery and are left out.
+fn maildir_letters(flags: &[String]) -> String {
+    let mut letters: Vec<char> = flags
+        .iter()
+        .filter_map(|flag| match flag.to_ascii_lowercase().as_str() {
+            "\\draft" => Some('D'),
+            "\\flagged" => Some('F'),
+            "\\answered" => Some('R'),
+            "\\seen" => Some('S'),
+            "\\deleted" => Some('T'),
+            _ => None,
+        })
+        .collect();
+    letters.sort_unstable();
+    letters.dedup();
+    letters.into_iter().collect()
 }
 
 impl Transport for LocalTransport {
@@ -175,16 +433,28 @@ impl Transport for LocalTransport {
                 let id = job.envelope.id;
                 let me = Arc::clone(&self);
                 let indexes = job.recipients.clone();
-                let outcomes = tokio::task::spawn_blocking(move || me.deliver(&job))
+                let (outcomes, spawned) = tokio::task::spawn_blocking(move || me.deliver(&job))
                     .await
                     .unwrap_or_else(|e| {
                         let why = local(Status::new(4, 3, 0), format!("delivery task failed: {e}"));
-                        indexes
-                            .iter()
-                            .map(|&i| (i, Outcome::Deferred(why.clone())))
-                            .collect()
+                        let deferred = indexes.iter();
+                        (
+                            deferred
+                                .map(|&i| (i, Outcome::Deferred(why.clone())))
+                                .collect(),
+                            Vec::new(),
+                        )
                     });
-                next = feed.next(JobResult { id, outcomes }, None).await;
+                next = feed
+                    .next(
+                        JobResult {
+                            id,
+                            outcomes,
+                            spawned,
+                        },
+                        None,
+                    )
+                    .await;
             }
         })
     }
@@ -243,7 +513,14 @@ mod tests {
             let directory = LiveDirectory::load(&config).unwrap();
             let store: Arc<dyn QueueStore> =
                 Arc::new(FsQueueStore::open(dir.path().join("queue")).unwrap());
-            let transport = LocalTransport::new(Arc::clone(&store), directory, "mx.test".into(), 2);
+            let sieve = Arc::new(Sieve::new(&config).unwrap());
+            let transport = LocalTransport::new(
+                Arc::clone(&store),
+                directory,
+                "mx.test".into(),
+                2,
+                Some(sieve),
+            );
             Setup {
                 dir,
                 store,
@@ -331,7 +608,7 @@ mod tests {
     #[test]
     fn a_copy_in_new_starts_with_return_path_delivered_to_and_our_headers() {
         let setup = Setup::new();
-        let outcomes = setup.transport.deliver(&setup.queue(&["alice"], CONTENT));
+        let outcomes = setup.transport.deliver(&setup.queue(&["alice"], CONTENT)).0;
         let delivered = setup.new_mail("alice");
         assert_eq!(delivered.len(), 1);
         let (path, copy) = &delivered[0];
@@ -360,7 +637,7 @@ mod tests {
         let setup = Setup::new();
         let mut job = setup.queue(&["alice"], CONTENT);
         job.content = Some(CONTENT.into());
-        let outcomes = setup.transport.deliver(&job);
+        let outcomes = setup.transport.deliver(&job).0;
         assert_eq!(status(&outcomes[0].1), Status::new(2, 0, 0));
         assert_eq!(
             setup.new_mail("alice")[0].1,
@@ -379,7 +656,8 @@ mod tests {
         }
         let outcomes = setup
             .transport
-            .deliver(&setup.queue(&["alice", "postmaster"], &content));
+            .deliver(&setup.queue(&["alice", "postmaster"], &content))
+            .0;
         assert_eq!(
             outcomes
                 .iter()
@@ -400,14 +678,14 @@ mod tests {
     #[test]
     fn a_message_beyond_the_quota_is_deferred_as_mailbox_full() {
         let setup = Setup::new();
-        let first = setup.transport.deliver(&setup.queue(&["bob"], CONTENT));
+        let first = setup.transport.deliver(&setup.queue(&["bob"], CONTENT)).0;
         assert_eq!(status(&first[0].1), Status::new(2, 0, 0));
         let used = setup.new_mail("bob")[0].1.len();
         assert!(
             used <= 250 && 2 * used > 250,
             "one copy fits in bob's 250 octets, two do not"
         );
-        let second = setup.transport.deliver(&setup.queue(&["bob"], CONTENT));
+        let second = setup.transport.deliver(&setup.queue(&["bob"], CONTENT)).0;
         assert_eq!(
             second,
             [(
@@ -424,7 +702,7 @@ mod tests {
     #[test]
     fn an_unknown_account_fails_permanently() {
         let setup = Setup::new();
-        let outcomes = setup.transport.deliver(&setup.queue(&["ghost"], CONTENT));
+        let outcomes = setup.transport.deliver(&setup.queue(&["ghost"], CONTENT)).0;
         assert_eq!(
             outcomes,
             [(
@@ -445,7 +723,8 @@ mod tests {
         let content = b"Received: one\r\nReceived: two\r\nSubject: loop\r\n\r\nbody\r\n";
         let outcomes = setup
             .transport
-            .deliver(&setup.queue(&["alice", "bob"], content));
+            .deliver(&setup.queue(&["alice", "bob"], content))
+            .0;
         let why = local(
             Status::new(5, 4, 6),
             "mail loop: 3 Received headers, more than 2",

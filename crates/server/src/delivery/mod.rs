@@ -6,3 +6,4 @@ pub mod dsn;
 pub mod local;
 pub(crate) mod message;
 pub mod remote;
+pub mod sieve;

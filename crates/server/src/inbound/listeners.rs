@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use posthorn_mailbox::access::{Accounts, Learner};
+use posthorn_mailbox::managesieve::SieveCheck;
 use posthorn_proto::reply::table;
 use posthorn_proto::{AuthPolicy, Reply, SessionConfig};
 use tokio::net::{TcpListener, TcpStream, UnixListener};
@@ -58,6 +59,7 @@ pub(crate) fn service(
     match listener.role {
         Role::Pop3 | Role::Pop3s => Service::Pop3(settings(POP3_TIMEOUT)),
         Role::Imap | Role::Imaps => Service::Imap(settings(IMAP_TIMEOUT)),
+        Role::Sieve => Service::ManageSieve(settings(IMAP_TIMEOUT)),
         Role::Mx | Role::Submission | Role::Submissions => {
             Service::Smtp(Arc::new(endpoint(config, listener)))
         }
@@ -132,6 +134,8 @@ pub(crate) enum Service {
     Pop3(Arc<posthorn_mailbox::access::Settings>),
     /// IMAP (`posthorn-mailbox`).
     Imap(Arc<posthorn_mailbox::access::Settings>),
+    /// ManageSieve (`posthorn-mailbox`).
+    ManageSieve(Arc<posthorn_mailbox::access::Settings>),
 }
 
 impl Service {
@@ -139,7 +143,7 @@ impl Service {
     fn takes_logins(&self) -> bool {
         match self {
             Service::Smtp(endpoint) => endpoint.session_config.auth.enabled,
-            Service::Pop3(_) | Service::Imap(_) => true,
+            Service::Pop3(_) | Service::Imap(_) | Service::ManageSieve(_) => true,
         }
     }
 
@@ -150,6 +154,9 @@ impl Service {
             Service::Smtp(_) => reply.to_bytes(),
             Service::Pop3(_) => format!("-ERR [SYS/TEMP] {text}\r\n").into_bytes(),
             Service::Imap(_) => format!("* BYE [UNAVAILABLE] {text}\r\n").into_bytes(),
+            Service::ManageSieve(_) => {
+                format!("BYE (TRYLATER) \"{}\"\r\n", text.replace(['"', '\\'], "")).into_bytes()
+            }
         }
     }
 }
@@ -226,6 +233,12 @@ fn admit(stream: TcpStream, peer: SocketAddr, handler: &Handler) {
             Connection::Plain(stream)
         };
         let pop3 = matches!(service, Service::Pop3(_));
+        let mailbox_logins = |protocol| -> Arc<dyn Accounts> {
+            Arc::new(MailboxLogins {
+                logins: Arc::clone(&inbound.logins),
+                protocol,
+            })
+        };
         match service {
             Service::Smtp(endpoint) => {
                 session::run(
@@ -239,10 +252,7 @@ fn admit(stream: TcpStream, peer: SocketAddr, handler: &Handler) {
             }
             Service::Pop3(settings) | Service::Imap(settings) => {
                 let connection = Upgradable::new(connection, inbound.tls.clone());
-                let accounts: Arc<dyn Accounts> = Arc::new(MailboxLogins {
-                    logins: Arc::clone(&inbound.logins),
-                    protocol: if pop3 { Protocol::Pop3 } else { Protocol::Imap },
-                });
+                let accounts = mailbox_logins(if pop3 { Protocol::Pop3 } else { Protocol::Imap });
                 // Mailbox sessions hold no queue state: at shutdown they just end.
                 // Boxed: inline, an IMAP session's state would be part of every SMTP
                 // session's task too, idle ones included.
@@ -259,6 +269,21 @@ fn admit(stream: TcpStream, peer: SocketAddr, handler: &Handler) {
                         .await;
                     }
                 };
+                tokio::select! {
+                    () = session => {}
+                    _ = shutdown.wait_for(|stop| *stop) => {}
+                }
+            }
+            Service::ManageSieve(settings) => {
+                let connection = Upgradable::new(connection, inbound.tls.clone());
+                let sieve: Arc<dyn SieveCheck> = inbound.sieve.clone();
+                let session = Box::pin(posthorn_mailbox::managesieve::serve(
+                    connection,
+                    ip,
+                    settings,
+                    mailbox_logins(Protocol::Sieve),
+                    sieve,
+                ));
                 tokio::select! {
                     () = session => {}
                     _ = shutdown.wait_for(|stop| *stop) => {}

@@ -25,6 +25,7 @@ use crate::accounts::login::{Checked, Logins, Protocol};
 use crate::accounts::users::LiveDirectory;
 use crate::clock::unix_now;
 use crate::config::SendingLimits;
+use crate::delivery::sieve::Sieve;
 use crate::inbound::checks::milters::{self, Milters};
 use crate::inbound::checks::{self, Stage};
 use crate::inbound::envelope::{self, Arrival};
@@ -89,6 +90,8 @@ pub struct Inbound {
     pub flow: Arc<Flow>,
     /// What users taught: the classifier's models, their correspondents.
     pub learning: Option<Arc<Learning>>,
+    /// The Sieve compiler ManageSieve checks uploads with.
+    pub sieve: Arc<Sieve>,
 }
 
 impl Inbound {

@@ -174,12 +174,7 @@ impl Manager {
                 if let Some(ticket) = ticket {
                     self.tickets.insert(envelope.id, ticket);
                 }
-                if self.schedule.busy_count() >= self.parts.limits.active {
-                    // Memory is bounded: beyond the limit, new mail waits on disk.
-                    self.schedule.set(envelope.id, 0);
-                } else if self.schedule.claim(&envelope.id) {
-                    self.activate(envelope, content);
-                }
+                self.admit(envelope, content);
             }
             Input::Admin(command, reply) => self.admin(command, reply),
             Input::Wake => {}
@@ -412,6 +407,7 @@ impl Manager {
             JobResult {
                 id: job.envelope.id,
                 outcomes,
+                spawned: Vec::new(),
             },
             now,
             false,
@@ -500,6 +496,17 @@ impl Manager {
         }
     }
 
+    /// Takes on a new message (submitted, or written by a delivery): attempted now, or
+    /// left waiting on disk while the active set is full.
+    fn admit(&mut self, envelope: Envelope, content: Option<Arc<[u8]>>) {
+        if self.schedule.busy_count() >= self.parts.limits.active {
+            // Memory is bounded: beyond the limit, new mail waits on disk.
+            self.schedule.set(envelope.id, 0);
+        } else if self.schedule.claim(&envelope.id) {
+            self.activate(envelope, content);
+        }
+    }
+
     /// Records a job's outcomes; the last job of a message sends it to write-back. With
     /// `early`, outcomes that leave other jobs of the message still out are also written to
     /// the spool now (see `record_early`).
@@ -533,7 +540,15 @@ impl Manager {
             );
         }
         active.outstanding = active.outstanding.saturating_sub(1);
-        if active.outstanding > 0 {
+        let outstanding = active.outstanding;
+        for spawned in result.spawned {
+            info!(queue_id = %result.id, new_id = %spawned.id, "delivery wrote a new message");
+            self.admit(spawned, None);
+        }
+        let Some(active) = self.active.get_mut(&result.id) else {
+            return;
+        };
+        if outstanding > 0 {
             if early {
                 record_early(active, &self.parts.store);
             }

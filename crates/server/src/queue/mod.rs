@@ -238,7 +238,16 @@ mod tests {
                 let (mut id, mut recipients) = (job.envelope.id, job.recipients);
                 while let Ok((outcome, unreachable)) = answered.await {
                     let outcomes = recipients.iter().map(|&i| (i, outcome.clone())).collect();
-                    let Some(next) = feed.next(JobResult { id, outcomes }, unreachable).await
+                    let Some(next) = feed
+                        .next(
+                            JobResult {
+                                id,
+                                outcomes,
+                                spawned: Vec::new(),
+                            },
+                            unreachable,
+                        )
+                        .await
                     else {
                         break;
                     };

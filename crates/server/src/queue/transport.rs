@@ -58,6 +58,9 @@ pub struct JobResult {
     pub id: QueueId,
     /// One outcome per recipient of the job.
     pub outcomes: Vec<(usize, Outcome)>,
+    /// New messages the delivery wrote into the spool (a Sieve redirect, a vacation
+    /// reply), already durable, for the manager to take on.
+    pub spawned: Vec<Envelope>,
 }
 
 /// A transport's line back to the manager.

@@ -9,7 +9,7 @@ use posthorn_proto::{ForwardPath, Mailbox, ReversePath};
 use posthorn_spool::{DeliveryState, DsnAction, Envelope, QueueStore, Recipient};
 use tracing::{info, warn};
 
-use crate::accounts::directory::Resolution;
+use crate::accounts::directory::{Directory, Resolution};
 use crate::accounts::users::LiveDirectory;
 use crate::delivery::dsn::{self, Notice};
 use crate::mailauth::sign::Signer;
@@ -107,21 +107,7 @@ impl Notifier {
                 return None;
             }
         };
-        let recipients = match self.directory.current().resolve(&to) {
-            Resolution::Deliver(targets) => targets
-                .into_iter()
-                .map(|t| notice_recipient(t.address, t.route, &to))
-                .collect(),
-            Resolution::Remote => match &to {
-                ForwardPath::Mailbox(m) => vec![notice_recipient(
-                    m.clone(),
-                    posthorn_spool::Route::Remote,
-                    &to,
-                )],
-                ForwardPath::Postmaster => Vec::new(),
-            },
-            Resolution::UnknownUser => Vec::new(),
-        };
+        let recipients = recipients_of(&self.directory.current(), &to);
         if recipients.is_empty() {
             warn!(queue_id = %envelope.id, to = %to, "notice has nowhere to go, dropped");
             return None;
@@ -190,6 +176,27 @@ impl Notifier {
         };
         self.store.writer(id)?.commit(bytes, &notice).wait()?;
         Ok(notice)
+    }
+}
+
+/// The recipients a message the server writes itself (a notice, a Sieve redirect or
+/// vacation reply) to `to` gets: local accounts as aliases lead, or the remote address;
+/// none for an unknown local user.
+pub(crate) fn recipients_of(directory: &Directory, to: &ForwardPath) -> Vec<Recipient> {
+    match directory.resolve(to) {
+        Resolution::Deliver(targets) => targets
+            .into_iter()
+            .map(|t| notice_recipient(t.address, t.route, to))
+            .collect(),
+        Resolution::Remote => match to {
+            ForwardPath::Mailbox(m) => vec![notice_recipient(
+                m.clone(),
+                posthorn_spool::Route::Remote,
+                to,
+            )],
+            ForwardPath::Postmaster => Vec::new(),
+        },
+        Resolution::UnknownUser => Vec::new(),
     }
 }
 

@@ -544,7 +544,16 @@ impl Transport for Outbound {
                 let (outcomes, unreachable) =
                     self.deliver(&destination, &job, &mut connection).await;
                 let id = job.envelope.id;
-                next = feed.next(JobResult { id, outcomes }, unreachable).await;
+                next = feed
+                    .next(
+                        JobResult {
+                            id,
+                            outcomes,
+                            spawned: Vec::new(),
+                        },
+                        unreachable,
+                    )
+                    .await;
             }
             if let Some(connection) = connection {
                 connection.quit().await;

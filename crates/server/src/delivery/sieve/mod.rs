@@ -1,0 +1,187 @@
+//! Sieve at local delivery (RFC 5228, `posthorn-sieve`): the optional global script
+//! (`[sieve] before`), then the account's active script (kept by ManageSieve beside its
+//! Maildir) decide where a message goes. A script that fails to compile or run leaves
+//! the message in the inbox (the implicit keep, as Pigeonhole does) and says why in the
+//! log: a broken filter never loses mail.
+
+pub mod reply;
+pub mod vacation;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use posthorn_mailbox::managesieve::SieveCheck;
+use posthorn_mailbox::managesieve::scripts::Scripts;
+use posthorn_sieve::{Action, Context, Envelope, Extensions, Limits, Location, Now, Script};
+use tracing::warn;
+
+use crate::config::{Config, Invalid};
+
+/// The compiler and limits, shared by delivery and ManageSieve.
+pub struct Sieve {
+    extensions: Extensions,
+    limits: Limits,
+    /// The global script run first.
+    before: Option<Arc<Script>>,
+}
+
+/// What local delivery knows of the message a script looks at.
+pub struct Delivery<'a> {
+    /// The message as the recipient gets it (its start, at most the delivery's head).
+    pub message: &'a [u8],
+    /// MAIL FROM, "" for the null sender.
+    pub sender: &'a str,
+    /// The recipient's address.
+    pub recipient: &'a str,
+    /// The checking stage's spam score on spamtest's 1-10 scale, when it ran.
+    pub spam_score: Option<f64>,
+    /// Seconds since the epoch.
+    pub now: i64,
+}
+
+impl Sieve {
+    /// Sieve as `[sieve]` has it; the `before` script must compile.
+    pub fn new(config: &Config) -> Result<Sieve, Invalid> {
+        let limits = Limits {
+            max_redirects: config.sieve.max_redirects,
+            ..Limits::default()
+        };
+        let extensions = Extensions::all();
+        let before = match &config.sieve.before {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(path.get_ref()).map_err(|e| {
+                    Invalid::at("sieve.before", path, format!("cannot read the script: {e}"))
+                })?;
+                let script = posthorn_sieve::compile(&text, &extensions, &limits)
+                    .map_err(|e| Invalid::at("sieve.before", path, e.to_string()))?;
+                Some(Arc::new(script))
+            }
+        };
+        Ok(Sieve {
+            extensions,
+            limits,
+            before,
+        })
+    }
+
+    /// The actions for a message delivered to the account whose Maildir root is `root`:
+    /// the global script's when it decides, else the account's; keep without scripts.
+    /// Blocking (reads the script).
+    pub fn actions(&self, root: &Path, delivery: &Delivery<'_>) -> Vec<Action> {
+        let keep = || vec![Action::Keep { flags: Vec::new() }];
+        let scripts = Scripts::of(root);
+        let envelope = Envelope {
+            from: delivery.sender.to_string(),
+            to: delivery.recipient.to_string(),
+            auth: None,
+        };
+        let include = |name: &str, location: Location| match location {
+            Location::Personal => scripts.get(name).ok(),
+            Location::Global => None,
+        };
+        let context = Context {
+            message: delivery.message,
+            envelope: &envelope,
+            spam_score: delivery.spam_score,
+            virus: None,
+            now: Now {
+                unix: delivery.now,
+                offset_minutes: 0,
+            },
+            include: &include,
+        };
+        if let Some(before) = &self.before {
+            match posthorn_sieve::run(before, &context, &self.limits) {
+                Ok(actions) if !only_keeps(&actions) => return actions,
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(recipient = delivery.recipient, error = %e, "the global Sieve script failed; keeping")
+                }
+            }
+        }
+        let active = match scripts.active() {
+            Ok(Some((name, text))) => (name, text),
+            Ok(None) => return keep(),
+            Err(e) => {
+                warn!(recipient = delivery.recipient, error = %e, "cannot read the Sieve script; keeping");
+                return keep();
+            }
+        };
+        let (name, text) = active;
+        let script = match posthorn_sieve::compile(&text, &self.extensions, &self.limits) {
+            Ok(script) => script,
+            Err(e) => {
+                warn!(recipient = delivery.recipient, script = name, error = %e, "the Sieve script does not compile; keeping");
+                return keep();
+            }
+        };
+        match posthorn_sieve::run(&script, &context, &self.limits) {
+            Ok(actions) => actions,
+            Err(e) => {
+                warn!(recipient = delivery.recipient, script = name, error = %e, "the Sieve script failed; keeping");
+                keep()
+            }
+        }
+    }
+}
+
+/// True when a run decided nothing but keeping the message where it was going.
+fn only_keeps(actions: &[Action]) -> bool {
+    actions
+        .iter()
+        .all(|a| matches!(a, Action::Keep { flags } if flags.is_empty()))
+}
+
+/// ManageSieve checks uploads with the same compiler and limits.
+impl SieveCheck for Sieve {
+    fn extensions(&self) -> String {
+        self.extensions.names().collect::<Vec<_>>().join(" ")
+    }
+
+    fn check(&self, script: &str) -> Result<(), String> {
+        posthorn_sieve::compile(script, &self.extensions, &self.limits)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// spamtest's value (RFC 5235 §3.1: 1 surely not spam, 10 surely spam) from the score
+/// the checking stage wrote in `X-Spam-Status` (`score=S required=R`): the junk
+/// threshold R is 5.5, twice it or more is 10.
+pub fn spam_score(header_section: &[u8]) -> Option<f64> {
+    let section = String::from_utf8_lossy(header_section);
+    let status = section
+        .split("\r\n")
+        .find(|line| line.len() > 14 && line[..14].eq_ignore_ascii_case("x-spam-status:"))?;
+    let number = |key: &str| -> Option<f64> {
+        let at = status.find(key)? + key.len();
+        let rest = &status[at..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
+            .unwrap_or(rest.len());
+        rest[..end].parse().ok()
+    };
+    let (score, required) = (number("score=")?, number("required=")?);
+    if required <= 0.0 {
+        return None;
+    }
+    Some(1.0 + 9.0 * (score / (2.0 * required)).clamp(0.0, 1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spamtest_from_the_status_header() {
+        let at = |status: &str| spam_score(format!("Subject: x\r\n{status}\r\n\r\n").as_bytes());
+        assert_eq!(at("X-Spam-Status: No, score=0.0 required=6.0"), Some(1.0));
+        assert_eq!(
+            at("X-Spam-Status: Yes, score=6.0 required=6.0 tests=A"),
+            Some(5.5)
+        );
+        assert_eq!(at("X-Spam-Status: Yes, score=30 required=6.0"), Some(10.0));
+        assert_eq!(at("X-Other: 1"), None);
+    }
+}

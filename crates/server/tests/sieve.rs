@@ -1,0 +1,340 @@
+//! Sieve end to end: scripts uploaded and activated over ManageSieve with Debian's
+//! `sieve-connect` (a broken one refused with the compiler's words), then run at local
+//! delivery: `fileinto` lands in the folder, a vacation reply reaches the sender's server
+//! once, a redirect reaches a remote server, a reject bounces, and a script that fails
+//! leaves the message in the inbox.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
+mod common;
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use common::dns::TestDns;
+use common::mailbox::{listeners, maildir_files, subject_of};
+use common::sink::Sink;
+use common::{Options, TestServer, wait_until};
+
+const PW: &str = "alice-sieve-password";
+
+/// A server for alice (password `PW`) at example.com with a ManageSieve listener,
+/// delivering mail for other domains to `sink` (MX from `dns`).
+fn server(dns: &TestDns, sink: &Sink, extra: &str) -> TestServer {
+    let hash = posthorn::accounts::passwords::hash(PW).unwrap();
+    Options::default()
+        .config(&format!(
+            r#"
+[delivery]
+nameserver = "{}"
+port = {}
+connect_timeout = "2s"
+command_timeout = "3s"
+
+[queue]
+retry_schedule = ["1s"]
+
+[[listener]]
+role = "mx"
+address = "127.0.0.1:0"
+
+[[listener]]
+role = "sieve"
+address = "127.0.0.1:0"
+
+[[domain]]
+name = "example.com"
+
+[[account]]
+name = "postmaster"
+
+[[account]]
+name = "alice"
+password = "{hash}"
+
+{extra}"#,
+            dns.addr,
+            sink.addr.port()
+        ))
+        .start()
+}
+
+fn world() -> TestDns {
+    TestDns::builder()
+        .mx("far.test", 10, "mx.far.test")
+        .a("mx.far.test", "127.0.0.1")
+        .start()
+}
+
+/// Runs sieve-connect as alice with `args` (STARTTLS, our self-signed certificate).
+fn sieve_connect(server: &TestServer, args: &[&str]) -> Output {
+    let port = listeners(server, "sieve")[0].port().to_string();
+    let mut child = Command::new("sieve-connect")
+        .args(["--server", "127.0.0.1", "--port", &port, "--user", "alice"])
+        .args(["--passwordfd", "0", "--notlsverify", "--nosrv"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sieve-connect must be installed");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PW}\n").as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn succeeded(output: &Output) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "sieve-connect failed: {text}");
+    text
+}
+
+/// Uploads `script` as `name` and makes it active.
+fn activate(server: &TestServer, dir: &Path, name: &str, script: &str) {
+    let file = dir.join(name);
+    std::fs::write(&file, script).unwrap();
+    let file = file.to_str().unwrap();
+    succeeded(&sieve_connect(
+        server,
+        &["--upload", "--localsieve", file, "--remotesieve", name],
+    ));
+    succeeded(&sieve_connect(
+        server,
+        &["--activate", "--remotesieve", name],
+    ));
+}
+
+/// Sends a message from `from` to alice as another server would.
+fn send(server: &TestServer, from: &str, subject: &str, body: &str) {
+    let content = format!(
+        "From: {from}\r\nTo: alice@example.com\r\nSubject: {subject}\r\nMessage-ID: <{}@far.test>\r\n\r\n{body}\r\n",
+        subject.replace(' ', ".")
+    );
+    let mut client = server.client();
+    client.expect("EHLO mail.far.test", "250");
+    let reply = client.send_message(from, &["alice@example.com"], &content);
+    assert!(reply.starts_with("250"), "{reply}");
+}
+
+/// Waits for the message with `subject` in alice's `folder` ("INBOX" or a name).
+fn wait_in(server: &TestServer, folder: &str, subject: &str) -> String {
+    let dir = match folder {
+        "INBOX" => server.maildir("alice"),
+        name => server.maildir("alice").join(format!(".{name}")),
+    };
+    wait_until(&format!("{subject:?} in {folder}"), || {
+        maildir_files(&dir)
+            .into_iter()
+            .find(|(_, content)| subject_of(content) == subject)
+            .map(|(name, content)| format!("{name}\n{}", String::from_utf8_lossy(&content)))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", server.log()))
+}
+
+#[test]
+fn managesieve_with_sieve_connect_lists_checks_downloads_and_refuses_broken_scripts() {
+    let (dns, sink) = (world(), Sink::start());
+    let server = server(&dns, &sink, "");
+    let dir = tempfile::tempdir().unwrap();
+    activate(
+        &server,
+        dir.path(),
+        "rules",
+        "require \"fileinto\";\nfileinto \"Lists\";\n",
+    );
+    let listed = succeeded(&sieve_connect(&server, &["--list"]));
+    assert!(listed.contains("\"rules\" ACTIVE"), "{listed}");
+    let back = dir.path().join("back");
+    succeeded(&sieve_connect(
+        &server,
+        &[
+            "--download",
+            "--remotesieve",
+            "rules",
+            "--localsieve",
+            back.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(
+        std::fs::read_to_string(&back).unwrap(),
+        "require \"fileinto\";\nfileinto \"Lists\";\n"
+    );
+    // A script that does not compile is refused, with the line and what is wrong.
+    let broken = dir.path().join("broken");
+    std::fs::write(&broken, "require \"fileinto\";\nfilein \"Lists\";\n").unwrap();
+    let refused = sieve_connect(
+        &server,
+        &[
+            "--upload",
+            "--localsieve",
+            broken.to_str().unwrap(),
+            "--remotesieve",
+            "broken",
+        ],
+    );
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&refused.stdout),
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(!refused.status.success(), "{said}");
+    assert!(said.contains("filein") && said.contains('2'), "{said}");
+    let listed = succeeded(&sieve_connect(&server, &["--list"]));
+    assert!(!listed.contains("broken"), "{listed}");
+    // A wrong password is refused.
+    let port = listeners(&server, "sieve")[0].port().to_string();
+    let mut child = Command::new("sieve-connect")
+        .args(["--server", "127.0.0.1", "--port", &port, "--user", "alice"])
+        .args(["--passwordfd", "0", "--notlsverify", "--nosrv", "--list"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"wrong\n").unwrap();
+    assert!(!child.wait_with_output().unwrap().status.success());
+}
+
+#[test]
+fn fileinto_lands_in_its_folder_and_a_broken_script_keeps_in_the_inbox() {
+    let (dns, sink) = (world(), Sink::start());
+    let server = server(&dns, &sink, "");
+    let dir = tempfile::tempdir().unwrap();
+    activate(
+        &server,
+        dir.path(),
+        "rules",
+        "require [\"fileinto\", \"mailbox\", \"imap4flags\"];\n\
+         if header :contains \"subject\" \"report\" { fileinto :create :flags \"\\\\Flagged\" \"Reports\"; }\n\
+         elsif address :domain \"from\" \"noise.test\" { discard; }\n",
+    );
+    send(&server, "boss@far.test", "weekly report", "numbers");
+    let filed = wait_in(&server, "Reports", "weekly report");
+    let name = filed.lines().next().unwrap();
+    assert!(name.ends_with(":2,F"), "{name}");
+    send(&server, "ads@noise.test", "noise", "buy");
+    send(&server, "friend@far.test", "hello", "hi");
+    wait_in(&server, "INBOX", "hello");
+    let log = server.settled_log();
+    assert!(
+        log.contains("discarded by the recipient's Sieve script"),
+        "{log}"
+    );
+    assert!(
+        maildir_files(&server.maildir("alice"))
+            .iter()
+            .all(|(_, c)| subject_of(c) != "noise")
+    );
+
+    // A script that cannot run (too many redirects here) leaves mail in the inbox.
+    std::fs::write(
+        server.maildir("alice").join("sieve/rules.sieve"),
+        "redirect \"a@far.test\"; redirect \"b@far.test\"; redirect \"c@far.test\";\n\
+         redirect \"d@far.test\"; redirect \"e@far.test\";\n",
+    )
+    .unwrap();
+    send(&server, "friend@far.test", "still here", "hi");
+    wait_in(&server, "INBOX", "still here");
+    assert!(
+        server.log().contains("the Sieve script failed; keeping"),
+        "{}",
+        server.log()
+    );
+}
+
+#[test]
+fn a_vacation_reply_arrives_once_and_a_redirect_reaches_a_remote_server() {
+    let (dns, sink) = (world(), Sink::start());
+    let server = server(&dns, &sink, "");
+    let dir = tempfile::tempdir().unwrap();
+    activate(
+        &server,
+        dir.path(),
+        "away",
+        "require [\"vacation\", \"copy\"];\n\
+         redirect :copy \"assistant@far.test\";\n\
+         vacation :days 7 :subject \"Out of office\" \"I am away until Monday.\";\n",
+    );
+    send(&server, "bob@far.test", "question one", "hi");
+    wait_in(&server, "INBOX", "question one");
+    send(&server, "bob@far.test", "question two", "hi again");
+    wait_in(&server, "INBOX", "question two");
+    // Two redirected copies and one reply reach far.test's server.
+    let messages = sink.wait_for_messages(3);
+    server.wait_for_log("vacation reply queued");
+    let replies: Vec<_> = messages
+        .iter()
+        .filter(|m| m.recipients() == ["bob@far.test"])
+        .collect();
+    assert_eq!(replies.len(), 1, "{}", sink.transcript());
+    let reply = replies[0].text();
+    assert_eq!(replies[0].sender(), "", "a reply goes from the null sender");
+    assert!(reply.contains("Subject: Out of office"), "{reply}");
+    assert!(reply.contains("Auto-Submitted: auto-replied"), "{reply}");
+    assert!(
+        reply.contains("In-Reply-To: <question.one@far.test>"),
+        "{reply}"
+    );
+    assert!(reply.contains("I am away until Monday."), "{reply}");
+    let redirected: Vec<_> = messages
+        .iter()
+        .filter(|m| m.recipients() == ["assistant@far.test"])
+        .collect();
+    assert_eq!(redirected.len(), 2, "{}", sink.transcript());
+    assert_eq!(redirected[0].sender(), "bob@far.test");
+    assert!(
+        redirected[0].text().contains("Posthorn Sieve redirect"),
+        "{}",
+        redirected[0].text()
+    );
+    // A list message gets no reply (RFC 5230 §4.5).
+    let content = "From: list@far.test\r\nTo: alice@example.com\r\nSubject: digest\r\n\
+                   List-Id: <news.far.test>\r\n\r\nnews\r\n";
+    let mut client = server.client();
+    client.expect("EHLO mail.far.test", "250");
+    client.send_message("list-bounces@far.test", &["alice@example.com"], content);
+    wait_in(&server, "INBOX", "digest");
+    sink.wait_for_messages(4);
+    let settled = server.settled_log();
+    assert_eq!(
+        settled.matches("vacation reply queued").count(),
+        1,
+        "{settled}"
+    );
+}
+
+#[test]
+fn reject_bounces_to_the_sender() {
+    let (dns, sink) = (world(), Sink::start());
+    let server = server(&dns, &sink, "");
+    let dir = tempfile::tempdir().unwrap();
+    activate(
+        &server,
+        dir.path(),
+        "no",
+        "require \"reject\";\nif header :contains \"subject\" \"offer\" { reject \"No offers, thanks.\"; }\n",
+    );
+    send(&server, "seller@far.test", "great offer", "buy");
+    let bounce = &sink.wait_for_messages(1)[0];
+    assert_eq!(bounce.sender(), "");
+    assert_eq!(bounce.recipients(), ["seller@far.test"]);
+    assert!(
+        bounce.text().contains("No offers, thanks."),
+        "{}",
+        bounce.text()
+    );
+    assert!(maildir_files(&server.maildir("alice")).is_empty());
+}

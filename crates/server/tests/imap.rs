@@ -1047,7 +1047,8 @@ M.logout()
         "UID MOVE gives COPYUID: {uid_move}"
     );
     assert_eq!(out.text("exists-after-move"), "1 2 3", "{}", out.0);
-    assert!(out.text("move-same").starts_with("NO"), "{}", out.0);
+    // RFC 6851 §3.3: the selected mailbox may be the target (the message gets a new UID).
+    assert!(out.text("move-same").starts_with("OK"), "{}", out.0);
     let expunge = out.text("expunge");
     assert!(
         expunge.starts_with("OK [b'"),
@@ -1767,4 +1768,248 @@ fn big_literals_and_arguments_before_login_are_refused_at_once() {
     let tag = imap.tag();
     imap.send(format!("{tag} APPEND INBOX {{52428800}}\r\n"));
     assert!(imap.response().starts_with('+'));
+}
+
+/// APPENDs `message` to `folder` with `flags` (a parenthesised list, or "" for none)
+/// through LITERAL+; returns the responses.
+fn append(imap: &mut Imap, folder: &str, flags: &str, message: &str) -> String {
+    let flags = if flags.is_empty() {
+        String::new()
+    } else {
+        format!("{flags} ")
+    };
+    imap.ok(&format!(
+        "APPEND {folder} {flags}{{{}+}}\r\n{message}",
+        message.len()
+    ))
+}
+
+/// The value after `key ` in `text` (`UIDVALIDITY 17` -> 17).
+fn number_after(text: &str, key: &str) -> u64 {
+    let at = text
+        .find(&format!("{key} "))
+        .unwrap_or_else(|| panic!("no {key} in {text:?}"));
+    text[at + key.len() + 1..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number after {key} in {text:?}"))
+}
+
+/// Issue 19, found by imaptest: a mailbox deleted and created again within a second gets
+/// a new UIDVALIDITY every time, so UID 1 of the new one is never taken for UID 1 of the
+/// old (RFC 3501 §2.3.1.1).
+#[test]
+fn uidvalidity_grows_when_a_mailbox_is_deleted_and_created_again() {
+    let server = server();
+    let mut imap = Imap::logged_in(plain_imap(&server), PW);
+    let mut last = 0;
+    for round in 0..4 {
+        imap.ok("CREATE Again");
+        append(&mut imap, "Again", "", &message(&format!("again-{round}")));
+        let status = imap.ok("STATUS Again (UIDVALIDITY UIDNEXT)");
+        let validity = number_after(&status, "UIDVALIDITY");
+        assert!(validity > last, "round {round}: {validity} after {last}");
+        assert_eq!(number_after(&status, "UIDNEXT"), 2, "{status}");
+        last = validity;
+        imap.ok("DELETE Again");
+    }
+}
+
+/// Issue 19: a keyword new to the mailbox comes with FLAGS and PERMANENTFLAGS before any
+/// FETCH that carries it, for the session that stored it and for the others.
+#[test]
+fn a_new_keyword_is_announced_with_flags_first() {
+    let server = server();
+    deliver(&server, &["kw-1"]);
+    let addr = plain_imap(&server);
+    let mut a = Imap::logged_in(addr, PW);
+    let mut b = Imap::logged_in(addr, PW);
+    a.ok("SELECT INBOX");
+    b.ok("SELECT INBOX");
+    let stored = a.ok("STORE 1 +FLAGS ($Hello)");
+    let flags = stored.find("* FLAGS (").expect(&stored);
+    let permanent = stored.find("* OK [PERMANENTFLAGS (").expect(&stored);
+    let fetch = stored.find("* 1 FETCH").expect(&stored);
+    assert!(flags < fetch && permanent < fetch, "{stored}");
+    assert!(
+        stored[flags..permanent].contains("$Hello"),
+        "FLAGS lists the new keyword: {stored}"
+    );
+    assert!(stored[permanent..fetch].contains("$Hello \\*"), "{stored}");
+    let again = a.ok("STORE 1 +FLAGS ($Hello)");
+    assert!(!again.contains("* FLAGS"), "only when new: {again}");
+    let noop = b.ok("NOOP");
+    let flags = noop.find("* FLAGS (").expect(&noop);
+    let fetch = noop.find("* 1 FETCH").expect(&noop);
+    assert!(
+        flags < fetch && noop[flags..fetch].contains("$Hello"),
+        "{noop}"
+    );
+    // A keyword arriving with an APPEND into the selected mailbox, too.
+    let appended = append(&mut b, "INBOX", "($World)", &message("kw-2"));
+    let flags = appended.find("* FLAGS (").expect(&appended);
+    assert!(appended[flags..].contains("$Hello $World"), "{appended}");
+}
+
+/// Issue 19: an APPENDed message is \Recent for the session that has the mailbox selected,
+/// or else for the next one to select it; EXAMINE shows \Recent without taking it.
+#[test]
+fn appended_messages_are_recent_and_examine_leaves_them_so() {
+    let server = server();
+    let addr = plain_imap(&server);
+    let mut a = Imap::logged_in(addr, PW);
+    a.ok("SELECT INBOX");
+    let appended = append(&mut a, "INBOX", "(\\Seen)", &message("recent-1"));
+    assert!(
+        appended.contains("* 1 EXISTS") && appended.contains("* 1 RECENT"),
+        "{appended}"
+    );
+    let fetch = a.ok("FETCH 1 (FLAGS)");
+    assert!(fetch.contains("\\Recent"), "{fetch}");
+
+    let mut other = Imap::logged_in(addr, PW);
+    append(&mut other, "Drafts", "", &message("recent-2"));
+    let examine = a.ok("EXAMINE Drafts");
+    assert!(examine.contains("* 1 RECENT"), "{examine}");
+    let fetch = a.ok("FETCH 1 (FLAGS)");
+    assert!(fetch.contains("\\Recent"), "{fetch}");
+    let select = a.ok("SELECT Drafts");
+    assert!(
+        select.contains("* 1 RECENT"),
+        "EXAMINE left \\Recent: {select}"
+    );
+    let select = other.ok("SELECT Drafts");
+    assert!(select.contains("* 0 RECENT"), "{select}");
+}
+
+/// Issue 19: FETCH of messages another session expunged answers the others and OK with
+/// EXPUNGEISSUED, as Dovecot does (RFC 9051 §7.1), instead of NO.
+#[test]
+fn fetch_of_a_message_expunged_elsewhere_is_ok_with_expungeissued() {
+    let server = server();
+    deliver(&server, &["gone-1", "gone-2"]);
+    let addr = plain_imap(&server);
+    let mut a = Imap::logged_in(addr, PW);
+    let mut b = Imap::logged_in(addr, PW);
+    a.ok("SELECT INBOX");
+    b.ok("SELECT INBOX");
+    b.ok("STORE 1 +FLAGS.SILENT (\\Deleted)");
+    b.ok("EXPUNGE");
+    let fetch = a.expect("FETCH 1:2 (BODY.PEEK[])", "OK [EXPUNGEISSUED]");
+    assert!(
+        !fetch.contains("* 1 FETCH") && fetch.contains("* 2 FETCH"),
+        "{fetch}"
+    );
+    assert!(!fetch.contains("EXPUNGE\r\n"), "{fetch}");
+    let noop = a.ok("NOOP");
+    assert!(noop.contains("* 1 EXPUNGE"), "{noop}");
+    a.expect("FETCH 1 (BODY.PEEK[])", "OK FETCH completed");
+}
+
+/// Issue 19: MOVE into the selected mailbox is allowed (RFC 6851 §3.3): the message gets
+/// a new UID, reported as COPYUID, EXPUNGE and EXISTS; COPY into it adds a copy.
+#[test]
+fn move_and_copy_into_the_selected_mailbox() {
+    let server = server();
+    deliver(&server, &["self-move"]);
+    let mut imap = Imap::logged_in(plain_imap(&server), PW);
+    let select = imap.ok("SELECT INBOX");
+    let validity = number_after(&select, "UIDVALIDITY");
+    let uid = number_after(&imap.ok("FETCH 1 (UID)"), "UID");
+    let moved = imap.ok(&format!("UID MOVE {uid} INBOX"));
+    let copyuid = format!("* OK [COPYUID {validity} {uid} ");
+    let code = moved.find(&copyuid).expect(&moved);
+    let expunge = moved.find("* 1 EXPUNGE").expect(&moved);
+    let exists = moved.find("* 1 EXISTS").expect(&moved);
+    assert!(code < expunge && expunge < exists, "{moved}");
+    let new_uid = number_after(&moved[code..], &copyuid[5..copyuid.len() - 1]);
+    assert!(new_uid > uid, "{moved}");
+    assert_eq!(number_after(&imap.ok("FETCH 1 (UID)"), "UID"), new_uid);
+    assert_eq!(subjects_in(&server, "INBOX"), ["self-move"]);
+    let copied = imap.ok("COPY 1 INBOX");
+    assert!(copied.contains("* 2 EXISTS"), "{copied}");
+    assert_eq!(subjects_in(&server, "INBOX"), ["self-move", "self-move"]);
+}
+
+/// Issue 19: RFC 5258's RECURSIVEMATCH (BAD alone, CHILDINFO for a parent of subscribed
+/// names), \NonExistent for a subscribed name whose mailbox was deleted (the subscription
+/// stays, RFC 3501 §6.3.6), \Noselect levels for LIST and LSUB with `%`.
+#[test]
+fn list_extended_childinfo_nonexistent_and_lsub_parents() {
+    let server = server();
+    let mut imap = Imap::logged_in(plain_imap(&server), PW);
+    imap.ok("CREATE Lists.Child");
+    imap.ok("CREATE Gone");
+    imap.ok("SUBSCRIBE Lists.Child");
+    imap.ok("SUBSCRIBE Gone");
+    imap.ok("DELETE Gone");
+    imap.expect("LIST (RECURSIVEMATCH) \"\" \"\"", "BAD");
+    imap.expect("LIST (RECURSIVEMATCH REMOTE) \"\" *", "BAD");
+
+    let subscribed = imap.ok("LIST (SUBSCRIBED) \"\" *");
+    assert!(
+        subscribed.contains("* LIST (\\NonExistent \\Subscribed) \".\" Gone\r\n"),
+        "{subscribed}"
+    );
+    assert!(
+        subscribed.contains("* LIST (\\HasNoChildren \\Subscribed) \".\" Lists.Child\r\n"),
+        "{subscribed}"
+    );
+    let recursive = imap.ok("LIST (SUBSCRIBED RECURSIVEMATCH) \"\" % RETURN (CHILDREN)");
+    assert!(
+        recursive.contains(
+            "* LIST (\\NonExistent \\HasChildren) \".\" Lists (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n"
+        ),
+        "{recursive}"
+    );
+    assert!(!recursive.contains("Lists.Child"), "{recursive}");
+    let exact = imap.ok("LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (Lists Lists.Child)");
+    assert!(!exact.contains("CHILDINFO"), "{exact}");
+
+    let percent = imap.ok("LIST \"\" %");
+    assert!(
+        percent.contains("* LIST (\\Noselect \\HasChildren) \".\" Lists\r\n"),
+        "{percent}"
+    );
+    let lsub = imap.ok("LSUB \"\" %");
+    assert!(
+        lsub.contains("* LSUB (\\Noselect) \".\" Lists\r\n"),
+        "{lsub}"
+    );
+    assert!(!lsub.contains("Lists.Child"), "{lsub}");
+    let lsub = imap.ok("LSUB \"\" *");
+    assert!(lsub.contains("* LSUB () \".\" Lists.Child\r\n"), "{lsub}");
+    assert!(!lsub.contains("\\Noselect"), "{lsub}");
+}
+
+/// Issue 19: no address made from a comment inside an empty group, and the TEXT of an
+/// attached multipart message keeps its epilogue.
+#[test]
+fn envelope_of_empty_groups_and_text_with_epilogue() {
+    let server = server();
+    let mut imap = Imap::logged_in(plain_imap(&server), PW);
+    let groups =
+        "From: a@example.org\r\nCc: group:;, group2: (foo) ;\r\nSubject: groups\r\n\r\nbody\r\n";
+    let text = "prologue\r\n\r\n--foo\r\n\r\nFrom: m1@example.com\r\n\r\nm1 body\r\n\r\n\
+                --foo--\r\n\r\nepilogue\r\n";
+    let attached = format!(
+        "From: a@example.org\r\nSubject: attached\r\nContent-Type: message/rfc822\r\n\r\n\
+         From: sub@example.org\r\nContent-Type: multipart/digest; boundary=\"foo\"\r\n\r\n{text}"
+    );
+    append(&mut imap, "INBOX", "", groups);
+    append(&mut imap, "INBOX", "", &attached);
+    imap.ok("SELECT INBOX");
+    let envelope = fetch_item(imap.ok("FETCH 1 (ENVELOPE)").as_bytes(), "ENVELOPE");
+    let envelope = String::from_utf8(envelope).unwrap();
+    assert!(
+        envelope.contains(
+            " ((NIL NIL \"group\" NIL)(NIL NIL NIL NIL)(NIL NIL \"group2\" NIL)(NIL NIL NIL NIL)) "
+        ),
+        "{envelope}"
+    );
+    assert!(!envelope.contains("foo"), "{envelope}");
+    let fetched = imap.ok("FETCH 2 (BODY.PEEK[1.TEXT])");
+    let body = fetch_item(fetched.as_bytes(), "BODY[1.TEXT]");
+    assert_eq!(String::from_utf8_lossy(&body), text);
 }

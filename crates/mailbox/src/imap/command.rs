@@ -171,6 +171,12 @@ pub struct ListCommand {
     pub subscribed: bool,
     /// Selection option SPECIAL-USE (RFC 6154).
     pub special_use: bool,
+    /// Selection option RECURSIVEMATCH: a parent whose descendants meet the selection
+    /// but not the pattern is listed with CHILDINFO.
+    pub recursive_match: bool,
+    /// The command used RFC 5258's extended syntax (selection or return options, or a
+    /// list of patterns), so the client knows `\NonExistent`.
+    pub extended: bool,
     /// Return option SUBSCRIBED.
     pub return_subscribed: bool,
     /// Return option SPECIAL-USE.

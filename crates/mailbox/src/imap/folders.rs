@@ -1,6 +1,8 @@
 //! The mailbox-level commands: LIST, LSUB, STATUS, CREATE, DELETE, RENAME, (UN)SUBSCRIBE
 //! and APPEND, on a user's Maildir++ store.
 
+use std::collections::BTreeMap;
+
 use posthorn_maildir::Quota;
 use posthorn_maildir::store::mailbox::{DELIMITER, is_inbox};
 use posthorn_maildir::store::{FolderError, Mailbox};
@@ -71,60 +73,107 @@ pub(super) fn list(mailbox: &Mailbox, command: &ListCommand, out: &mut Vec<u8>) 
         .iter()
         .map(|p| format!("{}{p}", command.reference))
         .collect();
-    let mut candidates: Vec<(String, bool)> = names.iter().map(|n| (n.clone(), true)).collect();
-    if command.subscribed {
-        // Subscribed names that no longer exist are listed as \NonExistent.
-        candidates = subscribed
-            .iter()
-            .map(|s| (s.clone(), names.iter().any(|n| n == s)))
-            .collect();
+    let matches = |name: &str| patterns.iter().any(|p| matches_pattern(p, name));
+    let exists = |name: &str| names.iter().any(|n| n == name);
+    // The names the selection options pick: subscribed ones (existing or not) or the
+    // existing ones, perhaps only those with a special use.
+    let selected: Vec<&String> = if command.subscribed {
+        subscribed.iter().collect()
+    } else {
+        names.iter().collect()
+    };
+    let selected: Vec<&String> = selected
+        .into_iter()
+        .filter(|name| !command.special_use || Mailbox::special_use(name).is_some())
+        .collect();
+    // Name -> whether it is listed for a descendant's sake (CHILDINFO).
+    let mut answer: BTreeMap<&str, bool> = BTreeMap::new();
+    for name in &selected {
+        if matches(name) {
+            answer.entry(name.as_str()).or_insert(false);
+        } else if command.subscribed && command.recursive_match {
+            // RFC 5258 §3.5: a parent matching the pattern is listed with CHILDINFO
+            // when a descendant meets the selection but not the pattern.
+            for parent in ancestors(name).filter(|p| matches(p)) {
+                answer.insert(parent, true);
+            }
+        } else if !command.subscribed && !command.special_use {
+            // RFC 3501 §6.3.8: a level of hierarchy that `%` stops at is listed even
+            // when it is no mailbox itself (Maildir++ keeps `a.b` without `a`).
+            for parent in ancestors(name).filter(|p| matches(p) && !exists(p)) {
+                answer.entry(parent).or_insert(false);
+            }
+        }
     }
-    for (name, exists) in candidates {
-        if !patterns.iter().any(|p| matches_pattern(p, &name)) {
-            continue;
-        }
-        let special = Mailbox::special_use(&name);
-        if command.special_use && special.is_none() {
-            continue;
-        }
+    let mut order: Vec<(&str, bool)> = answer.into_iter().collect();
+    order.sort_by_key(|(name, _)| !is_inbox(name));
+    for (name, child_info) in order {
+        let exists = exists(name);
         let mut attributes = Vec::new();
         if !exists {
-            attributes.push("\\NonExistent");
-        } else if names
-            .iter()
-            .any(|n| n.starts_with(&format!("{name}{DELIMITER}")))
-        {
+            // RFC 5258 §3: \NonExistent implies \Noselect, which is all a client of
+            // plain RFC 3501 LIST knows.
+            attributes.push(if command.extended {
+                "\\NonExistent"
+            } else {
+                "\\Noselect"
+            });
+        }
+        let below = format!("{name}{DELIMITER}");
+        if names.iter().any(|n| n.starts_with(&below)) {
             attributes.push("\\HasChildren");
-        } else {
+        } else if exists {
             attributes.push("\\HasNoChildren");
         }
-        if (command.subscribed || command.return_subscribed) && subscribed.contains(&name) {
+        if (command.subscribed || command.return_subscribed) && subscribed.iter().any(|s| s == name)
+        {
             attributes.push("\\Subscribed");
         }
-        attributes.extend(special);
+        attributes.extend(Mailbox::special_use(name));
         out.extend_from_slice(format!("* LIST ({}) \".\" ", attributes.join(" ")).as_bytes());
         response::astring(out, name.as_bytes());
+        if child_info {
+            out.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+        }
         out.extend_from_slice(b"\r\n");
         if let (Some(items), true) = (&command.return_status, exists) {
-            status(mailbox, &name, items, out);
+            status(mailbox, name, items, out);
         }
     }
     Done::ok("LIST completed")
 }
 
-/// LSUB: the subscribed names matching the pattern.
+/// LSUB: the subscribed names matching the pattern, and, flagged `\Noselect`, the parents
+/// that a `%` stops at above subscribed names, themselves not subscribed (RFC 3501 §6.3.9).
 pub(super) fn lsub(mailbox: &Mailbox, reference: &str, pattern: &str, out: &mut Vec<u8>) -> Done {
     let subscribed = match blocking(|| mailbox.subscriptions()) {
         Ok(list) => list,
         Err(e) => return refusal(&FolderError::Io(e)),
     };
     let pattern = format!("{reference}{pattern}");
-    for name in subscribed.iter().filter(|n| matches_pattern(&pattern, n)) {
-        out.extend_from_slice(b"* LSUB () \".\" ");
+    // Name -> listed only as the parent of subscribed names.
+    let mut answer: BTreeMap<&str, bool> = BTreeMap::new();
+    for name in &subscribed {
+        if matches_pattern(&pattern, name) {
+            answer.insert(name, false);
+        } else if pattern.contains('%') {
+            for parent in ancestors(name).filter(|p| matches_pattern(&pattern, p)) {
+                answer.entry(parent).or_insert(true);
+            }
+        }
+    }
+    for (name, parent_only) in answer {
+        let attributes = if parent_only { "\\Noselect" } else { "" };
+        out.extend_from_slice(format!("* LSUB ({attributes}) \".\" ").as_bytes());
         response::astring(out, name.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     Done::ok("LSUB completed")
+}
+
+/// The names above `name` in the hierarchy, nearest last: `a`, `a.b` for `a.b.c`.
+fn ancestors(name: &str) -> impl Iterator<Item = &str> {
+    name.match_indices(DELIMITER).map(|(at, _)| &name[..at])
 }
 
 /// STATUS: counts of a folder without selecting it (and without claiming \Recent).

@@ -335,6 +335,11 @@ fn write_group(out: &mut Vec<u8>, group: &Group<'_>) {
     group
         .addresses
         .iter()
+        // In a named group, an entry without an address is a comment mail-parser read
+        // as a name (`group: (comment) ;`): it names nobody, so the group stays empty.
+        .filter(|addr| {
+            group.name.is_none() || addr.address.as_deref().is_some_and(|a| !a.is_empty())
+        })
         .for_each(|addr| write_address(out, addr));
     if group.name.is_some() {
         out.extend_from_slice(b"(NIL NIL NIL NIL)");
@@ -668,25 +673,47 @@ pub fn section(raw: &[u8], section: &Section) -> Vec<u8> {
 /// (`BODY[]`) is left to [`section`], which needs no parsing for it.
 fn section_of<'m>(message: &'m Message<'_>, section: &Section) -> Option<Cow<'m, [u8]>> {
     if section.part.is_empty() {
-        return message_section(message, section.text.as_ref()?);
+        return message_section(message, section.text.as_ref()?, whole_buffer(message));
     }
     let node = resolve(message, &section.part)?;
     match &section.text {
         None => Some(Cow::Borrowed(node.body())),
         Some(SectionText::Mime) => Some(Cow::Borrowed(node.header())),
-        Some(text) => message_section(node.nested()?, text),
+        Some(text) => {
+            let nested = node.nested()?;
+            // An encapsulated message read from the outer buffer ends where its part
+            // does; one mail-parser decoded has a buffer of its own.
+            let end = if std::ptr::eq(nested.raw_message.as_ptr(), message.raw_message.as_ptr()) {
+                node.part.offset_end
+            } else {
+                whole_buffer(nested)
+            };
+            message_section(nested, text, end)
+        }
     }
 }
 
-/// HEADER, HEADER.FIELDS (.NOT) or TEXT of `message`; MIME names nothing at this level.
-fn message_section<'m>(message: &'m Message<'_>, text: &SectionText) -> Option<Cow<'m, [u8]>> {
+/// The end of `message`'s buffer, as an offset.
+fn whole_buffer(message: &Message<'_>) -> u32 {
+    u32::try_from(message.raw_message.len()).unwrap_or(u32::MAX)
+}
+
+/// HEADER, HEADER.FIELDS (.NOT) or TEXT of `message`, whose octets end at `end`; MIME
+/// names nothing at this level. TEXT runs to `end` rather than to the end of the root
+/// part: mail-parser ends a multipart body at its closing boundary, but the epilogue
+/// after it is text of the message too (RFC 3501 §6.4.5, RFC 2046 §5.1.1).
+fn message_section<'m>(
+    message: &'m Message<'_>,
+    text: &SectionText,
+    end: u32,
+) -> Option<Cow<'m, [u8]>> {
     let root = Node::root(message)?;
     match text {
         SectionText::Header => Some(Cow::Borrowed(root.header())),
         SectionText::HeaderFields { not, fields } => {
             Some(Cow::Owned(header_fields(root, fields, *not)))
         }
-        SectionText::Text => Some(Cow::Borrowed(root.body())),
+        SectionText::Text => Some(Cow::Borrowed(root.slice(root.part.offset_body, end))),
         SectionText::Mime => None,
     }
 }
@@ -873,6 +900,18 @@ mod tests {
                  (\"Carol\" NIL \"c\" \"example.org\")(NIL NIL NIL NIL)\
                  (NIL NIL \"d\" \"example.org\")) \
                  ((NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL NIL NIL)) NIL NIL NIL)"
+            ),
+            "{envelope}"
+        );
+    }
+
+    #[test]
+    fn a_comment_in_an_empty_group_is_no_address() {
+        let envelope = envelope_of("From: a@example.org\nCc: group:;, group2: (foo) ;\n\n");
+        assert!(
+            envelope.ends_with(
+                " ((NIL NIL \"group\" NIL)(NIL NIL NIL NIL)\
+                 (NIL NIL \"group2\" NIL)(NIL NIL NIL NIL)) NIL NIL NIL)"
             ),
             "{envelope}"
         );
@@ -1131,6 +1170,32 @@ mod tests {
         let alternative = section_of_text(&raw, &[2], None);
         assert!(alternative.starts_with("--inner\r\n"), "{alternative}");
         assert!(alternative.ends_with("--inner--\r\n"), "{alternative}");
+    }
+
+    #[test]
+    fn the_text_of_an_attached_multipart_keeps_its_epilogue() {
+        let raw = crlf(
+            "From: a@example.org\n\
+             Content-Type: message/rfc822\n\
+             \n\
+             From: b@example.org\n\
+             Content-Type: multipart/digest; boundary=\"foo\"\n\
+             \n\
+             prologue\n\
+             --foo\n\
+             \n\
+             From: m1@example.com\n\
+             \n\
+             m1 body\n\
+             --foo--\n\
+             \n\
+             epilogue\n",
+        );
+        let text = "prologue\r\n--foo\r\n\r\nFrom: m1@example.com\r\n\r\nm1 body\r\n\
+                    --foo--\r\n\r\nepilogue\r\n";
+        assert_eq!(section_of_text(&raw, &[1], Some(SectionText::Text)), text);
+        let whole = section_of_text(&raw, &[], Some(SectionText::Text));
+        assert!(whole.ends_with(text), "{whole}");
     }
 
     #[test]

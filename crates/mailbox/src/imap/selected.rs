@@ -121,6 +121,7 @@ pub(super) fn store(
         Ok(changed) => changed,
         Err(e) => return refusal(&FolderError::Io(e)),
     };
+    view.learn_keywords(changed.iter().flat_map(|c| c.flags.keywords()), out);
     for change in changed {
         if let Some(class) = training::of_keywords(&change.before, &change.flags) {
             lessons.add(&view.folder, &change.file, class);
@@ -156,7 +157,9 @@ fn flags_response(view: &View, index: usize, uid: bool, out: &mut Vec<u8>) {
 }
 
 /// COPY or MOVE (and UID forms) into `target`, answering with COPYUID (RFC 4315); each
-/// message filed into or out of Junk is a lesson.
+/// message filed into or out of Junk is a lesson. The target may be the selected mailbox
+/// itself (RFC 6851 §3.3): the copies, or the moved messages under their new UIDs, then
+/// show up as EXISTS after the moved ones' EXPUNGE.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn copy(
     view: &mut View,
@@ -181,9 +184,6 @@ pub(super) fn copy(
         Err(FolderError::NotFound) => return Done::no("[TRYCREATE] no such mailbox"),
         Err(e) => return refusal(&e),
     };
-    if destination.dir() == view.folder.dir() {
-        return Done::no("[CANNOT] source and target are the same mailbox");
-    }
     let messages = pairs(view, &indexes);
     if !remove {
         let size = indexes

@@ -449,7 +449,8 @@ impl<C: Connection> Session<C> {
             },
             _ => return Ok(Done::bad("no mailbox selected")),
         };
-        let mut complete = true;
+        let mut expunged = false;
+        let mut failed = false;
         for index in indexes {
             let State::Selected(_, view) = &self.state else {
                 break;
@@ -457,10 +458,13 @@ impl<C: Connection> Session<C> {
             let source = match fetch::open(view, index, items) {
                 Ok(source) => source,
                 Err(error) => {
-                    if let Some(e) = error {
-                        warn!(error = %e, "cannot read a message");
+                    match error {
+                        Some(e) => {
+                            warn!(error = %e, "cannot read a message");
+                            failed = true;
+                        }
+                        None => expunged = true,
                     }
-                    complete = false;
                     continue;
                 }
             };
@@ -470,18 +474,22 @@ impl<C: Connection> Session<C> {
             };
             match fetch::reply(view, uid, index, items, source, budget) {
                 Ok(Some(reply)) => self.write_reply(reply).await?,
-                Ok(None) => complete = false,
+                Ok(None) => expunged = true,
                 Err(e) => {
                     warn!(error = %e, "cannot read a message");
-                    complete = false;
+                    failed = true;
                 }
             }
         }
         self.refresh(uid);
-        Ok(if complete {
-            Done::ok("FETCH completed")
+        // Messages another session expunged are skipped and the rest answered, as Dovecot
+        // does: OK with EXPUNGEISSUED (RFC 9051 §7.1) tells the client why some are missing.
+        Ok(if failed {
+            Done::no("[SERVERBUG] some messages could not be read")
+        } else if expunged {
+            Done::ok("[EXPUNGEISSUED] some messages were already expunged")
         } else {
-            Done::no("[EXPUNGEISSUED] some messages were expunged")
+            Done::ok("FETCH completed")
         })
     }
 
@@ -576,9 +584,8 @@ impl<C: Connection> Session<C> {
             .iter()
             .position(|m| !m.flags.contains(&super::command::Flag::Seen));
         let mut text = format!(
-            "* FLAGS ({})\r\n* OK [PERMANENTFLAGS ({} \\*)] flags allowed\r\n* {} EXISTS\r\n* {} RECENT\r\n",
-            view.flag_list(),
-            view.flag_list(),
+            "{}* {} EXISTS\r\n* {} RECENT\r\n",
+            view.flags_responses(),
             view.messages.len(),
             view.recent_count()
         );

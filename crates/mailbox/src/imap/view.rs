@@ -36,7 +36,9 @@ pub struct View {
 }
 
 impl View {
-    /// Selects `folder`, called `name`: syncs it, claiming \Recent unless read-only.
+    /// Selects `folder`, called `name`: syncs it, claiming \Recent unless read-only. EXAMINE
+    /// still shows which messages are \Recent, leaving them so for the next SELECT (RFC
+    /// 3501 §6.3.2: the \Recent state is not changed).
     pub fn open(name: &str, folder: Folder, read_only: bool) -> io::Result<View> {
         let stamp = folder.stamp();
         let snapshot = folder.sync(!read_only)?;
@@ -45,11 +47,7 @@ impl View {
             read_only,
             uid_validity: snapshot.uid_validity,
             uid_next: snapshot.uid_next,
-            recent: if read_only {
-                HashSet::new()
-            } else {
-                snapshot.recent.into_iter().collect()
-            },
+            recent: snapshot.recent.into_iter().collect(),
             keywords: snapshot.keywords,
             messages: snapshot.messages,
             folder,
@@ -68,10 +66,8 @@ impl View {
         }
         let snapshot = self.folder.sync(!self.read_only)?;
         self.stamp = stamp;
-        self.keywords = snapshot.keywords;
-        if !self.read_only {
-            self.recent.extend(snapshot.recent.iter().copied());
-        }
+        self.announce_keywords(snapshot.keywords, out);
+        self.recent.extend(snapshot.recent.iter().copied());
         let mut fresh = snapshot.messages.into_iter().peekable();
         let mut kept = Vec::with_capacity(self.messages.len());
         let mut gone = Vec::new();
@@ -120,6 +116,45 @@ impl View {
             out.extend_from_slice(format!("* {} RECENT\r\n", self.recent_count()).as_bytes());
         }
         Ok(())
+    }
+
+    /// Takes `keywords` as the folder's list; when it changed, tells the client with FLAGS
+    /// and PERMANENTFLAGS before any FETCH that carries a new keyword (RFC 3501 §7.2.6:
+    /// FLAGS lists every flag the mailbox uses).
+    pub fn announce_keywords(&mut self, keywords: Vec<String>, out: &mut Vec<u8>) {
+        let known = keywords.len() == self.keywords.len()
+            && keywords.iter().all(|k| self.keywords.contains(k));
+        self.keywords = keywords;
+        if !known {
+            out.extend_from_slice(self.flags_responses().as_bytes());
+        }
+    }
+
+    /// Adds the keywords among `used` that the folder's list lacks, as
+    /// [`View::announce_keywords`] does.
+    pub fn learn_keywords<'k>(
+        &mut self,
+        used: impl IntoIterator<Item = &'k String>,
+        out: &mut Vec<u8>,
+    ) {
+        let mut keywords = self.keywords.clone();
+        for keyword in used {
+            if !keywords.iter().any(|k| k.eq_ignore_ascii_case(keyword)) {
+                keywords.push(keyword.clone());
+            }
+        }
+        self.announce_keywords(keywords, out);
+    }
+
+    /// The untagged FLAGS and PERMANENTFLAGS of SELECT, and of a change to the keywords.
+    pub fn flags_responses(&self) -> String {
+        let list = self.flag_list();
+        let permanent = if self.read_only {
+            String::new()
+        } else {
+            format!("{list} \\*")
+        };
+        format!("* FLAGS ({list})\r\n* OK [PERMANENTFLAGS ({permanent})] flags allowed\r\n")
     }
 
     /// Forgets messages this session expunged itself, reporting each (highest first).

@@ -228,14 +228,18 @@ impl Folder {
     fn load_index(&self) -> io::Result<(Index, bool)> {
         match Index::load(&self.dir)? {
             Ok(Some(index)) => Ok((index, false)),
-            Ok(None) => Ok((Index::fresh(None), true)),
+            Ok(None) => Ok((Index::fresh(index::new_validity(&self.root, None)?), true)),
             Err(previous) => {
                 warn!(folder = %self.dir.display(), "damaged UID list; renumbering the folder");
                 // The old UIDVALIDITY is at most the time the file was last written, even
                 // when its text is unreadable: the new one must differ from it.
                 let written = modified_secs(&self.dir.join(index::FILE)).unwrap_or(0);
                 let written = u32::try_from(written).unwrap_or(u32::MAX);
-                Ok((Index::fresh(Some(previous.unwrap_or(0).max(written))), true))
+                let previous = previous.unwrap_or(0).max(written);
+                Ok((
+                    Index::fresh(index::new_validity(&self.root, Some(previous))?),
+                    true,
+                ))
             }
         }
     }
@@ -473,7 +477,8 @@ impl Folder {
     }
 
     /// Moves `messages` into `target`: each file is renamed across, so at every instant it
-    /// is in exactly one of the two folders.
+    /// is in exactly one of the two folders. A move into the folder itself renames each
+    /// file under a new base name, so it gets a new UID (RFC 6851 §3.3 allows it).
     pub fn move_to(&self, messages: &[(u32, String)], target: &Folder) -> io::Result<Transfer> {
         self.transfer(messages, target, true)
     }
@@ -484,9 +489,7 @@ impl Folder {
         target: &Folder,
         remove: bool,
     ) -> io::Result<Transfer> {
-        if self.dir == target.dir {
-            return Err(io::Error::other("source and target are the same folder"));
-        }
+        let same = self.dir == target.dir;
         maildir::create(&target.dir)?;
         // The quota locks before the folders' (see `Change`): the source mailbox's, and the
         // target's if it is another mailbox.
@@ -496,13 +499,16 @@ impl Folder {
         } else {
             Some(Change::begin(&target.root)?)
         };
-        // Both locks, always taken in path order so two opposite transfers cannot deadlock.
-        let (_first, _second) = if self.dir < target.dir {
+        // Both locks, always taken in path order so two opposite transfers cannot deadlock;
+        // one when the folder is its own target (a second would wait for the first).
+        let (_first, _second) = if same {
+            (self.lock()?, None)
+        } else if self.dir < target.dir {
             let a = self.lock()?;
-            (a, target.lock()?)
+            (a, Some(target.lock()?))
         } else {
             let a = target.lock()?;
-            (a, self.lock()?)
+            (a, Some(self.lock()?))
         };
         let (source_index, _) = self.load_index()?;
         let mut names = Names::new(self);
@@ -525,7 +531,7 @@ impl Folder {
             let info = current.flags.to_info(&keywords);
             let from = self.dir.join("cur").join(&current.name);
             let size = self.size_of(&current.name);
-            let base = if remove {
+            let base = if remove && !same {
                 base_of(&current.name).to_string()
             } else {
                 maildir::unique_name(&self.hostname, size)

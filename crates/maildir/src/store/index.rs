@@ -36,16 +36,8 @@ pub struct Index {
 }
 
 impl Index {
-    /// An empty index with a new UIDVALIDITY, greater than `previous` if there was one, so
-    /// a rebuilt folder never reuses the old value.
-    pub fn fresh(previous: Option<u32>) -> Index {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_secs() as u32);
-        let uid_validity = match previous {
-            Some(old) if old >= now => old.wrapping_add(1).max(1),
-            _ => now.max(1),
-        };
+    /// An empty index under `uid_validity` (from [`new_validity`]).
+    pub fn fresh(uid_validity: u32) -> Index {
         Index {
             uid_validity,
             uid_next: 1,
@@ -133,6 +125,49 @@ impl Index {
     }
 }
 
+/// The file in a mailbox's Maildir root holding the last UIDVALIDITY given to any of its
+/// folders.
+pub const LAST_VALIDITY: &str = "posthorn-uidvalidity";
+
+/// A UIDVALIDITY for a new or renumbered folder of the mailbox at `root`: the time in
+/// seconds, but more than `previous` (the folder's old value, if any) and more than any
+/// value the mailbox gave out before. A folder deleted and created again within the same
+/// second thus never gets its old UIDVALIDITY back, so a UIDVALIDITY/UID pair never names
+/// two messages (RFC 3501 §2.3.1.1). The last value is kept in `LAST_VALIDITY`, changed
+/// under its lock and synced before the new value is used.
+pub fn new_validity(root: &Path, previous: Option<u32>) -> io::Result<u32> {
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(root.join(LAST_VALIDITY))?;
+    file.lock()?;
+    let mut text = String::new();
+    // Unreadable content counts as nothing given out: the time still moves on.
+    let last = io::Read::read_to_string(&mut file, &mut text)
+        .ok()
+        .and_then(|_| text.trim().parse::<u32>().ok());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+    let validity = next_validity(now, previous.max(last));
+    file.set_len(0)?;
+    io::Seek::rewind(&mut file)?;
+    file.write_all(format!("{validity}\n").as_bytes())?;
+    file.sync_data()?;
+    Ok(validity)
+}
+
+/// `now`, or one more than `floor` when that is not below it; never 0.
+fn next_validity(now: u32, floor: Option<u32>) -> u32 {
+    match floor {
+        Some(floor) if floor >= now => floor.wrapping_add(1).max(1),
+        _ => now.max(1),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,7 +176,7 @@ mod tests {
     fn saves_and_loads() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(Index::load(dir.path()).unwrap(), Ok(None));
-        let mut index = Index::fresh(None);
+        let mut index = Index::fresh(1);
         index.uid_next = 8;
         index.keywords = vec!["$Junk".into()];
         index.entries = vec![(3, "a.b,S=3".into()), (7, "c.d".into())];
@@ -159,6 +194,22 @@ mod tests {
         assert_eq!(Index::load(dir.path()).unwrap(), Err(Some(99)));
         write("garbage");
         assert_eq!(Index::load(dir.path()).unwrap(), Err(None));
-        assert!(Index::fresh(Some(u32::MAX - 1)).uid_validity == u32::MAX);
+    }
+
+    #[test]
+    fn new_validities_only_increase() {
+        assert_eq!(next_validity(100, None), 100);
+        assert_eq!(next_validity(100, Some(99)), 100);
+        assert_eq!(next_validity(100, Some(100)), 101);
+        assert_eq!(next_validity(100, Some(u32::MAX - 1)), u32::MAX);
+        let root = tempfile::tempdir().unwrap();
+        let first = new_validity(root.path(), None).unwrap();
+        let second = new_validity(root.path(), None).unwrap();
+        let third = new_validity(root.path(), Some(second + 10)).unwrap();
+        assert!(
+            first < second && second + 10 < third,
+            "{first} {second} {third}"
+        );
+        assert_eq!(new_validity(root.path(), None).unwrap(), third + 1);
     }
 }

@@ -157,7 +157,9 @@ impl Mailbox {
 
     /// DELETE: removes a folder and its messages. It is first renamed out of sight (one
     /// atomic step), then removed, so a crash never leaves half a folder listed. What it
-    /// held leaves the quota figure at the rename.
+    /// held leaves the quota figure at the rename. Its subscription stays: a server must
+    /// not drop a subscribed name because the mailbox went (RFC 3501 §6.3.6), and LIST
+    /// shows it as `\NonExistent` (RFC 5258 §3).
     pub fn delete(&self, name: &str) -> Result<(), FolderError> {
         if is_inbox(name) {
             return Err(FolderError::Cannot("INBOX cannot be deleted"));
@@ -179,7 +181,6 @@ impl Mailbox {
         drop(quota);
         fs::File::open(&self.root)?.sync_all()?;
         fs::remove_dir_all(&doomed)?;
-        self.change_subscriptions(|subscribed| subscribed.retain(|s| s != name))?;
         Ok(())
     }
 

@@ -529,12 +529,18 @@ impl Cursor {
         let mut list = ListCommand::default();
         self.sp()?;
         if self.peek() == Some(b'(') {
+            list.extended = true;
             self.paren_list(true, |c| c.selection_option(&mut list))?;
+            // RFC 5258 §3: RECURSIVEMATCH alone (or with REMOTE only) is an error.
+            if list.recursive_match && !list.subscribed && !list.special_use {
+                return Err("RECURSIVEMATCH needs another selection option".to_owned());
+            }
             self.sp()?;
         }
         list.reference = self.astring("a reference name")?;
         self.sp()?;
         list.patterns = if self.peek() == Some(b'(') {
+            list.extended = true;
             self.paren_list(false, Self::list_mailbox)?
         } else {
             vec![self.list_mailbox()?]
@@ -543,6 +549,7 @@ impl Cursor {
             if !self.eat_keyword("RETURN") {
                 return Err("expected RETURN".to_owned());
             }
+            list.extended = true;
             self.sp()?;
             self.paren_list(true, |c| c.return_option(&mut list))?;
         }
@@ -554,7 +561,8 @@ impl Cursor {
         match self.keyword("a LIST selection option")?.as_str() {
             "SUBSCRIBED" => list.subscribed = true,
             "SPECIAL-USE" => list.special_use = true,
-            "RECURSIVEMATCH" | "REMOTE" => {}
+            "RECURSIVEMATCH" => list.recursive_match = true,
+            "REMOTE" => {}
             other => return Err(format!("unknown LIST selection option {}", shorten(other))),
         }
         Ok(())

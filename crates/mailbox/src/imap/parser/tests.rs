@@ -345,7 +345,10 @@ fn list() {
     );
     assert_eq!(
         command(r#"a LIST "" (INBOX "Sent*" %)"#),
-        Command::List(list("", &["INBOX", "Sent*", "%"]))
+        Command::List(ListCommand {
+            extended: true,
+            ..list("", &["INBOX", "Sent*", "%"])
+        })
     );
     assert_eq!(
         command(
@@ -358,13 +361,21 @@ fn list() {
             return_children: true,
             return_special_use: true,
             return_status: Some(vec![StatusItem::Messages, StatusItem::Unseen]),
+            recursive_match: true,
+            extended: true,
             ..list("", &["*"])
         })
     );
     assert_eq!(
         command(r#"a list () "" % return ()"#),
-        Command::List(list("", &["%"]))
+        Command::List(ListCommand {
+            extended: true,
+            ..list("", &["%"])
+        })
     );
+    // RFC 5258 §3: RECURSIVEMATCH must come with a selection option other than REMOTE.
+    bad("a LIST (RECURSIVEMATCH) \"\" \"\"");
+    bad("a LIST (RECURSIVEMATCH REMOTE) \"\" *");
     assert!(bad("a LIST (FOO) \"\" *").contains("FOO"));
     assert!(bad("a LIST \"\" * RETURN (FOO)").contains("FOO"));
     bad("a LIST \"\" * (CHILDREN)");

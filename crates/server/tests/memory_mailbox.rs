@@ -337,6 +337,8 @@ fn searches_of_large_messages_take_turns() {
             std::thread::spawn(move || {
                 let mut imap = Imap::logged_in(addr, PW);
                 imap.ok("SELECT INBOX");
+                // The searches take turns: the last answers after all the others.
+                imap.patience(common::PATIENCE * SEARCHERS as u32);
                 imap.ok("SEARCH BODY \"line 0000099999 of\"")
             })
         })

@@ -85,6 +85,12 @@ impl Imap {
         imap
     }
 
+    /// Waits up to `wait` for each response from now on (a command queued behind
+    /// others' turns answers late).
+    pub fn patience(&mut self, wait: Duration) {
+        self.reader.get_ref().set_read_timeout(Some(wait)).unwrap();
+    }
+
     /// The client's end of the connection.
     pub fn local_addr(&self) -> SocketAddr {
         self.writer.local_addr().expect("local address")

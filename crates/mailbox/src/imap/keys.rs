@@ -127,7 +127,11 @@ fn header_section(mut file: std::fs::File) -> io::Result<Vec<u8>> {
 }
 
 /// The upper-cased mailbox (local part) of the first address (RFC 5256 §3: addr-mailbox).
+/// A group comes first as its name, as in the ENVELOPE (RFC 3501 §7.4.2).
 fn mailbox_of(address: Option<&Address<'_>>) -> String {
+    if let Some(group) = group_name(address) {
+        return group.to_uppercase();
+    }
     let email = address
         .and_then(Address::first)
         .and_then(|addr| addr.address.as_deref())
@@ -137,14 +141,25 @@ fn mailbox_of(address: Option<&Address<'_>>) -> String {
 }
 
 /// The upper-cased display name of the first address, or its address when it has none
-/// (RFC 5957 §2).
+/// (RFC 5957 §2); a group's name when a group comes first.
 fn display_of(address: Option<&Address<'_>>) -> String {
+    if let Some(group) = group_name(address) {
+        return group.to_uppercase();
+    }
     let Some(first) = address.and_then(Address::first) else {
         return String::new();
     };
     match first.name.as_deref().map(str::trim) {
         Some(name) if !name.is_empty() => name.to_uppercase(),
         _ => first.address.as_deref().unwrap_or_default().to_uppercase(),
+    }
+}
+
+/// The name of the group a field starts with, if it starts with one.
+fn group_name<'a>(address: Option<&'a Address<'_>>) -> Option<&'a str> {
+    match address? {
+        Address::Group(groups) => groups.first()?.name.as_deref(),
+        Address::List(_) => None,
     }
 }
 

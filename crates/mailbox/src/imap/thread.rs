@@ -182,13 +182,13 @@ impl<'k> Forest<'k> {
                 }
                 previous = Some(node);
             }
-            match previous {
-                Some(parent) if !self.is_ancestor(own, parent) => {
-                    self.unlink(own);
-                    self.link(parent, own);
-                }
-                Some(_) => {}
-                None => self.unlink(own),
+            // Step 1B: an existing parent link is broken first (a truncated References
+            // made it), and the new one is not made if it would close a loop.
+            self.unlink(own);
+            if let Some(parent) = previous
+                && !self.is_ancestor(own, parent)
+            {
+                self.link(parent, own);
             }
         }
     }

@@ -86,7 +86,7 @@ fn strip_leader(text: &str) -> Option<(&str, bool)> {
 /// A subj-blob (`[` anything but brackets `]`, then spaces) removed from the front.
 fn strip_blob(text: &str) -> Option<&str> {
     let inner = text.strip_prefix('[')?;
-    let close = inner.find(|c| c == '[' || c == ']')?;
+    let close = inner.find(['[', ']'])?;
     let rest = inner.get(close..)?.strip_prefix(']')?;
     Some(rest.trim_start_matches(' '))
 }

@@ -4,7 +4,8 @@
 use posthorn_maildir::store::{FolderError, Mailbox};
 use tracing::warn;
 
-use super::command::{FetchAttribute, Flag, SearchKey, SequenceSet, StoreOperation};
+use super::command::{FetchAttribute, Flag, SearchKey, SearchReturn, SequenceSet, StoreOperation};
+use super::esearch;
 use super::fetch::sets_seen;
 use super::folders::{over_quota, refusal};
 use super::response::Done;
@@ -44,17 +45,53 @@ pub(super) fn expunge(view: &mut View, uids: Option<&SequenceSet>, out: &mut Vec
     }
 }
 
-/// SEARCH / UID SEARCH.
+/// SEARCH / UID SEARCH, answered with ESEARCH when the client asked for `RETURN`.
 pub(super) fn search(
     view: &View,
+    tag: &str,
     uid: bool,
     charset: Option<&str>,
     criteria: &SearchKey,
+    returning: Option<SearchReturn>,
     out: &mut Vec<u8>,
 ) -> Done {
-    if charset.is_some_and(|c| !matches!(c, "US-ASCII" | "UTF-8")) {
-        return Done::no("[BADCHARSET (US-ASCII UTF-8)] unsupported charset");
+    if let Some(refused) = charset.and_then(unsupported_charset) {
+        return refused;
     }
+    let found: Vec<u32> = matching(view, criteria)
+        .into_iter()
+        .map(|index| number(view, index, uid))
+        .collect();
+    match returning {
+        Some(returning) => esearch::write(out, tag, uid, &found, returning),
+        None => {
+            out.extend_from_slice(b"* SEARCH");
+            for n in found {
+                out.extend_from_slice(format!(" {n}").as_bytes());
+            }
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    Done::ok("SEARCH completed")
+}
+
+/// NO [BADCHARSET] unless `charset` is one we search in (RFC 3501 §6.4.4).
+pub(super) fn unsupported_charset(charset: &str) -> Option<Done> {
+    (!matches!(charset, "US-ASCII" | "UTF-8"))
+        .then(|| Done::no("[BADCHARSET (US-ASCII UTF-8)] unsupported charset"))
+}
+
+/// The sequence number (index + 1) or the UID of the message at `index`.
+pub(super) fn number(view: &View, index: usize, uid: bool) -> u32 {
+    match view.messages.get(index) {
+        Some(m) if uid => m.uid,
+        _ => index as u32 + 1,
+    }
+}
+
+/// The indexes of the messages that match `criteria`, in mailbox order; SEARCH, SORT and
+/// THREAD all start from them. Content keys read one message at a time.
+pub(super) fn matching(view: &View, criteria: &SearchKey) -> Vec<usize> {
     let needs_content = search::needs_content(criteria);
     let needs_date = search::needs_internal_date(criteria);
     let last_seq = view.messages.len() as u32;
@@ -81,15 +118,10 @@ pub(super) fn search(
             None
         };
         if search::matches(criteria, &candidate, content.as_deref()) {
-            found.push(if uid { m.uid } else { candidate.seq });
+            found.push(index);
         }
     }
-    out.extend_from_slice(b"* SEARCH");
-    for n in found {
-        out.extend_from_slice(format!(" {n}").as_bytes());
-    }
-    out.extend_from_slice(b"\r\n");
-    Done::ok("SEARCH completed")
+    found
 }
 
 /// STORE / UID STORE; a message whose `$Junk`/`$NotJunk` verdict it changes is a lesson.

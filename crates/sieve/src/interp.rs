@@ -380,7 +380,8 @@ impl Run<'_, '_> {
                 part,
                 matcher,
             } => {
-                let values = texts(frame, names)
+                let names = texts(frame, names);
+                let values = names
                     .iter()
                     .flat_map(|n| {
                         self.message
@@ -388,9 +389,8 @@ impl Run<'_, '_> {
                             .flat_map(address::parse_list)
                             .collect::<Vec<_>>()
                     })
-                    .filter_map(|m| m.part(*part))
-                    .collect();
-                (values, keys, matcher)
+                    .map(|m| m.part(*part));
+                (present(values, matcher), keys, matcher)
             }
             Test::Envelope {
                 parts,
@@ -398,12 +398,12 @@ impl Run<'_, '_> {
                 part,
                 matcher,
             } => {
-                let values = texts(frame, parts)
+                let parts = texts(frame, parts);
+                let values = parts
                     .iter()
                     .filter_map(|p| self.envelope_part(p))
-                    .filter_map(|address| envelope_value(&address, *part))
-                    .collect();
-                (values, keys, matcher)
+                    .map(|address| envelope_value(&address, *part));
+                (present(values, matcher), keys, matcher)
             }
             Test::Body {
                 transform,
@@ -417,7 +417,9 @@ impl Run<'_, '_> {
                         self.message.body_parts(Some(&texts(frame, types)))
                     }
                 };
-                (values, keys, matcher)
+                // Pigeonhole's body test sets no match variables (RFC 5229 §3.2 lets
+                // each extension say).
+                return self.compare(&values, &texts(frame, keys), matcher, frame, false);
             }
             Test::Date {
                 header,
@@ -497,11 +499,11 @@ impl Run<'_, '_> {
                     .iter()
                     .flat_map(|k| split_flags(k))
                     .collect();
-                return self.compare(&split_flags(&held), &keys, matcher, frame);
+                return self.compare(&split_flags(&held), &keys, matcher, frame, true);
             }
         };
         let keys = texts(frame, keys);
-        self.compare(&values, &keys, matcher, frame)
+        self.compare(&values, &keys, matcher, frame, true)
     }
 
     /// Matches and, with variables, keeps the `:matches` wildcards' text (RFC 5229 §3.2).
@@ -513,13 +515,15 @@ impl Run<'_, '_> {
         keys: &[String],
         matcher: &Matcher,
         frame: &mut Frame<'_>,
+        sets_captures: bool,
     ) -> Result<bool, RuntimeError> {
         self.steps = self
             .steps
             .saturating_add((values.len() as u64).saturating_mul(keys.len() as u64));
         self.step()?;
         let mut captures =
-            (frame.script.uses_variables && matcher.kind == MatchKind::Matches).then(Vec::new);
+            (sets_captures && frame.script.uses_variables && matcher.kind == MatchKind::Matches)
+                .then(Vec::new);
         let matched = matcher.test(values, keys, &mut captures);
         if matched && let Some(found) = captures.filter(|c| !c.is_empty()) {
             frame.captures = found;
@@ -551,6 +555,16 @@ impl Run<'_, '_> {
                 .unwrap_or(self.ctx.now.offset_minutes),
         };
         date::part(at.unix, offset, part)
+    }
+}
+
+/// The address parts to compare; `:count` counts the addresses, those without the
+/// part too (a `:detail` of an address without one), as Pigeonhole does.
+fn present(parts: impl Iterator<Item = Option<String>>, matcher: &Matcher) -> Vec<String> {
+    if matches!(matcher.kind, MatchKind::Count(_)) {
+        parts.map(Option::unwrap_or_default).collect()
+    } else {
+        parts.flatten().collect()
     }
 }
 

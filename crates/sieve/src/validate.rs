@@ -913,10 +913,15 @@ fn positional<const N: usize>(node: &Node, args: Vec<Arg>) -> Result<[Arg; N], C
     })
 }
 
+/// A string argument: RFC 5228 §8.2 keeps it apart from a string list, even of one.
 fn string(arg: &Arg) -> Result<String, CompileError> {
     match arg {
-        Arg::Strings { values, .. } if values.len() == 1 => Ok(values[0].clone()),
-        other => Err(error(other.pos(), "expected a string")),
+        Arg::Strings {
+            values,
+            single: true,
+            ..
+        } => Ok(values.concat()),
+        other => Err(error(other.pos(), "expected a string, not a string list")),
     }
 }
 

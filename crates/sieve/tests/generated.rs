@@ -128,11 +128,41 @@ fn matching(rng: &mut Rng) -> String {
     }
 }
 
+const DATE_PARTS: &[&str] = &[
+    "year", "month", "day", "date", "julian", "hour", "minute", "second", "time", "iso8601",
+    "std11", "zone", "weekday",
+];
+const DATE_KEYS: &[&str] = &[
+    "*",
+    "2010",
+    "03",
+    "13",
+    "1?",
+    "*-*-*",
+    "*:*",
+    "+0100",
+    "-0500",
+    "+0000",
+    "6",
+    "0",
+    "5*",
+    "2010-03-13",
+    "*Z",
+    "Sat*",
+];
+const FLAGS: &[&str] = &[
+    "\\\\Seen",
+    "\\\\Flagged",
+    "$Label1",
+    "custom",
+    "\\\\seen CUSTOM",
+];
+
 fn test(rng: &mut Rng, depth: usize) -> String {
     let choice = if depth > 2 {
         rng.below(6)
     } else {
-        rng.below(9)
+        rng.below(12)
     };
     match choice {
         0 | 1 => format!(
@@ -183,18 +213,71 @@ fn test(rng: &mut Rng, depth: usize) -> String {
             let tests: Vec<String> = (0..count).map(|_| test(rng, depth + 1)).collect();
             format!("{} ({})", rng.pick(&["allof", "anyof"]), tests.join(", "))
         }
+        9 => {
+            let zone = rng.pick(&["", ":originalzone", ":zone \"+0900\"", ":zone \"-0330\""]);
+            let field = rng.pick(&["date", "x-priority"]);
+            format!(
+                "date {zone} {} \"{field}\" \"{}\" {}",
+                matching(rng),
+                rng.pick(DATE_PARTS),
+                rng.keys(DATE_KEYS)
+            )
+        }
+        10 => match rng.below(3) {
+            0 => format!(
+                "spamtest {} {} {}",
+                rng.pick(&["", ":percent"]),
+                matching(rng),
+                rng.keys(&["0", "1", "3", "7", "10", "4", "75", "*"])
+            ),
+            1 => format!(
+                "virustest {} {}",
+                matching(rng),
+                rng.keys(&["0", "1", "3", "5", "*"])
+            ),
+            _ => format!(
+                "string {} \"${{{}}}\" {}",
+                matching(rng),
+                rng.pick(&["1", "2", "0", "v", "flags"]),
+                rng.keys(KEYS)
+            ),
+        },
+        11 => format!("hasflag {} {}", matching(rng), rng.keys(FLAGS)),
         _ => unreachable!(),
+    }
+}
+
+/// One command, mostly filing; the rest exercise the action rules.
+fn action(rng: &mut Rng, branch: usize) -> String {
+    match rng.below(12) {
+        0 => format!("addflag {};", rng.keys(FLAGS)),
+        1 => format!("removeflag {};", rng.keys(FLAGS)),
+        2 => format!("setflag {};", rng.keys(FLAGS)),
+        3 => format!("keep :flags {};", rng.keys(FLAGS)),
+        4 => "keep;".to_owned(),
+        5 => "discard;".to_owned(),
+        6 => format!(
+            "redirect {}\"{}@example.net\";",
+            rng.pick(&["", ":copy "]),
+            rng.pick(&["a", "b", "c"])
+        ),
+        7 => "stop;".to_owned(),
+        8 => format!("set \"v\" \"${{1}}{}\";", rng.pick(&["", "x", "${v}"])),
+        9 => format!("fileinto :copy \"C{branch}\";"),
+        _ => format!("fileinto \"B{branch}-${{1}}-${{2}}\";"),
     }
 }
 
 fn script(rng: &mut Rng) -> String {
     let mut text = String::from(
-        "require [\"fileinto\", \"envelope\", \"subaddress\", \"relational\", \"comparator-i;ascii-numeric\", \"variables\", \"body\"];\n",
+        "require [\"fileinto\", \"envelope\", \"subaddress\", \"relational\", \"comparator-i;ascii-numeric\", \"variables\", \"body\", \"date\", \"spamtestplus\", \"virustest\", \"imap4flags\", \"copy\"];\n",
     );
-    for branch in 0..1 + rng.below(3) {
+    for branch in 0..1 + rng.below(4) {
+        let actions: Vec<String> = (0..1 + rng.below(2)).map(|_| action(rng, branch)).collect();
         text.push_str(&format!(
-            "if {} {{ fileinto \"B{branch}-${{1}}-${{2}}\"; }}\n",
-            test(rng, 0)
+            "if {} {{ {} }}\n",
+            test(rng, 0),
+            actions.join(" ")
         ));
     }
     text

@@ -428,14 +428,12 @@ impl Run<'_, '_> {
                 keys,
                 matcher,
             } => {
+                // No date (or no such part) is no value: nothing matches, and
+                // `:count` counts zero.
                 let first = self.message.values(&text(frame, header)).into_iter().next();
-                let Some(at) = first.as_deref().and_then(date::parse_rfc5322) else {
-                    return Ok(false);
-                };
-                let Some(value) = self.date_part(at, zone, &text(frame, part), frame) else {
-                    return Ok(false);
-                };
-                (vec![value], keys, matcher)
+                let at = first.as_deref().and_then(date::parse_rfc5322);
+                let value = at.and_then(|at| self.date_part(at, zone, &text(frame, part), frame));
+                (value.into_iter().collect(), keys, matcher)
             }
             Test::CurrentDate {
                 zone,
@@ -447,10 +445,8 @@ impl Run<'_, '_> {
                     unix: self.ctx.now.unix,
                     offset: self.ctx.now.offset_minutes,
                 };
-                let Some(value) = self.date_part(now, zone, &text(frame, part), frame) else {
-                    return Ok(false);
-                };
-                (vec![value], keys, matcher)
+                let value = self.date_part(now, zone, &text(frame, part), frame);
+                (value.into_iter().collect(), keys, matcher)
             }
             Test::Spam {
                 percent,

@@ -123,9 +123,12 @@ fn one_line(text: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// Flags as the set they are (RFC 5232 §3: case-insensitive; sieve-test may print a
+/// keyword given twice in `:flags` twice).
 fn flags_text(flags: &[String]) -> String {
     let mut lower: Vec<String> = flags.iter().map(|f| f.to_ascii_lowercase()).collect();
     lower.sort();
+    lower.dedup();
     if lower.is_empty() {
         String::new()
     } else {

@@ -14,9 +14,14 @@ pub enum Action {
     FileInto {
         mailbox: String,
         flags: Vec<String>,
+        /// `:create` (RFC 5490 §3.2): make the mailbox when it does not exist.
         create: bool,
+        /// `:copy` (RFC 3894): told for the record; the implicit keep it left in place
+        /// is already in the list.
         copy: bool,
     },
+    /// Send the message on to `address`; the caller adds its own loop guard (RFC 5228
+    /// §4.2), the count of distinct targets is bounded by `Limits::max_redirects`.
     Redirect {
         address: String,
         copy: bool,
@@ -37,7 +42,7 @@ pub enum Action {
 pub struct Vacation {
     /// The envelope sender, whom the reply goes to.
     pub to: String,
-    /// `None`: the server builds "Auto: <original subject>" (RFC 5230 §4.3).
+    /// `None`: the server builds "Auto: " and the original subject (RFC 5230 §4.3).
     pub subject: Option<String>,
     pub from: Option<String>,
     /// The body; with `mime` it starts with MIME header fields of its own.

@@ -150,6 +150,9 @@ impl Matcher {
 
     fn one(&self, value: &str, key: &str, captures: &mut Option<Vec<String>>) -> bool {
         match self.kind {
+            // An empty value is only ever the empty key, whatever the comparator says
+            // (i;ascii-numeric holds any two non-numbers equal); as in Pigeonhole.
+            MatchKind::Is if value.is_empty() => key.is_empty(),
             MatchKind::Is => self.comparator.order(value, key) == Ordering::Equal,
             MatchKind::Contains => self.comparator.contains(value, key),
             MatchKind::Value(relation) => relation.holds(self.comparator.order(value, key)),

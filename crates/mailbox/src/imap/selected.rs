@@ -5,6 +5,7 @@ use posthorn_maildir::store::{FolderError, Mailbox};
 use tracing::warn;
 
 use super::command::{FetchAttribute, Flag, SearchKey, SequenceSet, StoreOperation};
+use super::condstore;
 use super::fetch::sets_seen;
 use super::folders::{over_quota, refusal};
 use super::response::Done;
@@ -60,6 +61,7 @@ pub(super) fn search(
     let last_seq = view.messages.len() as u32;
     let last_uid = view.messages.last().map_or(0, |m| m.uid);
     let mut found = Vec::new();
+    let mut highest_modseq = 0;
     for (index, m) in view.messages.iter().enumerate() {
         let candidate = Candidate {
             seq: index as u32 + 1,
@@ -72,6 +74,7 @@ pub(super) fn search(
                 0
             },
             size: m.size,
+            modseq: m.modseq,
             last_seq,
             last_uid,
         };
@@ -82,17 +85,24 @@ pub(super) fn search(
         };
         if search::matches(criteria, &candidate, content.as_deref()) {
             found.push(if uid { m.uid } else { candidate.seq });
+            highest_modseq = highest_modseq.max(m.modseq);
         }
     }
     out.extend_from_slice(b"* SEARCH");
     for n in found {
         out.extend_from_slice(format!(" {n}").as_bytes());
     }
+    // RFC 7162 §3.1.5: a search by MODSEQ tells the highest MODSEQ of what it found.
+    if highest_modseq > 0 && condstore::search_uses_modseq(criteria) {
+        out.extend_from_slice(format!(" (MODSEQ {highest_modseq})").as_bytes());
+    }
     out.extend_from_slice(b"\r\n");
     Done::ok("SEARCH completed")
 }
 
 /// STORE / UID STORE; a message whose `$Junk`/`$NotJunk` verdict it changes is a lesson.
+/// With UNCHANGEDSINCE (RFC 7162 §3.1.3) messages changed after it are left alone and
+/// named in the tagged response's MODIFIED code.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn store(
     view: &mut View,
@@ -101,6 +111,7 @@ pub(super) fn store(
     operation: StoreOperation,
     silent: bool,
     flags: &[Flag],
+    unchanged_since: Option<u64>,
     out: &mut Vec<u8>,
     lessons: &mut Lessons,
 ) -> Done {
@@ -117,43 +128,45 @@ pub(super) fn store(
         .cloned()
         .collect();
     let targets = pairs(view, &indexes);
-    let changed = match blocking(|| view.folder.store_flags(&targets, operation, &flags)) {
-        Ok(changed) => changed,
+    let stored = match blocking(|| {
+        view.folder
+            .store_flags_if(&targets, operation, &flags, unchanged_since)
+    }) {
+        Ok(stored) => stored,
         Err(e) => return refusal(&FolderError::Io(e)),
     };
-    view.learn_keywords(changed.iter().flat_map(|c| c.flags.keywords()), out);
-    for change in changed {
+    view.learn_keywords(stored.changed.iter().flat_map(|c| c.flags.keywords()), out);
+    for change in stored.changed {
         if let Some(class) = training::of_keywords(&change.before, &change.flags) {
             lessons.add(&view.folder, &change.file, class);
         }
-        if let Some(index) = view.set_flags(change.uid, change.file, change.flags)
-            && !silent
+        let index = view.set_flags(change.uid, change.file, change.flags, change.modseq);
+        // .SILENT keeps FLAGS out, but a CONDSTORE client still learns the new MODSEQ.
+        if let Some(index) = index
+            && (!silent || view.enabled.condstore)
         {
-            flags_response(view, index, uid, out);
+            view.write_flags(index, uid, !silent, out);
         }
     }
-    Done::ok("STORE completed")
-}
-
-/// `* n FETCH (FLAGS (...))`, with the UID for UID commands.
-fn flags_response(view: &View, index: usize, uid: bool, out: &mut Vec<u8>) {
-    let Some(m) = view.messages.get(index) else {
-        return;
-    };
-    let recent = view.recent.contains(&m.uid);
-    let uid_item = if uid {
-        format!("UID {} ", m.uid)
+    if stored.modified.is_empty() {
+        return Done::ok("STORE completed");
+    }
+    let mut modified: Vec<u32> = if uid {
+        stored.modified
     } else {
-        String::new()
+        view.messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| stored.modified.contains(&m.uid))
+            .map(|(i, _)| i as u32 + 1)
+            .collect()
     };
-    out.extend_from_slice(
-        format!(
-            "* {} FETCH ({uid_item}FLAGS ({}))\r\n",
-            index + 1,
-            m.flags.to_imap(recent)
-        )
-        .as_bytes(),
-    );
+    modified.sort_unstable();
+    let ranges: Vec<(u32, u32)> = modified.iter().map(|n| (*n, *n)).collect();
+    Done::ok(format!(
+        "[MODIFIED {}] conditional STORE failed",
+        condstore::uid_set(&ranges)
+    ))
 }
 
 /// COPY or MOVE (and UID forms) into `target`, answering with COPYUID (RFC 4315); each
@@ -236,7 +249,8 @@ pub(super) fn copy(
     }
 }
 
-/// The first half of FETCH / UID FETCH: which messages, and \Seen set on them where the
+/// The first half of FETCH / UID FETCH: which messages (those changed after
+/// `changed_since` only, when given: RFC 7162 §3.1.4.1), and \Seen set on them where the
 /// items call for it. The session then writes their responses one by one as `fetch`
 /// builds them, so `FETCH 1:* BODY[]` of a large mailbox is never held in memory whole.
 pub(super) fn fetch_prepare(
@@ -244,8 +258,12 @@ pub(super) fn fetch_prepare(
     uid: bool,
     set: &SequenceSet,
     items: &[FetchAttribute],
+    changed_since: Option<u64>,
 ) -> Result<Vec<usize>, Done> {
-    let indexes = view.resolve(set, uid).map_err(Done::bad)?;
+    let mut indexes = view.resolve(set, uid).map_err(Done::bad)?;
+    if let Some(since) = changed_since {
+        indexes.retain(|i| view.messages.get(*i).is_some_and(|m| m.modseq > since));
+    }
     if !view.read_only && items.iter().any(sets_seen) {
         let unseen: Vec<usize> = indexes
             .iter()
@@ -263,7 +281,7 @@ pub(super) fn fetch_prepare(
         }) {
             Ok(changed) => {
                 for change in changed {
-                    view.set_flags(change.uid, change.file, change.flags);
+                    view.set_flags(change.uid, change.file, change.flags, change.modseq);
                 }
             }
             Err(e) => warn!(error = %e, "cannot set \\Seen"),

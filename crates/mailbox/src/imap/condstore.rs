@@ -107,8 +107,23 @@ pub fn write_vanished(
     out.extend_from_slice(format!("* VANISHED{tag} {}\r\n", uid_set(&ranges)).as_bytes());
 }
 
+/// `1:3,7` for numbers (UIDs or sequence numbers) in any order.
+pub fn number_set(numbers: &[u32]) -> String {
+    let mut sorted = numbers.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut ranges: Vec<(u32, u32)> = Vec::new();
+    for n in sorted {
+        match ranges.last_mut() {
+            Some(run) if run.1.checked_add(1) == Some(n) => run.1 = n,
+            _ => ranges.push((n, n)),
+        }
+    }
+    uid_set(&ranges)
+}
+
 /// `1:3,7` for sorted, disjoint, inclusive ranges.
-pub fn uid_set(ranges: &[(u32, u32)]) -> String {
+fn uid_set(ranges: &[(u32, u32)]) -> String {
     ranges
         .iter()
         .map(|&(a, b)| {
@@ -213,6 +228,7 @@ mod tests {
         );
         assert_eq!(without(&[(1, 10)], &[0, 1, 4, 5, 10, 11]), [(2, 3), (6, 9)]);
         assert_eq!(uid_set(&[(2, 3), (6, 6)]), "2:3,6");
+        assert_eq!(number_set(&[7, 3, 2, 4, 3, 9]), "2:4,7,9");
     }
 
     #[test]

@@ -151,7 +151,7 @@ pub(super) fn store(
     if stored.modified.is_empty() {
         return Done::ok("STORE completed");
     }
-    let mut modified: Vec<u32> = if uid {
+    let modified: Vec<u32> = if uid {
         stored.modified
     } else {
         view.messages
@@ -161,11 +161,9 @@ pub(super) fn store(
             .map(|(i, _)| i as u32 + 1)
             .collect()
     };
-    modified.sort_unstable();
-    let ranges: Vec<(u32, u32)> = modified.iter().map(|n| (*n, *n)).collect();
     Done::ok(format!(
         "[MODIFIED {}] conditional STORE failed",
-        condstore::uid_set(&ranges)
+        condstore::number_set(&modified)
     ))
 }
 

@@ -190,16 +190,8 @@ impl View {
             return;
         }
         if self.enabled.qresync {
-            let mut uids: Vec<u32> = gone.iter().map(|(_, uid)| *uid).collect();
-            uids.sort_unstable();
-            let mut ranges: Vec<(u32, u32)> = Vec::new();
-            for uid in uids {
-                match ranges.last_mut() {
-                    Some(run) if run.1.checked_add(1) == Some(uid) => run.1 = uid,
-                    _ => ranges.push((uid, uid)),
-                }
-            }
-            let set = condstore::uid_set(&ranges);
+            let uids: Vec<u32> = gone.iter().map(|(_, uid)| *uid).collect();
+            let set = condstore::number_set(&uids);
             out.extend_from_slice(format!("* VANISHED {set}\r\n").as_bytes());
             return;
         }

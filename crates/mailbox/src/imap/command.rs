@@ -87,16 +87,13 @@ pub enum Command {
         /// The items asked for, in order.
         items: Vec<StatusItem>,
     },
-    /// APPEND mailbox [flags] [date-time] literal
+    /// APPEND mailbox [flags] [date-time] literal, with MULTIAPPEND (RFC 3502) several
+    /// messages, stored all or none.
     Append {
         /// The target mailbox.
         mailbox: String,
-        /// Flags to set on the new message.
-        flags: Vec<Flag>,
-        /// The internal date as Unix seconds, if given.
-        date: Option<i64>,
-        /// The message itself.
-        message: Vec<u8>,
+        /// The messages, at least one.
+        messages: Vec<AppendMessage>,
     },
     /// CHECK
     Check,
@@ -117,7 +114,37 @@ pub enum Command {
         charset: Option<String>,
         /// The criteria, all of which must match (an `And` of the top-level keys).
         criteria: SearchKey,
+        /// `RETURN (...)` (RFC 4731): answer with ESEARCH; None for a plain SEARCH.
+        returning: Option<SearchReturn>,
     },
+    /// SORT / UID SORT (RFC 5256)
+    Sort {
+        /// UID SORT: answer with UIDs.
+        uid: bool,
+        /// The sort criteria, most significant first.
+        order: Vec<SortCriterion>,
+        /// The charset (upper-cased).
+        charset: String,
+        /// Which messages take part.
+        criteria: SearchKey,
+    },
+    /// THREAD / UID THREAD (RFC 5256)
+    Thread {
+        /// UID THREAD: answer with UIDs.
+        uid: bool,
+        /// How threads are found.
+        algorithm: ThreadAlgorithm,
+        /// The charset (upper-cased).
+        charset: String,
+        /// Which messages take part.
+        criteria: SearchKey,
+    },
+    /// GETQUOTA root (RFC 9208)
+    GetQuota(String),
+    /// GETQUOTAROOT mailbox (RFC 9208)
+    GetQuotaRoot(String),
+    /// SETQUOTA root (limits): parsed so that it can be refused.
+    SetQuota(String),
     /// FETCH / UID FETCH
     Fetch {
         /// Set given as UIDs.
@@ -389,4 +416,69 @@ pub enum SearchKey {
     /// MODSEQ [entry type] n (RFC 7162 §3.1.5): MODSEQ at least n; the entry is ignored,
     /// as all flags share the message's one MODSEQ.
     ModSeq(u64),
+}
+
+/// One message of an APPEND.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendMessage {
+    /// Flags to set on the new message.
+    pub flags: Vec<Flag>,
+    /// The internal date as Unix seconds, if given.
+    pub date: Option<i64>,
+    /// The message itself.
+    pub message: Vec<u8>,
+}
+
+/// ESEARCH's return options (RFC 4731 §3.1); all false (`RETURN ()`) means ALL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SearchReturn {
+    /// MIN: the lowest match.
+    pub min: bool,
+    /// MAX: the highest match.
+    pub max: bool,
+    /// ALL: every match, as a sequence set.
+    pub all: bool,
+    /// COUNT: how many matched.
+    pub count: bool,
+}
+
+/// One SORT criterion (RFC 5256 §3, RFC 5957).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SortCriterion {
+    /// REVERSE: this key in descending order.
+    pub reverse: bool,
+    /// The key.
+    pub key: SortKey,
+}
+
+/// What SORT orders by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    /// ARRIVAL: the internal date.
+    Arrival,
+    /// CC: the mailbox of the first Cc address.
+    Cc,
+    /// DATE: the sent date, else the internal date.
+    Date,
+    /// FROM: the mailbox of the first From address.
+    From,
+    /// SIZE: RFC822.SIZE.
+    Size,
+    /// SUBJECT: the base subject.
+    Subject,
+    /// TO: the mailbox of the first To address.
+    To,
+    /// DISPLAYFROM (RFC 5957): the first From's display name, else its address.
+    DisplayFrom,
+    /// DISPLAYTO (RFC 5957): the first To's display name, else its address.
+    DisplayTo,
+}
+
+/// THREAD's algorithms (RFC 5256 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadAlgorithm {
+    /// ORDEREDSUBJECT: by base subject, then sent date.
+    OrderedSubject,
+    /// REFERENCES: by Message-ID, In-Reply-To and References, then base subject.
+    References,
 }

@@ -5,7 +5,7 @@
 //! (`posthorn_maildir::store::modseq` and the folder's index).
 
 use super::command::{
-    Command, FetchAttribute, Qresync, SearchKey, SeqNumber, SequenceSet, StatusItem,
+    Command, FetchAttribute, Qresync, SearchKey, SearchReturn, SeqNumber, SequenceSet, StatusItem,
 };
 use super::view::View;
 
@@ -66,6 +66,34 @@ pub fn search_uses_modseq(key: &SearchKey) -> bool {
         SearchKey::Not(k) => search_uses_modseq(k),
         k => matches!(k, SearchKey::ModSeq(_)),
     }
+}
+
+/// The MODSEQ a SEARCH by MODSEQ reports (§3.1.5, and RFC 7162 §3.1.5's ESEARCH form): the
+/// highest among the messages the response names (only MIN's and MAX's when the client
+/// asked for no more); `None` for other searches or when nothing matched.
+pub fn search_modseq(
+    view: &View,
+    criteria: &SearchKey,
+    found: &[usize],
+    returning: Option<&SearchReturn>,
+) -> Option<u64> {
+    if !search_uses_modseq(criteria) {
+        return None;
+    }
+    let named: Vec<usize> = match returning {
+        Some(r) if !r.all && !r.count => [r.min.then(|| found.first()), r.max.then(|| found.last())]
+            .into_iter()
+            .flatten()
+            .flatten()
+            .copied()
+            .collect(),
+        _ => found.to_vec(),
+    };
+    named
+        .iter()
+        .filter_map(|i| view.messages.get(*i))
+        .map(|m| m.modseq)
+        .max()
 }
 
 /// SELECT's QRESYNC answer (§3.2.5), after the usual SELECT responses: when the client's

@@ -8,7 +8,7 @@ use posthorn_maildir::store::mailbox::{DELIMITER, is_inbox};
 use posthorn_maildir::store::{FolderError, Mailbox};
 use tracing::warn;
 
-use super::command::{Flag, ListCommand, StatusItem};
+use super::command::{AppendMessage, Flag, ListCommand, StatusItem};
 use super::response;
 use super::response::Done;
 use super::training::{self, Lessons};
@@ -220,15 +220,13 @@ pub(super) fn status(
     Done::ok("STATUS completed")
 }
 
-/// APPEND: quota first (RFC 9208's OVERQUOTA), then the message is stored durably; one
-/// appended to Junk is a lesson.
+/// APPEND: one message, or with MULTIAPPEND (RFC 3502) several, stored all or none: a
+/// message that cannot be stored takes the ones before it away again.
 pub(super) fn append(
     mailbox: &Mailbox,
     quota: Option<u64>,
     name: &str,
-    flags: &[Flag],
-    date: Option<i64>,
-    message: &[u8],
+    messages: &[AppendMessage],
     lessons: &mut Lessons,
 ) -> Done {
     let folder = match mailbox.folder(name) {
@@ -236,21 +234,35 @@ pub(super) fn append(
         Err(FolderError::NotFound) => return Done::no("[TRYCREATE] no such mailbox"),
         Err(e) => return refusal(&e),
     };
-    if let Some(done) = over_quota(mailbox, quota, message.len() as u64) {
+    let total = messages.iter().map(|m| m.message.len() as u64).sum();
+    if let Some(done) = over_quota(mailbox, quota, total) {
         return done;
     }
-    match blocking(|| folder.append(message, flags, date)) {
-        Ok(appended) => {
-            if let Some(class) = training::of_append(name) {
-                lessons.add(&folder, &appended.file, class);
+    let mut stored = Vec::with_capacity(messages.len());
+    for m in messages {
+        match blocking(|| folder.append(&m.message, &m.flags, m.date)) {
+            Ok(appended) => stored.push(appended),
+            Err(e) => {
+                let undo: Vec<(u32, String)> =
+                    stored.iter().map(|a| (a.uid, a.file.clone())).collect();
+                if let Err(undo_error) = blocking(|| folder.expunge(&undo)) {
+                    warn!(error = %undo_error, "cannot take back a failed APPEND's messages");
+                }
+                return refusal(&FolderError::Io(e));
             }
-            Done::ok(format!(
-                "[APPENDUID {} {}] APPEND completed",
-                appended.uid_validity, appended.uid
-            ))
         }
-        Err(e) => refusal(&FolderError::Io(e)),
     }
+    if let Some(class) = training::of_append(name) {
+        for appended in &stored {
+            lessons.add(&folder, &appended.file, class);
+        }
+    }
+    let validity = stored.first().map_or(0, |a| a.uid_validity);
+    let uids: Vec<String> = stored.iter().map(|a| a.uid.to_string()).collect();
+    Done::ok(format!(
+        "[APPENDUID {validity} {}] APPEND completed",
+        uids.join(",")
+    ))
 }
 
 /// The NO for adding `size` octets to a mailbox at or over its quota, checked against the

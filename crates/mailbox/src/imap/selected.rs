@@ -4,8 +4,9 @@
 use posthorn_maildir::store::{FolderError, Mailbox};
 use tracing::warn;
 
-use super::command::{FetchAttribute, Flag, SearchKey, SequenceSet, StoreOperation};
+use super::command::{FetchAttribute, Flag, SearchKey, SearchReturn, SequenceSet, StoreOperation};
 use super::condstore;
+use super::esearch;
 use super::fetch::sets_seen;
 use super::folders::{over_quota, refusal};
 use super::response::Done;
@@ -45,23 +46,60 @@ pub(super) fn expunge(view: &mut View, uids: Option<&SequenceSet>, out: &mut Vec
     }
 }
 
-/// SEARCH / UID SEARCH.
+/// SEARCH / UID SEARCH, answered with ESEARCH when the client asked for `RETURN`.
 pub(super) fn search(
     view: &View,
+    tag: &str,
     uid: bool,
     charset: Option<&str>,
     criteria: &SearchKey,
+    returning: Option<SearchReturn>,
     out: &mut Vec<u8>,
 ) -> Done {
-    if charset.is_some_and(|c| !matches!(c, "US-ASCII" | "UTF-8")) {
-        return Done::no("[BADCHARSET (US-ASCII UTF-8)] unsupported charset");
+    if let Some(refused) = charset.and_then(unsupported_charset) {
+        return refused;
     }
+    let indexes = matching(view, criteria);
+    let found: Vec<u32> = indexes.iter().map(|i| number(view, *i, uid)).collect();
+    let modseq = condstore::search_modseq(view, criteria, &indexes, returning.as_ref());
+    match returning {
+        Some(returning) => esearch::write(out, tag, uid, &found, returning, modseq),
+        None => {
+            out.extend_from_slice(b"* SEARCH");
+            for n in found {
+                out.extend_from_slice(format!(" {n}").as_bytes());
+            }
+            if let Some(modseq) = modseq {
+                out.extend_from_slice(format!(" (MODSEQ {modseq})").as_bytes());
+            }
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    Done::ok("SEARCH completed")
+}
+
+/// NO [BADCHARSET] unless `charset` is one we search in (RFC 3501 §6.4.4).
+pub(super) fn unsupported_charset(charset: &str) -> Option<Done> {
+    (!matches!(charset, "US-ASCII" | "UTF-8"))
+        .then(|| Done::no("[BADCHARSET (US-ASCII UTF-8)] unsupported charset"))
+}
+
+/// The sequence number (index + 1) or the UID of the message at `index`.
+pub(super) fn number(view: &View, index: usize, uid: bool) -> u32 {
+    match view.messages.get(index) {
+        Some(m) if uid => m.uid,
+        _ => index as u32 + 1,
+    }
+}
+
+/// The indexes of the messages that match `criteria`, in mailbox order; SEARCH, SORT and
+/// THREAD all start from them. Content keys read one message at a time.
+pub(super) fn matching(view: &View, criteria: &SearchKey) -> Vec<usize> {
     let needs_content = search::needs_content(criteria);
     let needs_date = search::needs_internal_date(criteria);
     let last_seq = view.messages.len() as u32;
     let last_uid = view.messages.last().map_or(0, |m| m.uid);
     let mut found = Vec::new();
-    let mut highest_modseq = 0;
     for (index, m) in view.messages.iter().enumerate() {
         let candidate = Candidate {
             seq: index as u32 + 1,
@@ -84,20 +122,10 @@ pub(super) fn search(
             None
         };
         if search::matches(criteria, &candidate, content.as_deref()) {
-            found.push(if uid { m.uid } else { candidate.seq });
-            highest_modseq = highest_modseq.max(m.modseq);
+            found.push(index);
         }
     }
-    out.extend_from_slice(b"* SEARCH");
-    for n in found {
-        out.extend_from_slice(format!(" {n}").as_bytes());
-    }
-    // RFC 7162 §3.1.5: a search by MODSEQ tells the highest MODSEQ of what it found.
-    if highest_modseq > 0 && condstore::search_uses_modseq(criteria) {
-        out.extend_from_slice(format!(" (MODSEQ {highest_modseq})").as_bytes());
-    }
-    out.extend_from_slice(b"\r\n");
-    Done::ok("SEARCH completed")
+    found
 }
 
 /// STORE / UID STORE; a message whose `$Junk`/`$NotJunk` verdict it changes is a lesson.

@@ -16,7 +16,7 @@ use super::parser::{CommandReader, Input, Limits};
 use super::response::Done;
 use super::training::Lessons;
 use super::view::View;
-use super::{fetch, folders, search, selected};
+use super::{fetch, folders, quota, search, selected, sort, thread};
 use crate::access::{Accounts, Connection, Credentials, Login, Settings, User};
 use crate::budget::Held;
 
@@ -47,7 +47,9 @@ const FLUSH_AT: usize = 256 * 1024;
 
 /// Extensions announced in every state.
 const BASE_CAPABILITIES: &str = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT \
-     MOVE UIDPLUS SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE CONDSTORE QRESYNC";
+     MOVE UIDPLUS SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE ESEARCH SORT \
+     SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES MULTIAPPEND QUOTA QUOTA=RES-STORAGE \
+     CONDSTORE QRESYNC";
 
 /// Serves one IMAP client until it logs out, disconnects or stays silent too long.
 pub async fn serve<C: Connection>(
@@ -287,7 +289,11 @@ impl<C: Connection> Session<C> {
                 items,
                 modifiers,
             } => self.fetch(uid, &set, &items, &modifiers).await?,
-            Command::Search { ref criteria, .. } if search::needs_content(criteria) => {
+            Command::Search { ref criteria, .. }
+            | Command::Sort { ref criteria, .. }
+            | Command::Thread { ref criteria, .. }
+                if search::needs_content(criteria) =>
+            {
                 // Each message is read whole to look into it: as many sessions' searches
                 // as the shared budget allows run at once.
                 let _held = self
@@ -295,16 +301,16 @@ impl<C: Connection> Session<C> {
                     .whole_messages
                     .hold(self.largest_selected())
                     .await;
-                self.authenticated(command)
+                self.authenticated(&tag, command)
             }
-            command => self.authenticated(command),
+            command => self.authenticated(&tag, command),
         };
         let line = format!("{tag} {} {}\r\n", done.status, done.text);
         self.send(line.as_bytes()).await
     }
 
     /// The commands that need a login; the selected-state ones also a selected mailbox.
-    fn authenticated(&mut self, command: Command) -> Done {
+    fn authenticated(&mut self, tag: &str, command: Command) -> Done {
         let mailbox = match &self.state {
             State::NotAuthenticated | State::Logout => {
                 return Done::bad("log in first");
@@ -351,24 +357,30 @@ impl<C: Connection> Session<C> {
             } => folders::status(&mailbox, &name, &items, &mut self.out),
             Command::Append {
                 mailbox: name,
-                flags,
-                date,
-                message,
+                messages,
             } => {
                 let quota = self.user().and_then(|u| u.quota);
                 let mut lessons = self.lessons();
-                let done =
-                    folders::append(&mailbox, quota, &name, &flags, date, &message, &mut lessons);
+                let done = folders::append(&mailbox, quota, &name, &messages, &mut lessons);
                 lessons.hand_over();
                 self.refresh(true);
                 done
             }
-            command => self.selected(command),
+            Command::GetQuota(root) => {
+                let limit = self.user().and_then(|u| u.quota);
+                quota::get_quota(&mailbox, limit, &root, &mut self.out)
+            }
+            Command::GetQuotaRoot(name) => {
+                let limit = self.user().and_then(|u| u.quota);
+                quota::get_quota_root(&mailbox, limit, &name, &mut self.out)
+            }
+            Command::SetQuota(_) => quota::set_quota(),
+            command => self.selected(tag, command),
         }
     }
 
     /// Commands of the selected state.
-    fn selected(&mut self, command: Command) -> Done {
+    fn selected(&mut self, tag: &str, command: Command) -> Done {
         let quota = self.user().and_then(|u| u.quota);
         let mut lessons = self.lessons();
         let State::Selected(user, view) = &mut self.state else {
@@ -390,8 +402,32 @@ impl<C: Connection> Session<C> {
                 uid,
                 charset,
                 criteria,
+                returning,
             } => (
-                selected::search(view, uid, charset.as_deref(), &criteria, out),
+                selected::search(
+                    view,
+                    tag,
+                    uid,
+                    charset.as_deref(),
+                    &criteria,
+                    returning,
+                    out,
+                ),
+                uid,
+            ),
+            Command::Sort {
+                uid,
+                order,
+                charset,
+                criteria,
+            } => (sort::sort(view, uid, &order, &charset, &criteria, out), uid),
+            Command::Thread {
+                uid,
+                algorithm,
+                charset,
+                criteria,
+            } => (
+                thread::thread(view, uid, algorithm, &charset, &criteria, out),
                 uid,
             ),
             Command::Store {
@@ -604,11 +640,20 @@ impl<C: Connection> Session<C> {
         }
     }
 
-    /// Turns CONDSTORE on for the rest of the connection (RFC 7162 §3.1).
+    /// Turns CONDSTORE on for the rest of the connection (RFC 7162 §3.1). The first such
+    /// command while a mailbox is selected also tells its HIGHESTMODSEQ (§3.1.2.1).
     fn enable_condstore(&mut self) {
+        let first = !self.enabled.condstore;
         self.enabled.condstore = true;
         if let State::Selected(_, view) = &mut self.state {
             view.enabled = self.enabled;
+            if first {
+                let line = format!(
+                    "* OK [HIGHESTMODSEQ {}] highest mod-sequence\r\n",
+                    view.highest_modseq
+                );
+                self.out.extend_from_slice(line.as_bytes());
+            }
         }
     }
 

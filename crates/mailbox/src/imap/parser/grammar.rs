@@ -6,10 +6,11 @@ use super::super::command::{
     Command, Date, FetchAttribute, FetchModifiers, Flag, ListCommand, Request, SearchKey, Section,
     SectionText, SelectParams, SeqNumber, SeqRange, SequenceSet, StatusItem, StoreOperation,
 };
-use super::dates::{parse_date_time, parse_search_date};
+use super::dates::parse_search_date;
 use super::*;
 
 mod condstore;
+mod extensions;
 
 /// Deepest nesting of parenthesised lists and of SEARCH's NOT/OR we accept.
 const MAX_DEPTH: usize = 32;
@@ -410,6 +411,11 @@ impl Cursor {
             "COPY" => self.copy(false)?,
             "MOVE" => self.move_(false)?,
             "SEARCH" => self.search(false)?,
+            "SORT" => self.sort(false)?,
+            "THREAD" => self.thread(false)?,
+            "GETQUOTA" => Command::GetQuota(self.sp_astring("a quota root")?),
+            "GETQUOTAROOT" => Command::GetQuotaRoot(self.mailbox_arg()?),
+            "SETQUOTA" => self.set_quota()?,
             "UID" => self.uid()?,
             other => return Err(format!("unknown command {}", shorten(other))),
         };
@@ -417,7 +423,7 @@ impl Cursor {
         Ok(command)
     }
 
-    /// UID FETCH, STORE, COPY, MOVE, SEARCH or EXPUNGE.
+    /// UID FETCH, STORE, COPY, MOVE, SEARCH, SORT, THREAD or EXPUNGE.
     fn uid(&mut self) -> Parsed<Command> {
         self.sp()?;
         match self.keyword("a command after UID")?.as_str() {
@@ -426,6 +432,8 @@ impl Cursor {
             "COPY" => self.copy(true),
             "MOVE" => self.move_(true),
             "SEARCH" => self.search(true),
+            "SORT" => self.sort(true),
+            "THREAD" => self.thread(true),
             "EXPUNGE" => {
                 self.sp()?;
                 let uids = self.sequence_set()?;
@@ -575,34 +583,6 @@ impl Cursor {
         self.sp()?;
         let items = self.status_items()?;
         Ok(Command::Status { mailbox, items })
-    }
-
-    /// `APPEND mailbox [(flags)] ["date-time"] literal`, one message only.
-    fn append(&mut self) -> Parsed<Command> {
-        let mailbox = self.mailbox_arg()?;
-        self.sp()?;
-        let mut flags = Vec::new();
-        if self.peek() == Some(b'(') {
-            flags = self.flag_list()?;
-            self.sp()?;
-        }
-        let mut date = None;
-        if self.peek() == Some(b'"') {
-            date = Some(parse_date_time(&self.quoted()?)?);
-            self.sp()?;
-        }
-        let message = self
-            .take_literal()
-            .ok_or_else(|| "expected the message as a literal".to_owned())?;
-        if self.peek() == Some(b' ') {
-            return Err("only one message per APPEND (no MULTIAPPEND)".to_owned());
-        }
-        Ok(Command::Append {
-            mailbox,
-            flags,
-            date,
-            message,
-        })
     }
 
     /// `FETCH set ALL|FAST|FULL|item|(items)`
@@ -822,26 +802,25 @@ impl Cursor {
         Ok((set, self.mailbox_arg()?))
     }
 
-    /// `SEARCH [CHARSET name] key key ...`; the top level is always an `And` of its keys,
+    /// `SEARCH [RETURN (options)] [CHARSET name] key key ...`; the top level is always an `And` of its keys,
     /// even when there is only one, so the session has a single shape to evaluate.
     fn search(&mut self, uid: bool) -> Parsed<Command> {
         self.sp()?;
-        if self.eat_keyword("RETURN") {
-            return Err("SEARCH RETURN (ESEARCH) is not supported".to_owned());
-        }
+        let returning = if self.eat_keyword("RETURN") {
+            Some(self.search_return()?)
+        } else {
+            None
+        };
         let mut charset = None;
         if self.eat_keyword("CHARSET") {
             charset = Some(self.sp_astring("a charset")?.to_ascii_uppercase());
             self.sp()?;
         }
-        let mut keys = vec![self.search_key(1)?];
-        while self.eat(b' ') {
-            keys.push(self.search_key(1)?);
-        }
         Ok(Command::Search {
             uid,
             charset,
-            criteria: SearchKey::And(keys),
+            criteria: self.search_keys()?,
+            returning,
         })
     }
 

@@ -453,27 +453,60 @@ fn append() {
         ),
         Command::Append {
             mailbox: "saved-messages".into(),
-            flags: vec![Flag::Seen, Flag::Keyword("$Forwarded".into())],
-            date: Some(837_596_665),
-            message: b"Hello".to_vec(),
+            messages: vec![AppendMessage {
+                flags: vec![Flag::Seen, Flag::Keyword("$Forwarded".into())],
+                date: Some(837_596_665),
+                message: b"Hello".to_vec(),
+            }],
         }
     );
     assert_eq!(
         command("a APPEND INBOX {4+}\r\n\0\r\n\x01"),
         Command::Append {
             mailbox: "INBOX".into(),
-            flags: vec![],
-            date: None,
-            message: b"\0\r\n\x01".to_vec(),
+            messages: vec![AppendMessage {
+                flags: vec![],
+                date: None,
+                message: b"\0\r\n\x01".to_vec(),
+            }],
         }
     );
     assert_eq!(
         command("a APPEND {5}\r\nDraft () {0}\r\n"),
         Command::Append {
             mailbox: "Draft".into(),
-            flags: vec![],
-            date: None,
-            message: vec![],
+            messages: vec![AppendMessage {
+                flags: vec![],
+                date: None,
+                message: vec![],
+            }],
+        }
+    );
+}
+
+#[test]
+fn multiappend() {
+    assert_eq!(
+        command("a APPEND x (\\Seen) {1}\r\nm {2+}\r\nno \"1-Jan-1970 00:00:00 +0000\" {0}\r\n"),
+        Command::Append {
+            mailbox: "x".into(),
+            messages: vec![
+                AppendMessage {
+                    flags: vec![Flag::Seen],
+                    date: None,
+                    message: b"m".to_vec(),
+                },
+                AppendMessage {
+                    flags: vec![],
+                    date: None,
+                    message: b"no".to_vec(),
+                },
+                AppendMessage {
+                    flags: vec![],
+                    date: Some(0),
+                    message: vec![],
+                },
+            ],
         }
     );
 }
@@ -481,7 +514,7 @@ fn append() {
 #[test]
 fn append_flags() {
     let flags = |input: &str| match command(&format!("a APPEND x ({input}) {{1}}\r\nm")) {
-        Command::Append { flags, .. } => flags,
+        Command::Append { mut messages, .. } => messages.remove(0).flags,
         other => panic!("{other:?}"),
     };
     assert_eq!(
@@ -506,7 +539,7 @@ fn append_flags() {
 #[test]
 fn append_dates() {
     let date = |input: &str| match command(&format!("a APPEND x \"{input}\" {{1}}\r\nm")) {
-        Command::Append { date, .. } => date,
+        Command::Append { mut messages, .. } => messages.remove(0).date,
         other => panic!("{other:?}"),
     };
     let july_7 = Some(1_720_326_600);
@@ -542,8 +575,8 @@ fn append_dates() {
 #[test]
 fn append_errors() {
     assert_eq!(
-        bad("a APPEND x (\\Seen) {1}\r\nm {1}\r\nn"),
-        "only one message per APPEND (no MULTIAPPEND)"
+        bad("a APPEND x {1}\r\nm "),
+        "expected the message as a literal"
     );
     assert_eq!(bad("a APPEND x hello"), "expected the message as a literal");
     assert_eq!(bad("a APPEND x \"hello\""), "invalid date-time \"hello\"");
@@ -950,7 +983,8 @@ fn search_combinations() {
                     Box::new(K::Not(Box::new(K::Header("TO".into(), "b".into()))))
                 )]),
                 K::Since(date(2024, 1, 1)),
-            ])
+            ]),
+            returning: None,
         }
     );
     assert_eq!(
@@ -958,18 +992,90 @@ fn search_combinations() {
         Command::Search {
             uid: false,
             charset: None,
-            criteria: K::And(vec![K::All])
+            criteria: K::And(vec![K::All]),
+            returning: None,
         }
     );
 }
 
 #[test]
+fn search_return_sort_and_thread() {
+    use SearchKey as K;
+    let all = K::And(vec![K::All]);
+    assert_eq!(
+        command("a UID SEARCH RETURN (min COUNT) CHARSET UTF-8 ALL"),
+        Command::Search {
+            uid: true,
+            charset: Some("UTF-8".into()),
+            criteria: all.clone(),
+            returning: Some(SearchReturn {
+                min: true,
+                count: true,
+                ..SearchReturn::default()
+            }),
+        }
+    );
+    match command("a SEARCH RETURN () ALL") {
+        Command::Search {
+            returning: Some(returning),
+            ..
+        } => assert!(returning.all && !returning.min && !returning.count),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        command("a UID SORT (REVERSE date subject) utf-8 ALL"),
+        Command::Sort {
+            uid: true,
+            order: vec![
+                SortCriterion {
+                    reverse: true,
+                    key: SortKey::Date,
+                },
+                SortCriterion {
+                    reverse: false,
+                    key: SortKey::Subject,
+                },
+            ],
+            charset: "UTF-8".into(),
+            criteria: all.clone(),
+        }
+    );
+    assert_eq!(
+        command("a THREAD REFERENCES US-ASCII ALL"),
+        Command::Thread {
+            uid: false,
+            algorithm: ThreadAlgorithm::References,
+            charset: "US-ASCII".into(),
+            criteria: all,
+        }
+    );
+    assert_eq!(
+        bad("a SEARCH RETURN (SAVE) ALL"),
+        "unknown search return option SAVE"
+    );
+    assert_eq!(bad("a SORT (ARRIVAL REVERSE) UTF-8 ALL"), "expected SP");
+    assert_eq!(bad("a SORT () UTF-8 ALL"), "expected a sort key");
+    assert_eq!(bad("a THREAD X UTF-8 ALL"), "unknown thread algorithm X");
+    bad("a SORT (DATE) UTF-8");
+}
+
+#[test]
+fn quota_commands() {
+    assert_eq!(command("a GETQUOTA \"\""), Command::GetQuota(String::new()));
+    assert_eq!(
+        command("a GETQUOTAROOT INBOX"),
+        Command::GetQuotaRoot("INBOX".into())
+    );
+    assert_eq!(
+        command("a SETQUOTA \"\" (STORAGE 512)"),
+        Command::SetQuota(String::new())
+    );
+    bad("a SETQUOTA \"\" (STORAGE)");
+}
+
+#[test]
 fn search_errors() {
     assert_eq!(bad("a SEARCH FOO"), "unknown search key FOO");
-    assert_eq!(
-        bad("a SEARCH RETURN (MIN) ALL"),
-        "SEARCH RETURN (ESEARCH) is not supported"
-    );
     for invalid in [
         "a SEARCH",
         "a SEARCH ",
@@ -1097,9 +1203,9 @@ fn append_size_limits() {
     reader.feed(b"\r\n");
     match reader.next() {
         Input::Request(Request {
-            command: Command::Append { message: got, .. },
+            command: Command::Append { messages, .. },
             ..
-        }) => assert_eq!(got, message),
+        }) => assert_eq!(messages[0].message, message),
         other => panic!("{other:?}"),
     }
 
@@ -1535,6 +1641,7 @@ fn command_strategy() -> impl Strategy<Value = Command> {
             uid,
             charset: charset.map(str::to_owned),
             criteria: SearchKey::And(keys),
+            returning: None,
         });
     prop_oneof![fetch, store, search]
 }
@@ -1794,6 +1901,7 @@ impl Renderer<'_> {
                 uid,
                 charset,
                 criteria: SearchKey::And(keys),
+                returning: None,
             } => {
                 self.push(if *uid { "UID SEARCH " } else { "SEARCH " });
                 if let Some(charset) = charset {

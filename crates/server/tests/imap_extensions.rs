@@ -1,0 +1,357 @@
+//! The IMAP extensions modern clients use, against the real server: ESEARCH, SORT (and
+//! SORT=DISPLAY), THREAD, MULTIAPPEND and QUOTA, through the raw client and Python's
+//! imaplib (which has SORT, THREAD and the QUOTA commands built in).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
+
+mod common;
+
+use common::mailbox::{Imap, listeners};
+use common::{Options, TestServer};
+
+const PW: &str = "alice-extensions-password";
+
+/// A server with alice (password `PW`, `account_keys` in her account) and an IMAP
+/// listener that takes logins in the clear.
+fn server(account_keys: &str) -> TestServer {
+    let alice = posthorn::accounts::passwords::hash(PW).unwrap();
+    Options::default()
+        .config(&format!(
+            r#"
+[[listener]]
+role = "imap"
+address = "127.0.0.1:0"
+allow_plaintext_auth = true
+
+[[domain]]
+name = "example.com"
+
+[[account]]
+name = "alice"
+password = "{alice}"
+{account_keys}
+"#
+        ))
+        .start()
+}
+
+fn login(server: &TestServer) -> Imap {
+    Imap::logged_in(listeners(server, "imap")[0], PW)
+}
+
+/// One message; `extra` holds more header fields, each ending in CRLF.
+fn message(from: &str, subject: &str, date: &str, id: &str, extra: &str) -> String {
+    format!(
+        "From: {from}\r\nTo: alice@example.com\r\nSubject: {subject}\r\nDate: {date}\r\n\
+         Message-ID: <{id}>\r\n{extra}\r\nbody of {id}\r\n"
+    )
+}
+
+/// The messages the ordering tests share, appended in this order (so sequence numbers
+/// 1 to 5), with arrival times a day apart, newest first.
+fn conversation() -> Vec<(String, &'static str)> {
+    vec![
+        (
+            message(
+                "Zed <zed@example.org>",
+                "Lunch",
+                "Mon, 3 Jun 2024 12:00:00 +0000",
+                "lunch@x",
+                "",
+            ),
+            "05-Jun-2024 00:00:00 +0000",
+        ),
+        (
+            message(
+                "Amy <amy@example.org>",
+                "Re: Lunch",
+                "Mon, 3 Jun 2024 13:00:00 +0000",
+                "reply@x",
+                "In-Reply-To: <lunch@x>\r\n",
+            ),
+            "04-Jun-2024 00:00:00 +0000",
+        ),
+        (
+            message(
+                "bob@example.org",
+                "[team] Budget",
+                "Sun, 2 Jun 2024 09:00:00 +0200",
+                "budget@x",
+                "",
+            ),
+            "03-Jun-2024 00:00:00 +0000",
+        ),
+        (
+            message(
+                "Carl <carl@example.org>",
+                "Fwd: lunch (fwd)",
+                "Tue, 4 Jun 2024 08:00:00 +0000",
+                "again@x",
+                "References: <lunch@x> <reply@x>\r\n",
+            ),
+            "02-Jun-2024 00:00:00 +0000",
+        ),
+        (
+            message(
+                "amy@example.org",
+                "Budget",
+                "Wed, 5 Jun 2024 08:00:00 +0000",
+                "budget2@x",
+                "References: <lost@x>\r\n",
+            ),
+            "01-Jun-2024 00:00:00 +0000",
+        ),
+    ]
+}
+
+/// APPENDs the conversation to INBOX in one MULTIAPPEND with non-synchronizing literals.
+fn append_conversation(imap: &mut Imap) -> String {
+    let mut command = "APPEND INBOX".to_string();
+    for (content, date) in conversation() {
+        command.push_str(&format!(" \"{date}\" {{{}+}}\r\n{content}", content.len()));
+    }
+    imap.ok(&command)
+}
+
+/// The numbers of an untagged `* NAME ...` response in `text`.
+fn untagged<'t>(text: &'t str, name: &str) -> &'t str {
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("* {name}")))
+        .unwrap_or_else(|| panic!("no * {name} in {text:?}"))
+        .trim()
+}
+
+/// What follows `* ESEARCH (TAG "tag")` in `text`.
+fn esearch<'t>(text: &'t str, tag: &str) -> &'t str {
+    untagged(text, &format!("ESEARCH (TAG \"{tag}\")"))
+}
+
+#[test]
+fn capabilities_announce_the_extensions() {
+    let server = server("");
+    let mut imap = login(&server);
+    let caps = imap.ok("CAPABILITY");
+    for cap in [
+        "ESEARCH",
+        " SORT ",
+        "SORT=DISPLAY",
+        "THREAD=ORDEREDSUBJECT",
+        "THREAD=REFERENCES",
+        "MULTIAPPEND",
+        " QUOTA ",
+        "QUOTA=RES-STORAGE",
+        "LITERAL+",
+    ] {
+        assert!(caps.contains(cap), "{cap} in {caps}");
+    }
+    // RFC 7888 §4: LITERAL- is never announced next to LITERAL+.
+    assert!(!caps.contains("LITERAL-"), "{caps}");
+}
+
+#[test]
+fn multiappend_stores_every_message_or_none() {
+    let server = server("quota = 15000");
+    let mut imap = login(&server);
+    let done = append_conversation(&mut imap);
+    assert!(done.contains("[APPENDUID "), "{done}");
+    assert!(done.contains(" 1,2,3,4,5] "), "{done}");
+    imap.ok("SELECT INBOX");
+    let dates = imap.ok("FETCH 1,5 (INTERNALDATE)");
+    assert!(dates.contains("05-Jun-2024"), "{dates}");
+    assert!(dates.contains("01-Jun-2024"), "{dates}");
+
+    // The second message is malformed: BAD, and the first is not stored either.
+    imap.expect("APPEND INBOX {5+}\r\nfirst (\\Bogus) {6+}\r\nsecond", "BAD");
+    // Together over the quota, each within it: refused whole.
+    let big = format!("Subject: big\r\n\r\n{}\r\n", "x".repeat(9000));
+    let refused = imap.expect(
+        &format!(
+            "APPEND INBOX {{{n}+}}\r\n{big} {{{n}+}}\r\n{big}",
+            n = big.len()
+        ),
+        "NO",
+    );
+    assert!(refused.contains("[OVERQUOTA]"), "{refused}");
+    let status = imap.ok("STATUS INBOX (MESSAGES)");
+    assert!(status.contains("(MESSAGES 5)"), "{status}");
+    // A synchronizing second literal is asked for like the first.
+    let tag = imap.tag();
+    imap.send(format!("{tag} APPEND INBOX {{1}}\r\n"));
+    assert!(imap.response().starts_with('+'));
+    imap.send("a {1}\r\n");
+    assert!(imap.response().starts_with('+'));
+    imap.send("b\r\n");
+    let done = imap.until_tagged(&tag);
+    assert!(done.contains(" 6:7] ") || done.contains(" 6,7] "), "{done}");
+}
+
+#[test]
+fn esearch_returns_what_was_asked() {
+    let server = server("");
+    let mut imap = login(&server);
+    append_conversation(&mut imap);
+    imap.ok("SELECT INBOX");
+    // Each ESEARCH names the command's tag.
+    let all = imap.ok("SEARCH RETURN (MIN MAX COUNT ALL) ALL");
+    assert_eq!(esearch(&all, "a4"), "MIN 1 MAX 5 ALL 1:5 COUNT 5");
+    let by_default = imap.ok("UID SEARCH RETURN () SUBJECT budget");
+    assert_eq!(esearch(&by_default, "a5"), "UID ALL 3,5");
+    let counted = imap.ok("SEARCH RETURN (COUNT) CHARSET UTF-8 FROM nobody");
+    assert_eq!(esearch(&counted, "a6"), "COUNT 0");
+    let plain = imap.ok("SEARCH FROM amy");
+    assert_eq!(untagged(&plain, "SEARCH"), "2 5");
+    imap.expect("SEARCH RETURN (PARTIAL 1:5) ALL", "BAD");
+}
+
+#[test]
+fn sort_orders_by_each_key_and_reverse() {
+    let server = server("");
+    let mut imap = login(&server);
+    append_conversation(&mut imap);
+    imap.ok("SELECT INBOX");
+    let sort = |imap: &mut Imap, criteria: &str| {
+        let text = imap.ok(&format!("SORT ({criteria}) UTF-8 ALL"));
+        untagged(&text, "SORT").to_string()
+    };
+    // Base subjects: LUNCH, LUNCH, BUDGET, LUNCH, BUDGET; then sent date.
+    assert_eq!(sort(&mut imap, "SUBJECT DATE"), "3 5 1 2 4");
+    // Sent dates in UTC: 3 (Jun 2 07:00) 1 2 4 5.
+    assert_eq!(sort(&mut imap, "DATE"), "3 1 2 4 5");
+    assert_eq!(sort(&mut imap, "REVERSE DATE"), "5 4 2 1 3");
+    assert_eq!(sort(&mut imap, "ARRIVAL"), "5 4 3 2 1");
+    // Mailboxes: ZED AMY BOB CARL AMY; equal keys stay in mailbox order.
+    assert_eq!(sort(&mut imap, "FROM"), "2 5 3 4 1");
+    assert_eq!(sort(&mut imap, "REVERSE FROM"), "1 4 3 2 5");
+    // Display names: ZED AMY BOB@EXAMPLE.ORG CARL AMY@EXAMPLE.ORG.
+    assert_eq!(sort(&mut imap, "DISPLAYFROM"), "2 5 3 4 1");
+    assert_eq!(sort(&mut imap, "SIZE"), "1 3 5 2 4");
+    let uids = imap.ok("UID SORT (REVERSE ARRIVAL) US-ASCII SUBJECT lunch");
+    assert_eq!(untagged(&uids, "SORT"), "1 2 4");
+    let refused = imap.expect("SORT (DATE) KOI8-R ALL", "NO");
+    assert!(refused.contains("[BADCHARSET"), "{refused}");
+    imap.expect("SORT (NAME) UTF-8 ALL", "BAD");
+}
+
+#[test]
+fn thread_by_references_and_by_subject() {
+    let server = server("");
+    let mut imap = login(&server);
+    append_conversation(&mut imap);
+    imap.ok("SELECT INBOX");
+    // 2 replies to 1, 4 to 2; 5 refers to a message we do not have and joins 3 by
+    // subject under a dummy; threads by their first message's sent date.
+    let references = imap.ok("THREAD REFERENCES UTF-8 ALL");
+    assert_eq!(untagged(&references, "THREAD"), "((3)(5))(1 2 4)");
+    let ordered = imap.ok("THREAD ORDEREDSUBJECT UTF-8 ALL");
+    assert_eq!(untagged(&ordered, "THREAD"), "(3 5)(1 (2)(4))");
+    let uids = imap.ok("UID THREAD REFERENCES UTF-8 NOT FROM carl");
+    assert_eq!(untagged(&uids, "THREAD"), "((3)(5))(1 2)");
+    imap.expect("THREAD FOO UTF-8 ALL", "BAD");
+}
+
+#[test]
+fn a_long_reply_chain_is_one_thread() {
+    let server = server("");
+    let mut imap = login(&server);
+    let mut command = "APPEND INBOX".to_string();
+    let count = 300;
+    for n in 0..count {
+        let parent = if n == 0 {
+            String::new()
+        } else {
+            format!("In-Reply-To: <m{}@x>\r\n", n - 1)
+        };
+        let content = message(
+            "a@example.org",
+            "chain",
+            "Mon, 3 Jun 2024 12:00:00 +0000",
+            &format!("m{n}@x"),
+            &parent,
+        );
+        command.push_str(&format!(" {{{}+}}\r\n{content}", content.len()));
+    }
+    imap.ok(&command);
+    imap.ok("SELECT INBOX");
+    let threads = imap.ok("THREAD REFERENCES UTF-8 ALL");
+    let expected: Vec<String> = (1..=count).map(|n| n.to_string()).collect();
+    assert_eq!(
+        untagged(&threads, "THREAD"),
+        format!("({})", expected.join(" "))
+    );
+}
+
+#[test]
+fn imaplib_sort_thread_and_quota() {
+    let server = server("quota = 1048576");
+    let mut imap = login(&server);
+    append_conversation(&mut imap);
+    let script = r#"
+import imaplib, os
+M = imaplib.IMAP4("127.0.0.1", int(os.environ["PORT"]), timeout=10)
+M.login("alice", os.environ["PW"])
+M.select("INBOX")
+print("sort", M.sort("(REVERSE SUBJECT)", "UTF-8", "ALL")[1][0].decode())
+print("thread", M.thread("REFERENCES", "UTF-8", "ALL")[1][0].decode())
+typ, data = M.getquotaroot("INBOX")
+print("quotaroot", typ, [d.decode() for group in data for d in group])
+typ, data = M.getquota('""')
+print("quota", typ, data[0].decode())
+typ, data = M.setquota('""', "(STORAGE 10)")
+print("setquota", typ, data[0].decode())
+typ, data = M.getquota("other")
+print("other", typ)
+M.logout()
+"#;
+    let output = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .env("PORT", listeners(&server, "imap")[0].port().to_string())
+        .env("PW", PW)
+        .output()
+        .expect("python3 must be installed");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line = |key: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} ")))
+            .unwrap_or_else(|| panic!("no {key} in {stdout}"))
+            .to_string()
+    };
+    assert_eq!(line("sort"), "1 2 4 3 5");
+    assert_eq!(line("thread"), "((3)(5))(1 2 4)");
+    let usage = std::fs::read_to_string(server.maildir("alice").join("maildirsize")).unwrap();
+    let used: u64 = usage
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    let storage = format!("(STORAGE {} 1024)", used.div_ceil(1024));
+    let root = line("quotaroot");
+    assert!(root.starts_with("OK"), "{root}");
+    assert!(root.contains("INBOX \"\""), "{root}");
+    assert!(root.contains(&storage), "{root} {storage}");
+    assert_eq!(line("quota"), format!("OK \"\" {storage}"));
+    assert!(line("setquota").starts_with("NO [NOPERM]"), "{stdout}");
+    assert_eq!(line("other"), "NO");
+}
+
+#[test]
+fn an_account_without_a_limit_has_no_quota_root() {
+    let server = server("");
+    let mut imap = login(&server);
+    let root = imap.ok("GETQUOTAROOT INBOX");
+    assert!(root.contains("* QUOTAROOT INBOX\r\n"), "{root}");
+    assert!(!root.contains("* QUOTA "), "{root}");
+    imap.expect("GETQUOTA \"\"", "NO");
+    let missing = imap.expect("GETQUOTAROOT Nowhere", "NO");
+    assert!(missing.contains("[NONEXISTENT]"), "{missing}");
+}

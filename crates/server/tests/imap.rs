@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 
 use std::time::{Duration, Instant};
 
-use common::mailbox::{Imap, listeners, maildir_files, subject_of};
+use common::mailbox::{Imap, deliver, deliver_raw, listeners, maildir_files, message, subject_of};
 use common::{Options, TestServer};
 
 const PW: &str = "alice-imap-password";
@@ -66,30 +66,6 @@ fn plain_imap(server: &TestServer) -> SocketAddr {
 /// The default IMAP listener (STARTTLS before login).
 fn tls_imap(server: &TestServer) -> SocketAddr {
     listeners(server, "imap")[1]
-}
-
-/// A simple message with a unique subject.
-fn message(subject: &str) -> String {
-    format!(
-        "From: Sender <sender@example.org>\r\nTo: alice@example.com\r\nSubject: {subject}\r\n\
-         Message-ID: <{subject}@example.org>\r\n\r\nbody of {subject}\r\n"
-    )
-}
-
-/// Delivers `contents` to alice by SMTP, one at a time, each waited for.
-fn deliver_raw(server: &TestServer, contents: &[String]) {
-    let mut client = server.client();
-    for content in contents {
-        let before = server.messages("alice").len();
-        let reply = client.send_message("sender@example.org", &["alice@example.com"], content);
-        assert!(reply.starts_with("250"), "delivery: {reply}");
-        server.wait_for_messages("alice", before + 1);
-    }
-}
-
-fn deliver(server: &TestServer, subjects: &[&str]) {
-    let contents: Vec<String> = subjects.iter().map(|s| message(s)).collect();
-    deliver_raw(server, &contents);
 }
 
 /// The Maildir of one of alice's folders ("INBOX" or a name).

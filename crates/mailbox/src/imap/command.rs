@@ -53,6 +53,8 @@ pub enum Command {
         mailbox: String,
         /// True for EXAMINE.
         read_only: bool,
+        /// CONDSTORE and QRESYNC parameters (RFC 7162).
+        params: SelectParams,
     },
     /// CREATE mailbox
     Create(String),
@@ -151,6 +153,8 @@ pub enum Command {
         set: SequenceSet,
         /// What to return, macros (ALL/FAST/FULL) expanded.
         items: Vec<FetchAttribute>,
+        /// CHANGEDSINCE and VANISHED (RFC 7162).
+        modifiers: FetchModifiers,
     },
     /// STORE / UID STORE
     Store {
@@ -164,6 +168,8 @@ pub enum Command {
         silent: bool,
         /// The flags.
         flags: Vec<Flag>,
+        /// UNCHANGEDSINCE (RFC 7162 §3.1.3): only messages not changed after it.
+        unchanged_since: Option<u64>,
     },
     /// COPY / UID COPY
     Copy {
@@ -185,6 +191,35 @@ pub enum Command {
     },
     /// IDLE (RFC 2177)
     Idle,
+}
+
+/// SELECT and EXAMINE parameters (RFC 7162 §3.1.8, §3.2.5).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SelectParams {
+    /// `(CONDSTORE)`
+    pub condstore: bool,
+    /// `(QRESYNC (...))`
+    pub qresync: Option<Qresync>,
+}
+
+/// What a QRESYNC client remembers of a mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Qresync {
+    /// The UIDVALIDITY it knows; another one means its cache is void.
+    pub uid_validity: u32,
+    /// The HIGHESTMODSEQ it last saw.
+    pub modseq: u64,
+    /// The UIDs it knows, if it said.
+    pub known_uids: Option<SequenceSet>,
+}
+
+/// FETCH modifiers (RFC 7162 §3.1.4.1, §3.2.6).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FetchModifiers {
+    /// CHANGEDSINCE: only messages whose MODSEQ is above it.
+    pub changed_since: Option<u64>,
+    /// VANISHED: also the UIDs of the set expunged since then (UID FETCH only).
+    pub vanished: bool,
 }
 
 /// LIST with its RFC 5258 options.
@@ -231,6 +266,8 @@ pub enum StatusItem {
     Size,
     /// DELETED (RFC 9051)
     Deleted,
+    /// HIGHESTMODSEQ (RFC 7162)
+    HighestModSeq,
 }
 
 /// A sequence set (`1:4,7,9:*`).
@@ -270,6 +307,8 @@ pub enum FetchAttribute {
     Envelope,
     /// BODY (the structure without extension data)
     Body,
+    /// MODSEQ (RFC 7162)
+    ModSeq,
     /// BODYSTRUCTURE
     BodyStructure,
     /// RFC822 (same as BODY[], sets \Seen)
@@ -374,6 +413,9 @@ pub enum SearchKey {
     Larger(u64),
     /// SMALLER n
     Smaller(u64),
+    /// MODSEQ [entry type] n (RFC 7162 §3.1.5): MODSEQ at least n; the entry is ignored,
+    /// as all flags share the message's one MODSEQ.
+    ModSeq(u64),
 }
 
 /// One message of an APPEND.

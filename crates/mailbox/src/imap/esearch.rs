@@ -12,6 +12,7 @@ pub(super) fn write(
     uid: bool,
     found: &[u32],
     returning: SearchReturn,
+    modseq: Option<u64>,
 ) {
     out.extend_from_slice(b"* ESEARCH (TAG ");
     string(out, tag.as_bytes());
@@ -31,6 +32,9 @@ pub(super) fn write(
     }
     if returning.count {
         out.extend_from_slice(format!(" COUNT {}", found.len()).as_bytes());
+    }
+    if let Some(modseq) = modseq {
+        out.extend_from_slice(format!(" MODSEQ {modseq}").as_bytes());
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -63,7 +67,7 @@ mod tests {
 
     fn text(found: &[u32], returning: SearchReturn) -> String {
         let mut out = Vec::new();
-        write(&mut out, "a1", true, found, returning);
+        write(&mut out, "a1", true, found, returning, None);
         String::from_utf8_lossy(&out).into_owned()
     }
 

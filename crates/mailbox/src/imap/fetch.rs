@@ -112,13 +112,19 @@ pub(super) fn reply(
         current: format!("* {} FETCH (", index + 1).into_bytes(),
     };
     let marks_seen = !view.read_only && items.iter().any(sets_seen);
+    // Setting \Seen changes the flags: a CONDSTORE client hears of them with UID and MODSEQ
+    // (RFC 7162 §3.1).
+    let condstore_seen = marks_seen && view.enabled.condstore;
     let mut rendered = Vec::new();
-    if uid && !items.contains(&FetchAttribute::Uid) {
+    if (uid || condstore_seen) && !items.contains(&FetchAttribute::Uid) {
         rendered.push(&FetchAttribute::Uid);
     }
     rendered.extend(items);
     if marks_seen && !items.contains(&FetchAttribute::Flags) {
         rendered.push(&FetchAttribute::Flags);
+    }
+    if condstore_seen && !items.contains(&FetchAttribute::ModSeq) {
+        rendered.push(&FetchAttribute::ModSeq);
     }
     for (i, attribute) in rendered.into_iter().enumerate() {
         if i > 0 {
@@ -184,6 +190,9 @@ impl<'a> Builder<'a> {
                 out.extend_from_slice(format!("FLAGS ({})", m.flags.to_imap(recent)).as_bytes());
             }
             FetchAttribute::Uid => out.extend_from_slice(format!("UID {}", m.uid).as_bytes()),
+            FetchAttribute::ModSeq => {
+                out.extend_from_slice(format!("MODSEQ ({})", m.modseq).as_bytes());
+            }
             FetchAttribute::InternalDate => {
                 let date = internal_date(view.folder.internal_date(&m.file));
                 out.extend_from_slice(format!("INTERNALDATE \"{date}\"").as_bytes());

@@ -209,6 +209,7 @@ pub(super) fn status(
                 StatusItem::Unseen => ("UNSEEN", count(Flag::Seen, false)),
                 StatusItem::Size => ("SIZE", messages.iter().map(|m| m.size).sum()),
                 StatusItem::Deleted => ("DELETED", count(Flag::Deleted, true)),
+                StatusItem::HighestModSeq => ("HIGHESTMODSEQ", snapshot.highest_modseq),
             };
             format!("{key} {value}")
         })

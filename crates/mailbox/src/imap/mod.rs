@@ -1,9 +1,11 @@
 //! IMAP4rev1 (RFC 3501) with the IMAP4rev2 essentials (RFC 9051) as extensions: IDLE,
 //! MOVE, UNSELECT, UIDPLUS, NAMESPACE, ID, ENABLE, LITERAL+, SASL-IR, SPECIAL-USE,
 //! LIST-EXTENDED and LIST-STATUS, STATUS=SIZE; and what modern clients ask for: ESEARCH,
-//! SORT (with SORT=DISPLAY), THREAD, MULTIAPPEND and QUOTA.
+//! SORT (with SORT=DISPLAY), THREAD, MULTIAPPEND, QUOTA, CONDSTORE and QRESYNC
+//! (RFC 7162).
 
 pub mod command;
+mod condstore;
 mod esearch;
 mod fetch;
 mod folders;

@@ -25,6 +25,8 @@ pub struct Candidate<'a> {
     pub internal_date: i64,
     /// RFC822.SIZE in octets.
     pub size: u64,
+    /// MODSEQ (RFC 7162).
+    pub modseq: u64,
     /// The highest sequence number in the mailbox (what `*` means in a sequence set).
     pub last_seq: u32,
     /// The highest UID in the mailbox (what `*` means in a UID set).
@@ -148,6 +150,7 @@ impl Evaluation<'_, '_> {
                 self.date_for(key).is_some_and(|d| d >= *date)
             }
             SearchKey::Larger(n) => c.size > *n,
+            SearchKey::ModSeq(n) => c.modseq >= *n,
             SearchKey::Smaller(n) => c.size < *n,
         }
     }
@@ -307,6 +310,7 @@ mod tests {
             recent: false,
             internal_date: NEW_YEAR + 3600,
             size: 2000,
+            modseq: 7,
             last_seq: 5,
             last_uid: 50,
         }
@@ -488,6 +492,8 @@ mod tests {
 
     #[test]
     fn size_keys_are_strict() {
+        assert!(hit(SearchKey::ModSeq(7)));
+        assert!(!hit(SearchKey::ModSeq(8)));
         assert!(hit(SearchKey::Larger(1999)));
         assert!(!hit(SearchKey::Larger(2000)));
         assert!(hit(SearchKey::Smaller(2001)));

@@ -5,6 +5,7 @@ use posthorn_maildir::store::{FolderError, Mailbox};
 use tracing::warn;
 
 use super::command::{FetchAttribute, Flag, SearchKey, SearchReturn, SequenceSet, StoreOperation};
+use super::condstore;
 use super::esearch;
 use super::fetch::sets_seen;
 use super::folders::{over_quota, refusal};
@@ -58,16 +59,18 @@ pub(super) fn search(
     if let Some(refused) = charset.and_then(unsupported_charset) {
         return refused;
     }
-    let found: Vec<u32> = matching(view, criteria)
-        .into_iter()
-        .map(|index| number(view, index, uid))
-        .collect();
+    let indexes = matching(view, criteria);
+    let found: Vec<u32> = indexes.iter().map(|i| number(view, *i, uid)).collect();
+    let modseq = condstore::search_modseq(view, criteria, &indexes, returning.as_ref());
     match returning {
-        Some(returning) => esearch::write(out, tag, uid, &found, returning),
+        Some(returning) => esearch::write(out, tag, uid, &found, returning, modseq),
         None => {
             out.extend_from_slice(b"* SEARCH");
             for n in found {
                 out.extend_from_slice(format!(" {n}").as_bytes());
+            }
+            if let Some(modseq) = modseq {
+                out.extend_from_slice(format!(" (MODSEQ {modseq})").as_bytes());
             }
             out.extend_from_slice(b"\r\n");
         }
@@ -109,6 +112,7 @@ pub(super) fn matching(view: &View, criteria: &SearchKey) -> Vec<usize> {
                 0
             },
             size: m.size,
+            modseq: m.modseq,
             last_seq,
             last_uid,
         };
@@ -125,6 +129,8 @@ pub(super) fn matching(view: &View, criteria: &SearchKey) -> Vec<usize> {
 }
 
 /// STORE / UID STORE; a message whose `$Junk`/`$NotJunk` verdict it changes is a lesson.
+/// With UNCHANGEDSINCE (RFC 7162 §3.1.3) messages changed after it are left alone and
+/// named in the tagged response's MODIFIED code.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn store(
     view: &mut View,
@@ -133,6 +139,7 @@ pub(super) fn store(
     operation: StoreOperation,
     silent: bool,
     flags: &[Flag],
+    unchanged_since: Option<u64>,
     out: &mut Vec<u8>,
     lessons: &mut Lessons,
 ) -> Done {
@@ -149,43 +156,43 @@ pub(super) fn store(
         .cloned()
         .collect();
     let targets = pairs(view, &indexes);
-    let changed = match blocking(|| view.folder.store_flags(&targets, operation, &flags)) {
-        Ok(changed) => changed,
+    let stored = match blocking(|| {
+        view.folder
+            .store_flags_if(&targets, operation, &flags, unchanged_since)
+    }) {
+        Ok(stored) => stored,
         Err(e) => return refusal(&FolderError::Io(e)),
     };
-    view.learn_keywords(changed.iter().flat_map(|c| c.flags.keywords()), out);
-    for change in changed {
+    view.learn_keywords(stored.changed.iter().flat_map(|c| c.flags.keywords()), out);
+    for change in stored.changed {
         if let Some(class) = training::of_keywords(&change.before, &change.flags) {
             lessons.add(&view.folder, &change.file, class);
         }
-        if let Some(index) = view.set_flags(change.uid, change.file, change.flags)
-            && !silent
+        let index = view.set_flags(change.uid, change.file, change.flags, change.modseq);
+        // .SILENT keeps FLAGS out, but a CONDSTORE client still learns the new MODSEQ.
+        if let Some(index) = index
+            && (!silent || view.enabled.condstore)
         {
-            flags_response(view, index, uid, out);
+            view.write_flags(index, uid, !silent, out);
         }
     }
-    Done::ok("STORE completed")
-}
-
-/// `* n FETCH (FLAGS (...))`, with the UID for UID commands.
-fn flags_response(view: &View, index: usize, uid: bool, out: &mut Vec<u8>) {
-    let Some(m) = view.messages.get(index) else {
-        return;
-    };
-    let recent = view.recent.contains(&m.uid);
-    let uid_item = if uid {
-        format!("UID {} ", m.uid)
+    if stored.modified.is_empty() {
+        return Done::ok("STORE completed");
+    }
+    let modified: Vec<u32> = if uid {
+        stored.modified
     } else {
-        String::new()
+        view.messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| stored.modified.contains(&m.uid))
+            .map(|(i, _)| i as u32 + 1)
+            .collect()
     };
-    out.extend_from_slice(
-        format!(
-            "* {} FETCH ({uid_item}FLAGS ({}))\r\n",
-            index + 1,
-            m.flags.to_imap(recent)
-        )
-        .as_bytes(),
-    );
+    Done::ok(format!(
+        "[MODIFIED {}] conditional STORE failed",
+        condstore::number_set(&modified)
+    ))
 }
 
 /// COPY or MOVE (and UID forms) into `target`, answering with COPYUID (RFC 4315); each
@@ -268,7 +275,8 @@ pub(super) fn copy(
     }
 }
 
-/// The first half of FETCH / UID FETCH: which messages, and \Seen set on them where the
+/// The first half of FETCH / UID FETCH: which messages (those changed after
+/// `changed_since` only, when given: RFC 7162 §3.1.4.1), and \Seen set on them where the
 /// items call for it. The session then writes their responses one by one as `fetch`
 /// builds them, so `FETCH 1:* BODY[]` of a large mailbox is never held in memory whole.
 pub(super) fn fetch_prepare(
@@ -276,8 +284,12 @@ pub(super) fn fetch_prepare(
     uid: bool,
     set: &SequenceSet,
     items: &[FetchAttribute],
+    changed_since: Option<u64>,
 ) -> Result<Vec<usize>, Done> {
-    let indexes = view.resolve(set, uid).map_err(Done::bad)?;
+    let mut indexes = view.resolve(set, uid).map_err(Done::bad)?;
+    if let Some(since) = changed_since {
+        indexes.retain(|i| view.messages.get(*i).is_some_and(|m| m.modseq > since));
+    }
     if !view.read_only && items.iter().any(sets_seen) {
         let unseen: Vec<usize> = indexes
             .iter()
@@ -295,7 +307,7 @@ pub(super) fn fetch_prepare(
         }) {
             Ok(changed) => {
                 for change in changed {
-                    view.set_flags(change.uid, change.file, change.flags);
+                    view.set_flags(change.uid, change.file, change.flags, change.modseq);
                 }
             }
             Err(e) => warn!(error = %e, "cannot set \\Seen"),

@@ -10,7 +10,8 @@ use posthorn_maildir::store::Mailbox;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{info, warn};
 
-use super::command::{Command, FetchAttribute, Request, SequenceSet};
+use super::command::{Command, FetchAttribute, FetchModifiers, Request, SelectParams, SequenceSet};
+use super::condstore::{self, Enabled};
 use super::parser::{CommandReader, Input, Limits};
 use super::response::Done;
 use super::training::Lessons;
@@ -47,7 +48,8 @@ const FLUSH_AT: usize = 256 * 1024;
 /// Extensions announced in every state.
 const BASE_CAPABILITIES: &str = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT \
      MOVE UIDPLUS SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE ESEARCH SORT \
-     SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES MULTIAPPEND QUOTA QUOTA=RES-STORAGE";
+     SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES MULTIAPPEND QUOTA QUOTA=RES-STORAGE \
+     CONDSTORE QRESYNC";
 
 /// Serves one IMAP client until it logs out, disconnects or stays silent too long.
 pub async fn serve<C: Connection>(
@@ -66,6 +68,7 @@ pub async fn serve<C: Connection>(
         out: Vec::new(),
         state: State::NotAuthenticated,
         literal_budget: (Vec::new(), 0),
+        enabled: Enabled::default(),
     };
     if let Err(e) = session.run().await {
         info!(%client, error = %e, "IMAP session ended");
@@ -95,6 +98,8 @@ pub(super) struct Session<C> {
     /// The share of the memory budget held for the large literals (APPEND's message) of
     /// the command being read, and how many octets it covers.
     literal_budget: (Vec<Held>, usize),
+    /// CONDSTORE and QRESYNC, once the client has turned them on.
+    enabled: Enabled,
 }
 
 impl<C: Connection> Session<C> {
@@ -222,6 +227,9 @@ impl<C: Connection> Session<C> {
 
     async fn execute(&mut self, request: Request) -> std::io::Result<()> {
         let Request { tag, command } = request;
+        if condstore::command_enables(&command) && self.user().is_some() {
+            self.enable_condstore();
+        }
         let done = match command {
             Command::Capability => {
                 let line = format!("* CAPABILITY {}\r\n", self.capabilities());
@@ -275,7 +283,12 @@ impl<C: Connection> Session<C> {
                 }
             }
             Command::Idle => return self.idle(&tag).await,
-            Command::Fetch { uid, set, items } => self.fetch(uid, &set, &items).await?,
+            Command::Fetch {
+                uid,
+                set,
+                items,
+                modifiers,
+            } => self.fetch(uid, &set, &items, &modifiers).await?,
             Command::Search { ref criteria, .. }
             | Command::Sort { ref criteria, .. }
             | Command::Thread { ref criteria, .. }
@@ -305,8 +318,18 @@ impl<C: Connection> Session<C> {
             State::Authenticated(user) | State::Selected(user, _) => user.mailbox.clone(),
         };
         match command {
-            Command::Enable(_) => {
-                self.out.extend_from_slice(b"* ENABLED\r\n");
+            Command::Enable(names) => {
+                let enabled = self.enabled.enable(&names);
+                if let State::Selected(_, view) = &mut self.state {
+                    view.enabled = self.enabled;
+                }
+                let mut line = String::from("* ENABLED");
+                for name in enabled {
+                    line.push(' ');
+                    line.push_str(name);
+                }
+                line.push_str("\r\n");
+                self.out.extend_from_slice(line.as_bytes());
                 Done::ok("ENABLE completed")
             }
             Command::Namespace => {
@@ -317,7 +340,8 @@ impl<C: Connection> Session<C> {
             Command::Select {
                 mailbox: name,
                 read_only,
-            } => self.select(&mailbox, &name, read_only),
+                params,
+            } => self.select(&mailbox, &name, read_only, &params),
             Command::Create(name) => folders::create(&mailbox, &name),
             Command::Delete(name) => folders::delete(&mailbox, &name),
             Command::Rename { from, to } => folders::rename(&mailbox, &from, &to),
@@ -412,6 +436,7 @@ impl<C: Connection> Session<C> {
                 operation,
                 silent,
                 flags,
+                unchanged_since,
             } => (
                 selected::store(
                     view,
@@ -420,6 +445,7 @@ impl<C: Connection> Session<C> {
                     operation,
                     silent,
                     &flags,
+                    unchanged_since,
                     out,
                     &mut lessons,
                 ),
@@ -476,14 +502,32 @@ impl<C: Connection> Session<C> {
         uid: bool,
         set: &SequenceSet,
         items: &[FetchAttribute],
+        modifiers: &FetchModifiers,
     ) -> std::io::Result<Done> {
+        // RFC 7162 §3.2.6: VANISHED only in UID FETCH, and only once QRESYNC is on.
+        if modifiers.vanished && !(uid && self.enabled.qresync) {
+            return Ok(Done::bad("VANISHED needs UID FETCH and ENABLE QRESYNC"));
+        }
+        // §3.1.4.1: CHANGEDSINCE answers with each message's MODSEQ.
+        let mut items = items.to_vec();
+        if modifiers.changed_since.is_some() && !items.contains(&FetchAttribute::ModSeq) {
+            items.push(FetchAttribute::ModSeq);
+        }
+        let items = items.as_slice();
         let indexes = match &mut self.state {
-            State::Selected(_, view) => match selected::fetch_prepare(view, uid, set, items) {
-                Ok(indexes) => indexes,
-                Err(done) => return Ok(done),
-            },
+            State::Selected(_, view) => {
+                match selected::fetch_prepare(view, uid, set, items, modifiers.changed_since) {
+                    Ok(indexes) => indexes,
+                    Err(done) => return Ok(done),
+                }
+            }
             _ => return Ok(Done::bad("no mailbox selected")),
         };
+        if let (State::Selected(_, view), Some(since), true) =
+            (&self.state, modifiers.changed_since, modifiers.vanished)
+        {
+            condstore::write_vanished(view, since, Some(set), true, &mut self.out);
+        }
         let mut expunged = false;
         let mut failed = false;
         for index in indexes {
@@ -596,18 +640,49 @@ impl<C: Connection> Session<C> {
         }
     }
 
-    /// SELECT or EXAMINE.
-    fn select(&mut self, mailbox: &Mailbox, name: &str, read_only: bool) -> Done {
+    /// Turns CONDSTORE on for the rest of the connection (RFC 7162 §3.1). The first such
+    /// command while a mailbox is selected also tells its HIGHESTMODSEQ (§3.1.2.1).
+    fn enable_condstore(&mut self) {
+        let first = !self.enabled.condstore;
+        self.enabled.condstore = true;
+        if let State::Selected(_, view) = &mut self.state {
+            view.enabled = self.enabled;
+            if first {
+                let line = format!(
+                    "* OK [HIGHESTMODSEQ {}] highest mod-sequence\r\n",
+                    view.highest_modseq
+                );
+                self.out.extend_from_slice(line.as_bytes());
+            }
+        }
+    }
+
+    /// SELECT or EXAMINE, with RFC 7162's CONDSTORE or QRESYNC parameter.
+    fn select(
+        &mut self,
+        mailbox: &Mailbox,
+        name: &str,
+        read_only: bool,
+        params: &SelectParams,
+    ) -> Done {
         let Some(user) = self.user().cloned() else {
             return Done::bad("log in first");
         };
+        if params.qresync.is_some() && !self.enabled.qresync {
+            return Done::bad("QRESYNC is not enabled");
+        }
+        // RFC 7162 §3.2.11: a QRESYNC client learns where the old mailbox's responses end.
+        if self.enabled.qresync && matches!(self.state, State::Selected(..)) {
+            self.out
+                .extend_from_slice(b"* OK [CLOSED] previous mailbox closed\r\n");
+        }
         // A failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1).
         self.state = State::Authenticated(user.clone());
         let folder = match mailbox.folder(name) {
             Ok(folder) => folder,
             Err(e) => return folders::refusal(&e),
         };
-        let view = match crate::blocking(|| View::open(name, folder, read_only)) {
+        let mut view = match crate::blocking(|| View::open(name, folder, read_only)) {
             Ok(view) => view,
             Err(e) => {
                 warn!(user = %user.name, error = %e, "cannot open a mailbox");
@@ -628,10 +703,15 @@ impl<C: Connection> Session<C> {
             text.push_str(&format!("* OK [UNSEEN {}] first unseen\r\n", index + 1));
         }
         text.push_str(&format!(
-            "* OK [UIDVALIDITY {}] UIDs valid\r\n* OK [UIDNEXT {}] predicted next UID\r\n",
-            view.uid_validity, view.uid_next
+            "* OK [UIDVALIDITY {}] UIDs valid\r\n* OK [UIDNEXT {}] predicted next UID\r\n\
+             * OK [HIGHESTMODSEQ {}] highest mod-sequence\r\n",
+            view.uid_validity, view.uid_next, view.highest_modseq
         ));
         self.out.extend_from_slice(text.as_bytes());
+        view.enabled = self.enabled;
+        if let Some(qresync) = &params.qresync {
+            condstore::resync(&view, qresync, &mut self.out);
+        }
         let access = if read_only { "READ-ONLY" } else { "READ-WRITE" };
         self.state = State::Selected(user, Box::new(view));
         Done::ok(format!(

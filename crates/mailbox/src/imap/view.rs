@@ -6,9 +6,11 @@ use std::collections::HashSet;
 use std::io;
 use std::time::SystemTime;
 
+use posthorn_maildir::store::modseq::Expunged;
 use posthorn_maildir::store::{Flags, Folder, Message};
 
 use super::command::{SeqNumber, SequenceSet};
+use super::condstore::{self, Enabled};
 
 /// A selected folder.
 #[derive(Debug)]
@@ -29,6 +31,12 @@ pub struct View {
     pub recent: HashSet<u32>,
     /// The folder's keywords, for FLAGS.
     pub keywords: Vec<String>,
+    /// HIGHESTMODSEQ as last seen.
+    pub highest_modseq: u64,
+    /// The folder's expunged UIDs as last seen, for QRESYNC.
+    pub expunged: Expunged,
+    /// What the client turned on: the session keeps it current.
+    pub enabled: Enabled,
     /// Directory stamps at the last look: unchanged means nothing to do.
     stamp: Option<(SystemTime, SystemTime)>,
     /// Messages seen gone while expunges could not be reported.
@@ -50,6 +58,9 @@ impl View {
             recent: snapshot.recent.into_iter().collect(),
             keywords: snapshot.keywords,
             messages: snapshot.messages,
+            highest_modseq: snapshot.highest_modseq,
+            expunged: snapshot.expunged,
+            enabled: Enabled::default(),
             folder,
             stamp,
             pending_expunge: false,
@@ -68,6 +79,8 @@ impl View {
         self.stamp = stamp;
         self.announce_keywords(snapshot.keywords, out);
         self.recent.extend(snapshot.recent.iter().copied());
+        self.highest_modseq = snapshot.highest_modseq;
+        self.expunged = snapshot.expunged;
         let mut fresh = snapshot.messages.into_iter().peekable();
         let mut kept = Vec::with_capacity(self.messages.len());
         let mut gone = Vec::new();
@@ -77,22 +90,21 @@ impl View {
             }
             match fresh.next_if(|m| m.uid == old.uid) {
                 Some(now) => {
-                    if now.flags != old.flags {
-                        let seq = index + 1;
+                    // A CONDSTORE client also hears of a change that left the flags as
+                    // they were (set and cleared again): its MODSEQ moved on.
+                    if now.flags != old.flags
+                        || (self.enabled.condstore && now.modseq != old.modseq)
+                    {
                         out.extend_from_slice(
-                            format!(
-                                "* {seq} FETCH (UID {} FLAGS ({}))\r\n",
-                                now.uid,
-                                now.flags.to_imap(self.recent.contains(&now.uid))
-                            )
-                            .as_bytes(),
+                            self.flags_fetch(index + 1, &now, true, true).as_bytes(),
                         );
                     }
                     old.flags = now.flags;
                     old.file = now.file;
+                    old.modseq = now.modseq;
                     kept.push(old);
                 }
-                None if expunges => gone.push(index + 1),
+                None if expunges => gone.push((index + 1, old.uid)),
                 None => {
                     self.pending_expunge = true;
                     kept.push(old);
@@ -102,10 +114,7 @@ impl View {
         if expunges {
             self.pending_expunge = false;
         }
-        // Each EXPUNGE renumbers the messages after it: report from the highest down.
-        for seq in gone.iter().rev() {
-            out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
-        }
+        self.report_expunged(&gone, out);
         let before = kept.len();
         let last_uid = kept.last().map_or(0, |m: &Message| m.uid);
         kept.extend(fresh.filter(|m| m.uid > last_uid));
@@ -157,32 +166,81 @@ impl View {
         format!("* FLAGS ({list})\r\n* OK [PERMANENTFLAGS ({permanent})] flags allowed\r\n")
     }
 
-    /// Forgets messages this session expunged itself, reporting each (highest first).
+    /// Forgets messages this session expunged itself, reporting them.
     pub fn remove(&mut self, uids: &[u32], out: &mut Vec<u8>) {
-        let mut seqs: Vec<usize> = self
+        let gone: Vec<(usize, u32)> = self
             .messages
             .iter()
             .enumerate()
             .filter(|(_, m)| uids.contains(&m.uid))
-            .map(|(i, _)| i + 1)
+            .map(|(i, m)| (i + 1, m.uid))
             .collect();
-        seqs.sort_unstable();
-        for seq in seqs.iter().rev() {
-            out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
-            self.messages.remove(seq - 1);
-        }
+        self.messages.retain(|m| !uids.contains(&m.uid));
         for uid in uids {
             self.recent.remove(uid);
         }
+        self.report_expunged(&gone, out);
     }
 
-    /// Records new flags of a message after a STORE of ours.
-    pub fn set_flags(&mut self, uid: u32, file: String, flags: Flags) -> Option<usize> {
+    /// Reports messages gone, given as (sequence number, UID) in ascending order: one
+    /// VANISHED with their UIDs once QRESYNC is on (RFC 7162 §3.2.10), else an EXPUNGE
+    /// each, from the highest down, as each renumbers the messages after it.
+    fn report_expunged(&self, gone: &[(usize, u32)], out: &mut Vec<u8>) {
+        if gone.is_empty() {
+            return;
+        }
+        if self.enabled.qresync {
+            let uids: Vec<u32> = gone.iter().map(|(_, uid)| *uid).collect();
+            let set = condstore::number_set(&uids);
+            out.extend_from_slice(format!("* VANISHED {set}\r\n").as_bytes());
+            return;
+        }
+        for (seq, _) in gone.iter().rev() {
+            out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
+        }
+    }
+
+    /// Records new flags and MODSEQ of a message after a STORE of ours.
+    pub fn set_flags(
+        &mut self,
+        uid: u32,
+        file: String,
+        flags: Flags,
+        modseq: u64,
+    ) -> Option<usize> {
         let index = self.messages.iter().position(|m| m.uid == uid)?;
         let message = &mut self.messages[index];
         message.file = file;
         message.flags = flags;
+        message.modseq = modseq;
+        self.highest_modseq = self.highest_modseq.max(modseq);
         Some(index)
+    }
+
+    /// Writes the untagged FETCH telling the client of the flags of the message at
+    /// `index`; see [`View::flags_fetch`].
+    pub fn write_flags(&self, index: usize, uid: bool, flags: bool, out: &mut Vec<u8>) {
+        if let Some(m) = self.messages.get(index) {
+            out.extend_from_slice(self.flags_fetch(index + 1, m, uid, flags).as_bytes());
+        }
+    }
+
+    /// `* seq FETCH (...)` for a message's flags: its UID when `uid` asks or CONDSTORE is
+    /// on, FLAGS when `flags` asks, MODSEQ when CONDSTORE is on (RFC 7162 §3.1: every
+    /// untagged FETCH then carries UID and MODSEQ, even after STORE .SILENT).
+    fn flags_fetch(&self, seq: usize, m: &Message, uid: bool, flags: bool) -> String {
+        let mut items = Vec::new();
+        if uid || self.enabled.condstore {
+            items.push(format!("UID {}", m.uid));
+        }
+        if flags {
+            let recent = self.recent.contains(&m.uid);
+            items.push(format!("FLAGS ({})", m.flags.to_imap(recent)));
+        }
+        if self.enabled.condstore {
+            items.push(format!("MODSEQ ({})", m.modseq));
+        }
+        format!("* {seq} FETCH ({})\r\n", items.join(" "))
     }
 
     /// How many messages are \Recent here.

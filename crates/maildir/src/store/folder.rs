@@ -22,7 +22,8 @@ use std::time::SystemTime;
 use tracing::warn;
 
 use super::flags::{Flag, Flags, MAX_KEYWORDS, StoreOperation};
-use super::index::{self, Index};
+use super::index::{self, Entry, Index};
+use super::modseq::Expunged;
 use crate::maildir;
 use crate::quota::{Change, Usage};
 
@@ -40,6 +41,8 @@ pub struct Message {
     pub flags: Flags,
     /// Its size in octets.
     pub size: u64,
+    /// Its MODSEQ (RFC 7162): the mod-sequence of its arrival or last flag change.
+    pub modseq: u64,
 }
 
 impl Message {
@@ -62,6 +65,10 @@ pub struct Snapshot {
     pub recent: Vec<u32>,
     /// The keywords in use in this folder.
     pub keywords: Vec<String>,
+    /// HIGHESTMODSEQ (RFC 7162 §3.1.1).
+    pub highest_modseq: u64,
+    /// The expunged UIDs with their mod-sequences, for QRESYNC's VANISHED.
+    pub expunged: Expunged,
 }
 
 /// What COPY or MOVE did: UIDPLUS's COPYUID, and where each message now is (for the
@@ -107,6 +114,17 @@ pub struct FlagChange {
     pub before: Flags,
     /// Its flags now, as the file name holds them.
     pub flags: Flags,
+    /// Its MODSEQ now.
+    pub modseq: u64,
+}
+
+/// What a conditional STORE did (RFC 7162 §3.1.3).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stored {
+    /// The messages still present, with their flags before and after.
+    pub changed: Vec<FlagChange>,
+    /// The UIDs left alone because they changed after the UNCHANGEDSINCE mod-sequence.
+    pub modified: Vec<u32>,
 }
 
 /// A Maildir folder.
@@ -155,6 +173,9 @@ impl Folder {
         self.sync_locked(claim_recent)
     }
 
+    /// The sync itself. Everything it finds changed since the index was written (files
+    /// gone, names changed by a flag change nobody recorded, new files) shares one new
+    /// mod-sequence.
     fn sync_locked(&self, claim_recent: bool) -> io::Result<Snapshot> {
         maildir::create(&self.dir)?;
         let (mut index, mut dirty) = self.load_index()?;
@@ -164,20 +185,21 @@ impl Folder {
             .iter()
             .map(|name| (base_of(name), name.as_str()))
             .collect();
-        let before = index.entries.len();
-        index
-            .entries
-            .retain(|(_, base)| by_base.contains_key(base.as_str()));
-        dirty |= index.entries.len() != before;
-        let known: Vec<(u32, &str)> = index
+        let change = index.highest_modseq + 1;
+        let gone: Vec<u32> = index
             .entries
             .iter()
-            .map(|(uid, base)| (*uid, base.as_str()))
+            .filter(|e| !by_base.contains_key(base_of(&e.name)))
+            .map(|e| e.uid)
             .collect();
-        let mut listed: Vec<(u32, String)> = Vec::with_capacity(files.len());
-        for (uid, base) in known {
-            if let Some(name) = by_base.remove(base) {
-                listed.push((uid, name.to_string()));
+        index.forget(&gone, change);
+        for entry in &mut index.entries {
+            if let Some(name) = by_base.remove(base_of(&entry.name))
+                && name != entry.name
+            {
+                entry.name = name.to_string();
+                entry.modseq = change;
+                index.highest_modseq = change;
             }
         }
         // Files new to the index, in delivery order as their names tell it.
@@ -186,13 +208,18 @@ impl Folder {
         for name in unknown {
             let uid = index.uid_next;
             index.uid_next = index.uid_next.saturating_add(1);
-            index.entries.push((uid, base_of(name).to_string()));
-            listed.push((uid, name.to_string()));
-            dirty = true;
+            index.entries.push(Entry {
+                uid,
+                modseq: change,
+                name: name.to_string(),
+            });
+            index.highest_modseq = change;
         }
-        let recent: Vec<u32> = listed
+        dirty |= index.highest_modseq == change;
+        let recent: Vec<u32> = index
+            .entries
             .iter()
-            .map(|(uid, _)| *uid)
+            .map(|e| e.uid)
             .filter(|uid| *uid >= index.first_recent)
             .collect();
         if claim_recent && index.first_recent != index.uid_next {
@@ -202,17 +229,15 @@ impl Folder {
         if dirty {
             index.save(&self.dir)?;
         }
-        let messages = listed
-            .into_iter()
-            .map(|(uid, file)| {
-                let flags = Flags::from_info(info_of(&file), &index.keywords);
-                let size = self.size_of(&file);
-                Message {
-                    uid,
-                    file,
-                    flags,
-                    size,
-                }
+        let messages = index
+            .entries
+            .iter()
+            .map(|entry| Message {
+                uid: entry.uid,
+                flags: Flags::from_info(info_of(&entry.name), &index.keywords),
+                size: self.size_of(&entry.name),
+                file: entry.name.clone(),
+                modseq: entry.modseq,
             })
             .collect();
         Ok(Snapshot {
@@ -221,6 +246,8 @@ impl Folder {
             messages,
             recent,
             keywords: index.keywords,
+            highest_modseq: index.highest_modseq,
+            expunged: index.expunged,
         })
     }
 
@@ -328,15 +355,50 @@ impl Folder {
         operation: StoreOperation,
         flags: &[Flag],
     ) -> io::Result<Vec<FlagChange>> {
+        Ok(self
+            .store_flags_if(messages, operation, flags, None)?
+            .changed)
+    }
+
+    /// [`Folder::store_flags`] with RFC 7162's UNCHANGEDSINCE: a message whose MODSEQ is
+    /// above `unchanged_since` is left alone and reported as modified, decided under the
+    /// folder's lock so no change slips in between the test and the rename (§3.1.3).
+    /// Every message whose flags change gets one new MODSEQ, saved in the index before
+    /// this returns; a message whose flags stay as they were keeps its MODSEQ.
+    pub fn store_flags_if(
+        &self,
+        messages: &[(u32, String)],
+        operation: StoreOperation,
+        flags: &[Flag],
+        unchanged_since: Option<u64>,
+    ) -> io::Result<Stored> {
         let _lock = self.lock()?;
-        let keywords = self.register_keywords(flags)?;
+        let (mut index, mut dirty) = self.load_index()?;
+        dirty |= add_keywords(&mut index, flags);
+        let change = index.highest_modseq + 1;
         let mut names = Names::new(self);
-        let mut changed = Vec::new();
+        let mut stored = Stored::default();
         let mut renamed = false;
         for (uid, file) in messages {
-            let Some(current) = names.current_with_flags(file, &keywords)? else {
+            let Some(current) = names.current_with_flags(file, &index.keywords)? else {
                 continue;
             };
+            let Some(entry) = index
+                .position(*uid)
+                .and_then(|at| index.entries.get_mut(at))
+            else {
+                continue;
+            };
+            if entry.name != current.name {
+                // Renamed by someone who did not record it: a change of its own.
+                entry.name.clone_from(&current.name);
+                entry.modseq = change;
+                dirty = true;
+            }
+            if unchanged_since.is_some_and(|since| entry.modseq > since) {
+                stored.modified.push(*uid);
+                continue;
+            }
             let mut new = match operation {
                 StoreOperation::Replace => Flags::default(),
                 _ => current.flags.clone(),
@@ -347,7 +409,7 @@ impl Folder {
                     _ => new.insert(flag),
                 }
             }
-            let info = new.to_info(&keywords);
+            let info = new.to_info(&index.keywords);
             let name = format!("{}:2,{info}", base_of(&current.name));
             if name != current.name {
                 fs::rename(
@@ -355,36 +417,34 @@ impl Folder {
                     self.dir.join("cur").join(&name),
                 )?;
                 renamed = true;
+                entry.name.clone_from(&name);
+                entry.modseq = change;
             }
-            changed.push(FlagChange {
+            stored.changed.push(FlagChange {
                 uid: *uid,
                 file: name,
                 before: current.flags,
-                flags: Flags::from_info(&info, &keywords),
+                flags: Flags::from_info(&info, &index.keywords),
+                modseq: entry.modseq,
             });
         }
         if renamed {
             File::open(self.dir.join("cur"))?.sync_all()?;
         }
-        Ok(changed)
+        if renamed || dirty {
+            if index.entries.iter().any(|e| e.modseq == change) {
+                index.highest_modseq = change;
+            }
+            index.save(&self.dir)?;
+        }
+        Ok(stored)
     }
 
     /// Adds the keywords among `flags` to the folder's list (as far as letters last) and
     /// returns the list.
     fn register_keywords(&self, flags: &[Flag]) -> io::Result<Vec<String>> {
         let (mut index, mut dirty) = self.load_index()?;
-        for flag in flags {
-            if let Flag::Keyword(k) = flag
-                && !index
-                    .keywords
-                    .iter()
-                    .any(|have| have.eq_ignore_ascii_case(k))
-                && index.keywords.len() < MAX_KEYWORDS
-            {
-                index.keywords.push(k.clone());
-                dirty = true;
-            }
-        }
+        dirty |= add_keywords(&mut index, flags);
         if dirty {
             index.save(&self.dir)?;
         }
@@ -419,8 +479,19 @@ impl Folder {
         result?;
         if !gone.is_empty() {
             File::open(self.dir.join("cur"))?.sync_all()?;
+            self.forget(&gone)?;
         }
         Ok(gone)
+    }
+
+    /// Takes `uids`, whose files this folder just removed, out of the index as expunged
+    /// under a new mod-sequence. Called under the lock; were it not to happen (a crash),
+    /// the next sync would find the files gone and do the same.
+    fn forget(&self, uids: &[u32]) -> io::Result<()> {
+        let (mut index, _) = self.load_index()?;
+        let change = index.highest_modseq + 1;
+        index.forget(uids, change);
+        index.save(&self.dir)
     }
 
     /// Stores a new message with `flags` and internal date `date` (Unix seconds): written
@@ -571,6 +642,10 @@ impl Folder {
         if remove {
             File::open(self.dir.join("cur"))?.sync_all()?;
         }
+        if remove && !same {
+            let moved: Vec<u32> = placed.iter().map(|(uid, _)| *uid).collect();
+            self.forget(&moved)?;
+        }
         let listing = target.sync_locked(false)?;
         let by_base: HashMap<&str, &Message> =
             listing.messages.iter().map(|m| (m.base(), m)).collect();
@@ -596,6 +671,25 @@ impl Folder {
         maildir::create(&self.dir)?;
         lock_folder(&self.dir)
     }
+}
+
+/// Adds the keywords among `flags` to the index's list, as far as letters last; true if
+/// the list changed.
+fn add_keywords(index: &mut Index, flags: &[Flag]) -> bool {
+    let mut added = false;
+    for flag in flags {
+        if let Flag::Keyword(k) = flag
+            && !index
+                .keywords
+                .iter()
+                .any(|have| have.eq_ignore_ascii_case(k))
+            && index.keywords.len() < MAX_KEYWORDS
+        {
+            index.keywords.push(k.clone());
+            added = true;
+        }
+    }
+    added
 }
 
 /// Locks the existing folder at `dir` (its lock file made if missing), as every change to
@@ -833,6 +927,80 @@ mod tests {
             .store_flags(&stale, StoreOperation::Replace, &[])
             .unwrap();
         assert!(cleared[0].file.ends_with(":2,"));
+    }
+
+    #[test]
+    fn every_change_raises_the_modseq_and_survives_in_the_index() {
+        let (_dir, folder) = folder();
+        deliver(&folder, "one\r\n");
+        deliver(&folder, "two\r\n");
+        let first = folder.sync(false).unwrap();
+        let arrived = first.highest_modseq;
+        assert!(first.messages.iter().all(|m| m.modseq == arrived));
+        let all = pairs(&first);
+        // A STORE that changes flags gives the changed messages one new MODSEQ.
+        let seen = folder
+            .store_flags(&all[..1], StoreOperation::Add, &[Flag::Seen])
+            .unwrap();
+        assert_eq!(seen[0].modseq, arrived + 1);
+        // One that changes nothing leaves it.
+        let again = folder
+            .store_flags(&all[..1], StoreOperation::Add, &[Flag::Seen])
+            .unwrap();
+        assert_eq!(again[0].modseq, arrived + 1);
+        let now = folder.sync(false).unwrap();
+        assert_eq!(now.highest_modseq, arrived + 1);
+        assert_eq!(now.messages[1].modseq, arrived);
+        // UNCHANGEDSINCE below the message's MODSEQ refuses it, at or above allows it.
+        let stored = folder
+            .store_flags_if(&all, StoreOperation::Add, &[Flag::Flagged], Some(arrived))
+            .unwrap();
+        assert_eq!(stored.modified, [1]);
+        assert_eq!(stored.changed.len(), 1);
+        assert_eq!(stored.changed[0].uid, 2);
+        assert_eq!(stored.changed[0].modseq, arrived + 2);
+        // A rename nobody recorded (another program, or a crash before the index's save)
+        // is found by the next sync and gets a new MODSEQ.
+        let current = folder.sync(false).unwrap().messages[0].file.clone();
+        fs::rename(
+            folder.dir().join("cur").join(&current),
+            folder
+                .dir()
+                .join("cur")
+                .join(format!("{}:2,ST", base_of(&current))),
+        )
+        .unwrap();
+        let renamed = folder.sync(false).unwrap();
+        assert_eq!(renamed.messages[0].modseq, arrived + 3);
+        // An expunge is remembered with its own mod-sequence.
+        assert_eq!(folder.expunge(&pairs(&renamed)[1..]).unwrap(), [2]);
+        let after = folder.sync(false).unwrap();
+        assert_eq!(after.highest_modseq, arrived + 4);
+        assert_eq!(after.expunged.since(arrived + 3), [(2, 2)]);
+        assert!(after.expunged.since(arrived + 4).is_empty());
+        // A message gone behind the store's back (POP3 of another server, a user's rm) is
+        // found gone by the sync and remembered too; new mail gets a MODSEQ of its own.
+        fs::remove_file(folder.dir().join("cur").join(&after.messages[0].file)).unwrap();
+        deliver(&folder, "three\r\n");
+        let last = folder.sync(false).unwrap();
+        assert_eq!(last.highest_modseq, arrived + 5);
+        assert_eq!(last.messages[0].modseq, arrived + 5);
+        assert_eq!(last.expunged.since(arrived + 4), [(1, 1)]);
+    }
+
+    #[test]
+    fn a_move_out_is_an_expunge_of_the_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("a");
+        let inbox = Folder::new(root.clone(), root.clone(), "h");
+        let archive = Folder::new(root.clone(), root.join(".Archive"), "h");
+        inbox.append(b"x\r\n", &[], None).unwrap();
+        let before = inbox.sync(false).unwrap();
+        inbox.move_to(&pairs(&before), &archive).unwrap();
+        let index = Index::load(inbox.dir()).unwrap().unwrap().unwrap();
+        assert!(index.entries.is_empty());
+        assert_eq!(index.highest_modseq, before.highest_modseq + 1);
+        assert_eq!(index.expunged.since(before.highest_modseq), [(1, 1)]);
     }
 
     #[test]

@@ -1,24 +1,36 @@
 //! The per-folder UID list (`posthorn-uidlist`): which UID each message file has, the
-//! folder's UIDVALIDITY and UIDNEXT, the keywords its file-name letters stand for, and the
-//! first UID no session has yet seen as \Recent. It is only an index: when it is missing or
-//! unreadable the folder gets a new UIDVALIDITY and fresh UIDs, and nothing is lost, since
-//! the messages themselves are the files.
+//! folder's UIDVALIDITY and UIDNEXT, the keywords its file-name letters stand for, the
+//! first UID no session has yet seen as \Recent, and the mod-sequences of RFC 7162: the
+//! folder's HIGHESTMODSEQ, each message's MODSEQ, and the expunged UIDs with theirs. It is
+//! only an index: when it is missing or unreadable the folder gets a new UIDVALIDITY and
+//! fresh UIDs, and nothing is lost, since the messages themselves are the files.
+//!
+//! Each entry keeps the message's whole file name as it was when its MODSEQ was given, so a
+//! flag change nobody recorded (another program renaming the file, or a crash between a
+//! STORE's rename and the index's save) is seen at the next sync and gets a new MODSEQ.
 //!
 //! ```text
-//! posthorn-uidlist 1
-//! V 1763900000 N 42 R 40
+//! posthorn-uidlist 2
+//! V 1763900000 N 42 R 40 M 57
 //! K $Forwarded $Junk
-//! 17 1763899000.M1P2Q3.host,S=1234
+//! X 50:12-14 55:20-20
+//! 17 56 1763899000.M1P2Q3.host,S=1234:2,Sa
 //! ```
+//!
+//! Version 1 (no `M`, no `X` line, entries `uid base-name`) is still read: its messages
+//! start at MODSEQ 1.
 
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use super::modseq::Expunged;
+
 /// The index file's name inside a Maildir folder.
 pub const FILE: &str = "posthorn-uidlist";
-const MAGIC: &str = "posthorn-uidlist 1";
+const MAGIC: &str = "posthorn-uidlist 2";
+const MAGIC_V1: &str = "posthorn-uidlist 1";
 
 /// One folder's index.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,10 +41,25 @@ pub struct Index {
     pub uid_next: u32,
     /// Messages from this UID on are \Recent to the next session that selects the folder.
     pub first_recent: u32,
+    /// HIGHESTMODSEQ: the last mod-sequence given to any change (RFC 7162 §3.1.1).
+    pub highest_modseq: u64,
     /// Keyword names; letter `a` is the first.
     pub keywords: Vec<String>,
-    /// (UID, base name) in UID order; the base name is the file name before `:2,`.
-    pub entries: Vec<(u32, String)>,
+    /// The expunged UIDs with their mod-sequences.
+    pub expunged: Expunged,
+    /// The messages in UID order.
+    pub entries: Vec<Entry>,
+}
+
+/// One message of the index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Its UID.
+    pub uid: u32,
+    /// Its MODSEQ: the mod-sequence of its arrival or its last flag change.
+    pub modseq: u64,
+    /// Its file name in `cur/` when `modseq` was given (a base name alone in version 1).
+    pub name: String,
 }
 
 impl Index {
@@ -42,7 +69,9 @@ impl Index {
             uid_validity,
             uid_next: 1,
             first_recent: 1,
+            highest_modseq: 1,
             keywords: Vec::new(),
+            expunged: Expunged::default(),
             entries: Vec::new(),
         }
     }
@@ -60,56 +89,93 @@ impl Index {
 
     fn parse(text: &str) -> Result<Index, Option<u32>> {
         let mut lines = text.lines();
-        if lines.next() != Some(MAGIC) {
-            return Err(None);
-        }
+        let v1 = match lines.next() {
+            Some(MAGIC) => false,
+            Some(MAGIC_V1) => true,
+            _ => return Err(None),
+        };
         let header: Vec<&str> = lines.next().unwrap_or("").split(' ').collect();
-        let number = |key: &str| -> Option<u32> {
+        let number = |key: &str| -> Option<u64> {
             let at = header.iter().position(|w| *w == key)?;
             header.get(at + 1)?.parse().ok()
         };
-        let uid_validity = number("V").filter(|v| *v > 0).ok_or(None)?;
+        let number_u32 = |key: &str| number(key).and_then(|n| u32::try_from(n).ok());
+        let uid_validity = number_u32("V").filter(|v| *v > 0).ok_or(None)?;
         let damaged = Err(Some(uid_validity));
-        let (Some(uid_next), Some(first_recent)) = (number("N"), number("R")) else {
+        let highest_modseq = if v1 { Some(1) } else { number("M") };
+        let (Some(uid_next), Some(first_recent), Some(highest_modseq)) =
+            (number_u32("N"), number_u32("R"), highest_modseq)
+        else {
             return damaged;
         };
         let Some(keywords) = lines.next().and_then(|l| l.strip_prefix('K')) else {
             return damaged;
         };
-        let mut entries: Vec<(u32, String)> = Vec::new();
+        let expunged = if v1 {
+            Some(Expunged::default())
+        } else {
+            lines
+                .next()
+                .and_then(|l| l.strip_prefix('X'))
+                .and_then(Expunged::parse)
+        };
+        let Some(expunged) = expunged else {
+            return damaged;
+        };
+        let mut entries: Vec<Entry> = Vec::new();
         for line in lines {
-            let Some((uid, base)) = line.split_once(' ') else {
+            let Some(entry) = parse_entry(line, v1).filter(|e| e.modseq <= highest_modseq) else {
                 return damaged;
             };
-            let Ok(uid) = uid.parse::<u32>() else {
-                return damaged;
-            };
-            if uid == 0 || uid >= uid_next || entries.last().is_some_and(|(last, _)| *last >= uid) {
+            if entry.uid == 0
+                || entry.uid >= uid_next
+                || entries.last().is_some_and(|last| last.uid >= entry.uid)
+            {
                 return damaged;
             }
-            entries.push((uid, base.to_string()));
+            entries.push(entry);
         }
         Ok(Index {
             uid_validity,
             uid_next,
             first_recent,
+            highest_modseq,
             keywords: keywords.split_whitespace().map(str::to_string).collect(),
+            expunged,
             entries,
         })
+    }
+
+    /// The position of the message with `uid`.
+    pub fn position(&self, uid: u32) -> Option<usize> {
+        self.entries.binary_search_by_key(&uid, |e| e.uid).ok()
+    }
+
+    /// Drops the messages with `uids` from the index, remembering them as expunged at
+    /// `modseq`, which becomes HIGHESTMODSEQ (RFC 7162 §3.2.10: an expunge is a change).
+    pub fn forget(&mut self, uids: &[u32], modseq: u64) {
+        if uids.is_empty() {
+            return;
+        }
+        self.entries.retain(|e| !uids.contains(&e.uid));
+        self.expunged.record(modseq, uids);
+        self.highest_modseq = self.highest_modseq.max(modseq);
     }
 
     /// Writes the index durably: a temporary file synced, renamed over the old one, the
     /// folder synced. A UID handed to a client must survive a crash, or it could be reused.
     pub fn save(&self, dir: &Path) -> io::Result<()> {
         let mut text = format!(
-            "{MAGIC}\nV {} N {} R {}\nK {}\n",
+            "{MAGIC}\nV {} N {} R {} M {}\nK {}\nX {}\n",
             self.uid_validity,
             self.uid_next,
             self.first_recent,
-            self.keywords.join(" ")
+            self.highest_modseq,
+            self.keywords.join(" "),
+            self.expunged.render()
         );
-        for (uid, base) in &self.entries {
-            text.push_str(&format!("{uid} {base}\n"));
+        for entry in &self.entries {
+            text.push_str(&format!("{} {} {}\n", entry.uid, entry.modseq, entry.name));
         }
         let tmp = dir.join(format!("{FILE}.tmp"));
         let mut file = std::fs::OpenOptions::new()
@@ -123,6 +189,22 @@ impl Index {
         std::fs::rename(&tmp, dir.join(FILE))?;
         File::open(dir)?.sync_all()
     }
+}
+
+/// One entry line: `uid modseq name`, or `uid base` in version 1 (at MODSEQ 1).
+fn parse_entry(line: &str, v1: bool) -> Option<Entry> {
+    let (uid, rest) = line.split_once(' ')?;
+    let (modseq, name) = if v1 {
+        (1, rest)
+    } else {
+        let (modseq, name) = rest.split_once(' ')?;
+        (modseq.parse().ok()?, name)
+    };
+    Some(Entry {
+        uid: uid.parse().ok()?,
+        modseq,
+        name: name.to_string(),
+    })
 }
 
 /// The file in a mailbox's Maildir root holding the last UIDVALIDITY given to any of its
@@ -179,9 +261,33 @@ mod tests {
         let mut index = Index::fresh(1);
         index.uid_next = 8;
         index.keywords = vec!["$Junk".into()];
-        index.entries = vec![(3, "a.b,S=3".into()), (7, "c.d".into())];
+        index.highest_modseq = 9;
+        index.entries = vec![entry(3, 2, "a.b,S=3:2,S"), entry(7, 9, "c.d:2,")];
+        index.forget(&[5], 9);
         index.save(dir.path()).unwrap();
         assert_eq!(Index::load(dir.path()).unwrap(), Ok(Some(index)));
+    }
+
+    fn entry(uid: u32, modseq: u64, name: &str) -> Entry {
+        Entry {
+            uid,
+            modseq,
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn version_1_is_read_at_modseq_1() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(FILE),
+            "posthorn-uidlist 1\nV 99 N 5 R 1\nK $Junk\n2 x.y\n4 z\n",
+        )
+        .unwrap();
+        let index = Index::load(dir.path()).unwrap().unwrap().unwrap();
+        assert_eq!(index.highest_modseq, 1);
+        assert_eq!(index.entries, [entry(2, 1, "x.y"), entry(4, 1, "z")]);
+        assert_eq!(index.keywords, ["$Junk"]);
     }
 
     #[test]
@@ -192,6 +298,14 @@ mod tests {
         assert_eq!(Index::load(dir.path()).unwrap(), Err(Some(99)));
         write("posthorn-uidlist 1\nV 99 N 5 R 1\nK\n3 x\n2 y\n");
         assert_eq!(Index::load(dir.path()).unwrap(), Err(Some(99)));
+        write("posthorn-uidlist 2\nV 99 N 5 R 1 M 3\nK\nX\n2 4 y\n");
+        assert_eq!(
+            Index::load(dir.path()).unwrap(),
+            Err(Some(99)),
+            "modseq above the highest"
+        );
+        write("posthorn-uidlist 2\nV 99 N 5 R 1 M 3\nK\n2 3 y\n");
+        assert_eq!(Index::load(dir.path()).unwrap(), Err(Some(99)), "no X line");
         write("garbage");
         assert_eq!(Index::load(dir.path()).unwrap(), Err(None));
     }

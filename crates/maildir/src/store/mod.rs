@@ -4,9 +4,10 @@ pub mod flags;
 mod folder;
 mod index;
 pub mod mailbox;
+pub mod modseq;
 mod mutf7;
 
 pub use flags::Flags;
 pub(crate) use folder::lock_folder;
-pub use folder::{Appended, FlagChange, Folder, Message, Placed, Snapshot, Transfer};
+pub use folder::{Appended, FlagChange, Folder, Message, Placed, Snapshot, Stored, Transfer};
 pub use mailbox::{FolderError, Mailbox};

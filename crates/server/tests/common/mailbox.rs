@@ -1,5 +1,5 @@
-//! Helpers shared by the POP3 and IMAP tests: listeners by role, the messages of a
-//! Maildir folder as they are on disk, and a raw IMAP client.
+//! Helpers shared by the POP3 and IMAP tests: listeners by role, mail for alice by SMTP,
+//! the messages of a Maildir folder as they are on disk, and a raw IMAP client.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -7,6 +7,31 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::{PATIENCE, TestServer};
+
+/// A simple message with a unique subject.
+pub fn message(subject: &str) -> String {
+    format!(
+        "From: Sender <sender@example.org>\r\nTo: alice@example.com\r\nSubject: {subject}\r\n\
+         Message-ID: <{subject}@example.org>\r\n\r\nbody of {subject}\r\n"
+    )
+}
+
+/// Delivers `contents` to alice by SMTP, one at a time, each waited for.
+pub fn deliver_raw(server: &TestServer, contents: &[String]) {
+    let mut client = server.client();
+    for content in contents {
+        let before = server.messages("alice").len();
+        let reply = client.send_message("sender@example.org", &["alice@example.com"], content);
+        assert!(reply.starts_with("250"), "delivery: {reply}");
+        server.wait_for_messages("alice", before + 1);
+    }
+}
+
+/// Delivers a [`message`] for each of `subjects` to alice by SMTP.
+pub fn deliver(server: &TestServer, subjects: &[&str]) {
+    let contents: Vec<String> = subjects.iter().map(|s| message(s)).collect();
+    deliver_raw(server, &contents);
+}
 
 /// Every listener with `role`, in the order the server logged them (its config order).
 pub fn listeners(server: &TestServer, role: &str) -> Vec<SocketAddr> {

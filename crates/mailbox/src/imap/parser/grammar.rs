@@ -3,12 +3,13 @@
 //! checked for overflow, nesting bounded.
 
 use super::super::command::{
-    Command, Date, FetchAttribute, Flag, ListCommand, Request, SearchKey, Section, SectionText,
-    SeqNumber, SeqRange, SequenceSet, StatusItem, StoreOperation,
+    Command, Date, FetchAttribute, FetchModifiers, Flag, ListCommand, Request, SearchKey, Section,
+    SectionText, SelectParams, SeqNumber, SeqRange, SequenceSet, StatusItem, StoreOperation,
 };
 use super::dates::parse_search_date;
 use super::*;
 
+mod condstore;
 mod extensions;
 
 /// Deepest nesting of parenthesised lists and of SEARCH's NOT/OR we accept.
@@ -286,37 +287,6 @@ impl Cursor {
             self.expect_byte(b' ', "SP or ')'")?;
         }
     }
-
-    /// Skips a parenthesised list we accept but ignore (SELECT parameters).
-    fn skip_parenthesized(&mut self) -> Parsed<()> {
-        self.expect_byte(b'(', "'('")?;
-        let mut depth = 1;
-        while depth > 0 {
-            match self.peek() {
-                Some(b'(') if depth >= MAX_DEPTH => {
-                    return Err(format!("lists nested deeper than {MAX_DEPTH}"));
-                }
-                Some(b'(') => {
-                    depth += 1;
-                    self.pos += 1;
-                }
-                Some(b')') => {
-                    depth -= 1;
-                    self.pos += 1;
-                }
-                Some(b'"') => {
-                    self.quoted()?;
-                }
-                Some(_) => self.pos += 1,
-                None => {
-                    if self.take_literal().is_none() {
-                        return Err("unterminated parameter list".to_owned());
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Shared arguments: sequence sets, flags, dates.
@@ -394,6 +364,7 @@ impl Cursor {
             "UNSEEN" => Ok(StatusItem::Unseen),
             "SIZE" => Ok(StatusItem::Size),
             "DELETED" => Ok(StatusItem::Deleted),
+            "HIGHESTMODSEQ" => Ok(StatusItem::HighestModSeq),
             other => Err(format!("unknown status item {}", shorten(other))),
         }
     }
@@ -517,13 +488,19 @@ impl Cursor {
         Ok(Command::Authenticate { mechanism, initial })
     }
 
-    /// `SELECT mailbox [(params)]` or EXAMINE; the parameters are ignored.
+    /// `SELECT mailbox [(params)]` or EXAMINE.
     fn select(&mut self, read_only: bool) -> Parsed<Command> {
         let mailbox = self.mailbox_arg()?;
-        if self.eat(b' ') {
-            self.skip_parenthesized()?;
-        }
-        Ok(Command::Select { mailbox, read_only })
+        let params = if self.eat(b' ') {
+            self.select_params()?
+        } else {
+            SelectParams::default()
+        };
+        Ok(Command::Select {
+            mailbox,
+            read_only,
+            params,
+        })
     }
 
     /// `RENAME from to`
@@ -618,7 +595,17 @@ impl Cursor {
         } else {
             self.fetch_macro_or_att()?
         };
-        Ok(Command::Fetch { uid, set, items })
+        let modifiers = if self.eat(b' ') {
+            self.fetch_modifiers()?
+        } else {
+            FetchModifiers::default()
+        };
+        Ok(Command::Fetch {
+            uid,
+            set,
+            items,
+            modifiers,
+        })
     }
 
     /// A single fetch item, or a macro expanded to its items.
@@ -660,6 +647,7 @@ impl Cursor {
             "RFC822.SIZE" => A::Rfc822Size,
             "ENVELOPE" => A::Envelope,
             "BODYSTRUCTURE" => A::BodyStructure,
+            "MODSEQ" => A::ModSeq,
             "RFC822" => A::Rfc822,
             "RFC822.HEADER" => A::Rfc822Header,
             "RFC822.TEXT" => A::Rfc822Text,
@@ -748,6 +736,11 @@ impl Cursor {
         self.sp()?;
         let set = self.sequence_set()?;
         self.sp()?;
+        let mut unchanged_since = None;
+        if self.peek() == Some(b'(') {
+            unchanged_since = Some(self.store_modifiers()?);
+            self.sp()?;
+        }
         let item = self.word(
             |b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'-'),
             "a STORE item",
@@ -777,6 +770,7 @@ impl Cursor {
             operation,
             silent,
             flags,
+            unchanged_since,
         })
     }
 
@@ -887,6 +881,7 @@ impl Cursor {
             "SENTSINCE" => K::SentSince(self.search_date()?),
             "LARGER" => K::Larger(self.sp_number()?),
             "SMALLER" => K::Smaller(self.sp_number()?),
+            "MODSEQ" => self.search_modseq()?,
             "UID" => {
                 self.sp()?;
                 K::Uid(self.sequence_set()?)

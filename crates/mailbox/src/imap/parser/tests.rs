@@ -279,6 +279,12 @@ fn select_and_examine() {
     let select = |mailbox: &str, read_only| Command::Select {
         mailbox: mailbox.into(),
         read_only,
+        params: SelectParams::default(),
+    };
+    let with = |params: SelectParams| Command::Select {
+        mailbox: "INBOX".into(),
+        read_only: false,
+        params,
     };
     assert_eq!(command("a SELECT INBOX"), select("INBOX", false));
     assert_eq!(command("a EXAMINE inbox"), select("inbox", true));
@@ -289,12 +295,42 @@ fn select_and_examine() {
     assert_eq!(command("a SELECT {5}\r\nDraft"), select("Draft", false));
     assert_eq!(
         command("a SELECT INBOX (CONDSTORE)"),
-        select("INBOX", false)
+        with(SelectParams {
+            condstore: true,
+            qresync: None
+        })
+    );
+    let qresync = |known_uids: Option<SequenceSet>| {
+        with(SelectParams {
+            condstore: false,
+            qresync: Some(Qresync {
+                uid_validity: 67890007,
+                modseq: 20050715194045000,
+                known_uids,
+            }),
+        })
+    };
+    let known = Some(set(&[(41, 41), (43, 211)]));
+    assert_eq!(
+        command("a SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211 (1:* 1:2)))"),
+        qresync(known.clone())
     );
     assert_eq!(
-        command(r#"a SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211 ("1:*" 1:2)))"#),
-        select("INBOX", false)
+        command("a SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211))"),
+        qresync(known)
     );
+    assert_eq!(
+        command("a select INBOX (qresync (67890007 20050715194045000))"),
+        qresync(None)
+    );
+    assert_eq!(
+        command("a SELECT INBOX (QRESYNC (67890007 20050715194045000 (1,5 3,9)))"),
+        qresync(None)
+    );
+    bad("a SELECT INBOX (QRESYNC (0 5))");
+    bad("a SELECT INBOX (QRESYNC (1 9223372036854775808))");
+    bad("a SELECT INBOX (QRESYNC (1 5 1:3 (1:2)))");
+    bad("a SELECT INBOX (BOGUS)");
     assert_eq!(
         command("a SELECT &AMk-t&AOk-"),
         select("&AMk-t&AOk-", false)
@@ -620,7 +656,69 @@ fn fetch_items_simple() {
         Command::Fetch {
             uid: true,
             set: set(&[(1, 5)]),
-            items: vec![Flags]
+            items: vec![Flags],
+            modifiers: FetchModifiers::default(),
+        }
+    );
+}
+
+#[test]
+fn condstore_arguments() {
+    use FetchAttribute::*;
+    assert_eq!(
+        command("a UID FETCH 1:* (FLAGS MODSEQ) (CHANGEDSINCE 12345 VANISHED)"),
+        Command::Fetch {
+            uid: true,
+            set: SequenceSet(vec![SeqRange {
+                start: SeqNumber::Value(1),
+                end: SeqNumber::Last
+            }]),
+            items: vec![Flags, ModSeq],
+            modifiers: FetchModifiers {
+                changed_since: Some(12345),
+                vanished: true
+            },
+        }
+    );
+    assert_eq!(
+        fetch_items("a FETCH 1 modseq (changedsince 0)"),
+        vec![ModSeq]
+    );
+    bad("a UID FETCH 1 FLAGS (VANISHED)");
+    bad("a FETCH 1 FLAGS (CHANGEDSINCE)");
+    bad("a FETCH 1 FLAGS (BOGUS 1)");
+    assert_eq!(
+        command("a STORE 1:3 (UNCHANGEDSINCE 0) +FLAGS.SILENT (\\Deleted)"),
+        Command::Store {
+            uid: false,
+            set: set(&[(1, 3)]),
+            operation: StoreOperation::Add,
+            silent: true,
+            flags: vec![Flag::Deleted],
+            unchanged_since: Some(0),
+        }
+    );
+    let search = |text: &str| match command(text) {
+        Command::Search { criteria, .. } => criteria,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        search("a SEARCH MODSEQ 7"),
+        SearchKey::And(vec![SearchKey::ModSeq(7)])
+    );
+    assert_eq!(
+        search(r#"a SEARCH MODSEQ "/flags/\\draft" all 620162338 SEEN"#),
+        SearchKey::And(vec![
+            SearchKey::ModSeq(620162338),
+            SearchKey::Flag(Flag::Seen)
+        ])
+    );
+    bad(r#"a SEARCH MODSEQ "/flags/\\draft" mine 5"#);
+    assert_eq!(
+        command("a STATUS INBOX (HIGHESTMODSEQ MESSAGES)"),
+        Command::Status {
+            mailbox: "INBOX".into(),
+            items: vec![StatusItem::HighestModSeq, StatusItem::Messages],
         }
     );
 }
@@ -705,7 +803,7 @@ fn fetch_errors() {
         "a FETCH 1 BODY[]<1.99999999999999999999999>",
         "a FETCH 1 ()",
         "a FETCH 1 (FLAGS",
-        "a FETCH 1 (FLAGS) (CHANGEDSINCE 1)",
+        "a FETCH 1 (FLAGS) (CHANGEDSINCE x)",
         "a FETCH 1",
         "a FETCH FLAGS",
         "a FETCH 1 BINARY[1]",
@@ -722,6 +820,7 @@ fn store() {
         operation,
         silent,
         flags,
+        unchanged_since: None,
     };
     assert_eq!(
         command("a STORE 1:3 FLAGS (\\Seen $Junk)"),
@@ -754,13 +853,14 @@ fn store() {
             set: set(&[(1, 3)]),
             operation: StoreOperation::Add,
             silent: false,
-            flags: vec![Flag::Seen]
+            flags: vec![Flag::Seen],
+            unchanged_since: None,
         }
     );
     assert_eq!(bad("a STORE 1 +FLAGZ \\Seen"), "unknown STORE item +FLAGZ");
     bad("a STORE 1 FLAGS");
     bad("a STORE 1 FLAGS \\Bogus");
-    bad("a STORE 1 (UNCHANGEDSINCE 5) FLAGS \\Seen");
+    bad("a STORE 1 (UNCHANGEDSINCE) FLAGS \\Seen");
     bad("a STORE 1 FLAGS (\\Seen");
 }
 
@@ -1429,6 +1529,7 @@ fn search_key() -> impl Strategy<Value = SearchKey> {
         (0..6usize, search_date()).prop_map(move |(i, date)| dated[i](date)),
         any::<u64>().prop_map(K::Larger),
         any::<u64>().prop_map(K::Smaller),
+        any::<u64>().prop_map(K::ModSeq),
         sequence_set().prop_map(K::Uid),
         sequence_set().prop_map(K::Sequence),
     ];
@@ -1475,6 +1576,7 @@ fn fetch_attribute() -> impl Strategy<Value = FetchAttribute> {
             A::Rfc822,
             A::Rfc822Header,
             A::Rfc822Text,
+            A::ModSeq,
         ]),
         (
             any::<bool>(),
@@ -1503,7 +1605,12 @@ fn command_strategy() -> impl Strategy<Value = Command> {
         sequence_set(),
         prop::collection::vec(fetch_attribute(), 1..5),
     )
-        .prop_map(|(uid, set, items)| Command::Fetch { uid, set, items });
+        .prop_map(|(uid, set, items)| Command::Fetch {
+            uid,
+            set,
+            items,
+            modifiers: FetchModifiers::default(),
+        });
     let operation = prop::sample::select(vec![
         StoreOperation::Replace,
         StoreOperation::Add,
@@ -1522,6 +1629,7 @@ fn command_strategy() -> impl Strategy<Value = Command> {
             operation,
             silent,
             flags,
+            unchanged_since: None,
         });
     let charset = prop::option::of(prop::sample::select(vec!["UTF-8", "US-ASCII"]));
     let search = (
@@ -1661,6 +1769,7 @@ impl Renderer<'_> {
             }
             K::Larger(n) => self.push(&format!("LARGER {n}")),
             K::Smaller(n) => self.push(&format!("SMALLER {n}")),
+            K::ModSeq(n) => self.push(&format!("MODSEQ {n}")),
             K::Uid(set) => {
                 self.push("UID ");
                 self.set(set);
@@ -1726,6 +1835,7 @@ impl Renderer<'_> {
             A::Rfc822 => "RFC822",
             A::Rfc822Header => "RFC822.HEADER",
             A::Rfc822Text => "RFC822.TEXT",
+            A::ModSeq => "modseq",
             A::BodySection {
                 peek,
                 section,
@@ -1745,7 +1855,9 @@ impl Renderer<'_> {
     fn command(&mut self, command: &Command) {
         self.push("a1 ");
         match command {
-            Command::Fetch { uid, set, items } => {
+            Command::Fetch {
+                uid, set, items, ..
+            } => {
                 self.push(if *uid { "UID FETCH " } else { "FETCH " });
                 self.set(set);
                 self.push(" ");
@@ -1765,6 +1877,7 @@ impl Renderer<'_> {
                 operation,
                 silent,
                 flags,
+                ..
             } => {
                 self.push(if *uid { "UID STORE " } else { "STORE " });
                 self.set(set);

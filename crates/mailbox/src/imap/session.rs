@@ -604,11 +604,20 @@ impl<C: Connection> Session<C> {
         }
     }
 
-    /// Turns CONDSTORE on for the rest of the connection (RFC 7162 §3.1).
+    /// Turns CONDSTORE on for the rest of the connection (RFC 7162 §3.1). The first such
+    /// command while a mailbox is selected also tells its HIGHESTMODSEQ (§3.1.2.1).
     fn enable_condstore(&mut self) {
+        let first = !self.enabled.condstore;
         self.enabled.condstore = true;
         if let State::Selected(_, view) = &mut self.state {
             view.enabled = self.enabled;
+            if first {
+                let line = format!(
+                    "* OK [HIGHESTMODSEQ {}] highest mod-sequence\r\n",
+                    view.highest_modseq
+                );
+                self.out.extend_from_slice(line.as_bytes());
+            }
         }
     }
 
@@ -626,6 +635,7 @@ impl<C: Connection> Session<C> {
         if params.qresync.is_some() && !self.enabled.qresync {
             return Done::bad("QRESYNC is not enabled");
         }
+        self.enabled.condstore |= params.condstore;
         // RFC 7162 §3.2.11: a QRESYNC client learns where the old mailbox's responses end.
         if self.enabled.qresync && matches!(self.state, State::Selected(..)) {
             self.out

@@ -275,6 +275,12 @@ fn qresync_needs_enable_and_vanished_needs_uid_fetch() {
     deliver(&server, &["e1"]);
     let mut a = Imap::logged_in(imap(&server), PW);
     a.expect("SELECT INBOX (QRESYNC (1 1))", "BAD");
+    // The first CONDSTORE-enabling command in a selected mailbox tells HIGHESTMODSEQ.
+    a.ok("SELECT INBOX");
+    let first = a.ok("FETCH 1 (MODSEQ)");
+    assert!(first.contains("* OK [HIGHESTMODSEQ "), "{first}");
+    let again = a.ok("FETCH 1 (MODSEQ)");
+    assert!(!again.contains("HIGHESTMODSEQ"), "{again}");
     a.ok("SELECT INBOX (CONDSTORE)");
     a.expect("UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)", "BAD");
     let enabled = a.ok("ENABLE CONDSTORE");

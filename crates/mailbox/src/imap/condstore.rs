@@ -39,12 +39,11 @@ impl Enabled {
     }
 }
 
-/// True for the CONDSTORE-enabling commands (§3.1): SELECT or EXAMINE with CONDSTORE,
-/// FETCH of MODSEQ or with CHANGEDSINCE, STORE with UNCHANGEDSINCE, SEARCH by MODSEQ,
-/// STATUS of HIGHESTMODSEQ. (ENABLE is the session's own.)
+/// True for the CONDSTORE-enabling commands (§3.1) other than SELECT and EXAMINE (their
+/// parameters are checked first) and ENABLE: FETCH of MODSEQ or with CHANGEDSINCE, STORE
+/// with UNCHANGEDSINCE, SEARCH by MODSEQ, STATUS of HIGHESTMODSEQ.
 pub fn command_enables(command: &Command) -> bool {
     match command {
-        Command::Select { params, .. } => params.condstore || params.qresync.is_some(),
         Command::Fetch {
             items, modifiers, ..
         } => items.contains(&FetchAttribute::ModSeq) || modifiers.changed_since.is_some(),

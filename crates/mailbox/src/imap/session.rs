@@ -671,6 +671,7 @@ impl<C: Connection> Session<C> {
         if params.qresync.is_some() && !self.enabled.qresync {
             return Done::bad("QRESYNC is not enabled");
         }
+        self.enabled.condstore |= params.condstore;
         // RFC 7162 §3.2.11: a QRESYNC client learns where the old mailbox's responses end.
         if self.enabled.qresync && matches!(self.state, State::Selected(..)) {
             self.out

@@ -80,12 +80,14 @@ pub fn search_modseq(
         return None;
     }
     let named: Vec<usize> = match returning {
-        Some(r) if !r.all && !r.count => [r.min.then(|| found.first()), r.max.then(|| found.last())]
-            .into_iter()
-            .flatten()
-            .flatten()
-            .copied()
-            .collect(),
+        Some(r) if !r.all && !r.count => {
+            [r.min.then(|| found.first()), r.max.then(|| found.last())]
+                .into_iter()
+                .flatten()
+                .flatten()
+                .copied()
+                .collect()
+        }
         _ => found.to_vec(),
     };
     named

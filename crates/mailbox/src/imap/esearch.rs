@@ -2,6 +2,7 @@
 //! number, so a client can learn a count or the newest match of a large mailbox cheaply.
 
 use super::command::SearchReturn;
+use super::condstore::number_set;
 use super::response::string;
 
 /// Writes `* ESEARCH (TAG "tag") [UID] [MIN n] [MAX n] [ALL set] [COUNT n]` for `found`,
@@ -28,7 +29,7 @@ pub(super) fn write(
     }
     if returning.all && !found.is_empty() {
         out.extend_from_slice(b" ALL ");
-        out.extend_from_slice(sequence_set(found).as_bytes());
+        out.extend_from_slice(number_set(found).as_bytes());
     }
     if returning.count {
         out.extend_from_slice(format!(" COUNT {}", found.len()).as_bytes());
@@ -37,28 +38,6 @@ pub(super) fn write(
         out.extend_from_slice(format!(" MODSEQ {modseq}").as_bytes());
     }
     out.extend_from_slice(b"\r\n");
-}
-
-/// Ascending numbers as the shortest sequence set: runs become `a:b`.
-fn sequence_set(numbers: &[u32]) -> String {
-    let mut ranges: Vec<(u32, u32)> = Vec::new();
-    for &n in numbers {
-        match ranges.last_mut() {
-            Some((_, end)) if end.checked_add(1) == Some(n) => *end = n,
-            _ => ranges.push((n, n)),
-        }
-    }
-    ranges
-        .iter()
-        .map(|&(start, end)| {
-            if start == end {
-                start.to_string()
-            } else {
-                format!("{start}:{end}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 #[cfg(test)]
@@ -73,8 +52,8 @@ mod tests {
 
     #[test]
     fn runs_are_ranges() {
-        assert_eq!(sequence_set(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
-        assert_eq!(sequence_set(&[]), "");
+        assert_eq!(number_set(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
+        assert_eq!(number_set(&[]), "");
     }
 
     #[test]

@@ -415,6 +415,19 @@ submit("pen.pal@far.test", "From: alice@rcpt.test\r\nTo: pen.pal@far.test\r\nSub
         checks_header(&answer).contains("FROM_CORRESPONDENT"),
         "{answer}"
     );
+    // Someone else at the same domain gets the domain's smaller bonus.
+    let reply = send(
+        &server,
+        "colleague@far.test",
+        &message("colleague@far.test", "from a colleague", LUNCH),
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    let colleague = checks_header(&wait_in(&server, "INBOX", "from a colleague"));
+    assert!(
+        colleague.contains("FROM_CORRESPONDENT_DOMAIN")
+            && !colleague.contains("FROM_CORRESPONDENT="),
+        "{colleague}"
+    );
     // A forger using the same From from elsewhere gets nothing.
     let reply = send(
         &server,

@@ -1,5 +1,6 @@
 //! Sender reputation of one account, as mox keeps it: the addresses its user wrote to
-//! (correspondents), and the senders whose mail the user kept or junked. A known
+//! (correspondents) and their domains (kept as `@domain`), and the senders whose mail
+//! the user kept or junked. A known
 //! correspondent lowers a message's score, a junked sender raises it (`checks::learned`).
 //!
 //! The file is text, one sender per line: `address sent kept junked day`, after a
@@ -81,8 +82,13 @@ impl Learnt for Senders {
     fn apply(&mut self, deed: &Deed, day: u32) {
         match deed {
             Deed::Wrote(addresses) => {
-                for address in addresses {
-                    let standing = self.0.entry(address.to_lowercase()).or_default();
+                let domains = addresses
+                    .iter()
+                    .filter_map(|a| a.rsplit_once('@'))
+                    .map(|(_, domain)| format!("@{domain}"));
+                let keys: Vec<String> = addresses.iter().cloned().chain(domains).collect();
+                for key in keys {
+                    let standing = self.0.entry(key.to_lowercase()).or_default();
                     standing.sent = standing.sent.saturating_add(1);
                     standing.day = day;
                 }
@@ -195,6 +201,7 @@ mod tests {
         senders.apply(&filed("EVE@spam.test", Class::Spam, true), 12);
         let bob = senders.standing("bob@far.test").unwrap();
         assert_eq!((bob.sent, bob.kept, bob.junked, bob.day), (1, 0, 0, 10));
+        assert_eq!(senders.standing("@FAR.test").unwrap().sent, 1);
         let eve = senders.standing("eve@spam.test").unwrap();
         assert_eq!((eve.kept, eve.junked, eve.day), (0, 1, 12));
         senders.apply(
@@ -219,7 +226,7 @@ mod tests {
         let back = Senders::decode(&senders.encode()).unwrap();
         assert_eq!(back.standing("a@x.test"), senders.standing("a@x.test"));
         assert_eq!(back.standing("\"b c\"@y.test").unwrap().sent, 1);
-        assert_eq!(back.len(), 2);
+        assert_eq!(back.len(), 4);
         assert!(Senders::decode(b"posthorn-senders 1\na@x.test 1 2\n").is_err());
         assert!(Senders::decode(b"something else\n").is_err());
         assert!(Senders::decode(&[0xff, 0xfe]).is_err());
@@ -229,11 +236,12 @@ mod tests {
     fn pruning_keeps_the_most_recently_seen() {
         let mut senders = Senders::default();
         for day in 0..100 {
-            senders.apply(&Deed::Wrote(vec![format!("s{day}@x.test")]), day);
+            senders.apply(&Deed::Wrote(vec![format!("s{day}@x{day}.test")]), day);
         }
         senders.prune(&10, 100);
         assert_eq!(senders.len(), 10);
-        assert!(senders.standing("s99@x.test").is_some());
-        assert!(senders.standing("s89@x.test").is_none());
+        assert!(senders.standing("s99@x99.test").is_some());
+        assert!(senders.standing("@x99.test").is_some());
+        assert!(senders.standing("s89@x89.test").is_none());
     }
 }

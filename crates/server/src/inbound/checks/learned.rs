@@ -91,6 +91,20 @@ pub(crate) fn symbols(
         .zip(question.author.as_deref())
         .filter(|_| reputation)
         .and_then(|(account, author)| Some((author, learning.standing(account, author)?)));
+    let wrote_to_address = standing.is_some_and(|(_, s)| s.sent > 0);
+    let domain = question.author.as_deref().and_then(|a| a.rsplit_once('@'));
+    if let (Some(account), Some((_, domain)), false, true, true) = (
+        account,
+        domain,
+        wrote_to_address,
+        reputation,
+        question.verified,
+    ) && learning
+        .standing(account, &format!("@{domain}"))
+        .is_some_and(|s| s.sent > 0)
+    {
+        symbols.push(scores.symbol("FROM_CORRESPONDENT_DOMAIN", domain));
+    }
     if let Some((author, standing)) = standing {
         if standing.sent > 0 && question.verified {
             symbols.push(scores.symbol("FROM_CORRESPONDENT", author));

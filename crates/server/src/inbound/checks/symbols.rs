@@ -129,6 +129,11 @@ pub const STAGE: &[Known] = &[
         "the recipient has written to the (authenticated) From address",
     ),
     known(
+        "FROM_CORRESPONDENT_DOMAIN",
+        -1.0,
+        "the recipient has written to someone in the (authenticated) From domain",
+    ),
+    known(
         "FROM_KEPT",
         -3.0,
         "the recipient filed mail from this (authenticated) sender as not junk",

@@ -143,6 +143,7 @@ pub fn deliver_flagged(
         return Err(e);
     }
     File::open(new.parent().unwrap_or(&dir))?.sync_all()?;
+    crate::store::changes::changed(&dir);
     Ok(new)
 }
 

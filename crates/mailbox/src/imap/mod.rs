@@ -22,5 +22,6 @@ mod subject;
 mod thread;
 mod training;
 mod view;
+mod watch;
 
 pub use session::serve;

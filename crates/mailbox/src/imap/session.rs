@@ -35,9 +35,9 @@ const PRE_AUTH_LIMITS: Limits = Limits {
     max_literal: PRE_AUTH_MAX,
     max_append: PRE_AUTH_MAX,
 };
-/// How often an idling session looks for new mail: well within the second that RFC 2177
-/// clients (and our users) expect.
-const IDLE_POLL: Duration = Duration::from_millis(200);
+/// How often an idling session looks at its folder for changes made by other programs
+/// (our own deliveries and sessions wake it at once: `watch`).
+const OUTSIDE_CHANGES: Duration = Duration::from_secs(5);
 
 /// Octets read from the socket at a time.
 const READ_BUFFER: usize = 16 * 1024;
@@ -828,6 +828,10 @@ impl<C: Connection> Session<C> {
         }
         self.send(b"+ idling\r\n").await?;
         let deadline = tokio::time::Instant::now() + self.settings.idle_timeout;
+        let changes = match &self.state {
+            State::Selected(_, view) => Some(super::watch::watch(view.folder.dir())),
+            _ => None,
+        };
         loop {
             match self.reader.next_line() {
                 Some(Ok(line)) if line.eq_ignore_ascii_case("DONE") => {
@@ -842,6 +846,22 @@ impl<C: Connection> Session<C> {
                 }
                 None => {}
             }
+            let notified = changes.as_ref().map(|changes| changes.notified());
+            tokio::pin!(notified);
+            if let Some(notified) = notified.as_mut().as_pin_mut() {
+                notified.enable();
+            }
+            // Listening before looking: a change made after the look still wakes us.
+            self.refresh(true);
+            if !self.out.is_empty() {
+                self.send(b"").await?;
+            }
+            let changed = async {
+                match notified.as_mut().as_pin_mut() {
+                    Some(notified) => notified.await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 read = self.conn.read(&mut self.read_buffer) => match read? {
                     0 => {
@@ -850,12 +870,8 @@ impl<C: Connection> Session<C> {
                     }
                     n => self.reader.feed(&self.read_buffer[..n]),
                 },
-                _ = tokio::time::sleep(IDLE_POLL) => {
-                    self.refresh(true);
-                    if !self.out.is_empty() {
-                        self.send(b"").await?;
-                    }
-                }
+                () = changed => {}
+                _ = tokio::time::sleep(OUTSIDE_CHANGES) => {}
                 _ = tokio::time::sleep_until(deadline) => {
                     self.send(b"* BYE autologout; idle for too long\r\n").await?;
                     self.state = State::Logout;

@@ -187,7 +187,9 @@ impl Index {
         file.write_all(text.as_bytes())?;
         file.sync_all()?;
         std::fs::rename(&tmp, dir.join(FILE))?;
-        File::open(dir)?.sync_all()
+        File::open(dir)?.sync_all()?;
+        super::changes::changed(dir);
+        Ok(())
     }
 }
 

@@ -1382,9 +1382,7 @@ fn idle_reports_delivered_mail_within_a_second() {
     assert!(reply.starts_with("250"), "{reply}");
     let sent = Instant::now();
     // Measured from the SMTP acceptance: includes the queue's local delivery.
-    let seen = imap.wait_for(PUSHED, "* 1 EXISTS", |l| {
-        l == "* 1 EXISTS\r\n"
-    });
+    let seen = imap.wait_for(PUSHED, "* 1 EXISTS", |l| l == "* 1 EXISTS\r\n");
     let delay = sent.elapsed();
     let delivered = server.messages("alice").len();
     eprintln!("IDLE: * 1 EXISTS {delay:?} after the SMTP 250 (messages on disk: {delivered})");
@@ -1397,9 +1395,7 @@ fn idle_reports_delivered_mail_within_a_second() {
     );
     assert!(reply.starts_with("250"), "{reply}");
     let sent = Instant::now();
-    imap.wait_for(PUSHED, "* 2 EXISTS", |l| {
-        l == "* 2 EXISTS\r\n"
-    });
+    imap.wait_for(PUSHED, "* 2 EXISTS", |l| l == "* 2 EXISTS\r\n");
     eprintln!("IDLE: * 2 EXISTS {:?} after the SMTP 250", sent.elapsed());
     imap.send("DONE\r\n");
     let done = imap.until_tagged(&tag);
@@ -1417,9 +1413,7 @@ fn idle_reports_delivered_mail_within_a_second() {
     other.ok("SELECT INBOX");
     other.ok("STORE 1 +FLAGS.SILENT (\\Deleted)");
     other.ok("EXPUNGE");
-    imap.wait_for(PUSHED, "* 1 EXPUNGE", |l| {
-        l == "* 1 EXPUNGE\r\n"
-    });
+    imap.wait_for(PUSHED, "* 1 EXPUNGE", |l| l == "* 1 EXPUNGE\r\n");
     imap.send("DONE\r\n");
     imap.until_tagged(&tag);
     // A wrong line ends IDLE with BAD.

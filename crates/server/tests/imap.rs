@@ -1986,3 +1986,17 @@ fn envelope_of_empty_groups_and_text_with_epilogue() {
     let body = fetch_item(fetched.as_bytes(), "BODY[1.TEXT]");
     assert_eq!(String::from_utf8_lossy(&body), text);
 }
+
+#[test]
+fn the_largest_id_rfc_2971_allows_is_answered_before_login() {
+    let server = server();
+    let (mut imap, greeting) = Imap::connect(plain_imap(&server));
+    assert!(greeting.starts_with("* OK"), "{greeting}");
+    // §3.3: at most 30 fields, names up to 30 octets, values up to 1024.
+    let fields: Vec<String> = (0..30)
+        .map(|i| format!("\"field-{i:0>24}\" \"{}\"", "v".repeat(1024)))
+        .collect();
+    let answer = imap.ok(&format!("ID ({})", fields.join(" ")));
+    assert!(answer.contains("* ID ("), "{answer}");
+    imap.ok(&format!("LOGIN alice \"{PW}\""));
+}

@@ -24,14 +24,17 @@ use crate::budget::Held;
 const MAX_LINE: usize = 64 * 1024;
 /// Largest literal outside APPEND (passwords, search strings).
 const MAX_LITERAL: usize = 64 * 1024;
-/// Before login, the longest line and the largest literal of any command, APPEND's and
-/// AUTHENTICATE's response included: LOGIN, AUTHENTICATE and ID need a few hundred octets,
-/// and anyone can connect, so an unauthenticated client gets no more (as Dovecot's login
-/// process does).
+/// Before login, the largest literal of any command, APPEND's and AUTHENTICATE's
+/// response included: LOGIN and AUTHENTICATE need a few hundred octets, and anyone can
+/// connect, so an unauthenticated client gets no more (as Dovecot's login process does).
 const PRE_AUTH_MAX: usize = 8 * 1024;
+/// Before login, the longest command line: the largest ID a client may send (RFC 2971
+/// §3.3: 30 fields of 30 octets with values of 1024) fits, and still little is held per
+/// connection.
+const PRE_AUTH_LINE: usize = 40 * 1024;
 /// The reader's limits before login.
 const PRE_AUTH_LIMITS: Limits = Limits {
-    max_line: PRE_AUTH_MAX,
+    max_line: PRE_AUTH_LINE,
     max_literal: PRE_AUTH_MAX,
     max_append: PRE_AUTH_MAX,
 };

@@ -24,9 +24,10 @@ use crate::budget::Held;
 const MAX_LINE: usize = 64 * 1024;
 /// Largest literal outside APPEND (passwords, search strings).
 const MAX_LITERAL: usize = 64 * 1024;
-/// Before login, the largest literal of any command, APPEND's and AUTHENTICATE's
-/// response included: LOGIN and AUTHENTICATE need a few hundred octets, and anyone can
-/// connect, so an unauthenticated client gets no more (as Dovecot's login process does).
+/// Before login, the largest literal of any command (APPEND's included) and the most
+/// LOGIN's and AUTHENTICATE's credentials may take: they need a few hundred octets, and
+/// anyone can connect, so an unauthenticated client gets no more (as Dovecot's login
+/// process does).
 const PRE_AUTH_MAX: usize = 8 * 1024;
 /// Before login, the longest command line: the largest ID a client may send (RFC 2971
 /// §3.3: 30 fields of 30 octets with values of 1024) fits, and still little is held per
@@ -271,6 +272,10 @@ impl<C: Connection> Session<C> {
                 Done::ok("ID completed")
             }
             Command::StartTls => return self.start_tls(&tag).await,
+            // Credentials stay within the small pre-login bound (a line may be longer, for ID).
+            Command::Login { user, password } if user.len() + password.len() > PRE_AUTH_MAX => {
+                Done::no("[TOOBIG] user name and password too long")
+            }
             Command::Login { user, password } => {
                 self.login(Credentials {
                     authzid: None,
@@ -809,6 +814,9 @@ impl<C: Connection> Session<C> {
                 }
             }
         };
+        if response.len() > PRE_AUTH_MAX {
+            return Ok(Some(Done::bad("response too long")));
+        }
         if response == "*" {
             return Ok(Some(Done::bad("authentication cancelled")));
         }

@@ -458,6 +458,7 @@ fn queue_parts(
         hostname.clone(),
         queue.max_hops,
         sieve,
+        signer.clone(),
     );
     Ok(queue::Parts {
         store: Arc::clone(store),

@@ -153,6 +153,7 @@ impl Life {
                 "mx.test".into(),
                 50,
                 None,
+                None,
             )),
             remote: remote.clone(),
             limits: Limits {

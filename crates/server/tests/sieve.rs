@@ -289,6 +289,11 @@ fn a_vacation_reply_arrives_once_and_a_redirect_reaches_a_remote_server() {
         "{reply}"
     );
     assert!(reply.contains("I am away until Monday."), "{reply}");
+    // Signed for alice's domain, so it passes DMARC where it lands.
+    assert!(
+        reply.contains("DKIM-Signature:") && reply.contains("d=example.com"),
+        "{reply}"
+    );
     let redirected: Vec<_> = messages
         .iter()
         .filter(|m| m.recipients() == ["assistant@far.test"])

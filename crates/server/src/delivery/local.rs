@@ -14,6 +14,7 @@ use tracing::{info, warn};
 use crate::accounts::users::LiveDirectory;
 use crate::delivery::message::QueuedMessage;
 use crate::delivery::sieve::{self, Sieve};
+use crate::mailauth::sign::Signer;
 use crate::queue::policy::Outcome;
 use crate::queue::{Destination, Feed, Job, JobResult, Transport};
 use crate::received::delivery_headers;
@@ -27,17 +28,20 @@ pub struct LocalTransport {
     max_hops: usize,
     /// The accounts' Sieve filters; `None` when `[sieve]` is off.
     sieve: Option<Arc<Sieve>>,
+    /// Signs vacation replies from our domains, so they pass DMARC where they land.
+    signer: Option<Arc<Signer>>,
 }
 
 impl LocalTransport {
     /// A transport reading from `store`, delivering to the accounts of `directory`
-    /// through their Sieve scripts.
+    /// through their Sieve scripts, signing their vacation replies with `signer`.
     pub fn new(
         store: Arc<dyn QueueStore>,
         directory: Arc<LiveDirectory>,
         hostname: String,
         max_hops: usize,
         sieve: Option<Arc<Sieve>>,
+        signer: Option<Arc<Signer>>,
     ) -> Self {
         LocalTransport {
             store,
@@ -45,6 +49,7 @@ impl LocalTransport {
             hostname,
             max_hops,
             sieve,
+            signer,
         }
     }
 
@@ -370,7 +375,7 @@ impl LocalTransport {
                 return Ok(None);
             }
             let copy = self.reopen(job, message)?;
-            let reply = sieve::reply::vacation(
+            let mut reply = sieve::reply::vacation(
                 vacation,
                 address,
                 header_section(&copy.head),
@@ -378,12 +383,16 @@ impl LocalTransport {
                 i64::try_from(now).unwrap_or(i64::MAX),
             )?;
             *message = Some(copy);
+            let signatures = self
+                .signer
+                .as_ref()
+                .map_or_else(String::new, |signer| signer.sign(b"", &mut reply));
             let written = sieve::reply::write_new(
                 self.store.as_ref(),
                 &self.directory.current(),
                 ReversePath::Null,
                 &ForwardPath::Mailbox(to),
-                String::new(),
+                signatures,
                 &mut reply.as_slice(),
                 now,
             )?;
@@ -520,6 +529,7 @@ mod tests {
                 "mx.test".into(),
                 2,
                 Some(sieve),
+                None,
             );
             Setup {
                 dir,

@@ -46,6 +46,15 @@ impl Default for Readiness {
     }
 }
 
+impl Readiness {
+    /// True when `model` has learnt enough of both kinds to score (at least one of each,
+    /// whatever the thresholds: a class never seen has no probabilities).
+    pub fn admits(&self, model: &Model) -> bool {
+        let (spam, ham) = model.messages();
+        spam >= self.min_spam.max(1) && ham >= self.min_ham.max(1)
+    }
+}
+
 /// The classifier's opinion of one message.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Verdict {
@@ -59,10 +68,7 @@ pub struct Verdict {
 /// Scores with the first model in `layers` that is ready (account model first, then
 /// global); `None` if none is.
 pub fn score(layers: &[&Model], features: &Features, ready: &Readiness) -> Option<Verdict> {
-    let layer = layers.iter().position(|model| {
-        let (spam, ham) = model.messages();
-        spam >= ready.min_spam.max(1) && ham >= ready.min_ham.max(1)
-    })?;
+    let layer = layers.iter().position(|model| ready.admits(model))?;
     let evidence = Evidence::of(layers[layer], features);
     Some(Verdict {
         spam_probability: evidence.probability(),

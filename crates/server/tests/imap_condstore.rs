@@ -13,32 +13,10 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::mailbox::{Imap, deliver, listeners};
-use common::{Options, TestServer};
+use common::TestServer;
+use common::mailbox::{Imap, deliver, imap_server, listeners};
 
 const PW: &str = "alice-imap-password";
-
-/// A server with alice and an IMAP listener that allows logins in the clear.
-fn server() -> TestServer {
-    let alice = posthorn::accounts::passwords::hash(PW).unwrap();
-    Options::default()
-        .config(&format!(
-            r#"
-[[listener]]
-role = "imap"
-address = "127.0.0.1:0"
-allow_plaintext_auth = true
-
-[[domain]]
-name = "example.com"
-
-[[account]]
-name = "alice"
-password = "{alice}"
-"#
-        ))
-        .start()
-}
 
 fn imap(server: &TestServer) -> SocketAddr {
     listeners(server, "imap")[0]
@@ -73,7 +51,7 @@ fn modseq_of(text: &str, uid: u32) -> u64 {
 
 #[test]
 fn condstore_fetch_store_search_and_status() {
-    let server = server();
+    let server = imap_server(PW, "");
     deliver(&server, &["c1", "c2", "c3"]);
     let mut a = Imap::logged_in(imap(&server), PW);
     let caps = a.ok("CAPABILITY");
@@ -171,7 +149,7 @@ fn condstore_fetch_store_search_and_status() {
 
 #[test]
 fn qresync_select_after_another_session_changed_the_mailbox() {
-    let server = server();
+    let server = imap_server(PW, "");
     deliver(&server, &["q1", "q2", "q3", "q4", "q5"]);
     let addr = imap(&server);
 
@@ -271,7 +249,7 @@ fn qresync_select_after_another_session_changed_the_mailbox() {
 
 #[test]
 fn qresync_needs_enable_and_vanished_needs_uid_fetch() {
-    let server = server();
+    let server = imap_server(PW, "");
     deliver(&server, &["e1"]);
     let mut a = Imap::logged_in(imap(&server), PW);
     a.expect("SELECT INBOX (QRESYNC (1 1))", "BAD");

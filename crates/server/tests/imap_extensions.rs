@@ -10,34 +10,10 @@
 
 mod common;
 
-use common::mailbox::{Imap, listeners};
-use common::{Options, TestServer};
+use common::TestServer;
+use common::mailbox::{Imap, imap_server, listeners};
 
 const PW: &str = "alice-extensions-password";
-
-/// A server with alice (password `PW`, `account_keys` in her account) and an IMAP
-/// listener that takes logins in the clear.
-fn server(account_keys: &str) -> TestServer {
-    let alice = posthorn::accounts::passwords::hash(PW).unwrap();
-    Options::default()
-        .config(&format!(
-            r#"
-[[listener]]
-role = "imap"
-address = "127.0.0.1:0"
-allow_plaintext_auth = true
-
-[[domain]]
-name = "example.com"
-
-[[account]]
-name = "alice"
-password = "{alice}"
-{account_keys}
-"#
-        ))
-        .start()
-}
 
 fn login(server: &TestServer) -> Imap {
     Imap::logged_in(listeners(server, "imap")[0], PW)
@@ -132,7 +108,7 @@ fn esearch<'t>(text: &'t str, tag: &str) -> &'t str {
 
 #[test]
 fn capabilities_announce_the_extensions() {
-    let server = server("");
+    let server = imap_server(PW, "");
     let mut imap = login(&server);
     let caps = imap.ok("CAPABILITY");
     for cap in [
@@ -154,7 +130,7 @@ fn capabilities_announce_the_extensions() {
 
 #[test]
 fn multiappend_stores_every_message_or_none() {
-    let server = server("quota = 15000");
+    let server = imap_server(PW, "quota = 15000");
     let mut imap = login(&server);
     let done = append_conversation(&mut imap);
     assert!(done.contains("[APPENDUID "), "{done}");
@@ -191,7 +167,7 @@ fn multiappend_stores_every_message_or_none() {
 
 #[test]
 fn esearch_returns_what_was_asked() {
-    let server = server("");
+    let server = imap_server(PW, "");
     let mut imap = login(&server);
     append_conversation(&mut imap);
     imap.ok("SELECT INBOX");
@@ -209,7 +185,7 @@ fn esearch_returns_what_was_asked() {
 
 #[test]
 fn sort_orders_by_each_key_and_reverse() {
-    let server = server("");
+    let server = imap_server(PW, "");
     let mut imap = login(&server);
     append_conversation(&mut imap);
     imap.ok("SELECT INBOX");
@@ -238,7 +214,7 @@ fn sort_orders_by_each_key_and_reverse() {
 
 #[test]
 fn thread_by_references_and_by_subject() {
-    let server = server("");
+    let server = imap_server(PW, "");
     let mut imap = login(&server);
     append_conversation(&mut imap);
     imap.ok("SELECT INBOX");
@@ -255,7 +231,7 @@ fn thread_by_references_and_by_subject() {
 
 #[test]
 fn a_long_reply_chain_is_one_thread() {
-    let server = server("");
+    let server = imap_server(PW, "");
     let mut imap = login(&server);
     let mut command = "APPEND INBOX".to_string();
     let count = 300;
@@ -286,7 +262,7 @@ fn a_long_reply_chain_is_one_thread() {
 
 #[test]
 fn imaplib_sort_thread_and_quota() {
-    let server = server("quota = 1048576");
+    let server = imap_server(PW, "quota = 1048576");
     let mut imap = login(&server);
     append_conversation(&mut imap);
     let script = r#"
@@ -346,7 +322,7 @@ M.logout()
 
 #[test]
 fn an_account_without_a_limit_has_no_quota_root() {
-    let server = server("");
+    let server = imap_server(PW, "");
     let mut imap = login(&server);
     let root = imap.ok("GETQUOTAROOT INBOX");
     assert!(root.contains("* QUOTAROOT INBOX\r\n"), "{root}");

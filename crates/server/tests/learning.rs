@@ -121,6 +121,26 @@ fn wait_in(server: &TestServer, name: &str, subject: &str) -> String {
     .unwrap_or_else(|e| panic!("{e}\n{}", server.log()))
 }
 
+/// Sends a message from `from` to alice as another server would and waits for it in her
+/// `folder`; its content.
+fn arrives(server: &TestServer, from: &str, subject: &str, body: &str, folder: &str) -> String {
+    let reply = send(server, from, &message(from, subject, body));
+    assert!(reply.starts_with("250"), "{reply}");
+    wait_in(server, folder, subject)
+}
+
+/// Alice files the message with `subject` from one folder into another (IMAP UID MOVE).
+fn file(server: &TestServer, from: &str, subject: &str, to: &str) {
+    python(
+        server,
+        &format!(
+            "M = login()\nM.select(\"{from}\")\n\
+             assert M.uid(\"MOVE\", uid_of(M, \"{subject}\"), \"{to}\")[0] == \"OK\"\n\
+             M.logout()\n"
+        ),
+    );
+}
+
 /// Runs a Python script with `login()` (imaplib, as alice) and `submit()` (smtplib).
 fn python(server: &TestServer, script: &str) {
     let prelude = r#"
@@ -187,9 +207,7 @@ fn filing_into_junk_teaches_the_next_similar_message_and_filing_out_unteaches_it
         ("dan@friends.test", "lunch on thursday", LUNCH),
         ("sales@pills.test", "cheap pills today", PILLS),
     ] {
-        let reply = send(&server, from, &message(from, subject, body));
-        assert!(reply.starts_with("250"), "{reply}");
-        wait_in(&server, "INBOX", subject);
+        arrives(&server, from, subject, body, "INBOX");
     }
     // Alice files the pills as junk (Thunderbird's MOVE) and marks lunch as not junk.
     python(
@@ -205,26 +223,20 @@ M.logout()
     wait_for_lessons(&server, 2);
 
     // Pills from someone else now go to Junk, on the classifier's word.
-    let reply = send(
+    let junked = arrives(
         &server,
         "offers@pharma.test",
-        &message("offers@pharma.test", "pharmacy offers", PILLS),
+        "pharmacy offers",
+        PILLS,
+        "Junk",
     );
-    assert!(reply.starts_with("250"), "{reply}");
-    let junked = wait_in(&server, "Junk", "pharmacy offers");
     assert!(
         checks_header(&junked).contains("BAYES_SPAM"),
         "{}",
         checks_header(&junked)
     );
     // A friend's mail still reaches the inbox.
-    let reply = send(
-        &server,
-        "dan@friends.test",
-        &message("dan@friends.test", "lunch again", LUNCH),
-    );
-    assert!(reply.starts_with("250"), "{reply}");
-    let kept = wait_in(&server, "INBOX", "lunch again");
+    let kept = arrives(&server, "dan@friends.test", "lunch again", LUNCH, "INBOX");
     assert!(!checks_header(&kept).contains("BAYES_SPAM"), "{kept}");
 
     // Alice disagrees: both pill messages go back to the inbox (a retrain, and a lesson).
@@ -239,13 +251,7 @@ M.logout()
 "#,
     );
     wait_for_lessons(&server, 4);
-    let reply = send(
-        &server,
-        "news@shop.test",
-        &message("news@shop.test", "more pills", PILLS),
-    );
-    assert!(reply.starts_with("250"), "{reply}");
-    let back = wait_in(&server, "INBOX", "more pills");
+    let back = arrives(&server, "news@shop.test", "more pills", PILLS, "INBOX");
     assert!(!checks_header(&back).contains("BAYES_SPAM"), "{back}");
     assert!(maildir_files(&folder(&server, "Junk")).is_empty());
 }
@@ -254,63 +260,41 @@ M.logout()
 fn with_the_defaults_a_near_copy_of_junk_follows_it_from_the_first_lesson() {
     let dns = world();
     let server = server(&dns, "");
-    let reply = send(
+    arrives(
         &server,
         "sales@pills.test",
-        &message("sales@pills.test", "cheap pills today", PILLS),
+        "cheap pills today",
+        PILLS,
+        "INBOX",
     );
-    assert!(reply.starts_with("250"), "{reply}");
-    wait_in(&server, "INBOX", "cheap pills today");
-    python(
-        &server,
-        r#"
-M = login()
-M.select("INBOX")
-assert M.uid("MOVE", uid_of(M, "cheap pills today"), "Junk")[0] == "OK"
-M.logout()
-"#,
-    );
+    file(&server, "INBOX", "cheap pills today", "Junk");
     wait_for_lessons(&server, 1);
     // Another sender, a changed price: still the same message.
     let copy = PILLS.replace("80 percent", "90 percent");
-    let reply = send(
+    let junked = arrives(
         &server,
         "offers@pharma.test",
-        &message("offers@pharma.test", "pharmacy offers", &copy),
+        "pharmacy offers",
+        &copy,
+        "Junk",
     );
-    assert!(reply.starts_with("250"), "{reply}");
-    let junked = wait_in(&server, "Junk", "pharmacy offers");
     assert!(
         checks_header(&junked).contains("JUNK_LOOKALIKE"),
         "{junked}"
     );
     // Other mail is not touched.
-    let reply = send(
+    let lunch = arrives(
         &server,
         "dan@friends.test",
-        &message("dan@friends.test", "lunch on thursday", LUNCH),
+        "lunch on thursday",
+        LUNCH,
+        "INBOX",
     );
-    assert!(reply.starts_with("250"), "{reply}");
-    let lunch = wait_in(&server, "INBOX", "lunch on thursday");
     assert!(!checks_header(&lunch).contains("LOOKALIKE"), "{lunch}");
     // The user disagrees about the copy: the next one like it stays in the inbox.
-    python(
-        &server,
-        r#"
-M = login()
-M.select("Junk")
-assert M.uid("MOVE", uid_of(M, "pharmacy offers"), "INBOX")[0] == "OK"
-M.logout()
-"#,
-    );
+    file(&server, "Junk", "pharmacy offers", "INBOX");
     wait_for_lessons(&server, 2);
-    let reply = send(
-        &server,
-        "news@shop.test",
-        &message("news@shop.test", "more pills", &copy),
-    );
-    assert!(reply.starts_with("250"), "{reply}");
-    let kept = wait_in(&server, "INBOX", "more pills");
+    let kept = arrives(&server, "news@shop.test", "more pills", &copy, "INBOX");
     assert!(checks_header(&kept).contains("KEPT_LOOKALIKE"), "{kept}");
 }
 
@@ -318,13 +302,7 @@ M.logout()
 fn a_junked_sender_goes_to_junk_and_a_kept_one_is_trusted() {
     let dns = world();
     let server = server(&dns, "");
-    let reply = send(
-        &server,
-        "sales@pills.test",
-        &message("sales@pills.test", "first offer", PILLS),
-    );
-    assert!(reply.starts_with("250"), "{reply}");
-    wait_in(&server, "INBOX", "first offer");
+    arrives(&server, "sales@pills.test", "first offer", PILLS, "INBOX");
     // Apple Mail's way: the $Junk keyword, without a move.
     python(
         &server,
@@ -337,32 +315,12 @@ M.logout()
     );
     wait_for_lessons(&server, 1);
     // Not enough mail for the classifier: the sender's standing alone junks the next one.
-    let reply = send(
-        &server,
-        "sales@pills.test",
-        &message("sales@pills.test", "second offer", LUNCH),
-    );
-    assert!(reply.starts_with("250"), "{reply}");
-    let junked = wait_in(&server, "Junk", "second offer");
+    let junked = arrives(&server, "sales@pills.test", "second offer", LUNCH, "Junk");
     assert!(checks_header(&junked).contains("FROM_JUNKED"), "{junked}");
     // Filed back out of Junk: the sender is trusted now (SPF vouches for the From).
-    python(
-        &server,
-        r#"
-M = login()
-M.select("Junk")
-assert M.uid("MOVE", uid_of(M, "second offer"), "Archive")[0] == "OK"
-M.logout()
-"#,
-    );
+    file(&server, "Junk", "second offer", "Archive");
     wait_for_lessons(&server, 2);
-    let reply = send(
-        &server,
-        "sales@pills.test",
-        &message("sales@pills.test", "third offer", LUNCH),
-    );
-    assert!(reply.starts_with("250"), "{reply}");
-    let kept = wait_in(&server, "INBOX", "third offer");
+    let kept = arrives(&server, "sales@pills.test", "third offer", LUNCH, "INBOX");
     let symbols = checks_header(&kept);
     assert!(
         symbols.contains("FROM_KEPT") && !symbols.contains("FROM_JUNKED"),
@@ -404,25 +362,19 @@ submit("pen.pal@far.test", "From: alice@rcpt.test\r\nTo: pen.pal@far.test\r\nSub
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
     // Their answer passes SPF for far.test: vouched for.
-    let reply = send(
-        &server,
-        "pen.pal@far.test",
-        &message("pen.pal@far.test", "re hello", LUNCH),
-    );
-    assert!(reply.starts_with("250"), "{reply}");
-    let answer = wait_in(&server, "INBOX", "re hello");
+    let answer = arrives(&server, "pen.pal@far.test", "re hello", LUNCH, "INBOX");
     assert!(
         checks_header(&answer).contains("FROM_CORRESPONDENT"),
         "{answer}"
     );
     // Someone else at the same domain gets the domain's smaller bonus.
-    let reply = send(
+    let colleague = checks_header(&arrives(
         &server,
         "colleague@far.test",
-        &message("colleague@far.test", "from a colleague", LUNCH),
-    );
-    assert!(reply.starts_with("250"), "{reply}");
-    let colleague = checks_header(&wait_in(&server, "INBOX", "from a colleague"));
+        "from a colleague",
+        LUNCH,
+        "INBOX",
+    ));
     assert!(
         colleague.contains("FROM_CORRESPONDENT_DOMAIN")
             && !colleague.contains("FROM_CORRESPONDENT="),
@@ -533,17 +485,8 @@ fn spam_command_trains_reports_forgets_and_measures_beside_the_server() {
     assert_eq!(global["ready"].as_bool(), Some(true));
 
     // The running server picks the training up and scores with alice's model.
-    let reply = send(
-        &server,
-        "offers@pharma.test",
-        &message(
-            "offers@pharma.test",
-            "spam 999",
-            &"cheap pills viagra winner prize casino loan offer click bitcoin ".repeat(4),
-        ),
-    );
-    assert!(reply.starts_with("250"), "{reply}");
-    let junked = wait_in(&server, "Junk", "spam 999");
+    let words = "cheap pills viagra winner prize casino loan offer click bitcoin ".repeat(4);
+    let junked = arrives(&server, "offers@pharma.test", "spam 999", &words, "Junk");
     assert!(checks_header(&junked).contains("BAYES_SPAM"), "{junked}");
     assert!(checks_header(&junked).contains("account"), "{junked}");
 

@@ -12,7 +12,8 @@
 
 mod common;
 
-use std::io::Write as _;
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -73,6 +74,11 @@ fn world() -> TestDns {
 
 /// Runs sieve-connect as alice with `args` (STARTTLS, our self-signed certificate).
 fn sieve_connect(server: &TestServer, args: &[&str]) -> Output {
+    sieve_connect_with(server, PW, args)
+}
+
+/// [`sieve_connect`] with `password`.
+fn sieve_connect_with(server: &TestServer, password: &str, args: &[&str]) -> Output {
     let port = listeners(server, "sieve")[0].port().to_string();
     let mut child = Command::new("sieve-connect")
         .args(["--server", "127.0.0.1", "--port", &port, "--user", "alice"])
@@ -87,7 +93,7 @@ fn sieve_connect(server: &TestServer, args: &[&str]) -> Output {
         .stdin
         .take()
         .unwrap()
-        .write_all(format!("{PW}\n").as_bytes())
+        .write_all(format!("{password}\n").as_bytes())
         .unwrap();
     child.wait_with_output().unwrap()
 }
@@ -195,17 +201,11 @@ fn managesieve_with_sieve_connect_lists_checks_downloads_and_refuses_broken_scri
     let listed = succeeded(&sieve_connect(&server, &["--list"]));
     assert!(!listed.contains("broken"), "{listed}");
     // A wrong password is refused.
-    let port = listeners(&server, "sieve")[0].port().to_string();
-    let mut child = Command::new("sieve-connect")
-        .args(["--server", "127.0.0.1", "--port", &port, "--user", "alice"])
-        .args(["--passwordfd", "0", "--notlsverify", "--nosrv", "--list"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b"wrong\n").unwrap();
-    assert!(!child.wait_with_output().unwrap().status.success());
+    assert!(
+        !sieve_connect_with(&server, "wrong", &["--list"])
+            .status
+            .success()
+    );
 }
 
 #[test]
@@ -342,4 +342,45 @@ fn reject_bounces_to_the_sender() {
         bounce.text()
     );
     assert!(maildir_files(&server.maildir("alice")).is_empty());
+}
+
+/// Reads ManageSieve response lines up to the one starting with OK, NO or BYE.
+fn until_status(reader: &mut BufReader<TcpStream>) -> String {
+    let mut all = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "closed after {all:?}"
+        );
+        all.push_str(&line);
+        if ["OK", "NO", "BYE"].iter().any(|s| line.starts_with(s)) {
+            return all;
+        }
+    }
+}
+
+#[test]
+fn before_login_a_big_literal_is_read_but_not_kept() {
+    let (dns, sink) = (world(), Sink::start());
+    let server = server(&dns, &sink, "");
+    let stream = TcpStream::connect(listeners(&server, "sieve")[0]).unwrap();
+    stream.set_read_timeout(Some(common::PATIENCE)).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    assert!(until_status(&mut reader).starts_with("\"IMPLEMENTATION\""));
+    // 20 000 octets: over the 8 KiB an unauthenticated client may make us hold.
+    let script = "#".repeat(20_000);
+    write!(
+        writer,
+        "PUTSCRIPT \"x\" {{{}+}}\r\n{script}\r\n",
+        script.len()
+    )
+    .unwrap();
+    let refused = until_status(&mut reader);
+    assert!(refused.starts_with("NO (QUOTA/MAXSIZE)"), "{refused}");
+    // Every octet was read: the next command is understood.
+    writer.write_all(b"NOOP\r\n").unwrap();
+    let noop = until_status(&mut reader);
+    assert!(noop.starts_with("OK"), "{noop}");
 }

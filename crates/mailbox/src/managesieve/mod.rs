@@ -19,8 +19,12 @@ use crate::lines::{Line, LineReader};
 use command::{Argument, Tail, string};
 use scripts::{MAX_SCRIPT, ScriptError, Scripts};
 
-/// Longest command line (a literal's octets do not count).
+/// Longest command line (a literal's octets do not count), and the largest literal kept
+/// before login: anyone can connect, and AUTHENTICATE needs a few hundred octets.
 const MAX_LINE: usize = 8192;
+
+/// Arguments one command takes at most (RENAMESCRIPT and PUTSCRIPT take two).
+const MAX_ARGUMENTS: usize = 4;
 
 /// The Sieve compiler, as the server gives it: what scripts may require, and a check.
 pub trait SieveCheck: Send + Sync {
@@ -179,12 +183,26 @@ impl Session {
                 }
                 Ok(Tail::Literal(length)) => {
                     // The octets come whether we take them or not: they are read either
-                    // way to stay in step, and at most MAX_SCRIPT of them kept.
-                    let Some(octets) = self.lines.read_octets(conn, length, MAX_SCRIPT).await?
-                    else {
+                    // way to stay in step. A command keeps a script's worth of them in
+                    // all (a line's before login), in a few arguments at most.
+                    let limit = if self.user.is_some() {
+                        MAX_SCRIPT
+                    } else {
+                        MAX_LINE
+                    };
+                    let held: usize = arguments
+                        .iter()
+                        .map(|a| match a {
+                            Argument::Text(text) => text.len(),
+                            Argument::Atom(_) => 0,
+                        })
+                        .sum();
+                    let room = arguments.len() < MAX_ARGUMENTS;
+                    let keep = if room { limit.saturating_sub(held) } else { 0 };
+                    let Some(octets) = self.lines.read_octets(conn, length, keep).await? else {
                         return Ok(Read::Closed);
                     };
-                    let Some(octets) = octets else {
+                    let Some(octets) = octets.filter(|_| room) else {
                         self.lines.read(conn, MAX_LINE).await?;
                         return Ok(Read::Bad(response(
                             "NO",

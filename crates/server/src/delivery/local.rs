@@ -270,31 +270,28 @@ impl LocalTransport {
     ) -> std::io::Result<std::path::PathBuf> {
         let store = posthorn_maildir::store::Mailbox::new(root.to_path_buf(), &self.hostname);
         let folder = match folder {
-            Some(name) if name != maildir::JUNK => match store.folder(name) {
-                Ok(found) => found
-                    .dir()
-                    .file_name()
-                    .map(|n| n.to_string_lossy().trim_start_matches('.').to_string()),
-                Err(_) if create => {
-                    store
-                        .create(name)
-                        .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
-                    store
-                        .folder(name)
-                        .map_err(|e| std::io::Error::other(format!("{e:?}")))?
-                        .dir()
-                        .file_name()
-                        .map(|n| n.to_string_lossy().trim_start_matches('.').to_string())
-                }
-                Err(_) => {
-                    warn!(
-                        recipient = address,
-                        folder = name,
-                        "Sieve fileinto a folder that does not exist; delivered to the inbox"
-                    );
-                    None
-                }
-            },
+            Some(name) if name != maildir::JUNK => {
+                let found = match store.folder(name) {
+                    Ok(found) => Some(found),
+                    Err(_) if create => {
+                        store.create(name).map_err(std::io::Error::other)?;
+                        Some(store.folder(name).map_err(std::io::Error::other)?)
+                    }
+                    Err(_) => {
+                        warn!(
+                            recipient = address,
+                            folder = name,
+                            "Sieve fileinto a folder that does not exist; delivered to the inbox"
+                        );
+                        None
+                    }
+                };
+                // Its name on disk (`.Name`, modified UTF-7), as `deliver` takes it.
+                found.and_then(|f| {
+                    let on_disk = f.dir().file_name()?.to_string_lossy().into_owned();
+                    Some(on_disk.trim_start_matches('.').to_string())
+                })
+            }
             other => other.map(str::to_string),
         };
         let mut copy = self.reopen(job, message)?;

@@ -20,7 +20,7 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use posthorn_classify::{Class, Features, Fingerprint, Learned, Limits, Readiness, Verdict};
+use posthorn_classify::{Class, Fingerprint, Learned, Limits, Model, Readiness, Verdict};
 use tracing::warn;
 
 use crate::config::Config;
@@ -152,10 +152,10 @@ impl Learning {
         Ok(account)
     }
 
-    /// The spam probability of a message with `features`, from the account's model when
-    /// it is ready, else the global one; `None` while neither is. Blocking (may read a
-    /// model from disk).
-    pub fn score(&self, account: Option<&str>, features: &Features) -> Option<(Verdict, bool)> {
+    /// The spam probability of `message`, from the account's model when it is ready,
+    /// else the global one; `None` while neither is (and then the message is not even
+    /// tokenized). Blocking (may read a model from disk).
+    pub fn score(&self, account: Option<&str>, message: &[u8]) -> Option<(Verdict, bool)> {
         let own = account.and_then(|name| match self.account(name) {
             Ok(account) => Some(account),
             Err(e) => {
@@ -163,20 +163,17 @@ impl Learning {
                 None
             }
         });
+        let own_model = own.as_ref().map(|account| account.model.read());
         let global = self.global.read();
-        match &own {
-            Some(own) => {
-                let model = own.model.read();
-                posthorn_classify::score(&[&model.0, &global.0], features, &self.readiness).map(
-                    |v| {
-                        let own = v.layer == 0;
-                        (v, own)
-                    },
-                )
-            }
-            None => posthorn_classify::score(&[&global.0], features, &self.readiness)
-                .map(|v| (v, false)),
+        let mut layers: Vec<&Model> = own_model.iter().map(|model| &model.0).collect();
+        layers.push(&global.0);
+        if !layers.iter().any(|model| self.readiness.admits(model)) {
+            return None;
         }
+        let features = posthorn_classify::features(&message[..message.len().min(READ_LIMIT)]);
+        let verdict = posthorn_classify::score(&layers, &features, &self.readiness)?;
+        let from_own = own_model.is_some() && verdict.layer == 0;
+        Some((verdict, from_own))
     }
 
     /// What `account`'s mail says about `sender`. Blocking.
@@ -287,7 +284,7 @@ impl Learning {
                 spam,
                 ham,
                 tokens: model.0.tokens(),
-                ready: spam >= self.readiness.min_spam && ham >= self.readiness.min_ham,
+                ready: self.readiness.admits(&model.0),
                 senders,
             }
         };

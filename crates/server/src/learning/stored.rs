@@ -35,6 +35,19 @@ pub(crate) trait Learnt: Default + Send + Sync + 'static {
     fn decode(bytes: &[u8]) -> Result<Self, String>;
 }
 
+/// Unsaved changes kept at most (a lesson holds a message's features, up to 48 KiB):
+/// while the disk refuses saves, the oldest are let go. They stay in memory, and in the
+/// file at the next save that succeeds; only their replay over a file another process
+/// replaced meanwhile is lost.
+const MAX_UNSAVED: usize = 1_000;
+
+fn bound<C>(unsaved: &mut Vec<C>) {
+    if unsaved.len() > MAX_UNSAVED {
+        let excess = unsaved.len() - MAX_UNSAVED;
+        unsaved.drain(..excess);
+    }
+}
+
 /// Tells one version of a file from another: every atomic replace makes a new inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Version {
@@ -155,12 +168,10 @@ impl<T: Learnt> Stored<T> {
 
     /// Applies `change` now and remembers it for the next save.
     pub(crate) fn change(&self, change: T::Change, day: u32) {
-        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
-        state.apply(&change, day);
-        self.unsaved
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(change);
+        self.change_with(change, |state, change| {
+            state.apply(change, day);
+            (true, ())
+        });
     }
 
     /// Applies `change` with `with`, which says whether it changed anything (only then is
@@ -173,10 +184,9 @@ impl<T: Learnt> Stored<T> {
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
         let (changed, told) = with(&mut state, &change);
         if changed {
-            self.unsaved
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(change);
+            let mut unsaved = self.unsaved.lock().unwrap_or_else(|p| p.into_inner());
+            unsaved.push(change);
+            bound(&mut unsaved);
         }
         told
     }
@@ -199,6 +209,7 @@ impl<T: Learnt> Stored<T> {
         if saved.is_err() {
             let mut pending = self.unsaved.lock().unwrap_or_else(|p| p.into_inner());
             pending.splice(0..0, unsaved);
+            bound(&mut pending);
         }
         saved
     }
@@ -266,6 +277,20 @@ mod tests {
         command.save(2).unwrap();
         server.save(2).unwrap();
         assert!(server.read().standing("dave@far.test").is_some());
+    }
+
+    #[test]
+    fn unsaved_changes_are_bounded_but_stay_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let stored = Stored::<Senders>::open(dir.path().join("a.senders"), 100_000).unwrap();
+        for i in 0..MAX_UNSAVED + 10 {
+            stored.change(wrote(&format!("s{i}@far.test")), 1);
+        }
+        assert_eq!(stored.unsaved.lock().unwrap().len(), MAX_UNSAVED);
+        assert!(stored.read().standing("s0@far.test").is_some());
+        stored.save(1).unwrap();
+        let reread = Stored::<Senders>::open(dir.path().join("a.senders"), 100_000).unwrap();
+        assert!(reread.read().standing("s0@far.test").is_some());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{PATIENCE, TestServer};
+use super::{Options, PATIENCE, TestServer};
 
 /// A simple message with a unique subject.
 pub fn message(subject: &str) -> String {
@@ -34,6 +34,30 @@ pub fn deliver(server: &TestServer, subjects: &[&str]) {
 }
 
 /// Every listener with `role`, in the order the server logged them (its config order).
+/// A server for alice at example.com (`password`, and `account_keys` in her account
+/// table) with one IMAP listener that takes logins in the clear.
+pub fn imap_server(password: &str, account_keys: &str) -> TestServer {
+    let alice = posthorn::accounts::passwords::hash(password).unwrap();
+    Options::default()
+        .config(&format!(
+            r#"
+[[listener]]
+role = "imap"
+address = "127.0.0.1:0"
+allow_plaintext_auth = true
+
+[[domain]]
+name = "example.com"
+
+[[account]]
+name = "alice"
+password = "{alice}"
+{account_keys}
+"#
+        ))
+        .start()
+}
+
 pub fn listeners(server: &TestServer, role: &str) -> Vec<SocketAddr> {
     let log = server.log();
     let last_start = log.rfind("--- start ---").unwrap_or(0);

@@ -63,17 +63,15 @@ pub(crate) fn symbols(
 ) -> Vec<Symbol> {
     let mut symbols = Vec::new();
     let account = question.account.as_deref();
-    if settings.enabled {
-        let read = &content[..content.len().min(crate::learning::READ_LIMIT)];
-        let features = posthorn_classify::features(read);
-        if let Some((verdict, own)) = learning.score(account, &features) {
-            let p = verdict.spam_probability;
-            let detail = format!("{p:.3} {}", if own { "account" } else { "global" });
-            if p >= settings.spam_probability {
-                symbols.push(scores.symbol("BAYES_SPAM", detail));
-            } else if p <= settings.ham_probability {
-                symbols.push(scores.symbol("BAYES_HAM", detail));
-            }
+    if settings.enabled
+        && let Some((verdict, own)) = learning.score(account, content)
+    {
+        let p = verdict.spam_probability;
+        let detail = format!("{p:.3} {}", if own { "account" } else { "global" });
+        if p >= settings.spam_probability {
+            symbols.push(scores.symbol("BAYES_SPAM", detail));
+        } else if p <= settings.ham_probability {
+            symbols.push(scores.symbol("BAYES_HAM", detail));
         }
     }
     if let Some(name) = account

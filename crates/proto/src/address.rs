@@ -8,8 +8,11 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// Longest local part in octets (RFC 5321 §4.5.3.1.1).
-pub const MAX_LOCAL_PART: usize = 64;
+/// Longest local part in octets we take. RFC 5321 §4.5.3.1.1's 64 is what every server
+/// must accept, and §4.5.3.1 asks for no limit where possible: forwarding addresses
+/// (SRS, with the original address inside) often run longer, and Postfix takes them.
+/// The path limit bounds it on the wire.
+pub const MAX_LOCAL_PART: usize = 200;
 /// Longest domain in octets (RFC 5321 §4.5.3.1.2).
 pub const MAX_DOMAIN: usize = 255;
 /// Longest path including the angle brackets (RFC 5321 §4.5.3.1.3).
@@ -524,9 +527,9 @@ mod tests {
 
     #[test]
     fn length_limits() {
-        let long_local = "a".repeat(65);
+        let long_local = "a".repeat(201);
         assert!(parse_forward_path(&format!("<{long_local}@example.com>")).is_err());
-        let ok_local = "a".repeat(64);
+        let ok_local = "a".repeat(200);
         assert!(parse_forward_path(&format!("<{ok_local}@example.com>")).is_ok());
         let long_label = "b".repeat(64);
         assert!(parse_forward_path(&format!("<a@{long_label}.com>")).is_err());

@@ -451,6 +451,7 @@ fn queue_parts(
         own_listeners,
         hostname: hostname.clone(),
         max_hops: queue.max_hops,
+        directory: Arc::clone(directory),
     });
     let local = LocalTransport::new(
         Arc::clone(store),

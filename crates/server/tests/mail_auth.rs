@@ -383,6 +383,60 @@ fn mail_forwarded_by_an_alias_is_arc_sealed() {
     assert!(text.contains("DKIM-Signature:"), "{text}");
 }
 
+#[test]
+fn forwarded_mail_leaves_from_our_domain_and_its_bounces_find_the_sender() {
+    // rcpt.test's SPF allows us; sender.test's allows only its own server, which is not us.
+    let (sender, zone) = Sender::new(world().txt("rcpt.test", "v=spf1 ip4:127.0.0.1 -all"));
+    let dns = zone.start();
+    let far = Sink::builder().hostname("mx.far.test").start();
+    let home = Sink::builder().hostname("mx.sender.test").start();
+    let server = server(
+        &dns,
+        &format!(
+            "[aliases]\n\"fwd@rcpt.test\" = [\"alice@far.test\"]\n\n\
+             [[route]]\ndomain = \"far.test\"\nhost = \"[127.0.0.1]:{}\"\n\n\
+             [[route]]\ndomain = \"sender.test\"\nhost = \"[127.0.0.1]:{}\"\n",
+            far.addr.port(),
+            home.addr.port()
+        ),
+    );
+    let content = sender.sign(&message("news@sender.test", "forwarded"));
+    let reply = send_to(&server, "Bounces@sender.test", "fwd@rcpt.test", &content);
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+    let forwarded = far.wait_for_messages(1);
+    let srs = forwarded[0].sender();
+    common::assert_rewritten(&srs, "Bounces@sender.test", "rcpt.test");
+    // As far.test sees it: our SPF passes for the rewritten sender.
+    let results = verify_elsewhere(&dns, &srs, "mx.rcpt.test", forwarded[0].text().as_bytes());
+    let spf = results
+        .split("; ")
+        .find(|r| r.starts_with("spf=") && r.contains("smtp.mailfrom"))
+        .unwrap_or_else(|| panic!("no SPF result for MAIL FROM in {results}"));
+    assert!(
+        spf.starts_with("spf=pass") && spf.ends_with(&format!("smtp.mailfrom=\"{srs}\"")),
+        "{spf}"
+    );
+
+    // far.test bounces to the rewritten address: we send it on to the original sender.
+    let bounce = format!(
+        "From: MAILER-DAEMON@far.test\r\nTo: {srs}\r\nSubject: Undelivered\r\n\r\nno such user\r\n"
+    );
+    let reply = server.client().send_message("", &[&srs], &bounce);
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+    let returned = home.wait_for_messages(1);
+    assert_eq!(returned[0].recipients(), ["Bounces@sender.test"]);
+    assert_eq!(returned[0].sender(), "");
+    assert!(returned[0].text().contains("no such user"));
+
+    // An address whose hash does not match is nobody's: refused, never relayed.
+    let forged = srs.replacen("=Bounces@", "=victim@", 1);
+    let mut client = server.client();
+    client.expect("EHLO mx.far.test", "250");
+    client.expect("MAIL FROM:<>", "250");
+    client.expect(&format!("RCPT TO:<{forged}>"), "550 5.1.1");
+    server.wait_for_log("SRS address refused");
+}
+
 /// Makes an Ed25519 and an RSA key for `domain` in `dir`, returning the `[[dkim.key]]`
 /// tables and the zone with their records.
 fn our_keys(dir: &Path, domain: &str, mut zone: TestDnsBuilder) -> (String, TestDnsBuilder) {

@@ -53,7 +53,8 @@ fn mx_delivery_with_starttls() {
     assert!(reply.starts_with("250 2.0.0"), "{reply}");
     let messages = sink.wait_for_messages(1);
     let message = &messages[0];
-    assert_eq!(message.sender(), "alice@example.com");
+    // Forwarded by an alias, from the original sender rewritten for our domain (SRS).
+    common::assert_rewritten(&message.sender(), "alice@example.com", "localhost");
     assert_eq!(message.recipients(), ["user@remote.test"]);
     assert!(message.tls, "{}", sink.transcript());
     let text = message.text();
@@ -61,6 +62,38 @@ fn mx_delivery_with_starttls() {
     assert!(
         text.ends_with("Subject: out\r\n\r\n.leading dot\r\nbody\r\n"),
         "{text}"
+    );
+    server.wait_for_empty_queue();
+}
+
+#[test]
+fn a_forwarded_recipient_leaves_in_its_own_transaction_with_the_rewritten_sender() {
+    let sink = Sink::builder().hostname("mx.remote.test").start();
+    let dns = zone_to("127.0.0.1");
+    let server = server(
+        &dns,
+        sink.addr.port(),
+        &["forwarded@remote.test"],
+        "[policy]\ntrusted_networks = [\"127.0.0.0/8\"]\n",
+    );
+    let reply = server.client().send_message(
+        "alice@example.com",
+        &["fwd@localhost", "direct@remote.test"],
+        "Subject: both\r\n\r\nbody\r\n",
+    );
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+    let messages = sink.wait_for_messages(2);
+    let to = |address: &str| {
+        messages
+            .iter()
+            .find(|m| m.recipients() == [address])
+            .unwrap_or_else(|| panic!("no transaction for {address}: {}", sink.transcript()))
+    };
+    assert_eq!(to("direct@remote.test").sender(), "alice@example.com");
+    common::assert_rewritten(
+        &to("forwarded@remote.test").sender(),
+        "alice@example.com",
+        "localhost",
     );
     server.wait_for_empty_queue();
 }

@@ -110,6 +110,15 @@ pub struct Recipient {
 }
 
 impl Recipient {
+    /// The domain of the address that forwarded this recipient to another server (its
+    /// RCPT, when an alias or a redirect led elsewhere), lower-case.
+    pub fn forwarder_domain(&self) -> Option<String> {
+        let forwarded = self.route == Route::Remote
+            && !self.rcpt.eq_ignore_ascii_case(&self.address.to_string());
+        let (_, domain) = self.rcpt.rsplit_once('@').filter(|_| forwarded)?;
+        Some(domain.to_lowercase())
+    }
+
     /// A recipient not attempted yet, delivered to `address` by `route` as RCPT named it,
     /// without DSN parameters.
     pub fn new(address: Mailbox, route: Route) -> Recipient {

@@ -4,11 +4,14 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use posthorn_proto::address::{self, parse_mailbox};
-use posthorn_proto::{ForwardPath, Mailbox};
-use posthorn_spool::Route;
+use posthorn_proto::{ForwardPath, Mailbox, ReversePath};
+use posthorn_spool::{Recipient, Route};
+use tracing::info;
 
+use super::srs::Srs;
 use crate::config::{self, Config, Invalid, SendingLimits};
 
 /// How deep alias chains may go before we call it a loop.
@@ -115,6 +118,8 @@ pub struct Directory {
     local_send_as: HashMap<String, Vec<SenderPattern>>,
     /// Our host name, the domain of local users' own addresses.
     hostname: String,
+    /// Sender rewriting of forwarded mail, when `delivery.srs` is on.
+    srs: Option<Arc<Srs>>,
 }
 
 impl Directory {
@@ -157,6 +162,10 @@ impl Directory {
             mail_root: config.server.data_dir.join("mail"),
             local_send_as: HashMap::new(),
             hostname: config.server.hostname.get_ref().to_lowercase(),
+            srs: config.delivery.srs.then(|| {
+                let days = config.delivery.srs_max_age.0.as_secs() / 86_400;
+                Arc::new(Srs::new(&config.server.data_dir, days))
+            }),
         };
         for (user, patterns) in &config.policy.local_send_as {
             let parsed = patterns
@@ -381,6 +390,35 @@ impl Directory {
         self.domains.contains_key(&domain.to_lowercase())
     }
 
+    /// The MAIL FROM `recipient` gets: a sender of another domain is rewritten (SRS)
+    /// when an alias or a redirect of ours forwarded the message to another server, so
+    /// the next hop's SPF check sees our domain; any other sender is kept.
+    pub fn forwarding_sender(&self, sender: &ReversePath, recipient: &Recipient) -> ReversePath {
+        let (Some(srs), ReversePath::Mailbox(from)) = (&self.srs, sender) else {
+            return sender.clone();
+        };
+        let forwarder = match parse_mailbox(&recipient.rcpt) {
+            Ok(forwarder) => forwarder,
+            Err(_) => return sender.clone(),
+        };
+        let forwarded = recipient.route == Route::Remote
+            && lookup_key(&forwarder) != lookup_key(&recipient.address)
+            && self.is_local_domain(&forwarder.domain);
+        if !forwarded || self.is_local_domain(&from.domain) {
+            return sender.clone();
+        }
+        ReversePath::Mailbox(srs.forward(from, &forwarder.domain.to_lowercase(), today()))
+    }
+
+    /// The address an SRS address of one of our domains stands for (`None`: it is none).
+    fn srs_original(&self, mailbox: &Mailbox) -> Option<Result<Mailbox, String>> {
+        let reversed = self.srs.as_ref()?.reverse(&mailbox.local, today())?;
+        Some(reversed.map_err(|why| {
+            info!(address = %mailbox, ?why, "SRS address refused");
+            format!("{mailbox} is not a valid forwarding address ({why:?})")
+        }))
+    }
+
     /// The account called `name`.
     pub fn account(&self, name: &str) -> Option<&Account> {
         self.accounts.get(name)
@@ -487,6 +525,13 @@ impl Directory {
             );
             return Ok(());
         }
+        if let Some(original) = self.srs_original(mailbox) {
+            // A bounce to a sender we rewrote: on to the original sender.
+            if depth > MAX_ALIAS_DEPTH {
+                return Err(format!("SRS loop through {mailbox}"));
+            }
+            return self.expand(&original?, depth + 1, seen, out);
+        }
         let key = lookup_key(mailbox);
         let base = self.without_extension(mailbox);
         if let Some(targets) = self
@@ -552,6 +597,13 @@ impl Directory {
             domain: mailbox.domain.clone(),
         })
     }
+}
+
+/// Days since the epoch, SRS's clock.
+fn today() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400)
 }
 
 fn push_unique(out: &mut Vec<Target>, target: Target) {
@@ -742,6 +794,62 @@ addresses = ["postmaster@example.com"]
             let e = parse(text, None).expect_err(text);
             assert_eq!(e.key, key, "{text}: {e}");
             assert_eq!(e.line, Some(line), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn only_mail_forwarded_to_another_server_from_a_foreign_sender_is_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = format!(
+            "[server]\ndata_dir = \"{}\"\n{CONFIG}",
+            dir.path().display()
+        );
+        let directory = Directory::build_with_users(&parse(&config, None).unwrap(), &[]).unwrap();
+        let Resolution::Deliver(targets) = directory.resolve(&ForwardPath::Mailbox(
+            parse_mailbox("team@example.org").unwrap(),
+        )) else {
+            panic!("team is an alias")
+        };
+        let recipient = |address: &str| {
+            let target = targets
+                .iter()
+                .find(|t| t.address.to_string() == address)
+                .unwrap();
+            Recipient {
+                rcpt: "team@example.org".into(),
+                ..Recipient::new(target.address.clone(), target.route.clone())
+            }
+        };
+        let sender = |text: &str| ReversePath::Mailbox(parse_mailbox(text).unwrap());
+        let remote = recipient("friend@remote.example");
+        let rewritten = directory.forwarding_sender(&sender("joe@elsewhere.example"), &remote);
+        let ReversePath::Mailbox(rewritten) = rewritten else {
+            panic!("a sender stays a sender")
+        };
+        assert_eq!(rewritten.domain, "example.org");
+        let back = directory.resolve(&ForwardPath::Mailbox(rewritten));
+        let Resolution::Deliver(back) = back else {
+            panic!("{back:?}")
+        };
+        assert_eq!(back[0].address.to_string(), "joe@elsewhere.example");
+        assert_eq!(back[0].route, Route::Remote);
+        // Kept: our own domains' senders, bounces, local deliveries, mail not forwarded.
+        for (from, to) in [
+            (sender("bob@example.com"), remote.clone()),
+            (ReversePath::Null, remote.clone()),
+            (
+                sender("joe@elsewhere.example"),
+                recipient("alice@example.com"),
+            ),
+            (
+                sender("joe@elsewhere.example"),
+                Recipient::new(
+                    parse_mailbox("friend@remote.example").unwrap(),
+                    Route::Remote,
+                ),
+            ),
+        ] {
+            assert_eq!(directory.forwarding_sender(&from, &to), from);
         }
     }
 }

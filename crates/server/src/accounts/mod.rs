@@ -6,4 +6,5 @@ pub(crate) mod check_gate;
 pub(crate) mod directory;
 pub(crate) mod login;
 pub mod passwords;
+pub(crate) mod srs;
 pub mod users;

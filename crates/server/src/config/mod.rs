@@ -151,6 +151,14 @@ mod tests {
     }
 
     #[test]
+    fn an_srs_age_beyond_its_clock_is_named() {
+        let e = error("[delivery]\nsrs = true\nsrs_max_age = \"2000d\"\n");
+        assert_eq!(e.key, "delivery.srs_max_age");
+        assert_eq!(e.line, Some(3));
+        assert!(e.message.contains("1023 days"), "{e}");
+    }
+
+    #[test]
     fn toml_syntax_error_has_a_line() {
         let e = error("[limits]\nmax_recipients = = 3\n");
         assert_eq!(e.line, Some(2));

@@ -449,6 +449,12 @@ pub struct Delivery {
     pub nameserver: Option<SocketAddr>,
     /// Extra trust anchors (PEM) for `tls = "verify"`, besides the system's.
     pub ca_file: Option<PathBuf>,
+    /// Rewrite the sender of mail an alias or a Sieve `redirect` forwards to another
+    /// server (SRS), so the next hop's SPF check passes; bounces to the rewritten
+    /// address are sent on to the original sender.
+    pub srs: bool,
+    /// How long a rewritten sender takes bounces (whole days; at most 1023).
+    pub srs_max_age: Span,
 }
 
 impl Default for Delivery {
@@ -465,6 +471,8 @@ impl Default for Delivery {
             max_recipients_per_transaction: 50,
             nameserver: None,
             ca_file: None,
+            srs: true,
+            srs_max_age: Span(Duration::from_secs(21 * 86_400)),
         }
     }
 }

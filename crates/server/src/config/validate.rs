@@ -155,6 +155,14 @@ impl Config {
                 "list at least one wait",
             ));
         }
+        let srs_days = self.delivery.srs_max_age.0.as_secs() / 86_400;
+        if !(1..=1023).contains(&srs_days) {
+            return Err(Invalid::of(
+                "delivery.srs_max_age",
+                format!("{}s", self.delivery.srs_max_age.0.as_secs()),
+                "must be between 1 and 1023 days",
+            ));
+        }
         if let Some(name) = &self.delivery.helo_name
             && !address::is_valid_domain(name.get_ref())
         {

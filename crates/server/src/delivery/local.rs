@@ -308,8 +308,9 @@ impl LocalTransport {
         )
     }
 
-    /// Sends a copy on to `to` (Sieve `redirect`), from the original sender, with a trace
-    /// field: each redirect is a hop, so a loop ends at `max_hops`.
+    /// Sends a copy on to `to` (Sieve `redirect`), from the original sender (rewritten by
+    /// SRS when it leaves for another server, as an alias's forward), with a trace field:
+    /// each redirect is a hop, so a loop ends at `max_hops`.
     fn redirect(
         &self,
         job: &Job,
@@ -329,11 +330,15 @@ impl LocalTransport {
                     crate::received::rfc5322_date(now)
                 );
                 let mut content = std::io::Read::chain(copy.head.as_slice(), &mut copy.rest);
+                let recipients = sieve::reply::recipients(
+                    &self.directory.current(),
+                    &ForwardPath::Mailbox(to),
+                    Some(address),
+                );
                 sieve::reply::write_new(
                     self.store.as_ref(),
-                    &self.directory.current(),
                     job.envelope.sender.clone(),
-                    &ForwardPath::Mailbox(to),
+                    recipients,
                     trace,
                     &mut content,
                     now,
@@ -384,11 +389,15 @@ impl LocalTransport {
                 .signer
                 .as_ref()
                 .map_or_else(String::new, |signer| signer.sign(b"", &mut reply));
+            let recipients = sieve::reply::recipients(
+                &self.directory.current(),
+                &ForwardPath::Mailbox(to),
+                None,
+            );
             let written = sieve::reply::write_new(
                 self.store.as_ref(),
-                &self.directory.current(),
                 ReversePath::Null,
-                &ForwardPath::Mailbox(to),
+                recipients,
                 signatures,
                 &mut reply.as_slice(),
                 now,

@@ -422,7 +422,9 @@ impl Manager {
             return;
         }
         let forced = self.forced.remove(&envelope.id);
-        let mut groups: HashMap<Destination, Vec<usize>> = HashMap::new();
+        // Recipients an alias forwarded leave in transactions of their own: their MAIL FROM
+        // may be rewritten for the forwarding domain (SRS).
+        let mut groups: HashMap<(Destination, Option<String>), Vec<usize>> = HashMap::new();
         for (index, recipient) in envelope.recipients.iter().enumerate() {
             let state = &recipient.state;
             if state.status == RecipientStatus::Pending && (forced || state.next_attempt <= now) {
@@ -432,7 +434,10 @@ impl Manager {
                         self.parts.remote.destination(&envelope, index)
                     }
                 };
-                groups.entry(destination).or_default().push(index);
+                groups
+                    .entry((destination, recipient.forwarder_domain()))
+                    .or_default()
+                    .push(index);
             }
         }
         if groups.is_empty() {
@@ -450,7 +455,7 @@ impl Manager {
         let cached = content.as_ref().map_or(0, |c| c.len());
         self.cached += cached;
         let mut outstanding = 0;
-        for (destination, indexes) in groups {
+        for ((destination, _), indexes) in groups {
             let size = if destination == Destination::Local {
                 indexes.len()
             } else {

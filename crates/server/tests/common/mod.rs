@@ -577,6 +577,17 @@ pub fn without_verdict(header: &str) -> String {
     kept
 }
 
+/// Asserts that `sender` is `original` rewritten by the Sender Rewriting Scheme for
+/// `domain` (`SRS0=hash=time=original-domain=original-local@domain`).
+pub fn assert_rewritten(sender: &str, original: &str, domain: &str) {
+    let (local, original_domain) = original.rsplit_once('@').expect("an address");
+    assert!(
+        sender.starts_with("SRS0=")
+            && sender.ends_with(&format!("={original_domain}={local}@{domain}")),
+        "{sender} is not {original} rewritten for {domain}"
+    );
+}
+
 /// Now as a `Date` field writes it (RFC 5322 §3.3), so a test message never ages into
 /// a content check's "date in the past".
 pub fn date_now() -> String {

@@ -18,6 +18,7 @@ use posthorn_proto::{BodyType, Reply, Ret, Status};
 use posthorn_spool::{Diagnostic, DsnAction, Envelope, QueueStore};
 use tracing::{info, warn};
 
+use crate::accounts::users::LiveDirectory;
 use crate::config::{HostSpec, NextHop, TlsPolicy};
 use crate::delivery::local::local;
 use crate::delivery::message::QueuedMessage;
@@ -59,6 +60,7 @@ pub struct Outbound {
     own_listeners: Vec<SocketAddr>,
     hostname: String,
     max_hops: usize,
+    directory: Arc<LiveDirectory>,
 }
 
 /// What the outbound transport is built from.
@@ -83,6 +85,8 @@ pub struct OutboundParts {
     pub hostname: String,
     /// Most Received headers before a message is taken for a loop.
     pub max_hops: usize,
+    /// The directory, for the sender forwarded mail leaves with (SRS).
+    pub directory: Arc<LiveDirectory>,
 }
 
 impl Outbound {
@@ -99,6 +103,7 @@ impl Outbound {
             own_listeners: parts.own_listeners,
             hostname: parts.hostname.to_lowercase(),
             max_hops: parts.max_hops,
+            directory: parts.directory,
         }
     }
 
@@ -216,7 +221,20 @@ impl Outbound {
             );
             return Ok(all(job, Outcome::Failed(why)));
         }
-        let needs_utf8 = envelope.sender.mailbox().is_some_and(|m| !m.is_ascii())
+        // The manager keeps recipients forwarded by one domain in jobs of their own, so the
+        // first recipient's sender is the job's.
+        let sender = match job
+            .recipients
+            .first()
+            .and_then(|&i| envelope.recipients.get(i))
+        {
+            Some(first) => self
+                .directory
+                .current()
+                .forwarding_sender(&envelope.sender, first),
+            None => envelope.sender.clone(),
+        };
+        let needs_utf8 = sender.mailbox().is_some_and(|m| !m.is_ascii())
             || job.recipients.iter().any(|&i| {
                 envelope
                     .recipients
@@ -287,7 +305,7 @@ impl Outbound {
             })
             .collect();
         let outgoing = Outgoing {
-            from: envelope.sender.to_string(),
+            from: sender.to_string(),
             mail_params,
             recipients,
             chunk_len: caps.chunking.then_some(len),

@@ -9,7 +9,7 @@ use mail_builder::headers::address::Address;
 use mail_builder::headers::raw::Raw;
 use posthorn_proto::{BodyType, ForwardPath, ReversePath};
 use posthorn_sieve::Vacation;
-use posthorn_spool::{Envelope, QueueStore};
+use posthorn_spool::{Envelope, QueueStore, Recipient, Route};
 
 use crate::accounts::directory::Directory;
 use crate::delivery::dsn::notices::recipients_of;
@@ -86,18 +86,36 @@ pub fn vacation(
     Ok(message)
 }
 
-/// Writes a new message from `sender` to `to` into the spool: `prepend` (trace fields)
-/// then `content`. `None` when `to` leads nowhere (an unknown local user).
+/// The recipients `to` leads to (see `recipients_of`); with `forwarded_by`, those on
+/// other servers are marked as forwarded by that address of ours, as an alias's are, so
+/// they leave with a rewritten sender (SRS).
+pub fn recipients(
+    directory: &Directory,
+    to: &ForwardPath,
+    forwarded_by: Option<&str>,
+) -> Vec<Recipient> {
+    let mut recipients = recipients_of(directory, to);
+    if let Some(forwarder) = forwarded_by {
+        for recipient in &mut recipients {
+            if recipient.route == Route::Remote {
+                recipient.rcpt = forwarder.to_string();
+            }
+        }
+    }
+    recipients
+}
+
+/// Writes a new message from `sender` to `recipients` into the spool: `prepend` (trace
+/// fields) then `content`. `None` when there is nobody to send it to (an unknown local
+/// user).
 pub fn write_new(
     store: &dyn QueueStore,
-    directory: &Directory,
     sender: ReversePath,
-    to: &ForwardPath,
+    recipients: Vec<Recipient>,
     prepend: String,
     content: &mut dyn Read,
     now: u64,
 ) -> io::Result<Option<Envelope>> {
-    let recipients = recipients_of(directory, to);
     if recipients.is_empty() {
         return Ok(None);
     }

@@ -425,6 +425,11 @@ pub mod table {
     pub fn content_refused(reason: &str) -> Reply {
         Reply::new(550, 7, 1, format!("Message refused: {reason}"))
     }
+    /// 550 for a message every recipient's Sieve script rejected (RFC 5429 §2.1.1), with
+    /// the script's reason, already made one printable line (X.7.1).
+    pub fn sieve_rejected(reason: &str) -> Reply {
+        Reply::new(550, 7, 1, reason.to_string())
+    }
     /// 550 for a message broken beyond what we accept (RFC 3463 X.6.0: other or
     /// undefined media error).
     pub fn malformed_message(reason: &str) -> Reply {

@@ -36,6 +36,7 @@ use crate::inbound::listeners::{
 };
 use crate::inbound::sendmail;
 use crate::inbound::session::{Endpoint, Inbound};
+use crate::inbound::sieve_reject::SieveAtData;
 use crate::learning::Learning;
 use crate::learning::teacher::Teacher;
 use crate::mailauth::sign::{Keyring, Signer};
@@ -309,6 +310,10 @@ fn inbound(
         checks,
         flow: Flow::new(config.queue.inflow_window, config.queue.inflow_delay.0),
         learning,
+        sieve_at_data: config
+            .sieve
+            .enabled
+            .then(|| Arc::new(SieveAtData::new(Arc::clone(&sieve)))),
         sieve,
     }))
 }

@@ -45,6 +45,7 @@ fn check(
     crate::certs::check_files(config)
         .and_then(|()| crate::mailauth::keys::check_files(config))
         .and_then(|()| crate::inbound::checks::check_config(config))
+        .and_then(|()| crate::delivery::sieve::global::check_config(config))
         .and_then(|()| Directory::build_with_users(config, users).map(drop))
         .map_err(|invalid| {
             if users::is_about_a_user(&invalid) {
@@ -112,6 +113,14 @@ mod tests {
             (
                 "[tls]\ncertificate = \"/no/cert.pem\"\n",
                 "= \"/no/cert.pem\"",
+            ),
+            (
+                "[sieve]\nglobal_dir = \"/no/sieve-global\"\n",
+                "key `sieve.global_dir` = \"/no/sieve-global\"",
+            ),
+            (
+                "[sieve]\nglobal_dir = \"/dev/null\"\n",
+                "= \"/dev/null\": not a folder",
             ),
         ];
         for (text, value) in cases {

@@ -471,7 +471,9 @@ fn verdict_headers_from_outside_are_replaced_by_ours() {
             name.to_ascii_lowercase().starts_with("x-spam-") || name == "X-Posthorn-Checks"
         })
         .count();
-    assert_eq!(verdicts, 3, "only ours: {fields:#?}");
+    // Flag, status, virus (content inspected: virustest 1) and our symbols.
+    assert_eq!(values(&fields, "X-Spam-Virus"), ["No, virustest=1"]);
+    assert_eq!(verdicts, 4, "only ours: {fields:#?}");
     let text = String::from_utf8_lossy(&delivered[0]);
     for gone in [
         "FORGED_BY_SENDER",

@@ -25,12 +25,13 @@ const BOB: &str = "bob@localhost";
 
 /// The header fields we put above the content, in order: the delivery's trace, ours, and
 /// the checking stage's verdict.
-const OURS: [&str; 6] = [
+const OURS: [&str; 7] = [
     "Return-Path",
     "Delivered-To",
     "Received",
     "X-Spam-Flag",
     "X-Spam-Status",
+    "X-Spam-Virus",
     "X-Posthorn-Checks",
 ];
 

@@ -1,8 +1,10 @@
 //! Sieve end to end: scripts uploaded and activated over ManageSieve with Debian's
 //! `sieve-connect` (a broken one refused with the compiler's words), then run at local
 //! delivery: `fileinto` lands in the folder, a vacation reply reaches the sender's server
-//! once, a redirect reaches a remote server, a reject bounces, and a script that fails
-//! leaves the message in the inbox.
+//! once, a redirect reaches a remote server, and a script that fails leaves the message
+//! in the inbox. A reject is answered at DATA (swaks for a submission) when every
+//! recipient rejects, and bounced when one of two does; virustest reads the checking
+//! stage's verdict; `include :global` reads `[sieve] global_dir`.
 
 #![allow(
     clippy::unwrap_used,
@@ -57,6 +59,13 @@ name = "postmaster"
 [[account]]
 name = "alice"
 password = "{hash}"
+
+[[account]]
+name = "bob"
+
+[[listener]]
+role = "submission"
+address = "127.0.0.1:0"
 
 {extra}"#,
             dns.addr,
@@ -125,14 +134,25 @@ fn activate(server: &TestServer, dir: &Path, name: &str, script: &str) {
 
 /// Sends a message from `from` to alice as another server would.
 fn send(server: &TestServer, from: &str, subject: &str, body: &str) {
+    let reply = send_to(server, from, &["alice@example.com"], subject, body);
+    assert!(reply.starts_with("250"), "{reply}");
+}
+
+/// Sends a message from `from` to `to` as another server would; the reply to DATA.
+fn send_to(server: &TestServer, from: &str, to: &[&str], subject: &str, body: &str) -> String {
     let content = format!(
-        "From: {from}\r\nTo: alice@example.com\r\nSubject: {subject}\r\nMessage-ID: <{}@far.test>\r\n\r\n{body}\r\n",
+        "From: {from}\r\nTo: {}\r\nSubject: {subject}\r\nMessage-ID: <{}@far.test>\r\n\r\n{body}\r\n",
+        to.join(", "),
         subject.replace(' ', ".")
     );
+    send_content(server, from, to, &content)
+}
+
+/// Sends `content` from `from` to `to` as another server would; the reply to DATA.
+fn send_content(server: &TestServer, from: &str, to: &[&str], content: &str) -> String {
     let mut client = server.client();
     client.expect("EHLO mail.far.test", "250");
-    let reply = client.send_message(from, &["alice@example.com"], &content);
-    assert!(reply.starts_with("250"), "{reply}");
+    client.send_message(from, to, content)
 }
 
 /// Waits for the message with `subject` in alice's `folder` ("INBOX" or a name).
@@ -323,27 +343,252 @@ fn a_vacation_reply_arrives_once_and_a_redirect_reaches_a_remote_server() {
     );
 }
 
+const NO_OFFERS: &str = "require [\"reject\", \"ereject\"];\n\
+    if header :contains \"subject\" \"offer\" { reject \"No offers,\r\n thanks.\"; }\n\
+    if header :contains \"subject\" \"deal\" { ereject \"No deals.\"; }\n";
+
 #[test]
-fn reject_bounces_to_the_sender() {
+fn a_reject_for_the_only_recipient_is_a_550_at_data_and_nothing_is_queued() {
+    let (dns, sink) = (world(), Sink::start());
+    let server = server(&dns, &sink, "");
+    let dir = tempfile::tempdir().unwrap();
+    activate(&server, dir.path(), "no", NO_OFFERS);
+    // From another server, reject and ereject alike: the reason on one line.
+    let reply = send_to(
+        &server,
+        "seller@far.test",
+        &["alice@example.com"],
+        "great offer",
+        "buy",
+    );
+    assert_eq!(reply, "550 5.7.1 No offers, thanks.\r\n");
+    let reply = send_to(
+        &server,
+        "seller@far.test",
+        &["alice@example.com"],
+        "a deal",
+        "buy",
+    );
+    assert_eq!(reply, "550 5.7.1 No deals.\r\n");
+    // From our own user through submission, to herself; the large one is in the spool
+    // file before the end of DATA, and its start is read back for the script.
+    let big = dir.path().join("big-body");
+    std::fs::write(&big, "0123456789abcdef\r\n".repeat(20_000)).unwrap();
+    for body in ["a small one", &format!("@{}", big.display())] {
+        let output = Command::new("swaks")
+            .args([
+                "--server",
+                &listeners(&server, "submission")[0].to_string(),
+                "--tls",
+            ])
+            .args([
+                "--auth",
+                "PLAIN",
+                "--auth-user",
+                "alice",
+                "--auth-password",
+                PW,
+            ])
+            .args(["--from", "alice@example.com", "--to", "alice@example.com"])
+            .args([
+                "--header",
+                "Subject: my offer",
+                "--body",
+                body,
+                "--timeout",
+                "20",
+            ])
+            .output()
+            .expect("swaks must be installed");
+        let said = String::from_utf8_lossy(&output.stdout);
+        // swaks marks an error reply read over TLS with `<~*`.
+        assert!(!output.status.success(), "{said}");
+        assert!(said.contains("<~* 550 5.7.1 No offers, thanks."), "{said}");
+    }
+    // Nothing was queued, so nothing is delivered or bounced.
+    let log = server.settled_log();
+    assert_eq!(log.matches("Sieve reject at DATA").count(), 4, "{log}");
+    assert!(!log.contains("accepted queue_id="), "{log}");
+    assert!(server.queued_messages().is_empty());
+    assert!(sink.messages().is_empty(), "{}", sink.transcript());
+    assert!(maildir_files(&server.maildir("alice")).is_empty());
+}
+
+#[test]
+fn a_large_unchecked_message_is_shown_to_the_script_from_the_spool_file() {
+    // Without checks or signatures nothing reads the whole message back: the script sees
+    // the spool file's start, as delivery does.
+    let (dns, sink) = (world(), Sink::start());
+    let server = server(&dns, &sink, "[checks]\nenabled = false\n");
+    let dir = tempfile::tempdir().unwrap();
+    activate(
+        &server,
+        dir.path(),
+        "body",
+        "require [\"body\", \"reject\"];\nif body :contains \"needle\" { reject \"Found it.\"; }\n",
+    );
+    let body = format!("needle\r\n{}", "0123456789abcdef\r\n".repeat(20_000));
+    let reply = send_to(&server, "a@far.test", &["alice@example.com"], "big", &body);
+    assert_eq!(reply, "550 5.7.1 Found it.\r\n");
+    let body = format!("{}needle\r\n", "0123456789abcdef\r\n".repeat(20_000));
+    let reply = send_to(
+        &server,
+        "a@far.test",
+        &["alice@example.com"],
+        "big too",
+        &body,
+    );
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+    // Beyond the first 64 KiB at delivery too.
+    wait_in(&server, "INBOX", "big too");
+}
+
+#[test]
+fn a_reject_for_one_of_two_recipients_bounces_for_it_and_delivers_to_the_other() {
+    let (dns, sink) = (world(), Sink::start());
+    let server = server(&dns, &sink, "");
+    let dir = tempfile::tempdir().unwrap();
+    activate(&server, dir.path(), "no", NO_OFFERS);
+    let both = ["alice@example.com", "bob@example.com"];
+    for (n, (subject, reason)) in [("great offer", "No offers,"), ("a deal", "No deals.")]
+        .into_iter()
+        .enumerate()
+    {
+        // ereject falls back to a bounce: SMTP has no per-recipient reply to DATA.
+        let reply = send_to(&server, "seller@far.test", &both, subject, "buy");
+        assert!(reply.starts_with("250 2.0.0"), "{reply}");
+        let copies = server.wait_for_messages("bob", n + 1);
+        assert!(String::from_utf8_lossy(&copies[n]).contains(subject));
+        let bounce = &sink.wait_for_messages(n + 1)[n];
+        assert_eq!(bounce.sender(), "");
+        assert_eq!(bounce.recipients(), ["seller@far.test"]);
+        let text = bounce.text();
+        assert_eq!(text.matches("Final-Recipient:").count(), 1, "{text}");
+        assert!(
+            text.contains("Final-Recipient: rfc822; alice@example.com"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Status: 5.7.1") && text.contains(reason),
+            "{text}"
+        );
+    }
+    server.wait_for_empty_queue();
+    let log = server.settled_log();
+    // Decided at DATA: delivery never ran alice's script on these messages.
+    assert_eq!(log.matches("Sieve reject at DATA").count(), 2, "{log}");
+    assert_eq!(log.matches("accepted queue_id=").count(), 2, "{log}");
+    assert!(
+        !log.contains("rejected by the recipient's Sieve script"),
+        "{log}"
+    );
+    assert!(maildir_files(&server.maildir("alice")).is_empty());
+    assert_eq!(sink.messages().len(), 2, "{}", sink.transcript());
+}
+
+/// A message with an attachment named `name`.
+fn with_attachment(subject: &str, name: &str) -> String {
+    format!(
+        "From: a@far.test\r\nTo: alice@example.com\r\nSubject: {subject}\r\n\
+         Message-ID: <{}@far.test>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
+         --b1\r\nContent-Type: text/plain\r\n\r\nThe file.\r\n\
+         --b1\r\nContent-Type: application/octet-stream; name=\"{name}\"\r\n\
+         Content-Disposition: attachment; filename=\"{name}\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\naGVsbG8K\r\n--b1--\r\n",
+        subject.replace(' ', ".")
+    )
+}
+
+#[test]
+fn virustest_reads_the_checks_verdict_at_data_and_at_delivery() {
     let (dns, sink) = (world(), Sink::start());
     let server = server(&dns, &sink, "");
     let dir = tempfile::tempdir().unwrap();
     activate(
         &server,
         dir.path(),
-        "no",
-        "require \"reject\";\nif header :contains \"subject\" \"offer\" { reject \"No offers, thanks.\"; }\n",
+        "virus",
+        "require [\"virustest\", \"reject\", \"fileinto\", \"mailbox\", \"relational\",\n\
+                  \"comparator-i;ascii-numeric\"];\n\
+         if virustest :value \"ge\" :comparator \"i;ascii-numeric\" \"4\" { reject \"No programs, please.\"; }\n\
+         elsif virustest :value \"eq\" :comparator \"i;ascii-numeric\" \"1\" { fileinto :create \"Scanned\"; }\n",
     );
-    send(&server, "seller@far.test", "great offer", "buy");
-    let bounce = &sink.wait_for_messages(1)[0];
-    assert_eq!(bounce.sender(), "");
-    assert_eq!(bounce.recipients(), ["seller@far.test"]);
+    // An executable's name: possibly a virus (4), refused at DATA.
+    let reply = send_content(
+        &server,
+        "a@far.test",
+        &["alice@example.com"],
+        &with_attachment("a program", "setup.exe"),
+    );
+    assert_eq!(reply, "550 5.7.1 No programs, please.\r\n");
+    // A harmless file: scanned and clean (1), filed at delivery.
+    let reply = send_content(
+        &server,
+        "a@far.test",
+        &["alice@example.com"],
+        &with_attachment("notes", "notes.txt"),
+    );
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+    let filed = wait_in(&server, "Scanned", "notes");
     assert!(
-        bounce.text().contains("No offers, thanks."),
-        "{}",
-        bounce.text()
+        filed.contains("\r\nX-Spam-Virus: No, virustest=1\r\n"),
+        "{filed}"
     );
-    assert!(maildir_files(&server.maildir("alice")).is_empty());
+}
+
+#[test]
+fn include_global_runs_at_delivery_and_uploads_must_name_existing_global_scripts() {
+    let (dns, sink) = (world(), Sink::start());
+    let global = tempfile::tempdir().unwrap();
+    std::fs::write(
+        global.path().join("sorting.sieve"),
+        "require [\"fileinto\", \"mailbox\"];\n\
+         if header :contains \"subject\" \"news\" { fileinto :create \"Global\"; stop; }\n",
+    )
+    .unwrap();
+    let server = server(
+        &dns,
+        &sink,
+        &format!("[sieve]\nglobal_dir = \"{}\"\n", global.path().display()),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    activate(
+        &server,
+        dir.path(),
+        "main",
+        "require \"include\";\ninclude :global \"sorting\";\ninclude :global :optional \"absent\";\n",
+    );
+    send(&server, "paper@far.test", "daily news", "headlines");
+    wait_in(&server, "Global", "daily news");
+    send(&server, "friend@far.test", "hello", "hi");
+    wait_in(&server, "INBOX", "hello");
+    // An upload naming a global script that is not there, or not a name, is refused.
+    for name in ["absent", "../sorting"] {
+        let file = dir.path().join("bad");
+        std::fs::write(
+            &file,
+            format!("require \"include\";\ninclude :global \"{name}\";\n"),
+        )
+        .unwrap();
+        let refused = sieve_connect(
+            &server,
+            &[
+                "--upload",
+                "--localsieve",
+                file.to_str().unwrap(),
+                "--remotesieve",
+                "bad",
+            ],
+        );
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&refused.stdout),
+            String::from_utf8_lossy(&refused.stderr)
+        );
+        assert!(!refused.status.success(), "{said}");
+        assert!(said.contains("no global script"), "{said}");
+    }
 }
 
 /// Reads ManageSieve response lines up to the one starting with OK, NO or BYE.

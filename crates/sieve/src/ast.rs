@@ -15,6 +15,54 @@ pub struct Script {
     pub(crate) extensions: Extensions,
 }
 
+/// One `include` a script makes, as written (RFC 6609 §3.2): what a server checks when
+/// the script is uploaded, before any run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inclusion<'s> {
+    pub name: &'s str,
+    pub location: Location,
+    /// `:optional`: a missing script is skipped.
+    pub optional: bool,
+}
+
+impl Script {
+    /// Every `include` of this script, in the order written, nested blocks included.
+    pub fn includes(&self) -> Vec<Inclusion<'_>> {
+        let mut found = Vec::new();
+        gather_includes(&self.commands, &mut found);
+        found
+    }
+}
+
+fn gather_includes<'s>(commands: &'s [Command], found: &mut Vec<Inclusion<'s>>) {
+    for command in commands {
+        match command {
+            Command::Include {
+                name,
+                location,
+                optional,
+                ..
+            } => found.push(Inclusion {
+                name,
+                location: *location,
+                optional: *optional,
+            }),
+            Command::If {
+                branches,
+                otherwise,
+            } => {
+                for (_, block) in branches {
+                    gather_includes(block, found);
+                }
+                if let Some(block) = otherwise {
+                    gather_includes(block, found);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Where `include` looks for a script (RFC 6609 §3.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Location {

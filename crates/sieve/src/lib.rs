@@ -28,7 +28,7 @@ mod validate;
 mod variables;
 
 pub use actions::{Action, Vacation};
-pub use ast::{Location, Script};
+pub use ast::{Inclusion, Location, Script};
 pub use error::{CompileError, RuntimeError};
 pub use extensions::{Extension, Extensions};
 

@@ -273,3 +273,27 @@ fn compile_errors_name_the_problem_and_place() {
     let limited = Extensions::all().without(Extension::Vacation);
     assert!(compile("require \"vacation\";", &limited, &Limits::default()).is_err());
 }
+
+#[test]
+fn a_script_lists_its_includes_for_upload_checks() {
+    let script = compile(
+        "require \"include\";\ninclude :global \"spam\";\n\
+         if true { include :optional \"mine\"; } else { include :global :once \"x\"; }\n",
+        &Extensions::all(),
+        &Limits::default(),
+    )
+    .unwrap();
+    let found: Vec<_> = script
+        .includes()
+        .into_iter()
+        .map(|i| (i.name, i.location, i.optional))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("spam", Location::Global, false),
+            ("mine", Location::Personal, true),
+            ("x", Location::Global, false),
+        ]
+    );
+}

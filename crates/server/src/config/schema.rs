@@ -196,6 +196,9 @@ pub struct Sieve {
     /// decides where the message goes (anything but keep), the account's script does not
     /// run.
     pub before: Option<Spanned<PathBuf>>,
+    /// The folder of global scripts, `NAME.sieve`, that scripts `include :global`
+    /// (RFC 6609 §3.2; Pigeonhole's `sieve_global`).
+    pub global_dir: Option<Spanned<PathBuf>>,
     /// Addresses one run may redirect to (RFC 5228 §4.2: a bound against loops).
     pub max_redirects: usize,
 }
@@ -205,6 +208,7 @@ impl Default for Sieve {
         Sieve {
             enabled: true,
             before: None,
+            global_dir: None,
             max_redirects: 4,
         }
     }

@@ -161,7 +161,6 @@ impl LocalTransport {
                     message: &message.head,
                     sender: &envelope.sender.to_string(),
                     recipient: &address,
-                    spam_score: sieve::spam_score(header_section(&message.head)),
                     now: i64::try_from(now).unwrap_or(i64::MAX),
                 },
             ),

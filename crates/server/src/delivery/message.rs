@@ -9,7 +9,7 @@ use posthorn_spool::{Envelope, QueueStore};
 use posthorn_proto::headers::is_field;
 
 /// Octets read ahead to find the header section.
-const HEAD_LIMIT: u64 = 64 * 1024;
+pub const HEAD_LIMIT: u64 = 64 * 1024;
 
 /// An open queued message.
 pub struct QueuedMessage {

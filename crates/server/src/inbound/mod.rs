@@ -11,4 +11,5 @@ pub(crate) mod listeners;
 pub(crate) mod policy;
 pub mod sendmail;
 pub(crate) mod session;
+pub(crate) mod sieve_reject;
 pub(crate) mod submission;

@@ -25,12 +25,14 @@ use crate::accounts::login::{Checked, Logins, Protocol};
 use crate::accounts::users::LiveDirectory;
 use crate::clock::unix_now;
 use crate::config::SendingLimits;
+use crate::delivery::message::HEAD_LIMIT;
 use crate::delivery::sieve::Sieve;
 use crate::inbound::checks::milters::{self, Milters};
 use crate::inbound::checks::{self, Stage};
 use crate::inbound::envelope::{self, Arrival};
 use crate::inbound::limits::sending::SendingQuota;
 use crate::inbound::policy::{self, Party};
+use crate::inbound::sieve_reject::{self, Rejected, SieveAtData};
 use crate::inbound::submission::Missing;
 use crate::learning::Learning;
 use crate::mailauth::sign::Signer;
@@ -92,6 +94,9 @@ pub struct Inbound {
     pub learning: Option<Arc<Learning>>,
     /// The Sieve compiler ManageSieve checks uploads with.
     pub sieve: Arc<Sieve>,
+    /// The recipients' Sieve scripts, asked for a reject before the reply to DATA;
+    /// `None` when `[sieve]` is off.
+    pub sieve_at_data: Option<Arc<SieveAtData>>,
 }
 
 impl Inbound {
@@ -860,6 +865,28 @@ impl Driver {
             let signatures = signer.sign(envelope.prepend.as_bytes(), &mut content);
             envelope.prepend.insert_str(0, &signatures);
         }
+        let whole = !incoming.spilled || whole_budget.is_some();
+        let Some((back, rejected)) = self
+            .sieve_rejections(incoming, whole, &content, &envelope)
+            .await
+        else {
+            return table::local_error();
+        };
+        incoming = back;
+        if !rejected.is_empty() {
+            info!(
+                queue_id = %incoming.id,
+                client = %self.client,
+                from = %envelope.sender,
+                rejected = rejected.len(),
+                recipients = envelope.recipients.len(),
+                "Sieve reject at DATA"
+            );
+            if rejected.len() == envelope.recipients.len() {
+                return sieve_reject::reply(&rejected);
+            }
+            sieve_reject::record(&mut envelope, &rejected);
+        }
         if whole_budget.is_some() {
             // Only what the file lacks is written; signing may have cut the end off, and
             // a filter that changed the content has it written again whole.
@@ -913,6 +940,45 @@ impl Driver {
                 table::local_error()
             }
         }
+    }
+
+    /// The local recipients whose Sieve scripts reject the message (`sieve_reject`),
+    /// shown its start as delivery will read it: `content` when it is `whole`, else the
+    /// spool file's start followed by `content`. `None` when the spool file cannot be
+    /// read back (the writer is then gone).
+    async fn sieve_rejections(
+        &mut self,
+        incoming: Incoming,
+        whole: bool,
+        content: &[u8],
+        envelope: &Envelope,
+    ) -> Option<(Incoming, Vec<Rejected>)> {
+        let Some(at_data) = &self.inbound.sieve_at_data else {
+            return Some((incoming, Vec::new()));
+        };
+        if !envelope
+            .recipients
+            .iter()
+            .any(|r| matches!(r.route, Route::Local { .. }))
+        {
+            return Some((incoming, Vec::new()));
+        }
+        let (incoming, head) = if whole {
+            let head = sieve_reject::head(&envelope.prepend, &[content]);
+            (incoming, head)
+        } else {
+            let read = on_writer(incoming, |writer| writer.read_back(HEAD_LIMIT)).await;
+            let (back, Ok(start)) = read? else {
+                return None;
+            };
+            (
+                back,
+                sieve_reject::head(&envelope.prepend, &[&start, content]),
+            )
+        };
+        let directory = self.inbound.directory.current();
+        let rejected = at_data.rejections(&directory, envelope, head).await;
+        Some((incoming, rejected))
     }
 
     /// Checks DKIM, ARC and DMARC of mail from another server (its SPF was checked at MAIL)

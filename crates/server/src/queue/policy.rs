@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use posthorn_proto::{Notify, Status};
-use posthorn_spool::{Diagnostic, DsnAction, Envelope, Recipient, RecipientStatus};
+use posthorn_spool::{DeliveryState, Diagnostic, DsnAction, Envelope, Recipient, RecipientStatus};
 
 /// What became of one recipient in one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,11 +63,7 @@ impl Policy {
                 state.diagnostic = Some(diagnostic);
                 state.dsn_owed = dsn.filter(|_| wants(notify, DsnAction::Delivered));
             }
-            Outcome::Failed(diagnostic) => {
-                state.status = RecipientStatus::Failed;
-                state.diagnostic = Some(diagnostic);
-                state.dsn_owed = wants(notify, DsnAction::Failed).then_some(DsnAction::Failed);
-            }
+            Outcome::Failed(diagnostic) => give_up(state, notify, diagnostic),
             Outcome::Deferred(diagnostic) if now >= arrival.saturating_add(self.max_lifetime) => {
                 let days = self.max_lifetime as f64 / 86_400.0;
                 state.status = RecipientStatus::Expired;
@@ -143,6 +139,22 @@ impl Policy {
 
 /// Whether the sender asked for (or, without NOTIFY, gets by default) a notice of `action`
 /// (RFC 3461 §4.1: without NOTIFY, failures and delays are reported, successes are not).
+/// A recipient refused as the message arrived, though the message was accepted for
+/// others (its Sieve script rejected it, RFC 5429 §2.1.2): a failed attempt at `now`, so
+/// the sender's notice is written with the message's first write-back.
+pub fn refused_on_arrival(recipient: &mut Recipient, diagnostic: Diagnostic, now: u64) {
+    recipient.state.attempts += 1;
+    recipient.state.last_attempt = Some(now);
+    give_up(&mut recipient.state, recipient.notify, diagnostic);
+}
+
+/// Final failure: the sender is owed a notice unless NOTIFY declined it.
+fn give_up(state: &mut DeliveryState, notify: Option<Notify>, diagnostic: Diagnostic) {
+    state.status = RecipientStatus::Failed;
+    state.diagnostic = Some(diagnostic);
+    state.dsn_owed = wants(notify, DsnAction::Failed).then_some(DsnAction::Failed);
+}
+
 fn wants(notify: Option<Notify>, action: DsnAction) -> bool {
     match (notify, action) {
         (None, DsnAction::Failed | DsnAction::Delayed) => true,

@@ -2,8 +2,10 @@
 //! (`[sieve] before`), then the account's active script (kept by ManageSieve beside its
 //! Maildir) decide where a message goes. A script that fails to compile or run leaves
 //! the message in the inbox (the implicit keep, as Pigeonhole does) and says why in the
-//! log: a broken filter never loses mail.
+//! log: a broken filter never loses mail. The same runs decide, at the end of DATA,
+//! whether the message is refused there (`inbound::sieve_reject`).
 
+pub mod global;
 pub mod reply;
 pub mod vacation;
 
@@ -12,10 +14,12 @@ use std::sync::Arc;
 
 use posthorn_mailbox::managesieve::SieveCheck;
 use posthorn_mailbox::managesieve::scripts::Scripts;
+use posthorn_proto::headers::header_section;
 use posthorn_sieve::{Action, Context, Envelope, Extensions, Limits, Location, Now, Script};
 use tracing::warn;
 
 use crate::config::{Config, Invalid};
+use global::GlobalScripts;
 
 /// The compiler and limits, shared by delivery and ManageSieve.
 pub struct Sieve {
@@ -23,18 +27,20 @@ pub struct Sieve {
     limits: Limits,
     /// The global script run first.
     before: Option<Arc<Script>>,
+    /// The scripts `include :global` names.
+    global: Option<GlobalScripts>,
 }
 
-/// What local delivery knows of the message a script looks at.
+/// What local delivery knows of the message a script looks at. The checking stage's
+/// verdicts (spamtest, virustest) are read from the header fields it added.
 pub struct Delivery<'a> {
-    /// The message as the recipient gets it (its start, at most the delivery's head).
+    /// The message as the recipient gets it, our header fields first (its start, at most
+    /// the delivery's head).
     pub message: &'a [u8],
     /// MAIL FROM, "" for the null sender.
     pub sender: &'a str,
     /// The recipient's address.
     pub recipient: &'a str,
-    /// The checking stage's spam score on spamtest's 1-10 scale, when it ran.
-    pub spam_score: Option<f64>,
     /// Seconds since the epoch.
     pub now: i64,
 }
@@ -62,6 +68,7 @@ impl Sieve {
             extensions,
             limits,
             before,
+            global: GlobalScripts::of(config),
         })
     }
 
@@ -78,13 +85,14 @@ impl Sieve {
         };
         let include = |name: &str, location: Location| match location {
             Location::Personal => scripts.get(name).ok(),
-            Location::Global => None,
+            Location::Global => self.global_script(name),
         };
+        let section = header_section(delivery.message);
         let context = Context {
             message: delivery.message,
             envelope: &envelope,
-            spam_score: delivery.spam_score,
-            virus: None,
+            spam_score: spam_score(section),
+            virus: virus_verdict(section),
             now: Now {
                 unix: delivery.now,
                 offset_minutes: 0,
@@ -124,6 +132,36 @@ impl Sieve {
             }
         }
     }
+
+    /// The text of the global script `name`, `None` without one. Blocking.
+    fn global_script(&self, name: &str) -> Option<String> {
+        match self.global.as_ref()?.get(name) {
+            Ok(text) => text,
+            Err(e) => {
+                warn!(script = name, error = %e, "cannot read the global Sieve script");
+                None
+            }
+        }
+    }
+
+    /// RFC 6609 §3.2 leaves the check of included scripts to the server: a global script
+    /// a script includes (without `:optional`) must exist and compile, so the mistake is
+    /// told at upload, not found at delivery. Personal ones are looked for at run time (a
+    /// client may upload them in any order).
+    fn check_global_includes(&self, script: &Script) -> Result<(), String> {
+        for inclusion in script.includes() {
+            if inclusion.location != Location::Global || inclusion.optional {
+                continue;
+            }
+            let name = inclusion.name;
+            let Some(text) = self.global_script(name) else {
+                return Err(format!("include: there is no global script {name:?}"));
+            };
+            posthorn_sieve::compile(&text, &self.extensions, &self.limits)
+                .map_err(|e| format!("include: the global script {name:?} is broken: {e}"))?;
+        }
+        Ok(())
+    }
 }
 
 /// True when a run decided nothing but keeping the message where it was going.
@@ -140,9 +178,9 @@ impl SieveCheck for Sieve {
     }
 
     fn check(&self, script: &str) -> Result<(), String> {
-        posthorn_sieve::compile(script, &self.extensions, &self.limits)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        let script = posthorn_sieve::compile(script, &self.extensions, &self.limits)
+            .map_err(|e| e.to_string())?;
+        self.check_global_includes(&script)
     }
 }
 
@@ -153,7 +191,7 @@ pub fn spam_score(header_section: &[u8]) -> Option<f64> {
     let section = String::from_utf8_lossy(header_section);
     let status = section
         .split("\r\n")
-        .find(|line| line.len() > 14 && line[..14].eq_ignore_ascii_case("x-spam-status:"))?;
+        .find(|line| starts_with_field(line, "x-spam-status:"))?;
     let number = |key: &str| -> Option<f64> {
         let at = status.find(key)? + key.len();
         let rest = &status[at..];
@@ -169,9 +207,41 @@ pub fn spam_score(header_section: &[u8]) -> Option<f64> {
     Some(1.0 + 9.0 * (score / (2.0 * required)).clamp(0.0, 1.0))
 }
 
+/// virustest's value (RFC 5235 §3.3: 1 clean, 4 possibly infected, 5 infected) from the
+/// `X-Spam-Virus` field the checking stage wrote (`Yes, virustest=4 ...`); `None` when it
+/// did not scan the message.
+pub fn virus_verdict(header_section: &[u8]) -> Option<u8> {
+    let section = String::from_utf8_lossy(header_section);
+    let field = section
+        .split("\r\n")
+        .find(|line| starts_with_field(line, "x-spam-virus:"))?;
+    let at = field.find("virustest=")? + "virustest=".len();
+    let value = field[at..].chars().next()?.to_digit(10)?;
+    u8::try_from(value).ok().filter(|v| (1..=5).contains(v))
+}
+
+/// True when `line` starts with `name` (which ends in its colon), in any case. A line
+/// of a lossily decoded header may hold characters of several octets anywhere.
+fn starts_with_field(line: &str, name: &str) -> bool {
+    line.get(..name.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn virustest_from_the_virus_header() {
+        let at = |field: &str| virus_verdict(format!("Subject: x\r\n{field}\r\n\r\n").as_bytes());
+        assert_eq!(at("X-Spam-Virus: No, virustest=1"), Some(1));
+        assert_eq!(
+            at("X-Spam-Virus: Yes, virustest=4 tests=ATTACH_EXECUTABLE"),
+            Some(4)
+        );
+        assert_eq!(at("x-spam-virus: Yes, virustest=9"), None);
+        assert_eq!(at("X-Spam-Status: No, score=1.0 required=6.0"), None);
+    }
 
     #[test]
     fn spamtest_from_the_status_header() {
@@ -183,5 +253,7 @@ mod tests {
         );
         assert_eq!(at("X-Spam-Status: Yes, score=30 required=6.0"), Some(10.0));
         assert_eq!(at("X-Other: 1"), None);
+        // A character of several octets where the field name would end.
+        assert_eq!(at("X-Spam-Statu\u{20ac}: Yes, score=30 required=6.0"), None);
     }
 }

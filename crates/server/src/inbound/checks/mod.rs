@@ -19,6 +19,7 @@ pub(crate) mod lists;
 pub mod milters;
 pub(crate) mod symbols;
 pub(crate) mod verdict;
+pub(crate) mod virus;
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -315,11 +316,13 @@ impl Stage {
                 symbols.push(self.scores.symbol("MILTER_QUARANTINE", reason.as_str()));
             }
         }
+        let clamd_clean = self.clamd.is_some() && scanned.is_none();
         if let Some((symbol, action)) = scanned {
             symbols.push(symbol);
             decided = action.or(decided);
         }
         let mut verdict = self.thresholds.judge(symbols, decided);
+        verdict.virus = virus::verdict(&verdict.symbols, clamd_clean);
         // A milter's quarantine makes mail junk at least; it never lessens a refusal.
         if verdict.action == Action::Accept && facts.milters.is_some_and(|m| m.quarantine.is_some())
         {
@@ -358,7 +361,7 @@ impl Stage {
         inspected.unwrap_or_else(|_| vec![self.scores.symbol("CHECKS_TIMEOUT", "")])
     }
 
-    /// The virus scan through clamd, when configured: its symbol, and the action it
+    /// The virus scan through clamd, when configured: its symbol (none when clean), and the action it
     /// decides (a virus is refused; a failed scan is deferred when the admin says so,
     /// unless the message is too large for clamd, which no retry changes).
     async fn scan(&self, content: &Arc<Vec<u8>>) -> Option<(Symbol, Option<Action>)> {

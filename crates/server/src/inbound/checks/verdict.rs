@@ -44,6 +44,8 @@ pub struct Verdict {
     pub required: f64,
     /// Every symbol, highest score first.
     pub symbols: Vec<Symbol>,
+    /// virustest's value (RFC 5235 §3.3), `None` when not scanned (see `virus`).
+    pub virus: Option<u8>,
 }
 
 /// Thresholds and hard errors: `[checks]`.
@@ -92,14 +94,16 @@ impl Thresholds {
             score,
             required: self.junk,
             symbols,
+            virus: None,
         }
     }
 }
 
 impl Verdict {
     /// The header fields the message gets: `X-Spam-Flag` and `X-Spam-Status` as
-    /// SpamAssassin writes them (what Sieve scripts and mail clients test), and
-    /// `X-Posthorn-Checks` with each symbol, its score and what it found.
+    /// SpamAssassin writes them (what Sieve scripts and mail clients test), `X-Spam-Virus`
+    /// with virustest's value when the message was scanned, and `X-Posthorn-Checks` with
+    /// each symbol, its score and what it found.
     pub fn headers(&self) -> String {
         let spam = matches!(self.action, Action::Junk | Action::Reject(_));
         let names: Vec<&str> = self.symbols.iter().map(|s| s.name.as_str()).collect();
@@ -115,6 +119,12 @@ impl Verdict {
                 names.join(",")
             },
         );
+        if let Some(virus) = self.virus {
+            headers.push_str(&format!(
+                "X-Spam-Virus: {}, virustest={virus}\r\n",
+                if virus > 1 { "Yes" } else { "No" }
+            ));
+        }
         headers.push_str(&format!(
             "X-Posthorn-Checks: {}; score={:.2}",
             self.action.as_str(),
@@ -237,5 +247,21 @@ mod tests {
             "{headers}"
         );
         assert_eq!(verdict.summary(), "junk score=6.2 HIGH,LOW");
+        assert!(!headers.contains("X-Spam-Virus"), "not scanned: {headers}");
+    }
+
+    #[test]
+    fn the_virus_verdict_is_written_as_delivery_reads_it() {
+        let mut verdict = thresholds(&[]).judge(vec![symbol("ATTACH_EXECUTABLE", 3.0, "")], None);
+        verdict.virus = Some(4);
+        let headers = verdict.headers();
+        assert!(
+            headers.contains("\r\nX-Spam-Virus: Yes, virustest=4\r\nX-Posthorn-Checks: "),
+            "{headers}"
+        );
+        assert_eq!(
+            crate::delivery::sieve::virus_verdict(headers.as_bytes()),
+            Some(4)
+        );
     }
 }

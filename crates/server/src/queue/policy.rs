@@ -137,8 +137,6 @@ impl Policy {
     }
 }
 
-/// Whether the sender asked for (or, without NOTIFY, gets by default) a notice of `action`
-/// (RFC 3461 §4.1: without NOTIFY, failures and delays are reported, successes are not).
 /// A recipient refused as the message arrived, though the message was accepted for
 /// others (its Sieve script rejected it, RFC 5429 §2.1.2): a failed attempt at `now`, so
 /// the sender's notice is written with the message's first write-back.
@@ -155,6 +153,8 @@ fn give_up(state: &mut DeliveryState, notify: Option<Notify>, diagnostic: Diagno
     state.dsn_owed = wants(notify, DsnAction::Failed).then_some(DsnAction::Failed);
 }
 
+/// Whether the sender asked for (or, without NOTIFY, gets by default) a notice of `action`
+/// (RFC 3461 §4.1: without NOTIFY, failures and delays are reported, successes are not).
 fn wants(notify: Option<Notify>, action: DsnAction) -> bool {
     match (notify, action) {
         (None, DsnAction::Failed | DsnAction::Delayed) => true,

@@ -331,3 +331,124 @@ fn an_account_without_a_limit_has_no_quota_root() {
     let missing = imap.expect("GETQUOTAROOT Nowhere", "NO");
     assert!(missing.contains("[NONEXISTENT]"), "{missing}");
 }
+
+/// A message of four parts: base64, quoted-printable, an encoding we do not know, and a
+/// base64 part larger than a FETCH chunk.
+fn encoded_parts(large: &[u8]) -> String {
+    use base64::Engine;
+    let mut large_b64 = String::new();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(large);
+    for line in encoded.as_bytes().chunks(76) {
+        large_b64.push_str(std::str::from_utf8(line).unwrap());
+        large_b64.push_str("\r\n");
+    }
+    format!(
+        "From: bob@example.com\r\nSubject: parts\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Transfer-Encoding: base64\r\n\r\naGVs\r\nbG8gd29y bGQ=\r\n\
+         --b\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9  \r\nsoft=\r\nbreak\r\n\
+         --b\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 x\r\n\
+         --b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+         {large_b64}--b--\r\n"
+    )
+}
+
+#[test]
+fn binary_fetches_decoded_parts() {
+    let server = imap_server(PW, "");
+    let mut imap = login(&server);
+    let caps = imap.ok("CAPABILITY");
+    assert!(caps.contains(" BINARY "), "{caps}");
+    let large: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let content = encoded_parts(&large);
+    imap.ok(&format!("APPEND INBOX {{{}+}}\r\n{content}", content.len()));
+    imap.ok("SELECT INBOX");
+
+    let sizes = imap.ok("FETCH 1 (BINARY.SIZE[1] BINARY.SIZE[2] BINARY.SIZE[4])");
+    assert!(
+        sizes.contains("BINARY.SIZE[1] 11 BINARY.SIZE[2] 16 BINARY.SIZE[4] 300000"),
+        "{sizes}"
+    );
+    let parts = imap.ok("FETCH 1 (BINARY.PEEK[1] BINARY.PEEK[2] BINARY.PEEK[1]<6.100>)");
+    assert!(parts.contains("BINARY[1] {11}\r\nhello world"), "{parts}");
+    assert!(
+        parts.contains("BINARY[2] {16}\r\ncafé\r\nsoftbreak"),
+        "{parts}"
+    );
+    assert!(parts.contains("BINARY[1]<6> {5}\r\nworld"), "{parts}");
+    assert!(!parts.contains("\\Seen"), "{parts}");
+
+    // The large part comes as a literal8 (it holds NULs), decoded exactly, a window too.
+    let tag = imap.tag();
+    imap.send(format!(
+        "{tag} FETCH 1 (BINARY.PEEK[4] BINARY.PEEK[4]<100000.70000>)\r\n"
+    ));
+    let bytes = read_fetch_literals(&mut imap, &tag);
+    assert_eq!(bytes.len(), 2);
+    assert_eq!(bytes[0], large);
+    assert_eq!(bytes[1], large[100_000..170_000]);
+
+    let unknown = imap.expect("FETCH 1 (BINARY.PEEK[3])", "NO");
+    assert!(unknown.contains("[UNKNOWN-CTE]"), "{unknown}");
+    let unknown = imap.expect("FETCH 1 (BINARY.SIZE[3])", "NO");
+    assert!(unknown.contains("[UNKNOWN-CTE]"), "{unknown}");
+    // BINARY without PEEK sets \Seen, like BODY.
+    let seen = imap.ok("FETCH 1 (BINARY[1])");
+    assert!(seen.contains("\\Seen"), "{seen}");
+    let whole = imap.ok("FETCH 1 (BINARY.SIZE[])");
+    assert!(
+        whole.contains(&format!("BINARY.SIZE[] {}", content.len())),
+        "{whole}"
+    );
+}
+
+/// The literals of the responses up to `tag`, as octets.
+fn read_fetch_literals(imap: &mut Imap, tag: &str) -> Vec<Vec<u8>> {
+    let mut literals = Vec::new();
+    loop {
+        let (text, carried) = imap.response_octets();
+        literals.extend(carried);
+        if text.starts_with(format!("{tag} ").as_bytes()) {
+            assert!(text.starts_with(format!("{tag} OK").as_bytes()));
+            return literals;
+        }
+    }
+}
+
+#[test]
+fn literal8_appends_binary_content_stored_as_base64() {
+    let server = imap_server(PW, "");
+    let mut imap = login(&server);
+    let body: &[u8] = b"\0\x01\xe4\r\nbinary\n";
+    let mut content =
+        b"Subject: bin\r\nMIME-Version: 1.0\r\nContent-Type: application/octet-stream\r\n\
+        Content-Transfer-Encoding: binary\r\n\r\n"
+            .to_vec();
+    content.extend_from_slice(body);
+    let tag = imap.tag();
+    imap.send(format!("{tag} APPEND INBOX ~{{{}}}\r\n", content.len()));
+    assert!(imap.response().starts_with('+'));
+    imap.send(&content);
+    imap.send("\r\n");
+    assert!(imap.until_tagged(&tag).contains(&format!("{tag} OK")));
+    imap.ok("SELECT INBOX");
+    // BODY[] never carries a NUL: the part was stored base64-encoded.
+    let stored = imap.ok("FETCH 1 (BODY.PEEK[1] BODY.PEEK[1.MIME])");
+    assert!(!stored.contains('\0'), "{stored:?}");
+    assert!(
+        stored.contains("Content-Transfer-Encoding: base64"),
+        "{stored}"
+    );
+    let tag = imap.tag();
+    imap.send(format!("{tag} FETCH 1 (BINARY.SIZE[1] BINARY.PEEK[1])\r\n"));
+    let (text, literals) = imap.response_octets();
+    let text = String::from_utf8_lossy(&text);
+    assert!(
+        text.contains(&format!("BINARY.SIZE[1] {} BINARY[1] ~{{", body.len())),
+        "{text}"
+    );
+    assert_eq!(literals, [body.to_vec()]);
+    imap.until_tagged(&tag);
+    // A literal8 is message data only: not a string argument.
+    imap.expect("LOGIN ~{1+}\r\na b", "BAD");
+}

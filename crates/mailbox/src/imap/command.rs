@@ -326,6 +326,21 @@ pub enum FetchAttribute {
         /// `<origin.length>`: octets from `origin`, at most `length`.
         partial: Option<(u32, u32)>,
     },
+    /// BINARY[part]<partial> or BINARY.PEEK[...] (RFC 3516 §4.2): the part's content with
+    /// its Content-Transfer-Encoding undone.
+    Binary {
+        /// PEEK: do not set \Seen.
+        peek: bool,
+        /// Part numbers, each from 1; empty for the whole message.
+        part: Vec<u32>,
+        /// `<origin.length>` of the decoded octets.
+        partial: Option<(u32, u32)>,
+    },
+    /// BINARY.SIZE[part] (RFC 3516 §4.2): the size of the decoded content.
+    BinarySize {
+        /// Part numbers, each from 1; empty for the whole message.
+        part: Vec<u32>,
+    },
 }
 
 /// A section specification: a part path (`1.2`, empty for the whole message) and what of it.
@@ -427,6 +442,8 @@ pub struct AppendMessage {
     pub date: Option<i64>,
     /// The message itself.
     pub message: Vec<u8>,
+    /// Sent as a literal8 (RFC 3516 §4.4): it may hold binary content.
+    pub binary: bool,
 }
 
 /// ESEARCH's return options (RFC 4731 §3.1); all false (`RETURN ()`) means ALL.

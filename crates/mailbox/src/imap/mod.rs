@@ -2,8 +2,9 @@
 //! MOVE, UNSELECT, UIDPLUS, NAMESPACE, ID, ENABLE, LITERAL+, SASL-IR, SPECIAL-USE,
 //! LIST-EXTENDED and LIST-STATUS, STATUS=SIZE; and what modern clients ask for: ESEARCH,
 //! SORT (with SORT=DISPLAY), THREAD, MULTIAPPEND, QUOTA, CONDSTORE and QRESYNC
-//! (RFC 7162).
+//! (RFC 7162), BINARY (RFC 3516).
 
+mod binary;
 pub mod command;
 mod condstore;
 mod esearch;

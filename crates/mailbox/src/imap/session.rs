@@ -16,7 +16,7 @@ use super::parser::{CommandReader, Input, Limits};
 use super::response::Done;
 use super::training::Lessons;
 use super::view::View;
-use super::{fetch, folders, quota, search, selected, sort, thread};
+use super::{binary, fetch, folders, quota, search, selected, sort, thread};
 use crate::access::{Accounts, Connection, Credentials, Login, Settings, User};
 use crate::budget::Held;
 
@@ -50,7 +50,7 @@ const READ_BUFFER: usize = 16 * 1024;
 const FLUSH_AT: usize = 256 * 1024;
 
 /// Extensions announced in every state.
-const BASE_CAPABILITIES: &str = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT \
+const BASE_CAPABILITIES: &str = "IMAP4rev1 SASL-IR LITERAL+ BINARY ID ENABLE IDLE NAMESPACE UNSELECT \
      MOVE UIDPLUS SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE ESEARCH SORT \
      SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES MULTIAPPEND QUOTA QUOTA=RES-STORAGE \
      CONDSTORE QRESYNC";
@@ -369,6 +369,7 @@ impl<C: Connection> Session<C> {
             } => {
                 let quota = self.user().and_then(|u| u.quota);
                 let mut lessons = self.lessons();
+                let messages = binary::storable_messages(messages);
                 let done = folders::append(&mailbox, quota, &name, &messages, &mut lessons);
                 lessons.hand_over();
                 self.refresh(true);
@@ -538,6 +539,7 @@ impl<C: Connection> Session<C> {
         }
         let mut expunged = false;
         let mut failed = false;
+        let mut unknown_cte = false;
         for index in indexes {
             let State::Selected(_, view) = &self.state else {
                 break;
@@ -562,6 +564,7 @@ impl<C: Connection> Session<C> {
             match fetch::reply(view, uid, index, items, source, budget) {
                 Ok(Some(reply)) => self.write_reply(reply).await?,
                 Ok(None) => expunged = true,
+                Err(e) if binary::is_unknown_cte(&e) => unknown_cte = true,
                 Err(e) => {
                     warn!(error = %e, "cannot read a message");
                     failed = true;
@@ -573,6 +576,8 @@ impl<C: Connection> Session<C> {
         // does: OK with EXPUNGEISSUED (RFC 9051 §7.1) tells the client why some are missing.
         Ok(if failed {
             Done::no("[SERVERBUG] some messages could not be read")
+        } else if unknown_cte {
+            Done::no("[UNKNOWN-CTE] cannot decode a part's Content-Transfer-Encoding")
         } else if expunged {
             Done::ok("[EXPUNGEISSUED] some messages were already expunged")
         } else {
@@ -599,7 +604,19 @@ impl<C: Connection> Session<C> {
                         self.flush_at_mark().await?;
                     }
                 }
-                (fetch::Piece::File { .. }, None) => {
+                (fetch::Piece::Decoded(mut stream), Some(file)) => {
+                    let announced = stream.len();
+                    let mut written = 0;
+                    while let Some(chunk) = crate::blocking(|| stream.next_chunk(file))? {
+                        written += chunk.len() as u64;
+                        self.out.extend_from_slice(&chunk);
+                        self.flush_at_mark().await?;
+                    }
+                    if written != announced {
+                        return Err(std::io::Error::other("decoded part shorter than announced"));
+                    }
+                }
+                (fetch::Piece::File { .. } | fetch::Piece::Decoded(_), None) => {
                     return Err(std::io::Error::other("FETCH range without a file"));
                 }
             }

@@ -91,6 +91,9 @@ struct Pending {
     texts: Vec<Vec<u8>>,
     /// The literals, `literals[i]` following `texts[i]`.
     literals: Vec<Vec<u8>>,
+    /// Which literals are literal8 (`~{n}`, RFC 3516 §4.4): the grammar takes them only
+    /// where binary data may go.
+    binary: Vec<bool>,
     /// Total length of `texts`, checked against `max_line`.
     text_len: usize,
     /// Total size of the literals announced, checked against the literal budget.
@@ -116,7 +119,7 @@ struct Marker {
     size: Option<u64>,
     /// `{n}`, which needs a continuation, rather than LITERAL+'s `{n+}`.
     sync: bool,
-    /// Literal8 (`~{n}`, RFC 3516), which we do not support.
+    /// Literal8 (`~{n}`, RFC 3516).
     binary: bool,
     /// Where the marker starts in the line.
     text_end: usize,
@@ -331,9 +334,6 @@ impl CommandReader {
         let first = self.pending.texts.first().unwrap_or(&line);
         let tag = tag_of(first);
         let budget = self.budget(first);
-        if marker.binary {
-            return Some(self.reject_literal8(tag, &marker, budget));
-        }
         let room = budget.saturating_sub(self.pending.announced);
         let accepted = marker
             .size
@@ -348,6 +348,7 @@ impl CommandReader {
         self.pending
             .literals
             .push(Vec::with_capacity(size.min(LITERAL_PREALLOC)));
+        self.pending.binary.push(marker.binary);
         self.state = State::Literal(size);
         marker.sync.then_some(Input::Continue)
     }
@@ -364,22 +365,6 @@ impl CommandReader {
             too_big(tag, message)
         } else {
             self.close(message)
-        }
-    }
-
-    /// Answers a literal8: BAD, dropping its octets if they are on their way.
-    fn reject_literal8(&mut self, tag: Option<String>, marker: &Marker, budget: usize) -> Input {
-        self.pending = Pending::default();
-        let message = "literal8 (~{n}) is not supported".to_owned();
-        if marker.sync {
-            return Input::Bad { tag, message };
-        }
-        match marker.size.filter(|&n| n <= budget as u64) {
-            Some(remaining) => {
-                self.state = State::SkippingLiteral { remaining, budget };
-                Input::Bad { tag, message }
-            }
-            None => self.close(message),
         }
     }
 
@@ -458,7 +443,7 @@ impl CommandReader {
     /// Parses the assembled command.
     fn finish_command(&mut self) -> Input {
         let pending = std::mem::take(&mut self.pending);
-        parse_request(pending.texts, pending.literals)
+        parse_request(pending.texts, pending.literals, pending.binary)
     }
 }
 

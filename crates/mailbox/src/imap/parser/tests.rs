@@ -457,6 +457,7 @@ fn append() {
                 flags: vec![Flag::Seen, Flag::Keyword("$Forwarded".into())],
                 date: Some(837_596_665),
                 message: b"Hello".to_vec(),
+                binary: false,
             }],
         }
     );
@@ -468,6 +469,7 @@ fn append() {
                 flags: vec![],
                 date: None,
                 message: b"\0\r\n\x01".to_vec(),
+                binary: false,
             }],
         }
     );
@@ -479,6 +481,7 @@ fn append() {
                 flags: vec![],
                 date: None,
                 message: vec![],
+                binary: false,
             }],
         }
     );
@@ -495,16 +498,19 @@ fn multiappend() {
                     flags: vec![Flag::Seen],
                     date: None,
                     message: b"m".to_vec(),
+                    binary: false,
                 },
                 AppendMessage {
                     flags: vec![],
                     date: None,
                     message: b"no".to_vec(),
+                    binary: false,
                 },
                 AppendMessage {
                     flags: vec![],
                     date: Some(0),
                     message: vec![],
+                    binary: false,
                 },
             ],
         }
@@ -806,7 +812,8 @@ fn fetch_errors() {
         "a FETCH 1 (FLAGS) (CHANGEDSINCE x)",
         "a FETCH 1",
         "a FETCH FLAGS",
-        "a FETCH 1 BINARY[1]",
+        "a FETCH 1 BINARY.SIZE[1]<0.5>",
+        "a FETCH 1 BINARY[0]",
     ] {
         bad(invalid);
     }
@@ -1302,24 +1309,56 @@ fn huge_literal_sizes() {
 }
 
 #[test]
-fn literal8_is_rejected() {
-    let mut reader = CommandReader::new(limits());
-    reader.feed(b"a APPEND x ~{5}\r\nb NOOP\r\n");
+fn literal8_carries_append_messages_only() {
     assert_eq!(
-        reader.next(),
-        Input::Bad {
-            tag: Some("a".into()),
-            message: "literal8 (~{n}) is not supported".into()
+        command("a APPEND x ~{3+}\r\n\0\x01\x7f"),
+        Command::Append {
+            mailbox: "x".into(),
+            messages: vec![AppendMessage {
+                flags: vec![],
+                date: None,
+                message: b"\0\x01\x7f".to_vec(),
+                binary: true,
+            }],
         }
     );
-    assert!(matches!(reader.next(), Input::Request(r) if r.tag == "b"));
-
     let mut reader = CommandReader::new(limits());
-    reader.feed(b"a APPEND x ~{5+}\r\nb NOO");
-    assert!(matches!(reader.next(), Input::Bad { tag: Some(t), .. } if t == "a"));
-    reader.feed(b"P\r\nc NOOP\r\n");
-    assert!(matches!(reader.next(), Input::Request(r) if r.tag == "c"));
+    reader.feed(b"a APPEND x ~{5}\r\n");
+    assert_eq!(reader.next(), Input::Continue);
+    reader.feed(b"hello\r\nb LOGIN ~{1+}\r\nx y\r\n");
+    assert!(matches!(reader.next(), Input::Request(r) if r.tag == "a"));
+    assert!(matches!(
+        reader.next(),
+        Input::Bad { tag: Some(t), message } if t == "b" && message.contains("literal8")
+    ));
     assert_eq!(reader.next(), Input::Incomplete);
+}
+
+#[test]
+fn binary_fetch_items() {
+    assert_eq!(
+        command("a FETCH 1 (BINARY.PEEK[1.2]<0.10> BINARY[] BINARY.SIZE[3])"),
+        Command::Fetch {
+            uid: false,
+            set: set(&[(1, 1)]),
+            items: vec![
+                FetchAttribute::Binary {
+                    peek: true,
+                    part: vec![1, 2],
+                    partial: Some((0, 10)),
+                },
+                FetchAttribute::Binary {
+                    peek: false,
+                    part: vec![],
+                    partial: None,
+                },
+                FetchAttribute::BinarySize { part: vec![3] },
+            ],
+            modifiers: FetchModifiers::default(),
+        }
+    );
+    assert!(bad("a FETCH 1 BINARY[1.TEXT]").contains("part number"));
+    assert!(bad("a FETCH 1 BINARY.SIZE").contains("'['"));
 }
 
 #[test]
@@ -1588,6 +1627,17 @@ fn fetch_attribute() -> impl Strategy<Value = FetchAttribute> {
                 section,
                 partial
             }),
+        (
+            any::<bool>(),
+            prop::collection::vec(1..=u32::MAX, 0..4),
+            prop::option::of((any::<u32>(), 1..=u32::MAX))
+        )
+            .prop_map(|(peek, part, partial)| A::Binary {
+                peek,
+                part,
+                partial
+            }),
+        prop::collection::vec(1..=u32::MAX, 0..4).prop_map(|part| A::BinarySize { part }),
     ]
 }
 
@@ -1848,8 +1898,30 @@ impl Renderer<'_> {
                 }
                 return;
             }
+            A::Binary {
+                peek,
+                part,
+                partial,
+            } => {
+                self.push(if *peek { "binary.peek" } else { "BINARY" });
+                self.binary_part(part);
+                if let Some((origin, length)) = partial {
+                    self.push(&format!("<{origin}.{length}>"));
+                }
+                return;
+            }
+            A::BinarySize { part } => {
+                self.push("BINARY.SIZE");
+                self.binary_part(part);
+                return;
+            }
         };
         self.push(name);
+    }
+
+    fn binary_part(&mut self, part: &[u32]) {
+        let numbers: Vec<String> = part.iter().map(u32::to_string).collect();
+        self.push(&format!("[{}]", numbers.join(".")));
     }
 
     fn command(&mut self, command: &Command) {

@@ -114,6 +114,7 @@ impl Cursor {
             date = Some(parse_date_time(&self.quoted()?)?);
             self.sp()?;
         }
+        let binary = self.at_literal8();
         let message = self
             .take_literal()
             .ok_or_else(|| "expected the message as a literal".to_owned())?;
@@ -121,6 +122,7 @@ impl Cursor {
             flags,
             date,
             message,
+            binary,
         })
     }
 

@@ -124,7 +124,8 @@ fn capabilities_announce_the_extensions() {
     ] {
         assert!(caps.contains(cap), "{cap} in {caps}");
     }
-    // RFC 7888 §4: LITERAL- is never announced next to LITERAL+.
+    // RFC 7888 §5: LITERAL- is never announced next to LITERAL+, its superset (RFC 9051
+    // §4.3 lets an IMAP4rev2 server announce LITERAL+ instead).
     assert!(!caps.contains("LITERAL-"), "{caps}");
 }
 
@@ -451,4 +452,31 @@ fn literal8_appends_binary_content_stored_as_base64() {
     imap.until_tagged(&tag);
     // A literal8 is message data only: not a string argument.
     imap.expect("LOGIN ~{1+}\r\na b", "BAD");
+}
+
+#[test]
+fn non_synchronizing_literals_over_the_limit() {
+    let server = imap_server(PW, "");
+    let addr = listeners(&server, "imap")[0];
+    // Before login a literal may be 8 KiB: a larger {n+} is read, dropped and answered
+    // BAD [TOOBIG] (RFC 7888 §4, §5), and the session goes on.
+    let (mut imap, _) = Imap::connect(addr);
+    let tag = imap.tag();
+    imap.send(format!(
+        "{tag} LOGIN {{9000+}}\r\n{} x\r\n",
+        "u".repeat(9000)
+    ));
+    let refused = imap.until_tagged(&tag);
+    assert!(
+        refused.contains(&format!("{tag} BAD [TOOBIG] ")),
+        "{refused}"
+    );
+    imap.ok("NOOP");
+    imap.ok(&format!("LOGIN alice \"{PW}\""));
+    // One far over the limit is not read: BYE, and the connection ends.
+    let tag = imap.tag();
+    imap.send(format!("{tag} SEARCH TEXT {{10000000+}}\r\n"));
+    let bye = imap.response();
+    assert!(bye.starts_with("* BYE [TOOBIG]"), "{bye}");
+    assert!(imap.closed());
 }

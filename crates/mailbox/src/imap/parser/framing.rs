@@ -6,6 +6,9 @@ use super::*;
 
 /// Bytes kept from the end of a line being skipped: enough to spot a literal marker there.
 const SKIP_TAIL: usize = 64;
+/// The largest non-synchronizing literal over the limits that is read and dropped so the
+/// command can be answered; a larger one ends the connection.
+const DISCARD_MAX: u64 = 64 * 1024;
 /// Most a literal's buffer reserves before its octets arrive, so announcing a large
 /// literal and sending nothing costs us little.
 const LITERAL_PREALLOC: usize = 64 * 1024;
@@ -340,7 +343,7 @@ impl CommandReader {
             .and_then(|n| usize::try_from(n).ok())
             .filter(|&n| n <= room);
         let Some(size) = accepted else {
-            return Some(self.reject_literal(tag, &marker, room));
+            return Some(self.reject_literal(tag, &marker, room, budget));
         };
         self.pending.announced += size;
         line.truncate(marker.text_end);
@@ -353,18 +356,35 @@ impl CommandReader {
         marker.sync.then_some(Input::Continue)
     }
 
-    /// Answers a literal over the budget: NO for a synchronizing one (the client waits for
-    /// our go-ahead, so it will not send it), BYE for a non-synchronizing one.
-    fn reject_literal(&mut self, tag: Option<String>, marker: &Marker, room: usize) -> Input {
+    /// Answers a literal over the budget: NO [TOOBIG] for a synchronizing one (the client
+    /// waits for our go-ahead, so it will not send it). A non-synchronizing one is on its
+    /// way: up to [`DISCARD_MAX`] octets it is read and dropped and the command answered
+    /// BAD [TOOBIG] (RFC 7888 §4, and §5's BAD for LITERAL- clients); a larger one is
+    /// answered BYE, as reading it would only feed a client that ignores our limits.
+    fn reject_literal(
+        &mut self,
+        tag: Option<String>,
+        marker: &Marker,
+        room: usize,
+        budget: usize,
+    ) -> Input {
         self.pending = Pending::default();
         let message = match marker.size {
             Some(size) => format!("literal of {size} bytes is over the limit of {room}"),
             None => "literal size is out of range".to_owned(),
         };
         if marker.sync {
-            too_big(tag, message)
-        } else {
-            self.close(message)
+            return too_big(tag, message);
+        }
+        match marker.size.filter(|&n| n <= DISCARD_MAX) {
+            Some(remaining) => {
+                self.state = State::SkippingLiteral { remaining, budget };
+                Input::Bad {
+                    tag,
+                    message: format!("[TOOBIG] {message}"),
+                }
+            }
+            None => self.close(message),
         }
     }
 

@@ -1259,6 +1259,11 @@ fn new_limits_apply_from_the_next_command() {
     reader.feed(format!("b LOGIN {}\r\n", "x".repeat(64)).as_bytes());
     assert!(matches!(reader.next(), Input::TooBig { tag: Some(t), .. } if t == "b"));
     reader.feed(b"c APPEND INBOX {17+}\r\n");
+    assert!(matches!(reader.next(), Input::Bad { tag: Some(t), message }
+        if t == "c" && message.starts_with("[TOOBIG] ")));
+    reader.feed(b"0123456789abcdefg (\\Seen) {2+}\r\nxx\r\nd NOOP\r\n");
+    assert!(matches!(reader.next(), Input::Request(r) if r.tag == "d"));
+    reader.feed(format!("e APPEND INBOX {{{}+}}\r\n", 64 * 1024 + 1).as_bytes());
     assert!(matches!(reader.next(), Input::Fatal { .. }));
     assert_eq!(reader.buffered(), 0);
 }

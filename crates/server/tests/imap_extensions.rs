@@ -121,6 +121,10 @@ fn capabilities_announce_the_extensions() {
         " QUOTA ",
         "QUOTA=RES-STORAGE",
         "LITERAL+",
+        "IMAP4rev1 IMAP4rev2 ",
+        " BINARY ",
+        " UTF8=ACCEPT ",
+        " SEARCHRES ",
     ] {
         assert!(caps.contains(cap), "{cap} in {caps}");
     }
@@ -479,4 +483,129 @@ fn non_synchronizing_literals_over_the_limit() {
     let bye = imap.response();
     assert!(bye.starts_with("* BYE [TOOBIG]"), "{bye}");
     assert!(imap.closed());
+}
+
+#[test]
+fn searchres_saves_a_result_for_later_commands() {
+    let server = imap_server(PW, "");
+    let mut imap = login(&server);
+    append_conversation(&mut imap);
+    imap.ok("SELECT INBOX");
+    // SAVE alone answers only OK (RFC 5182 §2.1); `$` then names those messages.
+    let saved = imap.ok("SEARCH RETURN (SAVE) SUBJECT lunch");
+    assert!(
+        !saved.contains("* SEARCH") && !saved.contains("ESEARCH"),
+        "{saved}"
+    );
+    let fetched = imap.ok("FETCH $ (UID)");
+    assert_eq!(fetched.matches(" FETCH (").count(), 3, "{fetched}");
+    let by_uid = imap.ok("UID FETCH $ (FLAGS)");
+    assert_eq!(by_uid.matches(" FETCH (").count(), 3, "{by_uid}");
+    imap.ok("STORE $ +FLAGS (\\Flagged)");
+    let flagged = imap.ok("SEARCH FLAGGED");
+    assert_eq!(
+        untagged(&flagged, "SEARCH"),
+        untagged(&imap.ok("SEARCH $"), "SEARCH")
+    );
+    // With MIN only the lowest is kept; with other options ESEARCH still answers.
+    let min = imap.ok("SEARCH RETURN (SAVE MIN) ALL");
+    assert!(min.contains("ESEARCH") && min.contains("MIN 1"), "{min}");
+    assert_eq!(untagged(&imap.ok("SEARCH $"), "SEARCH"), "1");
+    // `$` within search keys, and after a failed SAVE it names nothing.
+    let or = imap.ok("SEARCH OR $ 5");
+    assert_eq!(untagged(&or, "SEARCH"), "1 5");
+    imap.expect("SEARCH RETURN (SAVE) CHARSET KOI8-R ALL", "NO");
+    assert_eq!(untagged(&imap.ok("SEARCH $"), "SEARCH"), "");
+    // A new selection starts with an empty result.
+    imap.ok("SEARCH RETURN (SAVE) ALL");
+    imap.ok("SELECT INBOX");
+    assert_eq!(untagged(&imap.ok("SEARCH $"), "SEARCH"), "");
+}
+
+#[test]
+fn imap4rev2_session_differs_only_once_enabled() {
+    let server = imap_server(PW, "");
+    let mut imap = login(&server);
+    append_conversation(&mut imap);
+    imap.ok("CREATE Parent");
+    imap.ok("CREATE Parent.Child");
+    // IMAP4rev1 as before: RECENT and UNSEEN in SELECT, SEARCH answers SEARCH, INUSE.
+    let select = imap.ok("SELECT INBOX");
+    assert!(
+        select.contains(" RECENT\r\n") && select.contains("[UNSEEN 1]"),
+        "{select}"
+    );
+    assert!(!select.contains("* LIST"), "{select}");
+    assert!(imap.ok("SEARCH ALL").contains("* SEARCH 1 2 3 4 5"));
+    assert!(imap.ok("FETCH 1 FLAGS").contains("\\Recent"));
+    let refused = imap.expect("DELETE Parent", "NO");
+    assert!(refused.contains("[INUSE]"), "{refused}");
+
+    let enabled = imap.ok("ENABLE IMAP4rev2");
+    assert!(enabled.contains("* ENABLED IMAP4rev2"), "{enabled}");
+    let select = imap.ok("SELECT INBOX");
+    assert!(select.contains("* OK [CLOSED]"), "{select}");
+    assert!(
+        !select.contains("RECENT") && !select.contains("UNSEEN"),
+        "{select}"
+    );
+    assert!(
+        select.contains("* LIST (\\HasNoChildren) \".\" INBOX"),
+        "{select}"
+    );
+    assert!(!imap.ok("FETCH 1:* FLAGS").contains("\\Recent"));
+    let search = imap.ok("SEARCH ALL");
+    assert!(
+        search.contains(" ALL 1:5\r\n") && search.contains("* ESEARCH (TAG "),
+        "{search}"
+    );
+    let search = imap.ok("UID SEARCH RETURN (COUNT) ALL");
+    assert!(search.contains(" UID COUNT 5"), "{search}");
+    let refused = imap.expect("DELETE Parent", "NO");
+    assert!(refused.contains("[HASCHILDREN]"), "{refused}");
+    let status = imap.ok("STATUS INBOX (MESSAGES DELETED SIZE)");
+    assert!(status.contains("DELETED 0"), "{status}");
+}
+
+#[test]
+fn utf8_accept_names_and_messages() {
+    let server = imap_server(PW, "");
+    let mut imap = login(&server);
+    // Before ENABLE: modified UTF-7, and no UTF8 data item.
+    imap.ok("CREATE Entw&APw-rfe");
+    imap.expect("APPEND INBOX UTF8 (~{3+}\r\nx\r\n)", "BAD");
+    let enabled = imap.ok("ENABLE UTF8=ACCEPT");
+    assert!(enabled.contains("* ENABLED UTF8=ACCEPT"), "{enabled}");
+    let list = imap.ok("LIST \"\" \"Entw*\"");
+    assert!(
+        list.contains("Entwürfe") && !list.contains("&APw-"),
+        "{list}"
+    );
+    imap.ok("CREATE \"Tom & Jerry\"");
+    let status = imap.ok("STATUS \"Tom & Jerry\" (MESSAGES)");
+    assert!(
+        status.contains("* STATUS \"Tom & Jerry\" (MESSAGES 0)"),
+        "{status}"
+    );
+    let message = "Subject: Grüße aus Köln\r\nFrom: Jörg <jörg@example.com>\r\n\r\nhallo\r\n";
+    let appended = imap.ok(&format!(
+        "APPEND \"Entwürfe\" UTF8 (~{{{}+}}\r\n{message})",
+        message.len()
+    ));
+    assert!(appended.contains("[APPENDUID "), "{appended}");
+    imap.ok("SELECT \"Entwürfe\"");
+    let found = imap.ok("SEARCH CHARSET UTF-8 SUBJECT \"grüße\"");
+    assert_eq!(untagged(&found, "SEARCH"), "1");
+    // Header fields with raw UTF-8 come back as they are.
+    let envelope = imap.ok("FETCH 1 (ENVELOPE)");
+    assert!(envelope.contains("Grüße aus Köln"), "{envelope}");
+    let header = imap.ok("FETCH 1 (BODY.PEEK[HEADER.FIELDS (FROM)])");
+    assert!(header.contains("From: Jörg <jörg@example.com>"), "{header}");
+    // A client without UTF8=ACCEPT still sees the stored, modified UTF-7 names.
+    let mut other = login(&server);
+    let list = other.ok("LIST \"\" *");
+    assert!(
+        list.contains("Entw&APw-rfe") && list.contains("Tom &- Jerry"),
+        "{list}"
+    );
 }

@@ -270,9 +270,22 @@ pub enum StatusItem {
     HighestModSeq,
 }
 
-/// A sequence set (`1:4,7,9:*`).
+/// A sequence set (`1:4,7,9:*`), or `$`, the saved search result (RFC 5182 §2.2), which
+/// is the only set without ranges.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SequenceSet(pub Vec<SeqRange>);
+
+impl SequenceSet {
+    /// `$`.
+    pub fn saved() -> Self {
+        SequenceSet(Vec::new())
+    }
+
+    /// True for `$`.
+    pub fn is_saved(&self) -> bool {
+        self.0.is_empty()
+    }
+}
 
 /// One range of a sequence set; a single number has `start == end`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -444,6 +457,8 @@ pub struct AppendMessage {
     pub message: Vec<u8>,
     /// Sent as a literal8 (RFC 3516 §4.4): it may hold binary content.
     pub binary: bool,
+    /// Sent as APPEND's UTF8 data item (RFC 6855 §4).
+    pub utf8: bool,
 }
 
 /// ESEARCH's return options (RFC 4731 §3.1); all false (`RETURN ()`) means ALL.
@@ -457,6 +472,8 @@ pub struct SearchReturn {
     pub all: bool,
     /// COUNT: how many matched.
     pub count: bool,
+    /// SAVE (RFC 5182): keep the matches for `$`.
+    pub save: bool,
 }
 
 /// One SORT criterion (RFC 5256 §3, RFC 5957).

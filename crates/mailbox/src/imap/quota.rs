@@ -5,7 +5,9 @@
 use posthorn_maildir::Quota;
 use posthorn_maildir::store::{FolderError, Mailbox};
 
+use super::enabled::Enabled;
 use super::folders::refusal;
+use super::names;
 use super::response::{self, Done};
 use crate::blocking;
 
@@ -34,6 +36,7 @@ pub(super) fn get_quota_root(
     mailbox: &Mailbox,
     quota: Option<u64>,
     name: &str,
+    enabled: Enabled,
     out: &mut Vec<u8>,
 ) -> Done {
     if let Err(e) = mailbox.folder(name) {
@@ -43,7 +46,7 @@ pub(super) fn get_quota_root(
         };
     }
     let mut line = b"* QUOTAROOT ".to_vec();
-    response::astring(&mut line, name.as_bytes());
+    response::astring(&mut line, names::shown(name, enabled).as_bytes());
     if quota.is_some() {
         line.extend_from_slice(b" \"\"");
     }

@@ -11,12 +11,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{info, warn};
 
 use super::command::{Command, FetchAttribute, FetchModifiers, Request, SelectParams, SequenceSet};
-use super::condstore::{self, Enabled};
+use super::condstore;
+use super::enabled::Enabled;
 use super::parser::{CommandReader, Input, Limits};
 use super::response::Done;
 use super::training::Lessons;
 use super::view::View;
-use super::{binary, fetch, folders, quota, search, selected, sort, thread};
+use super::{binary, fetch, folders, names, quota, search, selected, sort, thread};
 use crate::access::{Accounts, Connection, Credentials, Login, Settings, User};
 use crate::budget::Held;
 
@@ -49,11 +50,12 @@ const READ_BUFFER: usize = 16 * 1024;
 /// on top, the most a session fetching holds.
 const FLUSH_AT: usize = 256 * 1024;
 
-/// Extensions announced in every state.
-const BASE_CAPABILITIES: &str = "IMAP4rev1 SASL-IR LITERAL+ BINARY ID ENABLE IDLE NAMESPACE UNSELECT \
-     MOVE UIDPLUS SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE ESEARCH SORT \
-     SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES MULTIAPPEND QUOTA QUOTA=RES-STORAGE \
-     CONDSTORE QRESYNC";
+/// Extensions announced in every state. IMAP4rev2 beside IMAP4rev1: a client that wants
+/// it says ENABLE IMAP4rev2 (RFC 9051 §6.3.1), and every other client keeps IMAP4rev1.
+const BASE_CAPABILITIES: &str = "IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ BINARY UTF8=ACCEPT ID \
+     ENABLE IDLE NAMESPACE UNSELECT MOVE UIDPLUS SPECIAL-USE LIST-EXTENDED LIST-STATUS \
+     CHILDREN STATUS=SIZE ESEARCH SEARCHRES SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT \
+     THREAD=REFERENCES MULTIAPPEND QUOTA QUOTA=RES-STORAGE CONDSTORE QRESYNC";
 
 /// Serves one IMAP client until it logs out, disconnects or stays silent too long.
 pub async fn serve<C: Connection>(
@@ -231,6 +233,12 @@ impl<C: Connection> Session<C> {
 
     async fn execute(&mut self, request: Request) -> std::io::Result<()> {
         let Request { tag, command } = request;
+        if let Some(done) = names::refusal(&command, self.enabled) {
+            return self
+                .send(format!("{tag} {} {}\r\n", done.status, done.text).as_bytes())
+                .await;
+        }
+        let command = names::to_store(command, self.enabled);
         if condstore::command_enables(&command) && self.user().is_some() {
             self.enable_condstore();
         }
@@ -330,6 +338,9 @@ impl<C: Connection> Session<C> {
                 let enabled = self.enabled.enable(&names);
                 if let State::Selected(_, view) = &mut self.state {
                     view.enabled = self.enabled;
+                    if self.enabled.imap4rev2 {
+                        view.recent.clear();
+                    }
                 }
                 let mut line = String::from("* ENABLED");
                 for name in enabled {
@@ -351,22 +362,26 @@ impl<C: Connection> Session<C> {
                 params,
             } => self.select(&mailbox, &name, read_only, &params),
             Command::Create(name) => folders::create(&mailbox, &name),
-            Command::Delete(name) => folders::delete(&mailbox, &name),
+            Command::Delete(name) => folders::delete(&mailbox, &name, self.enabled),
             Command::Rename { from, to } => folders::rename(&mailbox, &from, &to),
             Command::Subscribe(name) => folders::subscribe(&mailbox, &name, true),
             Command::Unsubscribe(name) => folders::subscribe(&mailbox, &name, false),
-            Command::List(list) => folders::list(&mailbox, &list, &mut self.out),
+            Command::List(list) => folders::list(&mailbox, &list, self.enabled, &mut self.out),
             Command::Lsub { reference, pattern } => {
-                folders::lsub(&mailbox, &reference, &pattern, &mut self.out)
+                folders::lsub(&mailbox, &reference, &pattern, self.enabled, &mut self.out)
             }
             Command::Status {
                 mailbox: name,
                 items,
-            } => folders::status(&mailbox, &name, &items, &mut self.out),
+            } => folders::status(&mailbox, &name, &items, self.enabled, &mut self.out),
             Command::Append {
                 mailbox: name,
                 messages,
             } => {
+                // RFC 6855 §4: the UTF8 data item only once UTF8=ACCEPT is on.
+                if messages.iter().any(|m| m.utf8) && !self.enabled.utf8_accept {
+                    return Done::bad("UTF8 needs ENABLE UTF8=ACCEPT");
+                }
                 let quota = self.user().and_then(|u| u.quota);
                 let mut lessons = self.lessons();
                 let messages = binary::storable_messages(messages);
@@ -381,7 +396,7 @@ impl<C: Connection> Session<C> {
             }
             Command::GetQuotaRoot(name) => {
                 let limit = self.user().and_then(|u| u.quota);
-                quota::get_quota_root(&mailbox, limit, &name, &mut self.out)
+                quota::get_quota_root(&mailbox, limit, &name, self.enabled, &mut self.out)
             }
             Command::SetQuota(_) => quota::set_quota(),
             command => self.selected(tag, command),
@@ -414,7 +429,7 @@ impl<C: Connection> Session<C> {
                 returning,
             } => (
                 selected::search(
-                    view,
+                    &mut *view,
                     tag,
                     uid,
                     charset.as_deref(),
@@ -697,8 +712,11 @@ impl<C: Connection> Session<C> {
             return Done::bad("QRESYNC is not enabled");
         }
         self.enabled.condstore |= params.condstore;
-        // RFC 7162 §3.2.11: a QRESYNC client learns where the old mailbox's responses end.
-        if self.enabled.qresync && matches!(self.state, State::Selected(..)) {
+        // RFC 7162 §3.2.11 and RFC 9051 §6.3.2: a QRESYNC or IMAP4rev2 client learns where
+        // the old mailbox's responses end.
+        if (self.enabled.qresync || self.enabled.imap4rev2)
+            && matches!(self.state, State::Selected(..))
+        {
             self.out
                 .extend_from_slice(b"* OK [CLOSED] previous mailbox closed\r\n");
         }
@@ -715,18 +733,25 @@ impl<C: Connection> Session<C> {
                 return Done::no("[SERVERBUG] cannot open the mailbox");
             }
         };
-        let unseen = view
-            .messages
-            .iter()
-            .position(|m| !m.flags.contains(&super::command::Flag::Seen));
+        view.enabled = self.enabled;
         let mut text = format!(
-            "{}* {} EXISTS\r\n* {} RECENT\r\n",
+            "{}* {} EXISTS\r\n",
             view.flags_responses(),
-            view.messages.len(),
-            view.recent_count()
+            view.messages.len()
         );
-        if let Some(index) = unseen {
-            text.push_str(&format!("* OK [UNSEEN {}] first unseen\r\n", index + 1));
+        if self.enabled.imap4rev2 {
+            // RFC 9051 §6.3.2: no \Recent and no UNSEEN, but the mailbox's LIST response.
+            view.recent.clear();
+            text.push_str(&folders::list_one(&user.mailbox, name, self.enabled));
+        } else {
+            text.push_str(&format!("* {} RECENT\r\n", view.recent_count()));
+            let unseen = view
+                .messages
+                .iter()
+                .position(|m| !m.flags.contains(&super::command::Flag::Seen));
+            if let Some(index) = unseen {
+                text.push_str(&format!("* OK [UNSEEN {}] first unseen\r\n", index + 1));
+            }
         }
         text.push_str(&format!(
             "* OK [UIDVALIDITY {}] UIDs valid\r\n* OK [UIDNEXT {}] predicted next UID\r\n\
@@ -734,7 +759,6 @@ impl<C: Connection> Session<C> {
             view.uid_validity, view.uid_next, view.highest_modseq
         ));
         self.out.extend_from_slice(text.as_bytes());
-        view.enabled = self.enabled;
         if let Some(qresync) = &params.qresync {
             condstore::resync(&view, qresync, &mut self.out);
         }

@@ -309,6 +309,9 @@ impl Cursor {
 impl Cursor {
     /// A sequence set: `1`, `2:4`, `*`, `1,3:*`.
     fn sequence_set(&mut self) -> Parsed<SequenceSet> {
+        if self.eat(b'$') {
+            return Ok(SequenceSet::saved());
+        }
         let mut ranges = Vec::new();
         loop {
             let start = self.seq_number()?;
@@ -885,7 +888,7 @@ impl Cursor {
             Some(b'(') => Ok(SearchKey::And(
                 self.paren_list(false, |c| c.search_key(depth + 1))?,
             )),
-            Some(b'0'..=b'9' | b'*') => Ok(SearchKey::Sequence(self.sequence_set()?)),
+            Some(b'0'..=b'9' | b'*' | b'$') => Ok(SearchKey::Sequence(self.sequence_set()?)),
             _ => {
                 let name = self.keyword("a search key")?;
                 self.search_named(&name, depth)

@@ -458,6 +458,7 @@ fn append() {
                 date: Some(837_596_665),
                 message: b"Hello".to_vec(),
                 binary: false,
+                utf8: false,
             }],
         }
     );
@@ -470,6 +471,7 @@ fn append() {
                 date: None,
                 message: b"\0\r\n\x01".to_vec(),
                 binary: false,
+                utf8: false,
             }],
         }
     );
@@ -482,6 +484,7 @@ fn append() {
                 date: None,
                 message: vec![],
                 binary: false,
+                utf8: false,
             }],
         }
     );
@@ -499,18 +502,21 @@ fn multiappend() {
                     date: None,
                     message: b"m".to_vec(),
                     binary: false,
+                    utf8: false,
                 },
                 AppendMessage {
                     flags: vec![],
                     date: None,
                     message: b"no".to_vec(),
                     binary: false,
+                    utf8: false,
                 },
                 AppendMessage {
                     flags: vec![],
                     date: Some(0),
                     message: vec![],
                     binary: false,
+                    utf8: false,
                 },
             ],
         }
@@ -1057,8 +1063,26 @@ fn search_return_sort_and_thread() {
         }
     );
     assert_eq!(
-        bad("a SEARCH RETURN (SAVE) ALL"),
-        "unknown search return option SAVE"
+        command("a UID SEARCH RETURN (SAVE MIN) $"),
+        Command::Search {
+            uid: true,
+            charset: None,
+            criteria: SearchKey::And(vec![SearchKey::Sequence(SequenceSet::saved())]),
+            returning: Some(SearchReturn {
+                min: true,
+                save: true,
+                ..SearchReturn::default()
+            }),
+        }
+    );
+    assert_eq!(
+        command("a UID FETCH $ FLAGS"),
+        Command::Fetch {
+            uid: true,
+            set: SequenceSet::saved(),
+            items: vec![FetchAttribute::Flags],
+            modifiers: FetchModifiers::default(),
+        }
     );
     assert_eq!(bad("a SORT (ARRIVAL REVERSE) UTF-8 ALL"), "expected SP");
     assert_eq!(bad("a SORT () UTF-8 ALL"), "expected a sort key");
@@ -1103,7 +1127,8 @@ fn search_errors() {
         "a SEARCH ON 123-Jan-2000",
         "a SEARCH LARGER 18446744073709551616",
         "a SEARCH LARGER x",
-        "a SEARCH $",
+        "a SEARCH $:4",
+        "a FETCH $,1 FLAGS",
     ] {
         bad(invalid);
     }
@@ -1324,6 +1349,7 @@ fn literal8_carries_append_messages_only() {
                 date: None,
                 message: b"\0\x01\x7f".to_vec(),
                 binary: true,
+                utf8: false,
             }],
         }
     );

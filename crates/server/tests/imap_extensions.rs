@@ -565,6 +565,14 @@ fn imap4rev2_session_differs_only_once_enabled() {
     assert!(refused.contains("[HASCHILDREN]"), "{refused}");
     let status = imap.ok("STATUS INBOX (MESSAGES DELETED SIZE)");
     assert!(status.contains("DELETED 0"), "{status}");
+    imap.expect("STATUS INBOX (RECENT)", "BAD");
+    // `$` in SORT's criteria too.
+    imap.ok("SEARCH RETURN (SAVE) SUBJECT budget");
+    let sorted = imap.ok("SORT (SUBJECT) UTF-8 $");
+    assert!(
+        sorted.contains("* SORT 3 5") || sorted.contains("* SORT 5 3"),
+        "{sorted}"
+    );
 }
 
 #[test]
@@ -608,4 +616,71 @@ fn utf8_accept_names_and_messages() {
         list.contains("Entw&APw-rfe") && list.contains("Tom &- Jerry"),
         "{list}"
     );
+}
+
+#[test]
+fn imaplib_utf8_names_binary_and_rev2() {
+    let server = imap_server(PW, "");
+    let mut imap = login(&server);
+    let large: Vec<u8> = (0..1000u32).map(|i| (i % 200) as u8 + 20).collect();
+    let content = encoded_parts(&large);
+    imap.ok(&format!("APPEND INBOX {{{}+}}\r\n{content}", content.len()));
+    let script = r#"
+import imaplib, os
+M = imaplib.IMAP4("127.0.0.1", int(os.environ["PORT"]), timeout=10)
+M.login("alice", os.environ["PW"])
+M.enable("UTF8=ACCEPT")
+M.enable("IMAP4rev2")
+print("enabled", b" ".join(M.response("ENABLED")[1]).decode())
+print("create", M.create('"Grüße.Köln"')[0], M.create('"Grüße"')[0])
+print("list", sorted(l.decode() for l in M.list('""', '"Gr*"')[1]))
+typ, data = M.select("INBOX")
+print("select", typ, data[0].decode())
+typ, data = M.fetch("1", "(BINARY.SIZE[2] BINARY.PEEK[2])")
+print("binary", typ, data[0][0].decode(), ascii(data[0][1].decode()))
+typ, data = M.uid("SEARCH", "RETURN", "(SAVE)", "ALL")
+print("save", typ, data)
+typ, data = M.fetch("$", "(UID)")
+print("fetch", typ, [d.decode() for d in data])
+print("delete", M.delete('"Grüße"')[1][0].decode())
+M.logout()
+"#;
+    let output = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .env("PORT", listeners(&server, "imap")[0].port().to_string())
+        .env("PW", PW)
+        .output()
+        .expect("python3 must be installed");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line = |key: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} ")))
+            .unwrap_or_else(|| panic!("no {key} in {stdout}"))
+            .to_string()
+    };
+    assert_eq!(line("enabled"), "UTF8=ACCEPT IMAP4rev2");
+    assert_eq!(line("create"), "OK OK");
+    let list = line("list");
+    assert!(
+        list.contains("Grüße") && list.contains("Grüße.Köln"),
+        "{list}"
+    );
+    assert!(!list.contains('&'), "{list}");
+    assert!(line("select").starts_with("OK"), "{stdout}");
+    let binary = line("binary");
+    assert!(
+        binary.contains("BINARY.SIZE[2] 16 BINARY[2] {16}"),
+        "{binary}"
+    );
+    assert!(binary.ends_with(r"'caf\xe9\r\nsoftbreak'"), "{binary:?}");
+    assert_eq!(line("save"), "OK [None]");
+    assert_eq!(line("fetch"), "OK ['1 (UID 1)']");
+    assert!(line("delete").starts_with("[HASCHILDREN]"), "{stdout}");
 }

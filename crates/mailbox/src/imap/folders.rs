@@ -11,7 +11,6 @@ use tracing::warn;
 use super::command::{AppendMessage, Flag, ListCommand, StatusItem};
 use super::enabled::Enabled;
 use super::names;
-use super::response;
 use super::response::Done;
 use super::training::{self, Lessons};
 use crate::blocking;
@@ -144,7 +143,7 @@ pub(super) fn list(
         }
         attributes.extend(Mailbox::special_use(name));
         out.extend_from_slice(format!("* LIST ({}) \".\" ", attributes.join(" ")).as_bytes());
-        response::astring(out, names::shown(name, enabled).as_bytes());
+        names::write(out, name, enabled);
         if child_info {
             out.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
         }
@@ -196,7 +195,7 @@ pub(super) fn lsub(
     for (name, parent_only) in answer {
         let attributes = if parent_only { "\\Noselect" } else { "" };
         out.extend_from_slice(format!("* LSUB ({attributes}) \".\" ").as_bytes());
-        response::astring(out, names::shown(name, enabled).as_bytes());
+        names::write(out, name, enabled);
         out.extend_from_slice(b"\r\n");
     }
     Done::ok("LSUB completed")
@@ -215,6 +214,10 @@ pub(super) fn status(
     enabled: Enabled,
     out: &mut Vec<u8>,
 ) -> Done {
+    // RFC 9051 §6.3.11: IMAP4rev2 has no RECENT status item (nor \Recent).
+    if enabled.imap4rev2 && items.contains(&StatusItem::Recent) {
+        return Done::bad("RECENT is no IMAP4rev2 status item");
+    }
     let folder = match mailbox.folder(name) {
         Ok(folder) => folder,
         Err(e) => return refusal(&e),
@@ -247,7 +250,7 @@ pub(super) fn status(
         })
         .collect();
     out.extend_from_slice(b"* STATUS ");
-    response::astring(out, names::shown(name, enabled).as_bytes());
+    names::write(out, name, enabled);
     out.extend_from_slice(format!(" ({})\r\n", values.join(" ")).as_bytes());
     Done::ok("STATUS completed")
 }

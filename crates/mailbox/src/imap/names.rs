@@ -9,7 +9,7 @@ use posthorn_maildir::store::mutf7;
 
 use super::command::Command;
 use super::enabled::Enabled;
-use super::response::Done;
+use super::response::{self, Done};
 
 /// The stored form of a name the client sent.
 fn stored(name: String, enabled: Enabled) -> String {
@@ -21,11 +21,17 @@ fn stored(name: String, enabled: Enabled) -> String {
 }
 
 /// A stored name as the client hears it.
-pub(super) fn shown(name: &str, enabled: Enabled) -> Cow<'_, str> {
+fn shown(name: &str, enabled: Enabled) -> Cow<'_, str> {
     match enabled.utf8_names().then(|| mutf7::decode(name)).flatten() {
         Some(utf8) => Cow::Owned(utf8),
         None => Cow::Borrowed(name),
     }
+}
+
+/// Writes the stored name `name` as the client hears it: an astring, quoted even with
+/// UTF-8 in it for a UTF-8 client.
+pub(super) fn write(out: &mut Vec<u8>, name: &str, enabled: Enabled) {
+    response::utf8_astring(out, &shown(name, enabled));
 }
 
 /// NO for a new folder name (CREATE, RENAME's target) a UTF-8 client may not give:

@@ -8,7 +8,7 @@ use posthorn_maildir::store::{FolderError, Mailbox};
 use super::enabled::Enabled;
 use super::folders::refusal;
 use super::names;
-use super::response::{self, Done};
+use super::response::Done;
 use crate::blocking;
 
 /// The name of the account's one quota root.
@@ -46,7 +46,7 @@ pub(super) fn get_quota_root(
         };
     }
     let mut line = b"* QUOTAROOT ".to_vec();
-    response::astring(&mut line, names::shown(name, enabled).as_bytes());
+    names::write(&mut line, name, enabled);
     if quota.is_some() {
         line.extend_from_slice(b" \"\"");
     }

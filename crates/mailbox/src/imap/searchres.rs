@@ -26,7 +26,7 @@ pub(super) fn uid_in(view: &View, set: &SequenceSet, uid: u32, last: u32) -> boo
     }
 }
 
-/// `criteria` with every `$` replaced by the saved UIDs, so the search itself knows
+/// `criteria` with every `$` replaced by the saved UIDs, so SEARCH, SORT and THREAD know
 /// nothing of saving.
 pub(super) fn with_saved(view: &View, criteria: &SearchKey) -> SearchKey {
     match criteria {

@@ -17,7 +17,7 @@ use super::parser::{CommandReader, Input, Limits};
 use super::response::Done;
 use super::training::Lessons;
 use super::view::View;
-use super::{binary, fetch, folders, names, quota, search, selected, sort, thread};
+use super::{binary, fetch, folders, names, quota, search, searchres, selected, sort, thread};
 use crate::access::{Accounts, Connection, Credentials, Login, Settings, User};
 use crate::budget::Held;
 
@@ -444,16 +444,22 @@ impl<C: Connection> Session<C> {
                 order,
                 charset,
                 criteria,
-            } => (sort::sort(view, uid, &order, &charset, &criteria, out), uid),
+            } => {
+                let criteria = searchres::with_saved(view, &criteria);
+                (sort::sort(view, uid, &order, &charset, &criteria, out), uid)
+            }
             Command::Thread {
                 uid,
                 algorithm,
                 charset,
                 criteria,
-            } => (
-                thread::thread(view, uid, algorithm, &charset, &criteria, out),
-                uid,
-            ),
+            } => {
+                let criteria = searchres::with_saved(view, &criteria);
+                (
+                    thread::thread(view, uid, algorithm, &charset, &criteria, out),
+                    uid,
+                )
+            }
             Command::Store {
                 uid,
                 set,

@@ -84,8 +84,7 @@ pub fn encode(name: &str) -> String {
 
 /// Writes a run of UTF-16 units as `&...-` and empties it.
 fn shift_out(run: &mut Vec<u16>, out: &mut String) {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
     if run.is_empty() {
         return;
     }
@@ -101,7 +100,9 @@ fn shift_out(run: &mut Vec<u16>, out: &mut String) {
         bits &= (1 << count) - 1;
     }
     if count > 0 {
-        out.push(char::from(ALPHABET[((bits << (6 - count)) & 0x3f) as usize]));
+        out.push(char::from(
+            ALPHABET[((bits << (6 - count)) & 0x3f) as usize],
+        ));
     }
     out.push('-');
 }

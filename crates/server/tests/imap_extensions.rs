@@ -582,6 +582,11 @@ fn utf8_accept_names_and_messages() {
     // Before ENABLE: modified UTF-7, and no UTF8 data item.
     imap.ok("CREATE Entw&APw-rfe");
     imap.expect("APPEND INBOX UTF8 (~{3+}\r\nx\r\n)", "BAD");
+    // RFC 6855 §4: 8-bit header fields only from a client that enabled UTF-8.
+    let raw = "Subject: caf\u{e9}\r\n\r\nbody\r\n";
+    imap.expect(&format!("APPEND INBOX {{{}+}}\r\n{raw}", raw.len()), "NO");
+    let raw = "Subject: cafe\r\n\r\ncaf\u{e9} in the body\r\n";
+    imap.ok(&format!("APPEND INBOX {{{}+}}\r\n{raw}", raw.len()));
     let enabled = imap.ok("ENABLE UTF8=ACCEPT");
     assert!(enabled.contains("* ENABLED UTF8=ACCEPT"), "{enabled}");
     let list = imap.ok("LIST \"\" \"Entw*\"");

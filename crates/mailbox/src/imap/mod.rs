@@ -26,6 +26,7 @@ mod sort;
 mod subject;
 mod thread;
 mod training;
+mod utf8;
 mod view;
 mod watch;
 

@@ -35,14 +35,16 @@ pub(super) fn write(out: &mut Vec<u8>, name: &str, enabled: Enabled) {
 }
 
 /// NO for a new folder name (CREATE, RENAME's target) a UTF-8 client may not give:
-/// control characters are no part of Net-Unicode, which names must be (RFC 6855 §3, RFC
-/// 9051 §5.1). Other clients' names are checked as modified UTF-7 by the store.
+/// names are Net-Unicode without control characters, U+2028 and U+2029 (RFC 6855 §3,
+/// RFC 9051 §5.1). Other clients' names are checked as modified UTF-7 by the store.
 pub(super) fn refusal(command: &Command, enabled: Enabled) -> Option<Done> {
     let new_name = match command {
         Command::Create(name) | Command::Rename { to: name, .. } => name,
         _ => return None,
     };
-    (enabled.utf8_names() && new_name.chars().any(char::is_control))
+    // Control characters (C0, DEL, C1) and the line and paragraph separators.
+    let banned = |c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}';
+    (enabled.utf8_names() && new_name.chars().any(banned))
         .then(|| Done::no("[CANNOT] mailbox name has a control character"))
 }
 
@@ -125,6 +127,7 @@ mod tests {
         assert_eq!(shown("bad&", utf8), "bad&");
         assert!(refusal(&create("a\u{7}b"), utf8).is_some());
         assert!(refusal(&create("a\u{85}b"), utf8).is_some());
+        assert!(refusal(&create("a\u{2028}b"), utf8).is_some());
         assert!(refusal(&create("Grüße"), utf8).is_none());
     }
 }

@@ -17,7 +17,9 @@ use super::parser::{CommandReader, Input, Limits};
 use super::response::Done;
 use super::training::Lessons;
 use super::view::View;
-use super::{binary, fetch, folders, names, quota, search, searchres, selected, sort, thread};
+use super::{
+    binary, fetch, folders, names, quota, search, searchres, selected, sort, thread, utf8,
+};
 use crate::access::{Accounts, Connection, Credentials, Login, Settings, User};
 use crate::budget::Held;
 
@@ -378,9 +380,8 @@ impl<C: Connection> Session<C> {
                 mailbox: name,
                 messages,
             } => {
-                // RFC 6855 §4: the UTF8 data item only once UTF8=ACCEPT is on.
-                if messages.iter().any(|m| m.utf8) && !self.enabled.utf8_accept {
-                    return Done::bad("UTF8 needs ENABLE UTF8=ACCEPT");
+                if let Some(refused) = utf8::append_refusal(&messages, self.enabled) {
+                    return refused;
                 }
                 let quota = self.user().and_then(|u| u.quota);
                 let mut lessons = self.lessons();

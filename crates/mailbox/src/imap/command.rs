@@ -270,9 +270,22 @@ pub enum StatusItem {
     HighestModSeq,
 }
 
-/// A sequence set (`1:4,7,9:*`).
+/// A sequence set (`1:4,7,9:*`), or `$`, the saved search result (RFC 5182 §2.2), which
+/// is the only set without ranges.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SequenceSet(pub Vec<SeqRange>);
+
+impl SequenceSet {
+    /// `$`.
+    pub fn saved() -> Self {
+        SequenceSet(Vec::new())
+    }
+
+    /// True for `$`.
+    pub fn is_saved(&self) -> bool {
+        self.0.is_empty()
+    }
+}
 
 /// One range of a sequence set; a single number has `start == end`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -325,6 +338,21 @@ pub enum FetchAttribute {
         section: Section,
         /// `<origin.length>`: octets from `origin`, at most `length`.
         partial: Option<(u32, u32)>,
+    },
+    /// BINARY[part]<partial> or BINARY.PEEK[...] (RFC 3516 §4.2): the part's content with
+    /// its Content-Transfer-Encoding undone.
+    Binary {
+        /// PEEK: do not set \Seen.
+        peek: bool,
+        /// Part numbers, each from 1; empty for the whole message.
+        part: Vec<u32>,
+        /// `<origin.length>` of the decoded octets.
+        partial: Option<(u32, u32)>,
+    },
+    /// BINARY.SIZE[part] (RFC 3516 §4.2): the size of the decoded content.
+    BinarySize {
+        /// Part numbers, each from 1; empty for the whole message.
+        part: Vec<u32>,
     },
 }
 
@@ -427,6 +455,10 @@ pub struct AppendMessage {
     pub date: Option<i64>,
     /// The message itself.
     pub message: Vec<u8>,
+    /// Sent as a literal8 (RFC 3516 §4.4): it may hold binary content.
+    pub binary: bool,
+    /// Sent as APPEND's UTF8 data item (RFC 6855 §4).
+    pub utf8: bool,
 }
 
 /// ESEARCH's return options (RFC 4731 §3.1); all false (`RETURN ()`) means ALL.
@@ -440,6 +472,8 @@ pub struct SearchReturn {
     pub all: bool,
     /// COUNT: how many matched.
     pub count: bool,
+    /// SAVE (RFC 5182): keep the matches for `$`.
+    pub save: bool,
 }
 
 /// One SORT criterion (RFC 5256 §3, RFC 5957).

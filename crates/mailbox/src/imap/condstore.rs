@@ -9,36 +9,6 @@ use super::command::{
 };
 use super::view::View;
 
-/// The extensions a client has turned on for the rest of the connection.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Enabled {
-    /// Untagged FETCH responses carry UID and MODSEQ (§3.1: after any CONDSTORE-enabling
-    /// command).
-    pub condstore: bool,
-    /// VANISHED replaces EXPUNGE, and SELECT takes QRESYNC (§3.2.3: only after ENABLE).
-    pub qresync: bool,
-}
-
-impl Enabled {
-    /// Takes in the names of an ENABLE command; returns those it turns on, for the
-    /// ENABLED response (RFC 5161 §3.2).
-    pub fn enable(&mut self, names: &[String]) -> Vec<&'static str> {
-        let mut enabled = Vec::new();
-        for name in names {
-            if name.eq_ignore_ascii_case("CONDSTORE") && !enabled.contains(&"CONDSTORE") {
-                self.condstore = true;
-                enabled.push("CONDSTORE");
-            } else if name.eq_ignore_ascii_case("QRESYNC") && !enabled.contains(&"QRESYNC") {
-                // QRESYNC implies CONDSTORE (§3.2.3).
-                self.condstore = true;
-                self.qresync = true;
-                enabled.push("QRESYNC");
-            }
-        }
-        enabled
-    }
-}
-
 /// True for the CONDSTORE-enabling commands (§3.1) other than SELECT and EXAMINE (their
 /// parameters are checked first) and ENABLE: FETCH of MODSEQ or with CHANGEDSINCE, STORE
 /// with UNCHANGEDSINCE, SEARCH by MODSEQ, STATUS of HIGHESTMODSEQ.
@@ -258,17 +228,5 @@ mod tests {
         assert_eq!(without(&[(1, 10)], &[0, 1, 4, 5, 10, 11]), [(2, 3), (6, 9)]);
         assert_eq!(uid_set(&[(2, 3), (6, 6)]), "2:3,6");
         assert_eq!(number_set(&[7, 3, 2, 4, 3, 9]), "2:4,7,9");
-    }
-
-    #[test]
-    fn enable_names_what_it_turned_on() {
-        let mut enabled = Enabled::default();
-        assert_eq!(
-            enabled.enable(&["condstore".into(), "X-OTHER".into(), "CONDSTORE".into()]),
-            ["CONDSTORE"]
-        );
-        assert!(enabled.condstore && !enabled.qresync);
-        assert_eq!(enabled.enable(&["QRESYNC".into()]), ["QRESYNC"]);
-        assert!(enabled.qresync);
     }
 }

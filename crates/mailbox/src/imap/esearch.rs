@@ -63,6 +63,7 @@ mod tests {
             max: true,
             all: true,
             count: true,
+            save: false,
         };
         assert_eq!(
             text(&[2, 3, 9], all),

@@ -16,6 +16,7 @@ use posthorn_maildir::store::Message;
 
 use crate::budget::{Held, MemoryBudget};
 
+use super::binary::{self, Encoding};
 use super::command::{FetchAttribute, Section, SectionText};
 use super::message::Parsed;
 use super::response::{self, MAX_QUOTED};
@@ -31,6 +32,8 @@ pub(super) enum Piece {
     Bytes(Vec<u8>),
     /// Octets `start..start + len` of the message file, announced already.
     File { start: u64, len: u64 },
+    /// Decoded octets of a part of the message file (BINARY), announced already.
+    Decoded(binary::Stream),
 }
 
 /// The FETCH response of one message, ready to write.
@@ -139,7 +142,7 @@ pub(super) fn reply(
         .iter()
         .map(|piece| match piece {
             Piece::Bytes(bytes) => bytes.len(),
-            Piece::File { .. } => 0,
+            Piece::File { .. } | Piece::Decoded(_) => 0,
         })
         .sum();
     Ok(Some(Reply {
@@ -236,6 +239,66 @@ impl<'a> Builder<'a> {
                 }
                 self.section(section, *partial)?;
             }
+            FetchAttribute::Binary { part, partial, .. } => {
+                out.extend_from_slice(format!("BINARY[{}]", part_name(part)).as_bytes());
+                match partial {
+                    Some((origin, _)) => out.extend_from_slice(format!("<{origin}> ").as_bytes()),
+                    None => out.push(b' '),
+                }
+                self.binary(part, *partial)?;
+            }
+            FetchAttribute::BinarySize { part } => {
+                let size = self.binary_content(part)?.map_or(0, |(encoded, encoding)| {
+                    binary::measure(encoded, encoding).0
+                });
+                self.current.extend_from_slice(
+                    format!("BINARY.SIZE[{}] {size}", part_name(part)).as_bytes(),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The stored octets of `part` (the whole message when empty) and their encoding; None
+    /// when there is no such part, an error when its encoding is unknown.
+    fn binary_content(&self, part: &[u32]) -> io::Result<Option<(&'a [u8], Encoding)>> {
+        let Some((encoded, cte)) = self.parsed.and_then(|parsed| parsed.encoded_part(part)) else {
+            return Ok(None);
+        };
+        let encoding = Encoding::of(cte.as_deref()).map_err(io::Error::other)?;
+        Ok(Some((encoded, encoding)))
+    }
+
+    /// Writes BINARY[part] (or its `<origin.length>` part): NIL for a part that does not
+    /// exist, a literal8 when the content holds a NUL (RFC 3516 §4.2), else a literal.
+    /// Up to a chunk is decoded now; more is decoded from the file as it is written.
+    fn binary(&mut self, part: &[u32], partial: Option<(u32, u32)>) -> io::Result<()> {
+        let Some((encoded, encoding)) = self.binary_content(part)? else {
+            self.current.extend_from_slice(b"NIL");
+            return Ok(());
+        };
+        let (size, nul) = binary::measure(encoded, encoding);
+        let (from, to) = partial.map_or((0, size), |range| cut(range, size));
+        if nul {
+            self.current.push(b'~');
+        }
+        response::literal_start(&mut self.current, to - from);
+        let stored = self
+            .parsed
+            .and_then(|parsed| offset_in(parsed.raw(), encoded));
+        match stored {
+            Some(start) if to - from > CHUNK as u64 => {
+                let start = start as u64;
+                let stored = start..start + encoded.len() as u64;
+                let rendered = std::mem::take(&mut self.current);
+                self.pieces.push(Piece::Bytes(rendered));
+                let stream = binary::Stream::new(encoding, stored, from..to);
+                self.pieces.push(Piece::Decoded(stream));
+            }
+            _ => {
+                let decoded = binary::decode(encoded, encoding, from..to);
+                self.current.extend_from_slice(&decoded);
+            }
         }
         Ok(())
     }
@@ -323,6 +386,7 @@ pub(super) fn sets_seen(attribute: &FetchAttribute) -> bool {
         FetchAttribute::Rfc822
             | FetchAttribute::Rfc822Text
             | FetchAttribute::BodySection { peek: false, .. }
+            | FetchAttribute::Binary { peek: false, .. }
     )
 }
 
@@ -353,6 +417,12 @@ fn section(text: SectionText) -> Section {
         part: Vec::new(),
         text: Some(text),
     }
+}
+
+/// Part numbers as a section names them: `1.2`.
+fn part_name(part: &[u32]) -> String {
+    let parts: Vec<String> = part.iter().map(u32::to_string).collect();
+    parts.join(".")
 }
 
 /// The section as the response names it: `1.2.HEADER.FIELDS (FROM TO)`.

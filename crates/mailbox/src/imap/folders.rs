@@ -9,7 +9,8 @@ use posthorn_maildir::store::{FolderError, Mailbox};
 use tracing::warn;
 
 use super::command::{AppendMessage, Flag, ListCommand, StatusItem};
-use super::response;
+use super::enabled::Enabled;
+use super::names;
 use super::response::Done;
 use super::training::{self, Lessons};
 use crate::blocking;
@@ -41,9 +42,15 @@ pub(super) fn create(mailbox: &Mailbox, name: &str) -> Done {
     outcome(blocking(|| mailbox.create(name)), "CREATE")
 }
 
-/// DELETE
-pub(super) fn delete(mailbox: &Mailbox, name: &str) -> Done {
-    outcome(blocking(|| mailbox.delete(name)), "DELETE")
+/// DELETE. A folder with subfolders cannot go (Maildir++ keeps them beside it): an
+/// IMAP4rev2 client is told so with HASCHILDREN (RFC 9051 §7.1), others with INUSE.
+pub(super) fn delete(mailbox: &Mailbox, name: &str, enabled: Enabled) -> Done {
+    match blocking(|| mailbox.delete(name)) {
+        Err(e @ FolderError::HasChildren) if enabled.imap4rev2 => {
+            Done::no(format!("[HASCHILDREN] {e}"))
+        }
+        result => outcome(result, "DELETE"),
+    }
 }
 
 /// RENAME
@@ -57,7 +64,12 @@ pub(super) fn subscribe(mailbox: &Mailbox, name: &str, on: bool) -> Done {
 }
 
 /// LIST, with the RFC 5258 options we take.
-pub(super) fn list(mailbox: &Mailbox, command: &ListCommand, out: &mut Vec<u8>) -> Done {
+pub(super) fn list(
+    mailbox: &Mailbox,
+    command: &ListCommand,
+    enabled: Enabled,
+    out: &mut Vec<u8>,
+) -> Done {
     // `LIST "" ""` asks only for the delimiter.
     if command.patterns.iter().all(String::is_empty) {
         out.extend_from_slice(b"* LIST (\\Noselect) \".\" \"\"\r\n");
@@ -131,21 +143,39 @@ pub(super) fn list(mailbox: &Mailbox, command: &ListCommand, out: &mut Vec<u8>) 
         }
         attributes.extend(Mailbox::special_use(name));
         out.extend_from_slice(format!("* LIST ({}) \".\" ", attributes.join(" ")).as_bytes());
-        response::astring(out, name.as_bytes());
+        names::write(out, name, enabled);
         if child_info {
             out.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
         }
         out.extend_from_slice(b"\r\n");
         if let (Some(items), true) = (&command.return_status, exists) {
-            status(mailbox, name, items, out);
+            status(mailbox, name, items, enabled, out);
         }
     }
     Done::ok("LIST completed")
 }
 
+/// The LIST response of the one folder `name` (stored form), which an IMAP4rev2 SELECT
+/// includes (RFC 9051 §6.3.2).
+pub(super) fn list_one(mailbox: &Mailbox, name: &str, enabled: Enabled) -> String {
+    let command = ListCommand {
+        patterns: vec![name.to_owned()],
+        ..ListCommand::default()
+    };
+    let mut out = Vec::new();
+    list(mailbox, &command, enabled, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// LSUB: the subscribed names matching the pattern, and, flagged `\Noselect`, the parents
 /// that a `%` stops at above subscribed names, themselves not subscribed (RFC 3501 §6.3.9).
-pub(super) fn lsub(mailbox: &Mailbox, reference: &str, pattern: &str, out: &mut Vec<u8>) -> Done {
+pub(super) fn lsub(
+    mailbox: &Mailbox,
+    reference: &str,
+    pattern: &str,
+    enabled: Enabled,
+    out: &mut Vec<u8>,
+) -> Done {
     let subscribed = match blocking(|| mailbox.subscriptions()) {
         Ok(list) => list,
         Err(e) => return refusal(&FolderError::Io(e)),
@@ -165,7 +195,7 @@ pub(super) fn lsub(mailbox: &Mailbox, reference: &str, pattern: &str, out: &mut 
     for (name, parent_only) in answer {
         let attributes = if parent_only { "\\Noselect" } else { "" };
         out.extend_from_slice(format!("* LSUB ({attributes}) \".\" ").as_bytes());
-        response::astring(out, name.as_bytes());
+        names::write(out, name, enabled);
         out.extend_from_slice(b"\r\n");
     }
     Done::ok("LSUB completed")
@@ -181,8 +211,13 @@ pub(super) fn status(
     mailbox: &Mailbox,
     name: &str,
     items: &[StatusItem],
+    enabled: Enabled,
     out: &mut Vec<u8>,
 ) -> Done {
+    // RFC 9051 §6.3.11: IMAP4rev2 has no RECENT status item (nor \Recent).
+    if enabled.imap4rev2 && items.contains(&StatusItem::Recent) {
+        return Done::bad("RECENT is no IMAP4rev2 status item");
+    }
     let folder = match mailbox.folder(name) {
         Ok(folder) => folder,
         Err(e) => return refusal(&e),
@@ -215,7 +250,7 @@ pub(super) fn status(
         })
         .collect();
     out.extend_from_slice(b"* STATUS ");
-    response::astring(out, name.as_bytes());
+    names::write(out, name, enabled);
     out.extend_from_slice(format!(" ({})\r\n", values.join(" ")).as_bytes());
     Done::ok("STATUS completed")
 }

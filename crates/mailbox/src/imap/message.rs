@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
+use std::ops::Range;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -267,6 +268,56 @@ impl<'x> Parsed<'x> {
         }
         section_of(self.message(), section).unwrap_or_default()
     }
+
+    /// What BINARY[part] decodes (RFC 3516 §4.2): the part's body as stored and its
+    /// Content-Transfer-Encoding, or the whole message (no encoding) for an empty path;
+    /// None when the part does not exist.
+    pub(crate) fn encoded_part(&self, path: &[u32]) -> Option<(&[u8], Option<Vec<u8>>)> {
+        if path.is_empty() {
+            return Some((self.raw, None));
+        }
+        let node = resolve(self.message(), path)?;
+        Some((node.body(), node.raw_value("Content-Transfer-Encoding")))
+    }
+}
+
+/// A part declared `Content-Transfer-Encoding: binary`, as offsets into the message.
+pub(crate) struct BinaryPart {
+    /// The Content-Transfer-Encoding field, line break included.
+    pub(crate) field: Range<usize>,
+    /// The body.
+    pub(crate) body: Range<usize>,
+}
+
+/// The parts of the message in `raw` (those of its own buffer, in order) declared binary,
+/// with their offsets: what APPEND rewrites as base64.
+pub(crate) fn binary_parts(raw: &[u8]) -> Vec<BinaryPart> {
+    let message = parse(raw);
+    let mut parts = Vec::new();
+    for part in &message.parts {
+        let field = part.headers.iter().rev().find(|field| {
+            field
+                .name
+                .as_str()
+                .eq_ignore_ascii_case("Content-Transfer-Encoding")
+        });
+        let Some(field) = field else { continue };
+        let value = raw
+            .get(field.offset_start as usize..field.offset_end as usize)
+            .unwrap_or_default();
+        let field = field.offset_field as usize..field.offset_end as usize;
+        let body = part.offset_body as usize..part.offset_end as usize;
+        if value.trim_ascii().eq_ignore_ascii_case(b"binary")
+            && field.end <= body.start
+            && body.end <= raw.len()
+            && parts
+                .last()
+                .is_none_or(|last: &BinaryPart| last.body.end <= field.start)
+        {
+            parts.push(BinaryPart { field, body });
+        }
+    }
+    parts
 }
 
 /// Writes the envelope of `message`.

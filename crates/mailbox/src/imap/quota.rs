@@ -5,8 +5,10 @@
 use posthorn_maildir::Quota;
 use posthorn_maildir::store::{FolderError, Mailbox};
 
+use super::enabled::Enabled;
 use super::folders::refusal;
-use super::response::{self, Done};
+use super::names;
+use super::response::Done;
 use crate::blocking;
 
 /// The name of the account's one quota root.
@@ -34,6 +36,7 @@ pub(super) fn get_quota_root(
     mailbox: &Mailbox,
     quota: Option<u64>,
     name: &str,
+    enabled: Enabled,
     out: &mut Vec<u8>,
 ) -> Done {
     if let Err(e) = mailbox.folder(name) {
@@ -43,7 +46,7 @@ pub(super) fn get_quota_root(
         };
     }
     let mut line = b"* QUOTAROOT ".to_vec();
-    response::astring(&mut line, name.as_bytes());
+    names::write(&mut line, name, enabled);
     if quota.is_some() {
         line.extend_from_slice(b" \"\"");
     }

@@ -45,6 +45,18 @@ fn quotable(value: &[u8]) -> bool {
     value.len() <= MAX_QUOTED && value.iter().all(|b| (0x20..=0x7e).contains(b))
 }
 
+/// Appends the UTF-8 text `value` as an atom or a quoted string, which may carry UTF-8
+/// for a client that enabled it (RFC 9051 §4.3, RFC 6855 §3); a literal only for what no
+/// quoted string can hold.
+pub fn utf8_astring(out: &mut Vec<u8>, value: &str) {
+    let printable = value.chars().all(|c| !c.is_control());
+    if value.is_ascii() || !printable || value.len() > MAX_QUOTED {
+        astring(out, value.as_bytes());
+    } else {
+        quoted(out, value.as_bytes());
+    }
+}
+
 /// Appends `value` between double quotes, escaping the two quoted-specials.
 fn quoted(out: &mut Vec<u8>, value: &[u8]) {
     out.push(b'"');

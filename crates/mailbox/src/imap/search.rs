@@ -7,7 +7,7 @@ use std::cell::OnceCell;
 use mail_parser::{DateTime, Header, HeaderValue, Message, PartType};
 use posthorn_maildir::store::Flags;
 
-use crate::imap::command::{Date, Flag, SearchKey, SeqNumber, SequenceSet};
+use crate::imap::command::{Date, Flag, SearchKey, SeqNumber, SeqRange, SequenceSet};
 use crate::imap::message::{MAX_DEPTH, Node, header_date, parse};
 
 /// What SEARCH knows of a message without reading it.
@@ -80,6 +80,24 @@ pub fn matches(key: &SearchKey, candidate: &Candidate<'_>, content: Option<&[u8]
         parsed: OnceCell::new(),
     }
     .matches(key)
+}
+
+/// The UIDs `uids` (ascending) as a UID set of ranges; None when there are none.
+pub fn uid_set(uids: &[u32]) -> Option<SequenceSet> {
+    let mut ranges: Vec<SeqRange> = Vec::new();
+    for &uid in uids {
+        match ranges.last_mut() {
+            Some(SeqRange {
+                end: SeqNumber::Value(end),
+                ..
+            }) if end.checked_add(1) == Some(uid) => *end = uid,
+            _ => ranges.push(SeqRange {
+                start: SeqNumber::Value(uid),
+                end: SeqNumber::Value(uid),
+            }),
+        }
+    }
+    (!ranges.is_empty()).then_some(SequenceSet(ranges))
 }
 
 /// True if `n` is in `set`, where `*` stands for `last` and a range may be given high end

@@ -11,6 +11,7 @@ use super::fetch::sets_seen;
 use super::folders::{over_quota, refusal};
 use super::response::Done;
 use super::search::{self, Candidate};
+use super::searchres;
 use super::training::{self, Lessons};
 use super::view::View;
 use crate::blocking;
@@ -34,7 +35,7 @@ pub(super) fn expunge(view: &mut View, uids: Option<&SequenceSet>, out: &mut Vec
         .messages
         .iter()
         .filter(|m| m.flags.contains(&Flag::Deleted))
-        .filter(|m| uids.is_none_or(|set| search::in_set(set, m.uid, last)))
+        .filter(|m| uids.is_none_or(|set| searchres::uid_in(view, set, m.uid, last)))
         .map(|m| (m.uid, m.file.clone()))
         .collect();
     match blocking(|| view.folder.expunge(&doomed)) {
@@ -48,7 +49,7 @@ pub(super) fn expunge(view: &mut View, uids: Option<&SequenceSet>, out: &mut Vec
 
 /// SEARCH / UID SEARCH, answered with ESEARCH when the client asked for `RETURN`.
 pub(super) fn search(
-    view: &View,
+    view: &mut View,
     tag: &str,
     uid: bool,
     charset: Option<&str>,
@@ -57,12 +58,33 @@ pub(super) fn search(
     out: &mut Vec<u8>,
 ) -> Done {
     if let Some(refused) = charset.and_then(unsupported_charset) {
+        if returning.is_some_and(|r| r.save) {
+            searchres::save(view, &[]);
+        }
         return refused;
     }
+    let criteria = &searchres::with_saved(view, criteria);
     let indexes = matching(view, criteria);
     let found: Vec<u32> = indexes.iter().map(|i| number(view, *i, uid)).collect();
     let modseq = condstore::search_modseq(view, criteria, &indexes, returning.as_ref());
+    // RFC 9051 §6.4.4: an IMAP4rev2 client hears ESEARCH, ALL unless it asked otherwise.
+    let returning = returning.or(view.enabled.imap4rev2.then_some(SearchReturn {
+        all: true,
+        ..SearchReturn::default()
+    }));
     match returning {
+        Some(returning) if returning.save => {
+            searchres::save(view, &searchres::kept(&indexes, returning));
+            // RFC 5182 §2.1: SAVE alone answers nothing but the tagged OK.
+            if returning
+                != (SearchReturn {
+                    save: true,
+                    ..SearchReturn::default()
+                })
+            {
+                esearch::write(out, tag, uid, &found, returning, modseq);
+            }
+        }
         Some(returning) => esearch::write(out, tag, uid, &found, returning, modseq),
         None => {
             out.extend_from_slice(b"* SEARCH");

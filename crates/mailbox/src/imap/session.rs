@@ -11,12 +11,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{info, warn};
 
 use super::command::{Command, FetchAttribute, FetchModifiers, Request, SelectParams, SequenceSet};
-use super::condstore::{self, Enabled};
+use super::condstore;
+use super::enabled::Enabled;
 use super::parser::{CommandReader, Input, Limits};
 use super::response::Done;
 use super::training::Lessons;
 use super::view::View;
-use super::{fetch, folders, quota, search, selected, sort, thread};
+use super::{
+    binary, fetch, folders, names, quota, search, searchres, selected, sort, thread, utf8,
+};
 use crate::access::{Accounts, Connection, Credentials, Login, Settings, User};
 use crate::budget::Held;
 
@@ -49,11 +52,12 @@ const READ_BUFFER: usize = 16 * 1024;
 /// on top, the most a session fetching holds.
 const FLUSH_AT: usize = 256 * 1024;
 
-/// Extensions announced in every state.
-const BASE_CAPABILITIES: &str = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT \
-     MOVE UIDPLUS SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE ESEARCH SORT \
-     SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES MULTIAPPEND QUOTA QUOTA=RES-STORAGE \
-     CONDSTORE QRESYNC";
+/// Extensions announced in every state. IMAP4rev2 beside IMAP4rev1: a client that wants
+/// it says ENABLE IMAP4rev2 (RFC 9051 §6.3.1), and every other client keeps IMAP4rev1.
+const BASE_CAPABILITIES: &str = "IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ BINARY UTF8=ACCEPT ID \
+     ENABLE IDLE NAMESPACE UNSELECT MOVE UIDPLUS SPECIAL-USE LIST-EXTENDED LIST-STATUS \
+     CHILDREN STATUS=SIZE ESEARCH SEARCHRES SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT \
+     THREAD=REFERENCES MULTIAPPEND QUOTA QUOTA=RES-STORAGE CONDSTORE QRESYNC";
 
 /// Serves one IMAP client until it logs out, disconnects or stays silent too long.
 pub async fn serve<C: Connection>(
@@ -231,6 +235,12 @@ impl<C: Connection> Session<C> {
 
     async fn execute(&mut self, request: Request) -> std::io::Result<()> {
         let Request { tag, command } = request;
+        if let Some(done) = names::refusal(&command, self.enabled) {
+            return self
+                .send(format!("{tag} {} {}\r\n", done.status, done.text).as_bytes())
+                .await;
+        }
+        let command = names::to_store(command, self.enabled);
         if condstore::command_enables(&command) && self.user().is_some() {
             self.enable_condstore();
         }
@@ -330,6 +340,9 @@ impl<C: Connection> Session<C> {
                 let enabled = self.enabled.enable(&names);
                 if let State::Selected(_, view) = &mut self.state {
                     view.enabled = self.enabled;
+                    if self.enabled.imap4rev2 {
+                        view.recent.clear();
+                    }
                 }
                 let mut line = String::from("* ENABLED");
                 for name in enabled {
@@ -351,24 +364,28 @@ impl<C: Connection> Session<C> {
                 params,
             } => self.select(&mailbox, &name, read_only, &params),
             Command::Create(name) => folders::create(&mailbox, &name),
-            Command::Delete(name) => folders::delete(&mailbox, &name),
+            Command::Delete(name) => folders::delete(&mailbox, &name, self.enabled),
             Command::Rename { from, to } => folders::rename(&mailbox, &from, &to),
             Command::Subscribe(name) => folders::subscribe(&mailbox, &name, true),
             Command::Unsubscribe(name) => folders::subscribe(&mailbox, &name, false),
-            Command::List(list) => folders::list(&mailbox, &list, &mut self.out),
+            Command::List(list) => folders::list(&mailbox, &list, self.enabled, &mut self.out),
             Command::Lsub { reference, pattern } => {
-                folders::lsub(&mailbox, &reference, &pattern, &mut self.out)
+                folders::lsub(&mailbox, &reference, &pattern, self.enabled, &mut self.out)
             }
             Command::Status {
                 mailbox: name,
                 items,
-            } => folders::status(&mailbox, &name, &items, &mut self.out),
+            } => folders::status(&mailbox, &name, &items, self.enabled, &mut self.out),
             Command::Append {
                 mailbox: name,
                 messages,
             } => {
+                if let Some(refused) = utf8::append_refusal(&messages, self.enabled) {
+                    return refused;
+                }
                 let quota = self.user().and_then(|u| u.quota);
                 let mut lessons = self.lessons();
+                let messages = binary::storable_messages(messages);
                 let done = folders::append(&mailbox, quota, &name, &messages, &mut lessons);
                 lessons.hand_over();
                 self.refresh(true);
@@ -380,7 +397,7 @@ impl<C: Connection> Session<C> {
             }
             Command::GetQuotaRoot(name) => {
                 let limit = self.user().and_then(|u| u.quota);
-                quota::get_quota_root(&mailbox, limit, &name, &mut self.out)
+                quota::get_quota_root(&mailbox, limit, &name, self.enabled, &mut self.out)
             }
             Command::SetQuota(_) => quota::set_quota(),
             command => self.selected(tag, command),
@@ -413,7 +430,7 @@ impl<C: Connection> Session<C> {
                 returning,
             } => (
                 selected::search(
-                    view,
+                    &mut *view,
                     tag,
                     uid,
                     charset.as_deref(),
@@ -428,16 +445,22 @@ impl<C: Connection> Session<C> {
                 order,
                 charset,
                 criteria,
-            } => (sort::sort(view, uid, &order, &charset, &criteria, out), uid),
+            } => {
+                let criteria = searchres::with_saved(view, &criteria);
+                (sort::sort(view, uid, &order, &charset, &criteria, out), uid)
+            }
             Command::Thread {
                 uid,
                 algorithm,
                 charset,
                 criteria,
-            } => (
-                thread::thread(view, uid, algorithm, &charset, &criteria, out),
-                uid,
-            ),
+            } => {
+                let criteria = searchres::with_saved(view, &criteria);
+                (
+                    thread::thread(view, uid, algorithm, &charset, &criteria, out),
+                    uid,
+                )
+            }
             Command::Store {
                 uid,
                 set,
@@ -538,6 +561,7 @@ impl<C: Connection> Session<C> {
         }
         let mut expunged = false;
         let mut failed = false;
+        let mut unknown_cte = false;
         for index in indexes {
             let State::Selected(_, view) = &self.state else {
                 break;
@@ -562,6 +586,7 @@ impl<C: Connection> Session<C> {
             match fetch::reply(view, uid, index, items, source, budget) {
                 Ok(Some(reply)) => self.write_reply(reply).await?,
                 Ok(None) => expunged = true,
+                Err(e) if binary::is_unknown_cte(&e) => unknown_cte = true,
                 Err(e) => {
                     warn!(error = %e, "cannot read a message");
                     failed = true;
@@ -573,6 +598,8 @@ impl<C: Connection> Session<C> {
         // does: OK with EXPUNGEISSUED (RFC 9051 §7.1) tells the client why some are missing.
         Ok(if failed {
             Done::no("[SERVERBUG] some messages could not be read")
+        } else if unknown_cte {
+            Done::no("[UNKNOWN-CTE] cannot decode a part's Content-Transfer-Encoding")
         } else if expunged {
             Done::ok("[EXPUNGEISSUED] some messages were already expunged")
         } else {
@@ -599,7 +626,19 @@ impl<C: Connection> Session<C> {
                         self.flush_at_mark().await?;
                     }
                 }
-                (fetch::Piece::File { .. }, None) => {
+                (fetch::Piece::Decoded(mut stream), Some(file)) => {
+                    let announced = stream.len();
+                    let mut written = 0;
+                    while let Some(chunk) = crate::blocking(|| stream.next_chunk(file))? {
+                        written += chunk.len() as u64;
+                        self.out.extend_from_slice(&chunk);
+                        self.flush_at_mark().await?;
+                    }
+                    if written != announced {
+                        return Err(std::io::Error::other("decoded part shorter than announced"));
+                    }
+                }
+                (fetch::Piece::File { .. } | fetch::Piece::Decoded(_), None) => {
                     return Err(std::io::Error::other("FETCH range without a file"));
                 }
             }
@@ -680,8 +719,11 @@ impl<C: Connection> Session<C> {
             return Done::bad("QRESYNC is not enabled");
         }
         self.enabled.condstore |= params.condstore;
-        // RFC 7162 §3.2.11: a QRESYNC client learns where the old mailbox's responses end.
-        if self.enabled.qresync && matches!(self.state, State::Selected(..)) {
+        // RFC 7162 §3.2.11 and RFC 9051 §6.3.2: a QRESYNC or IMAP4rev2 client learns where
+        // the old mailbox's responses end.
+        if (self.enabled.qresync || self.enabled.imap4rev2)
+            && matches!(self.state, State::Selected(..))
+        {
             self.out
                 .extend_from_slice(b"* OK [CLOSED] previous mailbox closed\r\n");
         }
@@ -698,18 +740,25 @@ impl<C: Connection> Session<C> {
                 return Done::no("[SERVERBUG] cannot open the mailbox");
             }
         };
-        let unseen = view
-            .messages
-            .iter()
-            .position(|m| !m.flags.contains(&super::command::Flag::Seen));
+        view.enabled = self.enabled;
         let mut text = format!(
-            "{}* {} EXISTS\r\n* {} RECENT\r\n",
+            "{}* {} EXISTS\r\n",
             view.flags_responses(),
-            view.messages.len(),
-            view.recent_count()
+            view.messages.len()
         );
-        if let Some(index) = unseen {
-            text.push_str(&format!("* OK [UNSEEN {}] first unseen\r\n", index + 1));
+        if self.enabled.imap4rev2 {
+            // RFC 9051 §6.3.2: no \Recent and no UNSEEN, but the mailbox's LIST response.
+            view.recent.clear();
+            text.push_str(&folders::list_one(&user.mailbox, name, self.enabled));
+        } else {
+            text.push_str(&format!("* {} RECENT\r\n", view.recent_count()));
+            let unseen = view
+                .messages
+                .iter()
+                .position(|m| !m.flags.contains(&super::command::Flag::Seen));
+            if let Some(index) = unseen {
+                text.push_str(&format!("* OK [UNSEEN {}] first unseen\r\n", index + 1));
+            }
         }
         text.push_str(&format!(
             "* OK [UIDVALIDITY {}] UIDs valid\r\n* OK [UIDNEXT {}] predicted next UID\r\n\
@@ -717,7 +766,6 @@ impl<C: Connection> Session<C> {
             view.uid_validity, view.uid_next, view.highest_modseq
         ));
         self.out.extend_from_slice(text.as_bytes());
-        view.enabled = self.enabled;
         if let Some(qresync) = &params.qresync {
             condstore::resync(&view, qresync, &mut self.out);
         }

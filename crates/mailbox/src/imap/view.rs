@@ -10,7 +10,9 @@ use posthorn_maildir::store::modseq::Expunged;
 use posthorn_maildir::store::{Flags, Folder, Message};
 
 use super::command::{SeqNumber, SequenceSet};
-use super::condstore::{self, Enabled};
+use super::condstore;
+use super::enabled::Enabled;
+use super::searchres;
 
 /// A selected folder.
 #[derive(Debug)]
@@ -41,6 +43,8 @@ pub struct View {
     stamp: Option<(SystemTime, SystemTime)>,
     /// Messages seen gone while expunges could not be reported.
     pending_expunge: bool,
+    /// The UIDs SEARCH RETURN (SAVE) kept for `$` (RFC 5182), none after SELECT.
+    pub saved: Vec<u32>,
 }
 
 impl View {
@@ -61,6 +65,7 @@ impl View {
             highest_modseq: snapshot.highest_modseq,
             expunged: snapshot.expunged,
             enabled: Enabled::default(),
+            saved: Vec::new(),
             folder,
             stamp,
             pending_expunge: false,
@@ -78,7 +83,10 @@ impl View {
         let snapshot = self.folder.sync(!self.read_only)?;
         self.stamp = stamp;
         self.announce_keywords(snapshot.keywords, out);
-        self.recent.extend(snapshot.recent.iter().copied());
+        // IMAP4rev2 has no \Recent (RFC 9051 Appendix E, item 6).
+        if !self.enabled.imap4rev2 {
+            self.recent.extend(snapshot.recent.iter().copied());
+        }
         self.highest_modseq = snapshot.highest_modseq;
         self.expunged = snapshot.expunged;
         let mut fresh = snapshot.messages.into_iter().peekable();
@@ -122,7 +130,9 @@ impl View {
         self.uid_next = snapshot.uid_next;
         if self.messages.len() != before || !gone.is_empty() {
             out.extend_from_slice(format!("* {} EXISTS\r\n", self.messages.len()).as_bytes());
-            out.extend_from_slice(format!("* {} RECENT\r\n", self.recent_count()).as_bytes());
+            if !self.enabled.imap4rev2 {
+                out.extend_from_slice(format!("* {} RECENT\r\n", self.recent_count()).as_bytes());
+            }
         }
         Ok(())
     }
@@ -255,6 +265,9 @@ impl View {
     /// A sequence number past the end is an error (the client's view is wrong); UIDs that
     /// do not exist are skipped, as RFC 3501 §6.4.8 asks.
     pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, String> {
+        if set.is_saved() {
+            return Ok(searchres::indexes(self));
+        }
         let count = self.messages.len() as u32;
         if uid {
             let last = self.messages.last().map_or(0, |m| m.uid);

@@ -6,7 +6,7 @@ mod folder;
 mod index;
 pub mod mailbox;
 pub mod modseq;
-mod mutf7;
+pub mod mutf7;
 
 pub use flags::Flags;
 pub(crate) use folder::lock_folder;

@@ -151,6 +151,12 @@ impl Imap {
 
     /// One response line with the literals it carries, or "" at end of stream.
     pub fn response(&mut self) -> String {
+        String::from_utf8_lossy(&self.response_octets().0).into_owned()
+    }
+
+    /// One response as octets, literals included, and its literals apart.
+    pub fn response_octets(&mut self) -> (Vec<u8>, Vec<Vec<u8>>) {
+        let mut literals = Vec::new();
         let mut text = Vec::new();
         loop {
             let mut line = Vec::new();
@@ -167,8 +173,9 @@ impl Imap {
                     let mut literal = vec![0; n];
                     self.reader.read_exact(&mut literal).expect("literal");
                     text.extend_from_slice(&literal);
+                    literals.push(literal);
                 }
-                None => return String::from_utf8_lossy(&text).into_owned(),
+                None => return (text, literals),
             }
         }
     }

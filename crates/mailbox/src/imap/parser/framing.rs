@@ -6,6 +6,9 @@ use super::*;
 
 /// Bytes kept from the end of a line being skipped: enough to spot a literal marker there.
 const SKIP_TAIL: usize = 64;
+/// The largest non-synchronizing literal over the limits that is read and dropped so the
+/// command can be answered; a larger one ends the connection.
+const DISCARD_MAX: u64 = 64 * 1024;
 /// Most a literal's buffer reserves before its octets arrive, so announcing a large
 /// literal and sending nothing costs us little.
 const LITERAL_PREALLOC: usize = 64 * 1024;
@@ -91,6 +94,9 @@ struct Pending {
     texts: Vec<Vec<u8>>,
     /// The literals, `literals[i]` following `texts[i]`.
     literals: Vec<Vec<u8>>,
+    /// Which literals are literal8 (`~{n}`, RFC 3516 §4.4): the grammar takes them only
+    /// where binary data may go.
+    binary: Vec<bool>,
     /// Total length of `texts`, checked against `max_line`.
     text_len: usize,
     /// Total size of the literals announced, checked against the literal budget.
@@ -116,7 +122,7 @@ struct Marker {
     size: Option<u64>,
     /// `{n}`, which needs a continuation, rather than LITERAL+'s `{n+}`.
     sync: bool,
-    /// Literal8 (`~{n}`, RFC 3516), which we do not support.
+    /// Literal8 (`~{n}`, RFC 3516).
     binary: bool,
     /// Where the marker starts in the line.
     text_end: usize,
@@ -331,16 +337,13 @@ impl CommandReader {
         let first = self.pending.texts.first().unwrap_or(&line);
         let tag = tag_of(first);
         let budget = self.budget(first);
-        if marker.binary {
-            return Some(self.reject_literal8(tag, &marker, budget));
-        }
         let room = budget.saturating_sub(self.pending.announced);
         let accepted = marker
             .size
             .and_then(|n| usize::try_from(n).ok())
             .filter(|&n| n <= room);
         let Some(size) = accepted else {
-            return Some(self.reject_literal(tag, &marker, room));
+            return Some(self.reject_literal(tag, &marker, room, budget));
         };
         self.pending.announced += size;
         line.truncate(marker.text_end);
@@ -348,36 +351,38 @@ impl CommandReader {
         self.pending
             .literals
             .push(Vec::with_capacity(size.min(LITERAL_PREALLOC)));
+        self.pending.binary.push(marker.binary);
         self.state = State::Literal(size);
         marker.sync.then_some(Input::Continue)
     }
 
-    /// Answers a literal over the budget: NO for a synchronizing one (the client waits for
-    /// our go-ahead, so it will not send it), BYE for a non-synchronizing one.
-    fn reject_literal(&mut self, tag: Option<String>, marker: &Marker, room: usize) -> Input {
+    /// Answers a literal over the budget: NO [TOOBIG] for a synchronizing one (the client
+    /// waits for our go-ahead, so it will not send it). A non-synchronizing one is on its
+    /// way: up to [`DISCARD_MAX`] octets it is read and dropped and the command answered
+    /// BAD [TOOBIG] (RFC 7888 §4, and §5's BAD for LITERAL- clients); a larger one is
+    /// answered BYE, as reading it would only feed a client that ignores our limits.
+    fn reject_literal(
+        &mut self,
+        tag: Option<String>,
+        marker: &Marker,
+        room: usize,
+        budget: usize,
+    ) -> Input {
         self.pending = Pending::default();
         let message = match marker.size {
             Some(size) => format!("literal of {size} bytes is over the limit of {room}"),
             None => "literal size is out of range".to_owned(),
         };
         if marker.sync {
-            too_big(tag, message)
-        } else {
-            self.close(message)
+            return too_big(tag, message);
         }
-    }
-
-    /// Answers a literal8: BAD, dropping its octets if they are on their way.
-    fn reject_literal8(&mut self, tag: Option<String>, marker: &Marker, budget: usize) -> Input {
-        self.pending = Pending::default();
-        let message = "literal8 (~{n}) is not supported".to_owned();
-        if marker.sync {
-            return Input::Bad { tag, message };
-        }
-        match marker.size.filter(|&n| n <= budget as u64) {
+        match marker.size.filter(|&n| n <= DISCARD_MAX) {
             Some(remaining) => {
                 self.state = State::SkippingLiteral { remaining, budget };
-                Input::Bad { tag, message }
+                Input::Bad {
+                    tag,
+                    message: format!("[TOOBIG] {message}"),
+                }
             }
             None => self.close(message),
         }
@@ -458,7 +463,7 @@ impl CommandReader {
     /// Parses the assembled command.
     fn finish_command(&mut self) -> Input {
         let pending = std::mem::take(&mut self.pending);
-        parse_request(pending.texts, pending.literals)
+        parse_request(pending.texts, pending.literals, pending.binary)
     }
 }
 

@@ -21,10 +21,15 @@ const ECHO_MAX: usize = 40;
 pub(super) type Parsed<T> = Result<T, String>;
 
 /// Parses one assembled command into a request, or the BAD it deserves.
-pub(super) fn parse_request(texts: Vec<Vec<u8>>, literals: Vec<Vec<u8>>) -> Input {
+pub(super) fn parse_request(
+    texts: Vec<Vec<u8>>,
+    literals: Vec<Vec<u8>>,
+    binary: Vec<bool>,
+) -> Input {
     let mut cursor = Cursor {
         texts,
         literals,
+        binary,
         seg: 0,
         pos: 0,
     };
@@ -48,6 +53,8 @@ struct Cursor {
     texts: Vec<Vec<u8>>,
     /// The literals, `literals[i]` following `texts[i]`.
     literals: Vec<Vec<u8>>,
+    /// Which literals are literal8.
+    binary: Vec<bool>,
     /// The current line.
     seg: usize,
     /// The position in the current line.
@@ -109,6 +116,11 @@ impl Cursor {
         } else {
             Err("unexpected text after the command".to_owned())
         }
+    }
+
+    /// True when the literal that comes next is a literal8.
+    fn at_literal8(&self) -> bool {
+        self.at_literal() && self.binary.get(self.seg).copied().unwrap_or(false)
     }
 
     /// Takes the literal that comes next, moving on to the line after it.
@@ -200,6 +212,10 @@ impl Cursor {
 
     /// A literal used as a string.
     fn literal_string(&mut self) -> Parsed<String> {
+        // RFC 3516 §4.4: literal8 carries message data only, never a string argument.
+        if self.at_literal8() {
+            return Err("literal8 where a string is expected".to_owned());
+        }
         let bytes = self
             .take_literal()
             .ok_or_else(|| "expected a literal".to_owned())?;
@@ -293,6 +309,9 @@ impl Cursor {
 impl Cursor {
     /// A sequence set: `1`, `2:4`, `*`, `1,3:*`.
     fn sequence_set(&mut self) -> Parsed<SequenceSet> {
+        if self.eat(b'$') {
+            return Ok(SequenceSet::saved());
+        }
         let mut ranges = Vec::new();
         loop {
             let start = self.seq_number()?;
@@ -654,6 +673,11 @@ impl Cursor {
             "BODY" if self.peek() == Some(b'[') => self.body_section(false)?,
             "BODY" => A::Body,
             "BODY.PEEK" => self.body_section(true)?,
+            "BINARY" => self.binary_section(false)?,
+            "BINARY.PEEK" => self.binary_section(true)?,
+            "BINARY.SIZE" => A::BinarySize {
+                part: self.section_binary()?,
+            },
             "" => return Err("expected a fetch item".to_owned()),
             other => return Err(format!("unknown fetch item {}", shorten(other))),
         })
@@ -674,6 +698,37 @@ impl Cursor {
             section,
             partial,
         })
+    }
+
+    /// `[part]<origin.length>` after BINARY or BINARY.PEEK (RFC 3516 §6).
+    fn binary_section(&mut self, peek: bool) -> Parsed<FetchAttribute> {
+        let part = self.section_binary()?;
+        let partial = if self.eat(b'<') {
+            Some(self.partial()?)
+        } else {
+            None
+        };
+        Ok(FetchAttribute::Binary {
+            peek,
+            part,
+            partial,
+        })
+    }
+
+    /// `[1.2.3]` or `[]`: a binary section names parts only (RFC 3516 §6).
+    fn section_binary(&mut self) -> Parsed<Vec<u32>> {
+        self.expect_byte(b'[', "'[' after BINARY")?;
+        let mut part = Vec::new();
+        if !self.eat(b']') {
+            loop {
+                part.push(self.nz_number("a part number")?);
+                if !self.eat(b'.') {
+                    break;
+                }
+            }
+            self.expect_byte(b']', "']' after the part")?;
+        }
+        Ok(part)
     }
 
     /// A section spec: part numbers, then HEADER, HEADER.FIELDS[.NOT] (...), TEXT or MIME.
@@ -833,7 +888,7 @@ impl Cursor {
             Some(b'(') => Ok(SearchKey::And(
                 self.paren_list(false, |c| c.search_key(depth + 1))?,
             )),
-            Some(b'0'..=b'9' | b'*') => Ok(SearchKey::Sequence(self.sequence_set()?)),
+            Some(b'0'..=b'9' | b'*' | b'$') => Ok(SearchKey::Sequence(self.sequence_set()?)),
             _ => {
                 let name = self.keyword("a search key")?;
                 self.search_named(&name, depth)

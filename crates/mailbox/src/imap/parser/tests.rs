@@ -457,6 +457,8 @@ fn append() {
                 flags: vec![Flag::Seen, Flag::Keyword("$Forwarded".into())],
                 date: Some(837_596_665),
                 message: b"Hello".to_vec(),
+                binary: false,
+                utf8: false,
             }],
         }
     );
@@ -468,6 +470,8 @@ fn append() {
                 flags: vec![],
                 date: None,
                 message: b"\0\r\n\x01".to_vec(),
+                binary: false,
+                utf8: false,
             }],
         }
     );
@@ -479,6 +483,8 @@ fn append() {
                 flags: vec![],
                 date: None,
                 message: vec![],
+                binary: false,
+                utf8: false,
             }],
         }
     );
@@ -495,16 +501,22 @@ fn multiappend() {
                     flags: vec![Flag::Seen],
                     date: None,
                     message: b"m".to_vec(),
+                    binary: false,
+                    utf8: false,
                 },
                 AppendMessage {
                     flags: vec![],
                     date: None,
                     message: b"no".to_vec(),
+                    binary: false,
+                    utf8: false,
                 },
                 AppendMessage {
                     flags: vec![],
                     date: Some(0),
                     message: vec![],
+                    binary: false,
+                    utf8: false,
                 },
             ],
         }
@@ -806,7 +818,8 @@ fn fetch_errors() {
         "a FETCH 1 (FLAGS) (CHANGEDSINCE x)",
         "a FETCH 1",
         "a FETCH FLAGS",
-        "a FETCH 1 BINARY[1]",
+        "a FETCH 1 BINARY.SIZE[1]<0.5>",
+        "a FETCH 1 BINARY[0]",
     ] {
         bad(invalid);
     }
@@ -1050,8 +1063,26 @@ fn search_return_sort_and_thread() {
         }
     );
     assert_eq!(
-        bad("a SEARCH RETURN (SAVE) ALL"),
-        "unknown search return option SAVE"
+        command("a UID SEARCH RETURN (SAVE MIN) $"),
+        Command::Search {
+            uid: true,
+            charset: None,
+            criteria: SearchKey::And(vec![SearchKey::Sequence(SequenceSet::saved())]),
+            returning: Some(SearchReturn {
+                min: true,
+                save: true,
+                ..SearchReturn::default()
+            }),
+        }
+    );
+    assert_eq!(
+        command("a UID FETCH $ FLAGS"),
+        Command::Fetch {
+            uid: true,
+            set: SequenceSet::saved(),
+            items: vec![FetchAttribute::Flags],
+            modifiers: FetchModifiers::default(),
+        }
     );
     assert_eq!(bad("a SORT (ARRIVAL REVERSE) UTF-8 ALL"), "expected SP");
     assert_eq!(bad("a SORT () UTF-8 ALL"), "expected a sort key");
@@ -1096,7 +1127,8 @@ fn search_errors() {
         "a SEARCH ON 123-Jan-2000",
         "a SEARCH LARGER 18446744073709551616",
         "a SEARCH LARGER x",
-        "a SEARCH $",
+        "a SEARCH $:4",
+        "a FETCH $,1 FLAGS",
     ] {
         bad(invalid);
     }
@@ -1252,6 +1284,11 @@ fn new_limits_apply_from_the_next_command() {
     reader.feed(format!("b LOGIN {}\r\n", "x".repeat(64)).as_bytes());
     assert!(matches!(reader.next(), Input::TooBig { tag: Some(t), .. } if t == "b"));
     reader.feed(b"c APPEND INBOX {17+}\r\n");
+    assert!(matches!(reader.next(), Input::Bad { tag: Some(t), message }
+        if t == "c" && message.starts_with("[TOOBIG] ")));
+    reader.feed(b"0123456789abcdefg (\\Seen) {2+}\r\nxx\r\nd NOOP\r\n");
+    assert!(matches!(reader.next(), Input::Request(r) if r.tag == "d"));
+    reader.feed(format!("e APPEND INBOX {{{}+}}\r\n", 64 * 1024 + 1).as_bytes());
     assert!(matches!(reader.next(), Input::Fatal { .. }));
     assert_eq!(reader.buffered(), 0);
 }
@@ -1302,24 +1339,57 @@ fn huge_literal_sizes() {
 }
 
 #[test]
-fn literal8_is_rejected() {
-    let mut reader = CommandReader::new(limits());
-    reader.feed(b"a APPEND x ~{5}\r\nb NOOP\r\n");
+fn literal8_carries_append_messages_only() {
     assert_eq!(
-        reader.next(),
-        Input::Bad {
-            tag: Some("a".into()),
-            message: "literal8 (~{n}) is not supported".into()
+        command("a APPEND x ~{3+}\r\n\0\x01\x7f"),
+        Command::Append {
+            mailbox: "x".into(),
+            messages: vec![AppendMessage {
+                flags: vec![],
+                date: None,
+                message: b"\0\x01\x7f".to_vec(),
+                binary: true,
+                utf8: false,
+            }],
         }
     );
-    assert!(matches!(reader.next(), Input::Request(r) if r.tag == "b"));
-
     let mut reader = CommandReader::new(limits());
-    reader.feed(b"a APPEND x ~{5+}\r\nb NOO");
-    assert!(matches!(reader.next(), Input::Bad { tag: Some(t), .. } if t == "a"));
-    reader.feed(b"P\r\nc NOOP\r\n");
-    assert!(matches!(reader.next(), Input::Request(r) if r.tag == "c"));
+    reader.feed(b"a APPEND x ~{5}\r\n");
+    assert_eq!(reader.next(), Input::Continue);
+    reader.feed(b"hello\r\nb LOGIN ~{1+}\r\nx y\r\n");
+    assert!(matches!(reader.next(), Input::Request(r) if r.tag == "a"));
+    assert!(matches!(
+        reader.next(),
+        Input::Bad { tag: Some(t), message } if t == "b" && message.contains("literal8")
+    ));
     assert_eq!(reader.next(), Input::Incomplete);
+}
+
+#[test]
+fn binary_fetch_items() {
+    assert_eq!(
+        command("a FETCH 1 (BINARY.PEEK[1.2]<0.10> BINARY[] BINARY.SIZE[3])"),
+        Command::Fetch {
+            uid: false,
+            set: set(&[(1, 1)]),
+            items: vec![
+                FetchAttribute::Binary {
+                    peek: true,
+                    part: vec![1, 2],
+                    partial: Some((0, 10)),
+                },
+                FetchAttribute::Binary {
+                    peek: false,
+                    part: vec![],
+                    partial: None,
+                },
+                FetchAttribute::BinarySize { part: vec![3] },
+            ],
+            modifiers: FetchModifiers::default(),
+        }
+    );
+    assert!(bad("a FETCH 1 BINARY[1.TEXT]").contains("part number"));
+    assert!(bad("a FETCH 1 BINARY.SIZE").contains("'['"));
 }
 
 #[test]
@@ -1588,6 +1658,17 @@ fn fetch_attribute() -> impl Strategy<Value = FetchAttribute> {
                 section,
                 partial
             }),
+        (
+            any::<bool>(),
+            prop::collection::vec(1..=u32::MAX, 0..4),
+            prop::option::of((any::<u32>(), 1..=u32::MAX))
+        )
+            .prop_map(|(peek, part, partial)| A::Binary {
+                peek,
+                part,
+                partial
+            }),
+        prop::collection::vec(1..=u32::MAX, 0..4).prop_map(|part| A::BinarySize { part }),
     ]
 }
 
@@ -1848,8 +1929,30 @@ impl Renderer<'_> {
                 }
                 return;
             }
+            A::Binary {
+                peek,
+                part,
+                partial,
+            } => {
+                self.push(if *peek { "binary.peek" } else { "BINARY" });
+                self.binary_part(part);
+                if let Some((origin, length)) = partial {
+                    self.push(&format!("<{origin}.{length}>"));
+                }
+                return;
+            }
+            A::BinarySize { part } => {
+                self.push("BINARY.SIZE");
+                self.binary_part(part);
+                return;
+            }
         };
         self.push(name);
+    }
+
+    fn binary_part(&mut self, part: &[u32]) {
+        let numbers: Vec<String> = part.iter().map(u32::to_string).collect();
+        self.push(&format!("[{}]", numbers.join(".")));
     }
 
     fn command(&mut self, command: &Command) {

@@ -19,6 +19,7 @@ impl Cursor {
                 "MAX" => returning.max = true,
                 "ALL" => returning.all = true,
                 "COUNT" => returning.count = true,
+                "SAVE" => returning.save = true,
                 other => return Err(format!("unknown search return option {}", shorten(other))),
             }
             Ok(())
@@ -114,13 +115,32 @@ impl Cursor {
             date = Some(parse_date_time(&self.quoted()?)?);
             self.sp()?;
         }
+        // RFC 6855 §4: `UTF8 (literal8)` carries a message with UTF-8 header fields.
+        let utf8 = matches!(self.peek(), Some(b'U' | b'u'));
+        if utf8 {
+            let word = self.take_while(|b| b.is_ascii_alphanumeric()).to_vec();
+            if !word.eq_ignore_ascii_case(b"UTF8") {
+                return Err("expected the message as a literal".to_owned());
+            }
+            self.sp()?;
+            self.expect_byte(b'(', "'(' after UTF8")?;
+            if !self.at_literal8() {
+                return Err("UTF8 data must be a literal8".to_owned());
+            }
+        }
+        let binary = self.at_literal8();
         let message = self
             .take_literal()
             .ok_or_else(|| "expected the message as a literal".to_owned())?;
+        if utf8 {
+            self.expect_byte(b')', "')' after the UTF8 data")?;
+        }
         Ok(AppendMessage {
             flags,
             date,
             message,
+            binary,
+            utf8,
         })
     }
 

@@ -6,6 +6,12 @@
 //! fixed threshold makes every block from 4 MiB up its own mapping, returned when freed;
 //! with it, bursts of logins, checked 10 MiB messages and IMAP FETCHes leave the server
 //! within 2x of its idle size (README, "Memory").
+//!
+//! Smaller blocks freed in the middle of an arena's heap stay with the process too: after
+//! 50 IMAP clients left, the benchmark found 125 MiB kept against 18 MiB idle (Dovecot's
+//! sessions are processes, which give everything back as they exit). So a task looks at
+//! the arenas every few seconds and, when much lies free in them, has glibc hand the free
+//! pages back (`malloc_trim`, which `madvise`s them away without moving anything).
 
 /// Sets the allocator up for the server; call once, before any thread starts.
 #[allow(unsafe_code, reason = "mallopt has no safe wrapper in libc or rustix")]
@@ -14,5 +20,34 @@ pub fn return_large_blocks() {
     // SAFETY: mallopt only sets a tuning parameter of the allocator.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+    }
+}
+
+/// Free octets in the arenas above which they are trimmed.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const TRIM_ABOVE: usize = 8 << 20;
+/// How often the arenas are looked at.
+const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Gives the arenas' free pages back whenever much lies free, until `shutdown`.
+pub async fn trim_while_running(mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(TRIM_EVERY) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        // A trim walks the heaps: a blocking thread's work, not a worker's.
+        let _ = tokio::task::spawn_blocking(trim_if_worth_it).await;
+    }
+}
+
+#[allow(unsafe_code, reason = "mallinfo2 and malloc_trim have no safe wrapper")]
+fn trim_if_worth_it() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: both only read or release the allocator's own free memory.
+    unsafe {
+        if libc::mallinfo2().fordblks > TRIM_ABOVE {
+            libc::malloc_trim(0);
+        }
     }
 }

@@ -782,6 +782,11 @@ fn serve(config: Config) -> ExitCode {
     posthorn::allocator::return_large_blocks();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Blocking threads (file work of IMAP sessions, deliveries, password checks) leave
+        // 2 s after their last task rather than tokio's 10: each keeps its stack and its
+        // malloc arena's pages, about 0.3 MiB, and 50 busy IMAP clients leave over a
+        // hundred behind.
+        .thread_keep_alive(std::time::Duration::from_secs(2))
         .build()
     {
         Ok(runtime) => runtime,

@@ -112,6 +112,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     let (queue, queue_task) = queue::start(queue_parts, recovered, shutdown.clone());
     let admin_task = start_admin(data_dir, &store, &queue, &shutdown);
     tokio::spawn(Arc::clone(&directory).watch(shutdown.clone()));
+    tokio::spawn(crate::allocator::trim_while_running(shutdown.clone()));
     tokio::spawn(reload_on_hangup(
         Arc::clone(&certificates),
         Arc::clone(&directory),

@@ -24,6 +24,7 @@ use tracing::warn;
 use super::flags::{Flag, Flags, MAX_KEYWORDS, StoreOperation};
 use super::index::{self, Entry, Index};
 use super::modseq::Expunged;
+use super::seen;
 use crate::maildir;
 use crate::quota::{Change, Usage};
 
@@ -178,7 +179,55 @@ impl Folder {
     /// mod-sequence.
     fn sync_locked(&self, claim_recent: bool) -> io::Result<Snapshot> {
         maildir::create(&self.dir)?;
+        let before = seen::Folders::observe(&self.dir);
         let (mut index, mut dirty) = self.load_index()?;
+        let up_to_date =
+            !dirty && before.is_some_and(|folders| seen::unchanged(&self.dir, folders));
+        if !up_to_date {
+            dirty |= self.match_files(&mut index)?;
+        }
+        let recent: Vec<u32> = index
+            .entries
+            .iter()
+            .map(|e| e.uid)
+            .filter(|uid| *uid >= index.first_recent)
+            .collect();
+        if claim_recent && index.first_recent != index.uid_next {
+            index.first_recent = index.uid_next;
+            dirty = true;
+        }
+        if dirty {
+            index.save(&self.dir)?;
+        }
+        if dirty || !up_to_date {
+            seen::record(&self.dir, before, seen::Folders::observe(&self.dir))?;
+        }
+        let messages = index
+            .entries
+            .iter()
+            .map(|entry| Message {
+                uid: entry.uid,
+                flags: Flags::from_info(info_of(&entry.name), &index.keywords),
+                size: self.size_of(&entry.name),
+                file: entry.name.clone(),
+                modseq: entry.modseq,
+            })
+            .collect();
+        Ok(Snapshot {
+            uid_validity: index.uid_validity,
+            uid_next: index.uid_next,
+            messages,
+            recent,
+            keywords: index.keywords,
+            highest_modseq: index.highest_modseq,
+            expunged: index.expunged,
+        })
+    }
+
+    /// Brings `index` in line with the files: new mail taken into `cur/`, files gone
+    /// forgotten, names changed by an unrecorded flag change followed, unknown files given
+    /// UIDs. True when the index changed.
+    fn match_files(&self, index: &mut Index) -> io::Result<bool> {
         self.take_new()?;
         let files = self.list_cur()?;
         let mut by_base: HashMap<&str, &str> = files
@@ -215,40 +264,7 @@ impl Folder {
             });
             index.highest_modseq = change;
         }
-        dirty |= index.highest_modseq == change;
-        let recent: Vec<u32> = index
-            .entries
-            .iter()
-            .map(|e| e.uid)
-            .filter(|uid| *uid >= index.first_recent)
-            .collect();
-        if claim_recent && index.first_recent != index.uid_next {
-            index.first_recent = index.uid_next;
-            dirty = true;
-        }
-        if dirty {
-            index.save(&self.dir)?;
-        }
-        let messages = index
-            .entries
-            .iter()
-            .map(|entry| Message {
-                uid: entry.uid,
-                flags: Flags::from_info(info_of(&entry.name), &index.keywords),
-                size: self.size_of(&entry.name),
-                file: entry.name.clone(),
-                modseq: entry.modseq,
-            })
-            .collect();
-        Ok(Snapshot {
-            uid_validity: index.uid_validity,
-            uid_next: index.uid_next,
-            messages,
-            recent,
-            keywords: index.keywords,
-            highest_modseq: index.highest_modseq,
-            expunged: index.expunged,
-        })
+        Ok(index.highest_modseq == change)
     }
 
     /// The index, or a fresh one (to be saved) when there is none or it is damaged.
@@ -887,6 +903,53 @@ mod tests {
             folder.read(&second.messages[2].file).unwrap().unwrap(),
             b"three\r\n"
         );
+    }
+
+    /// Sets the mtimes of `new/` and `cur/` back by a minute, as if the folder had been
+    /// quiet since.
+    fn settle(folder: &Folder) {
+        for sub in ["new", "cur"] {
+            let dir = File::open(folder.dir().join(sub)).unwrap();
+            let time = dir.metadata().unwrap().modified().unwrap();
+            dir.set_modified(time - std::time::Duration::from_secs(60))
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn a_quiet_folder_is_not_read_again_and_any_change_is_seen() {
+        let (_dir, folder) = folder();
+        deliver(&folder, "one\r\n");
+        let first = folder.sync(false).unwrap();
+        let record = folder.dir().join("posthorn-uidlist.seen");
+        assert!(!record.exists(), "fresh mtimes are not trusted");
+        settle(&folder);
+        assert_eq!(pairs(&folder.sync(false).unwrap()), pairs(&first));
+        assert!(record.exists(), "a settled folder is recorded");
+        // Trusted now: a file slipped into cur/ with the old mtime put back is not looked
+        // for, which shows the folder is not read.
+        let cur = folder.dir().join("cur");
+        let mtime = fs::metadata(&cur).unwrap().modified().unwrap();
+        fs::write(cur.join("9.M9P9.h:2,"), "hidden\r\n").unwrap();
+        File::open(&cur).unwrap().set_modified(mtime).unwrap();
+        assert_eq!(pairs(&folder.sync(false).unwrap()), pairs(&first));
+        // Any real change moves an mtime: a delivery, another program's file, a flag change.
+        deliver(&folder, "two\r\n");
+        let second = folder.sync(false).unwrap();
+        assert_eq!(second.messages.len(), 3, "{second:?}");
+        settle(&folder);
+        folder.sync(false).unwrap();
+        folder.sync(false).unwrap();
+        fs::write(cur.join("10.M10P10.h:2,"), "outside\r\n").unwrap();
+        assert_eq!(folder.sync(false).unwrap().messages.len(), 4);
+        settle(&folder);
+        let quiet = folder.sync(false).unwrap();
+        let stored = folder
+            .store_flags(&pairs(&quiet)[..1], StoreOperation::Add, &[Flag::Seen])
+            .unwrap();
+        let after = folder.sync(false).unwrap();
+        assert_eq!(after.messages[0].file, stored[0].file);
+        assert!(after.messages[0].flags.contains(&Flag::Seen));
     }
 
     #[test]

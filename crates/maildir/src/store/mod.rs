@@ -7,6 +7,7 @@ mod index;
 pub mod mailbox;
 pub mod modseq;
 pub mod mutf7;
+mod seen;
 
 pub use flags::Flags;
 pub(crate) use folder::lock_folder;

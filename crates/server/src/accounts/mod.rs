@@ -3,6 +3,7 @@
 
 pub(crate) mod check_cache;
 pub(crate) mod check_gate;
+pub(crate) mod check_memory;
 pub(crate) mod directory;
 pub(crate) mod login;
 pub mod passwords;

@@ -202,7 +202,7 @@ fn message(rng: &mut Rng, n: usize, time: u64) -> Vec<u8> {
         "X-Mailer: {}\r\nMIME-Version: 1.0\r\n",
         rng.pick(&MAILERS)
     ));
-    let body_lines = 30 + rng.below(60);
+    let body_lines = 20 + rng.below(44);
     let mut text = String::new();
     for _ in 0..body_lines {
         let words: Vec<&str> = (0..6 + rng.below(8)).map(|_| rng.pick(&WORDS)).collect();
@@ -319,7 +319,7 @@ mod tests {
         let mut rng = Rng::new(19);
         let messages: Vec<Vec<u8>> = (0..2000).map(|n| message(&mut rng, n, 0)).collect();
         let mean = messages.iter().map(Vec::len).sum::<usize>() / messages.len();
-        assert!((3000..6000).contains(&mean), "{mean}");
+        assert!((3600..4600).contains(&mean), "{mean}");
         let with = |needle: &str| {
             messages
                 .iter()

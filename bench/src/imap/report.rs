@@ -325,7 +325,8 @@ fn method(results: &Results) -> String {
          - **large mailbox**: one user with {large} messages, a fresh server; the page cache is dropped \
          (`/proc/sys/vm/drop_caches`), then one session times SELECT, a FETCH of the 50 newest, SEARCH \
          SUBJECT and SEARCH FROM (\"first\": the server has no index of its own yet, the files are on \
-         disk), and a second session does the same (\"again\").\n\n\
+         disk; SEARCH FROM comes after SEARCH SUBJECT has read every file, so its \"first\" is on a warm \
+         page cache), and a second session does the same (\"again\").\n\n\
          Ratio = Posthorn ÷ Dovecot; **better** names the winner (within 5%: even), Dovecot's wins in bold.\n",
         cache = dovecot::AUTH_CACHE.join("`, `"),
         cores = std::thread::available_parallelism().map_or(0, |n| n.get()),

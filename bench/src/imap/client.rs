@@ -19,14 +19,11 @@ pub struct Client {
     timeout: Duration,
 }
 
-/// What the server answered a command: its untagged lines (literals left out) and how many
-/// literal octets came with them.
+/// What the server answered a command: its untagged lines, literals left out.
 #[derive(Debug, Default)]
 pub struct Reply {
     /// Untagged and continuation lines, without CRLF.
     pub lines: Vec<String>,
-    /// Octets of literals (message bodies) received.
-    pub literal_octets: usize,
 }
 
 impl Reply {
@@ -128,8 +125,7 @@ impl Client {
     async fn finish(&mut self, tag: &str, command: &str) -> anyhow::Result<Reply> {
         let mut reply = Reply::default();
         loop {
-            let (line, octets) = self.response_line().await?;
-            reply.literal_octets += octets;
+            let line = self.response_line().await?;
             if let Some(status) = line.strip_prefix(tag).and_then(|s| s.strip_prefix(' ')) {
                 if status.starts_with("OK") {
                     return Ok(reply);
@@ -141,11 +137,9 @@ impl Client {
         }
     }
 
-    /// One response line with any literals inside it skipped: the text and the literal
-    /// octets.
-    async fn response_line(&mut self) -> anyhow::Result<(String, usize)> {
+    /// One response line with any literals inside it skipped.
+    async fn response_line(&mut self) -> anyhow::Result<String> {
         let mut text = Vec::new();
-        let mut octets = 0;
         loop {
             let mut part = Vec::new();
             self.read_until_lf(&mut part).await?;
@@ -161,12 +155,11 @@ impl Client {
                     if copied < length as u64 {
                         bail!("connection closed inside a literal");
                     }
-                    octets += length;
                     text.extend_from_slice(&part[..part.len().saturating_sub(2)]);
                 }
                 None => {
                     text.extend_from_slice(part.strip_suffix(b"\r\n").unwrap_or(&part));
-                    return Ok((String::from_utf8_lossy(&text).into_owned(), octets));
+                    return Ok(String::from_utf8_lossy(&text).into_owned());
                 }
             }
         }

@@ -1,12 +1,15 @@
-//! `posthorn-bench`: compare Posthorn with Postfix, generate load, run the crash soak.
+//! `posthorn-bench`: compare Posthorn with Postfix and Exim (SMTP) and Dovecot (IMAP),
+//! generate load, run the crash soak.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use posthorn_bench::checks;
 use posthorn_bench::compare::{self, Binaries, Case, Server};
 use posthorn_bench::filesystem::Filesystem;
+use posthorn_bench::imap;
 use posthorn_bench::load::{self, Spec};
 use posthorn_bench::procs;
 use posthorn_bench::report::Results;
@@ -82,6 +85,34 @@ enum Command {
         /// Deliveries timed, and the size of the small queue.
         #[arg(long, default_value_t = 20_000)]
         probe: usize,
+    },
+    /// Posthorn's IMAP server beside Dovecot: memory under busy clients and after, logins
+    /// per second (first and cached), FETCH and SEARCH rates, a 100 000-message mailbox.
+    Imap {
+        /// Busy clients at once, one user each.
+        #[arg(long, default_value_t = 50)]
+        busy_clients: usize,
+        /// Seconds the busy clients work.
+        #[arg(long, default_value_t = 30)]
+        busy_seconds: u64,
+        /// Clients of the login and command-rate loops.
+        #[arg(long, default_value_t = 10)]
+        clients: usize,
+        /// Seconds each rate is measured.
+        #[arg(long, default_value_t = 10)]
+        rate_seconds: u64,
+        /// Messages in each busy user's INBOX.
+        #[arg(long, default_value_t = 2000)]
+        messages: usize,
+        /// Users that log in once each, for the first-login rate.
+        #[arg(long, default_value_t = 200)]
+        fresh_users: usize,
+        /// Messages in the large mailbox (0 skips it).
+        #[arg(long, default_value_t = 100_000)]
+        large: usize,
+        /// Where to write the report.
+        #[arg(long, default_value = "bench/results/imap.md")]
+        out: PathBuf,
     },
     /// Send messages to a running server and report throughput and DATA-to-250 latency.
     Load {
@@ -227,6 +258,20 @@ fn compare(plan: &Plan) -> anyhow::Result<Results> {
     Ok(results)
 }
 
+/// Prints a report and writes it to `out`.
+fn write_report(out: &Path, text: &str) -> ExitCode {
+    println!("{text}");
+    if let Some(parent) = out.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    if let Err(e) = std::fs::write(out, text) {
+        eprintln!("cannot write {}: {e}", out.display());
+        return ExitCode::FAILURE;
+    }
+    eprintln!("report written to {}", out.display());
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -272,19 +317,7 @@ fn main() -> ExitCode {
                 idle,
             };
             match compare(&plan) {
-                Ok(results) => {
-                    let text = results.markdown();
-                    println!("{text}");
-                    if let Some(parent) = out.parent() {
-                        let _ = std::fs::create_dir_all(parent);
-                    }
-                    if let Err(e) = std::fs::write(&out, &text) {
-                        eprintln!("cannot write {}: {e}", out.display());
-                        return ExitCode::FAILURE;
-                    }
-                    eprintln!("report written to {}", out.display());
-                    ExitCode::SUCCESS
-                }
+                Ok(results) => write_report(&out, &results.markdown()),
                 Err(e) => {
                     eprintln!("benchmark failed: {e:#}");
                     ExitCode::FAILURE
@@ -313,6 +346,35 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("checks cost failed: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Imap {
+            busy_clients,
+            busy_seconds,
+            clients,
+            rate_seconds,
+            messages,
+            fresh_users,
+            large,
+            out,
+        } => {
+            procs::raise_file_limit();
+            let plan = imap::Plan {
+                posthorn: cli.posthorn,
+                busy_clients,
+                busy_for: Duration::from_secs(busy_seconds),
+                rate_clients: clients,
+                rate_for: Duration::from_secs(rate_seconds),
+                messages,
+                fresh_users,
+                large,
+            };
+            match imap::run(&plan) {
+                Ok(results) => write_report(&out, &results.markdown()),
+                Err(e) => {
+                    eprintln!("IMAP benchmark failed: {e:#}");
                     ExitCode::FAILURE
                 }
             }
@@ -351,7 +413,7 @@ fn main() -> ExitCode {
                 to,
                 tag: "load".into(),
                 persist: false,
-                timeout: std::time::Duration::from_secs(60),
+                timeout: Duration::from_secs(60),
             };
             let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -88,6 +88,20 @@ impl Tree {
     }
 }
 
+impl Tree {
+    /// Resident set size of the tree in KiB, the plain sum over its processes (pages
+    /// shared between them, such as libraries, counted once per process).
+    pub fn rss_kib(&self) -> u64 {
+        let page_kib = rustix::param::page_size() as u64 / 1024;
+        self.pids()
+            .into_iter()
+            .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/statm")).ok())
+            .filter_map(|statm| statm.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .map(|pages| pages * page_kib)
+            .sum()
+    }
+}
+
 /// The fields of /proc/PID/stat after the command name.
 fn stat_fields(pid: i32) -> Option<Vec<String>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -95,7 +109,8 @@ fn stat_fields(pid: i32) -> Option<Vec<String>> {
     Some(after.split_whitespace().map(str::to_string).collect())
 }
 
-/// Samples a tree's memory in the background and keeps the peak.
+/// Samples a tree's memory (a [`Tree`] measure in KiB, PSS unless told) in the background
+/// and keeps the peak.
 pub struct PeakMemory {
     peak: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
@@ -103,15 +118,20 @@ pub struct PeakMemory {
 }
 
 impl PeakMemory {
-    /// Starts sampling every `every`.
+    /// Starts sampling PSS every `every`.
     pub fn start(tree: Tree, every: Duration) -> Self {
+        Self::of(tree, every, Tree::pss_kib)
+    }
+
+    /// Starts sampling `measure` every `every`.
+    pub fn of(tree: Tree, every: Duration, measure: fn(&Tree) -> u64) -> Self {
         let peak = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let (peak, stop) = (Arc::clone(&peak), Arc::clone(&stop));
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    peak.fetch_max(tree.pss_kib(), Ordering::Relaxed);
+                    peak.fetch_max(measure(&tree), Ordering::Relaxed);
                     std::thread::sleep(every);
                 }
             })

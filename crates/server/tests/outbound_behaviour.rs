@@ -433,7 +433,7 @@ fn accepted_message_is_delivered_once_with_envelope_and_received_header() {
     server.wait_for_empty_queue();
     let messages = assert_delivered_exactly(&sink, 1);
     let message = &messages[0];
-    assert_eq!(message.sender(), "alice@example.com");
+    common::assert_rewritten(&message.sender(), "alice@example.com", "localhost");
     assert_eq!(message.recipients(), ["user@remote.test"]);
     assert_eq!(message.helo, "mx.test");
     assert!(message.ehlo && message.tls, "{}", sink.transcript());

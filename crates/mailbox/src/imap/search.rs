@@ -36,17 +36,31 @@ pub struct Candidate<'a> {
 /// True when evaluating `key` may need the message text (header, body, text and sent-date
 /// keys), so that the session reads the file only then.
 pub fn needs_content(key: &SearchKey) -> bool {
-    uses(key, &|k| {
-        matches!(
-            k,
-            SearchKey::Header(..)
-                | SearchKey::Body(_)
-                | SearchKey::Text(_)
-                | SearchKey::SentBefore(_)
-                | SearchKey::SentOn(_)
-                | SearchKey::SentSince(_)
-        )
-    })
+    fields_needed(key).is_none_or(|names| !names.is_empty())
+}
+
+/// The header fields evaluating `key` may look at, when they are all of the message it
+/// needs: none for keys the index answers, None when it needs the body (BODY, TEXT).
+/// SENTBEFORE, SENTON and SENTSINCE look at Date.
+pub fn fields_needed(key: &SearchKey) -> Option<Vec<&str>> {
+    match key {
+        SearchKey::And(keys) => keys.iter().try_fold(Vec::new(), |mut names, key| {
+            names.extend(fields_needed(key)?);
+            Some(names)
+        }),
+        SearchKey::Or(a, b) => {
+            let mut names = fields_needed(a)?;
+            names.extend(fields_needed(b)?);
+            Some(names)
+        }
+        SearchKey::Not(key) => fields_needed(key),
+        SearchKey::Header(name, _) => Some(vec![name.as_str()]),
+        SearchKey::SentBefore(_) | SearchKey::SentOn(_) | SearchKey::SentSince(_) => {
+            Some(vec!["Date"])
+        }
+        SearchKey::Body(_) | SearchKey::Text(_) => None,
+        _ => Some(Vec::new()),
+    }
 }
 
 /// True when evaluating `key` may need the internal date (BEFORE, ON, SINCE), so the

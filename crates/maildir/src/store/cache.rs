@@ -193,9 +193,7 @@ impl HeaderCache {
 
     fn rewrite<'a>(&self, base_of: &dyn Fn(u32) -> Option<&'a str>) -> io::Result<()> {
         let mut state = self.state();
-        if !state.loaded {
-            self.reload(&mut state);
-        }
+        // Judged by what this handle has read: one that was never used reads nothing.
         if state.file.is_none() || !worth_rewriting(&state, base_of) {
             return Ok(());
         }

@@ -1,6 +1,6 @@
 //! What SORT and THREAD compare, read from one message's cached header fields at a time
-//! (see [`headers`]), and only the few keys asked for are kept, so ordering a mailbox of 100 000 messages holds a
-//! line of keys per message, never the messages.
+//! (see [`headers`]), and only the few keys asked for are kept, so ordering a mailbox of
+//! 100 000 messages holds a line of keys per message, never the messages.
 
 use std::io;
 

@@ -84,9 +84,10 @@ fn uses(key: &SearchKey, wanted: &dyn Fn(&SearchKey) -> bool) -> bool {
     }
 }
 
-/// Evaluates `key` for one message. `content` is the raw message when [`needs_content`]
-/// asked for it (None otherwise, and content keys then do not match); it is parsed at most
-/// once, however many keys look at it.
+/// Evaluates `key` for one message. `content` is what [`fields_needed`] asked for: a
+/// header section with at least the fields it names, the whole raw message when it
+/// answered None, or None when no content is needed (content keys then do not match);
+/// it is parsed at most once, however many keys look at it.
 pub fn matches(key: &SearchKey, candidate: &Candidate<'_>, content: Option<&[u8]>) -> bool {
     Evaluation {
         candidate,

@@ -281,6 +281,9 @@ fn scan(state: &mut State, truncate: bool) {
         state.end = MAGIC.len() as u64;
     }
     let mut at = state.end;
+    if at >= size {
+        return;
+    }
     // Read sequentially: a folder of 100 000 messages is as many records.
     let mut reader = io::BufReader::with_capacity(SCAN_BUFFER, file);
     if reader.seek(io::SeekFrom::Start(at)).is_err() {

@@ -303,7 +303,7 @@ fn scan(state: &mut State, truncate: bool) {
         if reader.read_exact(&mut raw[PREFIX..]).is_err() {
             break;
         }
-        let Some(uid) = decode(&raw).map(|record| record.uid) else {
+        let Some(uid) = intact(&raw) else {
             break;
         };
         let entry = Entry {
@@ -322,7 +322,6 @@ fn scan(state: &mut State, truncate: bool) {
 
 /// One record as read back.
 struct Record {
-    uid: u32,
     base: String,
     bytes: Vec<u8>,
 }
@@ -352,29 +351,45 @@ fn encode(uid: u32, base: &str, bytes: &[u8]) -> Vec<u8> {
     record
 }
 
-/// The record in `raw` (prefix included), None if its length or checksum is wrong.
-fn decode(raw: &[u8]) -> Option<Record> {
+/// The UID of the record in `raw` (prefix included), None if its length or checksum is
+/// wrong.
+fn intact(raw: &[u8]) -> Option<u32> {
     let (prefix, body) = raw.split_at_checked(PREFIX)?;
     let len = u32::from_le_bytes(prefix.get(..4)?.try_into().ok()?) as usize;
     let sum = u32::from_le_bytes(prefix.get(4..8)?.try_into().ok()?);
     if len != body.len() || checksum(body) != sum {
         return None;
     }
-    let uid = u32::from_le_bytes(body.get(..4)?.try_into().ok()?);
+    Some(u32::from_le_bytes(body.get(..4)?.try_into().ok()?))
+}
+
+/// The record in `raw` (prefix included), None if its length or checksum is wrong.
+fn decode(raw: &[u8]) -> Option<Record> {
+    intact(raw)?;
+    let body = raw.get(PREFIX..)?;
     let base_len = u16::from_le_bytes(body.get(4..6)?.try_into().ok()?) as usize;
     let base = std::str::from_utf8(body.get(6..6 + base_len)?).ok()?;
     Some(Record {
-        uid,
         base: base.to_string(),
         bytes: body.get(6 + base_len..)?.to_vec(),
     })
 }
 
-/// FNV-1a: enough to tell a torn or overwritten record from a whole one.
+/// A checksum that tells a torn or overwritten record from a whole one, eight octets at
+/// a time: loading the table of a 100 000-message folder checks some 50 MB.
 fn checksum(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5, |hash: u32, &b| {
-        (hash ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    })
+    const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut hash = (bytes.len() as u64).wrapping_mul(MULTIPLIER);
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        hash = (hash.rotate_left(23) ^ word).wrapping_mul(MULTIPLIER);
+    }
+    let mut last = [0; 8];
+    let rest = chunks.remainder();
+    last[..rest.len()].copy_from_slice(rest);
+    hash = (hash.rotate_left(23) ^ u64::from_le_bytes(last)).wrapping_mul(MULTIPLIER);
+    (hash ^ (hash >> 32)) as u32
 }
 
 #[cfg(test)]

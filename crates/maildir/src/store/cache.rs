@@ -35,6 +35,12 @@ const MAGIC: &[u8; 8] = b"PHCACHE1";
 const PREFIX: usize = 8;
 /// The largest record body kept: more is no cache's business.
 pub const MAX_RECORD: usize = 64 * 1024;
+/// A cache file larger than this (some 2000 messages) is read only once its handle has
+/// been asked for [`LAZY_ASKS`] messages: a session that fetches the 50 newest of a
+/// 100 000-message folder reads their headers rather than a table of 100 000.
+const EAGER_LOAD: u64 = 1 << 20;
+/// See [`EAGER_LOAD`].
+const LAZY_ASKS: usize = 256;
 /// Octets read at a time when scanning the file.
 const SCAN_BUFFER: usize = 256 * 1024;
 /// A rewrite is worth it only past this many dead records.
@@ -62,6 +68,8 @@ struct State {
     records: usize,
     /// Whether the file has been read at all.
     loaded: bool,
+    /// Messages asked for before it was.
+    asks: usize,
 }
 
 /// The header cache of one folder.
@@ -89,11 +97,15 @@ impl HeaderCache {
     }
 
     /// The bytes cached for the message `uid` whose base name is `base`, if any. Records
-    /// other sessions appended since the last look are picked up.
+    /// other sessions appended since the last look are picked up. A large file is not
+    /// read for the first few messages asked for (see [`EAGER_LOAD`]).
     pub fn get(&self, uid: u32, base: &str) -> Option<Vec<u8>> {
         let mut state = self.state();
         if !state.loaded {
-            self.reload(&mut state);
+            state.asks += 1;
+        }
+        if !self.ready(&mut state) {
+            return None;
         }
         if let Some(found) = lookup(&state, uid, base) {
             return Some(found);
@@ -120,6 +132,20 @@ impl HeaderCache {
         if let Err(e) = self.rewrite(base_of) {
             debug!(error = %e, dir = %self.dir.display(), "cannot rewrite the header cache");
         }
+    }
+
+    /// Reads the file if not done yet, unless it is large and this handle has been asked
+    /// for few messages so far (see [`EAGER_LOAD`]); true once it is read.
+    fn ready(&self, state: &mut State) -> bool {
+        if state.loaded {
+            return true;
+        }
+        let size = fs::metadata(self.path()).map_or(0, |m| m.len());
+        if size > EAGER_LOAD && state.asks <= LAZY_ASKS {
+            return false;
+        }
+        self.reload(state);
+        true
     }
 
     /// Opens the file afresh and reads its records.
@@ -178,6 +204,10 @@ impl HeaderCache {
 
     fn append(&self, uid: u32, base: &str, bytes: &[u8]) -> io::Result<()> {
         let mut state = self.state();
+        // Appending needs the file read.
+        if !self.ready(&mut state) {
+            return Ok(());
+        }
         let file = self.locked(&mut state)?;
         // Catch up with other appenders, cutting off a torn tail so ours is reachable.
         scan(&mut state, true);
@@ -472,6 +502,24 @@ mod tests {
             after + encode(2000, "m2000", b"late").len() as u64,
             "nothing to gain: left alone"
         );
+    }
+
+    #[test]
+    fn a_large_file_is_read_only_after_a_few_asks() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = HeaderCache::new(dir.path());
+        assert_eq!(cache.get(1, "b1"), None);
+        let filler = [b'x'; 1000];
+        for uid in 1..=1500 {
+            cache.put(uid, &format!("b{uid}"), &filler);
+        }
+        let fresh = HeaderCache::new(dir.path());
+        fresh.put(2000, "b2000", b"skipped: the file was not read yet");
+        for _ in 0..LAZY_ASKS {
+            assert_eq!(fresh.get(1, "b1"), None);
+        }
+        assert_eq!(fresh.get(1, "b1").unwrap(), filler);
+        assert_eq!(fresh.get(2000, "b2000"), None);
     }
 
     #[test]

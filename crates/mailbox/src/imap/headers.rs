@@ -102,7 +102,8 @@ pub(super) fn read_header(file: &File) -> io::Result<HeaderSection> {
 
 /// The cached fields of the message `m`, as stored and in order, with a blank line after
 /// them: a header section mail-parser reads as it reads the message's for these fields.
-/// Taken from the cache, or else from the file and then cached. None if the message has
+/// Taken from the cache, or else from the file and then cached; while the cache keeps
+/// nothing (a large one not read yet) the whole header section. None if the message has
 /// been expunged.
 pub(super) fn cached(view: &View, m: &Message) -> io::Result<Option<Vec<u8>>> {
     if let Some(hit) = view.cache.get(m.uid, m.base()) {
@@ -111,6 +112,10 @@ pub(super) fn cached(view: &View, m: &Message) -> io::Result<Option<Vec<u8>>> {
     let Some(header) = header(view, m)? else {
         return Ok(None);
     };
+    // Not to be kept: the whole header answers the same, without picking fields.
+    if !view.cache.is_read() {
+        return Ok(Some(header));
+    }
     let fields = fields_of(&header, &CACHED);
     view.cache.put(m.uid, m.base(), &fields);
     Ok(Some(fields))

@@ -114,6 +114,12 @@ impl HeaderCache {
         lookup(&state, uid, base)
     }
 
+    /// Whether this handle has read the file: until then [`HeaderCache::put`] keeps
+    /// nothing (see [`EAGER_LOAD`]).
+    pub fn is_read(&self) -> bool {
+        self.state().loaded
+    }
+
     /// Caches `bytes` for the message `uid` with base name `base`. Failing is harmless
     /// (the next reader reads the message file), so errors are only logged.
     pub fn put(&self, uid: u32, base: &str, bytes: &[u8]) {

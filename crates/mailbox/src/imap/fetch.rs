@@ -7,6 +7,8 @@
 //! Items that need the MIME structure (ENVELOPE, BODYSTRUCTURE, sections other than the
 //! whole message) need the message in memory for mail-parser: that is done under a byte
 //! budget shared by all sessions, and only for as long as it takes to find the offsets.
+//! Items that need only header fields (ENVELOPE, HEADER, HEADER.FIELDS) are answered from
+//! the header section alone, or from the folder's header cache without opening the file.
 
 use std::fs::File;
 use std::io;
@@ -18,6 +20,7 @@ use crate::budget::{Held, MemoryBudget};
 
 use super::binary::{self, Encoding};
 use super::command::{FetchAttribute, Section, SectionText};
+use super::headers;
 use super::message::Parsed;
 use super::response::{self, MAX_QUOTED};
 use super::view::View;
@@ -46,30 +49,48 @@ pub(super) struct Reply {
     pub(super) _budget: Option<Held>,
 }
 
-/// A message opened for FETCH.
-pub(super) struct Source {
-    file: File,
-    len: u64,
-    /// The items need mail-parser's view of it.
-    parse: bool,
+/// What FETCH reads of a message.
+pub(super) enum Source {
+    /// The message file.
+    File {
+        file: File,
+        len: u64,
+        /// The items need mail-parser's view of it.
+        parse: bool,
+    },
+    /// Header fields only, for items that need nothing else: the header section, or
+    /// the cached fields when those are all the items need (see [`headers`]).
+    Header(Vec<u8>),
 }
 
-/// Opens the message at `index` if `items` need its content. `Ok(None)` when no content
-/// is needed, `Err(None)` when it has been expunged since the session last looked.
+/// Opens the message at `index` if `items` need its content, reading only its header
+/// fields when that is all they need. `Ok(None)` when no content is needed, `Err(None)`
+/// when it has been expunged since the session last looked.
 pub(super) fn open(
     view: &View,
     index: usize,
     items: &[FetchAttribute],
 ) -> Result<Option<Source>, Option<io::Error>> {
-    if !items.iter().any(needs_content) {
+    let needed: Vec<&FetchAttribute> = items.iter().filter(|a| needs_content(a)).collect();
+    if needed.is_empty() {
         return Ok(None);
     }
     let m = view.messages.get(index).ok_or(None)?;
+    if needed.iter().all(|a| in_cache(a)) {
+        let fields = blocking(|| headers::cached(view, m)).map_err(Some)?;
+        return Ok(Some(Source::Header(fields.ok_or(None)?)));
+    }
     let file = blocking(|| view.folder.open(&m.file))
         .map_err(Some)?
         .ok_or(None)?;
+    if needed.iter().all(|a| in_header(a)) {
+        let section = blocking(|| headers::read_header(&file)).map_err(Some)?;
+        if section.whole {
+            return Ok(Some(Source::Header(section.bytes)));
+        }
+    }
     let len = file.metadata().map_err(Some)?.len();
-    Ok(Some(Source {
+    Ok(Some(Source::File {
         file,
         len,
         parse: items.iter().any(needs_structure),
@@ -79,10 +100,14 @@ pub(super) fn open(
 /// The share of the budget for whole messages that parsing a message of `source` takes,
 /// waited for; none when its structure is not needed. With mail-parser's decoded copies a
 /// parse costs a small multiple of the message, so N sessions fetching the structure of N
-/// large messages wait for each other instead.
+/// large messages wait for each other instead. A header alone is bounded and small.
 pub(super) async fn budget(budget: &MemoryBudget, source: Option<&Source>) -> Option<Held> {
-    let source = source.filter(|s| s.parse)?;
-    Some(budget.hold(source.len).await)
+    match source? {
+        Source::File {
+            len, parse: true, ..
+        } => Some(budget.hold(*len).await),
+        _ => None,
+    }
 }
 
 /// The FETCH response of the message at `index`, with the UID first for UID FETCH and
@@ -98,13 +123,17 @@ pub(super) fn reply(
     let Some(m) = view.messages.get(index) else {
         return Ok(None);
     };
-    let (file, len, parse) = match source {
-        Some(source) => (Some(source.file), source.len, source.parse),
-        None => (None, 0, false),
-    };
-    let raw = match (&file, parse) {
-        (Some(file), true) => blocking(|| read_range(file, 0, len))?,
-        _ => Vec::new(),
+    let (file, len, raw, parse) = match source {
+        Some(Source::File { file, len, parse }) => {
+            let raw = if parse {
+                blocking(|| read_range(&file, 0, len))?
+            } else {
+                Vec::new()
+            };
+            (Some(file), len, raw, parse)
+        }
+        Some(Source::Header(bytes)) => (None, bytes.len() as u64, bytes, true),
+        None => (None, 0, Vec::new(), false),
     };
     let parsed = Parsed::new(&raw);
     let mut builder = Builder {
@@ -313,7 +342,9 @@ impl<'a> Builder<'a> {
             },
             Some(parsed) => {
                 whole = parsed.section(section);
-                match offset_in(parsed.raw(), &whole) {
+                // Only a file read whole can be sliced: a header in memory is written
+                // from there.
+                match offset_in(parsed.raw(), &whole).filter(|_| self.file.is_some()) {
                     Some(start) => Octets::Stored {
                         start: start as u64,
                         len: whole.len() as u64,
@@ -399,6 +430,37 @@ fn needs_content(attribute: &FetchAttribute) -> bool {
             | FetchAttribute::InternalDate
             | FetchAttribute::Rfc822Size
     )
+}
+
+/// True for the items the cached header fields answer exactly as the message would:
+/// ENVELOPE, and HEADER.FIELDS of the message's own header when every field named is one
+/// the cache keeps.
+fn in_cache(attribute: &FetchAttribute) -> bool {
+    match attribute {
+        FetchAttribute::Envelope => true,
+        FetchAttribute::BodySection { section, .. } => {
+            section.part.is_empty()
+                && matches!(&section.text, Some(SectionText::HeaderFields { not: false, fields })
+                    if fields.iter().all(|name| headers::is_cached(name)))
+        }
+        _ => false,
+    }
+}
+
+/// True for the items the header section alone answers: those of the cache, HEADER,
+/// HEADER.FIELDS (.NOT) and RFC822.HEADER of the message's own header.
+fn in_header(attribute: &FetchAttribute) -> bool {
+    match attribute {
+        FetchAttribute::Rfc822Header => true,
+        FetchAttribute::BodySection { section, .. } => {
+            section.part.is_empty()
+                && matches!(
+                    section.text,
+                    Some(SectionText::Header | SectionText::HeaderFields { .. })
+                )
+        }
+        other => in_cache(other),
+    }
 }
 
 /// True for the items that need the MIME structure, not just the stored octets.

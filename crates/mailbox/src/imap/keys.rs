@@ -1,20 +1,15 @@
-//! What SORT and THREAD compare, read from one message's header section at a time: the
-//! file is read only up to its blank line (and at most [`MAX_HEADER`] octets), and only
-//! the few keys asked for are kept, so ordering a mailbox of 100 000 messages holds a
-//! line of keys per message, never the messages.
+//! What SORT and THREAD compare, read from one message's cached header fields at a time
+//! (see [`headers`]), and only the few keys asked for are kept, so ordering a mailbox of
+//! 100 000 messages holds a line of keys per message, never the messages.
 
-use std::io::{self, Read};
+use std::io;
 
 use mail_parser::{Address, Message};
 
+use super::headers;
 use super::message::parse;
 use super::subject::{BaseSubject, base_subject};
 use super::view::View;
-
-/// The most octets of a header section read; a longer one is cut at a line end.
-const MAX_HEADER: usize = 256 * 1024;
-/// Octets read from a message file at a time.
-const READ_CHUNK: usize = 16 * 1024;
 
 /// Which keys to keep.
 #[derive(Debug, Clone, Copy, Default)]
@@ -74,10 +69,9 @@ pub(super) fn read(view: &View, index: usize, wanted: Wanted) -> io::Result<Opti
     if !(wanted.subject || wanted.sent || wanted.addresses || wanted.ids) {
         return Ok(Some(keys));
     }
-    let Some(file) = view.folder.open(&message.file)? else {
+    let Some(header) = headers::cached(view, message)? else {
         return Ok(None);
     };
-    let header = header_section(file)?;
     let parsed = parse(&header);
     if wanted.subject {
         keys.subject = base_subject(parsed.subject().unwrap_or_default());
@@ -98,32 +92,6 @@ pub(super) fn read(view: &View, index: usize, wanted: Wanted) -> io::Result<Opti
         read_ids(&parsed, &mut keys);
     }
     Ok(Some(keys))
-}
-
-/// The header section of an open message file, read a chunk at a time up to its blank
-/// line; at most [`MAX_HEADER`] octets, cut after the last whole line.
-fn header_section(mut file: std::fs::File) -> io::Result<Vec<u8>> {
-    let mut header = Vec::new();
-    let mut chunk = vec![0; READ_CHUNK];
-    loop {
-        let scanned = header.len();
-        let n = file.read(&mut chunk)?;
-        header.extend_from_slice(chunk.get(..n).unwrap_or_default());
-        if let Some(end) = posthorn_proto::headers::section_end_from(&header, scanned) {
-            header.truncate(end);
-            return Ok(header);
-        }
-        if n == 0 || header.len() >= MAX_HEADER {
-            header.truncate(MAX_HEADER);
-            let end = header
-                .iter()
-                .rposition(|&b| b == b'\n')
-                .map_or(0, |at| at + 1);
-            header.truncate(end);
-            header.extend_from_slice(b"\r\n");
-            return Ok(header);
-        }
-    }
 }
 
 /// The upper-cased mailbox (local part) of the first address (RFC 5256 §3: addr-mailbox).
@@ -201,30 +169,5 @@ mod tests {
         let ids: Vec<String> =
             message_ids("<a@b> (comment <x>) \r\n <c@d>  junk <no id> <e@f").collect();
         assert_eq!(ids, ["a@b", "c@d"]);
-    }
-
-    #[test]
-    fn a_header_is_read_up_to_its_blank_line_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("m");
-        let mut body = b"Subject: x\r\nFrom: a@b\r\n\r\n".to_vec();
-        body.extend(std::iter::repeat_n(b'y', 1_000_000));
-        std::fs::write(&path, &body).unwrap();
-        let header = header_section(std::fs::File::open(&path).unwrap()).unwrap();
-        assert_eq!(header, b"Subject: x\r\nFrom: a@b\r\n\r\n");
-    }
-
-    #[test]
-    fn a_header_without_end_is_cut_at_a_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("m");
-        let mut body = Vec::new();
-        while body.len() < 2 * MAX_HEADER {
-            body.extend_from_slice(b"X-Long: 0123456789\r\n");
-        }
-        std::fs::write(&path, &body).unwrap();
-        let header = header_section(std::fs::File::open(&path).unwrap()).unwrap();
-        assert!(header.len() <= MAX_HEADER + 2);
-        assert!(header.ends_with(b"0123456789\r\n\r\n"));
     }
 }

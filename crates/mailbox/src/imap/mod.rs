@@ -12,6 +12,7 @@ mod enabled;
 mod esearch;
 mod fetch;
 mod folders;
+mod headers;
 mod keys;
 pub mod message;
 mod names;

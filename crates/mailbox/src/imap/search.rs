@@ -36,17 +36,31 @@ pub struct Candidate<'a> {
 /// True when evaluating `key` may need the message text (header, body, text and sent-date
 /// keys), so that the session reads the file only then.
 pub fn needs_content(key: &SearchKey) -> bool {
-    uses(key, &|k| {
-        matches!(
-            k,
-            SearchKey::Header(..)
-                | SearchKey::Body(_)
-                | SearchKey::Text(_)
-                | SearchKey::SentBefore(_)
-                | SearchKey::SentOn(_)
-                | SearchKey::SentSince(_)
-        )
-    })
+    fields_needed(key).is_none_or(|names| !names.is_empty())
+}
+
+/// The header fields evaluating `key` may look at, when they are all of the message it
+/// needs: none for keys the index answers, None when it needs the body (BODY, TEXT).
+/// SENTBEFORE, SENTON and SENTSINCE look at Date.
+pub fn fields_needed(key: &SearchKey) -> Option<Vec<&str>> {
+    match key {
+        SearchKey::And(keys) => keys.iter().try_fold(Vec::new(), |mut names, key| {
+            names.extend(fields_needed(key)?);
+            Some(names)
+        }),
+        SearchKey::Or(a, b) => {
+            let mut names = fields_needed(a)?;
+            names.extend(fields_needed(b)?);
+            Some(names)
+        }
+        SearchKey::Not(key) => fields_needed(key),
+        SearchKey::Header(name, _) => Some(vec![name.as_str()]),
+        SearchKey::SentBefore(_) | SearchKey::SentOn(_) | SearchKey::SentSince(_) => {
+            Some(vec!["Date"])
+        }
+        SearchKey::Body(_) | SearchKey::Text(_) => None,
+        _ => Some(Vec::new()),
+    }
 }
 
 /// True when evaluating `key` may need the internal date (BEFORE, ON, SINCE), so the
@@ -70,9 +84,10 @@ fn uses(key: &SearchKey, wanted: &dyn Fn(&SearchKey) -> bool) -> bool {
     }
 }
 
-/// Evaluates `key` for one message. `content` is the raw message when [`needs_content`]
-/// asked for it (None otherwise, and content keys then do not match); it is parsed at most
-/// once, however many keys look at it.
+/// Evaluates `key` for one message. `content` is what [`fields_needed`] asked for: a
+/// header section with at least the fields it names, the whole raw message when it
+/// answered None, or None when no content is needed (content keys then do not match);
+/// it is parsed at most once, however many keys look at it.
 pub fn matches(key: &SearchKey, candidate: &Candidate<'_>, content: Option<&[u8]>) -> bool {
     Evaluation {
         candidate,

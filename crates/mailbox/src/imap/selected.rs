@@ -9,6 +9,7 @@ use super::condstore;
 use super::esearch;
 use super::fetch::sets_seen;
 use super::folders::{over_quota, refusal};
+use super::headers;
 use super::response::Done;
 use super::search::{self, Candidate};
 use super::searchres;
@@ -41,6 +42,12 @@ pub(super) fn expunge(view: &mut View, uids: Option<&SequenceSet>, out: &mut Vec
     match blocking(|| view.folder.expunge(&doomed)) {
         Ok(gone) => {
             view.remove(&gone, out);
+            let messages = &view.messages;
+            let base_of = |uid: u32| {
+                let at = messages.binary_search_by_key(&uid, |m| m.uid).ok()?;
+                messages.get(at).map(|m| m.base())
+            };
+            blocking(|| view.cache.compact(&base_of));
             Done::ok("EXPUNGE completed")
         }
         Err(e) => refusal(&FolderError::Io(e)),
@@ -114,10 +121,34 @@ pub(super) fn number(view: &View, index: usize, uid: bool) -> u32 {
     }
 }
 
+/// How much of each message a search reads.
+#[derive(Clone, Copy, PartialEq)]
+enum Reading {
+    /// Nothing: the index answers.
+    Nothing,
+    /// The cached header fields.
+    Cached,
+    /// The header section.
+    Header,
+    /// The message.
+    Message,
+}
+
+/// What `criteria` need read of each message.
+fn reading(criteria: &SearchKey) -> Reading {
+    match search::fields_needed(criteria) {
+        Some(names) if names.is_empty() => Reading::Nothing,
+        Some(names) if names.iter().all(|name| headers::is_cached(name)) => Reading::Cached,
+        Some(_) => Reading::Header,
+        None => Reading::Message,
+    }
+}
+
 /// The indexes of the messages that match `criteria`, in mailbox order; SEARCH, SORT and
-/// THREAD all start from them. Content keys read one message at a time.
+/// THREAD all start from them. Content keys read one message at a time, and only as much
+/// of it as they need: header keys the cached fields or the header section.
 pub(super) fn matching(view: &View, criteria: &SearchKey) -> Vec<usize> {
-    let needs_content = search::needs_content(criteria);
+    let reading = reading(criteria);
     let needs_date = search::needs_internal_date(criteria);
     let last_seq = view.messages.len() as u32;
     let last_uid = view.messages.last().map_or(0, |m| m.uid);
@@ -138,10 +169,11 @@ pub(super) fn matching(view: &View, criteria: &SearchKey) -> Vec<usize> {
             last_seq,
             last_uid,
         };
-        let content = if needs_content {
-            blocking(|| view.folder.read(&m.file)).ok().flatten()
-        } else {
-            None
+        let content = match reading {
+            Reading::Nothing => None,
+            Reading::Cached => blocking(|| headers::cached(view, m)).ok().flatten(),
+            Reading::Header => blocking(|| headers::header(view, m)).ok().flatten(),
+            Reading::Message => blocking(|| view.folder.read(&m.file)).ok().flatten(),
         };
         if search::matches(criteria, &candidate, content.as_deref()) {
             found.push(index);

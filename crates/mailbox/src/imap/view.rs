@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::io;
 use std::time::SystemTime;
 
+use posthorn_maildir::store::cache::HeaderCache;
 use posthorn_maildir::store::modseq::Expunged;
 use posthorn_maildir::store::{Flags, Folder, Message};
 
@@ -21,6 +22,8 @@ pub struct View {
     pub name: String,
     /// The folder on disk.
     pub folder: Folder,
+    /// Its header cache.
+    pub cache: HeaderCache,
     /// EXAMINE: no changes allowed.
     pub read_only: bool,
     /// UIDVALIDITY at selection.
@@ -66,6 +69,7 @@ impl View {
             expunged: snapshot.expunged,
             enabled: Enabled::default(),
             saved: Vec::new(),
+            cache: HeaderCache::new(folder.dir()),
             folder,
             stamp,
             pending_expunge: false,

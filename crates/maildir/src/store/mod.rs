@@ -1,5 +1,6 @@
 //! The mailbox store: Maildir++ folders of one user, their flags and IMAP UIDs.
 
+pub mod cache;
 pub mod changes;
 pub mod flags;
 mod folder;

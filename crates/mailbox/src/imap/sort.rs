@@ -45,18 +45,22 @@ pub(super) fn read_keys(
     criteria: &SearchKey,
     wanted: Wanted,
 ) -> Result<Vec<Keys>, Done> {
-    let mut keyed = Vec::new();
-    for index in matching(view, criteria) {
-        match blocking(|| keys::read(view, index, wanted)) {
-            Ok(Some(keys)) => keyed.push(keys),
-            Ok(None) => {}
-            Err(e) => {
-                warn!(error = %e, "cannot read a message");
-                return Err(Done::no("[SERVERBUG] some messages could not be read"));
+    let found = matching(view, criteria);
+    // One blocking stretch for all the messages (see `matching`).
+    blocking(|| {
+        let mut keyed = Vec::new();
+        for index in found {
+            match keys::read(view, index, wanted) {
+                Ok(Some(keys)) => keyed.push(keys),
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(error = %e, "cannot read a message");
+                    return Err(Done::no("[SERVERBUG] some messages could not be read"));
+                }
             }
         }
-    }
-    Ok(keyed)
+        Ok(keyed)
+    })
 }
 
 /// The header keys `order` needs.

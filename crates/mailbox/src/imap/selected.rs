@@ -156,6 +156,7 @@ pub(super) fn matching(view: &View, criteria: &SearchKey) -> Vec<usize> {
 /// [`matching`], on a thread that may block.
 fn matching_here(view: &View, criteria: &SearchKey) -> Vec<usize> {
     let reading = reading(criteria);
+    let needed = search::fields_needed(criteria).unwrap_or_default();
     let needs_date = search::needs_internal_date(criteria);
     let last_seq = view.messages.len() as u32;
     let last_uid = view.messages.last().map_or(0, |m| m.uid);
@@ -178,7 +179,10 @@ fn matching_here(view: &View, criteria: &SearchKey) -> Vec<usize> {
         };
         let content = match reading {
             Reading::Nothing => None,
-            Reading::Cached => headers::cached(view, m).ok().flatten(),
+            Reading::Cached => headers::cached(view, m)
+                .ok()
+                .flatten()
+                .map(|fields| headers::pick(&fields, &needed)),
             Reading::Header => headers::header(view, m).ok().flatten(),
             Reading::Message => view.folder.read(&m.file).ok().flatten(),
         };

@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -383,17 +384,19 @@ pub fn idle_memory(
     Ok((before, with))
 }
 
-/// Facts about the machine and the software, for the report's header.
-pub fn environment(binaries: &Binaries, queues: &Filesystem) -> Vec<(String, String)> {
-    let posthorn = &binaries.posthorn;
-    let run = |program: &str, args: &[&str]| {
-        Command::new(program)
-            .args(args)
-            .output()
-            .ok()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .unwrap_or_default()
-    };
+/// What `program args` prints, trimmed; empty when it cannot run.
+pub(crate) fn output_of(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The report header's facts every benchmark shares: date, machine, kernel, and the
+/// Posthorn binary `posthorn` with its commit.
+pub(crate) fn machine_facts(posthorn: &Path) -> Vec<(String, String)> {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .unwrap_or_default()
         .lines()
@@ -408,33 +411,39 @@ pub fn environment(binaries: &Binaries, queues: &Filesystem) -> Vec<(String, Str
         .lines()
         .next()
         .unwrap_or_default()
+        .trim_start_matches("MemTotal:")
+        .trim()
         .to_string();
     vec![
-        ("date".into(), run("date", &["-u", "+%Y-%m-%d %H:%M UTC"])),
         (
-            "machine".into(),
-            format!(
-                "{cpu}, {cores} cores, {}",
-                memory.trim_start_matches("MemTotal:").trim()
-            ),
+            "date".into(),
+            output_of("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
         ),
-        ("kernel".into(), run("uname", &["-sr"])),
+        ("machine".into(), format!("{cpu}, {cores} cores, {memory}")),
+        ("kernel".into(), output_of("uname", &["-sr"])),
         (
             "posthorn".into(),
-            run(&posthorn.to_string_lossy(), &["--version"]),
+            output_of(&posthorn.to_string_lossy(), &["--version"]),
         ),
         (
             "posthorn commit".into(),
-            run("git", &["rev-parse", "--short", "HEAD"]),
+            output_of("git", &["rev-parse", "--short", "HEAD"]),
         ),
+    ]
+}
+
+/// Facts about the machine and the software, for the report's header.
+pub fn environment(binaries: &Binaries, queues: &Filesystem) -> Vec<(String, String)> {
+    let mut facts = machine_facts(&binaries.posthorn);
+    facts.extend([
         (
             "postfix".into(),
             // -d: the built-in default, which needs no main.cf (none exists here).
-            run("/usr/sbin/postconf", &["-d", "-h", "mail_version"]),
+            output_of("/usr/sbin/postconf", &["-d", "-h", "mail_version"]),
         ),
         (
             "exim".into(),
-            run(&binaries.exim.to_string_lossy(), &["-bV"])
+            output_of(&binaries.exim.to_string_lossy(), &["-bV"])
                 .lines()
                 .find(|l| l.starts_with("Exim version"))
                 .unwrap_or("not found")
@@ -447,5 +456,6 @@ pub fn environment(binaries: &Binaries, queues: &Filesystem) -> Vec<(String, Str
                 queues.describe()
             ),
         ),
-    ]
+    ]);
+    facts
 }

@@ -3,9 +3,9 @@
 //! as wins.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
+use crate::compare::{machine_facts, output_of};
 use crate::imap::dovecot;
 use crate::imap::servers::ImapServer;
 use crate::imap::workloads::{LargeSession, Tally};
@@ -343,54 +343,20 @@ fn method(results: &Results) -> String {
 
 /// Facts about the machine, the software and the settings, for the report's header.
 pub fn environment(posthorn: &Path, work: &Path, hash: &str) -> Vec<(String, String)> {
-    let run = |program: &str, args: &[&str]| {
-        Command::new(program)
-            .args(args)
-            .output()
-            .ok()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .unwrap_or_default()
-    };
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")
-                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
-        })
-        .unwrap_or_default();
-    let memory = std::fs::read_to_string("/proc/meminfo")
-        .unwrap_or_default()
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .trim_start_matches("MemTotal:")
-        .trim()
-        .to_string();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let filesystem = run("df", &["--output=fstype,source", &work.to_string_lossy()])
+    let filesystem = output_of("df", &["--output=fstype,source", &work.to_string_lossy()])
         .lines()
         .last()
         .unwrap_or_default()
         .to_string();
     let parameters = hash.split('$').nth(3).unwrap_or_default().to_string();
-    vec![
-        ("date".into(), run("date", &["-u", "+%Y-%m-%d %H:%M UTC"])),
-        ("machine".into(), format!("{cpu}, {cores} cores, {memory}")),
-        ("kernel".into(), run("uname", &["-sr"])),
-        (
-            "posthorn".into(),
-            run(&posthorn.to_string_lossy(), &["--version"]),
-        ),
-        (
-            "posthorn commit".into(),
-            run("git", &["rev-parse", "--short", "HEAD"]),
-        ),
+    let mut facts = machine_facts(posthorn);
+    facts.extend([
         ("dovecot".into(), dovecot::version()),
         (
             "mail on".into(),
             format!("{} ({filesystem})", work.display()),
         ),
         ("argon2id parameters".into(), parameters),
-    ]
+    ]);
+    facts
 }

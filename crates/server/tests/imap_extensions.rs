@@ -287,26 +287,8 @@ typ, data = M.getquota("other")
 print("other", typ)
 M.logout()
 "#;
-    let output = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .env("PORT", listeners(&server, "imap")[0].port().to_string())
-        .env("PW", PW)
-        .output()
-        .expect("python3 must be installed");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{}\n{stdout}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let line = |key: &str| {
-        stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{key} ")))
-            .unwrap_or_else(|| panic!("no {key} in {stdout}"))
-            .to_string()
-    };
+    let stdout = imaplib(&server, script);
+    let line = |key: &str| keyed(&stdout, key);
     assert_eq!(line("sort"), "1 2 4 3 5");
     assert_eq!(line("thread"), "((3)(5))(1 2 4)");
     let usage = std::fs::read_to_string(server.maildir("alice").join("maildirsize")).unwrap();
@@ -650,26 +632,8 @@ print("fetch", typ, [d.decode() for d in data])
 print("delete", M.delete('"Grüße"')[1][0].decode())
 M.logout()
 "#;
-    let output = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .env("PORT", listeners(&server, "imap")[0].port().to_string())
-        .env("PW", PW)
-        .output()
-        .expect("python3 must be installed");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{}\n{stdout}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let line = |key: &str| {
-        stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{key} ")))
-            .unwrap_or_else(|| panic!("no {key} in {stdout}"))
-            .to_string()
-    };
+    let stdout = imaplib(&server, script);
+    let line = |key: &str| keyed(&stdout, key);
     assert_eq!(line("enabled"), "UTF8=ACCEPT IMAP4rev2");
     assert_eq!(line("create"), "OK OK");
     let list = line("list");
@@ -688,4 +652,32 @@ M.logout()
     assert_eq!(line("save"), "OK [None]");
     assert_eq!(line("fetch"), "OK ['1 (UID 1)']");
     assert!(line("delete").starts_with("[HASCHILDREN]"), "{stdout}");
+}
+
+/// Runs the imaplib `script` against `server`'s IMAP listener (its `PORT` and alice's
+/// `PW` in the environment) and returns what it printed; it must succeed.
+fn imaplib(server: &TestServer, script: &str) -> String {
+    let output = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .env("PORT", listeners(server, "imap")[0].port().to_string())
+        .env("PW", PW)
+        .output()
+        .expect("python3 must be installed");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// The rest of the line of `stdout` that starts with `key` and a space.
+fn keyed(stdout: &str, key: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key} ")))
+        .unwrap_or_else(|| panic!("no {key} in {stdout}"))
+        .to_string()
 }

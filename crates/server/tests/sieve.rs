@@ -201,22 +201,7 @@ fn managesieve_with_sieve_connect_lists_checks_downloads_and_refuses_broken_scri
     // A script that does not compile is refused, with the line and what is wrong.
     let broken = dir.path().join("broken");
     std::fs::write(&broken, "require \"fileinto\";\nfilein \"Lists\";\n").unwrap();
-    let refused = sieve_connect(
-        &server,
-        &[
-            "--upload",
-            "--localsieve",
-            broken.to_str().unwrap(),
-            "--remotesieve",
-            "broken",
-        ],
-    );
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&refused.stdout),
-        String::from_utf8_lossy(&refused.stderr)
-    );
-    assert!(!refused.status.success(), "{said}");
+    let said = refused_upload(&server, &broken, "broken");
     assert!(said.contains("filein") && said.contains('2'), "{said}");
     let listed = succeeded(&sieve_connect(&server, &["--list"]));
     assert!(!listed.contains("broken"), "{listed}");
@@ -571,22 +556,7 @@ fn include_global_runs_at_delivery_and_uploads_must_name_existing_global_scripts
             format!("require \"include\";\ninclude :global \"{name}\";\n"),
         )
         .unwrap();
-        let refused = sieve_connect(
-            &server,
-            &[
-                "--upload",
-                "--localsieve",
-                file.to_str().unwrap(),
-                "--remotesieve",
-                "bad",
-            ],
-        );
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&refused.stdout),
-            String::from_utf8_lossy(&refused.stderr)
-        );
-        assert!(!refused.status.success(), "{said}");
+        let said = refused_upload(&server, &file, "bad");
         assert!(said.contains("no global script"), "{said}");
     }
 }
@@ -630,4 +600,26 @@ fn before_login_a_big_literal_is_read_but_not_kept() {
     writer.write_all(b"NOOP\r\n").unwrap();
     let noop = until_status(&mut reader);
     assert!(noop.starts_with("OK"), "{noop}");
+}
+
+/// Uploads the script in `file` as `name` with sieve-connect, which must fail; returns
+/// what it said (the server's reason among it).
+fn refused_upload(server: &TestServer, file: &std::path::Path, name: &str) -> String {
+    let refused = sieve_connect(
+        server,
+        &[
+            "--upload",
+            "--localsieve",
+            file.to_str().unwrap(),
+            "--remotesieve",
+            name,
+        ],
+    );
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&refused.stdout),
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(!refused.status.success(), "{said}");
+    said
 }

@@ -199,12 +199,17 @@ fn config_text(dir: &Path, port: u16, sink_port: u16, local: bool) -> String {
     text
 }
 
-/// Committed messages (and state files) in the spool folder.
+/// Committed messages (and state files) in the spool folder, and pool files that hold
+/// anything (the pool keeps empty ones ready for the next messages).
 fn spool_files(queue: &Path) -> usize {
     std::fs::read_dir(queue).map_or(0, |entries| {
         entries
             .flatten()
             .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter(|e| {
+                !e.file_name().to_string_lossy().starts_with(".pool-")
+                    || e.metadata().is_ok_and(|m| m.len() > 0)
+            })
             .count()
     })
 }

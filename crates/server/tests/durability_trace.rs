@@ -4,9 +4,11 @@
 //! completed in time:
 //!
 //! - (a) a `250 ... queued as ID` is written to the client only after a sync that covers the
-//!   spool file's content and its name `queue/ID` (fsync of the file and of `queue/`, or a
-//!   `syncfs` of their filesystem), the name given by a rename or by a link of an unnamed
-//!   (`O_TMPFILE`) file through `/proc/self/fd`;
+//!   spool file's content and one that covers a name it will be found by after a crash
+//!   (fsync of the file and of `queue/`, or a `syncfs` of their filesystem): either its name
+//!   `queue/ID`, given by a rename or by a link of an unnamed (`O_TMPFILE`) file through
+//!   `/proc/self/fd`, or the pool name `queue/.pool-N` it was made under before the mail
+//!   arrived (recovery gives a whole message left there its queue id);
 //! - (b) a Maildir file is written and synced, renamed into `new/`, and `new/` (and every
 //!   folder made on the way) is synced before the recipient is marked delivered: before the
 //!   state write that records the delivery, or the removal of the spool file;
@@ -610,7 +612,7 @@ impl Trace {
                 // An unnamed file is known as `queue/#INODE (deleted)` until its link, a
                 // name other files share before and after it: only the calls between its
                 // making and its link are its own.
-                let made = self
+                let creation = self
                     .events
                     .iter()
                     .filter(|e| {
@@ -618,8 +620,8 @@ impl Trace {
                             && e.call.end < renamed.begin
                     })
                     .map(|e| e.call.end)
-                    .max()
-                    .unwrap_or(0);
+                    .max();
+                let made = creation.unwrap_or(0);
                 let its_own = |path: &Path, call: &Call| {
                     path == spool || (path == from && call.begin > made && call.end < renamed.begin)
                 };
@@ -654,13 +656,22 @@ impl Trace {
                         ),
                     ),
                 }
-                match self.entry_sync(&queue, renamed.end) {
+                let pooled = from
+                    .file_name()
+                    .is_some_and(|name| name.to_string_lossy().starts_with(".pool-"));
+                // A pool file's own name must be durable; the one of an unnamed file, or a
+                // file renamed, is the name it was given.
+                let (named_at, named) = match creation {
+                    Some(made) if pooled => (made, "made under its pool name"),
+                    _ => (renamed.end, "renamed"),
+                };
+                match self.entry_sync(&queue, named_at) {
                     Some(sync) if sync.end < replied => {}
                     sync => failures.add(
                         "(a) 250 before the spool file's name in queue/ was synced",
                         format!(
-                            "{what}: renamed at {}; first covering sync: {}",
-                            renamed.at(),
+                            "{what}: {named} at line {}; first covering sync: {}",
+                            named_at + 1,
                             describe(sync)
                         ),
                     ),

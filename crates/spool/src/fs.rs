@@ -3,11 +3,12 @@
 //!
 //! Layout under the spool folder:
 //! - `<id>`: a committed message: the content as received, then the envelope as JSON, then
-//!   a 24-octet footer (magic, content length, envelope length, magic); the magic holds
-//!   the format version (see `format`). It is received
-//!   into an unnamed file (`unnamed`) and appears under this name, by a link, only once
-//!   written in full, made durable with its content by the group committer before the
-//!   commit returns.
+//!   a footer (magic, content length, envelope length, checksum, magic); the magic holds
+//!   the format version (see `format`). It is received into a pool file (`pool`), renamed
+//!   to this name once its content is durable, or, when the pool is empty, into an unnamed
+//!   file (`unnamed`) that appears under this name, by a link, only once written in full,
+//!   made durable with its content by the group committer before the commit returns.
+//! - `.pool-<n>`: files named ahead of the mail they will hold (`pool`).
 //! - `<id>.state`: the recipients' delivery state once it has changed (JSON, see `format`),
 //!   replaced atomically:
 //!   written in `tmp/`, then synced, renamed and its name synced by the group committer.
@@ -18,12 +19,13 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::durable::{GroupCommit, Ticket, finish_file};
 use crate::envelope::Envelope;
-use crate::format::{self, FOOTER_LEN};
+use crate::format::{self, Checksum, FOOTER_LEN};
 use crate::id::{IdGenerator, QueueId};
+use crate::pool::{self, Pool, PoolFile};
 use crate::{Content, MessageWriter, QueueStore, invalid, unnamed};
 
 const STATE_SUFFIX: &str = ".state";
@@ -36,6 +38,8 @@ struct Folder {
     handle: File,
     /// Absent only for filling test and benchmark queues quickly.
     committer: Option<GroupCommit>,
+    /// Files named ahead of their messages; started by `recover`, with the committer.
+    pool: OnceLock<Pool>,
 }
 
 impl Folder {
@@ -57,6 +61,10 @@ impl Folder {
 
     fn message(&self, id: &QueueId) -> PathBuf {
         self.root.join(id.as_str())
+    }
+
+    fn corrupt(&self) -> PathBuf {
+        self.root.join("corrupt")
     }
 
     fn state(&self, id: &QueueId) -> PathBuf {
@@ -107,6 +115,7 @@ impl FsQueueStore {
                 tmp,
                 handle,
                 committer,
+                pool: OnceLock::new(),
             }),
             ids: IdGenerator::default(),
         })
@@ -147,12 +156,20 @@ impl QueueStore for FsQueueStore {
             id,
             file: None,
             written: 0,
+            checksum: Checksum::default(),
         }))
     }
 
     fn recover(&self) -> io::Result<Vec<QueueId>> {
         for entry in fs::read_dir(&self.folder.tmp)? {
             fs::remove_file(entry?.path())?;
+        }
+        if pool::recover(&self.folder.root, &self.folder.corrupt())? {
+            self.folder.sync()?;
+        }
+        if self.folder.committer.is_some() && self.folder.pool.get().is_none() {
+            let pool = Pool::start(&self.folder.root, File::open(&self.folder.root)?)?;
+            let _ = self.folder.pool.set(pool);
         }
         let (messages, states) = self.scan()?;
         for id in &states {
@@ -172,9 +189,9 @@ impl QueueStore for FsQueueStore {
 
     fn load(&self, id: &QueueId) -> io::Result<Envelope> {
         let file = File::open(self.folder.message(id))?;
-        let (content_len, envelope_len) = format::read_footer(&file)?;
-        let mut json = vec![0; usize::try_from(envelope_len).map_err(invalid)?];
-        file.read_exact_at(&mut json, content_len)?;
+        let footer = format::read_footer(&file)?;
+        let mut json = vec![0; usize::try_from(footer.envelope_len).map_err(invalid)?];
+        file.read_exact_at(&mut json, footer.content_len)?;
         let mut envelope = format::decode_envelope(&json)?;
         if envelope.id != *id {
             return Err(invalid("envelope names another queue id"));
@@ -193,7 +210,7 @@ impl QueueStore for FsQueueStore {
 
     fn content(&self, id: &QueueId) -> io::Result<Content> {
         let mut file = File::open(self.folder.message(id))?;
-        let (len, _) = format::read_footer(&file)?;
+        let len = format::read_footer(&file)?.content_len;
         file.seek(SeekFrom::Start(0))?;
         Ok(Content {
             reader: Box::new(file.take(len)),
@@ -233,7 +250,7 @@ impl QueueStore for FsQueueStore {
     }
 
     fn quarantine(&self, id: &QueueId) -> io::Result<()> {
-        let corrupt = self.folder.root.join("corrupt");
+        let corrupt = self.folder.corrupt();
         fs::create_dir_all(&corrupt)?;
         fs::rename(self.folder.message(id), corrupt.join(id.as_str()))?;
         if let Err(e) = fs::rename(
@@ -247,20 +264,57 @@ impl QueueStore for FsQueueStore {
     }
 }
 
-/// Receives one message into an unnamed file, made at the first write; dropped before its
-/// commit, it leaves nothing behind.
+/// Receives one message into a pool file, or an unnamed one when the pool is empty, taken
+/// at the first write; dropped before its commit, it leaves nothing behind.
 struct FsWriter {
     folder: Arc<Folder>,
     id: QueueId,
-    file: Option<File>,
+    file: Option<Receiving>,
     written: u64,
+    /// Of everything written so far, for the footer.
+    checksum: Checksum,
+}
+
+/// The file a message is received into.
+enum Receiving {
+    Pooled(PoolFile),
+    Unnamed(File),
+}
+
+impl Receiving {
+    fn file(&mut self) -> &mut File {
+        match self {
+            Receiving::Pooled(pooled) => &mut pooled.file,
+            Receiving::Unnamed(file) => file,
+        }
+    }
+}
+
+impl Folder {
+    /// A file to receive a message into: from the pool when it has one.
+    fn receiving(&self) -> io::Result<Receiving> {
+        match self.pool.get().and_then(Pool::take) {
+            Some(pooled) => Ok(Receiving::Pooled(pooled)),
+            None => Ok(Receiving::Unnamed(unnamed::create_in(&self.handle)?)),
+        }
+    }
 }
 
 impl FsWriter {
     fn file(&mut self) -> io::Result<&mut File> {
         match &mut self.file {
-            Some(file) => Ok(file),
-            slot => Ok(slot.insert(unnamed::create_in(&self.folder.handle)?)),
+            Some(receiving) => Ok(receiving.file()),
+            slot => Ok(slot.insert(self.folder.receiving()?).file()),
+        }
+    }
+}
+
+impl Drop for FsWriter {
+    fn drop(&mut self) {
+        if let (Some(Receiving::Pooled(pooled)), Some(pool)) =
+            (self.file.take(), self.folder.pool.get())
+        {
+            pool.give_back(pooled);
         }
     }
 }
@@ -268,6 +322,7 @@ impl FsWriter {
 impl Write for FsWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.file()?.write(buf)?;
+        self.checksum.update(&buf[..n]);
         self.written += n as u64;
         Ok(n)
     }
@@ -288,10 +343,10 @@ impl MessageWriter for FsWriter {
 
     fn read_back(&mut self, len: u64) -> io::Result<Vec<u8>> {
         let mut content = Vec::new();
-        if let Some(file) = &self.file {
+        if let Some(receiving) = &mut self.file {
             let len = usize::try_from(len.min(self.written)).map_err(invalid)?;
             content.resize(len, 0);
-            file.read_exact_at(&mut content, 0)?;
+            receiving.file().read_exact_at(&mut content, 0)?;
         }
         Ok(content)
     }
@@ -303,6 +358,7 @@ impl MessageWriter for FsWriter {
         let file = self.file()?;
         file.set_len(len)?;
         file.seek(SeekFrom::Start(len))?;
+        self.checksum = format::checksum_of(file, len)?;
         self.written = len;
         Ok(())
     }
@@ -313,17 +369,41 @@ impl MessageWriter for FsWriter {
             Err(e) => return Ticket::ready(Err(e)),
         };
         let content_len = self.written + tail.len() as u64;
+        self.checksum.update(&tail);
+        self.checksum.update(&json);
+        let footer = format::footer(content_len, json.len() as u64, self.checksum.value());
         let mut bytes = tail;
         bytes.reserve(json.len() + FOOTER_LEN as usize);
         bytes.extend_from_slice(&json);
-        bytes.extend_from_slice(&format::footer(content_len, json.len() as u64));
+        bytes.extend_from_slice(&footer);
         // The group committer writes the rest, names the file and makes it durable
         // together with every other commit of the moment (see `durable`).
-        let file = self.file.take();
+        let file = match self.file.take() {
+            Some(receiving) => Some(receiving),
+            None => self
+                .folder
+                .pool
+                .get()
+                .and_then(Pool::take)
+                .map(Receiving::Pooled),
+        };
         let path = self.folder.message(&self.id);
-        match &self.folder.committer {
-            Some(committer) => committer.finish(file, path, bytes),
-            None => Ticket::ready(finish_file(&self.folder.handle, file, &path, &bytes)),
+        match (&self.folder.committer, file) {
+            (Some(committer), Some(Receiving::Pooled(pooled))) => {
+                committer.finish_pooled(pooled, path, bytes)
+            }
+            (Some(committer), Some(Receiving::Unnamed(file))) => {
+                committer.finish(Some(file), path, bytes)
+            }
+            (Some(committer), None) => committer.finish(None, path, bytes),
+            // Without a committer there is no pool, so no pool file either.
+            (None, file) => {
+                let unnamed = match file {
+                    Some(Receiving::Unnamed(file)) => Some(file),
+                    _ => None,
+                };
+                Ticket::ready(finish_file(&self.folder.handle, unnamed, &path, &bytes))
+            }
         }
     }
 }

@@ -11,6 +11,7 @@ mod envelope;
 mod format;
 mod fs;
 mod id;
+mod pool;
 mod unnamed;
 
 use std::io;

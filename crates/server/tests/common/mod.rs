@@ -339,7 +339,10 @@ impl TestServer {
 
     /// Names of committed files in the spool (messages and state files).
     pub fn queue_files(&self) -> Vec<String> {
-        list_files(&self.data().join("queue"))
+        // The spool's pool files (`.pool-N`) hold no message until one is committed.
+        let mut files = list_files(&self.data().join("queue"));
+        files.retain(|name| !name.starts_with(".pool-"));
+        files
     }
 
     /// Queue ids of the messages committed to the spool (their state files left out).
@@ -350,25 +353,29 @@ impl TestServer {
             .collect()
     }
 
-    /// Sizes of the messages the server is receiving into its spool now: unnamed files
-    /// (`O_TMPFILE`) in `queue/`, seen through the server's open descriptors.
+    /// Sizes of the messages the server is receiving into its spool now, seen through the
+    /// server's open descriptors: pool files (`queue/.pool-N`) that hold something (the
+    /// pool keeps empty ones open, ready), and unnamed files (`O_TMPFILE`) in `queue/`.
     pub fn spool_files_in_progress(&self) -> Vec<u64> {
         let queue = self.data().join("queue");
         let descriptors = PathBuf::from(format!("/proc/{}/fd", self.pid()));
         let Ok(entries) = std::fs::read_dir(&descriptors) else {
             return Vec::new();
         };
+        let (pooled, unnamed) = (
+            format!("{}/.pool-", queue.display()),
+            format!("{}/#", queue.display()),
+        );
         entries
             .flatten()
-            .filter(|entry| {
-                std::fs::read_link(entry.path()).is_ok_and(|target| {
-                    let target = target.to_string_lossy();
-                    target.starts_with(&format!("{}/#", queue.display()))
-                        && target.ends_with(" (deleted)")
-                })
+            .filter_map(|entry| {
+                let target = std::fs::read_link(entry.path()).ok()?;
+                let target = target.to_string_lossy();
+                let len = std::fs::metadata(entry.path()).ok()?.len();
+                let receiving = (target.starts_with(&pooled) && len > 0)
+                    || (target.starts_with(&unnamed) && target.ends_with(" (deleted)"));
+                receiving.then_some(len)
             })
-            .filter_map(|entry| std::fs::metadata(entry.path()).ok())
-            .map(|metadata| metadata.len())
             .collect()
     }
 

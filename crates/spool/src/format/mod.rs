@@ -9,14 +9,21 @@
 //! type stops the build there instead of changing the format.
 //!
 //! Where the version lives:
-//! - A message file carries it in its footer: the magic `PHQ1` … `1QHP` is the version 1
-//!   of the layout `content, envelope, footer`. The footer is read before anything else,
-//!   so the version decides how all the rest is read (a later version may change the
-//!   envelope's encoding or the layout, not only its keys); every file written before the
-//!   format was versioned already says 1 there, so no file needs a default; and releases
-//!   before this one, which check the whole magic, set a file of a later version aside as
-//!   damaged rather than misread it. The one thing every version keeps: a message file
-//!   ends in `<version>QHP`.
+//! - A message file carries it in its footer: the magic `PHQ<v>` … `<v>QHP` names the
+//!   layout `content, envelope, footer`. The footer is read before anything else, so the
+//!   version decides how all the rest is read (a later version may change the envelope's
+//!   encoding or the layout, not only its keys); every file written before the format was
+//!   versioned already says 1 there, so no file needs a default; and a release that does
+//!   not know a file's version sets it aside as damaged rather than misread it (going back
+//!   to a release before version 2 sets the messages queued since aside in `corrupt/`,
+//!   whence a later release takes them back). The one thing every version keeps: a message
+//!   file ends in `<version>QHP`.
+//!   - Version 1: magic, content length, envelope length, magic (24 octets).
+//!   - Version 2 adds a CRC-32 of everything before the footer (28 octets). A message
+//!     received into a spool file named before it arrived (`pool`) is durable with a single
+//!     data sync, so after a crash a torn write could leave a file of the right length
+//!     whose middle never reached the disk; the checksum tells it from a message. The
+//!     envelope's encoding is version 1's.
 //! - A state file has no footer, and version 1 has no version in it: adding either would
 //!   change the bytes this release writes, which the previous release must still read if
 //!   the operator goes back to it. A later version carries `"version": N` at the top of
@@ -37,12 +44,22 @@ use std::os::unix::fs::FileExt;
 use crate::envelope::{Envelope, StateRecord};
 use crate::invalid;
 
-/// The format this release writes, and the only one it reads.
-const VERSION: u8 = b'1';
-const MAGIC_HEAD: [u8; 4] = [b'P', b'H', b'Q', VERSION];
-const MAGIC_TAIL: [u8; 4] = [VERSION, b'Q', b'H', b'P'];
+/// The message layout this release writes; it reads this one and version 1.
+const VERSION: u8 = b'2';
+/// The state files' version, the only one this release reads and writes.
+const STATE_VERSION: u8 = b'1';
 /// Octets in a version 1 footer: magic, content length, envelope length, magic.
-pub(crate) const FOOTER_LEN: u64 = 24;
+const FOOTER_V1_LEN: u64 = 24;
+/// Octets in a version 2 footer: version 1's fields, then the checksum before the magic.
+pub(crate) const FOOTER_LEN: u64 = 28;
+
+/// What a message file's footer says.
+pub(crate) struct Footer {
+    pub content_len: u64,
+    pub envelope_len: u64,
+    /// The CRC-32 of content and envelope; version 1 has none.
+    pub checksum: Option<u32>,
+}
 
 /// The envelope as it goes between the content and the footer.
 pub(crate) fn encode_envelope(envelope: &Envelope) -> io::Result<Vec<u8>> {
@@ -55,34 +72,49 @@ pub(crate) fn decode_envelope(json: &[u8]) -> io::Result<Envelope> {
     Envelope::try_from(record).map_err(invalid)
 }
 
-/// The footer that ends a message file.
-pub(crate) fn footer(content_len: u64, envelope_len: u64) -> [u8; FOOTER_LEN as usize] {
+/// The footer that ends a message file; `checksum` is the CRC-32 of the content and
+/// envelope before it.
+pub(crate) fn footer(
+    content_len: u64,
+    envelope_len: u64,
+    checksum: u32,
+) -> [u8; FOOTER_LEN as usize] {
     let mut footer = [0u8; FOOTER_LEN as usize];
-    footer[..4].copy_from_slice(&MAGIC_HEAD);
+    footer[..4].copy_from_slice(&[b'P', b'H', b'Q', VERSION]);
     footer[4..12].copy_from_slice(&content_len.to_le_bytes());
     footer[12..20].copy_from_slice(&envelope_len.to_le_bytes());
-    footer[20..].copy_from_slice(&MAGIC_TAIL);
+    footer[20..24].copy_from_slice(&checksum.to_le_bytes());
+    footer[24..].copy_from_slice(&[VERSION, b'Q', b'H', b'P']);
     footer
 }
 
-/// Returns (content length, envelope length) of a message file after checking its footer
-/// and its version.
-pub(crate) fn read_footer(file: &File) -> io::Result<(u64, u64)> {
+/// Reads a message file's footer after checking its version and that its lengths add up
+/// to the file's.
+pub(crate) fn read_footer(file: &File) -> io::Result<Footer> {
     let len = file.metadata()?.len();
-    if len < FOOTER_LEN {
+    let mut tail = [0u8; 4];
+    if len < FOOTER_V1_LEN {
+        return Err(invalid("spool file too short"));
+    }
+    file.read_exact_at(&mut tail, len - 4)?;
+    let footer_len = match tail {
+        [b'1', b'Q', b'H', b'P'] => FOOTER_V1_LEN,
+        [VERSION, b'Q', b'H', b'P'] => FOOTER_LEN,
+        [version, b'Q', b'H', b'P'] => {
+            return Err(invalid(format!(
+                "spool file is in format version {}; this release reads versions 1 and {} only",
+                char::from(version).escape_default(),
+                char::from(VERSION),
+            )));
+        }
+        _ => return Err(invalid("spool file footer is damaged")),
+    };
+    if len < footer_len {
         return Err(invalid("spool file too short"));
     }
     let mut footer = [0u8; FOOTER_LEN as usize];
-    file.read_exact_at(&mut footer, len - FOOTER_LEN)?;
-    if let [version, b'Q', b'H', b'P'] = footer[20..]
-        && version != VERSION
-    {
-        return Err(invalid(format!(
-            "spool file is in format version {}; this release reads version {} only",
-            char::from(version).escape_default(),
-            char::from(VERSION),
-        )));
-    }
+    let footer = &mut footer[..footer_len as usize];
+    file.read_exact_at(footer, len - footer_len)?;
     let field = |range: std::ops::Range<usize>| {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(&footer[range]);
@@ -90,16 +122,63 @@ pub(crate) fn read_footer(file: &File) -> io::Result<(u64, u64)> {
     };
     let content_len = field(4..12);
     let envelope_len = field(12..20);
-    let consistent = footer[..4] == MAGIC_HEAD
-        && footer[20..] == MAGIC_TAIL
+    let checksum = (footer_len == FOOTER_LEN).then(|| {
+        let mut bytes = [0u8; 4];
+        bytes.copy_from_slice(&footer[20..24]);
+        u32::from_le_bytes(bytes)
+    });
+    let consistent = footer[..3] == *b"PHQ"
+        && footer[3] == tail[0]
         && content_len
             .checked_add(envelope_len)
-            .and_then(|n| n.checked_add(FOOTER_LEN))
+            .and_then(|n| n.checked_add(footer_len))
             == Some(len);
     if !consistent {
         return Err(invalid("spool file footer is damaged"));
     }
-    Ok((content_len, envelope_len))
+    Ok(Footer {
+        content_len,
+        envelope_len,
+        checksum,
+    })
+}
+
+/// Whether the content and envelope of a message file are what its footer's checksum
+/// says: false for version 1, which has none.
+pub(crate) fn checksum_holds(file: &File, footer: &Footer) -> io::Result<bool> {
+    let Some(expected) = footer.checksum else {
+        return Ok(false);
+    };
+    let checksum = checksum_of(file, footer.content_len + footer.envelope_len)?;
+    Ok(checksum.value() == expected)
+}
+
+/// The checksum of the first `len` octets of `file`, read back.
+pub(crate) fn checksum_of(file: &File, len: u64) -> io::Result<Checksum> {
+    let mut checksum = Checksum::default();
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut at = 0;
+    while at < len {
+        let want = usize::try_from(len - at).map_or(buffer.len(), |n| n.min(buffer.len()));
+        file.read_exact_at(&mut buffer[..want], at)?;
+        checksum.update(&buffer[..want]);
+        at += want as u64;
+    }
+    Ok(checksum)
+}
+
+/// The running CRC-32 of what a writer has written.
+#[derive(Clone, Default)]
+pub(crate) struct Checksum(crc32fast::Hasher);
+
+impl Checksum {
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    pub fn value(&self) -> u32 {
+        self.0.clone().finalize()
+    }
 }
 
 /// A state file holding the state of `envelope`'s recipients.
@@ -120,7 +199,7 @@ pub(crate) fn decode_state(json: &[u8]) -> io::Result<StateRecord> {
         return Err(invalid(format!(
             "state file names format version {version}; this release reads version {} only, \
              which names none",
-            char::from(VERSION),
+            char::from(STATE_VERSION),
         )));
     }
     let record: v1::State = serde_json::from_slice(json).map_err(invalid)?;

@@ -606,6 +606,39 @@ fn utf8_accept_names_and_messages() {
 }
 
 #[test]
+fn utf8_names_are_taken_in_nfc() {
+    let server = imap_server(PW, "");
+    let mut imap = login(&server);
+    imap.ok("ENABLE UTF8=ACCEPT");
+    // "Café" with a combining accent (NFD) and with the precomposed é (NFC): one folder.
+    let (nfd, nfc) = ("Cafe\u{301}", "Caf\u{e9}");
+    imap.ok(&format!("CREATE \"{nfd}\""));
+    imap.expect(&format!("CREATE \"{nfc}\""), "NO");
+    let message = "Subject: hi\r\n\r\nbody\r\n";
+    imap.ok(&format!(
+        "APPEND \"{nfd}\" {{{}+}}\r\n{message}",
+        message.len()
+    ));
+    let selected = imap.ok(&format!("SELECT \"{nfc}\""));
+    assert!(selected.contains("* 1 EXISTS"), "{selected}");
+    let status = imap.ok(&format!("STATUS \"{nfd}\" (MESSAGES)"));
+    assert!(
+        status.contains(&format!("* STATUS \"{nfc}\" (MESSAGES 1)")),
+        "{status}"
+    );
+    for pattern in ["Caf*", nfd] {
+        let list = imap.ok(&format!("LIST \"\" \"{pattern}\""));
+        assert!(
+            list.contains(&format!("\"{nfc}\"")) && !list.contains(nfd),
+            "{list}"
+        );
+    }
+    // A client speaking modified UTF-7 sees the one folder by its stored name.
+    let list = login(&server).ok("LIST \"\" \"Caf*\"");
+    assert_eq!(list.matches("Caf&AOk-").count(), 1, "{list}");
+}
+
+#[test]
 fn imaplib_utf8_names_binary_and_rev2() {
     let server = imap_server(PW, "");
     let mut imap = login(&server);

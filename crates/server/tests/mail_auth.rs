@@ -21,6 +21,7 @@ use posthorn::dns::Dns;
 use posthorn::mailauth::keys::{self, Algorithm};
 use posthorn::mailauth::sign::{Keyring, Signer};
 use posthorn::mailauth::verify::{self, Verifier};
+use posthorn_mailbox::managesieve::scripts::Scripts;
 
 /// The sending domain's signer (its own keys, made for the test) and the zone publishing
 /// them with SPF and DMARC.
@@ -363,14 +364,7 @@ fn mail_forwarded_by_an_alias_is_arc_sealed() {
     assert!(reply.starts_with("250 2.0.0"), "{reply}");
     let forwarded = sink.wait_for_messages(1);
     let text = forwarded[0].text();
-    let unfolded = text.replace("\r\n\t", " ").replace("\r\n ", " ");
-    let field = |name: &str| {
-        unfolded
-            .lines()
-            .find(|l| l.starts_with(name))
-            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
-            .to_string()
-    };
+    let field = |name: &str| unfolded_field(&text, name);
     let seal = field("ARC-Seal:");
     for needle in ["i=1", "cv=none", "d=rcpt.test", "a=rsa-sha256"] {
         assert!(seal.contains(needle), "{needle:?} not in {seal}");
@@ -435,6 +429,86 @@ fn forwarded_mail_leaves_from_our_domain_and_its_bounces_find_the_sender() {
     client.expect("MAIL FROM:<>", "250");
     client.expect(&format!("RCPT TO:<{forged}>"), "550 5.1.1");
     server.wait_for_log("SRS address refused");
+}
+
+#[test]
+fn mail_a_sieve_script_redirects_elsewhere_is_arc_sealed_unless_sealing_is_off() {
+    let keydir = tempfile::tempdir().unwrap();
+    let (rcpt_keys, zone) = our_keys(keydir.path(), "rcpt.test", world());
+    let (sender, zone) = Sender::new(zone);
+    let dns = zone.start();
+    // Without the checking stage, which reads every message whole.
+    let (server, sink) = redirecting(&dns, &format!("[checks]\nenabled = false\n\n{rcpt_keys}"));
+    // A signed message, held in memory, and an unsigned one larger than that, whose start
+    // is read back from the spool file for the seal.
+    let signed = sender.sign(&message("news@sender.test", "signed"));
+    let large = message("news@sender.test", "large").replace(
+        "Hello Alice.\r\n",
+        &format!("{}\r\n", "x".repeat(76)).repeat(4000),
+    );
+    for content in [&signed, &large] {
+        let reply = send(&server, "bounces@sender.test", content);
+        assert!(reply.starts_with("250 2.0.0"), "{reply}");
+    }
+    for redirected in sink.wait_for_messages(2) {
+        let text = redirected.text();
+        assert!(text.contains("Posthorn Sieve redirect"), "{text}");
+        let seal = unfolded_field(&text, "ARC-Seal:");
+        for needle in ["i=1", "cv=none", "d=rcpt.test"] {
+            assert!(seal.contains(needle), "{needle:?} not in {seal}");
+        }
+        assert!(unfolded_field(&text, "ARC-Message-Signature:").contains("d=rcpt.test"));
+        let aar = unfolded_field(&text, "ARC-Authentication-Results:");
+        let passed = if text.contains("Subject: signed") {
+            "dkim=pass"
+        } else {
+            "spf=pass"
+        };
+        assert!(
+            aar.contains("i=1; mx.test") && aar.contains(passed),
+            "{aar}"
+        );
+        // The next hop finds the chain whole, with our key from DNS.
+        let results = verify_elsewhere(&dns, &redirected.sender(), "mx.rcpt.test", text.as_bytes());
+        assert!(results.contains("arc=pass"), "{results}");
+    }
+
+    let (server, sink) = redirecting(&dns, &format!("[dkim]\narc_seal = false\n\n{rcpt_keys}"));
+    let reply = send(&server, "bounces@sender.test", &signed);
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+    let unsealed = sink.wait_for_messages(1).remove(0).text();
+    assert!(unsealed.contains("Posthorn Sieve redirect"), "{unsealed}");
+    assert!(!unsealed.contains("ARC-"), "{unsealed}");
+}
+
+/// A server whose account alice redirects every message to `alice@far.test`, whose server
+/// is the sink returned; with `extra` configuration.
+fn redirecting(dns: &TestDns, extra: &str) -> (TestServer, Sink) {
+    let sink = Sink::builder().hostname("mx.far.test").start();
+    let server = server(
+        dns,
+        &format!(
+            "{extra}[[route]]\ndomain = \"far.test\"\nhost = \"[127.0.0.1]:{}\"\n",
+            sink.addr.port()
+        ),
+    );
+    // Through the store ManageSieve writes, as an upload leaves it.
+    let scripts = Scripts::of(&server.maildir("alice"));
+    scripts
+        .put("away", "redirect \"alice@far.test\";\n")
+        .unwrap();
+    scripts.set_active(Some("away")).unwrap();
+    (server, sink)
+}
+
+/// The field `name` of `text`, unfolded onto one line.
+fn unfolded_field(text: &str, name: &str) -> String {
+    let unfolded = text.replace("\r\n\t", " ").replace("\r\n ", " ");
+    unfolded
+        .lines()
+        .find(|l| l.starts_with(name))
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+        .to_string()
 }
 
 /// Makes an Ed25519 and an RSA key for `domain` in `dir`, returning the `[[dkim.key]]`

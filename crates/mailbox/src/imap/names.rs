@@ -1,20 +1,24 @@
 //! Mailbox names as a session speaks them. The store keeps modified UTF-7 (RFC 3501
 //! §5.1.3); a client that enabled UTF8=ACCEPT or IMAP4rev2 sends and hears UTF-8 instead
 //! (RFC 6855 §3, RFC 9051 §5.1), so its names are encoded on the way in and decoded on the
-//! way out, and the store never knows.
+//! way out, and the store never knows. Their names are also normalised to NFC on the way
+//! in: RFC 6855 §3 and RFC 9051 §5.1 hold mailbox names to Net-Unicode, which is NFC
+//! (RFC 5198 §2), so "Café" typed with a combining accent (e, U+0301) names the same
+//! folder as with the precomposed é (U+00E9).
 
 use std::borrow::Cow;
 
 use posthorn_maildir::store::mutf7;
+use unicode_normalization::UnicodeNormalization as _;
 
 use super::command::Command;
 use super::enabled::Enabled;
 use super::response::{self, Done};
 
-/// The stored form of a name the client sent.
+/// The stored form of a name the client sent: a UTF-8 client's in NFC.
 fn stored(name: String, enabled: Enabled) -> String {
     if enabled.utf8_names() {
-        mutf7::encode(&name)
+        mutf7::encode(&name.nfc().collect::<String>())
     } else {
         name
     }
@@ -107,6 +111,7 @@ pub(super) fn to_store(command: Command, enabled: Enabled) -> Command {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::imap::command::ListCommand;
 
     #[test]
     fn names_follow_the_session() {
@@ -129,5 +134,27 @@ mod tests {
         assert!(refusal(&create("a\u{85}b"), utf8).is_some());
         assert!(refusal(&create("a\u{2028}b"), utf8).is_some());
         assert!(refusal(&create("Grüße"), utf8).is_none());
+    }
+
+    #[test]
+    fn utf8_names_are_stored_in_nfc() {
+        let utf8 = Enabled {
+            utf8_accept: true,
+            ..Enabled::default()
+        };
+        let (nfd, nfc) = ("Cafe\u{301}", "Caf\u{e9}");
+        assert_eq!(stored(nfd.into(), utf8), stored(nfc.into(), utf8));
+        assert_eq!(stored(nfd.into(), utf8), "Caf&AOk-");
+        let list = Command::List(ListCommand {
+            reference: String::new(),
+            patterns: vec![format!("{nfd}*")],
+            ..Default::default()
+        });
+        let Command::List(list) = to_store(list, utf8) else {
+            panic!("still a LIST");
+        };
+        assert_eq!(list.patterns, ["Caf&AOk-*"]);
+        // A client speaking modified UTF-7 has its names taken as sent.
+        assert_eq!(stored("Cafe&AwE-".into(), Enabled::default()), "Cafe&AwE-");
     }
 }

@@ -80,8 +80,8 @@ pub struct Dkim {
     /// Make an Ed25519 and an RSA-2048 key, in `data_dir/dkim/DOMAIN/`, for each local
     /// domain without a configured key.
     pub generate_keys: bool,
-    /// Add an ARC set (RFC 8617) to mail from other servers that an alias forwards to
-    /// remote addresses, so it keeps passing DMARC downstream.
+    /// Add an ARC set (RFC 8617) to mail from other servers that an alias or a Sieve
+    /// `redirect` forwards to remote addresses, so it keeps passing DMARC downstream.
     pub arc_seal: bool,
     /// Keys given explicitly; a domain listed here uses exactly these.
     #[serde(rename = "key")]

@@ -78,8 +78,9 @@ impl Party<'_> {
         signing_on && (self.is_submission() || self.trusted)
     }
 
-    /// Whether its mail that an alias forwards to another server is ARC-sealed (with
-    /// sealing on): mail from other servers, whose checks the next hop cannot repeat.
+    /// Whether its mail that an alias or a Sieve `redirect` forwards to another server is
+    /// ARC-sealed (with sealing on): mail from other servers, whose checks the next hop
+    /// cannot repeat.
     pub fn seals_forwards(&self, sealing_on: bool) -> bool {
         sealing_on && !self.is_submission()
     }

@@ -32,7 +32,7 @@ use crate::inbound::checks::{self, Stage};
 use crate::inbound::envelope::{self, Arrival};
 use crate::inbound::limits::sending::SendingQuota;
 use crate::inbound::policy::{self, Party};
-use crate::inbound::sieve_reject::{self, Rejected, SieveAtData};
+use crate::inbound::sieve_reject::{self, Decided, SieveAtData};
 use crate::inbound::submission::Missing;
 use crate::learning::Learning;
 use crate::mailauth::sign::Signer;
@@ -80,7 +80,8 @@ pub struct Inbound {
     pub verifier: Verifier,
     /// DKIM signing of our domains' mail; `None` when signing is off.
     pub signer: Option<Arc<Signer>>,
-    /// ARC-seal mail from other servers that an alias forwards elsewhere.
+    /// ARC-seal mail from other servers that an alias or a Sieve `redirect` forwards
+    /// elsewhere.
     pub arc_seal: bool,
     /// Memory for messages held whole while they are checked or signed.
     pub whole_messages: MemoryBudget,
@@ -807,7 +808,9 @@ impl Driver {
             }
             None
         };
-        let verdict = match self.check(header_only.as_deref().unwrap_or(&content)).await {
+        let spf = self.spf.take();
+        let checked_content = header_only.as_deref().unwrap_or(&content);
+        let verdict = match self.check(spf.as_ref(), checked_content).await {
             Ok(verdict) => verdict,
             Err(reply) => return reply,
         };
@@ -866,13 +869,14 @@ impl Driver {
             envelope.prepend.insert_str(0, &signatures);
         }
         let whole = !incoming.spilled || whole_budget.is_some();
-        let Some((back, rejected)) = self
-            .sieve_rejections(incoming, whole, &content, &envelope)
+        let Some((back, decided)) = self
+            .sieve_at_data(incoming, whole, &content, &envelope)
             .await
         else {
             return table::local_error();
         };
         incoming = back;
+        let rejected = decided.rejected;
         if !rejected.is_empty() {
             info!(
                 queue_id = %incoming.id,
@@ -886,6 +890,16 @@ impl Driver {
                 return sieve_reject::reply(&rejected);
             }
             sieve_reject::record(&mut envelope, &rejected);
+        }
+        if let Some(domain) = &decided.redirected_from {
+            let sealed = self
+                .seal_redirect(incoming, whole, &content, spf.as_ref(), domain)
+                .await;
+            let Some((back, set)) = sealed else {
+                return table::local_error();
+            };
+            incoming = back;
+            envelope.prepend.insert_str(0, &set);
         }
         if whole_budget.is_some() {
             // Only what the file lacks is written; signing may have cut the end off, and
@@ -942,26 +956,26 @@ impl Driver {
         }
     }
 
-    /// The local recipients whose Sieve scripts reject the message (`sieve_reject`),
-    /// shown its start as delivery will read it: `content` when it is `whole`, else the
-    /// spool file's start followed by `content`. `None` when the spool file cannot be
-    /// read back (the writer is then gone).
-    async fn sieve_rejections(
+    /// What the local recipients' Sieve scripts decide at the end of DATA
+    /// (`sieve_reject`), shown the message's start as delivery will read it: `content`
+    /// when it is `whole`, else the spool file's start followed by `content`. `None` when
+    /// the spool file cannot be read back (the writer is then gone).
+    async fn sieve_at_data(
         &mut self,
         incoming: Incoming,
         whole: bool,
         content: &[u8],
         envelope: &Envelope,
-    ) -> Option<(Incoming, Vec<Rejected>)> {
+    ) -> Option<(Incoming, Decided)> {
         let Some(at_data) = &self.inbound.sieve_at_data else {
-            return Some((incoming, Vec::new()));
+            return Some((incoming, Decided::default()));
         };
         if !envelope
             .recipients
             .iter()
             .any(|r| matches!(r.route, Route::Local { .. }))
         {
-            return Some((incoming, Vec::new()));
+            return Some((incoming, Decided::default()));
         }
         let (incoming, head) = if whole {
             let head = sieve_reject::head(&envelope.prepend, &[content]);
@@ -977,15 +991,62 @@ impl Driver {
             )
         };
         let directory = self.inbound.directory.current();
-        let rejected = at_data.rejections(&directory, envelope, head).await;
-        Some((incoming, rejected))
+        let decided = at_data.decide(&directory, envelope, head).await;
+        Some((incoming, decided))
+    }
+
+    /// The ARC set (RFC 8617) for a message that a local recipient's Sieve script
+    /// redirects to another server, sealed in that recipient's `domain`: what `check`
+    /// gives mail an alias forwards, on the same conditions (sealing on, checked mail from
+    /// another server), unless `check` sealed the message already; empty otherwise. The
+    /// set goes on top of the header fields every copy starts with, so the redirect's copy
+    /// made at delivery carries it, as an alias's forward does. The message is read back
+    /// whole for it when only its end is in memory (`whole` false), within the budget all
+    /// sessions share. `None` when the spool file cannot be read back (the writer is then
+    /// gone).
+    ///
+    /// Delivery runs the script again and may decide otherwise (a `date` test, a script
+    /// changed in between): its redirect then goes without a set, as before; a redirect
+    /// is never held back for want of one.
+    async fn seal_redirect(
+        &mut self,
+        incoming: Incoming,
+        whole: bool,
+        content: &[u8],
+        spf: Option<&SpfChecks>,
+        domain: &str,
+    ) -> Option<(Incoming, String)> {
+        let sealing = self.party().seals_forwards(self.inbound.arc_seal)
+            && self.forwarding_domain().is_none();
+        let signer = self.inbound.signer.as_deref().filter(|_| sealing);
+        let (Some(signer), Some(spf), Some(client)) = (signer, spf, self.checked_client()) else {
+            return Some((incoming, String::new()));
+        };
+        let verifier = &self.inbound.verifier;
+        if whole {
+            let set = verifier.seal(&client, spf, content, signer, domain).await;
+            return Some((incoming, set.unwrap_or_default()));
+        }
+        let size = self.session.transaction().map_or(0, |t| t.content_size());
+        let _held = self.inbound.whole_messages.hold(size).await;
+        let read = on_writer(incoming, |writer| writer.read_back(u64::MAX)).await;
+        let (incoming, Ok(mut message)) = read? else {
+            return None;
+        };
+        message.extend_from_slice(content);
+        let set = verifier.seal(&client, spf, &message, signer, domain).await;
+        Some((incoming, set.unwrap_or_default()))
     }
 
     /// Checks DKIM, ARC and DMARC of mail from another server (its SPF was checked at MAIL)
     /// and applies the policy: the verdict to record, or the refusal. Unchecked mail has no
     /// verdict.
-    async fn check(&mut self, content: &[u8]) -> Result<Option<Verdict>, Reply> {
-        let Some(spf) = self.spf.take() else {
+    async fn check(
+        &mut self,
+        spf: Option<&SpfChecks>,
+        content: &[u8],
+    ) -> Result<Option<Verdict>, Reply> {
+        let Some(spf) = spf else {
             return Ok(None);
         };
         let Some(client) = self.checked_client() else {
@@ -996,7 +1057,7 @@ impl Driver {
         let verdict = self
             .inbound
             .verifier
-            .message(&client, &spf, content, seal)
+            .message(&client, spf, content, seal)
             .await;
         match &verdict.disposition {
             Disposition::Refuse(reply) => {

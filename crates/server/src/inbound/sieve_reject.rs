@@ -9,17 +9,19 @@
 //! rejecting recipients are recorded as failed with their reason: the sender gets one
 //! failure notice, as a reject at delivery gives (RFC 5429 §2.1.2; `ereject` falls back
 //! to that, SMTP having no per-recipient reply to DATA), and delivery does not run those
-//! scripts again. Only a refusal is taken from these runs; what else a script does
-//! (fileinto, redirect, vacation) is done at delivery, which runs it again.
+//! scripts again. What else a script does (fileinto, redirect, vacation) is done at
+//! delivery, which runs it again; of that, these runs only note a redirect to another
+//! server, for which the message is ARC-sealed before it is queued (`session.rs`), as mail
+//! an alias forwards is.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use posthorn_proto::reply::table;
-use posthorn_proto::{Reply, Status};
+use posthorn_proto::{ForwardPath, Reply, Status};
 use posthorn_sieve::Action;
-use posthorn_spool::{Envelope, Route};
+use posthorn_spool::{Envelope, Recipient, Route};
 use tokio::sync::Semaphore;
 use tracing::warn;
 
@@ -27,7 +29,7 @@ use crate::accounts::directory::Directory;
 use crate::clock::unix_now;
 use crate::delivery::local::local;
 use crate::delivery::message::HEAD_LIMIT;
-use crate::delivery::sieve::{Delivery, Sieve};
+use crate::delivery::sieve::{Delivery, Sieve, reply};
 use crate::inbound::checks::verdict::header_safe;
 use crate::queue::policy::refused_on_arrival;
 
@@ -44,6 +46,16 @@ pub struct SieveAtData {
     /// Runs at a time, one per core: scripts are bounded in steps, but a flood of
     /// messages must not take every blocking thread.
     runs: Arc<Semaphore>,
+}
+
+/// What the local recipients' scripts decided at the end of DATA.
+#[derive(Debug, Default)]
+pub struct Decided {
+    /// The recipients whose scripts reject the message.
+    pub rejected: Vec<Rejected>,
+    /// The domain of the first recipient whose script (not rejecting) redirects the
+    /// message to another server: the message is sealed in it.
+    pub redirected_from: Option<String>,
 }
 
 /// A local recipient whose script rejects the message.
@@ -65,15 +77,15 @@ impl SieveAtData {
         }
     }
 
-    /// The local recipients of `envelope` whose scripts reject the message whose start,
-    /// as delivered, is `head` (see [`head`]). Empty when none does, and when the runs
-    /// fail or take too long: delivery then decides, as without this.
-    pub async fn rejections(
+    /// What the scripts of `envelope`'s local recipients decide for the message whose
+    /// start, as delivered, is `head` (see [`head`]). Nothing when the runs fail or take
+    /// too long: delivery then decides, as without this.
+    pub async fn decide(
         &self,
         directory: &Directory,
         envelope: &Envelope,
         head: Vec<u8>,
-    ) -> Vec<Rejected> {
+    ) -> Decided {
         let locals: Vec<(usize, PathBuf, String)> = envelope
             .recipients
             .iter()
@@ -88,7 +100,7 @@ impl SieveAtData {
             })
             .collect();
         if locals.is_empty() {
-            return Vec::new();
+            return Decided::default();
         }
         let sender = envelope.sender.to_string();
         let sieve = Arc::clone(&self.sieve);
@@ -99,36 +111,68 @@ impl SieveAtData {
             // holds its core until it ends.
             let ran = tokio::task::spawn_blocking(move || {
                 let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
-                let rejected = locals
+                let actions = locals
                     .into_iter()
-                    .filter_map(|(index, root, recipient)| {
+                    .map(|(index, root, recipient)| {
                         let delivery = Delivery {
                             message: &head,
                             sender: &sender,
                             recipient: &recipient,
                             now,
                         };
-                        reason_of(&sieve.actions(&root, &delivery))
-                            .map(|reason| Rejected { index, reason })
+                        (index, sieve.actions(&root, &delivery))
                     })
                     .collect::<Vec<_>>();
                 drop(permit);
-                rejected
+                actions
             });
             ran.await.ok()
         };
         match tokio::time::timeout(TIME_LIMIT, work).await {
-            Ok(Some(rejected)) => rejected,
+            Ok(Some(actions)) => decided(directory, &envelope.recipients, actions),
             Ok(None) => {
                 warn!(queue_id = %envelope.id, "the Sieve run at DATA failed; delivery runs the scripts");
-                Vec::new()
+                Decided::default()
             }
             Err(_) => {
                 warn!(queue_id = %envelope.id, "the Sieve scripts took too long at DATA; delivery runs them");
-                Vec::new()
+                Decided::default()
             }
         }
     }
+}
+
+/// What the runs' `actions`, each with its recipient's index in `recipients`, decide.
+fn decided(
+    directory: &Directory,
+    recipients: &[Recipient],
+    actions: Vec<(usize, Vec<Action>)>,
+) -> Decided {
+    let mut decided = Decided::default();
+    for (index, actions) in actions {
+        if let Some(reason) = reason_of(&actions) {
+            decided.rejected.push(Rejected { index, reason });
+        } else if decided.redirected_from.is_none() && redirects_away(directory, &actions) {
+            decided.redirected_from = recipients
+                .get(index)
+                .map(|recipient| recipient.address.domain_key());
+        }
+    }
+    decided
+}
+
+/// True when `actions` redirect the message to an address on another server (directly, or
+/// through one of our aliases).
+fn redirects_away(directory: &Directory, actions: &[Action]) -> bool {
+    actions.iter().any(|action| match action {
+        Action::Redirect { address, .. } => posthorn_proto::address::parse_mailbox(address)
+            .is_ok_and(|to| {
+                reply::recipients(directory, &ForwardPath::Mailbox(to), None)
+                    .iter()
+                    .any(|r| r.route == Route::Remote)
+            }),
+        _ => false,
+    })
 }
 
 /// The reason of a run's `reject` or `ereject`, if it has one.
@@ -191,6 +235,49 @@ mod tests {
         let cut = head("X: 1\r\n", &[&big[..limit - 1], b"yz"]);
         assert_eq!(cut.len(), 6 + limit);
         assert!(cut.ends_with(b"xy"));
+    }
+
+    #[test]
+    fn a_redirect_to_another_server_is_noted_unless_the_script_rejects() {
+        let config = crate::config::parse(
+            "[server]\nhostname = \"mx.example.com\"\n[[domain]]\nname = \"example.com\"\n\
+             [[account]]\nname = \"alice\"\n[[account]]\nname = \"bob\"\n\
+             [aliases]\n\"fwd@example.com\" = [\"someone@far.test\"]\n",
+            None,
+        )
+        .unwrap();
+        let directory = Directory::build_with_users(&config, &[]).unwrap();
+        let local = |name: &str| {
+            let address = posthorn_proto::address::parse_mailbox(&format!("{name}@example.com"));
+            let route = Route::Local {
+                account: name.into(),
+            };
+            Recipient::new(address.unwrap(), route)
+        };
+        let recipients = [local("alice"), local("bob")];
+        let redirect = |to: &str| Action::Redirect {
+            address: to.into(),
+            copy: false,
+        };
+        let reject = Action::Reject {
+            reason: "no".into(),
+            extended: false,
+        };
+        let decide = |alice: Vec<Action>, bob: Vec<Action>| {
+            decided(&directory, &recipients, vec![(0, alice), (1, bob)])
+        };
+        // To an account here: nothing leaves.
+        let kept = decide(vec![redirect("bob@example.com")], Vec::new());
+        assert_eq!(kept.redirected_from, None);
+        // To another server, directly or through an alias.
+        for to in ["someone@far.test", "fwd@example.com"] {
+            let away = decide(Vec::new(), vec![redirect(to)]);
+            assert_eq!(away.redirected_from.as_deref(), Some("example.com"), "{to}");
+        }
+        // A script that rejects sends nothing on.
+        let refused = decide(vec![redirect("someone@far.test"), reject], Vec::new());
+        assert_eq!(refused.redirected_from, None);
+        assert_eq!(refused.rejected.len(), 1);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Outgoing authentication: the DKIM keys of our domains, the DKIM signatures of our users'
-//! mail and bounces, and ARC seals for mail an alias forwards.
+//! mail and bounces, and ARC seals for mail an alias or a Sieve `redirect` forwards.
 
 use std::collections::HashMap;
 use std::path::Path;

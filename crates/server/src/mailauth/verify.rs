@@ -7,8 +7,8 @@ use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::Canonicalization;
 use mail_auth::dmarc::Policy;
 use mail_auth::{
-    ArcOutput, AuthenticatedMessage, AuthenticationResults, DkimResult, MessageAuthenticator,
-    ReceivedSpf, SpfResult,
+    ArcOutput, AuthenticatedMessage, AuthenticationResults, DkimOutput, DkimResult,
+    MessageAuthenticator, ReceivedSpf, SpfResult,
 };
 use posthorn_proto::Reply;
 use posthorn_proto::reply::table;
@@ -128,42 +128,13 @@ impl Verifier {
         content: &[u8],
         seal: Option<(&Signer, &str)>,
     ) -> Verdict {
-        let parsed = AuthenticatedMessage::parse(content);
-        let parsed_trimmed = without_blank_tail(content)
-            .and_then(|len| AuthenticatedMessage::parse(&content[..len]));
-        let empty = AuthenticatedMessage::default();
-        let message = parsed.as_ref().unwrap_or(&empty);
-        // What relaxed body canonicalization is computed on (see `blank_tail`).
-        let relaxed = parsed_trimmed.as_ref().unwrap_or(message);
-        let mut dkim = self.auth.verify_dkim(message).await;
-        if parsed_trimmed.is_some() {
-            let on_trimmed = self.auth.verify_dkim(relaxed).await;
-            for (result, trimmed) in dkim.iter_mut().zip(on_trimmed) {
-                if trimmed
-                    .signature()
-                    .is_some_and(|s| s.cb == Canonicalization::Relaxed)
-                {
-                    *result = trimmed;
-                }
-            }
-        }
-        // The newest AMS says how its body was canonicalized; simple keeps the lines.
-        let arc_on_original = message
-            .ams_headers
-            .iter()
-            .max_by_key(|h| h.header.i)
-            .is_some_and(|h| h.header.cb == Canonicalization::Simple);
-        let arc_view = if arc_on_original { message } else { relaxed };
-        let arc = arc_method_result(self.auth.verify_arc(arc_view).await);
-        let dmarc = dmarc::evaluate(&self.auth, &message.from, &spf.mail_from, &dkim).await;
-
-        let results = AuthenticationResults::new(&self.authserv_id)
-            .with_dkim_results(&dkim, message.from())
-            .with_spf_ehlo_result(&spf.helo, client.ip, client.helo)
-            .with_spf_mailfrom_result(&spf.mail_from, client.ip, &spf.sender, client.helo)
-            .with_arc_result(&arc, client.ip);
+        let parsed = Parsed::new(content);
+        let found = self.signatures(&parsed).await;
+        let (dkim, arc) = (&found.dkim, &found.arc);
+        let dmarc = dmarc::evaluate(&self.auth, &parsed.whole.from, &spf.mail_from, dkim).await;
+        let results = self.results(client, spf, &parsed, &found);
         let mut headers = seal
-            .and_then(|(signer, domain)| signer.seal(domain, arc_view, &results, &arc))
+            .and_then(|(signer, domain)| signer.seal(domain, found.arc_view, &results, arc))
             .unwrap_or_default();
         let dkim_none = if dkim.is_empty() {
             ";\r\n\tdkim=none"
@@ -213,6 +184,75 @@ impl Verifier {
         }
     }
 
+    /// An ARC set for `content`, sealed by `signer` as `domain`, recording what
+    /// [`Verifier::message`] finds; `None` when it cannot be sealed (see `Signer::seal`).
+    /// For a forward known only after the checks ran: a Sieve `redirect`, decided at the
+    /// end of DATA. The checks run again for it (their DNS answers are cached), since what
+    /// they found borrows the message, which the checking stage and milters take over.
+    pub async fn seal(
+        &self,
+        client: &Client<'_>,
+        spf: &SpfChecks,
+        content: &[u8],
+        signer: &Signer,
+        domain: &str,
+    ) -> Option<String> {
+        let parsed = Parsed::new(content);
+        let found = self.signatures(&parsed).await;
+        let results = self.results(client, spf, &parsed, &found);
+        signer.seal(domain, found.arc_view, &results, &found.arc)
+    }
+
+    /// The DKIM results and the ARC chain's of `parsed`.
+    async fn signatures<'m>(&self, parsed: &'m Parsed<'_>) -> Signatures<'m> {
+        let message = &parsed.whole;
+        let mut dkim = self.auth.verify_dkim(message).await;
+        if parsed.trimmed.is_some() {
+            let on_trimmed = self.auth.verify_dkim(parsed.relaxed()).await;
+            for (result, trimmed) in dkim.iter_mut().zip(on_trimmed) {
+                if trimmed
+                    .signature()
+                    .is_some_and(|s| s.cb == Canonicalization::Relaxed)
+                {
+                    *result = trimmed;
+                }
+            }
+        }
+        // The newest AMS says how its body was canonicalized; simple keeps the lines.
+        let arc_on_original = message
+            .ams_headers
+            .iter()
+            .max_by_key(|h| h.header.i)
+            .is_some_and(|h| h.header.cb == Canonicalization::Simple);
+        let arc_view = if arc_on_original {
+            message
+        } else {
+            parsed.relaxed()
+        };
+        let arc = arc_method_result(self.auth.verify_arc(arc_view).await);
+        Signatures {
+            dkim,
+            arc,
+            arc_view,
+        }
+    }
+
+    /// What we found, as `Authentication-Results` and an ARC set's
+    /// `ARC-Authentication-Results` state it (RFC 8601, RFC 8617 §4.1.1).
+    fn results(
+        &self,
+        client: &Client<'_>,
+        spf: &SpfChecks,
+        parsed: &Parsed<'_>,
+        found: &Signatures<'_>,
+    ) -> AuthenticationResults<'_> {
+        AuthenticationResults::new(&self.authserv_id)
+            .with_dkim_results(&found.dkim, parsed.whole.from())
+            .with_spf_ehlo_result(&spf.helo, client.ip, client.helo)
+            .with_spf_mailfrom_result(&spf.mail_from, client.ip, &spf.sender, client.helo)
+            .with_arc_result(&found.arc, client.ip)
+    }
+
     /// The admin's policy applied to the results.
     fn disposition(&self, spf: &SpfChecks, dmarc: &DmarcCheck) -> Disposition {
         let settings = &self.settings;
@@ -237,6 +277,38 @@ impl Verifier {
             _ => Disposition::Accept,
         }
     }
+}
+
+/// A message as the checks read it: whole, and without the whitespace-only lines ending
+/// its body, on which relaxed body hashes are computed (see `blank_tail`).
+struct Parsed<'c> {
+    /// The message; empty when it does not parse.
+    whole: AuthenticatedMessage<'c>,
+    /// Without its blank tail, when it has one.
+    trimmed: Option<AuthenticatedMessage<'c>>,
+}
+
+impl<'c> Parsed<'c> {
+    fn new(content: &'c [u8]) -> Parsed<'c> {
+        Parsed {
+            whole: AuthenticatedMessage::parse(content).unwrap_or_default(),
+            trimmed: without_blank_tail(content)
+                .and_then(|len| AuthenticatedMessage::parse(&content[..len])),
+        }
+    }
+
+    /// What relaxed body canonicalization is computed on.
+    fn relaxed(&self) -> &AuthenticatedMessage<'c> {
+        self.trimmed.as_ref().unwrap_or(&self.whole)
+    }
+}
+
+/// What a message's DKIM signatures and ARC chain said.
+struct Signatures<'m> {
+    dkim: Vec<DkimOutput<'m>>,
+    arc: ArcOutput<'m>,
+    /// The view of the message the chain was verified on, and a new set is sealed on.
+    arc_view: &'m AuthenticatedMessage<'m>,
 }
 
 /// The ARC result as RFC 8617 §4.4 knows it: none, pass or fail. mail-auth also reports

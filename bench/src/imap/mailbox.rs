@@ -228,27 +228,7 @@ fn message(rng: &mut Rng, n: usize, time: u64) -> Vec<u8> {
 
 /// `time` as an RFC 5322 date in UTC.
 fn rfc5322_date(time: u64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let days = time / 86_400;
-    let (hour, minute, second) = (time % 86_400 / 3600, time % 3600 / 60, time % 60);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{}, {day} {} {year} {hour:02}:{minute:02}:{second:02} +0000",
-        DAYS[(days % 7) as usize],
-        MONTHS[(month - 1) as usize]
-    )
+    mail_parser::DateTime::from_timestamp(time as i64).to_rfc822()
 }
 
 /// Writes `count` messages into a new Maildir at `dir`: the older ones in `cur/` with the

@@ -103,26 +103,23 @@ pub fn zone_argument(zone: &str) -> Option<i32> {
 
 /// Days since 1970-01-01 of a proleptic Gregorian date.
 fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let date = mail_parser::DateTime {
+        year: u16::try_from(year).unwrap_or_default(),
+        month: u8::try_from(month).unwrap_or_default(),
+        day: u8::try_from(day).unwrap_or_default(),
+        ..mail_parser::DateTime::default()
+    };
+    date.to_timestamp_local().div_euclid(86_400)
 }
 
+/// The proleptic Gregorian date (year, month, day) of a day since 1970-01-01.
 fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    let date = mail_parser::DateTime::from_timestamp(days * 86_400);
+    (
+        i64::from(date.year),
+        i64::from(date.month),
+        i64::from(date.day),
+    )
 }
 
 /// The text of a date-part (RFC 5260 §4.2) of `at` seen from zone `offset`, or `None`

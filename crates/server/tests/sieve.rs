@@ -402,30 +402,42 @@ fn a_reject_for_the_only_recipient_is_a_550_at_data_and_nothing_is_queued() {
 #[test]
 fn a_large_unchecked_message_is_shown_to_the_script_from_the_spool_file() {
     // Without checks or signatures nothing reads the whole message back: the script sees
-    // the spool file's start, as delivery does.
+    // the spool file's start at DATA (64 KiB), and up to `max_body_size` at delivery.
     let (dns, sink) = (world(), Sink::start());
-    let server = server(&dns, &sink, "[checks]\nenabled = false\n");
+    let server = server(
+        &dns,
+        &sink,
+        "[checks]\nenabled = false\n\n[sieve]\nmax_body_size = \"1MiB\"\n",
+    );
     let dir = tempfile::tempdir().unwrap();
     activate(
         &server,
         dir.path(),
         "body",
-        "require [\"body\", \"reject\"];\nif body :contains \"needle\" { reject \"Found it.\"; }\n",
+        "require [\"body\", \"reject\", \"fileinto\", \"mailbox\"];\n\
+         if body :contains \"needle\" { reject \"Found it.\"; }\n\
+         elsif body :contains \"pin\" { fileinto :create \"Pins\"; }\n",
     );
-    let body = format!("needle\r\n{}", "0123456789abcdef\r\n".repeat(20_000));
+    let line = "0123456789abcdef\r\n";
+    let body = format!("needle\r\n{}", line.repeat(20_000));
     let reply = send_to(&server, "a@far.test", &["alice@example.com"], "big", &body);
     assert_eq!(reply, "550 5.7.1 Found it.\r\n");
-    let body = format!("{}needle\r\n", "0123456789abcdef\r\n".repeat(20_000));
+    // 360 KB in: past what DATA reads, within what delivery reads.
+    let body = format!("{}pin\r\n", line.repeat(20_000));
+    let reply = send_to(&server, "a@far.test", &["alice@example.com"], "far", &body);
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+    wait_in(&server, "Pins", "far");
+    // 2 MB in: past what delivery reads.
+    let body = format!("{}pin\r\n", line.repeat(120_000));
     let reply = send_to(
         &server,
         "a@far.test",
         &["alice@example.com"],
-        "big too",
+        "too far",
         &body,
     );
     assert!(reply.starts_with("250 2.0.0"), "{reply}");
-    // Beyond the first 64 KiB at delivery too.
-    wait_in(&server, "INBOX", "big too");
+    wait_in(&server, "INBOX", "too far");
 }
 
 #[test]

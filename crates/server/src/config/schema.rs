@@ -201,6 +201,10 @@ pub struct Sieve {
     pub global_dir: Option<Spanned<PathBuf>>,
     /// Addresses one run may redirect to (RFC 5228 §4.2: a bound against loops).
     pub max_redirects: usize,
+    /// How much of a message, from its start, the scripts of a delivery see (`body`,
+    /// RFC 5173): read into memory for each local delivery that runs a script, so a bound
+    /// on the memory of the deliveries running at once.
+    pub max_body_size: Size,
 }
 
 impl Default for Sieve {
@@ -210,6 +214,7 @@ impl Default for Sieve {
             before: None,
             global_dir: None,
             max_redirects: 4,
+            max_body_size: Size(1024 * 1024),
         }
     }
 }

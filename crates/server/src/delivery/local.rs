@@ -129,14 +129,15 @@ impl LocalTransport {
                 format!("account {account} no longer exists"),
             ));
         };
-        let message = match message {
+        let unreadable = |e: std::io::Error| {
+            Outcome::Deferred(local(
+                Status::new(4, 3, 0),
+                format!("cannot read the queued message: {e}"),
+            ))
+        };
+        let mut message = match message {
             Ok(message) => message,
-            Err(e) => {
-                return Outcome::Deferred(local(
-                    Status::new(4, 3, 0),
-                    format!("cannot read the queued message: {e}"),
-                ));
-            }
+            Err(e) => return unreadable(e),
         };
         let mailbox = directory.maildir(account);
         let address = recipient.address.to_string();
@@ -154,16 +155,23 @@ impl LocalTransport {
             }
         }
         let now = crate::clock::unix_now();
-        let actions = match &self.sieve {
-            Some(sieve) => sieve.actions(
-                &mailbox,
-                &sieve::Delivery {
+        let filters = self
+            .sieve
+            .as_ref()
+            .map(|sieve| (sieve, sieve.filters(&mailbox, &address)))
+            .filter(|(_, filters)| filters.any());
+        let actions = match filters {
+            Some((sieve, filters)) => {
+                if let Err(e) = message.read_ahead(sieve.max_body_size()) {
+                    return unreadable(e);
+                }
+                filters.actions(&sieve::Delivery {
                     message: &message.head,
                     sender: &envelope.sender.to_string(),
                     recipient: &address,
                     now: i64::try_from(now).unwrap_or(i64::MAX),
-                },
-            ),
+                })
+            }
             None => vec![Action::Keep { flags: Vec::new() }],
         };
         let mut message = Some(message);

@@ -62,6 +62,23 @@ impl QueuedMessage {
         }
     }
 
+    /// Reads more of the content into `head`, until it holds `len` octets or the whole
+    /// message: for Sieve's `body` test, which sees `head`. Blocking.
+    pub fn read_ahead(&mut self, len: u64) -> io::Result<()> {
+        let want = len
+            .saturating_sub(self.head.len() as u64)
+            .min(self.rest_len);
+        let read = (&mut self.rest).take(want).read_to_end(&mut self.head)? as u64;
+        self.rest_len -= read;
+        if read < want {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "queued message is shorter than its recorded length",
+            ));
+        }
+        Ok(())
+    }
+
     /// The whole message length in octets.
     pub fn size(&self) -> u64 {
         self.head.len() as u64 + self.rest_len

@@ -29,13 +29,15 @@ pub struct Sieve {
     before: Option<Arc<Script>>,
     /// The scripts `include :global` names.
     global: Option<GlobalScripts>,
+    /// How much of a message the scripts see.
+    max_body_size: u64,
 }
 
 /// What local delivery knows of the message a script looks at. The checking stage's
 /// verdicts (spamtest, virustest) are read from the header fields it added.
 pub struct Delivery<'a> {
-    /// The message as the recipient gets it, our header fields first (its start, at most
-    /// the delivery's head).
+    /// The message as the recipient gets it, our header fields first: its start, up to
+    /// `[sieve] max_body_size` at delivery, the first 64 KiB at the end of DATA.
     pub message: &'a [u8],
     /// MAIL FROM, "" for the null sender.
     pub sender: &'a str,
@@ -69,68 +71,47 @@ impl Sieve {
             limits,
             before,
             global: GlobalScripts::of(config),
+            max_body_size: config.sieve.max_body_size.0,
         })
     }
 
-    /// The actions for a message delivered to the account whose Maildir root is `root`:
-    /// the global script's when it decides, else the account's; keep without scripts.
-    /// Blocking (reads the script).
-    pub fn actions(&self, root: &Path, delivery: &Delivery<'_>) -> Vec<Action> {
-        let keep = || vec![Action::Keep { flags: Vec::new() }];
+    /// How much of a message a delivery's scripts see (`QueuedMessage::read_ahead`).
+    pub fn max_body_size(&self) -> u64 {
+        self.max_body_size
+    }
+
+    /// The scripts a message delivered to the account whose Maildir root is `root` runs:
+    /// the global one, then the account's active one. A script that cannot be read or does
+    /// not compile is left out, and the log says why. Blocking (reads the script).
+    pub fn filters<'s>(&'s self, root: &Path, recipient: &str) -> Filters<'s> {
         let scripts = Scripts::of(root);
-        let envelope = Envelope {
-            from: delivery.sender.to_string(),
-            to: delivery.recipient.to_string(),
-            auth: None,
-        };
-        let include = |name: &str, location: Location| match location {
-            Location::Personal => scripts.get(name).ok(),
-            Location::Global => self.global_script(name),
-        };
-        let section = header_section(delivery.message);
-        let context = Context {
-            message: delivery.message,
-            envelope: &envelope,
-            spam_score: spam_score(section),
-            virus: virus_verdict(section),
-            now: Now {
-                unix: delivery.now,
-                offset_minutes: 0,
-            },
-            include: &include,
-        };
-        if let Some(before) = &self.before {
-            match posthorn_sieve::run(before, &context, &self.limits) {
-                Ok(actions) if !only_keeps(&actions) => return actions,
-                Ok(_) => {}
-                Err(e) => {
-                    warn!(recipient = delivery.recipient, error = %e, "the global Sieve script failed; keeping")
+        let own = match scripts.active() {
+            Ok(Some((name, text))) => {
+                match posthorn_sieve::compile(&text, &self.extensions, &self.limits) {
+                    Ok(script) => Some((name, script)),
+                    Err(e) => {
+                        warn!(recipient, script = name, error = %e, "the Sieve script does not compile; keeping");
+                        None
+                    }
                 }
             }
-        }
-        let active = match scripts.active() {
-            Ok(Some((name, text))) => (name, text),
-            Ok(None) => return keep(),
+            Ok(None) => None,
             Err(e) => {
-                warn!(recipient = delivery.recipient, error = %e, "cannot read the Sieve script; keeping");
-                return keep();
+                warn!(recipient, error = %e, "cannot read the Sieve script; keeping");
+                None
             }
         };
-        let (name, text) = active;
-        let script = match posthorn_sieve::compile(&text, &self.extensions, &self.limits) {
-            Ok(script) => script,
-            Err(e) => {
-                warn!(recipient = delivery.recipient, script = name, error = %e, "the Sieve script does not compile; keeping");
-                return keep();
-            }
-        };
-        match posthorn_sieve::run(&script, &context, &self.limits) {
-            Ok(actions) => actions,
-            Err(e) => {
-                warn!(recipient = delivery.recipient, script = name, error = %e, "the Sieve script failed; keeping");
-                keep()
-            }
+        Filters {
+            sieve: self,
+            scripts,
+            own,
         }
+    }
+
+    /// The actions for a message delivered to the account whose Maildir root is `root`
+    /// (see `Filters::actions`). Blocking.
+    pub fn actions(&self, root: &Path, delivery: &Delivery<'_>) -> Vec<Action> {
+        self.filters(root, delivery.recipient).actions(delivery)
     }
 
     /// The text of the global script `name`, `None` without one. Blocking.
@@ -161,6 +142,70 @@ impl Sieve {
                 .map_err(|e| format!("include: the global script {name:?} is broken: {e}"))?;
         }
         Ok(())
+    }
+}
+
+/// The scripts one delivery runs.
+pub struct Filters<'s> {
+    sieve: &'s Sieve,
+    /// The account's scripts, for the ones its script includes.
+    scripts: Scripts,
+    /// The account's active script, compiled, and its name.
+    own: Option<(String, Script)>,
+}
+
+impl Filters<'_> {
+    /// Whether any script runs: without one the message is simply kept, and need not be
+    /// read further.
+    pub fn any(&self) -> bool {
+        self.sieve.before.is_some() || self.own.is_some()
+    }
+
+    /// The actions for the message: the global script's when it decides, else the
+    /// account's; keep without scripts, or when a script fails.
+    pub fn actions(&self, delivery: &Delivery<'_>) -> Vec<Action> {
+        let keep = || vec![Action::Keep { flags: Vec::new() }];
+        let envelope = Envelope {
+            from: delivery.sender.to_string(),
+            to: delivery.recipient.to_string(),
+            auth: None,
+        };
+        let include = |name: &str, location: Location| match location {
+            Location::Personal => self.scripts.get(name).ok(),
+            Location::Global => self.sieve.global_script(name),
+        };
+        let section = header_section(delivery.message);
+        let context = Context {
+            message: delivery.message,
+            envelope: &envelope,
+            spam_score: spam_score(section),
+            virus: virus_verdict(section),
+            now: Now {
+                unix: delivery.now,
+                offset_minutes: 0,
+            },
+            include: &include,
+        };
+        let limits = &self.sieve.limits;
+        if let Some(before) = &self.sieve.before {
+            match posthorn_sieve::run(before, &context, limits) {
+                Ok(actions) if !only_keeps(&actions) => return actions,
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(recipient = delivery.recipient, error = %e, "the global Sieve script failed; keeping")
+                }
+            }
+        }
+        let Some((name, script)) = &self.own else {
+            return keep();
+        };
+        match posthorn_sieve::run(script, &context, limits) {
+            Ok(actions) => actions,
+            Err(e) => {
+                warn!(recipient = delivery.recipient, script = name, error = %e, "the Sieve script failed; keeping");
+                keep()
+            }
+        }
     }
 }
 

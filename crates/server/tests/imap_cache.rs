@@ -294,7 +294,8 @@ fn delivery_and_append_fill_the_cache() {
     let delivered = fs::read(&file).expect("written at delivery");
     assert!(delivered.starts_with(b"PHCACHE2"));
     let mut imap = session(&server);
-    let appended = "From: =?utf-8?q?Zo=C3=AB?= <zoe@example.org>\r\nSubject: appended, cached\r\n\r\nbody\r\n";
+    let appended =
+        "From: =?utf-8?q?Zo=C3=AB?= <zoe@example.org>\r\nSubject: appended, cached\r\n\r\nbody\r\n";
     imap.ok(&format!(
         "APPEND INBOX {{{}+}}\r\n{appended}",
         appended.len()

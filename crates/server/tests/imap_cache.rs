@@ -1,7 +1,9 @@
 //! The folder header cache (issue 19) against the real server: ENVELOPE and
 //! HEADER.FIELDS answered from it are the octets the whole message gives; a damaged
 //! cache file is ignored and rebuilt; a UID reused after a UIDVALIDITY change never
-//! finds the old message's fields; sessions appending to it side by side lose nothing.
+//! finds the old message's fields; sessions appending to it side by side lose nothing;
+//! SEARCH answers from the folded fields of the cache as from the files, whatever state
+//! the cache is in (none, of the old format, torn, filled at APPEND).
 
 #![allow(
     clippy::unwrap_used,
@@ -138,7 +140,7 @@ fn a_damaged_cache_is_ignored_and_rebuilt() {
     drop(imap);
     let file = cache_file(&server);
     let whole = fs::read(&file).unwrap();
-    assert!(whole.starts_with(b"PHCACHE1"));
+    assert!(whole.starts_with(b"PHCACHE2"));
     for damaged in [
         b"garbage that is no cache file at all".to_vec(),
         [&whole[..whole.len() - 7], b"torn"].concat(),
@@ -151,7 +153,7 @@ fn a_damaged_cache_is_ignored_and_rebuilt() {
         }
         let subject = imap.ok("SEARCH SUBJECT second");
         assert_eq!(untagged(&subject), "* SEARCH 4\r\n");
-        assert!(fs::read(&file).unwrap().starts_with(b"PHCACHE1"));
+        assert!(fs::read(&file).unwrap().starts_with(b"PHCACHE2"));
     }
 }
 
@@ -212,7 +214,7 @@ fn sessions_fill_the_cache_side_by_side_and_survive_an_expunge() {
     assert!(
         fs::read(cache_file(&server))
             .unwrap()
-            .starts_with(b"PHCACHE1"),
+            .starts_with(b"PHCACHE2"),
         "one file, not torn by the two appenders"
     );
     c.ok("STORE 1:39 +FLAGS.SILENT (\\Deleted)");
@@ -221,4 +223,102 @@ fn sessions_fill_the_cache_side_by_side_and_survive_an_expunge() {
     let found = a.ok("NOOP");
     assert!(found.contains("EXPUNGE"), "{found}");
     assert!(fetch(&mut a, 1, "ENVELOPE").contains("\"message 39\""));
+}
+
+#[test]
+fn search_answers_from_folded_fields_as_from_the_files() {
+    let server = imap_server(PW, "");
+    deliver_raw(&server, &messages());
+    let searches = [
+        "SEARCH CHARSET UTF-8 SUBJECT {7+}\r\ngrüße",
+        "SEARCH SUBJECT \"FROM THE LAKE\"",
+        "SEARCH CHARSET UTF-8 FROM {8+}\r\nümläut",
+        "SEARCH FROM \"Alice <alice@\"",
+        "SEARCH FROM b@example.org",
+        "SEARCH CHARSET UTF-8 TO {7+}\r\njürgen",
+        "SEARCH TO team",
+        "SEARCH CC \"\"",
+        "SEARCH BCC \"\"",
+        "SEARCH SUBJECT \"\"",
+        "SEARCH NOT FROM alice",
+        "SEARCH OR TO team SUBJECT second",
+        "SEARCH SEEN SUBJECT no",
+        "UID SEARCH 2:* SUBJECT a",
+        // Not folded: from the cached fields, or from the files.
+        "SEARCH HEADER REPLY-TO group",
+        "SEARCH OR SUBJECT second BODY body",
+    ];
+    let answers = |imap: &mut Imap| -> Vec<String> {
+        searches
+            .iter()
+            .map(|search| untagged(&imap.ok(search)).to_string())
+            .collect()
+    };
+    let file = cache_file(&server);
+    // Without the records delivery wrote, every message is read from its file (and
+    // cached on the way).
+    fs::remove_file(&file).unwrap();
+    let mut imap = session(&server);
+    imap.ok("STORE 2 +FLAGS (\\Seen)");
+    let from_files = answers(&mut imap);
+    assert_eq!(from_files[0], "* SEARCH 1\r\n");
+    assert_eq!(from_files[11], "* SEARCH 1 4\r\n");
+    assert_eq!(from_files[12], "* SEARCH 2\r\n");
+    drop(imap);
+    let whole = fs::read(&file).unwrap();
+    assert!(whole.starts_with(b"PHCACHE2"));
+    // PHCACHE1 had raw fields only: such a file is never read as folded fields, and is
+    // replaced; a torn last record is ignored.
+    let old = [&b"PHCACHE1"[..], &whole[8..]].concat();
+    let torn = [&whole[..], &whole[8..40]].concat();
+    for cache in [Some(whole.clone()), None, Some(old), Some(torn)] {
+        match &cache {
+            Some(bytes) => fs::write(&file, bytes).unwrap(),
+            None => fs::remove_file(&file).unwrap(),
+        }
+        let mut imap = session(&server);
+        assert_eq!(answers(&mut imap), from_files);
+        let now = fs::read(&file).unwrap();
+        assert!(now.starts_with(b"PHCACHE2"));
+        if cache.as_ref() == Some(&whole) {
+            assert_eq!(now, whole, "answered from the cache alone");
+        }
+    }
+}
+
+#[test]
+fn delivery_and_append_fill_the_cache() {
+    let server = imap_server(PW, "");
+    let file = cache_file(&server);
+    deliver_raw(&server, &messages()[..2]);
+    let delivered = fs::read(&file).expect("written at delivery");
+    assert!(delivered.starts_with(b"PHCACHE2"));
+    let mut imap = session(&server);
+    let appended =
+        "From: =?utf-8?q?Zo=C3=AB?= <zoe@example.org>\r\nSubject: appended, cached\r\n\r\nbody\r\n";
+    imap.ok(&format!(
+        "APPEND INBOX {{{}+}}\r\n{appended}",
+        appended.len()
+    ));
+    imap.ok("NOOP");
+    let filled = fs::read(&file).unwrap();
+    assert!(filled.len() > delivered.len(), "the APPEND's record");
+    // Found in the records delivery and APPEND wrote: nothing is read and cached again.
+    for (search, expected) in [
+        ("SEARCH SUBJECT \"appended, CACHED\"", "* SEARCH 3\r\n"),
+        (
+            "SEARCH CHARSET UTF-8 SUBJECT {7+}\r\ngrüße",
+            "* SEARCH 1\r\n",
+        ),
+        ("SEARCH FROM \"\"", "* SEARCH 1 3\r\n"),
+    ] {
+        assert_eq!(untagged(&imap.ok(search)), expected, "{search}");
+    }
+    assert_eq!(fs::read(&file).unwrap(), filled);
+    // A delivered message's record is given its UID when first fetched.
+    same_as_uncached(&mut imap, 1, "ENVELOPE", "BODYSTRUCTURE");
+    let keyed = fs::read(&file).unwrap().len();
+    assert!(keyed > filled.len());
+    fetch(&mut imap, 1, "ENVELOPE");
+    assert_eq!(fs::read(&file).unwrap().len(), keyed, "once");
 }

@@ -10,6 +10,7 @@ use tracing::warn;
 
 use super::command::{AppendMessage, Flag, ListCommand, StatusItem};
 use super::enabled::Enabled;
+use super::headers;
 use super::names;
 use super::response::Done;
 use super::training::{self, Lessons};
@@ -276,7 +277,19 @@ pub(super) fn append(
     let mut stored = Vec::with_capacity(messages.len());
     for m in messages {
         match blocking(|| folder.append(&m.message, &m.flags, m.date)) {
-            Ok(appended) => stored.push(appended),
+            Ok(appended) => {
+                // The header is in hand: cached now, not read back by the first FETCH.
+                blocking(|| {
+                    headers::fill(
+                        folder.dir(),
+                        appended.uid,
+                        appended.base(),
+                        &m.message,
+                        true,
+                    );
+                });
+                stored.push(appended);
+            }
             Err(e) => {
                 let undo: Vec<(u32, String)> =
                     stored.iter().map(|a| (a.uid, a.file.clone())).collect();

@@ -6,10 +6,13 @@
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::path::Path;
 
 use posthorn_maildir::store::Message;
+use posthorn_maildir::store::cache::HeaderCache;
 
-use super::message::fields_of;
+use super::folded::{self, Record};
+use super::message::{Node, header_fields, parse};
 use super::view::View;
 
 /// The most octets of a header section read; a longer one is cut at a line end.
@@ -106,8 +109,10 @@ pub(super) fn read_header(file: &File) -> io::Result<HeaderSection> {
 /// nothing (a large one not read yet) the whole header section. None if the message has
 /// been expunged.
 pub(super) fn cached(view: &View, m: &Message) -> io::Result<Option<Vec<u8>>> {
-    if let Some(hit) = view.cache.get(m.uid, m.base()) {
-        return Ok(Some(hit));
+    if let Some(hit) = view.cache.get(m.uid, m.base())
+        && let Some(record) = Record::split(&hit)
+    {
+        return Ok(Some(record.fields.to_vec()));
     }
     let Some(header) = header(view, m)? else {
         return Ok(None);
@@ -116,9 +121,38 @@ pub(super) fn cached(view: &View, m: &Message) -> io::Result<Option<Vec<u8>>> {
     if !view.cache.is_read() {
         return Ok(Some(header));
     }
-    let fields = fields_of(&header, &CACHED);
-    view.cache.put(m.uid, m.base(), &fields);
+    let (fields, record) = record_of(&header);
+    view.cache.put(m.uid, m.base(), &record);
     Ok(Some(fields))
+}
+
+/// Caches the message `uid` ([`NO_UID`] when it has none yet) with base name `base` in
+/// the folder at `dir`, without reading the cache file: for APPEND and local delivery,
+/// which have the message in hand. `content` is the message (`whole`) or its start;
+/// nothing is cached unless it holds the whole header section.
+///
+/// [`NO_UID`]: posthorn_maildir::store::cache::NO_UID
+pub fn fill(dir: &Path, uid: u32, base: &str, content: &[u8], whole: bool) {
+    let header = match posthorn_proto::headers::section_end_from(content, 0) {
+        Some(end) => content.get(..end).unwrap_or(content),
+        // As [`read_header`] reads a message without a blank line: all of it.
+        None if whole => content,
+        None => return,
+    };
+    HeaderCache::add(dir, uid, base, &record_of(header).1);
+}
+
+/// The cached fields of a header section and the cache record of them (the fields and
+/// their folded search texts, see [`super::folded`]), from one parse of it.
+fn record_of(header: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let message = parse(header);
+    let root = Node::root(&message);
+    let fields = root.map_or_else(
+        || b"\r\n".to_vec(),
+        |root| header_fields(root, &CACHED, false),
+    );
+    let record = folded::record(root, &fields);
+    (fields, record)
 }
 
 /// The lines of the fields called `names` in `fields` (raw header lines, as the cache
@@ -224,7 +258,7 @@ mod tests {
             "reply-to",
         ];
         for raw in MESSAGES {
-            let cached = fields_of(raw, &CACHED);
+            let cached = record_of(raw).0;
             let shown = String::from_utf8_lossy(raw);
             assert_eq!(
                 Parsed::new(&cached).envelope(),
@@ -297,7 +331,7 @@ mod tests {
             ("REFERENCES", "<b@x>"),
         ];
         for raw in MESSAGES {
-            let cached = fields_of(raw, &CACHED);
+            let cached = record_of(raw).0;
             for (name, value) in keys {
                 let key = SearchKey::Header(name.into(), value.into());
                 let expected = matches(&key, &candidate, Some(raw));
@@ -311,6 +345,82 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn folded_fields_answer_search_keys_as_the_message() {
+        let mut flags = Flags::default();
+        flags.insert(&crate::imap::command::Flag::Seen);
+        let candidate = Candidate {
+            seq: 1,
+            uid: 1,
+            flags: &flags,
+            recent: false,
+            internal_date: 0,
+            size: 1,
+            modseq: 1,
+            last_seq: 1,
+            last_uid: 1,
+        };
+        let header = |name: &str, value: &str| SearchKey::Header(name.into(), value.into());
+        let mut keys: Vec<SearchKey> = [
+            ("SUBJECT", "grüße"),
+            ("SUBJECT", "GRÜSSE"),
+            ("SUBJECT", "=?utf-8?q?gr"),
+            ("Subject", "from the lake"),
+            ("SUBJECT", "ÉTÉ"),
+            ("SUBJECT", "first"),
+            ("SUBJECT", "second"),
+            ("SUBJECT", "bare line feeds"),
+            ("SUBJECT", ""),
+            ("FROM", "ümläut"),
+            ("FROM", "Alice <alice@"),
+            ("FROM", "b@example"),
+            ("FROM", ""),
+            ("TO", "jürgen <juergen"),
+            ("TO", "team"),
+            ("TO", "x@example.org"),
+            ("CC", ""),
+            ("CC", "CAROL"),
+            ("BCC", ""),
+            ("SUBJECT", "inner"),
+        ]
+        .iter()
+        .map(|(name, value)| header(name, value))
+        .collect();
+        keys.push(SearchKey::Not(Box::new(header("FROM", "alice"))));
+        keys.push(SearchKey::Or(
+            Box::new(header("TO", "team")),
+            Box::new(header("SUBJECT", "bare")),
+        ));
+        keys.push(SearchKey::And(vec![
+            SearchKey::Flag(crate::imap::command::Flag::Seen),
+            header("SUBJECT", "no"),
+        ]));
+        for raw in MESSAGES {
+            let (_, bytes) = record_of(raw);
+            let record = Record::split(&bytes).unwrap();
+            for key in &keys {
+                let plan = folded::Plan::new(key).unwrap();
+                assert_eq!(
+                    plan.matches(&candidate, &record),
+                    matches(key, &candidate, Some(raw)),
+                    "{key:?} in {}",
+                    String::from_utf8_lossy(raw)
+                );
+            }
+        }
+        for other in [
+            header("REPLY-TO", "group"),
+            SearchKey::SentOn(crate::imap::command::Date {
+                year: 2019,
+                month: 1,
+                day: 1,
+            }),
+            SearchKey::Body("x".into()),
+        ] {
+            assert!(folded::Plan::new(&other).is_none(), "{other:?}");
         }
     }
 

@@ -769,19 +769,9 @@ fn message_section<'m>(
     }
 }
 
-/// The header fields of the message in `raw` called one of `names`, as
-/// BODY[HEADER.FIELDS] has them: what the header cache keeps.
-pub(crate) fn fields_of(raw: &[u8], names: &[&str]) -> Vec<u8> {
-    let message = parse(raw);
-    Node::root(&message).map_or_else(
-        || b"\r\n".to_vec(),
-        |root| header_fields(root, names, false),
-    )
-}
-
 /// The header fields of `node` that are listed in `names` (or, with `not`, that are not),
 /// as stored and in order, followed by the blank line.
-fn header_fields(node: Node<'_, '_>, names: &[impl AsRef<str>], not: bool) -> Vec<u8> {
+pub(crate) fn header_fields(node: Node<'_, '_>, names: &[impl AsRef<str>], not: bool) -> Vec<u8> {
     let mut out = Vec::new();
     for field in node.fields() {
         let listed = names

@@ -11,6 +11,7 @@ mod condstore;
 mod enabled;
 mod esearch;
 mod fetch;
+mod folded;
 mod folders;
 mod headers;
 mod keys;
@@ -31,4 +32,5 @@ mod utf8;
 mod view;
 mod watch;
 
+pub use headers::fill as fill_header_cache;
 pub use session::serve;

@@ -209,7 +209,7 @@ impl Evaluation<'_, '_> {
 }
 
 /// A search string folded for case-insensitive comparison.
-fn lower(value: &str) -> String {
+pub(super) fn lower(value: &str) -> String {
     value.to_lowercase()
 }
 
@@ -236,13 +236,21 @@ fn header_matches(message: &Message<'_>, name: &str, value: &str) -> bool {
         .any(|field| needle.is_empty() || field_contains(root, field, &needle))
 }
 
-/// True if a field contains `needle`, as stored or decoded: RFC 2047 words decoded, and
-/// for address fields each display name, address and `name <address>` on its own.
+/// True if a field contains `needle` (folded by [`lower`]), as stored or decoded.
 fn field_contains(root: Node<'_, '_>, field: &Header<'_>, needle: &str) -> bool {
-    bytes_contain(&root.value(field), needle)
-        || decoded_texts(&field.value)
-            .iter()
-            .any(|text| contains(text, needle))
+    field_texts(root, field)
+        .iter()
+        .any(|text| text.contains(needle))
+}
+
+/// The texts of a field a search string is looked for in, folded as [`lower`] folds the
+/// string: its value as stored (read as UTF-8 where it is) and decoded, RFC 2047 words
+/// decoded, and for address fields each display name, address and `name <address>` on
+/// its own. The header cache keeps them, so that SEARCH need not parse.
+pub(super) fn field_texts(root: Node<'_, '_>, field: &Header<'_>) -> Vec<String> {
+    let mut texts = vec![lower(&String::from_utf8_lossy(&root.value(field)))];
+    texts.extend(decoded_texts(&field.value).iter().map(|text| lower(text)));
+    texts
 }
 
 /// The decoded texts of a field value that a search string may be part of.

@@ -1,6 +1,9 @@
 //! The commands on messages of the selected mailbox: FETCH, STORE, SEARCH, EXPUNGE, COPY
 //! and MOVE (and their UID forms).
 
+use std::collections::HashMap;
+
+use posthorn_maildir::store::cache::NO_UID;
 use posthorn_maildir::store::{FolderError, Mailbox};
 use tracing::warn;
 
@@ -8,6 +11,7 @@ use super::command::{FetchAttribute, Flag, SearchKey, SearchReturn, SequenceSet,
 use super::condstore;
 use super::esearch;
 use super::fetch::sets_seen;
+use super::folded;
 use super::folders::{over_quota, refusal};
 use super::headers;
 use super::response::Done;
@@ -155,42 +159,116 @@ pub(super) fn matching(view: &View, criteria: &SearchKey) -> Vec<usize> {
 
 /// [`matching`], on a thread that may block.
 fn matching_here(view: &View, criteria: &SearchKey) -> Vec<usize> {
-    let reading = reading(criteria);
-    let needed = search::fields_needed(criteria).unwrap_or_default();
-    let needs_date = search::needs_internal_date(criteria);
-    let last_seq = view.messages.len() as u32;
-    let last_uid = view.messages.last().map_or(0, |m| m.uid);
-    let mut found = Vec::new();
-    for (index, m) in view.messages.iter().enumerate() {
-        let candidate = Candidate {
+    let pass = Pass::new(view, criteria);
+    if pass.reading == Reading::Cached
+        && let Some(plan) = folded::Plan::new(criteria)
+    {
+        return pass.through_cache(&plan);
+    }
+    (0..view.messages.len())
+        .filter(|index| pass.reads_and_matches(*index))
+        .collect()
+}
+
+/// One SEARCH over the selected folder.
+struct Pass<'v> {
+    view: &'v View,
+    criteria: &'v SearchKey,
+    reading: Reading,
+    /// The header fields the criteria look at.
+    needed: Vec<&'v str>,
+    needs_date: bool,
+}
+
+impl<'v> Pass<'v> {
+    fn new(view: &'v View, criteria: &'v SearchKey) -> Pass<'v> {
+        Pass {
+            view,
+            criteria,
+            reading: reading(criteria),
+            needed: search::fields_needed(criteria).unwrap_or_default(),
+            needs_date: search::needs_internal_date(criteria),
+        }
+    }
+
+    /// What SEARCH knows of the message at `index` without reading it.
+    fn candidate(&self, index: usize) -> Candidate<'v> {
+        let view = self.view;
+        let m = &view.messages[index];
+        Candidate {
             seq: index as u32 + 1,
             uid: m.uid,
             flags: &m.flags,
             recent: view.recent.contains(&m.uid),
-            internal_date: if needs_date {
+            internal_date: if self.needs_date {
                 view.folder.internal_date(&m.file)
             } else {
                 0
             },
             size: m.size,
             modseq: m.modseq,
-            last_seq,
-            last_uid,
-        };
-        let content = match reading {
+            last_seq: view.messages.len() as u32,
+            last_uid: view.messages.last().map_or(0, |m| m.uid),
+        }
+    }
+
+    /// Whether the message at `index` matches, reading as much of it as needed.
+    fn reads_and_matches(&self, index: usize) -> bool {
+        let view = self.view;
+        let m = &view.messages[index];
+        let content = match self.reading {
             Reading::Nothing => None,
             Reading::Cached => headers::cached(view, m)
                 .ok()
                 .flatten()
-                .map(|fields| headers::pick(&fields, &needed)),
+                .map(|fields| headers::pick(&fields, &self.needed)),
             Reading::Header => headers::header(view, m).ok().flatten(),
             Reading::Message => view.folder.read(&m.file).ok().flatten(),
         };
-        if search::matches(criteria, &candidate, content.as_deref()) {
-            found.push(index);
-        }
+        search::matches(self.criteria, &self.candidate(index), content.as_deref())
     }
-    found
+
+    /// The matches when the folded search fields answer `plan`: the header cache read once
+    /// in file order through its bounded buffer, each record a substring scan, instead of
+    /// a read and a parse per message; messages it lacks are read as
+    /// [`Pass::reads_and_matches`] reads them (and so cached).
+    fn through_cache(&self, plan: &folded::Plan<'_>) -> Vec<usize> {
+        let messages = &self.view.messages;
+        // One answer per message, the last record of its UID winning.
+        let mut answers: Vec<Option<bool>> = vec![None; messages.len()];
+        // Records of messages that had no UID yet (local delivery) name their base only.
+        let mut by_base: Option<HashMap<&str, usize>> = None;
+        self.view.cache.for_each(&mut |uid, base, bytes| {
+            let found = if uid == NO_UID {
+                by_base
+                    .get_or_insert_with(|| {
+                        messages
+                            .iter()
+                            .enumerate()
+                            .map(|(i, m)| (m.base(), i))
+                            .collect()
+                    })
+                    .get(base)
+                    .copied()
+            } else {
+                messages.binary_search_by_key(&uid, |m| m.uid).ok()
+            };
+            let Some(index) = found else {
+                return;
+            };
+            if messages[index].base() == base
+                && let Some(record) = folded::Record::split(bytes)
+            {
+                answers[index] = Some(plan.matches(&self.candidate(index), &record));
+            }
+        });
+        answers
+            .iter()
+            .enumerate()
+            .filter(|(index, answer)| answer.unwrap_or_else(|| self.reads_and_matches(*index)))
+            .map(|(index, _)| index)
+            .collect()
+    }
 }
 
 /// STORE / UID STORE; a message whose `$Junk`/`$NotJunk` verdict it changes is a lesson.

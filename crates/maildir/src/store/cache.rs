@@ -5,34 +5,52 @@
 //! name to bytes.
 //!
 //! The file is a magic line and then append-only records, each `length, checksum, UID,
-//! base name, bytes`. A record is used only when its checksum holds and its base name is
-//! the message's, so a torn tail (a crash mid-append) is ignored and cut off by the next
-//! append, and a UID reused after a UIDVALIDITY change never finds another message's
-//! record. Appends happen under an exclusive lock on the file (sessions of several
-//! processes share it); a file mostly of records for expunged messages is rewritten to a
-//! temporary file and renamed over the old one. It is only a cache: whatever goes wrong
-//! with it, callers read the message file instead.
+//! base name, bytes, length`. A record is used only when its checksum holds and its base
+//! name is the message's, so a torn tail (a crash mid-append) is ignored and cut off by the
+//! next append of a handle that read the file, and a UID reused after a UIDVALIDITY change
+//! never finds another message's record. The trailing length lets a writer that has not
+//! read the file (local delivery, APPEND) check
+//! that the last record is whole before appending after it, without reading the rest.
+//! Appends happen under an exclusive lock on the file (sessions of several processes
+//! share it); a file mostly of records for expunged messages is rewritten to a temporary
+//! file and renamed over the old one. It is only a cache: whatever goes wrong with it,
+//! callers read the message file instead.
 //!
 //! Only an offset table (UID → where its record is) is held in memory; records are read
-//! one at a time when asked for.
+//! one at a time when asked for, or all in file order through a bounded buffer
+//! ([`HeaderCache::for_each`], what a SEARCH over the folder uses).
+//!
+//! The magic names the format of the records *and* of what callers keep in them: when
+//! either changes it changes, and a file with another magic is ignored, then replaced by
+//! the first append (rebuilt, never misread). `PHCACHE1` had no trailing length and kept
+//! raw header fields only.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek};
+use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
 use tracing::debug;
 
+/// The UID of a record written before its message had one (local delivery): such a
+/// record is found by its base name, and given its UID when first found.
+pub const NO_UID: u32 = 0;
 /// The cache file, beside `posthorn-uidlist`.
 pub const CACHE: &str = "posthorn-cache";
 /// Where a rewrite is prepared before it is renamed over [`CACHE`].
 const REWRITE: &str = "posthorn-cache.new";
 /// The first octets of the file: its format.
-const MAGIC: &[u8; 8] = b"PHCACHE1";
+const MAGIC: &[u8; 8] = b"PHCACHE2";
 /// Length and checksum before each record's body.
 const PREFIX: usize = 8;
+/// The body's length again after it.
+const SUFFIX: usize = 4;
+/// A record's octets besides its body.
+const FRAME: usize = PREFIX + SUFFIX;
+/// The smallest body: UID and base name length.
+const MIN_BODY: usize = 6;
 /// The largest record body kept: more is no cache's business.
 pub const MAX_RECORD: usize = 64 * 1024;
 /// A cache file larger than this (some 2000 messages) is read only once its handle has
@@ -41,7 +59,8 @@ pub const MAX_RECORD: usize = 64 * 1024;
 const EAGER_LOAD: u64 = 1 << 20;
 /// See [`EAGER_LOAD`].
 const LAZY_ASKS: usize = 256;
-/// Octets read at a time when scanning the file.
+/// Octets read at a time when scanning the file: the one buffer a scan holds, large
+/// enough for a whole record of [`MAX_RECORD`].
 const SCAN_BUFFER: usize = 256 * 1024;
 /// A rewrite is worth it only past this many dead records.
 const MIN_GARBAGE: usize = 256;
@@ -62,14 +81,35 @@ struct State {
     inode: u64,
     /// The end of the last valid record read.
     end: u64,
-    /// The newest record of each UID.
-    table: HashMap<u32, Entry>,
-    /// Records read in all, superseded ones included.
-    records: usize,
+    /// Where the records read are.
+    known: Known,
     /// Whether the file has been read at all.
     loaded: bool,
     /// Messages asked for before it was.
     asks: usize,
+}
+
+/// Where the records read are.
+#[derive(Debug, Default)]
+struct Known {
+    /// The newest record of each UID.
+    table: HashMap<u32, Entry>,
+    /// The newest record of each base name among those of [`NO_UID`].
+    pending: HashMap<String, Entry>,
+    /// Records read in all, superseded ones included.
+    records: usize,
+}
+
+impl Known {
+    /// Takes the record at `entry` as the newest of its UID (or of its base name).
+    fn index(&mut self, uid: u32, base: &str, entry: Entry) {
+        if uid == NO_UID {
+            self.pending.insert(base.to_string(), entry);
+        } else {
+            self.table.insert(uid, entry);
+        }
+        self.records += 1;
+    }
 }
 
 /// The header cache of one folder.
@@ -110,24 +150,55 @@ impl HeaderCache {
         if let Some(found) = lookup(&state, uid, base) {
             return Some(found);
         }
-        scan(&mut state, false);
-        lookup(&state, uid, base)
+        scan(&mut state, false, &mut |_, _, _| {});
+        if let Some(found) = lookup(&state, uid, base) {
+            return Some(found);
+        }
+        let (_, bytes) = read_record(state.file.as_ref()?, *state.known.pending.get(base)?)?;
+        // Under its UID from now on, as other records: a compaction keeps it.
+        if let Err(e) = self.append_loaded(&mut state, uid, base, &bytes) {
+            debug!(error = %e, dir = %self.dir.display(), "cannot write the header cache");
+        }
+        Some(bytes)
     }
 
     /// Whether this handle has read the file: until then [`HeaderCache::put`] keeps
-    /// nothing (see [`EAGER_LOAD`]).
+    /// nothing (see [`EAGER_LOAD`]), as [`HeaderCache::get`] would not find what it kept.
     pub fn is_read(&self) -> bool {
         self.state().loaded
+    }
+
+    /// Hands every intact record of the file, in file order, to `visit` (UID, base name,
+    /// bytes), reading it sequentially through one bounded buffer: a later record of a UID
+    /// supersedes an earlier one, so a caller keeping one answer per UID keeps the last.
+    /// Records of [`NO_UID`] are to be matched by base name. The offset table is rebuilt
+    /// on the way, so the file is read once. `visit` must not use this cache (its lock is
+    /// held).
+    pub fn for_each(&self, visit: &mut dyn FnMut(u32, &str, &[u8])) {
+        let mut state = self.state();
+        self.reload(&mut state, visit);
     }
 
     /// Caches `bytes` for the message `uid` with base name `base`. Failing is harmless
     /// (the next reader reads the message file), so errors are only logged.
     pub fn put(&self, uid: u32, base: &str, bytes: &[u8]) {
-        if bytes.len() + base.len() + 6 > MAX_RECORD || base.len() > usize::from(u16::MAX) {
+        if !fits(base, bytes) {
             return;
         }
         if let Err(e) = self.append(uid, base, bytes) {
             debug!(error = %e, dir = %self.dir.display(), "cannot write the header cache");
+        }
+    }
+
+    /// Caches `bytes` for the message `uid` with base name `base` in the folder at `dir`
+    /// without reading the file: for a writer that has one message in hand (APPEND, local
+    /// delivery), to which loading the offset table would cost more than the record.
+    pub fn add(dir: &Path, uid: u32, base: &str, bytes: &[u8]) {
+        if !fits(base, bytes) {
+            return;
+        }
+        if let Err(e) = HeaderCache::new(dir).append_unread(uid, base, bytes) {
+            debug!(error = %e, dir = %dir.display(), "cannot write the header cache");
         }
     }
 
@@ -150,12 +221,12 @@ impl HeaderCache {
         if size > EAGER_LOAD && state.asks <= LAZY_ASKS {
             return false;
         }
-        self.reload(state);
+        self.reload(state, &mut |_, _, _| {});
         true
     }
 
-    /// Opens the file afresh and reads its records.
-    fn reload(&self, state: &mut State) {
+    /// Opens the file afresh and reads its records, each handed to `visit`.
+    fn reload(&self, state: &mut State, visit: &mut dyn FnMut(u32, &str, &[u8])) {
         *state = State {
             loaded: true,
             ..State::default()
@@ -165,7 +236,7 @@ impl HeaderCache {
         };
         state.inode = file.metadata().map_or(0, |m| m.ino());
         state.file = Some(file);
-        scan(state, false);
+        scan(state, false, visit);
     }
 
     /// The file opened for appending under its lock: the one now at the path, created
@@ -214,16 +285,26 @@ impl HeaderCache {
         if !self.ready(&mut state) {
             return Ok(());
         }
-        let file = self.locked(&mut state)?;
+        self.append_loaded(&mut state, uid, base, bytes)
+    }
+
+    /// Appends a record after catching up with the file, which `state` has read.
+    fn append_loaded(
+        &self,
+        state: &mut State,
+        uid: u32,
+        base: &str,
+        bytes: &[u8],
+    ) -> io::Result<()> {
+        let file = self.locked(state)?;
         // Catch up with other appenders, cutting off a torn tail so ours is reachable.
-        scan(&mut state, true);
+        scan(state, true, &mut |_, _, _| {});
         let record = encode(uid, base, bytes);
         let offset = state.end;
         file.write_all_at(&record, offset)?;
         let len = record.len() as u32;
         state.end += u64::from(len);
-        state.records += 1;
-        state.table.insert(uid, Entry { offset, len });
+        state.known.index(uid, base, Entry { offset, len });
         Ok(())
     }
 
@@ -234,26 +315,59 @@ impl HeaderCache {
             return Ok(());
         }
         let file = self.locked(&mut state)?;
-        scan(&mut state, true);
+        scan(&mut state, true, &mut |_, _, _| {});
         if !worth_rewriting(&state, base_of) {
             return Ok(());
         }
         let mut kept = MAGIC.to_vec();
-        let mut entries: Vec<(u32, Entry)> = state.table.iter().map(|(u, e)| (*u, *e)).collect();
+        let mut entries: Vec<(u32, Entry)> =
+            state.known.table.iter().map(|(u, e)| (*u, *e)).collect();
         entries.sort_by_key(|(_, entry)| entry.offset);
         for (uid, entry) in entries {
-            if let Some(record) = read_record(&file, entry)
-                && base_of(uid) == Some(record.base.as_str())
+            if let Some((base, bytes)) = read_record(&file, entry)
+                && base_of(uid) == Some(base.as_str())
             {
-                kept.extend_from_slice(&encode(uid, &record.base, &record.bytes));
+                kept.extend_from_slice(&encode(uid, &base, &bytes));
             }
         }
         let temporary = self.dir.join(REWRITE);
         fs::write(&temporary, &kept)?;
         fs::rename(&temporary, self.path())?;
         drop(file);
-        self.reload(&mut state);
+        self.reload(&mut state, &mut |_, _, _| {});
         Ok(())
+    }
+
+    /// Appends a record without reading the file (or touching this handle's state): at
+    /// its end when that is the end of a whole record (checked by the trailing length and
+    /// the checksum), or as the first record of a new or foreign file. After a torn tail it
+    /// writes nothing: a handle that read the file cuts the tail off on its next append.
+    fn append_unread(&self, uid: u32, base: &str, bytes: &[u8]) -> io::Result<()> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(self.path())?;
+        file.lock()?;
+        let file = Locked(file);
+        // Rewritten and renamed away between our open and our lock: nothing is lost by
+        // leaving this one record out.
+        if fs::metadata(self.path()).map(|m| m.ino())? != file.metadata()?.ino() {
+            return Ok(());
+        }
+        let size = file.metadata()?.len();
+        let end = if has_magic(&file) {
+            size
+        } else {
+            file.set_len(0)?;
+            file.write_all_at(MAGIC, 0)?;
+            MAGIC.len() as u64
+        };
+        if end > MAGIC.len() as u64 && !ends_whole(&file, end) {
+            return Ok(());
+        }
+        file.write_all_at(&encode(uid, base, bytes), end)
     }
 }
 
@@ -278,22 +392,52 @@ impl Drop for Locked {
 }
 
 /// True when most records are dead: superseded, or of UIDs no longer in the folder.
-/// Judged from the table alone, so that asking costs no reading.
+/// Records still without a UID count as dead, and a rewrite drops them: their messages
+/// are read again. Judged from the table alone, so that asking costs no reading.
 fn worth_rewriting<'a>(state: &State, base_of: &dyn Fn(u32) -> Option<&'a str>) -> bool {
     let alive = state
+        .known
         .table
         .keys()
         .filter(|uid| base_of(**uid).is_some())
         .count();
-    let dead = state.records - alive;
+    let dead = state.known.records - alive;
     dead > MIN_GARBAGE && dead > alive
 }
 
 /// The record of `uid` if it is that of the message called `base`.
 fn lookup(state: &State, uid: u32, base: &str) -> Option<Vec<u8>> {
-    let entry = state.table.get(&uid)?;
-    let record = read_record(state.file.as_ref()?, *entry)?;
-    (record.base == base).then_some(record.bytes)
+    let entry = state.known.table.get(&uid)?;
+    let (found, bytes) = read_record(state.file.as_ref()?, *entry)?;
+    (found == base).then_some(bytes)
+}
+
+/// True if a record of `base` and `bytes` is within [`MAX_RECORD`].
+fn fits(base: &str, bytes: &[u8]) -> bool {
+    bytes.len() + base.len() + MIN_BODY <= MAX_RECORD && base.len() <= usize::from(u16::MAX)
+}
+
+/// True if the record that ends at `end` (past the magic) is whole and intact.
+fn ends_whole(file: &File, end: u64) -> bool {
+    let mut trailer = [0; SUFFIX];
+    let Some(at) = end.checked_sub(SUFFIX as u64) else {
+        return false;
+    };
+    if file.read_exact_at(&mut trailer, at).is_err() {
+        return false;
+    }
+    let len = FRAME as u64 + u64::from(u32::from_le_bytes(trailer));
+    let Some(offset) = end.checked_sub(len).filter(|o| *o >= MAGIC.len() as u64) else {
+        return false;
+    };
+    read_record(
+        file,
+        Entry {
+            offset,
+            len: len as u32,
+        },
+    )
+    .is_some()
 }
 
 /// True if the file starts as a cache file does.
@@ -302,10 +446,11 @@ fn has_magic(file: &File) -> bool {
     file.read_exact_at(&mut magic, 0).is_ok() && &magic == MAGIC
 }
 
-/// Reads the records after `state.end` into the table, up to the end of the file or the
-/// first record that is not whole and intact; with `truncate` (under the lock) the file
-/// is cut there, as what follows is a torn append.
-fn scan(state: &mut State, truncate: bool) {
+/// Reads the records after `state.end` into the table, handing each to `visit`, up to the
+/// end of the file or the first record that is not whole and intact; with `truncate`
+/// (under the lock) the file is cut there, as what follows is a torn append. The file is
+/// read in chunks of [`SCAN_BUFFER`] octets and records are checked where they lie.
+fn scan(state: &mut State, truncate: bool, visit: &mut dyn FnMut(u32, &str, &[u8])) {
     let Some(file) = state.file.as_ref() else {
         return;
     };
@@ -317,38 +462,53 @@ fn scan(state: &mut State, truncate: bool) {
         state.end = MAGIC.len() as u64;
     }
     let mut at = state.end;
-    if at >= size {
-        return;
-    }
-    // Read sequentially: a folder of 100 000 messages is as many records.
-    let mut reader = io::BufReader::with_capacity(SCAN_BUFFER, file);
-    if reader.seek(io::SeekFrom::Start(at)).is_err() {
-        return;
-    }
-    let mut raw = Vec::new();
-    while at + PREFIX as u64 <= size {
-        raw.resize(PREFIX, 0);
-        if reader.read_exact(&mut raw).is_err() {
+    let mut buffer = Vec::new();
+    // `buffer` holds the file from `read_from`; `used` of it are records already taken.
+    let mut read_from = at;
+    let mut used = 0;
+    'chunks: while at < size {
+        buffer.drain(..used);
+        read_from += used as u64;
+        used = 0;
+        let have = buffer.len();
+        let want = (SCAN_BUFFER - have).min((size - read_from) as usize - have);
+        if want == 0 {
             break;
         }
-        let body = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize;
-        if !(6..=MAX_RECORD).contains(&body) {
+        buffer.resize(have + want, 0);
+        if file
+            .read_exact_at(&mut buffer[have..], read_from + have as u64)
+            .is_err()
+        {
             break;
         }
-        raw.resize(PREFIX + body, 0);
-        if reader.read_exact(&mut raw[PREFIX..]).is_err() {
-            break;
+        loop {
+            let rest = &buffer[used..];
+            let Some(body) = rest
+                .get(..4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            else {
+                continue 'chunks;
+            };
+            let body = body as usize;
+            if !(MIN_BODY..=MAX_RECORD).contains(&body) {
+                break 'chunks;
+            }
+            let Some(raw) = rest.get(..FRAME + body) else {
+                continue 'chunks;
+            };
+            let Some(record) = decode(raw) else {
+                break 'chunks;
+            };
+            visit(record.uid, record.base, record.bytes);
+            let entry = Entry {
+                offset: at,
+                len: raw.len() as u32,
+            };
+            state.known.index(record.uid, record.base, entry);
+            at += u64::from(entry.len);
+            used += raw.len();
         }
-        let Some(uid) = intact(&raw) else {
-            break;
-        };
-        let entry = Entry {
-            offset: at,
-            len: (PREFIX + body) as u32,
-        };
-        state.table.insert(uid, entry);
-        state.records += 1;
-        at += u64::from(entry.len);
     }
     state.end = at;
     if truncate && at < size && file.set_len(at).is_err() {
@@ -357,57 +517,55 @@ fn scan(state: &mut State, truncate: bool) {
 }
 
 /// One record as read back.
-struct Record {
-    base: String,
-    bytes: Vec<u8>,
+struct Record<'a> {
+    uid: u32,
+    base: &'a str,
+    bytes: &'a [u8],
 }
 
-/// The record at `entry`, None unless whole and intact.
-fn read_record(file: &File, entry: Entry) -> Option<Record> {
+/// The record at `entry`, with its bytes, None unless whole and intact.
+fn read_record(file: &File, entry: Entry) -> Option<(String, Vec<u8>)> {
     let len = entry.len as usize;
-    if !(PREFIX + 6..=PREFIX + MAX_RECORD).contains(&len) {
+    if !(FRAME + MIN_BODY..=FRAME + MAX_RECORD).contains(&len) {
         return None;
     }
     let mut raw = vec![0; len];
     file.read_exact_at(&mut raw, entry.offset).ok()?;
-    decode(&raw)
+    let record = decode(&raw)?;
+    Some((record.base.to_string(), record.bytes.to_vec()))
 }
 
-/// A record: body length and checksum, then UID, base name length, base name and bytes.
+/// A record: body length and checksum, then UID, base name length, base name and bytes,
+/// then the body length again.
 fn encode(uid: u32, base: &str, bytes: &[u8]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(6 + base.len() + bytes.len());
-    body.extend_from_slice(&uid.to_le_bytes());
-    body.extend_from_slice(&(base.len() as u16).to_le_bytes());
-    body.extend_from_slice(base.as_bytes());
-    body.extend_from_slice(bytes);
-    let mut record = Vec::with_capacity(PREFIX + body.len());
-    record.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    record.extend_from_slice(&checksum(&body).to_le_bytes());
-    record.extend_from_slice(&body);
+    let len = (MIN_BODY + base.len() + bytes.len()) as u32;
+    let mut record = Vec::with_capacity(FRAME + len as usize);
+    record.extend_from_slice(&len.to_le_bytes());
+    record.extend_from_slice(&[0; 4]);
+    record.extend_from_slice(&uid.to_le_bytes());
+    record.extend_from_slice(&(base.len() as u16).to_le_bytes());
+    record.extend_from_slice(base.as_bytes());
+    record.extend_from_slice(bytes);
+    let sum = checksum(&record[PREFIX..]);
+    record[4..PREFIX].copy_from_slice(&sum.to_le_bytes());
+    record.extend_from_slice(&len.to_le_bytes());
     record
 }
 
-/// The UID of the record in `raw` (prefix included), None if its length or checksum is
-/// wrong.
-fn intact(raw: &[u8]) -> Option<u32> {
-    let (prefix, body) = raw.split_at_checked(PREFIX)?;
-    let len = u32::from_le_bytes(prefix.get(..4)?.try_into().ok()?) as usize;
-    let sum = u32::from_le_bytes(prefix.get(4..8)?.try_into().ok()?);
-    if len != body.len() || checksum(body) != sum {
+/// The record in `raw` (frame included), None if its lengths or checksum are wrong.
+fn decode(raw: &[u8]) -> Option<Record<'_>> {
+    let len = u32::from_le_bytes(raw.get(..4)?.try_into().ok()?) as usize;
+    let sum = u32::from_le_bytes(raw.get(4..PREFIX)?.try_into().ok()?);
+    let body = raw.get(PREFIX..raw.len().checked_sub(SUFFIX)?)?;
+    let trailer = u32::from_le_bytes(raw.get(PREFIX + body.len()..)?.try_into().ok()?) as usize;
+    if len != body.len() || trailer != len || checksum(body) != sum {
         return None;
     }
-    Some(u32::from_le_bytes(body.get(..4)?.try_into().ok()?))
-}
-
-/// The record in `raw` (prefix included), None if its length or checksum is wrong.
-fn decode(raw: &[u8]) -> Option<Record> {
-    intact(raw)?;
-    let body = raw.get(PREFIX..)?;
-    let base_len = u16::from_le_bytes(body.get(4..6)?.try_into().ok()?) as usize;
-    let base = std::str::from_utf8(body.get(6..6 + base_len)?).ok()?;
+    let base_len = u16::from_le_bytes(body.get(4..MIN_BODY)?.try_into().ok()?) as usize;
     Some(Record {
-        base: base.to_string(),
-        bytes: body.get(6 + base_len..)?.to_vec(),
+        uid: u32::from_le_bytes(body.get(..4)?.try_into().ok()?),
+        base: std::str::from_utf8(body.get(MIN_BODY..MIN_BODY + base_len)?).ok()?,
+        bytes: body.get(MIN_BODY + base_len..)?,
     })
 }
 
@@ -526,6 +684,121 @@ mod tests {
         }
         assert_eq!(fresh.get(1, "b1").unwrap(), filler);
         assert_eq!(fresh.get(2000, "b2000"), None);
+    }
+
+    #[test]
+    fn a_record_without_uid_is_found_by_base_name_and_given_its_uid() {
+        let dir = tempfile::tempdir().unwrap();
+        HeaderCache::add(dir.path(), NO_UID, "delivered", b"fields");
+        let mut visited = Vec::new();
+        HeaderCache::new(dir.path())
+            .for_each(&mut |uid, base, _| visited.push((uid, base.to_string())));
+        assert_eq!(visited, [(NO_UID, "delivered".to_string())]);
+        let session = HeaderCache::new(dir.path());
+        assert_eq!(session.get(9, "other"), None);
+        assert_eq!(session.get(9, "delivered").unwrap(), b"fields");
+        let path = dir.path().join(CACHE);
+        let added = MAGIC.len() + encode(NO_UID, "delivered", b"fields").len();
+        assert_eq!(
+            fs::read(&path).unwrap()[added..],
+            encode(9, "delivered", b"fields")
+        );
+        assert_eq!(session.get(9, "delivered").unwrap(), b"fields");
+        assert_eq!(
+            fs::metadata(&path).unwrap().len() as usize,
+            added + encode(9, "delivered", b"fields").len(),
+            "once"
+        );
+    }
+
+    #[test]
+    fn a_file_of_the_old_format_is_never_read_and_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CACHE);
+        // PHCACHE1: length, checksum, UID, base name, bytes; no trailing length.
+        let body = [&7u32.to_le_bytes()[..], &1u16.to_le_bytes(), b"a", b"old"].concat();
+        let old = [
+            &b"PHCACHE1"[..],
+            &(body.len() as u32).to_le_bytes(),
+            &checksum(&body).to_le_bytes(),
+            &body,
+        ]
+        .concat();
+        fs::write(&path, &old).unwrap();
+        let reader = HeaderCache::new(dir.path());
+        assert_eq!(reader.get(7, "a"), None);
+        let mut seen = 0;
+        reader.for_each(&mut |_, _, _| seen += 1);
+        assert_eq!(seen, 0);
+        HeaderCache::new(dir.path()).put(7, "a", b"new");
+        assert!(fs::read(&path).unwrap().starts_with(MAGIC));
+        assert_eq!(HeaderCache::new(dir.path()).get(7, "a").unwrap(), b"new");
+    }
+
+    #[test]
+    fn after_a_torn_record_an_unread_writer_adds_nothing_and_a_reader_cuts_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CACHE);
+        HeaderCache::new(dir.path()).put(1, "a", b"one");
+        let whole = fs::read(&path).unwrap();
+        let record = encode(2, "b", b"two");
+        for cut in [1, PREFIX, record.len() - 1] {
+            fs::write(&path, [&whole[..], &record[..cut]].concat()).unwrap();
+            // As a handle that has not read a large file: appends only after a whole record.
+            HeaderCache::new(dir.path())
+                .append_unread(3, "c", b"three")
+                .unwrap();
+            assert_eq!(fs::read(&path).unwrap().len(), whole.len() + cut, "{cut}");
+            let mut visited = Vec::new();
+            HeaderCache::new(dir.path()).for_each(&mut |uid, _, _| visited.push(uid));
+            assert_eq!(visited, [1], "{cut}");
+        }
+        let reader = HeaderCache::new(dir.path());
+        assert_eq!(reader.get(1, "a").unwrap(), b"one");
+        reader.put(3, "c", b"three");
+        HeaderCache::new(dir.path())
+            .append_unread(4, "d", b"four")
+            .unwrap();
+        assert_eq!(
+            fs::read(&path).unwrap(),
+            [
+                &whole[..],
+                &encode(3, "c", b"three"),
+                &encode(4, "d", b"four")
+            ]
+            .concat()
+        );
+    }
+
+    #[test]
+    fn for_each_visits_every_record_in_file_order_through_a_bounded_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = HeaderCache::new(dir.path());
+        let big = vec![b'z'; MAX_RECORD - 100];
+        let mut expected = Vec::new();
+        for uid in 1..=40u32 {
+            let bytes = if uid % 3 == 0 {
+                big.clone()
+            } else {
+                uid.to_string().into_bytes()
+            };
+            cache.put(uid, &format!("m{uid}"), &bytes);
+            expected.push((uid, format!("m{uid}"), bytes));
+        }
+        cache.put(3, "m3", b"newer");
+        expected.push((3, "m3".to_string(), b"newer".to_vec()));
+        assert!(fs::metadata(dir.path().join(CACHE)).unwrap().len() > 2 * SCAN_BUFFER as u64);
+        let mut visited = Vec::new();
+        let fresh = HeaderCache::new(dir.path());
+        fresh.for_each(&mut |uid, base, bytes| {
+            visited.push((uid, base.to_string(), bytes.to_vec()))
+        });
+        assert_eq!(visited, expected);
+        assert_eq!(
+            fresh.get(3, "m3").unwrap(),
+            b"newer",
+            "the table is built too"
+        );
     }
 
     #[test]

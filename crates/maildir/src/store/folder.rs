@@ -104,6 +104,13 @@ pub struct Appended {
     pub file: String,
 }
 
+impl Appended {
+    /// The part of its file name that never changes.
+    pub fn base(&self) -> &str {
+        base_of(&self.file)
+    }
+}
+
 /// A message's flags as a STORE found them on disk and left them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlagChange {
@@ -796,7 +803,7 @@ fn delivery_order(name: &str) -> (u64, u64, &str) {
 }
 
 /// The base name: the file name before the `:2,` info.
-fn base_of(name: &str) -> &str {
+pub fn base_of(name: &str) -> &str {
     name.split_once(':').map_or(name, |(base, _)| base)
 }
 

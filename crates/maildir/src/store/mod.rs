@@ -12,5 +12,7 @@ mod seen;
 
 pub use flags::Flags;
 pub(crate) use folder::lock_folder;
-pub use folder::{Appended, FlagChange, Folder, Message, Placed, Snapshot, Stored, Transfer};
+pub use folder::{
+    Appended, FlagChange, Folder, Message, Placed, Snapshot, Stored, Transfer, base_of,
+};
 pub use mailbox::{FolderError, Mailbox};

@@ -19,6 +19,7 @@ use crate::queue::policy::Outcome;
 use crate::queue::{Destination, Feed, Job, JobResult, Transport};
 use crate::received::delivery_headers;
 use posthorn_maildir as maildir;
+use posthorn_maildir::store::cache::NO_UID;
 
 /// Delivers into local Maildirs.
 pub struct LocalTransport {
@@ -304,7 +305,7 @@ impl LocalTransport {
         let mut copy = self.reopen(job, message)?;
         let mut header = delivery_headers(&job.envelope.sender, address).into_bytes();
         header.extend_from_slice(&copy.head);
-        maildir::deliver_flagged(
+        let path = maildir::deliver_flagged(
             root,
             folder.as_deref(),
             &self.hostname,
@@ -312,7 +313,9 @@ impl LocalTransport {
             &mut copy.rest,
             copy.rest_len,
             &maildir_letters(flags),
-        )
+        )?;
+        cache_header(&path, &header, copy.rest_len == 0);
+        Ok(path)
     }
 
     /// Sends a copy on to `to` (Sieve `redirect`), from the original sender (rewritten by
@@ -420,6 +423,19 @@ impl LocalTransport {
             Ok(None) => {}
             Err(e) => warn!(recipient = address, error = %e, "cannot send a vacation reply"),
         }
+    }
+}
+
+/// Caches the header fields of the copy delivered at `path` for IMAP, from `header` (its
+/// start, the whole copy when `whole`): the first session that lists or searches the
+/// folder need not open the file. The copy has no UID yet; IMAP finds the record by its
+/// base name.
+fn cache_header(path: &std::path::Path, header: &[u8], whole: bool) {
+    let dir = path.parent().and_then(std::path::Path::parent);
+    let name = path.file_name().and_then(|name| name.to_str());
+    if let (Some(dir), Some(name)) = (dir, name) {
+        let base = posthorn_maildir::store::base_of(name);
+        posthorn_mailbox::imap::fill_header_cache(dir, NO_UID, base, header, whole);
     }
 }
 

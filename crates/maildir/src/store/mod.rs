@@ -8,9 +8,11 @@ mod index;
 pub mod mailbox;
 pub mod modseq;
 pub mod mutf7;
+mod name;
 mod seen;
 
 pub use flags::Flags;
 pub(crate) use folder::lock_folder;
 pub use folder::{Appended, FlagChange, Folder, Message, Placed, Snapshot, Stored, Transfer};
 pub use mailbox::{FolderError, Mailbox};
+pub use name::FileName;

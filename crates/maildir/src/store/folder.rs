@@ -826,9 +826,13 @@ fn base_of(name: &str) -> &str {
     name.split_once(':').map_or(name, |(base, _)| base)
 }
 
-/// The flag letters of a file name (after `:2,`).
+/// The flag letters of a file name (after the first `:2,`), found from each `:` (a byte
+/// search): searching for the string sets up a substring searcher per name, which cost
+/// more than the search in a sync of 100 000 messages.
 fn info_of(name: &str) -> &str {
-    name.split_once(":2,").map_or("", |(_, info)| info)
+    name.match_indices(':')
+        .find_map(|(at, _)| name.get(at + 1..)?.strip_prefix("2,"))
+        .unwrap_or("")
 }
 
 /// The names in a Maildir subfolder, without dot files; a missing folder is empty.
@@ -1037,6 +1041,14 @@ mod tests {
             !folder.dir().join("posthorn-uidlist.seen").exists(),
             "their fresh mtimes are not trusted"
         );
+    }
+
+    #[test]
+    fn the_info_follows_the_first_colon_2_comma() {
+        assert_eq!(info_of("1.M1P1.h,S=5:2,FS"), "FS");
+        assert_eq!(info_of("1.M1P1.h:2,"), "");
+        assert_eq!(info_of("1.M1P1.h"), "");
+        assert_eq!(info_of("odd:1,x:2,S:2,T"), "S:2,T");
     }
 
     #[test]

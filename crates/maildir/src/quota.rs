@@ -632,7 +632,7 @@ mod tests {
             .unwrap()
             .messages
             .iter()
-            .map(|m| (m.uid, m.file.clone()))
+            .map(|m| (m.uid, m.file.to_string()))
             .collect();
         inbox.copy_to(&listed, &archive).unwrap();
         check("COPY");
@@ -677,7 +677,7 @@ mod tests {
                             let listing = inbox.sync(false).unwrap();
                             let at = n % listing.messages.len().max(1);
                             if let Some(m) = listing.messages.get(at) {
-                                inbox.expunge(&[(m.uid, m.file.clone())]).unwrap();
+                                inbox.expunge(&[(m.uid, m.file.to_string())]).unwrap();
                             }
                         }
                     }
@@ -697,7 +697,7 @@ mod tests {
                         .unwrap()
                         .messages
                         .into_iter()
-                        .map(|m| (m.uid, m.file))
+                        .map(|m| (m.uid, m.file.to_string()))
                         .collect();
                     inbox.store_flags(&all, operation, &[Flag::Seen]).unwrap();
                     operation = match operation {

@@ -26,7 +26,7 @@ fn pairs(view: &View, indexes: &[usize]) -> Vec<(u32, String)> {
     indexes
         .iter()
         .filter_map(|i| view.messages.get(*i))
-        .map(|m| (m.uid, m.file.clone()))
+        .map(|m| (m.uid, m.file.to_string()))
         .collect()
 }
 
@@ -41,7 +41,7 @@ pub(super) fn expunge(view: &mut View, uids: Option<&SequenceSet>, out: &mut Vec
         .iter()
         .filter(|m| m.flags.contains(&Flag::Deleted))
         .filter(|m| uids.is_none_or(|set| searchres::uid_in(view, set, m.uid, last)))
-        .map(|m| (m.uid, m.file.clone()))
+        .map(|m| (m.uid, m.file.to_string()))
         .collect();
     match blocking(|| view.folder.expunge(&doomed)) {
         Ok(gone) => {

@@ -224,7 +224,7 @@ impl View {
     ) -> Option<usize> {
         let index = self.messages.iter().position(|m| m.uid == uid)?;
         let message = &mut self.messages[index];
-        message.file = file;
+        message.file = file.into();
         message.flags = flags;
         message.modseq = modseq;
         self.highest_modseq = self.highest_modseq.max(modseq);

@@ -298,7 +298,7 @@ impl Session {
             .iter()
             .zip(&drop.deleted)
             .filter(|(_, deleted)| **deleted)
-            .map(|(m, _)| (m.uid, m.file.clone()))
+            .map(|(m, _)| (m.uid, m.file.to_string()))
             .collect();
         match drop.inbox.expunge(&doomed) {
             Ok(gone) => {

@@ -52,11 +52,19 @@ const FORWARDED: &str = "$Forwarded";
 pub const MAX_KEYWORDS: usize = 26;
 
 /// The flags of one message: system flags and keywords (never \Recent, which belongs to a
-/// session, not to the message).
+/// session, not to the message). The system flags are bits (of their places in
+/// [`LETTERS`]): a folder's listing makes one `Flags` per message, which thus needs no
+/// allocation unless it has keywords.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Flags {
-    system: Vec<Flag>,
+    system: u8,
     keywords: Vec<String>,
+}
+
+/// The bit of a system flag in [`Flags`]; none for a keyword or \Recent.
+fn bit(flag: &Flag) -> Option<u8> {
+    let at = LETTERS.iter().position(|(_, f)| f == flag)?;
+    Some(1 << at)
 }
 
 impl Flags {
@@ -65,8 +73,8 @@ impl Flags {
     pub fn from_info(info: &str, names: &[String]) -> Flags {
         let mut flags = Flags::default();
         for c in info.chars() {
-            if let Some((_, flag)) = LETTERS.iter().find(|(l, _)| *l == c) {
-                flags.insert(flag);
+            if let Some(at) = LETTERS.iter().position(|(l, _)| *l == c) {
+                flags.system |= 1 << at;
             } else if c == 'P' {
                 flags.insert(&Flag::Keyword(FORWARDED.into()));
             } else if c.is_ascii_lowercase()
@@ -82,11 +90,7 @@ impl Flags {
     /// in ASCII order. Keywords missing from `names` are left out: the caller adds them to
     /// the folder's list first.
     pub fn to_info(&self, names: &[String]) -> String {
-        let mut letters: Vec<char> = LETTERS
-            .iter()
-            .filter(|(_, flag)| self.system.contains(flag))
-            .map(|(l, _)| *l)
-            .collect();
+        let mut letters: Vec<char> = self.system_flags().map(|(l, _)| *l).collect();
         for keyword in &self.keywords {
             if keyword.eq_ignore_ascii_case(FORWARDED) {
                 letters.push('P');
@@ -107,9 +111,18 @@ impl Flags {
                 .keywords
                 .iter()
                 .any(|have| have.eq_ignore_ascii_case(k)),
-            Flag::Recent => false,
-            system => self.system.contains(system),
+            system => bit(system).is_some_and(|bit| self.system & bit != 0),
         }
+    }
+
+    /// The system flags set, as [`LETTERS`] lists them.
+    fn system_flags(&self) -> impl Iterator<Item = &'static (char, Flag)> {
+        let system = self.system;
+        LETTERS
+            .iter()
+            .enumerate()
+            .filter(move |(at, _)| system & (1 << at) != 0)
+            .map(|(_, letter)| letter)
     }
 
     /// Sets `flag`; \Recent is ignored.
@@ -119,7 +132,7 @@ impl Flags {
         }
         match flag {
             Flag::Keyword(k) => self.keywords.push(k.clone()),
-            system => self.system.push(system.clone()),
+            system => self.system |= bit(system).unwrap_or(0),
         }
     }
 
@@ -127,7 +140,7 @@ impl Flags {
     pub fn remove(&mut self, flag: &Flag) {
         match flag {
             Flag::Keyword(k) => self.keywords.retain(|have| !have.eq_ignore_ascii_case(k)),
-            system => self.system.retain(|have| have != system),
+            system => self.system &= !bit(system).unwrap_or(0),
         }
     }
 
@@ -138,11 +151,7 @@ impl Flags {
 
     /// The flags as IMAP writes them, e.g. `\Seen \Flagged $Forwarded` (no parentheses).
     pub fn to_imap(&self, recent: bool) -> String {
-        let mut words: Vec<String> = LETTERS
-            .iter()
-            .filter(|(_, flag)| self.system.contains(flag))
-            .map(|(_, flag)| flag_name(flag))
-            .collect();
+        let mut words: Vec<String> = self.system_flags().map(|(_, f)| flag_name(f)).collect();
         if recent {
             words.push("\\Recent".into());
         }

@@ -247,7 +247,7 @@ impl Mailbox {
             .sync(false)?
             .messages
             .into_iter()
-            .map(|m| (m.uid, m.file))
+            .map(|m| (m.uid, m.file.to_string()))
             .collect();
         inbox.move_to(&all, &target)?;
         Ok(())

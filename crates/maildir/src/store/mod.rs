@@ -8,6 +8,7 @@ mod index;
 pub mod mailbox;
 pub mod modseq;
 pub mod mutf7;
+mod name;
 mod seen;
 
 pub use flags::Flags;
@@ -16,3 +17,4 @@ pub use folder::{
     Appended, FlagChange, Folder, Message, Placed, Snapshot, Stored, Transfer, base_of,
 };
 pub use mailbox::{FolderError, Mailbox};
+pub use name::FileName;

@@ -9,6 +9,13 @@
 //! index changes the index's identity. Times within [`SETTLE`] of the clock are never
 //! recorded: a change in the same clock tick as the sync's reading would leave the mtime
 //! as it was. It is only a hint: missing, stale or unreadable, the sync reads the folders.
+//!
+//! A sync that moved mail from `new/` into `cur/` itself made both times fresh, and the
+//! next session would list `cur/` again only because of its own moves (155 ms at 100 000
+//! messages). So after its moves it waits until the clock has passed their tick
+//! ([`Folders::after_own_change`], at most [`TICK`]) and only then lists: a change by
+//! anyone after that listing began gets a later mtime, so the times it lists from can be
+//! recorded at once. Times set by others keep the [`SETTLE`] rule.
 
 use std::fs;
 use std::io;
@@ -20,6 +27,10 @@ use std::time::{Duration, SystemTime};
 const FILE: &str = "posthorn-uidlist.seen";
 /// How old an mtime must be to be trusted: older than any clock tick.
 const SETTLE: Duration = Duration::from_secs(1);
+/// The longest a sync waits after its own moves: two ticks of the kernel's coarse clock
+/// (10 ms at the lowest HZ, 100), which stamps file times on filesystems keeping
+/// nanoseconds; a change stamped after the wait cannot carry the moves' time.
+const TICK: Duration = Duration::from_millis(20);
 
 /// The modification times of `new/` and `cur/`, in nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,11 +55,40 @@ impl Folders {
 
     /// True when they are old enough to be trusted (see [`SETTLE`]).
     fn settled(&self) -> bool {
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i128);
-        now - self.new.max(self.cur) >= SETTLE.as_nanos() as i128
+        now() - self.latest() >= SETTLE.as_nanos() as i128
     }
+
+    fn latest(&self) -> i128 {
+        self.new.max(self.cur)
+    }
+
+    /// Their times after this process changed both folders, once the clock has passed
+    /// them by [`TICK`], so that a listing begun now sees every change that keeps these
+    /// times. `None` (list again at the next sync) when the filesystem keeps whole seconds
+    /// (its tick is the second: [`SETTLE`] applies) or the times lie ahead of this clock
+    /// (a server's clock on a network filesystem).
+    pub(crate) fn after_own_change(dir: &Path) -> Option<Folders> {
+        let folders = Folders::observe(dir)?;
+        let whole_seconds = |t: i128| t % 1_000_000_000 == 0;
+        if whole_seconds(folders.new) || whole_seconds(folders.cur) {
+            return None;
+        }
+        let wait = folders.latest() + TICK.as_nanos() as i128 - now();
+        if wait > TICK.as_nanos() as i128 {
+            return None;
+        }
+        if let Ok(wait) = u64::try_from(wait) {
+            std::thread::sleep(Duration::from_nanos(wait));
+        }
+        Some(folders)
+    }
+}
+
+/// The clock now, in nanoseconds since the epoch.
+fn now() -> i128 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
 }
 
 fn nanos(metadata: &fs::Metadata) -> i128 {
@@ -77,21 +117,29 @@ pub(crate) fn unchanged(dir: &Path, folders: Folders) -> bool {
     Folders { new, cur } == folders && index_file(dir) == Some(recorded_index)
 }
 
-/// Records that the index as saved now lists the folder exactly as it was when `before`
-/// was observed, if nothing changed the folders since (`after`, observed now, is the
-/// same) and their times are settled; else removes any record, so the next sync reads the
-/// folders.
-pub(crate) fn record(
-    dir: &Path,
-    before: Option<Folders>,
-    after: Option<Folders>,
-) -> io::Result<()> {
+/// Where a sync's listing started from: the folders' times observed before it, and
+/// whether the clock had passed them when it began.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Listed {
+    /// Observed at the sync's start: trusted once [`SETTLE`]d.
+    Observed(Option<Folders>),
+    /// From [`Folders::after_own_change`]: the clock had passed them.
+    AfterOwnChange(Option<Folders>),
+}
+
+/// Records that the index as saved now lists the folder exactly as it was when its
+/// listing began (`listed`), if nothing changed the folders since (`after`, observed now,
+/// is the same) and their times can be trusted; else removes any record, so the next sync
+/// reads the folders.
+pub(crate) fn record(dir: &Path, listed: Listed, after: Option<Folders>) -> io::Result<()> {
     let path = dir.join(FILE);
     let index = index_file(dir);
-    match (before, index) {
-        (Some(folders), Some(IndexFile(ino, len, mtime)))
-            if Some(folders) == after && folders.settled() =>
-        {
+    let trusted = match listed {
+        Listed::Observed(folders) => folders.filter(Folders::settled),
+        Listed::AfterOwnChange(folders) => folders,
+    };
+    match (trusted, index) {
+        (Some(folders), Some(IndexFile(ino, len, mtime))) if Some(folders) == after => {
             let tmp = dir.join(format!("{FILE}.tmp"));
             fs::write(
                 &tmp,

@@ -9,16 +9,10 @@
 //! flag change nobody recorded (another program renaming the file, or a crash between a
 //! STORE's rename and the index's save) is seen at the next sync and gets a new MODSEQ.
 //!
-//! ```text
-//! posthorn-uidlist 2
-//! V 1763900000 N 42 R 40 M 57
-//! K $Forwarded $Junk
-//! X 50:12-14 55:20-20
-//! 17 56 1763899000.M1P2Q3.host,S=1234:2,Sa
-//! ```
-//!
-//! Version 1 (no `M`, no `X` line, entries `uid base-name`) is still read: its messages
-//! start at MODSEQ 1.
+//! Every SELECT reads the whole index, so it is written in a binary form read with one
+//! `read` and no parsing of numbers ([`binary`], version 3); the text forms of versions 1
+//! and 2 ([`text`]) are still read, and the next save writes version 3. Each version's
+//! first line names it, so no version is ever read as another.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -26,11 +20,13 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use super::modseq::Expunged;
+use super::name::FileName;
+
+mod binary;
+mod text;
 
 /// The index file's name inside a Maildir folder.
 pub const FILE: &str = "posthorn-uidlist";
-const MAGIC: &str = "posthorn-uidlist 2";
-const MAGIC_V1: &str = "posthorn-uidlist 1";
 
 /// One folder's index.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +55,7 @@ pub struct Entry {
     /// Its MODSEQ: the mod-sequence of its arrival or its last flag change.
     pub modseq: u64,
     /// Its file name in `cur/` when `modseq` was given (a base name alone in version 1).
-    pub name: String,
+    pub name: FileName,
 }
 
 impl Index {
@@ -79,71 +75,35 @@ impl Index {
     /// Reads the index of the folder at `dir`: `Ok(None)` when there is none yet,
     /// `Err(previous UIDVALIDITY if legible)` when it is damaged.
     pub fn load(dir: &Path) -> io::Result<Result<Option<Index>, Option<u32>>> {
-        match std::fs::read_to_string(dir.join(FILE)) {
-            Ok(text) => Ok(Self::parse(&text).map(Some)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Ok(None)),
-            Err(e) if e.kind() == io::ErrorKind::InvalidData => Ok(Err(None)),
-            Err(e) => Err(e),
+        let mut file = match File::open(dir.join(FILE)) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Ok(None)),
+            Err(e) => return Err(e),
+        };
+        // Every version's first line is as long as version 3's.
+        let mut bytes = vec![0; binary::MAGIC.len()];
+        match io::Read::read_exact(&mut file, &mut bytes) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Err(None)),
+            Err(e) => return Err(e),
         }
+        if bytes == binary::MAGIC {
+            return Ok(binary::read(&mut file)?.map(Some));
+        }
+        io::Read::read_to_end(&mut file, &mut bytes)?;
+        let parsed = std::str::from_utf8(&bytes)
+            .map_err(|_| None)
+            .and_then(text::parse);
+        Ok(parsed.map(Some))
     }
 
-    fn parse(text: &str) -> Result<Index, Option<u32>> {
-        let mut lines = text.lines();
-        let v1 = match lines.next() {
-            Some(MAGIC) => false,
-            Some(MAGIC_V1) => true,
-            _ => return Err(None),
-        };
-        let header: Vec<&str> = lines.next().unwrap_or("").split(' ').collect();
-        let number = |key: &str| -> Option<u64> {
-            let at = header.iter().position(|w| *w == key)?;
-            header.get(at + 1)?.parse().ok()
-        };
-        let number_u32 = |key: &str| number(key).and_then(|n| u32::try_from(n).ok());
-        let uid_validity = number_u32("V").filter(|v| *v > 0).ok_or(None)?;
-        let damaged = Err(Some(uid_validity));
-        let highest_modseq = if v1 { Some(1) } else { number("M") };
-        let (Some(uid_next), Some(first_recent), Some(highest_modseq)) =
-            (number_u32("N"), number_u32("R"), highest_modseq)
-        else {
-            return damaged;
-        };
-        let Some(keywords) = lines.next().and_then(|l| l.strip_prefix('K')) else {
-            return damaged;
-        };
-        let expunged = if v1 {
-            Some(Expunged::default())
-        } else {
-            lines
-                .next()
-                .and_then(|l| l.strip_prefix('X'))
-                .and_then(Expunged::parse)
-        };
-        let Some(expunged) = expunged else {
-            return damaged;
-        };
-        let mut entries: Vec<Entry> = Vec::new();
-        for line in lines {
-            let Some(entry) = parse_entry(line, v1).filter(|e| e.modseq <= highest_modseq) else {
-                return damaged;
-            };
-            if entry.uid == 0
-                || entry.uid >= uid_next
-                || entries.last().is_some_and(|last| last.uid >= entry.uid)
-            {
-                return damaged;
-            }
-            entries.push(entry);
-        }
-        Ok(Index {
-            uid_validity,
-            uid_next,
-            first_recent,
-            highest_modseq,
-            keywords: keywords.split_whitespace().map(str::to_string).collect(),
-            expunged,
-            entries,
-        })
+    /// True when `entry` may follow the entries before it, `last`: UIDs rising, each below
+    /// UIDNEXT, no MODSEQ above HIGHESTMODSEQ.
+    fn may_follow(&self, last: Option<&Entry>, entry: &Entry) -> bool {
+        entry.uid != 0
+            && entry.uid < self.uid_next
+            && entry.modseq <= self.highest_modseq
+            && last.is_none_or(|last| last.uid < entry.uid)
     }
 
     /// The position of the message with `uid`.
@@ -165,18 +125,7 @@ impl Index {
     /// Writes the index durably: a temporary file synced, renamed over the old one, the
     /// folder synced. A UID handed to a client must survive a crash, or it could be reused.
     pub fn save(&self, dir: &Path) -> io::Result<()> {
-        let mut text = format!(
-            "{MAGIC}\nV {} N {} R {} M {}\nK {}\nX {}\n",
-            self.uid_validity,
-            self.uid_next,
-            self.first_recent,
-            self.highest_modseq,
-            self.keywords.join(" "),
-            self.expunged.render()
-        );
-        for entry in &self.entries {
-            text.push_str(&format!("{} {} {}\n", entry.uid, entry.modseq, entry.name));
-        }
+        let bytes = binary::encode(self);
         let tmp = dir.join(format!("{FILE}.tmp"));
         let mut file = std::fs::OpenOptions::new()
             .write(true)
@@ -184,29 +133,13 @@ impl Index {
             .truncate(true)
             .mode(0o600)
             .open(&tmp)?;
-        file.write_all(text.as_bytes())?;
+        file.write_all(&bytes)?;
         file.sync_all()?;
         std::fs::rename(&tmp, dir.join(FILE))?;
         File::open(dir)?.sync_all()?;
         super::changes::changed(dir);
         Ok(())
     }
-}
-
-/// One entry line: `uid modseq name`, or `uid base` in version 1 (at MODSEQ 1).
-fn parse_entry(line: &str, v1: bool) -> Option<Entry> {
-    let (uid, rest) = line.split_once(' ')?;
-    let (modseq, name) = if v1 {
-        (1, rest)
-    } else {
-        let (modseq, name) = rest.split_once(' ')?;
-        (modseq.parse().ok()?, name)
-    };
-    Some(Entry {
-        uid: uid.parse().ok()?,
-        modseq,
-        name: name.to_string(),
-    })
 }
 
 /// The file in a mailbox's Maildir root holding the last UIDVALIDITY given to any of its
@@ -267,6 +200,73 @@ mod tests {
         index.entries = vec![entry(3, 2, "a.b,S=3:2,S"), entry(7, 9, "c.d:2,")];
         index.forget(&[5], 9);
         index.save(dir.path()).unwrap();
+        let saved = std::fs::read(dir.path().join(FILE)).unwrap();
+        assert!(saved.starts_with(b"posthorn-uidlist 3\n"));
+        assert_eq!(Index::load(dir.path()).unwrap(), Ok(Some(index)));
+    }
+
+    /// A saved index of two entries, for damaging.
+    fn saved() -> (tempfile::TempDir, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = Index::fresh(77);
+        index.uid_next = 9;
+        index.highest_modseq = 4;
+        index.entries = vec![entry(3, 2, "a.b:2,S"), entry(7, 4, "c.d:2,")];
+        index.save(dir.path()).unwrap();
+        let bytes = std::fs::read(dir.path().join(FILE)).unwrap();
+        (dir, bytes)
+    }
+
+    #[test]
+    fn a_damaged_binary_index_is_never_misread() {
+        let (dir, bytes) = saved();
+        let load_with = |bytes: &[u8]| {
+            std::fs::write(dir.path().join(FILE), bytes).unwrap();
+            Index::load(dir.path()).unwrap()
+        };
+        let header = binary::MAGIC.len();
+        let entries = header + 4 * 3 + 8 + 4 * 4;
+        let mut cases: Vec<(&str, Vec<u8>)> = vec![
+            ("cut short", bytes[..bytes.len() - 1].to_vec()),
+            ("one octet too many", [&bytes[..], b"x"].concat()),
+        ];
+        let mut set = |what, at: usize, value: &[u8]| {
+            let mut damaged = bytes.clone();
+            damaged[at..at + value.len()].copy_from_slice(value);
+            cases.push((what, damaged));
+        };
+        set("UIDs out of order", entries, &9u32.to_le_bytes());
+        set("a UID at UIDNEXT", entries + 16, &9u32.to_le_bytes());
+        set(
+            "a MODSEQ above the highest",
+            entries + 4,
+            &5u64.to_le_bytes(),
+        );
+        set("a name past the area", entries + 12, &9u32.to_le_bytes());
+        set("not UTF-8", bytes.len() - 1, &[0xff]);
+        for (what, damaged) in cases {
+            assert_eq!(load_with(&damaged), Err(Some(77)), "{what}");
+        }
+        assert_eq!(load_with(&bytes[..header + 2]), Err(None));
+        assert!(load_with(&bytes).unwrap().is_some());
+    }
+
+    #[test]
+    fn version_2_is_read_and_saved_as_version_3() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(FILE),
+            "posthorn-uidlist 2\nV 99 N 5 R 2 M 7\nK $Junk\nX 6:3-3\n2 7 x.y:2,S\n4 1 z:2,\n",
+        )
+        .unwrap();
+        let index = Index::load(dir.path()).unwrap().unwrap().unwrap();
+        assert_eq!((index.uid_next, index.first_recent), (5, 2));
+        assert_eq!(index.highest_modseq, 7);
+        assert_eq!(index.expunged.since(5), [(3, 3)]);
+        assert_eq!(index.entries, [entry(2, 7, "x.y:2,S"), entry(4, 1, "z:2,")]);
+        index.save(dir.path()).unwrap();
+        let saved = std::fs::read(dir.path().join(FILE)).unwrap();
+        assert!(saved.starts_with(binary::MAGIC));
         assert_eq!(Index::load(dir.path()).unwrap(), Ok(Some(index)));
     }
 

@@ -104,9 +104,9 @@ impl Results {
                 "\nEvery server accepts any recipient from loopback and relays everything to \
                  the benchmark's sink on loopback (`fast_sink.rs`: Postfix's `smtp-sink` took at \
                  most ~240 MiB/s and measured itself with 1 MiB messages), with its queue on the filesystem above and \
-                 its own way of making a message durable before the 250 (Posthorn: group commit, \
-                 `fdatasync` per file and one fsync of the folder per batch; Postfix and Exim: \
-                 `fsync` per file); each case starts it afresh. \
+                 its own way of making a message durable before the 250 (Posthorn: `fdatasync` per \
+                 file, many at once, into files whose names were made durable ahead by one \
+                 fsync of the folder per batch; Postfix and Exim: `fsync` per file); each case starts it afresh. \
                  Loopback is a trusted network for all three, so none checks SPF/DKIM/DMARC or \
                  signs. Each has the same room: 20 000 connections, no per-client limits, a \
                  listen queue of 4096 (Postfix: `default_process_limit = 20000`, so up to 20 000 \

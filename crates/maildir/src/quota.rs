@@ -696,7 +696,7 @@ mod tests {
                         .sync(false)
                         .unwrap()
                         .messages
-                        .into_iter()
+                        .iter()
                         .map(|m| (m.uid, m.file.to_string()))
                         .collect();
                     inbox.store_flags(&all, operation, &[Flag::Seen]).unwrap();

@@ -641,6 +641,87 @@ fn concurrent_flag_changes_from_two_sessions_are_all_kept() {
     assert_eq!(census(&server.maildir("alice")).len(), N as usize);
 }
 
+/// The second SELECT of an unchanged folder takes the listing the first session holds;
+/// each session's changes must still reach the other as untagged responses, and neither
+/// session's list may change under it before it is told.
+#[test]
+fn two_sessions_sharing_one_listing_see_each_others_changes() {
+    let server = server();
+    let imap = server.listener("imap");
+    let mut client = server.client();
+    let mut send = |subject: &str| {
+        let reply = client.send_message(
+            "sender@example.org",
+            &["alice@example.com"],
+            &message(subject),
+        );
+        assert!(reply.starts_with("250"), "{reply}");
+    };
+    for n in 0..3 {
+        send(&format!("share-{n}"));
+    }
+    server.wait_for_messages("alice", 3);
+    let mut first = Imap::logged_in(imap, PW);
+    first.ok("SELECT INBOX");
+    let mut second = Imap::logged_in(imap, PW);
+    let selected = second.ok("SELECT INBOX");
+    assert!(selected.contains("* 3 EXISTS"), "{selected}");
+    // A flag change by the first reaches the second; the first sees its own at once.
+    let stored = first.ok("STORE 1 +FLAGS (\\Flagged)");
+    assert!(stored.contains("\\Flagged"), "{stored}");
+    let heard = second.ok("NOOP");
+    assert!(
+        heard.contains("* 1 FETCH (UID 1 FLAGS (\\Flagged))"),
+        "{heard}"
+    );
+    let untouched = second.ok("FETCH 2:3 (FLAGS)");
+    assert!(untouched.contains("* 2 FETCH (FLAGS ())"), "{untouched}");
+    // The second expunges message 2: the first hears it, and its numbers move up.
+    second.ok("STORE 2 +FLAGS.SILENT (\\Deleted)");
+    let expunged = second.ok("EXPUNGE");
+    assert!(expunged.contains("* 2 EXPUNGE"), "{expunged}");
+    let heard = first.ok("NOOP");
+    assert!(heard.contains("* 2 EXPUNGE"), "{heard}");
+    // New mail reaches both.
+    send("share-3");
+    server.wait_for_messages("alice", 3);
+    for session in [&mut first, &mut second] {
+        let heard = session.ok("NOOP");
+        assert!(heard.contains("* 3 EXISTS"), "{heard}");
+    }
+    let views: Vec<Vec<(u32, String)>> = [&mut first, &mut second]
+        .into_iter()
+        .map(|session| {
+            let fetched = session.ok("FETCH 1:* (UID FLAGS)");
+            fetched
+                .lines()
+                .filter(|l| l.starts_with("* "))
+                .map(|l| {
+                    let uid = l
+                        .split("UID ")
+                        .nth(1)
+                        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok());
+                    let flags = l.split("FLAGS (").nth(1).unwrap_or_default();
+                    let flags = flags.split(')').next().unwrap_or_default();
+                    let flags = flags.replace("\\Recent", "");
+                    (uid.unwrap_or(0), flags.trim().to_string())
+                })
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        views[0],
+        [
+            (1, "\\Flagged".to_string()),
+            (3, String::new()),
+            (4, String::new())
+        ]
+    );
+    assert_eq!(views[0], views[1]);
+    first.ok("LOGOUT");
+    second.ok("LOGOUT");
+}
+
 #[test]
 fn simultaneous_first_logins_all_succeed() {
     // A mail client often opens several connections at once, and a user may have a phone

@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::io;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use posthorn_maildir::store::cache::HeaderCache;
@@ -30,8 +31,10 @@ pub struct View {
     pub uid_validity: u32,
     /// UIDNEXT as last seen.
     pub uid_next: u32,
-    /// Messages by sequence number (index + 1).
-    pub messages: Vec<Message>,
+    /// Messages by sequence number (index + 1): the folder's listing, shared with the
+    /// other sessions that see the folder as it is, until this session's view departs
+    /// from it.
+    pub messages: Arc<Vec<Message>>,
     /// UIDs that are \Recent in this session.
     pub recent: HashSet<u32>,
     /// The folder's keywords, for FLAGS.
@@ -93,44 +96,43 @@ impl View {
         }
         self.highest_modseq = snapshot.highest_modseq;
         self.expunged = snapshot.expunged;
-        let mut fresh = snapshot.messages.into_iter().peekable();
-        let mut kept = Vec::with_capacity(self.messages.len());
+        let listing = snapshot.messages;
+        let mut fresh = listing.iter().peekable();
+        let (mut matched, mut skipped) = (0, false);
         let mut gone = Vec::new();
-        for (index, mut old) in std::mem::take(&mut self.messages).into_iter().enumerate() {
-            while fresh.peek().is_some_and(|m| m.uid < old.uid) {
-                fresh.next();
+        // The indexes of messages gone from the listing that keep their numbers for now.
+        let mut stale = Vec::new();
+        for (index, old) in self.messages.iter().enumerate() {
+            while fresh.next_if(|m| m.uid < old.uid).is_some() {
+                skipped = true;
             }
             match fresh.next_if(|m| m.uid == old.uid) {
                 Some(now) => {
+                    matched += 1;
                     // A CONDSTORE client also hears of a change that left the flags as
                     // they were (set and cleared again): its MODSEQ moved on.
                     if now.flags != old.flags
                         || (self.enabled.condstore && now.modseq != old.modseq)
                     {
                         out.extend_from_slice(
-                            self.flags_fetch(index + 1, &now, true, true).as_bytes(),
+                            self.flags_fetch(index + 1, now, true, true).as_bytes(),
                         );
                     }
-                    old.flags = now.flags;
-                    old.file = now.file;
-                    old.modseq = now.modseq;
-                    kept.push(old);
                 }
                 None if expunges => gone.push((index + 1, old.uid)),
-                None => {
-                    self.pending_expunge = true;
-                    kept.push(old);
-                }
+                None => stale.push(index),
             }
         }
-        if expunges {
-            self.pending_expunge = false;
-        }
+        self.pending_expunge = !expunges && (self.pending_expunge || !stale.is_empty());
         self.report_expunged(&gone, out);
-        let before = kept.len();
-        let last_uid = kept.last().map_or(0, |m: &Message| m.uid);
-        kept.extend(fresh.filter(|m| m.uid > last_uid));
-        self.messages = kept;
+        let before = matched + stale.len();
+        // With every message of the listing in its place, this session's list is the
+        // listing: share it rather than copy it.
+        self.messages = if stale.is_empty() && !skipped {
+            listing
+        } else {
+            Arc::new(self.merged(&listing, &stale))
+        };
         self.uid_next = snapshot.uid_next;
         if self.messages.len() != before || !gone.is_empty() {
             out.extend_from_slice(format!("* {} EXISTS\r\n", self.messages.len()).as_bytes());
@@ -139,6 +141,27 @@ impl View {
             }
         }
         Ok(())
+    }
+
+    /// This session's messages brought up to date with `listing`: those still listed as
+    /// the listing has them, those at `stale` (indexes, ascending) as they were, then the
+    /// listing's messages after them.
+    fn merged(&self, listing: &[Message], stale: &[usize]) -> Vec<Message> {
+        let mut kept: Vec<Message> = self
+            .messages
+            .iter()
+            .enumerate()
+            .filter_map(|(index, old)| {
+                if stale.binary_search(&index).is_ok() {
+                    return Some(old.clone());
+                }
+                let at = listing.binary_search_by_key(&old.uid, |m| m.uid).ok()?;
+                listing.get(at).cloned()
+            })
+            .collect();
+        let last_uid = kept.last().map_or(0, |m| m.uid);
+        kept.extend(listing.iter().filter(|m| m.uid > last_uid).cloned());
+        kept
     }
 
     /// Takes `keywords` as the folder's list; when it changed, tells the client with FLAGS
@@ -189,7 +212,15 @@ impl View {
             .filter(|(_, m)| uids.contains(&m.uid))
             .map(|(i, m)| (i + 1, m.uid))
             .collect();
-        self.messages.retain(|m| !uids.contains(&m.uid));
+        if !gone.is_empty() {
+            self.messages = Arc::new(
+                self.messages
+                    .iter()
+                    .filter(|m| !uids.contains(&m.uid))
+                    .cloned()
+                    .collect(),
+            );
+        }
         for uid in uids {
             self.recent.remove(uid);
         }
@@ -223,7 +254,8 @@ impl View {
         modseq: u64,
     ) -> Option<usize> {
         let index = self.messages.iter().position(|m| m.uid == uid)?;
-        let message = &mut self.messages[index];
+        // Copied on this session's first change while other sessions share the list.
+        let message = Arc::make_mut(&mut self.messages).get_mut(index)?;
         message.file = file.into();
         message.flags = flags;
         message.modseq = modseq;

@@ -70,7 +70,7 @@ struct Maildrop {
     user: User,
     inbox: Folder,
     uid_validity: u32,
-    messages: Vec<Message>,
+    messages: Arc<Vec<Message>>,
     deleted: Vec<bool>,
     /// Held until the session ends: the mailbox's POP3 lock.
     _lock: File,

@@ -17,6 +17,7 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use tracing::warn;
@@ -26,6 +27,7 @@ use super::index::{self, Entry, Index};
 use super::modseq::Expunged;
 use super::name::FileName;
 use super::seen;
+use super::shared;
 use crate::maildir;
 use crate::quota::{Change, Usage};
 
@@ -68,8 +70,9 @@ pub struct Snapshot {
     pub uid_validity: u32,
     /// UIDNEXT.
     pub uid_next: u32,
-    /// The messages in UID order.
-    pub messages: Vec<Message>,
+    /// The messages in UID order, shared with the other sessions that synced the folder
+    /// while it stayed as it is (see `store/shared.rs`).
+    pub messages: Arc<Vec<Message>>,
     /// UIDs no session has claimed as \Recent before this sync.
     pub recent: Vec<u32>,
     /// The keywords in use in this folder.
@@ -78,6 +81,20 @@ pub struct Snapshot {
     pub highest_modseq: u64,
     /// The expunged UIDs with their mod-sequences, for QRESYNC's VANISHED.
     pub expunged: Expunged,
+}
+
+impl Snapshot {
+    fn new(header: shared::Header, messages: Arc<Vec<Message>>, recent: Vec<u32>) -> Snapshot {
+        Snapshot {
+            uid_validity: header.uid_validity,
+            uid_next: header.uid_next,
+            messages,
+            recent,
+            keywords: header.keywords,
+            highest_modseq: header.highest_modseq,
+            expunged: header.expunged,
+        }
+    }
 }
 
 /// What COPY or MOVE did: UIDPLUS's COPYUID, and where each message now is (for the
@@ -195,9 +212,12 @@ impl Folder {
     fn sync_locked(&self, claim_recent: bool) -> io::Result<Snapshot> {
         maildir::create(&self.dir)?;
         let before = seen::Folders::observe(&self.dir);
+        let trusted = before.and_then(|folders| seen::unchanged(&self.dir, folders));
+        if let Some(snapshot) = trusted.and_then(|index| self.shared(index, claim_recent)) {
+            return Ok(snapshot);
+        }
         let (mut index, mut dirty) = self.load_index()?;
-        let up_to_date =
-            !dirty && before.is_some_and(|folders| seen::unchanged(&self.dir, folders));
+        let up_to_date = !dirty && trusted.is_some();
         let mut listed = seen::Listed::Observed(before);
         if !up_to_date {
             let moved = self.take_new()?;
@@ -220,30 +240,51 @@ impl Folder {
         if dirty {
             index.save(&self.dir)?;
         }
-        if dirty || !up_to_date {
-            seen::record(&self.dir, listed, seen::Folders::observe(&self.dir))?;
-        }
+        // The index file the listing below matches, trusted to list the folder exactly.
+        let index_file = if dirty || !up_to_date {
+            seen::record(&self.dir, listed, seen::Folders::observe(&self.dir))?
+        } else {
+            trusted
+        };
         let keywords = &index.keywords;
-        let messages: Vec<Message> = index
-            .entries
-            .into_iter()
-            .map(|entry| Message {
-                uid: entry.uid,
-                flags: Flags::from_info(info_of(&entry.name), keywords),
-                size: self.size_of(&entry.name),
-                file: entry.name,
-                modseq: entry.modseq,
-            })
-            .collect();
-        Ok(Snapshot {
+        let messages: Arc<Vec<Message>> = Arc::new(
+            index
+                .entries
+                .into_iter()
+                .map(|entry| Message {
+                    uid: entry.uid,
+                    flags: Flags::from_info(info_of(&entry.name), keywords),
+                    size: self.size_of(&entry.name),
+                    file: entry.name,
+                    modseq: entry.modseq,
+                })
+                .collect(),
+        );
+        let header = shared::Header {
             uid_validity: index.uid_validity,
             uid_next: index.uid_next,
-            messages,
-            recent,
-            keywords: index.keywords,
+            first_recent: index.first_recent,
             highest_modseq: index.highest_modseq,
+            keywords: index.keywords,
             expunged: index.expunged,
-        })
+        };
+        if let Some(index_file) = index_file {
+            shared::keep(&self.dir, index_file, header.clone(), &messages);
+        }
+        Ok(Snapshot::new(header, messages, recent))
+    }
+
+    /// The snapshot from the listing other sessions share for the index file `index`,
+    /// unless there is none or this sync must claim \Recent messages (which saves the
+    /// index: the full sync does it).
+    fn shared(&self, index: seen::IndexFile, claim_recent: bool) -> Option<Snapshot> {
+        let (header, messages) = shared::find(&self.dir, index)?;
+        if claim_recent && header.first_recent != header.uid_next {
+            return None;
+        }
+        let first = messages.partition_point(|m| m.uid < header.first_recent);
+        let recent = messages.get(first..)?.iter().map(|m| m.uid).collect();
+        Some(Snapshot::new(header, messages, recent))
     }
 
     /// The folders' times after this sync's own moves into `cur/`, once they can be
@@ -580,7 +621,7 @@ impl Folder {
         let listing = self.sync_locked(false)?;
         let stored = listing
             .messages
-            .into_iter()
+            .iter()
             .find(|m| m.base() == base)
             .ok_or_else(|| io::Error::other("a message vanished as it was added"))?;
         Ok(Appended {
@@ -1028,6 +1069,42 @@ mod tests {
         let third = folder.sync(false).unwrap();
         assert_eq!(listings(), listed + 1);
         assert_eq!(third.messages.len(), 3);
+    }
+
+    #[test]
+    fn syncs_of_an_unchanged_folder_share_one_listing_until_it_changes() {
+        let (_dir, folder) = folder();
+        deliver(&folder, "one\r\n");
+        deliver(&folder, "two\r\n");
+        let first = folder.sync(true).unwrap();
+        let second = folder.sync(true).unwrap();
+        assert!(Arc::ptr_eq(&first.messages, &second.messages), "shared");
+        assert_eq!(first.recent, [1, 2]);
+        assert!(second.recent.is_empty(), "claimed by the first");
+        // A flag change is listed afresh; the listing held stays as it was.
+        folder
+            .store_flags(&pairs(&first)[..1], StoreOperation::Add, &[Flag::Seen])
+            .unwrap();
+        let flagged = folder.sync(false).unwrap();
+        assert!(!Arc::ptr_eq(&first.messages, &flagged.messages));
+        assert!(flagged.messages[0].flags.contains(&Flag::Seen));
+        assert!(!first.messages[0].flags.contains(&Flag::Seen));
+        // An expunge and new mail too.
+        folder.expunge(&pairs(&flagged)[1..]).unwrap();
+        deliver(&folder, "three\r\n");
+        let changed = folder.sync(false).unwrap();
+        let uids: Vec<u32> = changed.messages.iter().map(|m| m.uid).collect();
+        assert_eq!(uids, [1, 3]);
+        assert_eq!(second.messages.len(), 2, "a held listing never changes");
+        let again = folder.sync(false).unwrap();
+        assert!(Arc::ptr_eq(&changed.messages, &again.messages));
+        // Kept only while someone holds it.
+        let index = seen::Folders::observe(folder.dir())
+            .and_then(|folders| seen::unchanged(folder.dir(), folders))
+            .unwrap();
+        assert!(shared::find(folder.dir(), index).is_some());
+        drop((first, second, flagged, changed, again));
+        assert!(shared::find(folder.dir(), index).is_none());
     }
 
     #[test]

@@ -246,7 +246,7 @@ impl Mailbox {
         let all: Vec<(u32, String)> = inbox
             .sync(false)?
             .messages
-            .into_iter()
+            .iter()
             .map(|m| (m.uid, m.file.to_string()))
             .collect();
         inbox.move_to(&all, &target)?;

@@ -10,6 +10,7 @@ pub mod modseq;
 pub mod mutf7;
 mod name;
 mod seen;
+mod shared;
 
 pub use flags::Flags;
 pub(crate) use folder::lock_folder;

@@ -41,7 +41,7 @@ pub(crate) struct Folders {
 
 /// An index file's identity: inode, length, modification time in nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct IndexFile(u64, u64, i128);
+pub(crate) struct IndexFile(u64, u64, i128);
 
 impl Folders {
     /// Their times now; `None` when either cannot be read.
@@ -100,21 +100,21 @@ fn index_file(dir: &Path) -> Option<IndexFile> {
     Some(IndexFile(metadata.ino(), metadata.len(), nanos(&metadata)))
 }
 
-/// True when the folders are as `folders` (observed now) and as recorded after the last
-/// sync that left the index file as it is now: the index lists the folder exactly.
-pub(crate) fn unchanged(dir: &Path, folders: Folders) -> bool {
-    let Ok(text) = fs::read_to_string(dir.join(FILE)) else {
-        return false;
-    };
+/// The index file's identity when the folders are as `folders` (observed now) and as
+/// recorded after the last sync that left the index file as it is now: the index lists
+/// the folder exactly. `None` when the folder must be read.
+pub(crate) fn unchanged(dir: &Path, folders: Folders) -> Option<IndexFile> {
+    let text = fs::read_to_string(dir.join(FILE)).ok()?;
     let numbers: Vec<i128> = text
         .split_whitespace()
         .filter_map(|n| n.parse().ok())
         .collect();
     let [new, cur, ino, len, mtime] = numbers[..] else {
-        return false;
+        return None;
     };
     let recorded_index = IndexFile(ino as u64, len as u64, mtime);
-    Folders { new, cur } == folders && index_file(dir) == Some(recorded_index)
+    (Folders { new, cur } == folders && index_file(dir) == Some(recorded_index))
+        .then_some(recorded_index)
 }
 
 /// Where a sync's listing started from: the folders' times observed before it, and
@@ -130,8 +130,12 @@ pub(crate) enum Listed {
 /// Records that the index as saved now lists the folder exactly as it was when its
 /// listing began (`listed`), if nothing changed the folders since (`after`, observed now,
 /// is the same) and their times can be trusted; else removes any record, so the next sync
-/// reads the folders.
-pub(crate) fn record(dir: &Path, listed: Listed, after: Option<Folders>) -> io::Result<()> {
+/// reads the folders. Returns the identity of the index file recorded, if any.
+pub(crate) fn record(
+    dir: &Path,
+    listed: Listed,
+    after: Option<Folders>,
+) -> io::Result<Option<IndexFile>> {
     let path = dir.join(FILE);
     let index = index_file(dir);
     let trusted = match listed {
@@ -145,11 +149,12 @@ pub(crate) fn record(dir: &Path, listed: Listed, after: Option<Folders>) -> io::
                 &tmp,
                 format!("{} {} {ino} {len} {mtime}\n", folders.new, folders.cur),
             )?;
-            fs::rename(tmp, path)
+            fs::rename(tmp, path)?;
+            Ok(index)
         }
         _ => match fs::remove_file(path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+            _ => Ok(None),
         },
     }
 }

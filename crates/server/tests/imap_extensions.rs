@@ -11,7 +11,7 @@
 mod common;
 
 use common::TestServer;
-use common::mailbox::{Imap, imap_server, listeners};
+use common::mailbox::{Imap, imap_server, listeners, python_with_imap};
 
 const PW: &str = "alice-extensions-password";
 
@@ -690,20 +690,7 @@ M.logout()
 /// Runs the imaplib `script` against `server`'s IMAP listener (its `PORT` and alice's
 /// `PW` in the environment) and returns what it printed; it must succeed.
 fn imaplib(server: &TestServer, script: &str) -> String {
-    let output = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .env("PORT", listeners(server, "imap")[0].port().to_string())
-        .env("PW", PW)
-        .output()
-        .expect("python3 must be installed");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{}\n{stdout}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
+    python_with_imap(server, PW, script)
 }
 
 /// The rest of the line of `stdout` that starts with `key` and a space.

@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::mailbox::{listeners, maildir_files, subject_of};
+use common::mailbox::{listeners, maildir_files, python_with_imap, subject_of};
 use common::{Options, TestServer, wait_until};
 
 const PW: &str = "alice-interop-password";
@@ -287,23 +287,14 @@ fn fetchmail_imap_with_starttls_and_imaps() {
 
 /// Runs a python3 imaplib script against the plaintext-allowed IMAP listener.
 fn python_imap(server: &TestServer, script: &str) -> String {
-    let output = Command::new("python3")
-        .arg("-c")
-        .arg(format!(
+    python_with_imap(
+        server,
+        PW,
+        &format!(
             "import imaplib, os\nM = imaplib.IMAP4('127.0.0.1', int(os.environ['PORT']), timeout=10)\n\
              M.login('alice', os.environ['PW'])\n{script}\nM.logout()\n"
-        ))
-        .env("PORT", listeners(server, "imap")[0].port().to_string())
-        .env("PW", PW)
-        .output()
-        .expect("python3 must be installed");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "python failed:\n{}\n{stdout}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
+        ),
+    )
 }
 
 /// An mbsync setup: a local Maildir tree and a config for the server's STARTTLS listener.

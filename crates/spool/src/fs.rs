@@ -408,8 +408,9 @@ impl MessageWriter for FsWriter {
     }
 }
 
-/// Readable too, so a check can read back what was written (`read_back`).
-fn create_file(path: &Path) -> io::Result<File> {
+/// A new private file at `path`, readable too, so a check can read back what was written
+/// (`read_back`).
+pub(crate) fn create_file(path: &Path) -> io::Result<File> {
     OpenOptions::new()
         .read(true)
         .write(true)

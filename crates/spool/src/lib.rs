@@ -2,8 +2,9 @@
 //!
 //! The promise of the whole server rests here: a message is accepted only once
 //! [`MessageWriter::commit`]'s ticket has resolved, and by then content and envelope are on disk,
-//! made durable by a sync that covers the file and its folder entry (a group commit shared
-//! with every other message committed at the same moment). The [`QueueStore`] trait keeps the queue manager
+//! made durable by a sync of its data into a file whose name was durable before the mail
+//! arrived (`pool`), or, when none is ready, by a sync that covers the file and its new
+//! folder entry (a group commit shared with every other message committed at that moment). The [`QueueStore`] trait keeps the queue manager
 //! independent of how that is done; [`FsQueueStore`] is the embedded default.
 
 mod durable;

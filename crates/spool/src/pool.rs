@@ -15,14 +15,15 @@
 //! pool runs dry in a burst, a writer falls back on an unnamed file and two syncs, and the
 //! pool doubles, up to [`MAX_READY`].
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Seek};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::format;
+use crate::fs::create_file;
 
 /// How pool files' names begin.
 const PREFIX: &str = ".pool-";
@@ -197,7 +198,7 @@ impl Names {
             }
             self.next += 1;
             let path = self.root.join(format!("{PREFIX}{}", self.next));
-            match create(&path) {
+            match create_file(&path) {
                 Ok(file) => made.push(PoolFile { file, path }),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => break Err(e),
@@ -211,15 +212,6 @@ impl Names {
         }
         Ok(made)
     }
-}
-
-fn create(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
 }
 
 /// Start-up, before the pool starts: gives each whole, checksummed message a previous run

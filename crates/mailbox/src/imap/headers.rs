@@ -301,20 +301,25 @@ mod tests {
         }
     }
 
-    #[test]
-    fn header_search_keys_match_the_cached_fields_as_the_message() {
-        let flags = Flags::default();
-        let candidate = Candidate {
+    /// Message 1 of 1 with `flags`, as a SEARCH sees it.
+    fn candidate(flags: &Flags) -> Candidate<'_> {
+        Candidate {
             seq: 1,
             uid: 1,
-            flags: &flags,
+            flags,
             recent: false,
             internal_date: 0,
             size: 1,
             modseq: 1,
             last_seq: 1,
             last_uid: 1,
-        };
+        }
+    }
+
+    #[test]
+    fn header_search_keys_match_the_cached_fields_as_the_message() {
+        let flags = Flags::default();
+        let candidate = candidate(&flags);
         let keys = [
             ("SUBJECT", "grüße"),
             ("SUBJECT", "from the lake"),
@@ -352,17 +357,7 @@ mod tests {
     fn folded_fields_answer_search_keys_as_the_message() {
         let mut flags = Flags::default();
         flags.insert(&crate::imap::command::Flag::Seen);
-        let candidate = Candidate {
-            seq: 1,
-            uid: 1,
-            flags: &flags,
-            recent: false,
-            internal_date: 0,
-            size: 1,
-            modseq: 1,
-            last_seq: 1,
-            last_uid: 1,
-        };
+        let candidate = candidate(&flags);
         let header = |name: &str, value: &str| SearchKey::Header(name.into(), value.into());
         let mut keys: Vec<SearchKey> = [
             ("SUBJECT", "grüße"),

@@ -243,19 +243,10 @@ impl HeaderCache {
     /// with its magic when missing or not a cache file.
     fn locked(&self, state: &mut State) -> io::Result<Locked> {
         loop {
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(self.path())?;
-            file.lock()?;
-            let file = Locked(file);
-            let inode = file.metadata()?.ino();
             // Rewritten and renamed away between our open and our lock: try the new one.
-            if fs::metadata(self.path()).map(|m| m.ino())? != inode {
+            let Some((file, inode)) = self.open_locked()? else {
                 continue;
-            }
+            };
             if state.inode != inode || !state.loaded || state.file.is_none() {
                 *state = State {
                     loaded: true,
@@ -277,6 +268,23 @@ impl HeaderCache {
             }
             return Ok(file);
         }
+    }
+
+    /// The file at the path, made when missing, opened under its exclusive lock, and its
+    /// inode; `None` when a rewrite renamed another file over the path between the open
+    /// and the lock.
+    fn open_locked(&self) -> io::Result<Option<(Locked, u64)>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(self.path())?;
+        file.lock()?;
+        let file = Locked(file);
+        let inode = file.metadata()?.ino();
+        let current = fs::metadata(self.path()).map(|m| m.ino())? == inode;
+        Ok(current.then_some((file, inode)))
     }
 
     fn append(&self, uid: u32, base: &str, bytes: &[u8]) -> io::Result<()> {
@@ -343,19 +351,11 @@ impl HeaderCache {
     /// the checksum), or as the first record of a new or foreign file. After a torn tail it
     /// writes nothing: a handle that read the file cuts the tail off on its next append.
     fn append_unread(&self, uid: u32, base: &str, bytes: &[u8]) -> io::Result<()> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(self.path())?;
-        file.lock()?;
-        let file = Locked(file);
         // Rewritten and renamed away between our open and our lock: nothing is lost by
         // leaving this one record out.
-        if fs::metadata(self.path()).map(|m| m.ino())? != file.metadata()?.ino() {
+        let Some((file, _)) = self.open_locked()? else {
             return Ok(());
-        }
+        };
         let size = file.metadata()?.len();
         let end = if has_magic(&file) {
             size

@@ -271,3 +271,22 @@ impl Imap {
         self.reader.read_to_end(&mut rest).is_ok()
     }
 }
+
+/// Runs the python3 `script` with the IMAP listener's port in `PORT` and alice's password
+/// `password` in `PW`, and returns what it printed; it must succeed.
+pub fn python_with_imap(server: &TestServer, password: &str, script: &str) -> String {
+    let output = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .env("PORT", listeners(server, "imap")[0].port().to_string())
+        .env("PW", password)
+        .output()
+        .expect("python3 must be installed");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "python failed:\n{}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}

@@ -759,8 +759,9 @@ fn queue(config: Option<PathBuf>, json: bool, request: Request) -> ExitCode {
 const QUIET_RUSTLS: &str = "rustls::msgs::handshake=error";
 
 /// Logs go to stderr through a writer thread: a busy server's sessions never wait on a
-/// write(2) per log line. Lines are never dropped (a full buffer makes loggers wait), and
-/// the returned guard flushes what is left when dropped at exit.
+/// write(2) per log line. The thread writes all the lines waiting at once (one write(2)
+/// for a burst, flushed as soon as no line waits). Lines are never dropped (a full buffer
+/// makes loggers wait), and the returned guard flushes what is left when dropped at exit.
 fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
     let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let names_rustls = std::env::var("RUST_LOG").is_ok_and(|v| v.contains("rustls"));
@@ -769,7 +770,10 @@ fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
     }
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
-        .finish(std::io::stderr());
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)

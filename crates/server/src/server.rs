@@ -448,6 +448,7 @@ fn queue_parts(
             connect_timeout: delivery.connect_timeout.0,
             command_timeout: delivery.command_timeout.0,
             final_timeout: delivery.final_timeout.0,
+            idle_limit: delivery.connection_cache_time.0,
             tls,
         },
         mx_port: delivery.port,

@@ -1083,6 +1083,94 @@ fn messages_for_one_destination_share_one_connection() {
     }
 }
 
+/// Mail that comes one message at a time: each delivery run ends with the queue empty, and
+/// the next run takes the connection the last one left open (as Postfix's connection cache
+/// does) instead of connecting, greeting and quitting again. Once nothing comes for the
+/// idle limit (2 s), the connection is closed with QUIT.
+#[test]
+fn a_connection_left_idle_serves_the_next_message_then_is_closed() {
+    let sink = Sink::builder().hostname("mx.remote.test").start();
+    let dns = zone();
+    let server = server(&dns, sink.addr.port(), &["user@remote.test"], "", "");
+    submit_fwd(&server, "Subject: first\r\n\r\none\r\n");
+    sink.wait_for_messages(1);
+    server.wait_for_empty_queue();
+    submit_fwd(&server, "Subject: second\r\n\r\ntwo\r\n");
+    sink.wait_for_messages(2);
+    let messages = assert_delivered_exactly(&sink, 2);
+    assert_eq!(
+        messages[0].connection,
+        messages[1].connection,
+        "{}",
+        sink.transcript()
+    );
+    let transcript = sink.wait_for_transcript("C: QUIT");
+    assert_eq!(sink.connections(), 1, "{transcript}");
+    assert_eq!(
+        transcript.matches("* TLS established").count(),
+        1,
+        "one TLS handshake for both: {transcript}"
+    );
+}
+
+/// A server that closed the idle connection (its own timeout, a restart) does not cost
+/// the next message an attempt: the closed connection is passed over and the message goes
+/// out at once on a new one, exactly once.
+#[test]
+fn an_idle_connection_the_server_closed_is_not_used() {
+    let sink = Sink::builder().hostname("mx.remote.test").start();
+    let (proxy, open) = cutting_proxy(sink.addr);
+    let dns = zone();
+    let server = server(&dns, proxy.port(), &["user@remote.test"], "", "");
+    submit_fwd(&server, "Subject: first\r\n\r\none\r\n");
+    sink.wait_for_messages(1);
+    server.wait_for_empty_queue();
+    for stream in open.lock().unwrap().drain(..) {
+        let _ = stream.shutdown(Shutdown::Both);
+    }
+    submit_fwd(&server, "Subject: second\r\n\r\ntwo\r\n");
+    sink.wait_for_messages(2);
+    server.wait_for_empty_queue();
+    let messages = assert_delivered_exactly(&sink, 2);
+    assert_ne!(
+        messages[0].connection,
+        messages[1].connection,
+        "{}",
+        sink.transcript()
+    );
+    assert!(
+        !server.log().contains("result=\"deferred\""),
+        "no attempt was lost to the closed connection:\n{}",
+        server.log()
+    );
+}
+
+/// A TCP proxy to `target` that keeps the client side of each connection it carries, so a
+/// test can cut them all as a server closing idle connections would.
+fn cutting_proxy(
+    target: SocketAddr,
+) -> (SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+    let addr = listener.local_addr().expect("proxy address");
+    let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = std::sync::Arc::clone(&open);
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { break };
+            let Ok(handle) = client.try_clone() else {
+                continue;
+            };
+            kept.lock().unwrap().push(handle);
+            std::thread::spawn(move || {
+                if let Ok(upstream) = TcpStream::connect(target) {
+                    pipe(client, upstream);
+                }
+            });
+        }
+    });
+    (addr, open)
+}
+
 // ---------------------------------------------------------------------------------------
 // 12. CHUNKING
 // ---------------------------------------------------------------------------------------

@@ -454,7 +454,8 @@ fn mx_falls_back_to_next_preference_when_first_is_unreachable() {
 }
 
 /// Two MX hosts of the same preference, both accepting: 20 messages, sent one after the
-/// other so each gets its own connection and its own shuffle, must not all go to one host.
+/// other so each gets its own connection and its own shuffle (no connection is kept open
+/// between them, which would rightly carry them all), must not all go to one host.
 /// With a fair coin per message, a correct server fails this test with probability
 /// 2 × 2^-20 ≈ 1.9 × 10^-6 (all 20 on the same side).
 #[test]
@@ -469,7 +470,9 @@ fn equal_preference_mx_hosts_share_the_load() {
         .a("a.equal.test", "127.0.0.1")
         .a("b.equal.test", "127.0.0.2")
         .start();
-    let server = Setup::new(port, &["user@equal.test"]).start(&dns);
+    let server = Setup::new(port, &["user@equal.test"])
+        .delivery("connection_cache_time = \"0s\"")
+        .start(&dns);
     const MESSAGES: usize = 20;
     for i in 1..=MESSAGES {
         send(&server, "alice@example.com", &["fwd@localhost"], CONTENT);

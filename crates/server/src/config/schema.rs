@@ -453,6 +453,10 @@ pub struct Delivery {
     pub max_connections_per_destination: usize,
     /// Recipients sent in one transaction.
     pub max_recipients_per_transaction: usize,
+    /// How long a connection whose deliveries all succeeded stays open for the next
+    /// message to its destination (Postfix's `smtp_connection_cache_time_limit`); zero
+    /// closes each at once.
+    pub connection_cache_time: Span,
     /// A DNS server to ask instead of the system's (address and port).
     #[serde(deserialize_with = "text::optional")]
     pub nameserver: Option<SocketAddr>,
@@ -478,6 +482,7 @@ impl Default for Delivery {
             max_connections: 100,
             max_connections_per_destination: 20,
             max_recipients_per_transaction: 50,
+            connection_cache_time: Span(Duration::from_secs(2)),
             nameserver: None,
             ca_file: None,
             srs: true,

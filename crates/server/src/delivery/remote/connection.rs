@@ -5,7 +5,7 @@
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use posthorn_proto::client::{
     Capabilities, Client, DotStuffer, Event, Outgoing, Stage, TransactionEnd, Waiting,
@@ -51,6 +51,8 @@ pub struct Settings {
     pub command_timeout: Duration,
     /// Wait for the reply after the content.
     pub final_timeout: Duration,
+    /// How long an open connection waits for the next message (see `idle`).
+    pub idle_limit: Duration,
     /// TLS configurations.
     pub tls: TlsClient,
 }
@@ -180,6 +182,8 @@ pub struct Connection {
     pub hop: Hop,
     /// The negotiated TLS version, if any.
     pub tls: Option<String>,
+    /// When it was opened.
+    opened: Instant,
 }
 
 impl Connection {
@@ -203,6 +207,7 @@ impl Connection {
             buffer: vec![0; 16 * 1024],
             hop,
             tls: None,
+            opened: Instant::now(),
         };
         if connection.hop.implicit_tls {
             connection.handshake().await?;
@@ -276,6 +281,21 @@ impl Connection {
                 other => return Err(self.unexpected(other, "a transaction")),
             }
         }
+    }
+
+    /// How long it has been open.
+    pub fn age(&self) -> Duration {
+        self.opened.elapsed()
+    }
+
+    /// Whether the server has sent nothing since its last reply: an idle server that
+    /// times us out says `421` or closes, which leaves something (or the end) to read.
+    /// What is read is lost, so a connection that is not quiet must be dropped.
+    pub async fn is_quiet(&mut self) -> bool {
+        let mut probe = [0; 1];
+        tokio::time::timeout(Duration::ZERO, self.stream.read(&mut probe))
+            .await
+            .is_err()
     }
 
     /// Says goodbye; errors do not matter any more.

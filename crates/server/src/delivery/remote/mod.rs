@@ -3,6 +3,7 @@
 //! connection for every job the manager hands out for its destination.
 
 pub(crate) mod connection;
+mod idle;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -26,6 +27,7 @@ use crate::dns::{Dns, DnsError};
 use crate::queue::policy::Outcome;
 use crate::queue::{Destination, Feed, Job, JobResult, Transport};
 use connection::{Connection, Failure, Hop, Report, Settings, Source, diagnostic_of};
+use idle::IdleConnections;
 
 /// A configured next hop, ready to use.
 #[derive(Debug, Clone)]
@@ -61,6 +63,7 @@ pub struct Outbound {
     hostname: String,
     max_hops: usize,
     directory: Arc<LiveDirectory>,
+    idle: Arc<IdleConnections>,
 }
 
 /// What the outbound transport is built from.
@@ -92,6 +95,7 @@ pub struct OutboundParts {
 impl Outbound {
     /// The transport.
     pub fn new(parts: OutboundParts) -> Self {
+        let idle = Arc::new(IdleConnections::new(parts.settings.idle_limit));
         Outbound {
             store: parts.store,
             dns: parts.dns,
@@ -104,6 +108,7 @@ impl Outbound {
             hostname: parts.hostname.to_lowercase(),
             max_hops: parts.max_hops,
             directory: parts.directory,
+            idle,
         }
     }
 
@@ -556,11 +561,15 @@ impl Transport for Outbound {
         feed: Feed,
     ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         Box::pin(async move {
-            let mut connection = None;
+            let mut connection = self.idle.take(&destination).await;
             let mut next = Some(job);
+            let mut all_delivered = false;
             while let Some(job) = next {
                 let (outcomes, unreachable) =
                     self.deliver(&destination, &job, &mut connection).await;
+                all_delivered = outcomes
+                    .iter()
+                    .all(|(_, outcome)| matches!(outcome, Outcome::Delivered { .. }));
                 let id = job.envelope.id;
                 next = feed
                     .next(
@@ -573,7 +582,13 @@ impl Transport for Outbound {
                     )
                     .await;
             }
-            if let Some(connection) = connection {
+            // A connection whose server refused something is not kept: the next
+            // attempt starts afresh, as it would at a server that counts per connection.
+            let closing = match connection {
+                Some(open) if all_delivered => self.idle.park(destination, open),
+                other => other,
+            };
+            if let Some(connection) = closing {
                 connection.quit().await;
             }
         })

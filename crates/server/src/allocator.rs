@@ -33,7 +33,9 @@ const TRIM_ABOVE: usize = 8 << 20;
 /// How often the arenas are looked at.
 const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Gives the arenas' free pages back whenever much lies free, until `shutdown`.
+/// Gives the arenas' free pages back whenever much lies free, until `shutdown`. What the
+/// mailbox store holds for sessions to come is let go first once unused for a while, so
+/// that its pages go back in the same pass after the clients have left.
 pub async fn trim_while_running(mut shutdown: tokio::sync::watch::Receiver<bool>) {
     loop {
         tokio::select! {
@@ -41,7 +43,11 @@ pub async fn trim_while_running(mut shutdown: tokio::sync::watch::Receiver<bool>
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
         // A trim walks the heaps: a blocking thread's work, not a worker's.
-        let _ = tokio::task::spawn_blocking(trim_if_worth_it).await;
+        let _ = tokio::task::spawn_blocking(|| {
+            posthorn_maildir::store::release_idle();
+            trim_if_worth_it();
+        })
+        .await;
     }
 }
 

@@ -18,7 +18,10 @@
 //!
 //! Only an offset table (UID → where its record is) is held in memory; records are read
 //! one at a time when asked for, or all in file order through a bounded buffer
-//! ([`HeaderCache::for_each`], what a SEARCH over the folder uses).
+//! ([`HeaderCache::for_each`], what a SEARCH over the folder uses). A table read in full
+//! is shared (see [`super::shelf`]): another handle on the same file takes it over and
+//! reads only the records appended since, so the next session's FETCH of a large
+//! folder's newest messages finds their records at once.
 //!
 //! The magic names the format of the records *and* of what callers keep in them: when
 //! either changes it changes, and a file with another magic is ignored, then replaced by
@@ -30,9 +33,11 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use tracing::debug;
+
+use super::shelf::Shelf;
 
 /// The UID of a record written before its message had one (local delivery): such a
 /// record is found by its base name, and given its UID when first found.
@@ -65,6 +70,22 @@ const SCAN_BUFFER: usize = 256 * 1024;
 /// A rewrite is worth it only past this many dead records.
 const MIN_GARBAGE: usize = 256;
 
+/// The offset tables read in full, by cache file path.
+static TABLES: LazyLock<Shelf<Table, Known>> = LazyLock::new(Shelf::default);
+
+/// Which file, and how much of it, a shared table covers.
+#[derive(Debug, Clone, Copy)]
+struct Table {
+    inode: u64,
+    /// The end of its last record: a handle taking the table over reads on from there.
+    end: u64,
+}
+
+/// Lets go of large tables unused for a while.
+pub(crate) fn release_idle() {
+    TABLES.release_idle();
+}
+
 /// Where one message's record is.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
@@ -81,8 +102,11 @@ struct State {
     inode: u64,
     /// The end of the last valid record read.
     end: u64,
-    /// Where the records read are.
+    /// Where the records read by this handle are, besides those of `shared`.
     known: Known,
+    /// The table of the file up to some point, read in full by this handle or another;
+    /// a record in `known` supersedes it.
+    shared: Option<Arc<Known>>,
     /// Whether the file has been read at all.
     loaded: bool,
     /// Messages asked for before it was.
@@ -109,6 +133,42 @@ impl Known {
             self.table.insert(uid, entry);
         }
         self.records += 1;
+    }
+}
+
+impl State {
+    /// Where the newest record of `uid` is.
+    fn entry(&self, uid: u32) -> Option<Entry> {
+        self.known
+            .table
+            .get(&uid)
+            .or_else(|| self.shared.as_ref()?.table.get(&uid))
+            .copied()
+    }
+
+    /// Where the newest record of the message called `base` without a UID is.
+    fn pending(&self, base: &str) -> Option<Entry> {
+        self.known
+            .pending
+            .get(base)
+            .or_else(|| self.shared.as_ref()?.pending.get(base))
+            .copied()
+    }
+
+    /// Records read in all, superseded ones included.
+    fn records(&self) -> usize {
+        self.known.records + self.shared.as_ref().map_or(0, |shared| shared.records)
+    }
+
+    /// Every UID with the place of its newest record.
+    fn newest(&self) -> HashMap<u32, Entry> {
+        let mut newest = self
+            .shared
+            .as_ref()
+            .map(|shared| shared.table.clone())
+            .unwrap_or_default();
+        newest.extend(&self.known.table);
+        newest
     }
 }
 
@@ -154,7 +214,7 @@ impl HeaderCache {
         if let Some(found) = lookup(&state, uid, base) {
             return Some(found);
         }
-        let (_, bytes) = read_record(state.file.as_ref()?, *state.known.pending.get(base)?)?;
+        let (_, bytes) = read_record(state.file.as_ref()?, state.pending(base)?)?;
         // Under its UID from now on, as other records: a compaction keeps it.
         if let Err(e) = self.append_loaded(&mut state, uid, base, &bytes) {
             debug!(error = %e, dir = %self.dir.display(), "cannot write the header cache");
@@ -217,11 +277,39 @@ impl HeaderCache {
         if state.loaded {
             return true;
         }
-        let size = fs::metadata(self.path()).map_or(0, |m| m.len());
+        let found = fs::metadata(self.path()).ok();
+        if found.as_ref().is_some_and(|m| self.adopt(state, m.ino())) {
+            return true;
+        }
+        let size = found.map_or(0, |m| m.len());
         if size > EAGER_LOAD && state.asks <= LAZY_ASKS {
             return false;
         }
         self.reload(state, &mut |_, _, _| {});
+        true
+    }
+
+    /// Takes over the table another handle read of the file whose inode is `inode`, and
+    /// reads the records appended since; false when there is none.
+    fn adopt(&self, state: &mut State, inode: u64) -> bool {
+        let Some((table, known)) = TABLES.find(&self.path(), |table| table.inode == inode) else {
+            return false;
+        };
+        let Ok(file) = File::open(self.path()) else {
+            return false;
+        };
+        if file.metadata().map_or(true, |m| m.ino() != inode) {
+            return false;
+        }
+        *state = State {
+            file: Some(file),
+            inode,
+            end: table.end,
+            shared: Some(known),
+            loaded: true,
+            ..State::default()
+        };
+        scan(state, false, &mut |_, _, _| {});
         true
     }
 
@@ -237,6 +325,13 @@ impl HeaderCache {
         state.inode = file.metadata().map_or(0, |m| m.ino());
         state.file = Some(file);
         scan(state, false, visit);
+        let known = Arc::new(std::mem::take(&mut state.known));
+        let table = Table {
+            inode: state.inode,
+            end: state.end,
+        };
+        TABLES.keep(&self.path(), table, &known, known.records);
+        state.shared = Some(known);
     }
 
     /// The file opened for appending under its lock: the one now at the path, created
@@ -328,8 +423,7 @@ impl HeaderCache {
             return Ok(());
         }
         let mut kept = MAGIC.to_vec();
-        let mut entries: Vec<(u32, Entry)> =
-            state.known.table.iter().map(|(u, e)| (*u, *e)).collect();
+        let mut entries: Vec<(u32, Entry)> = state.newest().into_iter().collect();
         entries.sort_by_key(|(_, entry)| entry.offset);
         for (uid, entry) in entries {
             if let Some((base, bytes)) = read_record(&file, entry)
@@ -395,20 +489,21 @@ impl Drop for Locked {
 /// Records still without a UID count as dead, and a rewrite drops them: their messages
 /// are read again. Judged from the table alone, so that asking costs no reading.
 fn worth_rewriting<'a>(state: &State, base_of: &dyn Fn(u32) -> Option<&'a str>) -> bool {
-    let alive = state
-        .known
-        .table
+    let own = &state.known.table;
+    let taken_over = state.shared.iter().flat_map(|shared| shared.table.keys());
+    let alive = own
         .keys()
+        .chain(taken_over.filter(|uid| !own.contains_key(uid)))
         .filter(|uid| base_of(**uid).is_some())
         .count();
-    let dead = state.known.records - alive;
+    let dead = state.records() - alive;
     dead > MIN_GARBAGE && dead > alive
 }
 
 /// The record of `uid` if it is that of the message called `base`.
 fn lookup(state: &State, uid: u32, base: &str) -> Option<Vec<u8>> {
-    let entry = state.known.table.get(&uid)?;
-    let (found, bytes) = read_record(state.file.as_ref()?, *entry)?;
+    let entry = state.entry(uid)?;
+    let (found, bytes) = read_record(state.file.as_ref()?, entry)?;
     (found == base).then_some(bytes)
 }
 
@@ -684,6 +779,30 @@ mod tests {
         }
         assert_eq!(fresh.get(1, "b1").unwrap(), filler);
         assert_eq!(fresh.get(2000, "b2000"), None);
+    }
+
+    #[test]
+    fn a_table_read_in_full_is_taken_over_by_the_next_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = HeaderCache::new(dir.path());
+        let filler = [b'x'; 1000];
+        for uid in 1..=1500 {
+            cache.put(uid, &format!("b{uid}"), &filler);
+        }
+        // A SEARCH reads the whole file, and its table is offered to the next handles.
+        cache.for_each(&mut |_, _, _| {});
+        cache.put(1501, "b1501", b"appended since");
+        // A large file, which a new handle would read only after many asks: this one
+        // takes the table over at once and reads on from where it ends.
+        let next = HeaderCache::new(dir.path());
+        assert_eq!(next.get(1, "b1").unwrap(), filler);
+        assert_eq!(next.get(1501, "b1501").unwrap(), b"appended since");
+        // Not once the file is replaced (a rewrite by another process).
+        drop(next);
+        let replaced = dir.path().join("replacement");
+        fs::copy(dir.path().join(CACHE), &replaced).unwrap();
+        fs::rename(&replaced, dir.path().join(CACHE)).unwrap();
+        assert_eq!(HeaderCache::new(dir.path()).get(1, "b1"), None);
     }
 
     #[test]

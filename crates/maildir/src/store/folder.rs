@@ -1108,6 +1108,31 @@ mod tests {
     }
 
     #[test]
+    fn a_large_listing_outlives_its_sessions() {
+        let (_dir, folder) = folder();
+        maildir::create(folder.dir()).unwrap();
+        let cur = folder.dir().join("cur");
+        for n in 0..super::super::shelf::HOLD_FROM {
+            fs::write(cur.join(format!("{n}.M1P1.h:2,S")), "x\r\n").unwrap();
+        }
+        settle(&folder);
+        let first = folder.sync(false).unwrap();
+        assert_eq!(first.messages.len(), super::super::shelf::HOLD_FROM);
+        let index = seen::Folders::observe(folder.dir())
+            .and_then(|folders| seen::unchanged(folder.dir(), folders))
+            .unwrap();
+        let listing = Arc::downgrade(&first.messages);
+        drop(first);
+        // The next session, after the last one left: the same listing, nothing read.
+        let listed = listings();
+        let next = folder.sync(false).unwrap();
+        assert_eq!(listings(), listed, "cur/ not listed");
+        let held = listing.upgrade().expect("held after its session let go");
+        assert!(Arc::ptr_eq(&held, &next.messages), "handed to the next");
+        assert!(shared::find(folder.dir(), index).is_some());
+    }
+
+    #[test]
     fn another_programs_change_right_after_our_moves_is_seen() {
         let (_dir, folder) = folder();
         deliver(&folder, "one\r\n");

@@ -11,6 +11,7 @@ pub mod mutf7;
 mod name;
 mod seen;
 mod shared;
+mod shelf;
 
 pub use flags::Flags;
 pub(crate) use folder::lock_folder;
@@ -19,3 +20,10 @@ pub use folder::{
 };
 pub use mailbox::{FolderError, Mailbox};
 pub use name::FileName;
+
+/// Lets go of what departed sessions left for the next (large folders' listings and
+/// header cache tables) once it has gone unused for a while; call now and then.
+pub fn release_idle() {
+    shared::release_idle();
+    cache::release_idle();
+}

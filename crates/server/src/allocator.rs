@@ -12,9 +12,6 @@
 //! sessions are processes, which give everything back as they exit). So a task looks at
 //! the arenas every few seconds and, when much lies free in them, has glibc hand the free
 //! pages back (`malloc_trim`, which `madvise`s them away without moving anything).
-//! Because that task does, glibc's own trimming of a thread's heap whenever 128 KiB lie
-//! free at its top is turned off (raised to the same 8 MiB): on a busy relay it
-//! `madvise`d and faulted back a message's worth of pages nearly once per message.
 
 /// Sets the allocator up for the server; call once, before any thread starts.
 #[allow(unsafe_code, reason = "mallopt has no safe wrapper in libc or rustix")]
@@ -23,7 +20,6 @@ pub fn return_large_blocks() {
     // SAFETY: mallopt only sets a tuning parameter of the allocator.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_ABOVE as i32);
     }
 }
 

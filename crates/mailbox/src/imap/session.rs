@@ -562,34 +562,39 @@ impl<C: Connection> Session<C> {
         let mut expunged = false;
         let mut failed = false;
         let mut unknown_cte = false;
-        for index in indexes {
+        let mut waiting = indexes.as_slice();
+        while !waiting.is_empty() {
             let State::Selected(_, view) = &self.state else {
                 break;
             };
-            let source = match fetch::open(view, index, items) {
-                Ok(source) => source,
-                Err(error) => {
-                    match error {
-                        Some(e) => {
-                            warn!(error = %e, "cannot read a message");
-                            failed = true;
+            let opened = fetch::open_batch(view, waiting, items);
+            waiting = waiting.get(opened.len()..).unwrap_or_default();
+            for (index, source) in opened {
+                let source = match source {
+                    Ok(source) => source,
+                    Err(error) => {
+                        match error {
+                            Some(e) => {
+                                warn!(error = %e, "cannot read a message");
+                                failed = true;
+                            }
+                            None => expunged = true,
                         }
-                        None => expunged = true,
+                        continue;
                     }
-                    continue;
-                }
-            };
-            let budget = fetch::budget(&self.settings.whole_messages, source.as_ref()).await;
-            let State::Selected(_, view) = &self.state else {
-                break;
-            };
-            match fetch::reply(view, uid, index, items, source, budget) {
-                Ok(Some(reply)) => self.write_reply(reply).await?,
-                Ok(None) => expunged = true,
-                Err(e) if binary::is_unknown_cte(&e) => unknown_cte = true,
-                Err(e) => {
-                    warn!(error = %e, "cannot read a message");
-                    failed = true;
+                };
+                let budget = fetch::budget(&self.settings.whole_messages, source.as_ref()).await;
+                let State::Selected(_, view) = &self.state else {
+                    break;
+                };
+                match fetch::reply(view, uid, index, items, source, budget) {
+                    Ok(Some(reply)) => self.write_reply(reply).await?,
+                    Ok(None) => expunged = true,
+                    Err(e) if binary::is_unknown_cte(&e) => unknown_cte = true,
+                    Err(e) => {
+                        warn!(error = %e, "cannot read a message");
+                        failed = true;
+                    }
                 }
             }
         }

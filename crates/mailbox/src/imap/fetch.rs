@@ -63,6 +63,10 @@ pub(super) enum Source {
     Header(Vec<u8>),
 }
 
+/// What opening a message gave: its source, `None` when no content is needed;
+/// `Err(None)` when it has been expunged.
+pub(super) type Opened = Result<Option<Source>, Option<io::Error>>;
+
 /// Messages a FETCH opens in one blocking stretch (see [`open_batch`]).
 const OPEN_AT_ONCE: usize = 32;
 
@@ -78,7 +82,7 @@ pub(super) fn open_batch(
     view: &View,
     indexes: &[usize],
     items: &[FetchAttribute],
-) -> Vec<(usize, Result<Option<Source>, Option<io::Error>>)> {
+) -> Vec<(usize, Opened)> {
     blocking(|| {
         let mut opened = Vec::new();
         let mut octets = 0;
@@ -99,11 +103,7 @@ pub(super) fn open_batch(
 /// Opens the message at `index` if `items` need its content, reading only its header
 /// fields when that is all they need. `Ok(None)` when no content is needed, `Err(None)`
 /// when it has been expunged since the session last looked. It may block.
-fn open(
-    view: &View,
-    index: usize,
-    items: &[FetchAttribute],
-) -> Result<Option<Source>, Option<io::Error>> {
+fn open(view: &View, index: usize, items: &[FetchAttribute]) -> Opened {
     let needed: Vec<&FetchAttribute> = items.iter().filter(|a| needs_content(a)).collect();
     if needed.is_empty() {
         return Ok(None);

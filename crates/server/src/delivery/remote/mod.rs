@@ -563,11 +563,11 @@ impl Transport for Outbound {
         Box::pin(async move {
             let mut connection = self.idle.take(&destination).await;
             let mut next = Some(job);
-            let mut all_delivered = false;
+            let mut all_delivered = true;
             while let Some(job) = next {
                 let (outcomes, unreachable) =
                     self.deliver(&destination, &job, &mut connection).await;
-                all_delivered = outcomes
+                all_delivered &= outcomes
                     .iter()
                     .all(|(_, outcome)| matches!(outcome, Outcome::Delivered { .. }));
                 let id = job.envelope.id;

@@ -113,3 +113,34 @@ fn release<K, T>(slots: &mut HashMap<PathBuf, Slot<K, T>>) {
     }
     slots.retain(|_, slot| slot.value.strong_count() > 0);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_values_are_held_within_the_bound_and_small_ones_only_while_used() {
+        let shelf: Shelf<u32, u32> = Shelf::default();
+        let path = |n: u32| PathBuf::from(format!("/folder/{n}"));
+        let mut kept = 0;
+        for n in 0..60 {
+            shelf.keep(&path(n), n, &Arc::new(n), HOLD_FROM);
+            kept += HOLD_FROM;
+        }
+        assert!(kept > HOLD_AT_MOST);
+        // Nobody else holds them: the newest that fit the bound are still there.
+        let found: Vec<u32> = (0..60)
+            .filter(|n| shelf.find(&path(*n), |key| key == n).is_some())
+            .collect();
+        let room = (HOLD_AT_MOST / HOLD_FROM) as u32;
+        assert_eq!(found, (60 - room..60).collect::<Vec<_>>());
+        // A small value lives only while a session holds it.
+        let small = Arc::new(7);
+        shelf.keep(&path(100), 100, &small, HOLD_FROM - 1);
+        assert!(shelf.find(&path(100), |_| true).is_some());
+        drop(small);
+        assert!(shelf.find(&path(100), |_| true).is_none());
+        // A key that does not fit (the files changed) finds nothing.
+        assert!(shelf.find(&path(59), |key| *key == 58).is_none());
+    }
+}

@@ -53,7 +53,12 @@ impl IdleConnections {
         loop {
             let (mut connection, since) = {
                 let mut parked = self.lock();
-                let taken = parked.by_destination.get_mut(destination)?.pop()?;
+                let idle = parked.by_destination.get_mut(destination)?;
+                let taken = idle.pop()?;
+                if idle.is_empty() {
+                    // Destinations come and go (every MX domain): none is kept empty.
+                    parked.by_destination.remove(destination);
+                }
                 parked.count -= 1;
                 taken
             };

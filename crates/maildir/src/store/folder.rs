@@ -84,7 +84,8 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    fn new(header: shared::Header, messages: Arc<Vec<Message>>, recent: Vec<u32>) -> Snapshot {
+    /// From `header`, an index whose entries are `messages`.
+    fn new(header: Index, messages: Arc<Vec<Message>>, recent: Vec<u32>) -> Snapshot {
         Snapshot {
             uid_validity: header.uid_validity,
             uid_next: header.uid_next,
@@ -248,8 +249,7 @@ impl Folder {
         };
         let keywords = &index.keywords;
         let messages: Arc<Vec<Message>> = Arc::new(
-            index
-                .entries
+            std::mem::take(&mut index.entries)
                 .into_iter()
                 .map(|entry| Message {
                     uid: entry.uid,
@@ -260,18 +260,11 @@ impl Folder {
                 })
                 .collect(),
         );
-        let header = shared::Header {
-            uid_validity: index.uid_validity,
-            uid_next: index.uid_next,
-            first_recent: index.first_recent,
-            highest_modseq: index.highest_modseq,
-            keywords: index.keywords,
-            expunged: index.expunged,
-        };
+        // What is left of the index (its entries are now `messages`) heads the listing.
         if let Some(index_file) = index_file {
-            shared::keep(&self.dir, index_file, header.clone(), &messages);
+            shared::keep(&self.dir, index_file, index.clone(), &messages);
         }
-        Ok(Snapshot::new(header, messages, recent))
+        Ok(Snapshot::new(index, messages, recent))
     }
 
     /// The snapshot from the listing other sessions share for the index file `index`,

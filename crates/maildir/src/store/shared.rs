@@ -15,26 +15,16 @@ use std::path::Path;
 use std::sync::{Arc, LazyLock};
 
 use super::folder::Message;
-use super::modseq::Expunged;
+use super::index::Index;
 use super::seen::IndexFile;
 use super::shelf::Shelf;
 
-/// The index's fields besides its entries, as a listing was built from them.
-#[derive(Debug, Clone)]
-pub(crate) struct Header {
-    pub uid_validity: u32,
-    pub uid_next: u32,
-    pub first_recent: u32,
-    pub highest_modseq: u64,
-    pub keywords: Vec<String>,
-    pub expunged: Expunged,
-}
-
-/// What a listing was built from.
+/// What a listing was built from: the index file, and the index read from it without its
+/// entries (which the listing holds).
 #[derive(Clone)]
 struct Listed {
-    index: IndexFile,
-    header: Header,
+    file: IndexFile,
+    header: Index,
 }
 
 /// The shared listings by folder directory.
@@ -42,15 +32,23 @@ static LISTINGS: LazyLock<Shelf<Listed, Vec<Message>>> = LazyLock::new(Shelf::de
 
 /// The listing of the folder at `dir` built from the index file `index`, if some session
 /// (or the shelf) still holds it.
-pub(crate) fn find(dir: &Path, index: IndexFile) -> Option<(Header, Arc<Vec<Message>>)> {
-    let (listed, messages) = LISTINGS.find(dir, |listed| listed.index == index)?;
+pub(crate) fn find(dir: &Path, index: IndexFile) -> Option<(Index, Arc<Vec<Message>>)> {
+    let (listed, messages) = LISTINGS.find(dir, |listed| listed.file == index)?;
     Some((listed.header, messages))
 }
 
-/// Offers `messages`, built from the index file `index` with `header`, to the next syncs
-/// of the folder at `dir`.
-pub(crate) fn keep(dir: &Path, index: IndexFile, header: Header, messages: &Arc<Vec<Message>>) {
-    LISTINGS.keep(dir, Listed { index, header }, messages, messages.len());
+/// Offers `messages`, built from the index file `index` whose other fields are `header`,
+/// to the next syncs of the folder at `dir`.
+pub(crate) fn keep(dir: &Path, index: IndexFile, header: Index, messages: &Arc<Vec<Message>>) {
+    LISTINGS.keep(
+        dir,
+        Listed {
+            file: index,
+            header,
+        },
+        messages,
+        messages.len(),
+    );
 }
 
 /// Lets go of large listings unused for a while.

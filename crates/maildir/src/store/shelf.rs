@@ -8,7 +8,7 @@
 //! anew for each check (phones, webmail) would otherwise rebuild it each time, 22 ms for
 //! the listing of a 100 000-message folder where Dovecot reads its index in 0.4 ms. What
 //! is held is bounded in time and in size, and let go by [`Shelf::release_idle`] or the
-//! next use of the shelf.
+//! next value kept.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -52,8 +52,9 @@ impl<K, T> Default for Shelf<K, T> {
 impl<K: Clone, T> Shelf<K, T> {
     /// The value kept for `path`, with its key, if `fits` its key and it is still alive.
     pub fn find(&self, path: &Path, fits: impl FnOnce(&K) -> bool) -> Option<(K, Arc<T>)> {
+        // Not released here: a find comes with every sync of every session, and the
+        // periodic `release_idle` and the next `keep` do it.
         let mut slots = self.lock();
-        release(&mut slots);
         let slot = slots.get_mut(path).filter(|slot| fits(&slot.key))?;
         let value = slot.value.upgrade()?;
         slot.used = Instant::now();

@@ -47,6 +47,8 @@ pub struct SoakReport {
     pub spool_left: usize,
     /// Half-written files left in the spool: must be 0.
     pub tmp_left: usize,
+    /// Files set aside as damaged: must be 0, as a SIGKILL leaves every write made.
+    pub set_aside: usize,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -54,7 +56,7 @@ pub struct SoakReport {
 impl SoakReport {
     /// True when nothing was lost and nothing was left behind.
     pub fn passed(&self) -> bool {
-        self.lost == 0 && self.spool_left == 0 && self.tmp_left == 0
+        self.lost == 0 && self.spool_left == 0 && self.tmp_left == 0 && self.set_aside == 0
     }
 }
 
@@ -62,7 +64,7 @@ impl std::fmt::Display for SoakReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "acknowledged {} | lost {} | duplicates {} | delivered without acknowledgement {} | kills {} | left in spool {} | left in tmp {} | {:.1} s",
+            "acknowledged {} | lost {} | duplicates {} | delivered without acknowledgement {} | kills {} | left in spool {} | left in tmp {} | set aside {} | {:.1} s",
             self.acknowledged,
             self.lost,
             self.duplicates,
@@ -70,6 +72,7 @@ impl std::fmt::Display for SoakReport {
             self.kills,
             self.spool_left,
             self.tmp_left,
+            self.set_aside,
             self.elapsed.as_secs_f64()
         )
     }
@@ -175,6 +178,7 @@ pub fn run(spec: &SoakSpec) -> anyhow::Result<SoakReport> {
         kills,
         spool_left: spool_files(&queue),
         tmp_left: std::fs::read_dir(queue.join("tmp")).map_or(0, |d| d.count()),
+        set_aside: std::fs::read_dir(queue.join("corrupt")).map_or(0, |d| d.count()),
         elapsed: started.elapsed(),
     };
     if !drained || !result.passed() {
@@ -199,19 +203,30 @@ fn config_text(dir: &Path, port: u16, sink_port: u16, local: bool) -> String {
     text
 }
 
-/// Committed messages (and state files) in the spool folder, and pool files that hold
-/// anything (the pool keeps empty ones ready for the next messages).
+/// Committed messages (and state files) in the spool folder, and pool files that hold a
+/// message: that end in a footer (the pool keeps files ready for the next messages, empty
+/// or recycled with their footer made void).
 fn spool_files(queue: &Path) -> usize {
     std::fs::read_dir(queue).map_or(0, |entries| {
         entries
             .flatten()
             .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
             .filter(|e| {
-                !e.file_name().to_string_lossy().starts_with(".pool-")
-                    || e.metadata().is_ok_and(|m| m.len() > 0)
+                !e.file_name().to_string_lossy().starts_with(".pool-") || ends_in_footer(&e.path())
             })
             .count()
     })
+}
+
+/// Whether the file at `path` ends as a spool file's footer does (`<version>QHP`).
+fn ends_in_footer(path: &Path) -> bool {
+    use std::os::unix::fs::FileExt;
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let len = file.metadata().map_or(0, |m| m.len());
+    let mut end = [0u8; 3];
+    len >= 3 && file.read_exact_at(&mut end, len - 3).is_ok() && end == *b"QHP"
 }
 
 fn maildir_ids(maildir: &Path, tag: &str) -> Vec<usize> {

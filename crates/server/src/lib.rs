@@ -15,6 +15,7 @@ pub mod delivery;
 pub mod dns;
 pub mod inbound;
 pub mod learning;
+pub mod log_writer;
 pub mod mailauth;
 pub mod queue;
 pub(crate) mod received;

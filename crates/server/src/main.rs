@@ -10,6 +10,7 @@ use posthorn::accounts::users::{self, NewUser, UsersFile};
 use posthorn::admin::{self, Request};
 use posthorn::config::{Config, Size};
 use posthorn::inbound::sendmail;
+use posthorn::log_writer;
 use posthorn::mailauth::keys::{self, Algorithm};
 use posthorn::mailauth::records;
 use posthorn::mailauth::sign::{self, Keyring};
@@ -758,28 +759,29 @@ fn queue(config: Option<PathBuf>, json: bool, request: Request) -> ExitCode {
 /// handshake going on unharmed. Off unless `RUST_LOG` names rustls.
 const QUIET_RUSTLS: &str = "rustls::msgs::handshake=error";
 
-/// Logs go to stderr through a writer thread: a busy server's sessions never wait on a
-/// write(2) per log line. The thread writes all the lines waiting at once (one write(2)
-/// for a burst, flushed as soon as no line waits). Lines are never dropped (a full buffer
-/// makes loggers wait), and the returned guard flushes what is left when dropped at exit.
-fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
+/// Logs go to stderr through a writer thread (`log_writer`): a busy server's sessions
+/// never wait on a write(2) per log line. The returned guard writes what is left when
+/// dropped at exit; without the thread, lines go straight to stderr.
+fn init_logging() -> Option<log_writer::FlushAtExit> {
     let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let names_rustls = std::env::var("RUST_LOG").is_ok_and(|v| v.contains("rustls"));
     if !names_rustls && let Ok(quiet) = QUIET_RUSTLS.parse() {
         filter = filter.add_directive(quiet);
     }
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        ));
-    tracing_subscriber::fmt()
+    let log = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer)
-        .with_ansi(false)
-        .init();
-    guard
+        .with_ansi(false);
+    match log_writer::start(std::io::stderr()) {
+        Ok((writer, flush_at_exit)) => {
+            log.with_writer(writer).init();
+            Some(flush_at_exit)
+        }
+        Err(e) => {
+            log.with_writer(std::io::stderr).init();
+            tracing::warn!(error = %e, "cannot start the log's writer thread; writing each line");
+            None
+        }
+    }
 }
 
 fn serve(config: Config) -> ExitCode {

@@ -7,11 +7,13 @@
 //!   spool file's content and one that covers a name it will be found by after a crash
 //!   (fsync of the file and of `queue/`, or a `syncfs` of their filesystem): either its name
 //!   `queue/ID`, given by a rename or by a link of an unnamed (`O_TMPFILE`) file through
-//!   `/proc/self/fd`, or the pool name `queue/.pool-N` it was made under before the mail
-//!   arrived (recovery gives a whole message left there its queue id);
+//!   `/proc/self/fd`, or the pool name it was made under, or recycled to, before the mail
+//!   arrived (`queue/.pool-N`, `queue/.pool-of-ID`; recovery gives a whole message left
+//!   there its queue id);
 //! - (b) a Maildir file is written and synced, renamed into `new/`, and `new/` (and every
 //!   folder made on the way) is synced before the recipient is marked delivered: before the
-//!   state write that records the delivery, or the removal of the spool file;
+//!   state write that records the delivery, or the removal (or recycling) of the spool
+//!   file;
 //! - (c) a state file is written whole and synced before it is renamed over `ID.state`,
 //!   and the thread that saved it goes on only once its name is synced too (`save_state`
 //!   returns durable).
@@ -244,6 +246,10 @@ fn every_promise_follows_a_completed_sync() {
         "Maildir deliveries seen"
     );
     assert!(
+        report.recycled >= 1,
+        "no message received into a recycled spool file"
+    );
+    assert!(
         report.state_files >= CLIENTS,
         "state files seen: {}",
         report.state_files
@@ -290,6 +296,8 @@ fn python(server: &TestServer, script: &str) -> Vec<(String, String)> {
 /// and state files they checked, and every broken rule.
 struct Report {
     replies: Vec<String>,
+    /// Messages received into a delivered message's recycled file.
+    recycled: usize,
     deliveries: usize,
     state_files: usize,
     failures: Failures,
@@ -571,10 +579,28 @@ impl Trace {
         let state_files = self.check_states(&mut failures);
         Report {
             replies,
+            recycled: self.recycled_receipts(),
             deliveries,
             state_files,
             failures,
         }
+    }
+
+    /// How many message files were named from a recycled pool file.
+    fn recycled_receipts(&self) -> usize {
+        let queue = self.data.join("queue");
+        self.events
+            .iter()
+            .filter(|e| match &e.op {
+                Op::Rename { from, to } => {
+                    to.parent() == Some(queue.as_path())
+                        && from
+                            .file_name()
+                            .is_some_and(|name| name.to_string_lossy().starts_with(".pool-of-"))
+                }
+                _ => false,
+            })
+            .count()
     }
 
     /// (a): each `250 ... queued as ID` on a socket follows the file's writes, its rename
@@ -611,12 +637,14 @@ impl Trace {
                 };
                 // An unnamed file is known as `queue/#INODE (deleted)` until its link, a
                 // name other files share before and after it: only the calls between its
-                // making and its link are its own.
+                // making and its link are its own. A pool file is made under its name, or
+                // given it when a delivered message's file is recycled.
                 let creation = self
                     .events
                     .iter()
                     .filter(|e| {
-                        matches!(&e.op, Op::Create { path } if path == from)
+                        matches!(&e.op, Op::Create { path } | Op::Rename { to: path, .. }
+                            if path == from)
                             && e.call.end < renamed.begin
                     })
                     .map(|e| e.call.end)
@@ -723,7 +751,7 @@ impl Trace {
             };
             let what = format!("{what}, message {id}");
             // The delivery counts once a state write names this file as delivered, or the
-            // spool file goes.
+            // spool file goes (removed, or recycled into the pool).
             let state_tmp = queue.join("tmp").join(format!("{id}.state"));
             let marker = format!("delivered to maildir {name}\"");
             let spool = queue.join(&id);
@@ -734,7 +762,7 @@ impl Trace {
                     Op::Write { path, data } => {
                         *path == state_tmp && String::from_utf8_lossy(data).contains(&marker)
                     }
-                    Op::Unlink { path } => *path == spool,
+                    Op::Unlink { path } | Op::Rename { from: path, .. } => *path == spool,
                     _ => false,
                 })
                 .min_by_key(|e| e.call.begin);

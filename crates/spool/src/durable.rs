@@ -12,7 +12,8 @@
 //!
 //! A file from the pool (see `pool`) skips stage 2: its name was durable before its
 //! message arrived, so once its data is synced it is renamed to its queue id and the
-//! ticket resolves, with one sync instead of two in sequence.
+//! ticket resolves, with one sync instead of two in sequence. Its footer goes where the
+//! pool file says (at its end, when a recycled file is longer than the message).
 //!
 //! The caller's [`Ticket`] resolves only after that, so nothing is promised early; a crash
 //! before it leaves at most a file whose writer was never told it was safe, and a file
@@ -26,12 +27,14 @@
 
 use std::fs::File;
 use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 
 use rustix::fs::{CWD, RenameFlags};
 use tokio::sync::oneshot;
 
+use crate::format::FOOTER_LEN;
 use crate::pool::PoolFile;
 use crate::unnamed;
 
@@ -59,8 +62,15 @@ enum Source {
     /// A named file, written in full, renamed over `to`.
     Named(PathBuf),
     /// A pool file, partly written, renamed to `to` (which must be new) once its data is
-    /// durable, without waiting for the rename to be.
-    Pooled(PoolFile),
+    /// durable, without waiting for the rename to be; the request's tail goes before the
+    /// footer, which goes where it says.
+    Pooled(PoolFile, FooterAt),
+}
+
+/// A message file's footer and where in the file it goes.
+pub(crate) struct FooterAt {
+    pub octets: [u8; FOOTER_LEN as usize],
+    pub at: u64,
 }
 
 /// Resolves once a file handed to the committer is durable (or failed).
@@ -131,11 +141,17 @@ impl GroupCommit {
         self.request(Source::Unnamed(file), to, tail)
     }
 
-    /// Appends `tail` to a pool file, renames it `to` and resolves the ticket once its
-    /// content is on disk (its name was before). On error nothing is left at `to`, nor in
-    /// the pool.
-    pub(crate) fn finish_pooled(&self, file: PoolFile, to: PathBuf, tail: Vec<u8>) -> Ticket {
-        self.request(Source::Pooled(file), to, tail)
+    /// Appends `tail` to a pool file, writes `footer`, renames the file `to` and resolves
+    /// the ticket once its content is on disk (its name was before). On error nothing is
+    /// left at `to`, nor in the pool.
+    pub(crate) fn finish_pooled(
+        &self,
+        file: PoolFile,
+        to: PathBuf,
+        tail: Vec<u8>,
+        footer: FooterAt,
+    ) -> Ticket {
+        self.request(Source::Pooled(file, footer), to, tail)
     }
 
     /// Moves a file written in full over `to` durably. Blocking.
@@ -182,12 +198,18 @@ fn complete(folder: &File, file: Option<File>, tail: &[u8]) -> io::Result<File> 
     Ok(file)
 }
 
-/// Writes the rest of a pool file, syncs its data and renames it `to`; a failed one is
-/// removed.
-fn finish_pooled(pooled: &mut PoolFile, to: &Path, tail: &[u8]) -> io::Result<()> {
+/// Writes the rest of a pool file and its footer, syncs its data and renames it `to`; a
+/// failed one is removed.
+fn finish_pooled(
+    pooled: &mut PoolFile,
+    footer: &FooterAt,
+    to: &Path,
+    tail: &[u8],
+) -> io::Result<()> {
     let result = pooled
         .file
         .write_all(tail)
+        .and_then(|()| pooled.file.write_all_at(&footer.octets, footer.at))
         .and_then(|()| pooled.file.sync_data())
         .and_then(|()| {
             rustix::fs::renameat_with(CWD, &pooled.path, CWD, to, RenameFlags::NOREPLACE)
@@ -215,8 +237,8 @@ fn sync_loop(
         let file = match &mut request.source {
             Source::Unnamed(file) => complete(folder, file.take(), &request.tail),
             Source::Named(from) => File::open(from),
-            Source::Pooled(pooled) => {
-                let result = finish_pooled(pooled, &request.to, &request.tail);
+            Source::Pooled(pooled, footer) => {
+                let result = finish_pooled(pooled, footer, &request.to, &request.tail);
                 let _ = request.done.send(result);
                 continue;
             }
@@ -241,7 +263,7 @@ fn name_loop(folder: &File, synced: &mpsc::Receiver<Synced>) {
                     Source::Unnamed(_) => unnamed::give_name(&file, &request.to),
                     Source::Named(from) => std::fs::rename(from, &request.to),
                     // Finished by stage 1; never sent here.
-                    Source::Pooled(_) => Ok(()),
+                    Source::Pooled(..) => Ok(()),
                 });
                 // An unnamed file leaves nothing behind; a named one is removed.
                 if let (Err(_), Source::Named(from)) = (&placed, &request.source) {

@@ -8,7 +8,8 @@
 //!   to this name once its content is durable, or, when the pool is empty, into an unnamed
 //!   file (`unnamed`) that appears under this name, by a link, only once written in full,
 //!   made durable with its content by the group committer before the commit returns.
-//! - `.pool-<n>`: files named ahead of the mail they will hold (`pool`).
+//! - `.pool-<n>`: files named ahead of the mail they will hold (`pool`); `.pool-of-<id>`,
+//!   the file of a delivered message, kept for the next one.
 //! - `<id>.state`: the recipients' delivery state once it has changed (JSON, see `format`),
 //!   replaced atomically:
 //!   written in `tmp/`, then synced, renamed and its name synced by the group committer.
@@ -21,7 +22,7 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use crate::durable::{GroupCommit, Ticket, finish_file};
+use crate::durable::{FooterAt, GroupCommit, Ticket, finish_file};
 use crate::envelope::Envelope;
 use crate::format::{self, Checksum, FOOTER_LEN};
 use crate::id::{IdGenerator, QueueId};
@@ -241,8 +242,15 @@ impl QueueStore for FsQueueStore {
     fn remove(&self, id: &QueueId) -> io::Result<()> {
         // Message first: a state file left behind alone is cleaned at recovery. Without a
         // folder fsync a crash may bring the message back; that repeats a delivery, the
-        // one failure the design allows.
-        fs::remove_file(self.folder.message(id))?;
+        // one failure the design allows. Its file goes to the pool when it can.
+        let message = self.folder.message(id);
+        let recycled = match self.folder.pool.get() {
+            Some(pool) => pool.recycle(&message, id.as_str())?,
+            None => false,
+        };
+        if !recycled {
+            fs::remove_file(message)?;
+        }
         match fs::remove_file(self.folder.state(id)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
@@ -355,6 +363,9 @@ impl MessageWriter for FsWriter {
         if len >= self.written {
             return Ok(());
         }
+        if let Some(Receiving::Pooled(pooled)) = &mut self.file {
+            pooled.capacity = pooled.capacity.min(len);
+        }
         let file = self.file()?;
         file.set_len(len)?;
         file.seek(SeekFrom::Start(len))?;
@@ -371,13 +382,7 @@ impl MessageWriter for FsWriter {
         let content_len = self.written + tail.len() as u64;
         self.checksum.update(&tail);
         self.checksum.update(&json);
-        let footer = format::footer(content_len, json.len() as u64, self.checksum.value());
-        let mut bytes = tail;
-        bytes.reserve(json.len() + FOOTER_LEN as usize);
-        bytes.extend_from_slice(&json);
-        bytes.extend_from_slice(&footer);
-        // The group committer writes the rest, names the file and makes it durable
-        // together with every other commit of the moment (see `durable`).
+        let end = content_len + json.len() as u64;
         let file = match self.file.take() {
             Some(receiving) => Some(receiving),
             None => self
@@ -387,22 +392,41 @@ impl MessageWriter for FsWriter {
                 .and_then(Pool::take)
                 .map(Receiving::Pooled),
         };
+        let footer_at = match &file {
+            Some(Receiving::Pooled(pooled)) => pooled.footer_at(end),
+            _ => end,
+        };
+        let footer = format::footer(
+            content_len,
+            json.len() as u64,
+            self.checksum.value(),
+            footer_at > end,
+        );
+        let mut bytes = tail;
+        bytes.reserve(json.len() + FOOTER_LEN as usize);
+        bytes.extend_from_slice(&json);
+        // The group committer writes the rest, names the file and makes it durable
+        // together with every other commit of the moment (see `durable`).
         let path = self.folder.message(&self.id);
         match (&self.folder.committer, file) {
             (Some(committer), Some(Receiving::Pooled(pooled))) => {
-                committer.finish_pooled(pooled, path, bytes)
+                let footer = FooterAt {
+                    octets: footer,
+                    at: footer_at,
+                };
+                committer.finish_pooled(pooled, path, bytes, footer)
             }
-            (Some(committer), Some(Receiving::Unnamed(file))) => {
-                committer.finish(Some(file), path, bytes)
-            }
-            (Some(committer), None) => committer.finish(None, path, bytes),
-            // Without a committer there is no pool, so no pool file either.
-            (None, file) => {
+            (committer, file) => {
+                bytes.extend_from_slice(&footer);
+                // Without a committer there is no pool, so no pool file either.
                 let unnamed = match file {
                     Some(Receiving::Unnamed(file)) => Some(file),
                     _ => None,
                 };
-                Ticket::ready(finish_file(&self.folder.handle, unnamed, &path, &bytes))
+                match committer {
+                    Some(committer) => committer.finish(unnamed, path, bytes),
+                    None => Ticket::ready(finish_file(&self.folder.handle, unnamed, &path, &bytes)),
+                }
             }
         }
     }

@@ -86,13 +86,13 @@ fn the_hand_made_layout_is_the_golden_one() {
 fn a_message_of_a_later_version_is_refused_and_can_be_set_aside() {
     let mut file = golden(MESSAGE);
     let len = file.len();
-    file[len - 24..len - 20].copy_from_slice(b"PHQ3");
-    file[len - 4..].copy_from_slice(b"3QHP");
+    file[len - 24..len - 20].copy_from_slice(b"PHQ4");
+    file[len - 4..].copy_from_slice(b"4QHP");
     let (dir, store) = spool(&[(MESSAGE.to_string(), file.clone())]);
     let error = load_error(&store, MESSAGE);
     assert_eq!(
         error.to_string(),
-        "spool file is in format version 3; this release reads versions 1 and 2 only"
+        "spool file is in format version 4; this release reads versions 1 to 3 only"
     );
     let corrupt = set_aside(dir.path(), &store, MESSAGE);
     assert_eq!(std::fs::read(corrupt.join(MESSAGE)).unwrap(), file);

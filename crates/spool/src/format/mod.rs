@@ -19,11 +19,17 @@
 //!   whence a later release takes them back). The one thing every version keeps: a message
 //!   file ends in `<version>QHP`.
 //!   - Version 1: magic, content length, envelope length, magic (24 octets).
-//!   - Version 2 adds a CRC-32 of everything before the footer (28 octets). A message
+//!   - Version 2 adds a CRC-32 of the content and envelope (28 octets). A message
 //!     received into a spool file named before it arrived (`pool`) is durable with a single
 //!     data sync, so after a crash a torn write could leave a file of the right length
 //!     whose middle never reached the disk; the checksum tells it from a message. The
 //!     envelope's encoding is version 1's.
+//!   - Version 3 is version 2 with a gap: octets that mean nothing between the envelope
+//!     and the footer, which still ends the file. A pool file may be a delivered message's
+//!     file, reused so that the next message overwrites blocks already on disk and its
+//!     data sync changes no metadata (`pool`); a shorter message leaves the end of the
+//!     file as it was, and its footer goes at the end. A file without a gap is written as
+//!     version 2, which the releases before this one read.
 //! - A state file has no footer, and version 1 has no version in it: adding either would
 //!   change the bytes this release writes, which the previous release must still read if
 //!   the operator goes back to it. A later version carries `"version": N` at the top of
@@ -44,8 +50,11 @@ use std::os::unix::fs::FileExt;
 use crate::envelope::{Envelope, StateRecord};
 use crate::invalid;
 
-/// The message layout this release writes; it reads this one and version 1.
+/// The message layout this release writes when the envelope ends where the footer begins;
+/// it reads this one, version 1 and [`GAP_VERSION`].
 const VERSION: u8 = b'2';
+/// The layout it writes when octets that mean nothing lie between envelope and footer.
+const GAP_VERSION: u8 = b'3';
 /// The state files' version, the only one this release reads and writes.
 const STATE_VERSION: u8 = b'1';
 /// Octets in a version 1 footer: magic, content length, envelope length, magic.
@@ -73,23 +82,25 @@ pub(crate) fn decode_envelope(json: &[u8]) -> io::Result<Envelope> {
 }
 
 /// The footer that ends a message file; `checksum` is the CRC-32 of the content and
-/// envelope before it.
+/// envelope, and `gap` says whether other octets lie between them and the footer.
 pub(crate) fn footer(
     content_len: u64,
     envelope_len: u64,
     checksum: u32,
+    gap: bool,
 ) -> [u8; FOOTER_LEN as usize] {
+    let version = if gap { GAP_VERSION } else { VERSION };
     let mut footer = [0u8; FOOTER_LEN as usize];
-    footer[..4].copy_from_slice(&[b'P', b'H', b'Q', VERSION]);
+    footer[..4].copy_from_slice(&[b'P', b'H', b'Q', version]);
     footer[4..12].copy_from_slice(&content_len.to_le_bytes());
     footer[12..20].copy_from_slice(&envelope_len.to_le_bytes());
     footer[20..24].copy_from_slice(&checksum.to_le_bytes());
-    footer[24..].copy_from_slice(&[VERSION, b'Q', b'H', b'P']);
+    footer[24..].copy_from_slice(&[version, b'Q', b'H', b'P']);
     footer
 }
 
 /// Reads a message file's footer after checking its version and that its lengths add up
-/// to the file's.
+/// to the file's (or, in version 3, leave a gap before the footer).
 pub(crate) fn read_footer(file: &File) -> io::Result<Footer> {
     let len = file.metadata()?.len();
     let mut tail = [0u8; 4];
@@ -99,12 +110,12 @@ pub(crate) fn read_footer(file: &File) -> io::Result<Footer> {
     file.read_exact_at(&mut tail, len - 4)?;
     let footer_len = match tail {
         [b'1', b'Q', b'H', b'P'] => FOOTER_V1_LEN,
-        [VERSION, b'Q', b'H', b'P'] => FOOTER_LEN,
+        [VERSION | GAP_VERSION, b'Q', b'H', b'P'] => FOOTER_LEN,
         [version, b'Q', b'H', b'P'] => {
             return Err(invalid(format!(
-                "spool file is in format version {}; this release reads versions 1 and {} only",
+                "spool file is in format version {}; this release reads versions 1 to {} only",
                 char::from(version).escape_default(),
-                char::from(VERSION),
+                char::from(GAP_VERSION),
             )));
         }
         _ => return Err(invalid("spool file footer is damaged")),
@@ -127,12 +138,14 @@ pub(crate) fn read_footer(file: &File) -> io::Result<Footer> {
         bytes.copy_from_slice(&footer[20..24]);
         u32::from_le_bytes(bytes)
     });
-    let consistent = footer[..3] == *b"PHQ"
-        && footer[3] == tail[0]
-        && content_len
-            .checked_add(envelope_len)
-            .and_then(|n| n.checked_add(footer_len))
-            == Some(len);
+    let used = content_len
+        .checked_add(envelope_len)
+        .and_then(|n| n.checked_add(footer_len));
+    let fits = match tail[0] {
+        GAP_VERSION => used.is_some_and(|used| used <= len),
+        _ => used == Some(len),
+    };
+    let consistent = footer[..3] == *b"PHQ" && footer[3] == tail[0] && fits;
     if !consistent {
         return Err(invalid("spool file footer is damaged"));
     }

@@ -339,7 +339,8 @@ impl TestServer {
 
     /// Names of committed files in the spool (messages and state files).
     pub fn queue_files(&self) -> Vec<String> {
-        // The spool's pool files (`.pool-N`) hold no message until one is committed.
+        // The spool's pool files (`.pool-N`, `.pool-of-ID`) hold no message until one is
+        // committed.
         let mut files = list_files(&self.data().join("queue"));
         files.retain(|name| !name.starts_with(".pool-"));
         files
@@ -353,9 +354,12 @@ impl TestServer {
             .collect()
     }
 
-    /// Sizes of the messages the server is receiving into its spool now, seen through the
-    /// server's open descriptors: pool files (`queue/.pool-N`) that hold something (the
-    /// pool keeps empty ones open, ready), and unnamed files (`O_TMPFILE`) in `queue/`.
+    /// Octets written so far of the messages the server is receiving into its spool now,
+    /// seen through the server's open descriptors: pool files (`queue/.pool-N`, or
+    /// `queue/.pool-of-ID` recycled) that have been written to, and unnamed files
+    /// (`O_TMPFILE`) in `queue/`. A message is written in order, so its descriptor's
+    /// position says how much; the pool keeps its ready files open at position 0 (a
+    /// recycled one still as long as the message it held).
     pub fn spool_files_in_progress(&self) -> Vec<u64> {
         let queue = self.data().join("queue");
         let descriptors = PathBuf::from(format!("/proc/{}/fd", self.pid()));
@@ -371,10 +375,18 @@ impl TestServer {
             .filter_map(|entry| {
                 let target = std::fs::read_link(entry.path()).ok()?;
                 let target = target.to_string_lossy();
-                let len = std::fs::metadata(entry.path()).ok()?.len();
-                let receiving = (target.starts_with(&pooled) && len > 0)
+                let spool = target.starts_with(&pooled)
                     || (target.starts_with(&unnamed) && target.ends_with(" (deleted)"));
-                receiving.then_some(len)
+                let info = format!(
+                    "/proc/{}/fdinfo/{}",
+                    self.pid(),
+                    entry.file_name().to_str()?
+                );
+                let position = std::fs::read_to_string(info)
+                    .ok()?
+                    .lines()
+                    .find_map(|line| line.strip_prefix("pos:")?.trim().parse::<u64>().ok())?;
+                (spool && (position > 0 || target.starts_with(&unnamed))).then_some(position)
             })
             .collect()
     }

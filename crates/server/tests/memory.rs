@@ -104,7 +104,7 @@ fn concurrent_large_checked_messages_stream_to_disk() {
         peak < PEAK_LIMIT_MIB << 10,
         "peak memory {peak} KiB while receiving {CLIENTS} x {MESSAGE_MIB} MiB"
     );
-    let log = server.log();
+    let log = server.settled_log();
     let checked = log
         .lines()
         .filter(|l| l.contains("accepted") && l.contains("auth=\"spf=pass"))

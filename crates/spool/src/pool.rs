@@ -47,7 +47,8 @@ const RECYCLE_AT_MOST: u64 = 64 * 1024;
 const BLOCK: u64 = 4096;
 /// Files kept ready at first.
 const INITIAL_READY: usize = 32;
-/// Most files kept ready (each holds a descriptor open).
+/// Most files the keeper keeps ready (each holds a descriptor open); files recycled may
+/// bring the pool to twice its target.
 const MAX_READY: usize = 1024;
 /// The wait before trying again when files cannot be made (a full disk, say); writers
 /// meanwhile use unnamed files, which report the error to their client.

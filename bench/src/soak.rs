@@ -203,16 +203,19 @@ fn config_text(dir: &Path, port: u16, sink_port: u16, local: bool) -> String {
     text
 }
 
-/// Committed messages (and state files) in the spool folder, and pool files that hold a
-/// message: that end in a footer (the pool keeps files ready for the next messages, empty
-/// or recycled with their footer made void).
+/// Committed messages (and state files) in the spool folder, and pool files made for the
+/// pool that hold a message: that end in a footer. (The pool keeps files ready for the
+/// next messages: empty, or recycled, `.pool-of-<id>`, which still hold their delivered
+/// message until the pool's keeper makes its footer void.)
 fn spool_files(queue: &Path) -> usize {
     std::fs::read_dir(queue).map_or(0, |entries| {
         entries
             .flatten()
             .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
             .filter(|e| {
-                !e.file_name().to_string_lossy().starts_with(".pool-") || ends_in_footer(&e.path())
+                let name = e.file_name().to_string_lossy().into_owned();
+                !name.starts_with(".pool-")
+                    || (!name.starts_with(".pool-of-") && ends_in_footer(&e.path()))
             })
             .count()
     })

@@ -246,26 +246,16 @@ async fn listing(store: Arc<dyn QueueStore>, only: Option<String>) -> Response {
         };
         let mut listed = Vec::new();
         for id in ids {
-            match store.load(&id) {
-                Ok(envelope) => {
-                    let mut content = store.content(&id)?;
-                    let headers = if only.is_some() {
-                        let mut head = Vec::new();
-                        io::Read::read_to_end(
-                            &mut io::Read::take(&mut content.reader, 256 * 1024),
-                            &mut head,
-                        )?;
-                        let section = posthorn_proto::headers::header_section(&head);
-                        Some(format!(
-                            "{}{}",
-                            envelope.prepend,
-                            String::from_utf8_lossy(section)
-                        ))
-                    } else {
-                        None
-                    };
-                    listed.push(listing_of(&envelope, content.len, headers));
-                }
+            let entry = store
+                .load(&id)
+                .and_then(|envelope| listing_read(&*store, &envelope, only.is_some()))
+                .map_err(|e| match store.load(&id) {
+                    // Delivered while we read it: its file may hold the next message.
+                    Err(gone) if gone.kind() == io::ErrorKind::NotFound => gone,
+                    _ => e,
+                });
+            match entry {
+                Ok(entry) => listed.push(entry),
                 // Removed while we listed: it is no longer queued.
                 Err(e) if e.kind() == io::ErrorKind::NotFound && only.is_none() => {}
                 Err(e) => return Err(e),
@@ -284,6 +274,34 @@ async fn listing(store: Arc<dyn QueueStore>, only: Option<String>) -> Response {
         Ok(Err(e)) => failure(format!("cannot read the queue: {e}")),
         Err(e) => failure(format!("listing failed: {e}")),
     }
+}
+
+/// The listing of a queued message, with its header section when `with_headers`; fails
+/// with `NotFound` if the message is delivered before it is read in full, since its file
+/// may then hold the next message.
+fn listing_read(
+    store: &dyn QueueStore,
+    envelope: &Envelope,
+    with_headers: bool,
+) -> io::Result<Listing> {
+    let mut content = store.content(&envelope.id)?;
+    let headers = if with_headers {
+        let mut head = Vec::new();
+        io::Read::read_to_end(
+            &mut io::Read::take(&mut content.reader, 256 * 1024),
+            &mut head,
+        )?;
+        let section = posthorn_proto::headers::header_section(&head);
+        Some(format!(
+            "{}{}",
+            envelope.prepend,
+            String::from_utf8_lossy(section)
+        ))
+    } else {
+        None
+    };
+    store.load(&envelope.id)?;
+    Ok(listing_of(envelope, content.len, headers))
 }
 
 fn listing_of(envelope: &Envelope, size: u64, headers: Option<String>) -> Listing {

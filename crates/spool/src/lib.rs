@@ -44,14 +44,17 @@ pub trait QueueStore: Send + Sync + 'static {
     /// The envelope of a message with its latest delivery state.
     fn load(&self, id: &QueueId) -> io::Result<Envelope>;
 
-    /// The content of a message, exactly as it was received.
+    /// The content of a message, exactly as it was received. Read it only while the
+    /// message is queued: once removed, its file may hold another message (see `pool`),
+    /// so a reader that may race the removal checks the message is still there after.
     fn content(&self, id: &QueueId) -> io::Result<Content>;
 
     /// Stores the delivery state of `envelope`'s recipients (and its hold and
     /// delay-notified flags) atomically and durably.
     fn save_state(&self, envelope: &Envelope) -> io::Result<()>;
 
-    /// Removes a message whose recipients are all final.
+    /// Removes a message whose recipients are all final; its file may be reused for the
+    /// next message.
     fn remove(&self, id: &QueueId) -> io::Result<()>;
 
     /// Moves a message that cannot be read out of the queue, keeping it for the operator.

@@ -193,7 +193,7 @@ impl Pool {
         let emptied = pooled.file.set_len(0).and_then(|()| pooled.file.rewind());
         let mut state = self.shared.lock();
         if emptied.is_ok() && !state.stopped && state.ready.len() < state.target {
-            state.recycled.push(pooled);
+            state.ready.push(pooled);
         } else {
             drop(state);
             let _ = fs::remove_file(&pooled.path);
@@ -251,7 +251,13 @@ fn keep(shared: &Shared, mut names: Names, folder: &File) {
         failed = made.is_err();
         let mut state = shared.lock();
         match made {
-            Ok(made) if !state.stopped => state.ready.extend(made),
+            Ok(made) if !state.stopped => {
+                // Files are taken from the end: recycled ones first, new ones last.
+                let (new, recycled): (Vec<_>, Vec<_>) =
+                    made.into_iter().partition(|pooled| pooled.capacity == 0);
+                state.ready.splice(0..0, new);
+                state.ready.extend(recycled);
+            }
             Ok(made) => {
                 drop(state);
                 for pooled in made {
@@ -272,8 +278,7 @@ struct Names {
 
 impl Names {
     /// Makes `count` files and makes their names durable, and those of the files already
-    /// `recycled` into the folder, with one fsync of the folder; on error none is left. The
-    /// recycled files come last, to be taken first.
+    /// `recycled` into the folder, with one fsync of the folder; on error none is left.
     fn make(
         &mut self,
         folder: &File,

@@ -84,12 +84,22 @@ fn a_writer_that_gives_up_gives_its_pool_file_back_empty() {
     let envelope = envelope(&store);
     let mut writer = store.writer(envelope.id).unwrap();
     writer.write_all(b"Subject: abandoned\r\n\r\n").unwrap();
+    let non_empty = || {
+        pool.keys()
+            .filter(|name| std::fs::metadata(dir.path().join(name)).unwrap().len() > 0)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let used = non_empty();
+    assert_eq!(used.len(), 1);
     drop(writer);
     assert_eq!(pool_files(dir.path()), pool);
-    for name in pool.keys() {
-        assert_eq!(std::fs::metadata(dir.path().join(name)).unwrap().len(), 0);
-    }
+    assert!(non_empty().is_empty());
     assert!(store.ids().unwrap().is_empty());
+    // It is the next one handed out.
+    let mut writer = store.writer(store.new_id()).unwrap();
+    writer.write_all(b"Subject: next\r\n\r\n").unwrap();
+    assert_eq!(non_empty(), used);
 }
 
 #[test]
@@ -261,18 +271,35 @@ fn a_message_begun_over_a_recycled_file_leaves_nothing_after_a_crash() {
     let old = committed(&store, &[b'x'; 3000]);
     store.remove(&old.id).unwrap();
     let recycled = dir.path().join(format!(".pool-of-{}", old.id));
-    // Writers that have not committed, until one has begun over the recycled file, past
-    // where the old message's envelope was.
+    // Writers that have not committed, each writing past where the old message's envelope
+    // was: enough to wake the keeper, which makes the recycled file's name durable, its
+    // footer void, and puts it on top of the pool; then until one has begun over it.
+    let begun = || std::fs::read(&recycled).unwrap()[0] == b'y';
+    let ready = || begun() || std::fs::read(&recycled).unwrap().ends_with(&[0; 4]);
     let mut writers = Vec::new();
-    while std::fs::read(&recycled).unwrap()[0] != b'y' {
-        assert!(
-            writers.len() < 200,
-            "the recycled file was never handed out"
-        );
+    let mut write_one = || {
         let mut writer = store.writer(envelope(&store).id).unwrap();
         writer.write_all(&[b'y'; 3500]).unwrap();
         writers.push(writer);
+    };
+    for _ in 0..20 {
+        write_one();
     }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the keeper never took the file"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    for _ in 0..40 {
+        if begun() {
+            break;
+        }
+        write_one();
+    }
+    assert!(begun(), "the recycled file was not handed out first");
     // A SIGKILL now leaves the file as written: the old footer was made void before, so
     // recovery finds nothing there, not a damaged message.
     let left = std::fs::read(&recycled).unwrap();

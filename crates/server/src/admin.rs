@@ -277,8 +277,9 @@ async fn listing(store: Arc<dyn QueueStore>, only: Option<String>) -> Response {
 }
 
 /// The listing of a queued message, with its header section when `with_headers`; fails
-/// with `NotFound` if the message is delivered before it is read in full, since its file
-/// may then hold the next message.
+/// with `NotFound` if the message is delivered before its headers are read in full, since
+/// its file may then hold the next message. (Its size, read from the footer as the file
+/// is opened, needs no such check.)
 fn listing_read(
     store: &dyn QueueStore,
     envelope: &Envelope,
@@ -291,6 +292,7 @@ fn listing_read(
             &mut io::Read::take(&mut content.reader, 256 * 1024),
             &mut head,
         )?;
+        store.load(&envelope.id)?;
         let section = posthorn_proto::headers::header_section(&head);
         Some(format!(
             "{}{}",
@@ -300,7 +302,6 @@ fn listing_read(
     } else {
         None
     };
-    store.load(&envelope.id)?;
     Ok(listing_of(envelope, content.len, headers))
 }
 

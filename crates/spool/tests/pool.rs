@@ -14,7 +14,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use posthorn_proto::{Mailbox, ReversePath};
-use posthorn_spool::{Envelope, FsQueueStore, QueueStore, Recipient, Route};
+use posthorn_spool::{Envelope, FsQueueStore, QueueId, QueueStore, Recipient, Route};
 
 fn envelope(store: &FsQueueStore) -> Envelope {
     let address = Mailbox {
@@ -158,6 +158,25 @@ fn committed(store: &FsQueueStore, body: &[u8]) -> Envelope {
     envelope
 }
 
+/// A message of `body` as a spool file, made in a spool of its own.
+fn message_file(body: &[u8]) -> (Envelope, Vec<u8>) {
+    let made = tempfile::tempdir().unwrap();
+    let maker = FsQueueStore::open_without_fsync(made.path()).unwrap();
+    let message = committed(&maker, body);
+    let file = std::fs::read(made.path().join(message.id.as_str())).unwrap();
+    (message, file)
+}
+
+/// A spool recovered after a crash that left `file` under the name `name`, and the ids
+/// its recovery named.
+fn recovered_from(name: &str, file: &[u8]) -> (tempfile::TempDir, FsQueueStore, Vec<QueueId>) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(name), file).unwrap();
+    let store = FsQueueStore::open_without_fsync(dir.path()).unwrap();
+    let named = store.recover().unwrap();
+    (dir, store, named)
+}
+
 fn content(store: &FsQueueStore, envelope: &Envelope) -> Vec<u8> {
     let mut content = Vec::new();
     std::io::Read::read_to_end(
@@ -198,20 +217,15 @@ fn a_delivered_message_file_holds_a_later_message_which_recovery_finds_there() {
     assert_eq!(content(&store, &short), b"Subject: short\r\n\r\nbody\r\n");
 
     // A crash before its rename: recovery finds it under the recycled name.
-    let crashed = tempfile::tempdir().unwrap();
-    std::fs::write(crashed.path().join(format!(".pool-of-{}", long.id)), &file).unwrap();
-    let store = FsQueueStore::open_without_fsync(crashed.path()).unwrap();
-    assert_eq!(store.recover().unwrap(), [short.id]);
+    let (crashed, store, named) = recovered_from(&format!(".pool-of-{}", long.id), &file);
+    assert_eq!(named, [short.id]);
     assert_eq!(store.load(&short.id).unwrap(), short);
     assert!(pool_files(crashed.path()).is_empty());
 }
 
 #[test]
 fn recovery_removes_a_recycled_file_that_still_holds_the_message_delivered() {
-    let made = tempfile::tempdir().unwrap();
-    let maker = FsQueueStore::open_without_fsync(made.path()).unwrap();
-    let delivered = committed(&maker, b"Subject: delivered\r\n\r\nbody\r\n");
-    let file = std::fs::read(made.path().join(delivered.id.as_str())).unwrap();
+    let (delivered, file) = message_file(b"Subject: delivered\r\n\r\nbody\r\n");
     // Its footer made void, or not yet on disk; or a later message begun over it.
     let mut void = file.clone();
     let len = void.len();
@@ -221,10 +235,8 @@ fn recovery_removes_a_recycled_file_that_still_holds_the_message_delivered() {
     overwritten[9..14].copy_from_slice(b"later");
 
     for left in [void, file, overwritten] {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(format!(".pool-of-{}", delivered.id)), &left).unwrap();
-        let store = FsQueueStore::open_without_fsync(dir.path()).unwrap();
-        assert_eq!(store.recover().unwrap(), []);
+        let (dir, _, named) = recovered_from(&format!(".pool-of-{}", delivered.id), &left);
+        assert_eq!(named, []);
         assert!(pool_files(dir.path()).is_empty());
         assert!(!dir.path().join("corrupt").exists());
     }
@@ -232,10 +244,7 @@ fn recovery_removes_a_recycled_file_that_still_holds_the_message_delivered() {
 
 #[test]
 fn a_gap_before_the_footer_is_read_past_in_version_3_only() {
-    let made = tempfile::tempdir().unwrap();
-    let maker = FsQueueStore::open_without_fsync(made.path()).unwrap();
-    let message = committed(&maker, b"Subject: gap\r\n\r\nbody\r\n");
-    let file = std::fs::read(made.path().join(message.id.as_str())).unwrap();
+    let (message, file) = message_file(b"Subject: gap\r\n\r\nbody\r\n");
     assert_eq!(&file[file.len() - 4..], b"2QHP");
     let with_gap = |version: u8| {
         let (front, footer) = file.split_at(file.len() - 28);
@@ -248,9 +257,7 @@ fn a_gap_before_the_footer_is_read_past_in_version_3_only() {
         gapped
     };
     for (version, loads) in [(b'3', true), (b'2', false)] {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(message.id.as_str()), with_gap(version)).unwrap();
-        let store = FsQueueStore::open_without_fsync(dir.path()).unwrap();
+        let (_dir, store, _) = recovered_from(message.id.as_str(), &with_gap(version));
         match store.load(&message.id) {
             Ok(loaded) => {
                 assert!(loads, "version {version} loaded with a gap");
@@ -303,10 +310,8 @@ fn a_message_begun_over_a_recycled_file_leaves_nothing_after_a_crash() {
     // A SIGKILL now leaves the file as written: the old footer was made void before, so
     // recovery finds nothing there, not a damaged message.
     let left = std::fs::read(&recycled).unwrap();
-    let crashed = tempfile::tempdir().unwrap();
-    std::fs::write(crashed.path().join(format!(".pool-of-{}", old.id)), &left).unwrap();
-    let store = FsQueueStore::open_without_fsync(crashed.path()).unwrap();
-    assert_eq!(store.recover().unwrap(), []);
+    let (crashed, _, named) = recovered_from(&format!(".pool-of-{}", old.id), &left);
+    assert_eq!(named, []);
     assert!(pool_files(crashed.path()).is_empty());
     assert!(!crashed.path().join("corrupt").exists());
 }

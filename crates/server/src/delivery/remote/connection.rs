@@ -20,6 +20,7 @@ use tracing::info;
 
 use super::tls::TlsClient;
 use crate::config::TlsPolicy;
+use crate::delivery::message::QueuedMessage;
 use crate::stream::{self, ClientConnection, negotiated};
 
 /// Content is read from the spool and written in blocks of this size.
@@ -126,23 +127,25 @@ pub fn diagnostic_of(reply: &Reply, server: &Hop, context: &str) -> Diagnostic {
 
 /// The message content as it goes out: our prepended headers, then the spooled content.
 pub struct Source {
-    prepend: Vec<u8>,
+    head: Vec<u8>,
     reader: Option<Box<dyn Read + Send>>,
 }
 
 impl Source {
-    /// A source over `prepend` followed by what `reader` gives.
-    pub fn new(prepend: Vec<u8>, reader: Box<dyn Read + Send>) -> Self {
+    /// A source over a queued message: its head, then the rest from disk. A message whose
+    /// head holds it all (nearly every one: the head is its first 64 KiB, or a job carries
+    /// it in memory) never goes to a blocking thread for an empty read.
+    pub fn new(message: QueuedMessage) -> Self {
         Source {
-            prepend,
-            reader: Some(reader),
+            head: message.head,
+            reader: (message.rest_len > 0).then_some(message.rest),
         }
     }
 
     /// The next block, read on a blocking thread; `None` at the end.
     async fn next_block(&mut self) -> io::Result<Option<Vec<u8>>> {
-        if !self.prepend.is_empty() {
-            return Ok(Some(std::mem::take(&mut self.prepend)));
+        if !self.head.is_empty() {
+            return Ok(Some(std::mem::take(&mut self.head)));
         }
         let Some(mut reader) = self.reader.take() else {
             return Ok(None);
@@ -158,7 +161,10 @@ impl Source {
         if block.is_empty() {
             return Ok(None);
         }
-        self.reader = Some(reader);
+        // Short of a whole block, the reader is at its end: no read is owed for it.
+        if block.len() == BLOCK {
+            self.reader = Some(reader);
+        }
         Ok(Some(block))
     }
 }

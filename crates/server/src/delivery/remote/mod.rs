@@ -315,7 +315,7 @@ impl Outbound {
             recipients,
             chunk_len: caps.chunking.then_some(len),
         };
-        let mut source = Source::new(message.head, message.rest);
+        let mut source = Source::new(message);
         let report = connection.send(outgoing, &mut source).await?;
         let success = if caps.dsn {
             None

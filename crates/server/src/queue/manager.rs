@@ -23,6 +23,10 @@ const MAX_LOADING: usize = 32;
 /// Octets of message content kept in memory for deliveries in progress; beyond it, they
 /// read the spool.
 const CONTENT_BUDGET: usize = 64 << 20;
+/// Write-backs (and operator commands) on blocking threads at once. While one runs, the
+/// attempts that end gather for the next: under load one blocking task removes many
+/// messages, where one task each cost a handoff to the blocking pool per message.
+const MAX_FINISHING: usize = 1;
 
 /// A message out for delivery.
 struct Active {
@@ -54,8 +58,8 @@ pub(super) struct Manager {
     worker_destinations: HashMap<tokio::task::Id, Destination>,
     loads: JoinSet<(QueueId, std::io::Result<Envelope>)>,
     finishing: JoinSet<Vec<WriteBack>>,
-    /// Messages whose attempt is over, written back together at the end of the pass, each
-    /// after its early state record, if one is still being written.
+    /// Messages whose attempt is over, written back together once the write-back before
+    /// is done, each after its early state record, if one is still being written.
     to_write_back: Vec<(Envelope, Option<Recorded>)>,
     /// Octets of content held in memory for deliveries.
     cached: usize,
@@ -165,7 +169,15 @@ impl Manager {
                 }
             }
         }
-        while self.finishing.join_next().await.is_some() {}
+        // Attempts that ended meanwhile are written back too: a delivery left unrecorded
+        // would be repeated at the next start.
+        let now = self.parts.clock.now();
+        loop {
+            self.write_back(now);
+            if self.finishing.join_next().await.is_none() {
+                break;
+            }
+        }
     }
 
     fn input(&mut self, input: Input) {
@@ -563,17 +575,18 @@ impl Manager {
         }
     }
 
-    /// A message's attempt is over: it is written back with the others of this pass, and
+    /// A message's attempt is over: it is written back with the others of its batch, and
     /// the inflow ticket it came in with, if this was its first, goes back.
     fn finish(&mut self, envelope: Envelope, recorded: Option<Recorded>) {
         self.tickets.remove(&envelope.id);
         self.to_write_back.push((envelope, recorded));
     }
 
-    /// Writes back every message whose attempt ended in this pass, on one blocking thread:
-    /// for each, the notices it owes first, then its state (or its removal).
+    /// Writes back every message whose attempt ended since the last write-back, on one
+    /// blocking thread once the one before is done (see [`MAX_FINISHING`]): for each, the
+    /// notices it owes first, then its state (or its removal).
     fn write_back(&mut self, now: u64) {
-        if self.to_write_back.is_empty() {
+        if self.to_write_back.is_empty() || self.finishing.len() >= MAX_FINISHING {
             return;
         }
         let batch: Vec<(Envelope, Option<Recorded>, Vec<usize>)> =

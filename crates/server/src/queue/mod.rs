@@ -272,7 +272,9 @@ mod tests {
         transport: Arc<TestTransport>,
         attempts: mpsc::UnboundedReceiver<Attempt>,
         handle: QueueHandle,
-        _stop: watch::Sender<bool>,
+        stop: watch::Sender<bool>,
+        /// The manager's task, which ends once it has stopped.
+        task: tokio::task::JoinHandle<()>,
     }
 
     impl Harness {
@@ -323,7 +325,7 @@ mod tests {
             };
             let (stop, shutdown) = watch::channel(false);
             let recovered = store.recover().unwrap();
-            let (handle, _task) = start(parts, recovered, shutdown);
+            let (handle, task) = start(parts, recovered, shutdown);
             Harness {
                 _dir: dir,
                 store,
@@ -331,7 +333,8 @@ mod tests {
                 transport,
                 attempts,
                 handle,
-                _stop: stop,
+                stop,
+                task,
             }
         }
 
@@ -460,6 +463,25 @@ mod tests {
         h.gone(id).await;
         h.settled().await;
         assert!(!h.attempted(), "delivered once");
+    }
+
+    #[tokio::test]
+    async fn an_attempt_that_ends_while_the_queue_stops_is_written_back() {
+        let mut h = Harness::start(1);
+        let id = h.submit(&["user@remote.test"]).await;
+        let attempt = h.attempt().await;
+        h.stop.send(true).unwrap();
+        attempt.delivered();
+        tokio::time::timeout(PATIENCE, h.task)
+            .await
+            .expect("the manager stops")
+            .unwrap();
+        let left = h.store.load(&id).map(|_| ()).map_err(|e| e.kind());
+        assert_eq!(
+            left,
+            Err(std::io::ErrorKind::NotFound),
+            "delivered, so removed"
+        );
     }
 
     #[tokio::test]

@@ -10,49 +10,27 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use crate::compare::{Binaries, Server, start};
+use crate::rounds::Alternating;
 
-/// Accept rates of each round, messages per second.
+/// Accept rates of each round: checks off first, then on.
 #[derive(Debug, Clone, Default)]
-pub struct Cost {
-    /// Checks off.
-    pub off: Vec<f64>,
-    /// Checks on.
-    pub on: Vec<f64>,
-}
+pub struct Cost(pub Alternating);
 
 impl Cost {
-    /// The median of `rates`.
-    fn median(rates: &[f64]) -> f64 {
-        let mut sorted = rates.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
-    }
-
-    /// Checks-on throughput as a share of checks-off, by the medians.
-    pub fn ratio(&self) -> f64 {
-        Self::median(&self.on) / Self::median(&self.off).max(f64::MIN_POSITIVE)
-    }
-
     /// The report section.
     pub fn report(&self, clients: usize, messages: usize) -> String {
-        let list = |rates: &[f64]| {
-            rates
-                .iter()
-                .map(|r| format!("{r:.0}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let Cost(rates) = self;
         format!(
             "## What the checks cost\n\n{clients} clients, {messages} messages a round, the \
              message of `bench/src/checks.rs` (multipart, HTML with links, a zip attachment).\n\n\
              | | accept msgs/s (median) | rounds |\n|---|---|---|\n\
              | checks off | {:.0} | {} |\n| checks on | {:.0} | {} |\n\n\
              With checks on: **{:.0}%** of the throughput with checks off (the target: at least 80%).\n",
-            Self::median(&self.off),
-            list(&self.off),
-            Self::median(&self.on),
-            list(&self.on),
-            self.ratio() * 100.0
+            Alternating::median(&rates.first),
+            Alternating::list(&rates.first),
+            Alternating::median(&rates.second),
+            Alternating::list(&rates.second),
+            rates.ratio() * 100.0
         )
     }
 }
@@ -66,20 +44,18 @@ pub fn measure(
 ) -> anyhow::Result<Cost> {
     let file = tempfile::NamedTempFile::new()?;
     file.as_file().write_all(message()?.as_bytes())?;
-    let mut cost = Cost::default();
-    for _ in 0..rounds {
-        for server in [Server::Posthorn, Server::PosthornChecked] {
-            let running = start(server, binaries)?;
-            let started = Instant::now();
-            send(running.addr, clients, messages, file.path())?;
-            let rate = messages as f64 / started.elapsed().as_secs_f64();
-            match server {
-                Server::PosthornChecked => cost.on.push(rate),
-                _ => cost.off.push(rate),
-            }
-        }
-    }
-    Ok(cost)
+    let accept_rate = |server| -> anyhow::Result<f64> {
+        let running = start(server, binaries)?;
+        let started = Instant::now();
+        send(running.addr, clients, messages, file.path())?;
+        Ok(messages as f64 / started.elapsed().as_secs_f64())
+    };
+    Alternating::measure(
+        rounds,
+        || accept_rate(Server::Posthorn),
+        || accept_rate(Server::PosthornChecked),
+    )
+    .map(Cost)
 }
 
 /// Sends `messages` copies of the message in `file` with `smtp-source -F`.

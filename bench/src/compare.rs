@@ -257,14 +257,7 @@ pub fn measure(server: Server, binaries: &Binaries, case: Case) -> anyhow::Resul
     let running = start(server, binaries)?;
     let cpu_before = running.tree.cpu_seconds();
     let memory = PeakMemory::start(running.tree, Duration::from_millis(200));
-    let started = Instant::now();
-    send(running.addr, case).map_err(|e| anyhow::anyhow!("{}: {e}", server.name()))?;
-    let accepted_in = started.elapsed();
-    running
-        .sink
-        .wait_for(case.messages)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", server.name()))?;
-    let delivered_in = started.elapsed();
+    let (accepted_in, delivered_in) = relay(&running, server, case)?;
     let cpu = running.tree.cpu_seconds() - cpu_before;
     let probe = latency(
         &running,
@@ -283,6 +276,26 @@ pub fn measure(server: Server, binaries: &Binaries, case: Case) -> anyhow::Resul
         peak_mib: peak as f64 / 1024.0,
         latency_failures: probe.failed,
     })
+}
+
+/// End-to-end messages/s of one case on a fresh server, nothing else measured.
+pub fn end_to_end(server: Server, binaries: &Binaries, case: Case) -> anyhow::Result<f64> {
+    let running = start(server, binaries)?;
+    let (_, delivered_in) = relay(&running, server, case)?;
+    Ok(case.messages as f64 / delivered_in.as_secs_f64())
+}
+
+/// Sends a case's messages through a running server: the time until the clients were done,
+/// and until the sink had every message.
+fn relay(running: &Running, server: Server, case: Case) -> anyhow::Result<(Duration, Duration)> {
+    let started = Instant::now();
+    send(running.addr, case).map_err(|e| anyhow::anyhow!("{}: {e}", server.name()))?;
+    let accepted_in = started.elapsed();
+    running
+        .sink
+        .wait_for(case.messages)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", server.name()))?;
+    Ok((accepted_in, started.elapsed()))
 }
 
 /// DATA-to-250 at `case` while another process rewrites a 1 GiB file on the queue's

@@ -13,6 +13,7 @@ pub mod imap;
 pub mod load;
 pub mod procs;
 pub mod report;
+pub mod rounds;
 pub mod scale;
 pub mod server;
 pub mod sink;

@@ -13,6 +13,7 @@ use posthorn_bench::imap;
 use posthorn_bench::load::{self, Spec};
 use posthorn_bench::procs;
 use posthorn_bench::report::Results;
+use posthorn_bench::rounds::Alternating;
 use posthorn_bench::scale;
 use posthorn_bench::soak::{self, SoakSpec};
 
@@ -50,6 +51,10 @@ enum Command {
         /// Skip the DATA-to-250 measurement under another program's writes.
         #[arg(long)]
         no_write_load: bool,
+        /// Alternating rounds of 50 then 500 clients (4 KiB) for the scaling target (0
+        /// skips them; needs both counts and 4 KiB among the cases).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
         /// Messages in the large-queue test (0 skips it).
         #[arg(long, default_value_t = 1_000_000)]
         queue: usize,
@@ -163,6 +168,7 @@ struct Plan {
     clients: Vec<usize>,
     sizes: Vec<usize>,
     write_load: bool,
+    rounds: usize,
     queue: usize,
     idle: usize,
 }
@@ -228,6 +234,28 @@ fn compare(plan: &Plan) -> anyhow::Result<Results> {
             results.cases.push((case, alone, outcomes));
         }
     }
+    let scaling_cases = |concurrency| Case {
+        concurrency,
+        size: 4096,
+        messages: small,
+    };
+    let (fewer, many) = (scaling_cases(50), scaling_cases(500));
+    if plan.rounds > 0
+        && plan.sizes.contains(&fewer.size)
+        && [fewer, many]
+            .iter()
+            .all(|c| plan.clients.contains(&c.concurrency))
+    {
+        eprintln!(
+            "scaling: {} then {} clients, {} rounds",
+            fewer.concurrency, many.concurrency, plan.rounds
+        );
+        let rate = |case| compare::end_to_end(Server::Posthorn, binaries, case);
+        match Alternating::measure(plan.rounds, || rate(fewer), || rate(many)) {
+            Ok(rates) => results.scaling = Some((fewer, many, rates)),
+            Err(e) => eprintln!("  scaling rounds failed: {e:#}"),
+        }
+    }
     if plan.write_load {
         let case = Case {
             concurrency: 10,
@@ -282,6 +310,7 @@ fn main() -> ExitCode {
             clients,
             sizes,
             no_write_load,
+            rounds,
             queue,
             idle,
             out,
@@ -313,6 +342,7 @@ fn main() -> ExitCode {
                 clients,
                 sizes,
                 write_load: !no_write_load,
+                rounds,
                 queue,
                 idle,
             };

@@ -2,6 +2,7 @@
 //! figure of both servers with their ratio, and the issue's targets, met or not, plainly.
 
 use crate::compare::{Case, Figures, Latency, Server};
+use crate::rounds::Alternating;
 use crate::scale::ScaleFigures;
 
 /// Memory of a server before and with the idle connections (MiB), or why not measured.
@@ -26,6 +27,8 @@ pub struct Results {
     pub write_load: Option<(Case, Vec<Outcome<Latency>>)>,
     /// The large-queue figures.
     pub scale: Option<ScaleFigures>,
+    /// Posthorn's e2e rate at fewer clients then at many, in alternating rounds.
+    pub scaling: Option<(Case, Case, Alternating)>,
 }
 
 fn size_name(size: usize) -> String {
@@ -164,6 +167,25 @@ impl Results {
             }
             out.push('\n');
         }
+        if let Some((fewer, many, rates)) = &self.scaling {
+            out.push_str(&format!(
+                "\n## {} clients against {} (Posthorn)\n\nOne run of each case above is \
+                 decided by this machine's drift (±15% from one minute to the next), so these \
+                 two cases run again in alternating rounds, each server start afresh, {} \
+                 messages of {} a round.\n\n| clients | e2e msgs/s (median) | rounds |\n|---|---|---|\n\
+                 | {} | {:.0} | {} |\n| {} | {:.0} | {} |\n",
+                many.concurrency,
+                fewer.concurrency,
+                fewer.messages,
+                size_name(fewer.size),
+                fewer.concurrency,
+                Alternating::median(&rates.first),
+                Alternating::list(&rates.first),
+                many.concurrency,
+                Alternating::median(&rates.second),
+                Alternating::list(&rates.second),
+            ));
+        }
         if let Some((case, outcomes)) = &self.write_load {
             out.push_str(&format!(
                 "\n## DATA-to-250 while another program writes\n\n{} clients, {} messages, {} \
@@ -267,10 +289,23 @@ impl Results {
             _ => row(target, "-".into(), None),
         }
         let target = "e2e at 500 clients ≥ at 50 clients, 4 KiB";
-        match (figures(500, false), figures(50, false)) {
-            (Some((Some(many), _)), Some((Some(fewer), _))) => row(
+        match (&self.scaling, figures(500, false), figures(50, false)) {
+            (Some((_, _, rates)), _, _) => row(
                 target,
-                format!("{:.0} vs {:.0} msgs/s", many.end_to_end, fewer.end_to_end),
+                format!(
+                    "{:.0} vs {:.0} msgs/s (medians of {} alternating rounds)",
+                    Alternating::median(&rates.second),
+                    Alternating::median(&rates.first),
+                    rates.first.len()
+                ),
+                Some(rates.ratio() >= 1.0),
+            ),
+            (None, Some((Some(many), _)), Some((Some(fewer), _))) => row(
+                target,
+                format!(
+                    "{:.0} vs {:.0} msgs/s (one run each)",
+                    many.end_to_end, fewer.end_to_end
+                ),
                 Some(many.end_to_end >= fewer.end_to_end),
             ),
             _ => row(target, "-".into(), None),

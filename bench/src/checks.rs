@@ -25,7 +25,8 @@ impl Cost {
              message of `bench/src/checks.rs` (multipart, HTML with links, a zip attachment).\n\n\
              | | accept msgs/s (median) | rounds |\n|---|---|---|\n\
              | checks off | {:.0} | {} |\n| checks on | {:.0} | {} |\n\n\
-             With checks on: **{:.0}%** of the throughput with checks off (the target: at least 80%).\n",
+             With checks on: **{:.0}%** of the throughput with checks off, the median of the \
+             rounds' own ratios (the target: at least 80%).\n",
             Alternating::median(&rates.first),
             Alternating::list(&rates.first),
             Alternating::median(&rates.second),

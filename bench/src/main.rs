@@ -51,8 +51,8 @@ enum Command {
         /// Skip the DATA-to-250 measurement under another program's writes.
         #[arg(long)]
         no_write_load: bool,
-        /// Alternating rounds of 50 then 500 clients (4 KiB) for the scaling target (0
-        /// skips them; needs both counts and 4 KiB among the cases).
+        /// Alternating rounds of 50 then 500 clients (4 KiB, 20 000 messages) for the
+        /// scaling target (0 skips them; needs both counts and 4 KiB among the cases).
         #[arg(long, default_value_t = 5)]
         rounds: usize,
         /// Messages in the large-queue test (0 skips it).
@@ -234,10 +234,12 @@ fn compare(plan: &Plan) -> anyhow::Result<Results> {
             results.cases.push((case, alone, outcomes));
         }
     }
+    // Full-size rounds even in a quick run: a round of 2000 messages lasts about 2 s,
+    // short enough for the start of 500 connections and one slow second to decide it.
     let scaling_cases = |concurrency| Case {
         concurrency,
         size: 4096,
-        messages: small,
+        messages: 20_000,
     };
     let (fewer, many) = (scaling_cases(50), scaling_cases(500));
     if plan.rounds > 0

@@ -173,7 +173,9 @@ impl Results {
                  decided by this machine's drift (±15% from one minute to the next), so these \
                  two cases run again in alternating rounds, each server start afresh, {} \
                  messages of {} a round.\n\n| clients | e2e msgs/s (median) | rounds |\n|---|---|---|\n\
-                 | {} | {:.0} | {} |\n| {} | {:.0} | {} |\n",
+                 | {} | {:.0} | {} |\n| {} | {:.0} | {} |\n\n{} clients against {}: **{:.2}×**, \
+                 the median of the rounds' own ratios (a drift that moves both runs of a round \
+                 cancels in their ratio).\n",
                 many.concurrency,
                 fewer.concurrency,
                 fewer.messages,
@@ -184,6 +186,9 @@ impl Results {
                 many.concurrency,
                 Alternating::median(&rates.second),
                 Alternating::list(&rates.second),
+                many.concurrency,
+                fewer.concurrency,
+                rates.ratio(),
             ));
         }
         if let Some((case, outcomes)) = &self.write_load {
@@ -293,10 +298,11 @@ impl Results {
             (Some((_, _, rates)), _, _) => row(
                 target,
                 format!(
-                    "{:.0} vs {:.0} msgs/s (medians of {} alternating rounds)",
+                    "{:.2}× over {} alternating rounds (medians {:.0} vs {:.0} msgs/s)",
+                    rates.ratio(),
+                    rates.first.len(),
                     Alternating::median(&rates.second),
                     Alternating::median(&rates.first),
-                    rates.first.len()
                 ),
                 Some(rates.ratio() >= 1.0),
             ),

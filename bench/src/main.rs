@@ -32,7 +32,8 @@ enum Command {
     /// Posthorn, Postfix and Exim side by side: every case, latency under another program's
     /// writes, idle connections, a large queue; one markdown report.
     Compare {
-        /// Fewer messages per case (a few minutes instead of a quarter of an hour).
+        /// Fewer messages per case (about a quarter of an hour with both peers and the
+        /// scaling rounds, instead of about an hour).
         #[arg(long)]
         quick: bool,
         /// The peers to measure beside Posthorn (comma-separated: postfix, exim; empty for

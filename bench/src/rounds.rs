@@ -1,6 +1,7 @@
-//! Two setups measured in alternating rounds, compared by their medians. One run of each
-//! is decided by this machine's drift (±15% between minutes, disk and CPU alike); rounds
-//! that alternate put the drift on both sides, and the median drops the odd round out.
+//! Two setups measured in alternating rounds, compared by the median of each round's
+//! ratio. One run of each is decided by this machine's drift (±15% between minutes, disk
+//! and CPU alike); within a round the drift falls on both sides alike, and the median
+//! drops the odd round out.
 
 /// Rates (messages per second) of each round of the two setups.
 #[derive(Debug, Clone, Default)]

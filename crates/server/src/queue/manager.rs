@@ -23,9 +23,10 @@ const MAX_LOADING: usize = 32;
 /// Octets of message content kept in memory for deliveries in progress; beyond it, they
 /// read the spool.
 const CONTENT_BUDGET: usize = 64 << 20;
-/// Write-backs (and operator commands) on blocking threads at once. While one runs, the
-/// attempts that end gather for the next: under load one blocking task removes many
-/// messages, where one task each cost a handoff to the blocking pool per message.
+/// A write-back starts only while fewer blocking tasks than this finish messages (write-
+/// backs, and operator commands, which are never held back). While one runs, the attempts
+/// that end gather for the next: under load one blocking task removes many messages, where
+/// one task each cost a handoff to the blocking pool per message.
 const MAX_FINISHING: usize = 1;
 
 /// A message out for delivery.
